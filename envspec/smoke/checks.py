@@ -97,14 +97,14 @@ def params_placed(params: Iterable[tuple[str, Any]], device: str, dtype: str) ->
     if wrong:
         more = f" (+{len(wrong) - 3} more)" if len(wrong) > 3 else ""
         return Check(
-            "params_device_dtype", False,
+            "params_device_dtype",
+            False,
             f"{len(wrong)} of {total} parameters not on {device}/{dtype}: {'; '.join(wrong[:3])}{more}",
         )
     return Check("params_device_dtype", True, f"all {total} parameters on {device} as {dtype}")
 
 
 def repeatable(first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8] | None, device: str) -> Check:
-    import numpy as np
 
     if second is None:
         return Check("repeatable", True, f"skipped on {device}: identical pixels are only required on cpu")
@@ -114,3 +114,23 @@ def repeatable(first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8] | Non
     if differ:
         return Check("repeatable", False, f"{differ} of {first.size} pixel values differ on a repeat run")
     return Check("repeatable", True, f"repeat run with the same seed gave identical pixels on {device}")
+
+
+def tokenizer_works(ids: Sequence[int], special_ids: Iterable[int | None], vocab_size: int) -> Check:
+    """The prompt encodes to real tokens the text encoder knows.
+
+    transformers 5 quietly returns an empty tokenizer (special tokens only) when its files are
+    missing: every prompt then becomes end-of-text tokens and the image ignores the prompt.
+    """
+    specials = {i for i in special_ids if i is not None}
+    words = [i for i in ids if i not in specials]
+    if not words:
+        return Check(
+            "tokenizer",
+            False,
+            f"the prompt encodes to special tokens only ({list(ids)[:8]}...): the tokenizer has no vocabulary",
+        )
+    beyond = [i for i in ids if i >= vocab_size]
+    if beyond:
+        return Check("tokenizer", False, f"token ids {beyond[:5]} beyond the text encoder's {vocab_size} embeddings")
+    return Check("tokenizer", True, f"prompt -> {len(words)} tokens, all within {vocab_size} embeddings")

@@ -40,17 +40,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options, shared with ``envspec smoke`` (which passes them through)."""
     where = parser.add_argument_group("device")
     where.add_argument("--device", choices=("cuda", "mps", "cpu"), help="force a device (default: cuda > mps > cpu)")
-    where.add_argument("--expect", choices=("cuda", "mps", "cpu"),
-                       help="the promised device (default: $ENVSPEC_DEVICE, else <prefix>/conda-meta/state)")
+    where.add_argument(
+        "--expect",
+        choices=("cuda", "mps", "cpu"),
+        help="the promised device (default: $ENVSPEC_DEVICE, else <prefix>/conda-meta/state)",
+    )
     where.add_argument("--target", help="target name for the report (default: $ENVSPEC_TARGET or the state file)")
-    where.add_argument("--allow-cpu", action="store_true",
-                       help="run on cpu when the promised device is missing (CI runners without GPU)")
+    where.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="run on cpu when the promised device is missing (CI runners without GPU)",
+    )
     what = parser.add_argument_group("model")
-    what.add_argument("--model", metavar="PATH",
-                      help="diffusers folder, .safetensors or .ckpt (default: models/ldm/stable-diffusion-v1/"
-                      "model.ckpt if present, else a tiny random pipeline)")
-    what.add_argument("--trust-pickle", action="store_true",
-                      help="allow unpickling a .ckpt once, converting it to .safetensors beside it")
+    what.add_argument(
+        "--model",
+        metavar="PATH",
+        help="diffusers folder, .safetensors or .ckpt (default: models/ldm/stable-diffusion-v1/"
+        "model.ckpt if present, else a tiny random pipeline)",
+    )
+    what.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow unpickling a .ckpt once, converting it to .safetensors beside it",
+    )
     what.add_argument("--tokenizer", metavar="DIR", help="CLIP tokenizer folder for a single-file checkpoint")
     what.add_argument("--resolution", type=_positive, metavar="PX", help="image size (tiny 128, model 512)")
     what.add_argument("--steps", type=_positive, help="DDIM steps (tiny 8, model 50)")
@@ -58,13 +70,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (7.5)")
     what.add_argument("--out", metavar="DIR", default="outputs/smoke", help="where smoke.png/smoke.json go")
     bench = parser.add_argument_group("benchmark")
-    bench.add_argument("--benchmark", action="store_true",
-                       help="time the full-size SD-1 UNet (random weights, 512x512, guidance, batch 2)")
+    bench.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="time the full-size SD-1 UNet (random weights, 512x512, guidance, batch 2)",
+    )
     bench.add_argument("--compile", action="store_true", help="benchmark the fast path: torch.compile the UNet")
-    bench.add_argument("--compile-mode", default="max-autotune-no-cudagraphs",
-                       choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
-    bench.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
-                       help="channels_last UNet (default: on with --compile)")
+    bench.add_argument(
+        "--compile-mode",
+        default="max-autotune-no-cudagraphs",
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    )
+    bench.add_argument(
+        "--channels-last",
+        dest="channels_last",
+        action="store_true",
+        default=None,
+        help="channels_last UNet (default: on with --compile)",
+    )
     bench.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     bench.add_argument("--benchmark-steps", type=_positive, default=20, metavar="N", help="timed steps (20)")
     bench.add_argument("--warmup-steps", type=_positive, default=3, metavar="N", help="untimed steps first (3)")
@@ -85,11 +108,25 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     from envspec.smoke.run import Options
 
     opts = Options(
-        out=Path(args.out), cwd=Path.cwd(), device=args.device, expect=args.expect, target=args.target,
-        allow_cpu=args.allow_cpu, model=args.model, trust_pickle=args.trust_pickle, tokenizer=args.tokenizer,
-        resolution=args.resolution, steps=args.steps, seed=args.seed, guidance=args.guidance,
-        benchmark=args.benchmark, compile=args.compile, compile_mode=args.compile_mode,
-        channels_last=args.channels_last, benchmark_steps=args.benchmark_steps, warmup_steps=args.warmup_steps,
+        out=Path(args.out),
+        cwd=Path.cwd(),
+        device=args.device,
+        expect=args.expect,
+        target=args.target,
+        allow_cpu=args.allow_cpu,
+        model=args.model,
+        trust_pickle=args.trust_pickle,
+        tokenizer=args.tokenizer,
+        resolution=args.resolution,
+        steps=args.steps,
+        seed=args.seed,
+        guidance=args.guidance,
+        benchmark=args.benchmark,
+        compile=args.compile,
+        compile_mode=args.compile_mode,
+        channels_last=args.channels_last,
+        benchmark_steps=args.benchmark_steps,
+        warmup_steps=args.warmup_steps,
     )
     mode = "benchmark" if opts.benchmark else "tiny"
     rep = report.empty_report(opts.target, mode, opts.seed, opts.allow_cpu)
@@ -114,6 +151,7 @@ def execute(opts: Any, rep: dict[str, Any]) -> tuple[bytes | None, int]:
     """Run the smoke test or the benchmark; turn every failure into (None, exit code) and a message."""
     from envspec.smoke import run
 
+    png: bytes | None
     try:
         if opts.benchmark:
             from envspec.smoke import benchmark

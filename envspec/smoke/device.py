@@ -70,7 +70,7 @@ def probe_torch() -> DeviceProbe:
         cuda_name=torch.cuda.get_device_name(0) if cuda_available else None,
         mps_built=mps_built,
         mps_available=mps_available,
-        cpu_name=platform.processor() or platform.machine() or "cpu",
+        cpu_name=platform.machine() or "cpu",  # platform.processor() spawns `uname -p`
     )
 
 
@@ -153,32 +153,33 @@ def _name(device: Device, probe: DeviceProbe) -> str:
     return probe.cpu_name
 
 
-def choose_device(
-    probe: DeviceProbe, forced: str | None, promise: Promise, allow_cpu: bool
-) -> DeviceChoice:
+def choose_device(probe: DeviceProbe, forced: str | None, promise: Promise, allow_cpu: bool) -> DeviceChoice:
     """cuda > mps > cpu, or ``forced``; a promised device that is missing is a setup error.
 
     With ``allow_cpu`` a missing promised device falls back to cpu and the choice says so.
     """
     promised = promise.device
     if forced is not None:
-        device = _as_device(forced, "--device")
-        assert device is not None
-        if not _available(device, probe):
-            if allow_cpu and device != "cpu":
+        wanted = _as_device(forced, "--wanted")
+        assert wanted is not None
+        if not _available(wanted, probe):
+            if allow_cpu and wanted != "cpu":
                 return DeviceChoice(
-                    "cpu", _name("cpu", probe), False if promised else None,
-                    f"--device {device} unavailable ({why_missing(device, probe)}); cpu allowed by --allow-cpu",
+                    "cpu",
+                    _name("cpu", probe),
+                    False if promised else None,
+                    f"--wanted {wanted} unavailable ({why_missing(wanted, probe)}); cpu allowed by --allow-cpu",
                 )
             raise SmokeSetupError(
-                f"--device {device} is not usable: {why_missing(device, probe)}",
+                f"--wanted {wanted} is not usable: {why_missing(wanted, probe)}",
                 tip="use --allow-cpu to run on cpu anyway",
             )
-        met = None if promised is None else promised == device
-        return DeviceChoice(device, _name(device, probe), met, f"forced by --device {device}")
+        met = None if promised is None else promised == wanted
+        return DeviceChoice(wanted, _name(wanted, probe), met, f"forced by --wanted {wanted}")
     if promised is not None:
         if _available(promised, probe):
-            return DeviceChoice(promised, _name(promised, probe), True, f"promised by {promise.source}")
+            chosen: Device = promised
+            return DeviceChoice(chosen, _name(chosen, probe), True, f"promised by {promise.source}")
         reason = why_missing(promised, probe)
         target = f"target {promise.target} " if promise.target else ""
         if not allow_cpu:
@@ -188,7 +189,9 @@ def choose_device(
             )
         fallback: Device = next(d for d in DEVICES if _available(d, probe))
         return DeviceChoice(
-            fallback, _name(fallback, probe), False,
+            fallback,
+            _name(fallback, probe),
+            False,
             f"{target}promised {promised} but {reason}; running on {fallback} (--allow-cpu)",
         )
     device = next(d for d in DEVICES if _available(d, probe))

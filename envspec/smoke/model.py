@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 CONFIG_DIR: Final = Path(__file__).parent / "configs" / "sd-v1"
 OLD_GUIDE_CHECKPOINT: Final = Path("models/ldm/stable-diffusion-v1/model.ckpt")
 CLIP_TOKENIZER_REPO: Final = "openai/clip-vit-large-patch14"
+MIN_CLIP_VOCAB: Final = 49000  # CLIP ViT-L/14 has 49408 tokens
 PICKLE_SUFFIXES: Final = (".ckpt", ".pt", ".pth", ".bin")
 
 
@@ -66,7 +67,9 @@ def prepare(path: Path, trust_pickle: bool) -> ModelSource:
                 tip=f"if you trust its source, pass --trust-pickle to convert it once to {converted.name}",
             )
         count = convert_pickle(path, converted)
-        return ModelSource("single_file", converted, path, f"converted {path.name} to {converted.name} ({count} tensors)")
+        return ModelSource(
+            "single_file", converted, path, f"converted {path.name} to {converted.name} ({count} tensors)"
+        )
     raise SmokeSetupError(
         f"{path}: unknown model format {suffix or '(no suffix)'}",
         tip="pass a diffusers folder, a .safetensors file or a .ckpt file",
@@ -74,9 +77,18 @@ def prepare(path: Path, trust_pickle: bool) -> ModelSource:
 
 
 _SAFETENSORS_DTYPES: Final = {
-    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
-    "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
-    "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+    "float8_e4m3fn": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2",
 }
 
 
@@ -165,14 +177,18 @@ def find_tokenizer(checkpoint: Path, explicit: str | None) -> Any:
         if explicit:
             raise SmokeSetupError(f"--tokenizer {explicit}: no vocab.json or tokenizer.json there")
     try:
-        return CLIPTokenizer.from_pretrained(CLIP_TOKENIZER_REPO, local_files_only=True)
+        cached = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER_REPO, local_files_only=True)
     except Exception:
-        raise SmokeSetupError(
-            f"no CLIP tokenizer for {checkpoint.name}: none beside it and {CLIP_TOKENIZER_REPO} "
-            "is not in the local Hugging Face cache (envspec does not ship the CLIP vocabulary)",
-            tip=f"put vocab.json and merges.txt of {CLIP_TOKENIZER_REPO} in "
-            f"{checkpoint.parent / 'tokenizer'}, or pass --tokenizer DIR",
-        ) from None
+        cached = None
+    # transformers 5 returns an empty tokenizer (3 special tokens) instead of failing when not cached
+    if cached is not None and len(cached) > MIN_CLIP_VOCAB:
+        return cached
+    raise SmokeSetupError(
+        f"no CLIP tokenizer for {checkpoint.name}: none beside it and {CLIP_TOKENIZER_REPO} "
+        "is not in the local Hugging Face cache (envspec does not ship the CLIP vocabulary)",
+        tip=f"put vocab.json and merges.txt of {CLIP_TOKENIZER_REPO} in "
+        f"{checkpoint.parent / 'tokenizer'}, or pass --tokenizer DIR",
+    )
 
 
 def load_pipeline(source: ModelSource, torch_dtype: torch.dtype, tokenizer_dir: str | None) -> Any:
@@ -203,7 +219,7 @@ def quiet_progress() -> None:
 def _load(source: ModelSource, torch_dtype: torch.dtype, tokenizer_dir: str | None, pipeline_class: Any) -> Any:
     import importlib.util
 
-    StableDiffusionPipeline = pipeline_class  # noqa: N806
+    StableDiffusionPipeline = pipeline_class
     if source.kind == "folder":
         # without accelerate diffusers warns and falls back to this anyway
         low_mem = {} if importlib.util.find_spec("accelerate") else {"low_cpu_mem_usage": False}

@@ -42,7 +42,7 @@ def peak_host_mib() -> float | None:
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+        return round(float(peak) / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
     except ImportError:
         pass
     try:  # Windows: PROCESS_MEMORY_COUNTERS.PeakWorkingSetSize
@@ -51,11 +51,16 @@ def peak_host_mib() -> float | None:
 
         class Counters(ctypes.Structure):
             _fields_ = [
-                ("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
-                ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
-                ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
-                ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
-                ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t),
+                ("cb", wintypes.DWORD),
+                ("PageFaultCount", wintypes.DWORD),
+                ("PeakWorkingSetSize", ctypes.c_size_t),
+                ("WorkingSetSize", ctypes.c_size_t),
+                ("QuotaPeakPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                ("PagefileUsage", ctypes.c_size_t),
+                ("PeakPagefileUsage", ctypes.c_size_t),
             ]
 
         counters = Counters()
@@ -63,7 +68,7 @@ def peak_host_mib() -> float | None:
         windll = ctypes.windll  # type: ignore[attr-defined,unused-ignore]
         handle = windll.kernel32.GetCurrentProcess()
         if windll.psapi.GetProcessMemoryInfo(handle, ctypes.byref(counters), counters.cb):
-            return round(counters.PeakWorkingSetSize / (1024 * 1024), 1)
+            return round(float(counters.PeakWorkingSetSize) / (1024 * 1024), 1)
     except (ImportError, AttributeError, OSError):
         pass
     return None
@@ -72,8 +77,13 @@ def peak_host_mib() -> float | None:
 def library_versions() -> dict[str, str | None]:
     """Versions of the libraries the smoke test uses (None for one that is not importable)."""
     found: dict[str, str | None] = {"python": platform.python_version()}
-    for key, module in (("torch", "torch"), ("diffusers", "diffusers"), ("transformers", "transformers"),
-                        ("numpy", "numpy"), ("pillow", "PIL")):
+    for key, module in (
+        ("torch", "torch"),
+        ("diffusers", "diffusers"),
+        ("transformers", "transformers"),
+        ("numpy", "numpy"),
+        ("pillow", "PIL"),
+    ):
         try:
             found[key] = str(__import__(module).__version__)
         except Exception:
@@ -105,7 +115,7 @@ def empty_report(target: str | None, mode: str, seed: int, allow_cpu: bool) -> d
         "steps": 0,
         "seed": seed,
         "versions": {},
-        "timings_s": {k: None for k in ("import", "load", "first_step", "median_step", "decode", "total")},
+        "timings_s": dict.fromkeys(("import", "load", "first_step", "median_step", "decode", "total")),
         "memory": {"peak_host_mib": None, "peak_device_mib": None},
         "image": {"file": IMAGE_FILE, "width": 0, "height": 0, "mean": None, "std": None, "distinct_values": 0},
         "checks": [],

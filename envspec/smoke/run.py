@@ -7,6 +7,7 @@ Each step fills the report dict (schema in :mod:`envspec.smoke.report`). Setup p
 from __future__ import annotations
 
 import io
+import itertools
 import statistics
 import tempfile
 import time
@@ -53,6 +54,16 @@ class Options:
     warmup_steps: int = 3
 
 
+@dataclass(frozen=True)
+class Job:
+    """One image to make: its size, DDIM steps and the device it runs on."""
+
+    height: int
+    width: int
+    steps: int
+    device: str
+
+
 @dataclass
 class Generated:
     image: npt.NDArray[np.float32]  # (1, H, W, 3) floats in 0..1 as decoded (NaN stays NaN)
@@ -65,18 +76,23 @@ def synchronizer(device_type: str) -> Callable[[], None]:
     """A function that waits for queued GPU work, so wall-clock timings are true."""
     import torch
 
-    if device_type == "cuda":
-        return torch.cuda.synchronize
-    if device_type == "mps":
-        return torch.mps.synchronize
-    return lambda: None
+    def cuda() -> None:
+        torch.cuda.synchronize()
+
+    def mps() -> None:
+        torch.mps.synchronize()
+
+    def cpu() -> None:
+        return None
+
+    return {"cuda": cuda, "mps": mps}.get(device_type, cpu)
 
 
-def denoise(pipe: Any, opts: Options, height: int, width: int, steps: int, device_type: str) -> tuple[Any, float, float]:
+def denoise(pipe: Any, opts: Options, job: Job) -> tuple[Any, float, float]:
     """Run the denoising loop; return (latents, first step s, median step s)."""
     import torch
 
-    sync = synchronizer(device_type)
+    sync = synchronizer(job.device)
     marks: list[float] = []
 
     def on_step(_pipe: Any, _i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -90,9 +106,9 @@ def denoise(pipe: Any, opts: Options, height: int, width: int, steps: int, devic
     with torch.inference_mode():
         latents = pipe(
             opts.prompt,
-            height=height,
-            width=width,
-            num_inference_steps=steps,
+            height=job.height,
+            width=job.width,
+            num_inference_steps=job.steps,
             guidance_scale=opts.guidance,
             generator=generator,
             output_type="latent",
@@ -100,7 +116,7 @@ def denoise(pipe: Any, opts: Options, height: int, width: int, steps: int, devic
         ).images
     if not marks:
         raise SmokeSetupError("the pipeline ran no denoising step")
-    gaps = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(marks)]
     first = marks[0] - start
     return latents, first, statistics.median(gaps) if gaps else first
 
@@ -117,10 +133,10 @@ def decode(pipe: Any, latents: Any, device_type: str) -> npt.NDArray[np.float32]
     return result
 
 
-def generate(pipe: Any, opts: Options, height: int, width: int, steps: int, device_type: str) -> Generated:
-    latents, first, median = denoise(pipe, opts, height, width, steps, device_type)
+def generate(pipe: Any, opts: Options, job: Job) -> Generated:
+    latents, first, median = denoise(pipe, opts, job)
     start = time.perf_counter()
-    image = decode(pipe, latents, device_type)
+    image = decode(pipe, latents, job.device)
     return Generated(image, first, median, time.perf_counter() - start)
 
 
@@ -148,6 +164,13 @@ def named_parameters(pipe: Any) -> Iterator[tuple[str, Any]]:
             continue
         for name, param in module.named_parameters():
             yield f"{component}.{name}", param
+
+
+def tokenizer_check(pipe: Any, prompt: str) -> Check:
+    tok = pipe.tokenizer
+    ids = [int(i) for i in tok(prompt).input_ids]
+    specials = (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id)
+    return checks.tokenizer_works(ids, specials, int(pipe.text_encoder.config.vocab_size))
 
 
 def import_libraries() -> float:
@@ -220,8 +243,10 @@ def run_smoke(opts: Options, rep: dict[str, Any]) -> bytes | None:
         rep["timings_s"]["load"] = round(time.perf_counter() - start, 3)
     found.append(checks.weights_loaded(messages, COMPONENTS))
     found.append(checks.params_placed(named_parameters(pipe), choice.device, rep["dtype"]))
+    found.append(tokenizer_check(pipe, opts.prompt))
 
-    result = generate(pipe, opts, size, size, steps, choice.device)
+    job = Job(size, size, steps, choice.device)
+    result = generate(pipe, opts, job)
     rep["timings_s"].update(
         first_step=round(result.first_step_s, 4),
         median_step=round(result.median_step_s, 4),
@@ -231,7 +256,7 @@ def run_smoke(opts: Options, rep: dict[str, Any]) -> bytes | None:
     found.append(checks.finite(result.image))
     found.append(checks.shape(result.image, (1, size, size, 3)))
     found.append(checks.not_blank(pixels))
-    again = to_pixels(generate(pipe, opts, size, size, steps, choice.device).image) if choice.device == "cpu" else None
+    again = to_pixels(generate(pipe, opts, job).image) if choice.device == "cpu" else None
     found.append(checks.repeatable(pixels, again, choice.device))
     rep["checks"] = [c.as_dict() for c in found]
     fill_image(rep, pixels)
@@ -256,9 +281,9 @@ def peak_device_mib(device_type: str) -> float | None:
         import torch
 
         if device_type == "cuda":
-            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            return round(float(torch.cuda.max_memory_allocated()) / 2**20, 1)
         if device_type == "mps":  # no peak counter on MPS: the driver's allocation at the end
-            return round(torch.mps.driver_allocated_memory() / 2**20, 1)
+            return round(float(torch.mps.driver_allocated_memory()) / 2**20, 1)
     except Exception:
         return None
     return None
@@ -281,5 +306,13 @@ def conclude(rep: dict[str, Any]) -> int:
     promise = ""
     if rep["promised_device"] and rep["promised_device"] != rep["device"]:
         promise = f" (promised {rep['promised_device']} NOT met, allowed by --allow-cpu)"
+    bench = rep.get("benchmark")
+    if bench:
+        share = f", {bench['peak_share']:.1%} of {bench['peak_tflops']} peak" if bench["peak_share"] else ""
+        kind = "compiled" if bench["compiled"] else "eager"
+        what = (
+            f"benchmark {kind} {bench['resolution']}px batch {bench['batch']}: {bench['it_per_s']} it/s, "
+            f"{bench['ms_per_step']} ms/step, {bench['unet_tflops']} UNet TFLOP/s{share}"
+        )
     rep["message"] = f"{target}: {len(rep['checks'])} checks passed on {where}, {what}{timing}{promise}"
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 PROMPT: Final = "a photograph of an astronaut riding a horse"
-_TINY_WORDS: Final = PROMPT.split() + ["on", "mars", "painting", "of", "the", "moon"]
+_TINY_WORDS: Final = [*PROMPT.split(), "on", "mars", "painting", "of", "the", "moon"]
 TINY_RESOLUTION: Final = 128
 TINY_STEPS: Final = 8
 TEXT_VOCAB: Final = 1000
