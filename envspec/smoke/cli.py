@@ -175,3 +175,27 @@ def execute(opts: Any, rep: dict[str, Any]) -> tuple[bytes | None, int]:
         rep["message"] = f"error: {type(exc).__name__}: {first} (tip: set ENVSPEC_DEBUG=1 for the traceback)"
     rep["verdict"] = "error"
     return None, EXIT_SETUP
+
+
+def to_argv(args: argparse.Namespace, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Rebuild the smoke options found in ``args`` as a command line (for ``envspec smoke``).
+
+    Only options that differ from their defaults are written; ``skip`` names dests to leave out.
+    """
+    argv: list[str] = []
+    seen: set[str] = set(skip) | {"help"}
+    for action in build_parser()._actions:
+        if not action.option_strings or action.dest in seen:
+            continue
+        seen.add(action.dest)  # --channels-last / --no-channels-last share one dest (default None)
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if action.dest == "channels_last":
+            argv.append("--channels-last" if value else "--no-channels-last")
+        elif isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+            argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    return argv

@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -75,26 +76,61 @@ def peak_host_mib() -> float | None:
 
 
 def library_versions() -> dict[str, str | None]:
-    """Versions of the libraries the smoke test uses (None for one that is not importable)."""
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for key, module in (
-        ("torch", "torch"),
-        ("diffusers", "diffusers"),
-        ("transformers", "transformers"),
-        ("numpy", "numpy"),
-        ("pillow", "PIL"),
-    ):
+    """Versions of Python and the libraries the smoke test uses (None: not importable)."""
+    found: dict[str, str | None] = {"python": platform.python_version(), "torch_cuda": None}
+    for key, getter in _VERSION_GETTERS.items():
         try:
-            found[key] = str(__import__(module).__version__)
+            found[key] = getter()
         except Exception:
             found[key] = None
-    try:
-        import torch
-
-        found["torch_cuda"] = torch.version.cuda
-    except Exception:
-        found["torch_cuda"] = None
     return {k: found.get(k) for k in ("python", "torch", "torch_cuda", "diffusers", "transformers", "numpy", "pillow")}
+
+
+def _torch() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def _torch_cuda() -> str | None:
+    import torch
+
+    cuda = torch.version.cuda
+    return None if cuda is None else str(cuda)
+
+
+def _diffusers() -> str:
+    import diffusers
+
+    return str(diffusers.__version__)
+
+
+def _transformers() -> str:
+    import transformers
+
+    return str(transformers.__version__)
+
+
+def _numpy() -> str:
+    import numpy
+
+    return str(numpy.__version__)
+
+
+def _pillow() -> str:
+    import PIL
+
+    return str(PIL.__version__)
+
+
+_VERSION_GETTERS: Final[dict[str, Callable[[], str | None]]] = {
+    "torch": _torch,
+    "torch_cuda": _torch_cuda,
+    "diffusers": _diffusers,
+    "transformers": _transformers,
+    "numpy": _numpy,
+    "pillow": _pillow,
+}
 
 
 def empty_report(target: str | None, mode: str, seed: int, allow_cpu: bool) -> dict[str, Any]:
