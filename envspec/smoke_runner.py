@@ -82,6 +82,7 @@ def plan(
         "PATH": os.pathsep.join([*(str(p) for p in entries), os.environ.get("PATH", "")]),
         "CONDA_PREFIX": str(prefix),
         "PYTHONNOUSERSITE": "1",
+        "PYTHONSAFEPATH": "1",  # `-m` must not put the cwd (maybe an envspec checkout) on sys.path
     }
     if target is not None:
         env.update(target.variables)  # e.g. PYTORCH_ENABLE_MPS_FALLBACK, as activation would set them

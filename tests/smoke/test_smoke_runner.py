@@ -25,6 +25,7 @@ def test_plan_expects_the_targets_device_in_the_prefix_python() -> None:
     assert plan.python == Path("/envs/sd/bin/python")
     assert plan.argv == ["-m", "envspec.smoke", "--target", "linux-cuda", "--expect", cuda.smoke_device, "--steps", "2"]
     assert plan.env["PATH"].startswith("/envs/sd/bin") and plan.env["CONDA_PREFIX"] == "/envs/sd"
+    assert plan.env["PYTHONSAFEPATH"] == "1"  # never the envspec checkout in the cwd
 
 
 def test_plan_keeps_an_explicit_expect_and_uses_target_variables() -> None:

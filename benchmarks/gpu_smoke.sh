@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 4, as one script: the smoke test on CUDA, then the SD-1 benchmark eager
+# and compiled (fast path). Run from the repository root on a machine with an NVIDIA GPU and a
+# CUDA torch (python3 = the one with torch). Results: $OUT/{smoke,eager,compiled,compiled_ro}/smoke.json
+# and a summary on stdout. Nothing is downloaded.
+#
+# If diffusers is missing there (the lent H100/H200 image has torch and transformers but no
+# diffusers), carry it as wheels made on a machine with PyPI, from the repo root:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#       diffusers==0.42.1 importlib_metadata
+# and name `.whl` in the device tool's `carry`; this script installs .whl/*.whl into /tmp/site.
+#
+# Budget: about 1 min smoke, 1 min eager, 2-6 min per compiled mode (inductor compile + autotune).
+# COMPILE_MODES="reduce-overhead max-autotune-no-cudagraphs" (default) picks the compiled runs.
+set -uo pipefail
+
+OUT="${OUT:-outputs/gpu}"
+PY="${PYTHON:-python3}"
+STEPS="${BENCH_STEPS:-30}"
+COMPILE_MODES="${COMPILE_MODES:-reduce-overhead max-autotune-no-cudagraphs}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+
+site=""
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || { echo "gpu_smoke: cannot install .whl/*.whl" >&2; exit 2; }
+    site="/tmp/site"
+fi
+
+# Ship only envspec/__init__.py and envspec/smoke/, as `envspec smoke --prefix` does.
+ship="$(mktemp -d)"
+mkdir -p "$ship/envspec"
+cp envspec/__init__.py "$ship/envspec/"
+cp -r envspec/smoke "$ship/envspec/smoke"
+find "$ship" -name __pycache__ -prune -exec rm -rf {} +
+export PYTHONPATH="$ship${site:+:$site}"
+export PYTHONSAFEPATH=1  # python -m must not import envspec from the checkout in the cwd
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$OUT/gpu.txt"
+"$PY" -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'diffusers', diffusers.__version__, 'transformers', transformers.__version__)" 2>&1 | tee -a "$OUT/gpu.txt"
+
+status=0
+run() {  # run NAME TIMEOUT ARGS...: one smoke/benchmark run, its verdict line and exit code
+    local name="$1" limit="$2"; shift 2
+    echo "== $name: $PY -m envspec.smoke $*" >&2
+    timeout "$limit" "$PY" -m envspec.smoke --expect cuda --target linux-cuda --out "$OUT/$name" "$@" \
+        2> >(tail -n 40 > "$OUT/$name.stderr.txt" >&2)
+    local rc=$?
+    echo "== $name: exit $rc" >&2
+    [ "$rc" -eq 0 ] || status=1
+}
+
+run smoke 300                                            # tiny pipeline on cuda, fp16
+run eager 300 --benchmark --benchmark-steps "$STEPS"     # SD-1 full size, 512x512, batch 2, fp16 eager
+for mode in $COMPILE_MODES; do
+    tag="compiled_${mode//-/_}"
+    run "$tag" 600 --benchmark --compile --compile-mode "$mode" --benchmark-steps "$STEPS"
+done
+
+"$PY" - "$OUT" <<'PYEOF'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+for report in sorted(out.glob("*/smoke.json")):
+    data = json.loads(report.read_text())
+    bench = data.get("benchmark") or {}
+    extra = ""
+    if bench:
+        extra = (f" | {bench['it_per_s']} it/s, {bench['ms_per_step']} ms/step, {bench['unet_tflops']} TFLOP/s, "
+                 f"share {bench['peak_share']}, compile {bench['compile_s']} s")
+    print(f"{report.parent.name:>40}: {data['verdict']} on {data['device_name']} {data['dtype']}{extra}")
+PYEOF
+exit $status
