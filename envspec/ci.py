@@ -61,10 +61,6 @@ class MatrixEntry:
     allow_cpu: bool
     artifact: str
 
-    @property
-    def smoke_args(self) -> str:
-        return "--allow-cpu" if self.allow_cpu else ""
-
 
 def plan_matrix(targets: Iterable[ResolvedTarget]) -> list[MatrixEntry]:
     """Pure: one matrix entry per target, in spec order."""

@@ -194,8 +194,15 @@ def _read_png(folder: Path, name: str) -> tuple[bytes | None, str | None]:
 
 
 def read_results(results_dir: Path) -> dict[str, SmokeRead]:
-    """Every ``<name>/`` under ``results_dir`` that holds a smoke.json, keyed by folder name."""
+    """Every ``<name>/`` under ``results_dir`` that holds a smoke.json, keyed by folder name.
+
+    A smoke.json directly in ``results_dir`` (what ``envspec smoke --out DIR`` writes for one
+    target) counts too, keyed by the target it names.
+    """
     found: dict[str, SmokeRead] = {}
+    if (results_dir / SMOKE_JSON).is_file():
+        single = read_smoke_dir(results_dir)
+        found[single.report.target if single.report else results_dir.name] = single
     for folder in sorted(p for p in results_dir.iterdir() if p.is_dir()):
         if (folder / SMOKE_JSON).exists():
             found[folder.name] = read_smoke_dir(folder)

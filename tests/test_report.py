@@ -336,3 +336,13 @@ def test_failed_render_leaves_the_old_report(
     with pytest.raises(KeyboardInterrupt):
         report.write_report(model, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no half-written pair, no temp files
+
+
+def test_a_single_smoke_out_folder_is_read_too(project_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "outputs" / "smoke"  # `envspec smoke --out outputs/smoke`: no <target>/ level
+    out.mkdir(parents=True)
+    (out / "smoke.json").write_text(json.dumps(smoke_json("win-cuda", verdict="fail")), encoding="utf-8")
+    (out / "smoke.png").write_bytes(make_png(8, 8))
+    rows = _rows(_model(project_copy, out))
+    assert rows["win-cuda"].status == "fail" and rows["win-cuda"].image is not None
+    assert rows["linux-cuda"].status == "missing"
