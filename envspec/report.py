@@ -612,7 +612,8 @@ STATUS_MD: Final[dict[str, str]] = {"pass": "✅ pass", "fail": "❌ fail", "err
 
 
 def render_markdown(report: Report, image_hint: str = "") -> str:
-    """GitHub job-summary markdown. Images cannot be embedded there; ``image_hint`` says where they are."""
+    """GitHub job-summary markdown. Images cannot be embedded there; ``image_hint`` (trusted markdown
+    written by envspec) says where they are."""
     lines = ["## envspec verify", "", md_cell(report.headline), ""]
     if report.context:
         lines += [" · ".join(f"{md_cell(k)}: {md_cell(v)}" for k, v in report.context), ""]
@@ -637,8 +638,8 @@ def render_markdown(report: Report, image_hint: str = "") -> str:
         cells = [target, result, device, lock, packages, md_cell(row.torch) or "—", timings, speed]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    if image_hint:
-        lines += [md_cell(image_hint), ""]
+    if image_hint:  # envspec's own markdown, not input text
+        lines += [image_hint, ""]
     return "\n".join(lines)
 
 

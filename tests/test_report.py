@@ -266,7 +266,7 @@ def test_markdown_table(project_copy: Path, results: Path) -> None:
     assert "❌ fail" in by_target["win-cuda"] and "failed: not\\_blank" in by_target["win-cuda"]
     assert "CPU allowed on a hosted runner" in by_target["osx-arm64"]
     assert "| 91.3 |" in by_target["linux-cuda"]
-    assert "\\`envspec-report\\`" in md
+    assert "Images: in the `envspec-report` artifact." in md
     assert "data:image" not in md
 
 
