@@ -346,3 +346,16 @@ def test_a_single_smoke_out_folder_is_read_too(project_copy: Path, tmp_path: Pat
     rows = _rows(_model(project_copy, out))
     assert rows["win-cuda"].status == "fail" and rows["win-cuda"].image is not None
     assert rows["linux-cuda"].status == "missing"
+
+
+def test_cli_in_github_actions_names_the_artifacts(
+    project_copy: Path, results: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "me/sd")
+    monkeypatch.setenv("GITHUB_RUN_ID", "7")
+    out = project_copy / "out"
+    assert main(["--spec", str(project_copy / "envspec.yml"), "report", str(results), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "`envspec-report` artifact" in md and "`smoke-<target>` artifact" in md
+    assert "https://github.com/me/sd/actions/runs/7" in md
