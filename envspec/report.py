@@ -282,7 +282,8 @@ def read_lock(project: Project, target: ResolvedTarget) -> LockSummary:
 
 
 def _freshness(project: Project, target: ResolvedTarget) -> tuple[LockState, str | None]:
-    """Ask the lock step (``envspec.lock.is_fresh``) whether the lockfile matches its inputs."""
+    """Ask the lock step whether the lockfiles match their inputs:
+    ``envspec.lock.is_fresh(project, target: ResolvedTarget) -> bool | None`` (None: cannot tell)."""
     import importlib
 
     try:
@@ -290,7 +291,7 @@ def _freshness(project: Project, target: ResolvedTarget) -> tuple[LockState, str
     except (ImportError, AttributeError):
         return "unknown", "this envspec cannot check lockfile freshness"
     try:
-        fresh = is_fresh(project, target.name)
+        fresh = is_fresh(project, target)
     except Exception as exc:  # a report shows what it can; the lock step's own command reports errors
         return "unknown", f"freshness check failed: {' '.join(str(exc).split())[:200]}"
     if fresh is None:

@@ -22,7 +22,7 @@ from envspec import report
 from envspec.cli import main
 from envspec.errors import ExitCode
 from envspec.project import Project
-from envspec.spec import load_spec
+from envspec.spec import ResolvedTarget, load_spec
 
 
 @pytest.fixture
@@ -203,10 +203,10 @@ def test_freshness_comes_from_the_lock_step(project_copy: Path, results: Path, m
     assert rows["linux-cuda"].lock.state == "unknown"
     assert "cannot check lockfile freshness" in str(rows["linux-cuda"].lock.problem)
 
-    def is_fresh(project: Project, target: str) -> bool | None:
-        if target == "osx-64":
+    def is_fresh(project: Project, target: ResolvedTarget) -> bool | None:
+        if target.name == "osx-64":
             raise RuntimeError("boom")
-        return {"linux-cuda": True, "win-cuda": False}[target]
+        return {"linux-cuda": True, "win-cuda": False}[target.name]
 
     fake = types.ModuleType("envspec.lock")
     fake.is_fresh = is_fresh  # type: ignore[attr-defined]
