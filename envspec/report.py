@@ -259,7 +259,9 @@ def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | Non
         count += 1
         if entry.get("name") == TORCH_PACKAGE:
             torch_version = str(entry.get("version", "")) or None
-            if torch_version is not None:
+            if entry.get("build"):  # conda-lock's v1 model has an optional build field
+                torch_build = str(entry["build"])
+            elif torch_version is not None:
                 torch_build = build_from_url(str(entry.get("url", "")), TORCH_PACKAGE, torch_version)
     return count, torch_version, torch_build
 

@@ -167,6 +167,8 @@ def test_lockfile_entries_of_other_platforms_are_not_counted() -> None:
     text = CONDA_LOCK_V1.format(target="t", subdir="linux-64", build="cpu_generic_py312_h0_0")
     assert report.parse_conda_lock(text, "linux-64") == (3, "2.9.1", "cpu_generic_py312_h0_0")
     assert report.parse_conda_lock(text, "win-64") == (0, None, None)
+    with_build = text.replace("  version: 2.9.1\n", "  version: 2.9.1\n  build: explicit_build_1\n")
+    assert report.parse_conda_lock(with_build, "linux-64") == (3, "2.9.1", "explicit_build_1")
     with pytest.raises(ValueError, match="no 'package:' list"):
         report.parse_conda_lock("a: 1\n", "linux-64")
     with pytest.raises(ValueError, match="not valid YAML"):
@@ -359,3 +361,41 @@ def test_cli_in_github_actions_names_the_artifacts(
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "`envspec-report` artifact" in md and "`smoke-<target>` artifact" in md
     assert "https://github.com/me/sd/actions/runs/7" in md
+
+
+def test_reads_a_lockfile_written_by_conda_lock(project_copy: Path, results: Path) -> None:
+    """The lockfile comes from conda-lock's own writer (its v1 format on disk), not a hand-made copy."""
+    from conda_lock.lockfile import write_conda_lock_file
+    from conda_lock.lockfile.v1.models import HashModel, LockMeta
+    from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
+
+    packages = [
+        ("python", "3.12.11", "h9e4cc4f_0_cpython"),
+        ("pytorch", "2.9.1", "cuda128_mkl_py312_h5c0a1b2_301"),
+        ("cuda-version", "12.8", "h5d125a7_3"),
+        ("numpy", "2.3.4", "py312h33ff503_0"),
+    ]
+    deps = [
+        LockedDependency(
+            name=name,
+            version=version,
+            manager="conda",
+            platform="win-64",
+            dependencies={},
+            url=f"https://conda.anaconda.org/conda-forge/win-64/{name}-{version}-{build}.conda",
+            hash=HashModel(md5="0" * 32, sha256="1" * 64),
+            categories={"main"},
+        )
+        for name, version, build in packages
+    ]
+    meta = LockMeta(
+        content_hash={"win-64": "abc"},
+        channels=[{"url": "conda-forge", "used_env_vars": []}],
+        platforms=["win-64"],
+        sources=["environment-win-cuda.yml"],
+    )
+    path = project_copy / "lockfiles" / "win-cuda.conda-lock.yml"
+    path.parent.mkdir(exist_ok=True)
+    write_conda_lock_file(Lockfile(package=deps, metadata=meta), path, metadata_choices=None)
+    lock = _rows(_model(project_copy, results))["win-cuda"].lock
+    assert (lock.packages, lock.torch_version, lock.torch_build) == (4, "2.9.1", "cuda128_mkl_py312_h5c0a1b2_301")
