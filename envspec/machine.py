@@ -267,7 +267,9 @@ def _first_line(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def collect_facts(probe: Probe, project_root: str) -> MachineFacts:
+def collect_facts(probe: Probe, project_root: str, *, hardware_only: bool = False) -> MachineFacts:
+    """Ask the probe everything the doctor needs. ``hardware_only`` skips the conda tools, disk and
+    checkpoint (what choosing a target does not need; `conda info` alone can take a second)."""
     plat = probe.platform()
     notes: dict[str, str] = {}
     python_subdir = subdir_of(plat.system, plat.machine)
@@ -313,7 +315,7 @@ def collect_facts(probe: Probe, project_root: str) -> MachineFacts:
         nvidia = interpret_nvidia_smi(smi, retry, proc)
 
     tools = []
-    for name in CONDA_TOOLS:
+    for name in () if hardware_only else CONDA_TOOLS:
         path = probe.which(name)
         if path is None:
             continue
@@ -334,8 +336,8 @@ def collect_facts(probe: Probe, project_root: str) -> MachineFacts:
     memory = probe.memory_total()
     if memory is None:
         notes["memory"] = "total memory is unreadable"
-    disk = probe.disk_free(root)
-    if disk is None:
+    disk = None if hardware_only else probe.disk_free(root)
+    if disk is None and not hardware_only:
         notes["disk"] = f"free space at {root} is unreadable"
     return MachineFacts(
         platform=plat,
@@ -353,6 +355,6 @@ def collect_facts(probe: Probe, project_root: str) -> MachineFacts:
         conda_subdir_env=probe.env("CONDA_SUBDIR"),
         xcode_clt=xcode_clt,
         checkpoint_path=CHECKPOINT_RELPATH,
-        checkpoint_size=probe.file_size(checkpoint),
+        checkpoint_size=None if hardware_only else probe.file_size(checkpoint),
         notes=notes,
     )
