@@ -72,7 +72,8 @@ def _target_line(label: str, target: ResolvedTarget | None) -> str:
 def render_text(report: doctor.Report, project: Project) -> str:
     f = report.facts
     gpu = f.nvidia.best
-    hardware = [f"{f.platform.system} {f.platform.machine}", f"Python {f.platform.python_version}"]
+    rosetta = " under Rosetta" if f.rosetta else ""
+    hardware = [f"{f.platform.system} {f.platform.machine}", f"Python {f.platform.python_version}{rosetta}"]
     if f.macos_version:
         hardware.append(f"macOS {f.macos_version}")
     if f.distro:

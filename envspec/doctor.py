@@ -367,8 +367,9 @@ def _check_kernel(facts: MachineFacts, target: ResolvedTarget) -> Check | None:
         return Check("kernel", Status.PASS, f"Linux kernel {have} >= {need_v} (target's __linux)")
     return Check(
         "kernel",
-        Status.FAIL,
-        f"Linux kernel {have} is older than {need_v} (target's __linux)",
+        Status.WARN,
+        f"Linux kernel {have} is older than {need_v}, the __linux the lock assumed: "
+        "packages that need a newer kernel may fail",
         f"update the kernel to >= {need_v}, or lower __linux in envspec.yml and re-lock",
     )
 
@@ -443,7 +444,7 @@ def _check_conda_subdir(facts: MachineFacts, target: ResolvedTarget) -> Check | 
         return Check(
             "conda-subdir",
             Status.WARN,
-            f"{tool.name} at {tool.path} is a {tool.platform} build: lockfiles/{target.name}.lock installs as "
+            f"{tool.name} at {tool.path} is built for {tool.platform}: lockfiles/{target.name}.lock installs as "
             f"locked, but `{tool.name} env create -f environment-{target.name}.yml` would solve {tool.platform} "
             "packages",
             f"set CONDA_SUBDIR={target.subdir} (`conda config --env --set subdir {target.subdir}`) "
@@ -551,7 +552,7 @@ def _check_driver(
     full, compat = floor
     have = version_tuple(driver)
     supports = max_cuda_for_driver(driver, system)
-    supports_text = f"supports CUDA <= {supports}" if supports else "older than every CUDA 12 release"
+    supports_text = f"supports CUDA <= {supports}" if supports else "too old for any CUDA 12 build"
     if have >= version_tuple(full):
         return Check("nvidia-driver", Status.PASS, f"driver {driver} >= {full} for CUDA {cuda} ({supports_text})")
     lower = _alternative(
@@ -563,22 +564,25 @@ def _check_driver(
             and (f := driver_floor(c, system)) is not None
             and have >= version_tuple(f[0])
         ),
-        f"a cuda-version this driver supports ({supports_text})",
+        f"cuda-version {supports}" if supports else "",
     )
+    fix = f"update the NVIDIA driver to >= {full}"
+    if supports or lower.startswith("use "):
+        fix += f", or {lower}"
     if compat and have >= version_tuple(compat):
         return Check(
             "nvidia-driver",
             Status.WARN,
             f"driver {driver} is older than {full} for CUDA {cuda} ({supports_text}); it runs through CUDA "
             f"minor-version compatibility (>= {compat}) but features needing a newer driver fail",
-            f"update the NVIDIA driver to >= {full}, or {lower}",
+            fix,
         )
     need = compat or full
     return Check(
         "nvidia-driver",
         Status.FAIL,
         f"driver {driver} is too old for CUDA {cuda}: needs >= {full} (>= {need} at the very least); {supports_text}",
-        f"update the NVIDIA driver to >= {full}, or {lower}",
+        fix,
     )
 
 

@@ -183,6 +183,26 @@ class SystemProbe:
         return os.environ.get(name)
 
 
+def parse_os_release(text: str) -> DistroFacts | None:
+    """``/etc/os-release`` (KEY=value lines, values optionally quoted) -> id, version, pretty name."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if not sep or not key or key.startswith("#"):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    if "ID" not in values and "NAME" not in values:
+        return None
+    return DistroFacts(
+        id=values.get("ID", "").lower(),
+        version=values.get("VERSION_ID", ""),
+        name=values.get("PRETTY_NAME") or values.get("NAME", ""),
+    )
+
+
 def _text(value: str | bytes | None) -> str:
     if value is None:
         return ""
@@ -220,7 +240,6 @@ class RecordedProbe:
           "commands": {"sw_vers -productVersion": {"returncode": 0, "stdout": "15.1\\n", "stderr": ""},
                        "nvidia-smi": null},            # null: the command does not exist
           "files": {"/etc/os-release": "NAME=...", "models/ldm/stable-diffusion-v1/model.ckpt": 4265380512},
-          "distro": {"id": "ubuntu", "version": "24.04", "name": "Ubuntu 24.04.1 LTS"},
           "glibc": "2.39", "disk_free": 123456789, "memory_total": 17179869184,
           "env": {"CONDA_SUBDIR": "osx-arm64"}
         }
@@ -282,10 +301,10 @@ class RecordedProbe:
         )
 
     def distro(self) -> DistroFacts | None:
-        d = self.data.get("distro")
-        if d is None:
+        if self.platform().system != "Linux":
             return None
-        return DistroFacts(id=str(d.get("id", "")), version=str(d.get("version", "")), name=str(d.get("name", "")))
+        text = self.read_file("/etc/os-release")
+        return None if text is None else parse_os_release(text)
 
     def glibc(self) -> str | None:
         value = self.data.get("glibc")
