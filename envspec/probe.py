@@ -145,9 +145,11 @@ class SystemProbe:
         try:
             import distro
 
-            info = distro.info()
+            # Files only: lsb_release and uname would be subprocesses without a timeout.
+            linux = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
+            info = linux.info()
             return DistroFacts(
-                id=str(info.get("id", "")), version=str(info.get("version", "")), name=distro.name(pretty=True)
+                id=str(info.get("id", "")), version=str(info.get("version", "")), name=linux.name(pretty=True)
             )
         except Exception:  # distro reads /etc/os-release and friends; any oddity means "unknown"
             return None
