@@ -11,10 +11,12 @@ answers ``None``, one that runs too long answers a ``ProbeResult`` with ``return
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform as _platform
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -97,22 +99,26 @@ class SystemProbe:
         exe = cmd[0] if Path(cmd[0]).is_absolute() else shutil.which(cmd[0])
         if exe is None or not Path(exe).exists():
             return None
+        posix = os.name == "posix"
         try:
-            done = subprocess.run(
+            proc = subprocess.Popen(
                 [exe, *cmd[1:]],
-                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
                 errors="replace",
-                timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
+                start_new_session=posix,  # so a timeout can end the command and anything it started
             )
-        except subprocess.TimeoutExpired as exc:
-            return ProbeResult(TIMEOUT_RETURNCODE, _text(exc.stdout), f"timed out after {self.timeout:g} s")
         except OSError as exc:  # not executable, wrong architecture...
             return ProbeResult(126, "", str(exc))
-        return ProbeResult(done.returncode, done.stdout, done.stderr)
+        try:
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc, posix)
+            return ProbeResult(TIMEOUT_RETURNCODE, "", f"timed out after {self.timeout:g} s")
+        return ProbeResult(proc.returncode, out, err)
 
     def which(self, name: str) -> str | None:
         return shutil.which(name)
@@ -205,10 +211,15 @@ def parse_os_release(text: str) -> DistroFacts | None:
     )
 
 
-def _text(value: str | bytes | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
+    """End a timed-out command and its children (its own session on POSIX), then reap it."""
+    with contextlib.suppress(OSError):
+        if posix:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        proc.communicate(timeout=5)
 
 
 def _windows_memory() -> int | None:
