@@ -249,8 +249,8 @@ def estimate_env_bytes(lock_data: Any, target: ResolvedTarget) -> EnvEstimate:
 
 
 def accelerator_present(facts: MachineFacts, accelerator: str) -> bool:
-    if accelerator == "cuda":
-        return facts.nvidia.status in ("found", "smi-missing")
+    if accelerator == "cuda":  # a driver that answers badly still means an NVIDIA GPU is likely there
+        return facts.nvidia.status not in ("no-driver", "no-gpu")
     if accelerator == "mps":
         return facts.hardware_subdir == "osx-arm64"
     return True

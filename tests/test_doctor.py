@@ -286,6 +286,18 @@ def test_no_gpu_gets_a_cpu_target_when_the_spec_has_one(repo: Path) -> None:
     assert gpu_report.recommended is not None and gpu_report.recommended.name == "linux-cuda"
 
 
+def test_the_accelerator_the_machine_has_outranks_fewer_failures(repo: Path) -> None:
+    cpu = cpu_target()
+    cpu["virtual_packages"]["__glibc"] = "2.40"  # newer than the recorded 2.39: a FAIL on this machine
+    spec = spec_with(repo, {"linux-cpu": cpu})
+    # No GPU: both targets fail once; the CPU target is the one this machine can really run.
+    report = run_doctor(recording("linux-no-gpu"), spec)
+    assert report.recommended is not None and report.recommended.name == "linux-cpu"
+    # nvidia-smi answering garbage still means a driver (and likely a GPU) is there: CUDA stays first.
+    report = run_doctor(recording("linux-garbage-smi"), spec_with(repo, {"linux-cpu": cpu_target()}))
+    assert report.recommended is not None and report.recommended.name == "linux-cuda"
+
+
 def test_low_disk_fails(spec: Spec) -> None:
     report = run_doctor(recording("linux-low-disk"), spec)
     disk = check(report, "disk")
