@@ -327,7 +327,7 @@ def _check_distro(facts: MachineFacts) -> Check:
             f"Linux distribution unknown ({facts.notes.get('distro', 'no answer')})",
             "nothing to do if glibc below passes",
         )
-    return Check("distro", Status.PASS, f"{d.name or d.id} ({d.id} {d.version})".strip())
+    return Check("distro", Status.PASS, d.name or f"{d.id} {d.version}".strip())
 
 
 def _check_glibc(facts: MachineFacts, target: ResolvedTarget) -> Check:
