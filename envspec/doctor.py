@@ -17,7 +17,8 @@ Every threshold below is data with its source, so a newer CUDA is one more table
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -202,11 +203,15 @@ def max_cuda_for_driver(driver: str, system: str) -> str | None:
     return None
 
 
+def _package_name(match_spec: str) -> str:
+    """ "conda-forge::gcc>=13" -> "gcc" (enough of a match spec for a name lookup)."""
+    name = match_spec.rsplit("::", maxsplit=1)[-1].strip()
+    return re.split(r"[\s=<>!~\[]", name, maxsplit=1)[0].lower()
+
+
 def needs_compiler(target: ResolvedTarget) -> str | None:
     """Why the environment needs a compiler, or None (the default spec must not)."""
-    from envspec.spec import _spec_name
-
-    names = sorted({_spec_name(d) for d in target.dependencies} & COMPILER_PACKAGES)
+    names = sorted({_package_name(d) for d in target.dependencies} & COMPILER_PACKAGES)
     if names:
         return f"the spec installs {', '.join(names)}"
     if target.pip:
@@ -456,8 +461,9 @@ def _check_conda_subdir(facts: MachineFacts, target: ResolvedTarget) -> Check | 
 
 
 def _alternative(
-    targets: Sequence[ResolvedTarget], target: ResolvedTarget, ok: Any, what: str
-) -> str:  # ok: Callable[[ResolvedTarget], bool]
+    targets: Sequence[ResolvedTarget], target: ResolvedTarget, ok: Callable[[ResolvedTarget], bool], what: str
+) -> str:
+    """'use --target X' for a target on the same subdir that passes ``ok``, else how to add one."""
     names = [t.name for t in targets if t.subdir == target.subdir and t.name != target.name and ok(t)]
     if names:
         return f"use --target {names[0]}"
