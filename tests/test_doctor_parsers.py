@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,7 +33,7 @@ from envspec.machine import (
     version_tuple,
 )
 from envspec.probe import ProbeResult, RecordedProbe, parse_os_release
-from envspec.spec import ResolvedTarget
+from envspec.spec import ResolvedTarget, load_spec
 
 
 def test_nvidia_csv_one_and_many_gpus() -> None:
@@ -190,10 +194,61 @@ def test_fuzz_text_parsers_never_raise(text: str) -> None:
     parse_sysctl_flag(ProbeResult(0, text, text))
 
 
+@functools.cache
+def _shipped_targets() -> list[ResolvedTarget]:
+    return load_spec(Path(__file__).resolve().parent.parent / "envspec.yml").resolve_all()
+
+
 @pytest.fixture(scope="module")
 def linux_cuda() -> ResolvedTarget:
-    from pathlib import Path
+    return next(t for t in _shipped_targets() if t.name == "linux-cuda")
 
-    from envspec.spec import load_spec
 
-    return load_spec(Path(__file__).resolve().parent.parent / "envspec.yml").resolve("linux-cuda")
+ANSWER = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "returncode": st.integers(min_value=-9, max_value=255),
+            "stdout": st.text(max_size=60),
+            "stderr": st.text(max_size=30),
+        }
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    system=st.sampled_from(["Darwin", "Linux", "Windows", "FreeBSD"]),
+    machine=st.sampled_from(["arm64", "x86_64", "AMD64", "aarch64", "riscv64"]),
+    answers=st.lists(ANSWER, min_size=8, max_size=8),
+    os_release=st.one_of(st.none(), st.text(max_size=80)),
+    numbers=st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=2**45)), min_size=2, max_size=2),
+)
+def test_fuzz_whole_doctor_on_any_recording(
+    system: str, machine: str, answers: list[Any], os_release: str | None, numbers: list[int | None]
+) -> None:
+    """Any answers from any tool on any platform: a report with reasons, never an exception."""
+    commands = [
+        "sysctl -n sysctl.proc_translated",
+        "sysctl -n hw.optional.arm64",
+        "sw_vers -productVersion",
+        "xcode-select -p",
+        "nvidia-smi " + " ".join(NVIDIA_QUERY),
+        "conda --version",
+        "conda info --json",
+        "micromamba --version",
+    ]
+    data = {
+        "platform": {"system": system, "machine": machine},
+        "commands": dict(zip(commands, answers, strict=True)),
+        "files": {} if os_release is None else {"/etc/os-release": os_release},
+        "disk_free": numbers[0],
+        "memory_total": numbers[1],
+    }
+    targets = _shipped_targets()
+    facts = collect_facts(RecordedProbe(data), "/p")
+    for chosen in [None, *targets]:
+        report = diagnose(facts, targets, chosen=chosen)
+        assert report.checks
+        for c in report.checks:
+            assert c.reason and c.status in Status
