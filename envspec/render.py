@@ -30,8 +30,7 @@ OWNED_GLOBS: tuple[str, ...] = (
 
 def yaml_scalar(value: object) -> str:
     """A YAML scalar that reads back as exactly ``value`` (quoted only when needed)."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=2**31, allow_unicode=True)
-    text = text.removesuffix("\n").removesuffix("\n...").strip()
+    text = _dump(value)
     if not text.isprintable() or yaml.safe_load(text) != value:
         text = _double_quoted(value)
     return text
@@ -39,8 +38,14 @@ def yaml_scalar(value: object) -> str:
 
 def _double_quoted(value: object) -> str:
     """YAML's own double-quoted form: escapes every character YAML cannot carry raw."""
-    text = yaml.safe_dump(value, default_style='"', width=2**31, allow_unicode=True)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
+    return _dump(value, default_style='"')
+
+
+def _dump(value: object, **options: Any) -> str:
+    """One YAML scalar on one line, without the document-end marker. No ``strip()``: it would eat
+    meaningful Unicode spaces such as U+00A0."""
+    text: str = yaml.safe_dump(value, default_flow_style=True, width=2**31, allow_unicode=True, **options)
+    return text.removesuffix("\n").removesuffix("\n...")
 
 
 def yaml_string(value: object) -> str:
