@@ -74,11 +74,19 @@ def not_loaded_messages(messages: Iterable[str]) -> list[str]:
     ]
 
 
-def weights_loaded(messages: Iterable[str], components: Sequence[str]) -> Check:
+def weights_loaded(messages: Iterable[str], components: Sequence[str], on_meta: Sequence[str] = ()) -> Check:
+    """No load warning about missing/unexpected weights, and no parameter left without data.
+
+    With accelerate installed, diffusers leaves a missing weight on the ``meta`` device (no data)
+    instead of initialising it randomly: ``on_meta`` names those parameters.
+    """
     bad = not_loaded_messages(messages)
+    if on_meta:
+        more = f" (+{len(on_meta) - 3} more)" if len(on_meta) > 3 else ""
+        bad.insert(0, f"{len(on_meta)} parameter(s) have no data (meta device): {', '.join(on_meta[:3])}{more}")
     if bad:
         first = bad[0] if len(bad[0]) <= 300 else bad[0][:297] + "..."
-        return Check("weights_loaded", False, f"{len(bad)} load warning(s): {first}")
+        return Check("weights_loaded", False, f"{len(bad)} load problem(s): {first}")
     return Check("weights_loaded", True, f"no missing/unexpected weights in {', '.join(components)}")
 
 

@@ -217,31 +217,41 @@ def select_device(opts: Options, rep: dict[str, Any]) -> tuple[device.DeviceChoi
 
 def run_smoke(opts: Options, rep: dict[str, Any]) -> bytes | None:
     """The smoke test proper (tiny or real model); fills ``rep``, returns the PNG bytes."""
+    # The scratch folder (tiny model) lives as long as the pipeline: its weights may be memory-mapped,
+    # and Windows cannot delete a mapped file (then the folder is left to the system's temp cleanup).
+    with tempfile.TemporaryDirectory(prefix="envspec-smoke-", ignore_cleanup_errors=True) as scratch:
+        return _smoke_in(Path(scratch), opts, rep)
+
+
+def _smoke_in(scratch: Path, opts: Options, rep: dict[str, Any]) -> bytes | None:
     rep["timings_s"]["import"] = round(import_libraries(), 3)
     rep["versions"] = report.library_versions()
     choice, found = select_device(opts, rep)
     located = model.locate(opts.model, opts.cwd)
-    with tempfile.TemporaryDirectory(prefix="envspec-smoke-") as scratch:
-        if located is None:
-            rep["mode"] = "tiny"
-            folder = tiny.write_tiny_model(Path(scratch) / "tiny")
-            source = model.ModelSource("folder", folder, folder, "tiny random SD-v1-shaped pipeline")
-            size, steps = opts.resolution or tiny.TINY_RESOLUTION, opts.steps or tiny.TINY_STEPS
-        else:
-            rep["mode"] = "model"
-            rep["model"] = str(located)
-            source = model.prepare(located, opts.trust_pickle)
-            size, steps = opts.resolution or MODEL_RESOLUTION, opts.steps or MODEL_STEPS
-        if size % 8:
-            raise SmokeSetupError(f"resolution {size} is not a multiple of 8")
-        rep["resolution"] = [size, size]
-        rep["steps"] = steps
-        start = time.perf_counter()
-        with load_warnings() as messages:
-            pipe = model.load_pipeline(source, torch_dtype(rep["dtype"]), opts.tokenizer)
-            pipe = pipe.to(choice.device)
-        rep["timings_s"]["load"] = round(time.perf_counter() - start, 3)
-    found.append(checks.weights_loaded(messages, COMPONENTS))
+    if located is None:
+        rep["mode"] = "tiny"
+        folder = tiny.write_tiny_model(scratch / "tiny")
+        source = model.ModelSource("folder", folder, folder, "tiny random SD-v1-shaped pipeline")
+        size, steps = opts.resolution or tiny.TINY_RESOLUTION, opts.steps or tiny.TINY_STEPS
+    else:
+        rep["mode"] = "model"
+        rep["model"] = str(located)
+        source = model.prepare(located, opts.trust_pickle)
+        size, steps = opts.resolution or MODEL_RESOLUTION, opts.steps or MODEL_STEPS
+    if size % 8:
+        raise SmokeSetupError(f"resolution {size} is not a multiple of 8")
+    rep["resolution"] = [size, size]
+    rep["steps"] = steps
+    start = time.perf_counter()
+    with load_warnings() as messages:
+        pipe = model.load_pipeline(source, torch_dtype(rep["dtype"]), opts.tokenizer)
+    on_meta = [name for name, param in named_parameters(pipe) if param.device.type == "meta"]
+    found.append(checks.weights_loaded(messages, COMPONENTS, on_meta))
+    if on_meta:  # nothing can run without those weights: report the failed check, no image
+        rep["checks"] = [c.as_dict() for c in found]
+        return None
+    pipe = pipe.to(choice.device)
+    rep["timings_s"]["load"] = round(time.perf_counter() - start, 3)
     found.append(checks.params_placed(named_parameters(pipe), choice.device, rep["dtype"]))
     found.append(tokenizer_check(pipe, opts.prompt))
 

@@ -50,7 +50,9 @@ def test_weights_loaded_catches_both_libraries_and_ignores_other_warnings() -> N
     for message in (DIFFUSERS_MISSING, TRANSFORMERS_REPORT, "Some weights of X were not used when initializing Y"):
         result = checks.weights_loaded([HARMLESS, message], ["unet"])
         assert not result.passed, message
-        assert "1 load warning" in result.detail
+        assert "1 load problem" in result.detail
+    meta = checks.weights_loaded([], ["unet"], on_meta=["unet.conv_out.weight"])
+    assert not meta.passed and "unet.conv_out.weight" in meta.detail
 
 
 def test_params_placed() -> None:
