@@ -74,13 +74,19 @@ def not_loaded_messages(messages: Iterable[str]) -> list[str]:
     ]
 
 
-def weights_loaded(messages: Iterable[str], components: Sequence[str], on_meta: Sequence[str] = ()) -> Check:
+def weights_loaded(
+    messages: Iterable[str], components: Sequence[str], on_meta: Sequence[str] = (), missing: Sequence[str] = ()
+) -> Check:
     """No load warning about missing/unexpected weights, and no parameter left without data.
 
     With accelerate installed, diffusers leaves a missing weight on the ``meta`` device (no data)
-    instead of initialising it randomly: ``on_meta`` names those parameters.
+    instead of initialising it randomly: ``on_meta`` names those parameters. ``missing`` names
+    weights a single-file checkpoint lacks (found before loading, since that path never warns).
     """
     bad = not_loaded_messages(messages)
+    if missing:
+        more = f" (+{len(missing) - 3} more)" if len(missing) > 3 else ""
+        bad.insert(0, f"{len(missing)} weight(s) missing from the checkpoint: {', '.join(missing[:3])}{more}")
     if on_meta:
         more = f" (+{len(on_meta) - 3} more)" if len(on_meta) > 3 else ""
         bad.insert(0, f"{len(on_meta)} parameter(s) have no data (meta device): {', '.join(on_meta[:3])}{more}")

@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow unpickling a .ckpt once, converting it to .safetensors beside it",
     )
     what.add_argument("--tokenizer", metavar="DIR", help="CLIP tokenizer folder for a single-file checkpoint")
+    what.add_argument(
+        "--config",
+        metavar="DIR",
+        help="diffusers-layout config folder for a single-file checkpoint (default: envspec's SD-v1)",
+    )
     what.add_argument("--resolution", type=_positive, metavar="PX", help="image size (tiny 128, model 512)")
     what.add_argument("--steps", type=_positive, help="DDIM steps (tiny 8, model 50)")
     what.add_argument("--seed", type=int, default=0)
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
         model=args.model,
         trust_pickle=args.trust_pickle,
         tokenizer=args.tokenizer,
+        config=args.config,
         resolution=args.resolution,
         steps=args.steps,
         seed=args.seed,

@@ -32,6 +32,7 @@ class ModelSource:
     path: Path  # the folder, or the .safetensors file that will be loaded
     given: Path  # what the user named (the .ckpt when it was converted)
     note: str
+    config: Path = CONFIG_DIR  # diffusers-layout config folder for a single file
 
 
 def locate(model: str | None, cwd: Path) -> Path | None:
@@ -45,8 +46,18 @@ def locate(model: str | None, cwd: Path) -> Path | None:
     return default if default.is_file() else None
 
 
-def prepare(path: Path, trust_pickle: bool) -> ModelSource:
+def prepare(path: Path, trust_pickle: bool, config: str | None = None) -> ModelSource:
     """Decide how ``path`` loads; convert a trusted pickle to safetensors (once)."""
+    source = _prepare(path, trust_pickle)
+    if config is None or source.kind == "folder":
+        return source
+    folder = Path(config)
+    if not (folder / "model_index.json").is_file():
+        raise SmokeSetupError(f"--config {config}: no model_index.json there (a diffusers-layout config folder)")
+    return ModelSource(source.kind, source.path, source.given, f"{source.note}, config {folder}", folder)
+
+
+def _prepare(path: Path, trust_pickle: bool) -> ModelSource:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise SmokeSetupError(
@@ -236,7 +247,7 @@ def _load(source: ModelSource, torch_dtype: torch.dtype, tokenizer_dir: str | No
         tokenizer = find_tokenizer(source.given, tokenizer_dir)
         pipe = StableDiffusionPipeline.from_single_file(
             str(source.path),
-            config=str(CONFIG_DIR),
+            config=str(source.config),
             local_files_only=True,
             torch_dtype=torch_dtype,
             tokenizer=tokenizer,
@@ -244,3 +255,54 @@ def _load(source: ModelSource, torch_dtype: torch.dtype, tokenizer_dir: str | No
             feature_extractor=None,
         )
     return pipe
+
+
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor names and shapes from a safetensors header (reads only the header, not the data)."""
+    with path.open("rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        if not 0 < size < 100_000_000:
+            raise SmokeSetupError(f"{path} is not a safetensors file (header size {size})")
+        header = json.loads(handle.read(size))
+    return {name: list(info["shape"]) for name, info in header.items() if name != "__metadata__"}
+
+
+def single_file_missing(path: Path, config: Path) -> list[str] | None:
+    """Weights the components need that the single-file checkpoint lacks (None: cannot tell).
+
+    ``from_single_file`` does not warn about a missing weight: without accelerate the layer keeps
+    its random initialisation silently. So the checkpoint's keys are put through diffusers' own
+    LDM-to-diffusers conversion on the meta device (shapes only, no data) and compared with
+    what each component built from ``config`` expects.
+    """
+    import torch
+
+    try:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from diffusers.loaders.single_file_utils import (
+            convert_ldm_clip_checkpoint,
+            convert_ldm_unet_checkpoint,
+            convert_ldm_vae_checkpoint,
+        )
+        from transformers import CLIPTextConfig, CLIPTextModel
+    except ImportError:  # another diffusers layout: the load warnings are all there is
+        return None
+    shapes = safetensors_shapes(path)
+    with torch.device("meta"):
+        checkpoint = {name: torch.empty(shape) for name, shape in shapes.items()}
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(config / "unet")))
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(config / "vae")))
+        text = CLIPTextModel(CLIPTextConfig.from_pretrained(str(config / "text_encoder")))
+    missing: list[str] = []
+    try:
+        converted = {
+            "unet": set(convert_ldm_unet_checkpoint(checkpoint, unet.config)),
+            "vae": set(convert_ldm_vae_checkpoint(checkpoint, vae.config)),
+            "text_encoder": {k.removeprefix("text_model.") for k in convert_ldm_clip_checkpoint(checkpoint)},
+        }
+    except (KeyError, IndexError, ValueError) as exc:
+        return [f"checkpoint does not convert as SD-v1 ({type(exc).__name__}: {exc})"]
+    for name, module in (("unet", unet), ("vae", vae), ("text_encoder", text)):
+        wanted = {k.removeprefix("text_model.") for k in module.state_dict()}
+        missing += [f"{name}.{key}" for key in sorted(wanted - converted[name])]
+    return missing

@@ -41,6 +41,7 @@ class Options:
     model: str | None = None
     trust_pickle: bool = False
     tokenizer: str | None = None
+    config: str | None = None
     resolution: int | None = None
     steps: int | None = None
     seed: int = 0
@@ -236,12 +237,18 @@ def _smoke_in(scratch: Path, opts: Options, rep: dict[str, Any]) -> bytes | None
     else:
         rep["mode"] = "model"
         rep["model"] = str(located)
-        source = model.prepare(located, opts.trust_pickle)
+        source = model.prepare(located, opts.trust_pickle, opts.config)
         size, steps = opts.resolution or MODEL_RESOLUTION, opts.steps or MODEL_STEPS
     if size % 8:
         raise SmokeSetupError(f"resolution {size} is not a multiple of 8")
     rep["resolution"] = [size, size]
     rep["steps"] = steps
+    if source.kind == "single_file":
+        lacking = model.single_file_missing(source.path, source.config)
+        if lacking:  # loading would silently keep random weights (or crash with accelerate)
+            found.append(checks.weights_loaded([], COMPONENTS, missing=lacking))
+            rep["checks"] = [c.as_dict() for c in found]
+            return None
     start = time.perf_counter()
     with load_warnings() as messages:
         pipe = model.load_pipeline(source, torch_dtype(rep["dtype"]), opts.tokenizer)
