@@ -7,6 +7,7 @@ converted once to a ``.safetensors`` file beside it, and that file is what gets 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -177,6 +178,7 @@ def convert_pickle(source: Path, target: Path) -> int:
     return len(tensors)
 
 
+@functools.lru_cache(maxsize=4)
 def find_tokenizer(checkpoint: Path, explicit: str | None) -> Any:
     """The CLIP tokenizer for a single-file checkpoint (its vocabulary is not shipped by envspec)."""
     from transformers import CLIPTokenizer

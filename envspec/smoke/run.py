@@ -244,6 +244,7 @@ def _smoke_in(scratch: Path, opts: Options, rep: dict[str, Any]) -> bytes | None
     rep["resolution"] = [size, size]
     rep["steps"] = steps
     if source.kind == "single_file":
+        model.find_tokenizer(source.given, opts.tokenizer)  # a setup error (exit 2) comes before the checks
         lacking = model.single_file_missing(source.path, source.config)
         if lacking:  # loading would silently keep random weights (or crash with accelerate)
             found.append(checks.weights_loaded([], COMPONENTS, missing=lacking))
