@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bench.add_argument("--compile", action="store_true", help="benchmark the fast path: torch.compile the UNet")
     bench.add_argument(
         "--compile-mode",
-        default="max-autotune-no-cudagraphs",
+        default="reduce-overhead",
         choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     )
     bench.add_argument(

@@ -49,7 +49,7 @@ class Options:
     prompt: str = tiny.PROMPT
     benchmark: bool = False
     compile: bool = False
-    compile_mode: str = "max-autotune-no-cudagraphs"
+    compile_mode: str = "reduce-overhead"
     channels_last: bool | None = None
     benchmark_steps: int = 20
     warmup_steps: int = 3
