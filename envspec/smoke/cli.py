@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     png, code = execute(opts, rep)
     rep["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     rep["memory"]["peak_host_mib"] = report.peak_host_mib()
+    if not rep["versions"]:  # a setup error before the libraries were looked at
+        rep["versions"] = report.library_versions()
     if code in (EXIT_OK, EXIT_FAILED):
         from envspec.smoke.run import conclude
 

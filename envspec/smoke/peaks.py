@@ -7,8 +7,9 @@ half of it. Values in TFLOP/s, fp16 or bf16 inputs with fp32 accumulation (what 
   A100 (SXM and PCIe) 624 -> 312;  L40S 733 -> 366.5;  L4 242 -> 121;  A10 250 -> 125
   RTX 4090 (fp32 accumulate) 330.3 -> 165.2;  RTX 3090 (fp32 accumulate) 142 -> 71;  T4 65 (dense, no sparsity)
   V100 SXM2 125 (dense).
-envspec's domain notes quote "~790 TFLOP/s" as the H200's bf16 dense peak; that does not match the
-datasheet (989.5), so the datasheet value is used and the notes should be corrected or sourced.
+envspec's domain notes quote "~790 TFLOP/s" for the H200: that is what an 8192^3 bf16 matmul
+*achieves* on the lent H200/H100 machines (788-798 measured), not the datasheet peak (989.5).
+The share reported is of the datasheet peak; ~80% of it is the practical ceiling for large GEMMs.
 First match wins, so specific names come before general ones.
 """
 

@@ -196,6 +196,7 @@ def test_promised_cuda_missing_is_exit_2_with_the_reason(smoke: Smoke) -> None:
     code, data, _ = smoke("--expect", "cuda", "--target", "linux-cuda", *FAST)
     assert code == 2 and data["verdict"] == "error"
     assert data["promised_device"] == "cuda" and data["target"] == "linux-cuda"
+    assert set(data) == SCHEMA_KEYS and data["versions"]["torch"] == torch.__version__  # an error report is whole
     assert "linux-cuda promises cuda" in data["message"] and "--allow-cpu" in data["message"]
 
 
