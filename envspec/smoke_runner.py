@@ -22,7 +22,7 @@ import envspec
 from envspec.cli_common import load, progress
 from envspec.errors import SpecError, ToolFailed
 from envspec.smoke import cli as smoke_cli
-from envspec.smoke.device import ENV_TARGET, read_state_file
+from envspec.smoke.device import read_state_file
 from envspec.smoke.errors import SmokeSetupError
 from envspec.spec import ResolvedTarget
 
@@ -66,9 +66,13 @@ def plan(
     prefix: Path | None,
     smoke_argv: list[str],
     *,
+    state: dict[str, str] | None = None,
     windows: bool = sys.platform == "win32",
 ) -> SmokePlan:
-    """Pure: the smoke command for ``target`` in ``prefix`` (None: this interpreter)."""
+    """Pure: the smoke command for ``target`` in ``prefix`` (None: this interpreter).
+
+    ``state`` holds the prefix's activation variables (its conda-meta/state), set as activation would.
+    """
     argv = list(smoke_argv)
     if target is not None:
         if "--expect" not in argv:
@@ -79,6 +83,7 @@ def plan(
         return SmokePlan(None, argv)
     entries = prefix_path_entries(prefix, windows)
     env = {
+        **(state or {}),
         "PATH": os.pathsep.join([*(str(p) for p in entries), os.environ.get("PATH", "")]),
         "CONDA_PREFIX": str(prefix),
         "PYTHONNOUSERSITE": "1",
@@ -98,25 +103,32 @@ def copy_smoke_package(destination: Path) -> Path:
     return destination
 
 
-def find_target(args: argparse.Namespace, prefix: Path | None) -> ResolvedTarget | None:
-    """``--target``, else the target the prefix was installed for (its state file), resolved in the spec."""
-    name = args.target
-    if name is None and prefix is not None:
-        try:
-            name = read_state_file(prefix).get(ENV_TARGET)
-        except SmokeSetupError as exc:
-            raise SpecError(exc.message, exc.tip) from None
-    if name is None:
+def find_target(args: argparse.Namespace) -> ResolvedTarget | None:
+    """The ``--target`` named on the command line, resolved in the spec (None: not named).
+
+    Without ``--target`` nothing is loaded: the smoke test reads the promise from the prefix's
+    ``conda-meta/state`` itself, so ``envspec smoke --prefix ENV`` works outside a project too.
+    """
+    if args.target is None:
         return None
     _, spec = load(args)
-    return spec.resolve(name)
+    return spec.resolve(args.target)
+
+
+def activation_vars(prefix: Path) -> dict[str, str]:
+    """The variables ``conda activate`` would set from ``<prefix>/conda-meta/state``."""
+    try:
+        return read_state_file(prefix)
+    except SmokeSetupError as exc:
+        raise SpecError(exc.message, exc.tip) from None
 
 
 def run(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix).resolve() if args.prefix else None
-    target = find_target(args, prefix)
+    target = find_target(args)
     smoke_argv = smoke_cli.to_argv(args, skip=frozenset({"target"}))
-    the_plan = plan(target, prefix, smoke_argv)
+    state = activation_vars(prefix) if prefix is not None else {}
+    the_plan = plan(target, prefix, smoke_argv, state=state)
     if the_plan.python is None:
         progress(f"smoke: in this Python ({sys.executable}) {' '.join(the_plan.argv)}")
         return smoke_cli.main(the_plan.argv)

@@ -65,13 +65,16 @@ def test_options_pass_through_unchanged() -> None:
     assert smoke_cli.to_argv(smoke_cli.build_parser().parse_args([])) == []
 
 
-def test_target_from_the_prefix_state_file(tmp_path: Path) -> None:
+def test_prefix_state_variables_are_set_as_activation_would(tmp_path: Path) -> None:
     (tmp_path / "conda-meta").mkdir()
-    (tmp_path / "conda-meta" / "state").write_text(json.dumps({"env_vars": {"ENVSPEC_TARGET": "osx-64"}}))
-    args = cli.build_parser("smoke").parse_args(["--spec", str(REPO / "envspec.yml"), "smoke"])
-    found = smoke_runner.find_target(args, tmp_path)
-    assert found is not None and found.name == "osx-64"
-    assert smoke_runner.find_target(args, None) is None
+    state = {"ENVSPEC_TARGET": "osx-64", "ENVSPEC_DEVICE": "cpu", "PYTORCH_ENABLE_MPS_FALLBACK": "1"}
+    (tmp_path / "conda-meta" / "state").write_text(json.dumps({"env_vars": state}))
+    assert smoke_runner.activation_vars(tmp_path) == state
+    plan = smoke_runner.plan(None, tmp_path, [], state=state, windows=False)
+    assert {k: plan.env[k] for k in state} == state
+    assert "--expect" not in plan.argv  # the child reads the promise from the same state file
+    args = cli.build_parser("smoke").parse_args(["--spec", str(tmp_path / "no-such.yml"), "smoke"])
+    assert smoke_runner.find_target(args) is None  # no --target: no spec needed
 
 
 def test_missing_prefix_python_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
