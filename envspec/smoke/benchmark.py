@@ -15,6 +15,7 @@ conv-1x1-as-matmul and coordinate-descent tuning, and ``torch.compile(unet, mode
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -136,7 +137,7 @@ def run_benchmark(opts: run.Options, rep: dict[str, Any]) -> bytes:
     )
 
     sync = run.synchronizer(choice.device)
-    warm = run.Options(**{**opts.__dict__, "seed": opts.seed + 1})
+    warm = dataclasses.replace(opts, seed=opts.seed + 1)
     start = time.perf_counter()
     run.denoise(pipe, warm, run.Job(size, size, opts.warmup_steps, choice.device))  # compiles on the first call
     sync()

@@ -10,10 +10,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envspec.smoke import report
 from envspec.smoke.errors import SmokeSetupError
+
+if TYPE_CHECKING:
+    from envspec.smoke.run import Options
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     return code
 
 
-def execute(opts: Any, rep: dict[str, Any]) -> tuple[bytes | None, int]:
+def execute(opts: Options, rep: dict[str, Any]) -> tuple[bytes | None, int]:
     """Run the smoke test or the benchmark; turn every failure into (None, exit code) and a message."""
     from envspec.smoke import run
 

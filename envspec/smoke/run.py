@@ -176,18 +176,25 @@ def tokenizer_check(pipe: Any, prompt: str) -> Check:
 
 def import_libraries() -> float:
     """Import the five libraries the smoke test needs; return the seconds it took."""
+    import importlib.util
+
+    missing = [
+        name for name in ("torch", "diffusers", "transformers", "numpy", "PIL") if not importlib.util.find_spec(name)
+    ]
+    if missing:
+        raise SmokeSetupError(
+            f"this environment lacks {', '.join('pillow' if m == 'PIL' else m for m in missing)}",
+            tip="the smoke test needs torch, diffusers, transformers, numpy and pillow (install the target's lockfile)",
+        )
     start = time.perf_counter()
     try:
         import diffusers  # noqa: F401
         import numpy  # noqa: F401
         import PIL  # noqa: F401
-        import torch  # noqa: F401
+        import torch  # noqa: F401  (first: the others import it anyway)
         import transformers  # noqa: F401
-    except ImportError as exc:
-        raise SmokeSetupError(
-            f"cannot import {exc.name or exc}: the environment lacks a smoke-test library",
-            tip="the smoke test needs torch, diffusers, transformers, numpy and pillow",
-        ) from None
+    except ImportError as exc:  # present but broken (e.g. a missing shared library)
+        raise SmokeSetupError(f"cannot import {exc.name or exc}: {exc}") from None
     return time.perf_counter() - start
 
 
