@@ -191,7 +191,7 @@ def import_libraries() -> float:
         import diffusers  # noqa: F401
         import numpy  # noqa: F401
         import PIL  # noqa: F401
-        import torch  # noqa: F401  (first: the others import it anyway)
+        import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as exc:  # present but broken (e.g. a missing shared library)
         raise SmokeSetupError(f"cannot import {exc.name or exc}: {exc}") from None
