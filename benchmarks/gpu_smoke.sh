@@ -49,8 +49,9 @@ run() {  # run NAME TIMEOUT ARGS...: one smoke/benchmark run, its verdict line a
     local name="$1" limit="$2"; shift 2
     echo "== $name: $PY -m envspec.smoke $*" >&2
     timeout "$limit" "$PY" -m envspec.smoke --expect cuda --target linux-cuda --out "$OUT/$name" "$@" \
-        2> >(tail -n 40 > "$OUT/$name.stderr.txt" >&2)
+        2> "$OUT/$name.stderr.txt"
     local rc=$?
+    tail -n 15 "$OUT/$name.stderr.txt" >&2
     echo "== $name: exit $rc" >&2
     [ "$rc" -eq 0 ] || status=1
 }
