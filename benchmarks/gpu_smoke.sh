@@ -21,6 +21,9 @@ OUT="${OUT:-outputs/gpu}"
 PY="${PYTHON:-python3}"
 STEPS="${BENCH_STEPS:-30}"
 RUNS="${RUNS:-smoke eager reduce-overhead}"
+# EXTRA_ARGS go to every run; e.g. a CPU rehearsal of this script:
+#   PYTHON=.venv/bin/python RUNS="smoke eager" EXTRA_ARGS="--allow-cpu --resolution 64 --benchmark-steps 2" \
+#   bash benchmarks/gpu_smoke.sh
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
@@ -48,7 +51,8 @@ status=0
 run() {  # run NAME TIMEOUT ARGS...: one smoke/benchmark run, its verdict line and exit code
     local name="$1" limit="$2"; shift 2
     echo "== $name: $PY -m envspec.smoke $*" >&2
-    timeout "$limit" "$PY" -m envspec.smoke --expect cuda --target linux-cuda --out "$OUT/$name" "$@" \
+    # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options on purpose
+    timeout "$limit" "$PY" -m envspec.smoke --expect cuda --target linux-cuda --out "$OUT/$name" "$@" ${EXTRA_ARGS:-} \
         2> "$OUT/$name.stderr.txt"
     local rc=$?
     tail -n 15 "$OUT/$name.stderr.txt" >&2
