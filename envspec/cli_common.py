@@ -1,0 +1,32 @@
+"""Helpers every command shares: loading the project and spec from the global options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from envspec.project import Project
+from envspec.spec import Spec, load_spec
+
+
+def load(args: argparse.Namespace) -> tuple[Project, Spec]:
+    spec_path = Path(args.spec)
+    spec = load_spec(spec_path)
+    return Project.from_spec_path(spec_path), spec
+
+
+def progress(message: str) -> None:
+    """Progress for people goes to stderr, so stdout stays clean for results and --json."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table with aligned columns."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return "\n".join(lines)

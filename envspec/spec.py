@@ -1,0 +1,385 @@
+"""The one source: a strict model of ``envspec.yml`` and its resolution into per-target records.
+
+Loading is pure (text in, ``Spec`` out) apart from ``load_spec`` reading the file. Every
+malformed input becomes a ``SpecError`` whose one-line message names the file, the field path,
+the line where known, and what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from envspec.errors import SpecError
+from envspec.yamlsrc import DuplicateKeyError, YamlSource
+
+SPEC_VERSION: Final = 1
+
+Accelerator = Literal["cuda", "mps", "cpu"]
+
+#: conda subdirs envspec knows how to lock for (conda's own list of real platforms).
+Subdir = Literal[
+    "linux-64",
+    "linux-aarch64",
+    "linux-ppc64le",
+    "osx-64",
+    "osx-arm64",
+    "win-64",
+    "win-arm64",
+]
+
+#: Virtual packages a target may declare, with the subdir families they make sense on.
+KNOWN_VIRTUAL_PACKAGES: Final[dict[str, tuple[str, ...]]] = {
+    "__unix": ("linux", "osx"),
+    "__linux": ("linux",),
+    "__glibc": ("linux",),
+    "__osx": ("osx",),
+    "__win": ("win",),
+    "__cuda": ("linux", "win"),
+    "__archspec": ("linux", "osx", "win"),
+}
+
+
+#: What each accelerator demands of a target, as data. ``torch_build`` is the glob the torch
+#: package's build string must be pinned to, so a CPU build can never win on that target.
+@dataclass(frozen=True)
+class AcceleratorRule:
+    requires_virtual: tuple[str, ...]
+    torch_build_prefix: str | None
+    min_virtual: dict[str, str] = field(default_factory=dict)
+    requires_torch_packages: tuple[str, ...] = ()
+
+
+ACCELERATOR_RULES: Final[dict[str, AcceleratorRule]] = {
+    "cuda": AcceleratorRule(
+        requires_virtual=("__cuda",), torch_build_prefix="cuda", requires_torch_packages=("cuda-version",)
+    ),
+    # MPS in torch >= 2.9 needs macOS 14 (domain notes: "torch >= 2.9 wants macOS 14 for MPS").
+    "mps": AcceleratorRule(requires_virtual=("__osx",), torch_build_prefix=None, min_virtual={"__osx": "14"}),
+    "cpu": AcceleratorRule(requires_virtual=(), torch_build_prefix=None),
+}
+
+TORCH_PACKAGE: Final = "pytorch"
+CUDA_VERSION_PACKAGE: Final = "cuda-version"
+
+_VPKG_VALUE = re.compile(r"^[0-9][0-9A-Za-z._+]*( [A-Za-z0-9_.+]{1,64})?$")
+_NAME = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+def _check_match_spec(value: str) -> str:
+    """Parse with rattler's real MatchSpec parser; keep the user's text."""
+    from rattler import MatchSpec
+
+    try:
+        MatchSpec(value)
+    except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+        raise ValueError(f"invalid conda match spec {value!r}: {exc}") from None
+    return value
+
+
+def _check_vpkg_value(value: str) -> str:
+    if not _VPKG_VALUE.match(value):
+        raise ValueError(f"{value!r} is not 'VERSION' or 'VERSION BUILD' (e.g. \"12.9\" or \"1 x86_64\")")
+    return value
+
+
+def _check_pip_requirement(value: str) -> str:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(value)
+    except InvalidRequirement as exc:
+        raise ValueError(f"invalid pip requirement {value!r}: {exc}") from None
+    return value
+
+
+MatchSpecStr = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_match_spec)]
+VirtualValue = Annotated[str, AfterValidator(_check_vpkg_value)]
+PipRequirement = Annotated[str, AfterValidator(_check_pip_requirement)]
+Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TargetModel(_Strict):
+    """One target: everything that differs between platforms, as data."""
+
+    description: str = Field(default="", description="One line for people: what machine this is for.")
+    subdir: Subdir = Field(description="conda subdir (CONDA_SUBDIR) the target is solved and installed for.")
+    accelerator: Accelerator = Field(description="What torch must run on: cuda, mps or cpu.")
+    virtual_packages: dict[str, VirtualValue] = Field(
+        description="The target machine's virtual packages, e.g. {__cuda: '12.9', __glibc: '2.28'}. "
+        "Passed to the solver instead of conda-lock's defaults.",
+    )
+    torch: list[MatchSpecStr] = Field(
+        min_length=1,
+        description="Match specs selecting the torch variant, e.g. ['pytorch=*=cuda*', 'cuda-version=12.9'].",
+    )
+    packages: list[MatchSpecStr] = Field(default_factory=list, description="Extra conda packages for this target.")
+    variables: dict[EnvVarName, str] = Field(
+        default_factory=dict, description="Environment variables set on activation."
+    )
+    runner: str = Field(min_length=1, description="GitHub Actions runner label that verifies this target.")
+    smoke_device: Accelerator = Field(description="The torch device the smoke test must see on real hardware.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TargetModel:
+        family = self.subdir.split("-")[0]
+        for name in self.virtual_packages:
+            allowed = KNOWN_VIRTUAL_PACKAGES.get(name)
+            if allowed is None:
+                raise ValueError(
+                    f"unknown virtual package {name!r}; expected one of {', '.join(sorted(KNOWN_VIRTUAL_PACKAGES))}"
+                )
+            if family not in allowed:
+                raise ValueError(f"virtual package {name!r} does not exist on {self.subdir}")
+        rule = ACCELERATOR_RULES[self.accelerator]
+        for name in rule.requires_virtual:
+            if name not in self.virtual_packages:
+                raise ValueError(f"accelerator {self.accelerator!r} needs virtual package {name!r}")
+        for name, minimum in rule.min_virtual.items():
+            if _version_tuple(self.virtual_packages[name].split()[0]) < _version_tuple(minimum):
+                raise ValueError(f"accelerator {self.accelerator!r} needs {name} >= {minimum}")
+        torch_specs = [s for s in self.torch if _spec_name(s) == TORCH_PACKAGE]
+        if len(torch_specs) != 1:
+            raise ValueError(f"torch must contain exactly one '{TORCH_PACKAGE}' match spec")
+        if rule.torch_build_prefix is not None:
+            build = _spec_build(torch_specs[0])
+            if build is None or not build.startswith(rule.torch_build_prefix):
+                raise ValueError(
+                    f"accelerator {self.accelerator!r} needs the {TORCH_PACKAGE} build pinned to "
+                    f"'{rule.torch_build_prefix}*' (e.g. '{TORCH_PACKAGE}=*={rule.torch_build_prefix}*'), "
+                    "or a CPU build can win the solve"
+                )
+        for needed in rule.requires_torch_packages:
+            if not any(_spec_name(s) == needed for s in self.torch):
+                raise ValueError(
+                    f"accelerator {self.accelerator!r} needs '{needed}' pinned in torch (e.g. '{needed}=12.9')"
+                )
+        return self
+
+
+class SpecModel(_Strict):
+    """The whole ``envspec.yml``."""
+
+    version: Literal[1] = Field(description="Format version of envspec.yml.")
+    name: Name = Field(description="Base name of the conda environment.")
+    channels: list[Name] = Field(min_length=1, description="conda channels, highest priority first.")
+    dependencies: list[MatchSpecStr] = Field(min_length=1, description="conda packages common to every target.")
+    pip: list[PipRequirement] = Field(
+        default_factory=list,
+        description="Optional pip requirements. Explicit lockfiles cannot carry them; unused by default.",
+    )
+    targets: dict[Name, TargetModel] = Field(min_length=1, description="One record per platform target.")
+
+    @model_validator(mode="after")
+    def _no_duplicate_packages(self) -> SpecModel:
+        common = {_spec_name(s): s for s in self.dependencies}
+        if len(common) != len(self.dependencies):
+            raise ValueError("dependencies name a package twice")
+        for tname, target in self.targets.items():
+            seen = dict(common)
+            for spec in [*target.torch, *target.packages]:
+                name = _spec_name(spec)
+                if name in seen:
+                    raise ValueError(f"target {tname!r}: package {name!r} is given twice ({seen[name]!r} and {spec!r})")
+                seen[name] = spec
+        return self
+
+
+def _spec_name(spec: str) -> str:
+    from rattler import MatchSpec
+
+    name = MatchSpec(spec).name
+    return str(name.normalized if hasattr(name, "normalized") else name).lower()
+
+
+def _spec_build(spec: str) -> str | None:
+    from rattler import MatchSpec
+
+    build = MatchSpec(spec).build
+    return None if build is None else str(build)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("."):
+        digits = re.match(r"\d+", piece)
+        parts.append(int(digits.group()) if digits else 0)
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A target with the common parts folded in: everything later steps need, nothing more."""
+
+    name: str
+    description: str
+    subdir: str
+    accelerator: Accelerator
+    channels: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    pip: tuple[str, ...]
+    virtual_packages: dict[str, str]
+    variables: dict[str, str]
+    runner: str
+    smoke_device: Accelerator
+    torch_spec: str
+    cuda_version: str | None
+    env_name: str
+
+    @property
+    def platform_family(self) -> str:
+        return self.subdir.split("-")[0]
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    model: SpecModel
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.model.channels)
+
+    @property
+    def targets(self) -> dict[str, TargetModel]:
+        return dict(self.model.targets)
+
+    def resolve(self, name: str) -> ResolvedTarget:
+        try:
+            target = self.model.targets[name]
+        except KeyError:
+            raise SpecError(
+                f"{self.path}: no target named {name!r}",
+                tip=f"choose one of: {', '.join(self.model.targets)}",
+            ) from None
+        torch_spec = next(s for s in target.torch if _spec_name(s) == TORCH_PACKAGE)
+        cuda_version = None
+        for spec in target.torch:
+            if _spec_name(spec) == CUDA_VERSION_PACKAGE:
+                cuda_version = str(_match_version(spec))
+        variables = {"ENVSPEC_TARGET": name, "ENVSPEC_DEVICE": target.smoke_device, **target.variables}
+        return ResolvedTarget(
+            name=name,
+            description=target.description,
+            subdir=target.subdir,
+            accelerator=target.accelerator,
+            channels=tuple(self.model.channels),
+            dependencies=(*self.model.dependencies, *target.torch, *target.packages),
+            pip=tuple(self.model.pip),
+            virtual_packages=dict(target.virtual_packages),
+            variables=variables,
+            runner=target.runner,
+            smoke_device=target.smoke_device,
+            torch_spec=torch_spec,
+            cuda_version=cuda_version,
+            env_name=f"{self.model.name}-{name}",
+        )
+
+    def resolve_all(self) -> list[ResolvedTarget]:
+        return [self.resolve(name) for name in self.model.targets]
+
+
+def _match_version(spec: str) -> str:
+    from rattler import MatchSpec
+
+    version = MatchSpec(spec).version
+    text = str(version) if version is not None else "*"
+    return text.removesuffix(".*").lstrip("=")
+
+
+def parse_spec(text: str, path: Path) -> Spec:
+    """Parse and validate spec text. Pure: no disk access."""
+    try:
+        source = YamlSource.parse(text)
+    except DuplicateKeyError as exc:
+        raise SpecError(
+            f"{path}:{exc.line}: {exc.path_text}: duplicate key {exc.key!r}",
+            tip="each key (and each target name) may appear once",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{path}{where}: not valid YAML: {problem}", tip="fix the YAML syntax") from None
+    data: Any = source.data
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{path}: expected a mapping at the top level, got {_kind(data)}", tip="see envspec.schema.json"
+        )
+    try:
+        model = SpecModel.model_validate(data)
+    except ValidationError as exc:
+        raise _to_spec_error(exc, source, path) from None
+    return Spec(path=path, model=model)
+
+
+def load_spec(path: Path) -> Spec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found", tip="run from the repository root or pass --spec PATH") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}", tip="check the file's permissions and encoding") from None
+    return parse_spec(text, path)
+
+
+def _kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _to_spec_error(exc: ValidationError, source: YamlSource, path: Path) -> SpecError:
+    first = exc.errors(include_url=False)[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+    # pydantic appends "[key]" markers for dict keys; keep the real path only.
+    loc = tuple(p for p in loc if p != "[key]")
+    field_path = ".".join(str(p) for p in loc) or "(top level)"
+    line = source.line_of(loc)
+    where = f"{path}:{line}" if line else str(path)
+    message = first["msg"].removeprefix("Value error, ")
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+        tip = "remove it or fix its spelling; allowed keys are in envspec.schema.json"
+    elif kind == "missing":
+        message = "required field is missing"
+        tip = "add it; see envspec.schema.json"
+    elif kind == "literal_error":
+        tip = "use one of the values listed"
+    else:
+        tip = "see envspec.schema.json for the expected form"
+    return SpecError(f"{where}: {field_path}: {message}", tip=tip)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON schema of envspec.yml generated from the model (for editors)."""
+    schema = SpecModel.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$comment": "GENERATED by `envspec render` from envspec/spec.py; do not edit.",
+        "title": "envspec.yml",
+        **schema,
+    }

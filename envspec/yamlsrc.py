@@ -1,0 +1,69 @@
+"""YAML loading that keeps what error messages need: duplicate-key detection and line numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: str, line: int, path: tuple[str, ...]) -> None:
+        super().__init__(f"duplicate key {key!r} at line {line}")
+        self.key = key
+        self.line = line
+        self.path_text = ".".join(path) or "(top level)"
+
+
+def _check_duplicates(node: yaml.Node, path: tuple[str, ...] = ()) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1, path)
+            seen.add(key)
+            _check_duplicates(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicates(item, (*path, str(index)))
+
+
+@dataclass(frozen=True)
+class YamlSource:
+    """Parsed YAML data plus its node tree, so a field path can be turned into a line number."""
+
+    data: Any
+    root: yaml.Node | None
+
+    @classmethod
+    def parse(cls, text: str) -> YamlSource:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _check_duplicates(root)
+        data = yaml.safe_load(text)
+        return cls(data=data, root=root)
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """1-based line of the deepest node on ``path`` that exists."""
+        node = self.root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in path:
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if str(key_node.value) == str(part):
+                        child = value_node
+                        line = key_node.start_mark.line + 1
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                child = node.value[part]
+                line = child.start_mark.line + 1
+            if child is None:
+                break
+            node = child
+        return line

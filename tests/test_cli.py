@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from envspec.cli import main
+from envspec.errors import ExitCode
+
+
+def test_targets_table(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--spec", str(repo / "envspec.yml"), "targets"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["TARGET", "SUBDIR", "ACCEL", "CUDA", "RUNNER", "TORCH"]
+    assert "linux-cuda  linux-64" in out and "12.9" in out and "windows-latest" in out
+
+
+def test_targets_json(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--spec", str(repo / "envspec.yml"), "targets", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["version"] == 1
+    by_name = {t["name"]: t for t in data["targets"]}
+    assert by_name["win-cuda"]["cuda"] == "12.8"
+    assert by_name["osx-arm64"]["accelerator"] == "mps"
+
+
+def test_render_then_check(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(project_copy / "envspec.yml")
+    assert main(["--spec", spec, "render", "--check"]) == ExitCode.CHECK_FAILED
+    assert main(["--spec", spec, "render"]) == 0
+    capsys.readouterr()
+    assert main(["--spec", spec, "render", "--check"]) == 0
+    (project_copy / "environment-osx-64.yml").write_text("edited by hand\n")
+    assert main(["--spec", spec, "render", "--check"]) == ExitCode.CHECK_FAILED
+    captured = capsys.readouterr()
+    assert "-edited by hand" in captured.out
+    assert "run `envspec render`" in captured.err
+
+
+def test_bad_spec_is_one_line_with_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "envspec.yml"
+    spec.write_text("version: 1\nname: x\nchannels: [conda-forge]\ndependencies: [python]\ntargets: {}\nbogus: 1\n")
+    assert main(["--spec", str(spec), "targets"]) == ExitCode.SPEC_INVALID
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {spec}:")
+    assert "Traceback" not in err
+
+
+def test_missing_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--spec", str(tmp_path / "nope.yml"), "render"]) == ExitCode.SPEC_INVALID
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == ExitCode.USAGE
+    assert main([]) == ExitCode.USAGE
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "render" in capsys.readouterr().out
