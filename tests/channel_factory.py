@@ -109,7 +109,7 @@ def _cuda_dotted(variant: str) -> str:
 
 
 def _next_major(version: str) -> str:
-    return f"{int(version.split('.')[0]) + 1}"
+    return f"{int(version.split('.', maxsplit=1)[0]) + 1}"
 
 
 def _py_deps(tag: str) -> tuple[str, ...]:
@@ -118,9 +118,7 @@ def _py_deps(tag: str) -> tuple[str, ...]:
     return (f"python >={minor},<{upper}.0a0", f"python_abi {minor}.* *_cp{tag}")
 
 
-def _compiled(
-    name: str, version: str, subdir: str, deps: tuple[str, ...], bn: int = 0
-) -> Iterator[Pkg]:
+def _compiled(name: str, version: str, subdir: str, deps: tuple[str, ...], bn: int = 0) -> Iterator[Pkg]:
     for _, tag in PYTHONS:
         build = f"py{tag}{_h(name, version, subdir, tag)}_{bn}"
         yield Pkg(name, version, build, bn, subdir, (*_py_deps(tag), *deps, *_OS_BASE[subdir]))
@@ -146,12 +144,36 @@ NOARCH_PY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("fsspec", "2025.10.0", ()),
     ("networkx", "3.5", ()),
     ("packaging", "25.0", ()),
-    ("huggingface_hub", "0.35.3", ("filelock", "fsspec >=2023.5.0", "packaging >=20.9", "tqdm >=4.42.1", "typing_extensions >=3.7.4.3")),
-    ("huggingface_hub", "0.36.0", ("filelock", "fsspec >=2023.5.0", "packaging >=20.9", "tqdm >=4.42.1", "typing_extensions >=3.7.4.3")),
+    (
+        "huggingface_hub",
+        "0.35.3",
+        ("filelock", "fsspec >=2023.5.0", "packaging >=20.9", "tqdm >=4.42.1", "typing_extensions >=3.7.4.3"),
+    ),
+    (
+        "huggingface_hub",
+        "0.36.0",
+        ("filelock", "fsspec >=2023.5.0", "packaging >=20.9", "tqdm >=4.42.1", "typing_extensions >=3.7.4.3"),
+    ),
     ("diffusers", "0.35.2", ("filelock", "huggingface_hub >=0.34.0", "numpy", "pillow", "safetensors >=0.3.1")),
     ("diffusers", "0.36.0", ("filelock", "huggingface_hub >=0.34.0", "numpy", "pillow", "safetensors >=0.3.1")),
-    ("transformers", "4.57.1", ("filelock", "huggingface_hub >=0.34.0,<1.0", "numpy >=1.17", "packaging >=20.0", "safetensors >=0.4.3", "tokenizers >=0.22.0,<=0.23.0", "tqdm >=4.27")),
-    ("accelerate", "1.11.0", ("huggingface_hub >=0.21.0", "numpy >=1.17", "packaging >=20.0", "pytorch >=2.0.0", "safetensors >=0.4.3")),
+    (
+        "transformers",
+        "4.57.1",
+        (
+            "filelock",
+            "huggingface_hub >=0.34.0,<1.0",
+            "numpy >=1.17",
+            "packaging >=20.0",
+            "safetensors >=0.4.3",
+            "tokenizers >=0.22.0,<=0.23.0",
+            "tqdm >=4.27",
+        ),
+    ),
+    (
+        "accelerate",
+        "1.11.0",
+        ("huggingface_hub >=0.21.0", "numpy >=1.17", "packaging >=20.0", "pytorch >=2.0.0", "safetensors >=0.4.3"),
+    ),
 )
 
 
@@ -163,9 +185,7 @@ def stack_packages() -> list[Pkg]:
         for version, tag in PYTHONS:
             minor = f"3.{tag[1:]}"
             build = f"{_h('python', version, subdir)}_0_cpython"
-            pkgs.append(
-                Pkg("python", version, build, 0, subdir, ("libzlib >=1.3.1", *_OS_BASE[subdir]))
-            )
+            pkgs.append(Pkg("python", version, build, 0, subdir, ("libzlib >=1.3.1", *_OS_BASE[subdir])))
             pkgs.append(Pkg("python_abi", minor, f"8_cp{tag}", 8, subdir, ()))
         pkgs.append(Pkg("libzlib", "1.3.1", f"{_h('libzlib', subdir)}_2", 2, subdir, _OS_BASE[subdir]))
         if subdir.startswith("linux"):
@@ -185,8 +205,14 @@ def stack_packages() -> list[Pkg]:
     for subdir in ("linux-64", "win-64"):
         for cv in CUDA_VERSIONS:
             pkgs.append(
-                Pkg("cuda-cudart", f"{cv}.79", f"{_h('cudart', cv, subdir)}_0", 0, subdir,
-                    (f"cuda-version >={cv},<{_next_major(cv)}.0a0", *_OS_BASE[subdir]))
+                Pkg(
+                    "cuda-cudart",
+                    f"{cv}.79",
+                    f"{_h('cudart', cv, subdir)}_0",
+                    0,
+                    subdir,
+                    (f"cuda-version >={cv},<{_next_major(cv)}.0a0", *_OS_BASE[subdir]),
+                )
             )
     # pytorch
     for subdir, version, variant, bn, extra in TORCH_BUILDS:
@@ -216,8 +242,16 @@ def stack_packages() -> list[Pkg]:
     # noarch
     for cv in CUDA_VERSIONS:
         pkgs.append(
-            Pkg("cuda-version", cv, "h4f385c5_3", 3, "noarch", (),
-                constrains=(f"__cuda >={cv}", f"cudatoolkit {cv}|{cv}.*"), noarch="generic")
+            Pkg(
+                "cuda-version",
+                cv,
+                "h4f385c5_3",
+                3,
+                "noarch",
+                (),
+                constrains=(f"__cuda >={cv}", f"cudatoolkit {cv}|{cv}.*"),
+                noarch="generic",
+            )
         )
     for name, version, deps in NOARCH_PY:
         pkgs.append(_noarch(name, version, deps))
@@ -241,7 +275,9 @@ def filler_packages(n_records: int, seed_names: int = 400) -> list[Pkg]:
                 version = f"{major}.{minor}.0"
                 dep = f"fill-{(i + 1) % seed_names:04d} >={max(major - 1, 0)}"
                 if subdir == "noarch":
-                    pkgs.append(Pkg(name, version, f"pyhd8ed1ab_{bn}", bn, subdir, ("python >=3.10", dep), noarch="python"))
+                    pkgs.append(
+                        Pkg(name, version, f"pyhd8ed1ab_{bn}", bn, subdir, ("python >=3.10", dep), noarch="python")
+                    )
                 else:
                     pkgs += list(_compiled(name, version, subdir, (dep,), bn))
         i += 1
@@ -268,7 +304,9 @@ def _tar_zst(members: Iterable[tuple[str, bytes]]) -> bytes:
 
 def _index_json(pkg: Pkg) -> dict[str, object]:
     index: dict[str, object] = {
-        "arch": None if pkg.subdir == "noarch" else ("x86_64" if pkg.subdir.endswith("64") and not pkg.subdir.endswith("arm64") else "arm64"),
+        "arch": None
+        if pkg.subdir == "noarch"
+        else ("x86_64" if pkg.subdir.endswith("64") and not pkg.subdir.endswith("arm64") else "arm64"),
         "build": pkg.build,
         "build_number": pkg.build_number,
         "depends": list(pkg.depends),
