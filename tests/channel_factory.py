@@ -264,6 +264,21 @@ def bump_packages() -> list[Pkg]:
     return [_noarch("diffusers", "0.37.0", hub), _noarch("tqdm", "4.68.0", ("colorama",))]
 
 
+def history_packages(n_versions: int = 30) -> list[Pkg]:
+    """Older releases of the stack's own names (what makes a real solve search): per subdir and
+    Python for compiled packages, noarch for the rest. None of them beats the current ones."""
+    pkgs: list[Pkg] = []
+    for i in range(n_versions):
+        for subdir in SUBDIRS:
+            pkgs += _compiled("numpy", f"1.{i}.0", subdir, ())
+            pkgs += _compiled("pillow", f"9.{i}.0", subdir, ("libzlib >=1.3.1",))
+            pkgs += _compiled("safetensors", f"0.3.{i}", subdir, ())
+            pkgs += _compiled("tokenizers", f"0.{i % 21}.{i}", subdir, ("huggingface_hub >=0.16.4,<2.0",))
+        for name, deps in {name: deps for name, _, deps in NOARCH_PY}.items():
+            pkgs.append(_noarch(name, f"0.0.{i}", deps))
+    return pkgs
+
+
 def filler_packages(n_records: int, seed_names: int = 400) -> list[Pkg]:
     """Realistic-size padding: many names, many versions and builds per name, all subdirs.
 
@@ -413,7 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         write_packages(args.root, pkgs)
         index_channel(args.root)
     else:
-        pkgs = stack_packages() + (filler_packages(args.filler) if args.filler else [])
+        pkgs = stack_packages()
+        if args.filler:
+            pkgs += history_packages()
+            pkgs += filler_packages(max(0, args.filler - len(pkgs)))
         build_channel(args.root, pkgs)
     print(f"{len(pkgs)} packages in {args.root}", flush=True)
     sys.stderr.flush()
