@@ -44,8 +44,12 @@ def build_channel(root: Path, records: int) -> int:
     return total
 
 
+CPU: list[float] = []  # user+sys seconds of each run, all processes (immune to other load)
+
+
 def envspec(project: Path, *args: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), *args],
@@ -55,6 +59,8 @@ def envspec(project: Path, *args: str) -> float:
         check=False,
     )
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"envspec {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return seconds
@@ -77,30 +83,38 @@ def main(argv: list[str] | None = None) -> int:
         envspec(base, "render")
         envspec(base, "targets")  # warm the interpreter's bytecode caches, as a user's second command is
         cold, noop, one = [], [], []
+        cold_cpu, noop_cpu, one_cpu = [], [], []
         for i in range(args.repeat):
             project = Path(tmp) / f"run{i}"
             shutil.copytree(base, project)
             cold.append(envspec(project, "lock", "--mirror", mirror))
+            cold_cpu.append(CPU[-1])
             noop.append(envspec(project, "lock", "--mirror", mirror))
+            noop_cpu.append(CPU[-1])
             spec = project / "envspec.yml"
             spec.write_text(spec.read_text().replace('__glibc: "2.28"', '__glibc: "2.31"', 1))
             envspec(project, "render")
             one.append(envspec(project, "lock", "--mirror", mirror))
+            one_cpu.append(CPU[-1])
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
     def med(values: list[float]) -> float:
         return sorted(values)[len(values) // 2]
 
+    def runs(values: list[float], cpu: list[float]) -> str:
+        return f"runs: {', '.join(f'{v:.2f}' for v in values)}; CPU (user+sys, all processes) {med(cpu):.2f} s"
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = [
         ("channel records", f"{total}", f"{len(list(args.channel.glob('*/*.conda')))} .conda files"),
-        ("4-target lock, cold", f"{med(cold):.2f} s", f"goal <= 3 s; runs: {', '.join(f'{v:.2f}' for v in cold)}"),
-        ("4-target no-op", f"{med(noop):.2f} s", f"goal <= 0.5 s; runs: {', '.join(f'{v:.2f}' for v in noop)}"),
-        ("one-target re-lock", f"{med(one):.2f} s", f"runs: {', '.join(f'{v:.2f}' for v in one)}"),
+        ("4-target lock, cold", f"{med(cold):.2f} s", "goal <= 3 s; " + runs(cold, cold_cpu)),
+        ("4-target no-op", f"{med(noop):.2f} s", "goal <= 0.5 s; " + runs(noop, noop_cpu)),
+        ("one-target re-lock", f"{med(one):.2f} s", runs(one, one_cpu)),
         ("peak memory", f"{peak_kib / 1024:.0f} MiB", "largest RSS of any single process (envspec/conda-lock/shim)"),
     ]
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
-    print(f"envspec lock benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
+    print(f"envspec lock benchmark ({os.cpu_count()} CPUs, load average {load:.1f}, Python {sys.version.split()[0]})")
     for name, value, note in rows:
         print(f"  {name.ljust(width)}  {value.rjust(vwidth)}  {note}")
     return 0
