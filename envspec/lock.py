@@ -397,6 +397,7 @@ def run_conda_lock(
     """Run all prepared conda-lock invocations through :mod:`envspec.conda_lock_runner` (one
     conda-lock import, forked per target on POSIX). Interrupts kill the whole process group."""
     request = {
+        "watch_parent": os.name == "posix",
         "max_workers": max_workers,
         "jobs": [
             {"id": p.job.target, "argv": p.argv, "env": p.env, "stdout": str(p.stdout), "stderr": str(p.stderr)}
@@ -431,8 +432,8 @@ def run_conda_lock(
     done: set[str] = set()
     try:
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps(request))
-        proc.stdin.close()
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()  # stdin stays open: the runner kills its group when it sees EOF early
         for line in proc.stdout:
             if not line.strip().startswith("{"):
                 continue
@@ -446,6 +447,9 @@ def run_conda_lock(
         raise
     finally:
         timer.cancel()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
     missing = [p for p in preps if p.job.target not in done]
     if missing:
         if time.monotonic() - start >= timeout:

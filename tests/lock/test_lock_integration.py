@@ -162,54 +162,74 @@ def test_update_moves_only_the_named_package(project: Path, local_channel: Path,
     assert code == ExitCode.SPEC_INVALID and "no-such-package" in err
 
 
-def test_killed_run_leaves_old_lockfiles_intact(project: Path, mirror: str, tmp_path: Path) -> None:
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_run_leaves_old_lockfiles_intact(project: Path, mirror: str, tmp_path: Path, sig: int) -> None:
     before = snapshot(project)
     edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')  # linux-cuda must be re-solved
     after_render = snapshot(project)
+    assert before["linux-cuda.lock"] == after_render["linux-cuda.lock"]
     marker = tmp_path / "solving"
     shim = shim_executable(project / ".envspec-cache")
-    slow = tmp_path / "slow-conda"
-    slow.write_text(f'#!/bin/sh\nif [ "$1" = create ]; then touch "{marker}"; sleep 60; fi\nexec "{shim}" "$@"\n')
+    slow = tmp_path / "slow-conda"  # a solver that hangs mid-solve, telling us its pid
+    slow.write_text(f'#!/bin/sh\nif [ "$1" = create ]; then echo $$ > "{marker}"; sleep 60; fi\nexec "{shim}" "$@"\n')
     slow.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "envspec",
-            "--spec",
-            str(project / "envspec.yml"),
-            "lock",
-            "--mirror",
-            mirror,
-            "--solver",
-            str(slow),
-        ],
+        [*argv, "--mirror", mirror, "--solver", str(slow)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
-        while not marker.exists():
+        while not (marker.exists() and marker.read_text().strip()):
             assert proc.poll() is None, "envspec lock ended before the solve started"
             assert time.monotonic() < deadline, "the solve never started"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        solver_pid = int(marker.read_text())
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        # nothing of the run survives it: the hanging solver is killed too
+        deadline = time.monotonic() + 10
+        while not _gone(solver_pid):
+            assert time.monotonic() < deadline, "the solver outlived the killed envspec run"
+            time.sleep(0.05)
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the orphaned conda-lock and its solver
-    assert proc.returncode == -signal.SIGKILL
-    assert snapshot(project) == after_render  # byte-identical, no temp file in lockfiles/
-    assert before["linux-cuda.lock"] == after_render["linux-cuda.lock"]
+            os.killpg(proc.pid, signal.SIGKILL)
+    if sig == signal.SIGINT:
+        assert proc.returncode == ExitCode.INTERRUPTED, err
+        assert b"Traceback" not in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert snapshot(project) == after_render  # byte-identical, and no temporary file in lockfiles/
     # the next run recovers: solves, replaces, and leaves no temporary files behind
     code, _, err = envspec(project, "lock", "--mirror", mirror)
     assert code == 0, err
     names = {p.name for p in (project / "lockfiles").iterdir()}
     assert not [n for n in names if "envspec-tmp" in n]
     assert snapshot(project)["linux-cuda.lock"] != before["linux-cuda.lock"]
+
+
+def test_concurrent_runs_do_not_interleave(project: Path, mirror: str) -> None:
+    from envspec.fsutil import run_lock
+
+    edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')
+    before = snapshot(project)
+    with run_lock(project / ".envspec-cache" / "lock.lock", "locking"):  # another run holds the lock
+        code, _, err = envspec(project, "lock", "--mirror", mirror)
+    assert code == ExitCode.BUSY and "another envspec run" in err
+    assert snapshot(project) == before
 
 
 def test_conda_lock_render_reads_the_output(locked: Path, tmp_path: Path) -> None:
