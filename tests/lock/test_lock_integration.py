@@ -286,3 +286,71 @@ def test_unreachable_channel_names_url_and_mirror_quickly(project: Path, url: st
     assert code == ExitCode.CHANNEL_UNREACHABLE, err
     assert url in err and "--mirror" in err and "Traceback" not in err
     assert snapshot(project) == before
+
+
+def test_explicit_files_are_topologically_ordered(locked: Path) -> None:
+    import yaml
+
+    for target in TARGETS:
+        data = yaml.safe_load((locked / "lockfiles" / f"{target}.conda-lock.yml").read_text(encoding="utf-8"))
+        deps = {p["name"]: set(p["dependencies"]) for p in data["package"]}
+        order = [e.name for e in explicit.entries((locked / "lockfiles" / f"{target}.lock").read_text())]
+        assert sorted(order) == sorted(deps)
+        seen: set[str] = set()
+        for name in order:
+            assert {d for d in deps[name] if not d.startswith("__")} <= seen, (target, name)
+            seen.add(name)
+
+
+def test_diff_reports_what_an_update_changed(project: Path, local_channel: Path, tmp_path: Path) -> None:
+    channel = tmp_path / "channel"
+    shutil.copytree(local_channel, channel)
+    own = f"conda-forge={channel.as_uri()}"
+    assert envspec(project, "lock", "--mirror", own, "--target", "osx-64")[0] == 0
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "base")
+    code, out, err = envspec(project, "diff")
+    assert (code, out) == (0, ""), err  # nothing changed: empty, so a PR body stays clean
+    subprocess.run([sys.executable, str(FACTORY), str(channel), "--bump"], check=True, capture_output=True)
+    assert envspec(project, "lock", "--mirror", own, "--target", "osx-64", "--update", "tqdm")[0] == 0
+    code, out, err = envspec(project, "diff", "--base", "HEAD")
+    assert code == 0, err
+    assert out.startswith("### osx-64 (1 changed)")
+    assert "| tqdm | changed | 4.67.1 `pyhd8ed1ab_0` | 4.68.0 `pyhd8ed1ab_0` |" in out
+    assert "linux-cuda" not in out and "diffusers" not in out
+
+
+def test_shim_answers_conda_lock_commands_directly(local_channel: Path, tmp_path: Path) -> None:
+    import json
+
+    shim = shim_executable(tmp_path / "cache")
+    assert shim.name == "envspec-conda"
+    version = subprocess.run([str(shim), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("conda ")
+    base = [str(shim), "create", "--prefix", str(tmp_path / "p"), "--dry-run", "--json", "--override-channels"]
+    specs = ["python 3.12.*", "pytorch * cuda*", "cuda-version 13.0.*"]
+    env = {**os.environ, "CONDA_SUBDIR": "linux-64", "CONDA_OVERRIDE_CUDA": "13.0", "CONDA_OVERRIDE_GLIBC": "2.28"}
+    env.pop("CONDA_OVERRIDE_OSX", None)
+    proc = subprocess.run(
+        [*base, "--channel", local_channel.as_uri(), *specs], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fetch = {f["name"]: f for f in json.loads(proc.stdout)["actions"]["FETCH"]}
+    assert fetch["pytorch"]["build"].startswith("cuda130_")
+    assert fetch["pytorch"]["url"].startswith(local_channel.as_uri())
+    assert len(fetch["pytorch"]["md5"]) == 32 and len(fetch["pytorch"]["sha256"]) == 64
+    # the HOST has no GPU; the target's __cuda comes only from CONDA_OVERRIDE_CUDA: without it, no CUDA
+    env.pop("CONDA_OVERRIDE_CUDA")
+    proc = subprocess.run(
+        [*base, "--channel", local_channel.as_uri(), *specs], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)
+    assert error["exception_name"] == "UnsatisfiableError" and "__cuda" in error["message"]
+    info = subprocess.run([str(shim), "info", "--json"], env=env, capture_output=True, text=True, check=True)
+    assert "pkgs_dirs" in json.loads(info.stdout)
