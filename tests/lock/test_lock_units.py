@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from envspec import explicit
@@ -208,3 +210,38 @@ def test_diff_markdown() -> None:
     assert text.startswith("### linux-cuda (1 added, 1 removed, 1 changed)")
     assert "| diffusers | changed | 0.36.0 `pyh_0` | 0.37.0 `pyh_0` |" in text
     assert markdown("linux-cuda", diff_packages(before, before)) == ""
+
+
+# ------------------------------------------------------------------------------- solver choice, failures
+
+
+def test_solver_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec.errors import ToolFailed
+    from envspec.lock import resolve_solver
+
+    default = resolve_solver(None, tmp_path)
+    assert default.executable.name.startswith("envspec-conda") and default.executable.is_file()
+    assert default.executable.read_text().count("envspec.conda_shim") == 1
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ToolFailed, match=r"micromamba.*not on PATH"):
+        resolve_solver("micromamba", tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: f"/opt/bin/{name}")
+    assert resolve_solver("mamba", tmp_path).executable == Path("/opt/bin/mamba")
+    with pytest.raises(ToolFailed, match="no such file"):
+        resolve_solver(str(tmp_path / "nope"), tmp_path)
+
+
+def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
+    from envspec.errors import ChannelUnreachable, ToolFailed, UnsatisfiableError
+    from envspec.lock import LockJob, _classify_failure
+
+    job = LockJob(
+        "win-cuda", "win-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "l.yml",
+        tmp_path / "l.lock", ("https://conda.anaconda.org/conda-forge",), _inp("win-cuda"),
+    )  # fmt: skip
+    no_report = tmp_path / "missing.json"
+    err = _classify_failure(job, no_report, "LibMambaUnsatisfiableError: nothing provides __cuda", 1)
+    assert isinstance(err, UnsatisfiableError) and "win-cuda" in err.message
+    err = _classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
+    assert isinstance(err, ChannelUnreachable) and "conda-forge" in err.message and "--mirror" in (err.tip or "")
+    assert isinstance(_classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
