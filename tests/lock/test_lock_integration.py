@@ -288,6 +288,26 @@ def test_unreachable_channel_names_url_and_mirror_quickly(project: Path, url: st
     assert snapshot(project) == before
 
 
+def test_explicit_files_parse_with_the_mamba_ecosystem_parser(locked: Path) -> None:
+    """py-rattler's explicit-environment parser (what pixi/rattler-based installers use) reads them."""
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from rattler.explicit_environment import ExplicitEnvironmentSpec\n"
+        "for p in sys.argv[1:]:\n"
+        "    spec = ExplicitEnvironmentSpec.from_path(Path(p))\n"
+        "    print(Path(p).name, spec.platform, len(spec.packages), flush=True)\n"
+        "os._exit(0)\n"
+    )
+    paths = [str(locked / "lockfiles" / f"{t}.lock") for t in TARGETS]
+    proc = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=True)
+    for line, target in zip(proc.stdout.splitlines(), TARGETS, strict=True):
+        name, platform, count = line.split()
+        expected = len(explicit.entries((locked / "lockfiles" / f"{target}.lock").read_text()))
+        assert (name, int(count)) == (f"{target}.lock", expected)
+        assert platform == {"linux-cuda": "linux-64", "win-cuda": "win-64"}.get(target, target)
+
+
 def test_explicit_files_are_topologically_ordered(locked: Path) -> None:
     import yaml
 
