@@ -63,6 +63,8 @@ class TargetLike(Protocol):
     def subdir(self) -> str: ...
     @property
     def channels(self) -> tuple[str, ...]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
 
 
 class ProjectLike(Protocol):
@@ -123,10 +125,18 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                 conda_lock_file=project.conda_lock_file(t.name),
                 explicit_file=project.explicit_file(t.name),
                 channels=channels,
-                input=LockInput(t.name, t.subdir, env_bytes, vpkg_bytes, channels),
+                input=LockInput(
+                    t.name, t.subdir, env_bytes, vpkg_bytes, channels, frozenset(map(spec_name, t.dependencies))
+                ),
             )
         )
     return jobs
+
+
+def spec_name(match_spec: str) -> str:
+    """The package name of a conda match spec (``conda-forge::pytorch=*=cuda*`` -> ``pytorch``)."""
+    text = match_spec.strip().split("::", 1)[-1]
+    return re.split(r"[\s=<>!~\[;]", text, maxsplit=1)[0].lower()
 
 
 def _read_head(path: Path, size: int = 4096) -> str | None:
@@ -528,7 +538,9 @@ def lock_jobs(
     try:
         items = plan([job.input for job in jobs], stored, update)
     except PlanError as exc:
-        raise SpecError(str(exc), tip="name a package that is in the lockfile (see lockfiles/<target>.lock)") from None
+        raise SpecError(
+            str(exc), tip="--update takes packages the spec names (dependencies or torch in envspec.yml)"
+        ) from None
     by_target = {job.target: job for job in jobs}
     report = LockReport()
     if check:

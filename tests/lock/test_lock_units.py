@@ -72,6 +72,25 @@ def test_plan_update_only_targets_that_have_the_package() -> None:
     ]
 
 
+def test_plan_update_of_an_indirect_dependency_is_an_error() -> None:
+    a = LockInput("a", "linux-64", b"e", b"v", ("c",), frozenset({"diffusers"}))
+    stored = {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers", "colorama"}))}
+    assert plan([a], stored, update=["diffusers"])[0].action is Action.UPDATE
+    with pytest.raises(PlanError, match=r"colorama.*does not request it directly"):
+        plan([a], stored, update=["colorama"])
+
+
+def test_spec_names() -> None:
+    from envspec.lock import spec_name
+
+    assert [spec_name(s) for s in ("pytorch=*=cuda*", "huggingface_hub>=0.34", "conda-forge::tqdm", "numpy 2.*")] == [
+        "pytorch",
+        "huggingface_hub",
+        "tqdm",
+        "numpy",
+    ]
+
+
 def test_plan_update_of_unknown_package_is_an_error() -> None:
     a = _inp("a")
     with pytest.raises(PlanError, match="nosuchpkg"):
