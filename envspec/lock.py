@@ -1,7 +1,8 @@
 """``envspec lock``: pinned lockfiles for every target, solved by conda-lock.
 
-conda-lock does the solving through its public interface (its CLI, in a child process), one
-conda-lock run per target, each with the target's own virtual packages
+conda-lock does the solving through its public interface (its CLI entry point ``conda_lock.main``,
+run with a command line in child processes, see :mod:`envspec.conda_lock_runner`), one conda-lock
+run per target, each with the target's own virtual packages
 (``lockfiles/<t>.virtual-packages.yml``) and channels (after mirrors). The conda executable it
 drives is envspec's py-rattler shim (:mod:`envspec.conda_shim`) unless ``--solver`` names a real
 conda, mamba or micromamba; ``--conda PATH`` always points at an existing file, so conda-lock
@@ -238,7 +239,7 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
         elif re.search(r"CondaHTTPError|UnavailableInvalidChannel|ChannelError|Could not resolve host", stderr):
             kind = "channel_unreachable"
     if kind == "unsatisfiable":
-        explanation = str(report.get("message") or _tail(stderr, 15)).strip()
+        explanation = _flatten_tree(str(report.get("message") or _tail(stderr, 15)))
         vp = report.get("virtual_packages")
         vp_text = f" with virtual packages {', '.join(f'{k} {v}' for k, v in vp.items())}" if vp else ""
         return UnsatisfiableError(
@@ -253,6 +254,23 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
         f"conda-lock failed for target {job.target} (exit {returncode}):\n{_tail(stderr, 25)}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
     )
+
+
+def _flatten_tree(text: str) -> str:
+    """A solver's conflict tree as one readable line: tree glyphs dropped, branches joined by ``; ``."""
+    text = text.strip().removeprefix("Cannot solve the request because of:").strip()
+    parts = [re.sub(r"^[\s│├└─|`-]+", "", line).strip() for line in text.splitlines()]
+    out = ""
+    for part in filter(None, parts):
+        if not out:
+            out = part
+        elif out.endswith(":"):
+            out += " " + part
+        elif out.endswith(("require", "constrain", "incompatible")):
+            out += (": " if out.endswith("incompatible") else " ") + part
+        else:
+            out += "; " + part
+    return out
 
 
 def _unreachable(job: LockJob, url: str, detail: str) -> ChannelUnreachable:

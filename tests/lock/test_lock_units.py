@@ -264,3 +264,20 @@ def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
     err = _classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
     assert isinstance(err, ChannelUnreachable) and "conda-forge" in err.message and "--mirror" in (err.tip or "")
     assert isinstance(_classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
+
+
+def test_conflict_tree_becomes_one_readable_line() -> None:
+    from envspec.lock import _flatten_tree
+
+    tree = """Cannot solve the request because of: The following packages are incompatible
+├─ __cuda * can be installed with any of the following options:
+│  └─ __cuda 12.9
+└─ cuda-version 13.0.* cannot be installed because there are no viable options:
+   └─ cuda-version 13.0 would constrain
+      └─ __cuda >=13.0, which conflicts with any installable versions previously reported"""
+    assert _flatten_tree(tree) == (
+        "The following packages are incompatible: __cuda * can be installed with any of the following options: "
+        "__cuda 12.9; cuda-version 13.0.* cannot be installed because there are no viable options: "
+        "cuda-version 13.0 would constrain __cuda >=13.0, which conflicts with any installable versions previously "
+        "reported"
+    )
