@@ -281,3 +281,16 @@ def test_conflict_tree_becomes_one_readable_line() -> None:
         "cuda-version 13.0 would constrain __cuda >=13.0, which conflicts with any installable versions previously "
         "reported"
     )
+
+
+def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
+    import json
+
+    from envspec.conda_shim import run as shim_run
+
+    code, out = shim_run(["create", "--prefix", "/p", "--dry-run", "--json", "python"], {})
+    assert code == 1 and "CONDA_SUBDIR" in json.loads(out)["message"]  # never the host's platform
+    code, out = shim_run(["remove", "-p", "/p", "tqdm"], {"CONDA_SUBDIR": "linux-64"})
+    assert code == 1 and json.loads(out)["exception_name"] == "CommandNotFoundError"
+    code, out = shim_run(["info", "--json"], {"CONDA_SUBDIR": "win-64", "CONDA_PKGS_DIRS": "/pk"})
+    assert code == 0 and json.loads(out)["pkgs_dirs"] == ["/pk"]
