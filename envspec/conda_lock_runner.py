@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Any
 
 def _child(job: Mapping[str, Any], conda_lock_main: Any) -> int:
     os.environ.update({str(k): str(v) for k, v in job.get("env", {}).items()})
+    tempfile.tempdir = None  # re-read TMPDIR: conda-lock's temp dirs go where the job says
     out_fd = os.open(job["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     err_fd = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     sys.stdout.flush()

@@ -370,7 +370,16 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
     for pkg in item.update:
         argv += ["--update", pkg]
     report = tmp_dir / "shim-report.json"
-    env = {REPORT_ENV: str(report), "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING"}
+    scratch = tmp_dir / "tmp"  # conda-lock's own temp dirs land here and go with tmp_dir
+    scratch.mkdir()
+    env = {
+        REPORT_ENV: str(report),
+        "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING",
+        "TMPDIR": str(scratch),
+        "TEMP": str(scratch),
+        "TMP": str(scratch),
+        "RUNNER_TEMP": str(scratch),
+    }
     return Prepared(job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt")
 
 
