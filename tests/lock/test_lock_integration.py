@@ -117,7 +117,7 @@ def test_every_explicit_line_has_a_url_and_a_hash(locked: Path) -> None:
         assert all(e.url.startswith("file://") and len(e.hash) == 32 for e in parsed)
 
 
-def test_second_run_resolves_nothing(project: Path, mirror: str) -> None:
+def test_second_run_resolves_nothing(project: Path, mirror: str, monkeypatch: pytest.MonkeyPatch) -> None:
     before = snapshot(project)
     # a solver that does not exist proves no solve was even attempted
     code, out, err = envspec(project, "lock", "--mirror", mirror, "--solver", str(project / "no-such-conda"))
@@ -125,6 +125,9 @@ def test_second_run_resolves_nothing(project: Path, mirror: str) -> None:
     assert snapshot(project) == before
     assert out.count("up to date") == len(TARGETS)
     code, out, err = envspec(project, "lock", "--check", "--mirror", mirror)
+    assert code == 0, err
+    monkeypatch.setenv("ENVSPEC_MIRRORS", mirror)  # the same mirror from the environment: the same inputs
+    code, out, err = envspec(project, "lock", "--check")
     assert code == 0, err
 
 
