@@ -1,0 +1,308 @@
+"""`envspec install` end to end: the real lock of the local channel, real downloads, real py-rattler.
+
+The project is the repository's spec, rendered and locked (real conda-lock + envspec's rattler
+shim) against the lock tests' conda-forge-shaped channel of real ``.conda`` packages. Each install
+runs the CLI in a child process, as users do (py-rattler may crash at interpreter exit; the CLI
+leaves with ``os._exit`` so its exit code is the truthful one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envspec.cli import main
+from envspec.errors import ExitCode
+from envspec.install_plan import parse_lock
+from tests.lock.conftest import local_channel  # noqa: F401  (the lock tests' session fixture)
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+CF = "https://conda.anaconda.org/conda-forge"
+
+
+def envspec_inproc(project: Path, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--spec", str(project / "envspec.yml"), *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def install(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`envspec install ...` in a child process, as a user runs it."""
+    environ = {k: v for k, v in os.environ.items() if k != "ENVSPEC_MIRRORS"}
+    environ.update({"PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "install", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=False,
+    )
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
+    """Every path under ``root`` with its mode and content (or link target): a byte-exact snapshot."""
+    out: dict[str, tuple[int, bytes | str]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel] = (st.st_mode, str(path.readlink()))
+        elif path.is_file():
+            out[rel] = (st.st_mode, path.read_bytes())
+        else:
+            out[rel] = (st.st_mode, "<dir>")
+    return out
+
+
+def canonical_lock(lockfile: Path, channel: Path, dest: Path) -> Path:
+    """The lockfile as it looks when solved against real conda-forge: anaconda.org URLs."""
+    text = lockfile.read_text(encoding="utf-8").replace(channel.as_uri(), CF)
+    dest.write_text(text, encoding="utf-8")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """The repository's spec rendered, and linux-cuda + osx-arm64 locked against the local channel."""
+    project = tmp_path_factory.mktemp("install") / "proj"
+    project.mkdir()
+    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copytree(REPO / "templates", project / "templates")
+    assert envspec_inproc(project, "render")[0] == 0
+    code, _, err = envspec_inproc(
+        project,
+        "lock",
+        "--target",
+        "linux-cuda",
+        "--target",
+        "osx-arm64",
+        "--mirror",
+        f"conda-forge={local_channel.as_uri()}",
+    )
+    assert code == 0, err
+    return project
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "pkgs"
+
+
+@pytest.fixture
+def tampered_channel(local_channel: Path, tmp_path: Path) -> Iterator[tuple[Path, str]]:  # noqa: F811
+    """A copy of the channel (a 'mirror') whose pytorch CUDA archive has one byte changed."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(local_channel, mirror)
+    victim = next((mirror / "linux-64").glob("pytorch-2.13.0-cuda129_*py312*.conda"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    yield mirror, victim.name
+
+
+def test_install_creates_the_locked_environment(locked: Path, tmp_path: Path, cache: Path) -> None:
+    prefix = tmp_path / "env"
+    proc = install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(cache))
+    assert proc.returncode == 0, proc.stderr
+    lock = parse_lock((locked / "lockfiles" / "linux-cuda.lock").read_text(), "x")
+    # conda-meta: one record per lockfile line, with the lockfile's URL and hash
+    records = {p.stem: json.loads(p.read_text()) for p in (prefix / "conda-meta").glob("*.json")}
+    assert set(records) == {e.stem for e in lock.entries}
+    for entry in lock.entries:
+        record = records[entry.stem]
+        assert record["url"] == entry.url
+        assert record[entry.hash_kind] == entry.hash_value
+        for rel in record["files"]:
+            assert (prefix / rel).is_file(), rel
+    torch = next(r for r in records.values() if r["name"] == "pytorch")
+    assert torch["build"].startswith("cuda129_")
+    assert (prefix / "share" / "envspec-test" / "pytorch.txt").read_text().startswith("# pytorch 2.13.0 cuda129")
+    assert (prefix / "lib" / "python3.12" / "site-packages" / "diffusers" / "__init__.py").is_file()
+    state = json.loads((prefix / "conda-meta" / "state").read_text())
+    assert state["env_vars"]["ENVSPEC_TARGET"] == "linux-cuda"
+    assert state["env_vars"]["ENVSPEC_DEVICE"] == "cuda"
+    # progress on stderr, result on stdout
+    assert f"fetch: {len(lock.entries)}/{len(lock.entries)} downloaded" in proc.stderr
+    assert f"link: {len(lock.entries)}/{len(lock.entries)} packages" in proc.stderr
+    assert proc.stdout.startswith(f"created {prefix}: {len(lock.entries)} packages of linux-cuda")
+    assert [p.name for p in tmp_path.iterdir() if "envspec" in p.name] == []  # no staging left
+
+    # again, into the same prefix: everything from the verified cache, the prefix replaced
+    (prefix / "stray.txt").write_text("not from the lockfile")
+    again = install(locked, "--prefix", str(prefix), "--cache-dir", str(cache))  # TARGET from the host
+    assert again.returncode == 0, again.stderr
+    assert "target: linux-cuda" in again.stderr
+    assert f"0 downloaded (0 B), {len(lock.entries)} from the verified cache" in again.stdout
+    assert again.stdout.startswith(f"replaced {prefix}")
+    assert not (prefix / "stray.txt").exists()
+    assert {p.stem for p in (prefix / "conda-meta").glob("*.json")} == {e.stem for e in lock.entries}
+
+
+def test_tampered_mirror_is_refused_and_a_new_prefix_never_appears(
+    locked: Path,
+    tmp_path: Path,
+    cache: Path,
+    tampered_channel: tuple[Path, str],
+    local_channel: Path,  # noqa: F811
+) -> None:
+    mirror, victim = tampered_channel
+    lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
+    prefix = tmp_path / "deep" / "new-env"
+    proc = install(
+        locked, "linux-cuda", "--lockfile", str(lockfile), "--prefix", str(prefix), "--cache-dir", str(cache),
+        "--mirror", f"conda-forge={mirror.as_uri()}",
+    )  # fmt: skip
+    assert proc.returncode == ExitCode.INTEGRITY, proc.stderr
+    assert victim in proc.stderr and "nothing was installed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not prefix.exists()
+    assert not (tmp_path / "deep").exists()  # folders made for it are gone too
+    # nothing of the tampered archive stays in the cache
+    assert not list(cache.glob(f"{victim.removesuffix('.conda')}*"))
+    assert not [p for p in (cache / ".envspec" / "downloads").iterdir() if victim in p.name]
+
+
+def test_tampered_mirror_leaves_an_existing_environment_byte_identical(
+    locked: Path,
+    tmp_path: Path,
+    tampered_channel: tuple[Path, str],
+    local_channel: Path,  # noqa: F811
+) -> None:
+    prefix = tmp_path / "env"
+    good = install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(tmp_path / "c1"))
+    assert good.returncode == 0, good.stderr
+    before = tree(prefix)
+    mirror, victim = tampered_channel
+    lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
+    proc = install(
+        locked, "linux-cuda", "--lockfile", str(lockfile), "--prefix", str(prefix),
+        "--cache-dir", str(tmp_path / "c2"), "--mirror", f"conda-forge={mirror.as_uri()}",
+    )  # fmt: skip
+    assert proc.returncode == ExitCode.INTEGRITY, proc.stderr
+    assert victim in proc.stderr
+    assert tree(prefix) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "c2", "cf.lock", "env", "mirror"]
+
+
+def test_corrupt_cache_entry_is_not_trusted(locked: Path, tmp_path: Path, cache: Path) -> None:
+    """A cached package whose verification record no longer matches is downloaded and checked again."""
+    prefix = tmp_path / "env"
+    assert install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(cache)).returncode == 0
+    sidecar = next((cache / ".envspec").glob("pytorch-*.json"))
+    data = json.loads(sidecar.read_text())
+    data["md5"] = "0" * 32  # the cache claims an archive other than the lockfile's
+    sidecar.write_text(json.dumps(data))
+    proc = install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(cache))
+    assert proc.returncode == 0, proc.stderr
+    assert "1 downloaded" in proc.stdout
+    assert json.loads(sidecar.read_text())["md5"] != "0" * 32
+
+
+def test_foreign_platform_lockfile_is_refused(locked: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    proc = install(locked, "osx-arm64", "--prefix", str(prefix), "--cache-dir", str(tmp_path / "c"))
+    assert proc.returncode == ExitCode.PLATFORM_MISMATCH == 9, proc.stderr
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "osx-arm64" in err and "linux-64" in err
+    assert not prefix.exists() and not (tmp_path / "c").exists()
+    # a lockfile that does not match its target's platform is refused too
+    wrong = tmp_path / "wrong.lock"
+    shutil.copy2(locked / "lockfiles" / "osx-arm64.lock", wrong)
+    proc = install(locked, "linux-cuda", "--lockfile", str(wrong), "--prefix", str(prefix))
+    assert proc.returncode == 9 and "osx-arm64" in proc.stderr and "linux-64" in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_mirror(local_channel: Path) -> Iterator[str]:  # noqa: F811
+    """The local channel served over HTTP by a real web server (python -m http.server)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(local_channel)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_mirror_maps_conda_forge_to_an_http_mirror(
+    locked: Path,
+    tmp_path: Path,
+    cache: Path,
+    http_mirror: str,
+    local_channel: Path,  # noqa: F811
+) -> None:
+    lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
+    prefix = tmp_path / "env"
+    proc = install(
+        locked, "linux-cuda", "--lockfile", str(lockfile), "--prefix", str(prefix), "--cache-dir", str(cache),
+        env={"ENVSPEC_MIRRORS": f"conda-forge={http_mirror}"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(p.read_text()) for p in (prefix / "conda-meta").glob("*.json")]
+    assert records and all(r["url"].startswith(http_mirror + "/") for r in records)
+    assert all(r["channel"] == http_mirror for r in records)
+    for r in records:  # the archives really came over HTTP and match the lockfile
+        original = local_channel / r["subdir"] / r["fn"]
+        assert r["md5"] == hashlib.md5(original.read_bytes()).hexdigest()
+
+
+def test_unreachable_mirror_names_the_url(locked: Path, tmp_path: Path, local_channel: Path) -> None:  # noqa: F811
+    lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
+    dead = f"http://127.0.0.1:{_free_port()}/cf"
+    proc = install(
+        locked, "linux-cuda", "--lockfile", str(lockfile), "--prefix", str(tmp_path / "env"),
+        "--cache-dir", str(tmp_path / "c"), "--mirror", f"conda-forge={dead}",
+    )  # fmt: skip
+    assert proc.returncode == ExitCode.CHANNEL_UNREACHABLE, proc.stderr
+    assert dead in proc.stderr and "--mirror" in proc.stderr
+    assert not (tmp_path / "env").exists()
+
+
+def test_with_a_missing_tool_fails_cleanly(locked: Path, tmp_path: Path) -> None:
+    proc = install(
+        locked, "linux-cuda", "--prefix", str(tmp_path / "env"), "--with", "micromamba",
+        env={"PATH": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == ExitCode.TOOL_FAILED, proc.stderr
+    assert "micromamba is not on PATH" in proc.stderr
+
+
+def test_a_folder_that_is_not_an_environment_is_not_replaced(locked: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("keep me")
+    proc = install(locked, "linux-cuda", "--prefix", str(home), "--cache-dir", str(tmp_path / "c"))
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert "not a conda environment" in proc.stderr
+    assert [p.name for p in home.iterdir()] == ["notes.txt"]
