@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="package cache (default: $ENVSPEC_PKGS_DIR or ~/.cache/envspec/pkgs)",
     )
     parser.add_argument(
+        "--verify-cache",
+        action="store_true",
+        help="also re-hash every file of the cached packages (slow); modified ones are downloaded again",
+    )
+    parser.add_argument(
         "--lockfile", type=Path, metavar="FILE", help="install this explicit file (default: lockfiles/<target>.lock)"
     )
 
@@ -111,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
     if args.tool is None:
         cache = args.cache_dir or default_cache_dir()
         report = install_rattler(
-            lock, prefix=dest.prefix, cache=cache, prefixes=prefixes, variables=target.variables, progress=progress
+            lock,
+            prefix=dest.prefix,
+            cache=cache,
+            prefixes=prefixes,
+            variables=target.variables,
+            progress=progress,
+            verify_cache=args.verify_cache,
         )
         detail = (
             f"{report.downloaded} downloaded ({human_bytes(report.downloaded_bytes)}), "

@@ -156,6 +156,42 @@ def cached_hashes(cache: Path, entry: LockEntry) -> dict[str, Any] | None:
     return data
 
 
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def modified_files(cache: Path, entry: LockEntry, hashes: Mapping[str, Any]) -> list[str]:
+    """Files of an extracted package that differ from its ``info/paths.json`` (``--verify-cache``).
+
+    ``paths.json`` itself is checked against the hash recorded when the package was extracted
+    from its verified archive. Cached files are hardlinked into environments, so an edit inside
+    an environment edits the cache too; this finds it.
+    """
+    root = cache / entry.stem
+    paths_json = root / "info" / "paths.json"
+    try:
+        if _sha256_file(paths_json) != hashes.get("paths_json_sha256"):
+            return ["info/paths.json"]
+        listing = json.loads(paths_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["info/paths.json"]
+    bad = []
+    for item in listing.get("paths", []):
+        if item.get("path_type", "hardlink") != "hardlink" or "sha256" not in item:
+            continue
+        path = root / item["_path"]
+        try:
+            if path.stat().st_size != item.get("size_in_bytes", -1) or _sha256_file(path) != item["sha256"]:
+                bad.append(item["_path"])
+        except OSError:
+            bad.append(item["_path"])
+    return bad
+
+
 def _open_url(url: str) -> Any:
     parts = urlsplit(url)
     if parts.scheme == "file":
@@ -191,20 +227,41 @@ def _download(url: str, dest_dir: Path, filename: str, on_bytes: Callable[[int],
 
 
 def fetch_all(
-    lock: ExplicitLock, prefixes: Mapping[str, str], cache: Path, progress: Progress, jobs: int = FETCH_JOBS
+    lock: ExplicitLock,
+    prefixes: Mapping[str, str],
+    cache: Path,
+    progress: Progress,
+    *,
+    jobs: int = FETCH_JOBS,
+    verify_cache: bool = False,
 ) -> list[Fetched]:
-    """Step 1. Returns one verified :class:`Fetched` per package, in lockfile order."""
+    """Step 1. Returns one verified :class:`Fetched` per package, in lockfile order.
+
+    With ``verify_cache`` every file of every cached package is re-hashed too; a modified one
+    sends its package back to download and verification (the cache is repaired, not trusted).
+    """
     downloads = cache / DOWNLOAD_DIR
     downloads.mkdir(parents=True, exist_ok=True)
     results: dict[int, Fetched] = {}
     todo: list[tuple[int, LockEntry, str]] = []
+    hits: list[tuple[int, LockEntry, str, dict[str, Any]]] = []
     for i, entry in enumerate(lock.entries):
         url = mirrored_url(entry.url, prefixes)
         hit = cached_hashes(cache, entry)
         if hit is not None:
-            results[i] = Fetched(entry, url, hit["md5"], hit["sha256"], int(hit["size"]), archive=None)
+            hits.append((i, entry, url, hit))
         else:
             todo.append((i, entry, url))
+    if verify_cache and hits:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            changes = list(pool.map(lambda h: modified_files(cache, h[1], h[3]), hits))
+        for (i, entry, url, _), changed in zip(hits, changes, strict=True):
+            if changed:
+                progress(f"fetch: cached {entry.stem} was modified ({changed[0]}); downloading it again")
+                todo.append((i, entry, url))
+        hits = [h for h, changed in zip(hits, changes, strict=True) if not changed]
+    for i, entry, url, hit in hits:
+        results[i] = Fetched(entry, url, hit["md5"], hit["sha256"], int(hit["size"]), archive=None)
     progress(f"fetch: {len(results)} of {len(lock.entries)} packages verified in the cache, {len(todo)} to download")
     if not todo:
         return [results[i] for i in range(len(lock.entries))]
@@ -238,7 +295,7 @@ def fetch_all(
         fetched = list(pool.map(one, todo))
     throttle(f"fetch: {len(todo)}/{len(todo)} downloaded, {human_bytes(state['bytes'])}", final=True)
 
-    bad = []
+    bad: list[Fetched] = []
     for i, item in fetched:
         actual = item.md5 if item.entry.hash_kind == "md5" else item.sha256
         if actual != item.entry.hash_value:
@@ -347,6 +404,7 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
             "size": item.size,
             "url": item.url,
             "rattler_stamp": _rattler_stamp(cache, item.entry),
+            "paths_json_sha256": _sha256_file(cache / item.entry.stem / "info" / "paths.json"),
         }
         atomic_write_text(_sidecar(cache, item.entry), json.dumps(sidecar, indent=2) + "\n")
         with contextlib.suppress(FileNotFoundError):
@@ -426,6 +484,7 @@ def install_rattler(
     prefixes: Mapping[str, str],
     variables: Mapping[str, str],
     progress: Progress,
+    verify_cache: bool = False,
 ) -> InstallReport:
     """Fetch + verify everything, link into a staging folder, then swap it into place."""
     report = InstallReport(prefix=prefix, packages=len(lock.entries))
@@ -434,7 +493,7 @@ def install_rattler(
     cache.mkdir(parents=True, exist_ok=True)
     with run_lock(cache / SIDECAR_DIR / "install.lock", "installing from this package cache"):
         t0 = time.perf_counter()
-        fetched = fetch_all(lock, prefixes, cache, progress)
+        fetched = fetch_all(lock, prefixes, cache, progress, verify_cache=verify_cache)
         t1 = time.perf_counter()
         report.cache_hits = sum(1 for f in fetched if f.archive is None)
         report.downloaded = len(fetched) - report.cache_hits

@@ -214,6 +214,25 @@ def test_corrupt_cache_entry_is_not_trusted(locked: Path, tmp_path: Path, cache:
     assert json.loads(sidecar.read_text())["md5"] != "0" * 32
 
 
+def test_verify_cache_repairs_a_file_edited_through_an_environment(locked: Path, tmp_path: Path, cache: Path) -> None:
+    """Cached files are hardlinked into environments: an edit in one edits the cache."""
+    prefix = tmp_path / "env"
+    assert install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(cache)).returncode == 0
+    victim = prefix / "share" / "envspec-test" / "pytorch.txt"
+    original = victim.read_text()
+    with victim.open("r+") as handle:  # in place, as an editor saving over the file would
+        handle.write("tampered")
+    cached = next(cache.glob("pytorch-*/share/envspec-test/pytorch.txt"))
+    assert cached.read_text().startswith("tampered")  # the cache was hit through the hardlink
+    proc = install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(cache), "--verify-cache")
+    assert proc.returncode == 0, proc.stderr
+    assert "was modified (share/envspec-test/pytorch.txt)" in proc.stderr
+    assert "1 downloaded" in proc.stdout
+    assert victim.read_text() == original
+    again = install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(cache), "--verify-cache")
+    assert "0 downloaded" in again.stdout and "was modified" not in again.stderr
+
+
 def test_foreign_platform_lockfile_is_refused(locked: Path, tmp_path: Path) -> None:
     prefix = tmp_path / "env"
     proc = install(locked, "osx-arm64", "--prefix", str(prefix), "--cache-dir", str(tmp_path / "c"))
