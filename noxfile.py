@@ -35,3 +35,17 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "envspec", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "envspec", "tests", "noxfile.py")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Lock every target with conda-lock (pass e.g. `-- --mirror conda-forge=file:///srv/cf`)."""
+    session.install("-e", ".")
+    session.run("envspec", "lock", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: print figures (speed/memory goals are checked here, never by timed tests)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_lock.py", *session.posargs)

@@ -21,13 +21,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -217,32 +217,6 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
     return Solver(path.resolve(), str(path))
 
 
-class _Children:
-    """Running conda-lock processes, so an interrupt can stop them all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._procs: set[subprocess.Popen[str]] = set()
-        self.stopping = False
-
-    def add(self, proc: subprocess.Popen[str]) -> None:
-        with self._lock:
-            self._procs.add(proc)
-            if self.stopping:
-                proc.kill()
-
-    def discard(self, proc: subprocess.Popen[str]) -> None:
-        with self._lock:
-            self._procs.discard(proc)
-
-    def kill_all(self) -> None:
-        with self._lock:
-            self.stopping = True
-            for proc in self._procs:
-                if proc.poll() is None:
-                    proc.kill()
-
-
 def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
     report: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
@@ -308,100 +282,81 @@ def _conda_lock_header(job: LockJob) -> str:
     )
 
 
-def solve_one(  # noqa: PLR0917 - one target's run and everything it shares with the others
-    job: LockJob,
-    item: PlanItem,
-    solver: Solver,
-    work_dir: Path,
-    children: _Children,
-    verbose: bool = False,
-) -> Outcome:
-    """Run conda-lock for one target into temporary files; return their texts (nothing replaced)."""
-    start = time.monotonic()
+@dataclass
+class Prepared:
+    """One target's conda-lock run, ready to start: its command line and temporary files."""
+
+    job: LockJob
+    item: PlanItem
+    argv: list[str]
+    env: dict[str, str]
+    tmp_dir: Path
+    tmp_lock: Path
+    report: Path
+    stdout: Path
+    stderr: Path
+
+    def cleanup(self) -> None:
+        self.tmp_lock.unlink(missing_ok=True)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbose: bool = False) -> Prepared:
+    """Temp files and the ``conda-lock lock`` arguments for one target (nothing final is touched)."""
     _precheck_channels(job)
-    token = f"{os.getpid()}-{job.target}"
     tmp_dir = Path(tempfile.mkdtemp(prefix=f"{job.target}-", dir=work_dir))
-    tmp_lock = job.conda_lock_file.with_name(f".{job.conda_lock_file.name}.envspec-tmp-{token}.yml")
-    report = tmp_dir / "shim-report.json"
+    tmp_lock = job.conda_lock_file.with_name(f".{job.conda_lock_file.name}.envspec-tmp-{os.getpid()}.yml")
     meta = tmp_dir / "envspec-metadata.yml"
-    meta.write_text(
-        f"envspec_target: {job.target}\n{CONDA_LOCK_HASH_KEY}: '{item.input_hash}'\n",
-        encoding="utf-8",
-    )
-    try:
-        if item.action is Action.UPDATE:
-            shutil.copyfile(job.conda_lock_file, tmp_lock)
-        else:
-            tmp_lock.unlink(missing_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "conda_lock",
-            "lock",
-            "--conda",
-            str(solver.executable),
-            "--no-mamba",
-            "--no-micromamba",
-            "--file",
-            job.rel(job.env_file),
-            "--platform",
-            job.subdir,
-            "--virtual-package-spec",
-            job.rel(job.vpkg_file),
-            "--lockfile",
-            job.rel(tmp_lock),
-            "--kind",
-            "lock",
-            "--kind",
-            "explicit",
-            "--filename-template",
-            str(tmp_dir / "explicit-{platform}"),
-            "--metadata-yaml",
-            str(meta),
-            "--log-level",
-            "INFO" if verbose else "WARNING",
-        ]
-        for channel in job.channels:
-            cmd += ["--channel", channel]
-        for pkg in item.update:
-            cmd += ["--update", pkg]
-        env = dict(os.environ)
-        env[REPORT_ENV] = str(report)
-        env.setdefault("CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL", "WARNING")
-        timeout = float(os.environ.get(TIMEOUT_ENV, "900"))
-        proc = subprocess.Popen(
-            cmd,
-            cwd=job.root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-        children.add(proc)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise ToolFailed(
-                f"conda-lock took longer than {timeout:g} s for target {job.target}",
-                tip=f"a slow or unreachable channel? try --mirror, or raise {TIMEOUT_ENV}",
-            ) from None
-        finally:
-            children.discard(proc)
-        if verbose:
-            sys.stderr.write(out + err)
-        if children.stopping:
-            raise KeyboardInterrupt
-        if proc.returncode != 0:
-            raise _classify_failure(job, report, err + out, proc.returncode)
-        lock_text = tmp_lock.read_text(encoding="utf-8").replace(tmp_lock.name, job.conda_lock_file.name)
-        explicit_body = (tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
-    finally:
+    meta.write_text(f"envspec_target: {job.target}\n{CONDA_LOCK_HASH_KEY}: '{item.input_hash}'\n", encoding="utf-8")
+    if item.action is Action.UPDATE:
+        shutil.copyfile(job.conda_lock_file, tmp_lock)
+    else:
         tmp_lock.unlink(missing_ok=True)
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    argv = [
+        "lock",
+        "--conda",
+        str(solver.executable),
+        "--no-mamba",
+        "--no-micromamba",
+        "--file",
+        job.rel(job.env_file),
+        "--platform",
+        job.subdir,
+        "--virtual-package-spec",
+        job.rel(job.vpkg_file),
+        "--lockfile",
+        job.rel(tmp_lock),
+        "--kind",
+        "lock",
+        "--kind",
+        "explicit",
+        "--filename-template",
+        str(tmp_dir / "explicit-{platform}"),
+        "--metadata-yaml",
+        str(meta),
+        "--log-level",
+        "INFO" if verbose else "WARNING",
+    ]
+    for channel in job.channels:
+        argv += ["--channel", channel]
+    for pkg in item.update:
+        argv += ["--update", pkg]
+    report = tmp_dir / "shim-report.json"
+    env = {REPORT_ENV: str(report), "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING"}
+    return Prepared(job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt")
+
+
+def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = False) -> Outcome:
+    """Read and verify one finished run's temp files (raises EnvspecError; replaces nothing)."""
+    job, item = prep.job, prep.item
+    out = prep.stdout.read_text(encoding="utf-8", errors="replace") if prep.stdout.exists() else ""
+    err = prep.stderr.read_text(encoding="utf-8", errors="replace") if prep.stderr.exists() else ""
+    if verbose:
+        sys.stderr.write(out + err)
+    if returncode != 0:
+        raise _classify_failure(job, prep.report, err + out, returncode)
+    lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
+    explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
     if f"{CONDA_LOCK_HASH_KEY}:" not in lock_text:
         raise ToolFailed(f"conda-lock dropped envspec's metadata from the lockfile of {job.target}")
     explicit_text = explicit.render(
@@ -424,12 +379,88 @@ def solve_one(  # noqa: PLR0917 - one target's run and everything it shares with
     return Outcome(
         target=job.target,
         status="updated" if item.action is Action.UPDATE else "solved",
-        seconds=time.monotonic() - start,
+        seconds=seconds,
         packages=count,
         torch=torch,
         conda_lock_text=_conda_lock_header(job) + lock_text,
         explicit_text=explicit_text,
     )
+
+
+def run_conda_lock(
+    preps: Sequence[Prepared],
+    *,
+    cwd: Path,
+    max_workers: int,
+    on_done: Callable[[Prepared, int, float], None],
+) -> None:
+    """Run all prepared conda-lock invocations through :mod:`envspec.conda_lock_runner` (one
+    conda-lock import, forked per target on POSIX). Interrupts kill the whole process group."""
+    request = {
+        "max_workers": max_workers,
+        "jobs": [
+            {"id": p.job.target, "argv": p.argv, "env": p.env, "stdout": str(p.stdout), "stderr": str(p.stderr)}
+            for p in preps
+        ],
+    }
+    by_id = {p.job.target: p for p in preps}
+    timeout = float(os.environ.get(TIMEOUT_ENV, "900"))
+    start = time.monotonic()
+    popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envspec.conda_lock_runner"],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": _pythonpath()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        **popen_extra,
+    )
+
+    def kill() -> None:
+        with contextlib.suppress(OSError):  # already gone
+            if os.name == "posix":
+                os.killpg(proc.pid, signal.SIGKILL)  # the runner and its forked conda-locks
+            else:
+                proc.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
+    done: set[str] = set()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(request))
+        proc.stdin.close()
+        for line in proc.stdout:
+            if not line.strip().startswith("{"):
+                continue
+            message = json.loads(line)
+            done.add(message["id"])
+            on_done(by_id[message["id"]], int(message["returncode"]), time.monotonic() - start)
+        proc.wait()
+    except BaseException:
+        kill()
+        proc.wait()
+        raise
+    finally:
+        timer.cancel()
+    missing = [p for p in preps if p.job.target not in done]
+    if missing:
+        if time.monotonic() - start >= timeout:
+            raise ToolFailed(
+                f"conda-lock took longer than {timeout:g} s ({', '.join(p.job.target for p in missing)})",
+                tip=f"a slow or unreachable channel? try --mirror, or raise {TIMEOUT_ENV}",
+            )
+        raise ToolFailed(f"the conda-lock runner ended early (exit {proc.returncode}) before finishing all targets")
+
+
+def _pythonpath() -> str:
+    """The runner and shim must import THIS envspec, even from a source checkout."""
+    here = str(Path(__file__).resolve().parent.parent)
+    old = os.environ.get("PYTHONPATH")
+    return here + (os.pathsep + old if old else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,41 +547,45 @@ def lock_jobs(
     resolved = resolve_solver(solver, cache_dir)
     report.solver = resolved.label
     work_root = cache_dir / "lock-tmp"
-    children = _Children()
     with run_lock(cache_dir / "lock.lock", "locking"):
         _clean_stale_temps(jobs, work_root)
         work_root.mkdir(parents=True, exist_ok=True)
         workers = max(1, min(len(todo), max_workers or os.cpu_count() or 1))
         progress(f"locking {len(todo)} target(s) with conda-lock + {resolved.label}, {workers} at a time")
 
-        def run_item(n_item: tuple[int, PlanItem]) -> Outcome:
-            n, item = n_item
-            job = by_target[item.target]
-            progress(f"[{n}/{len(todo)}] {job.target}: {item.action.value} ({item.reason}) for {job.subdir} ...")
-            try:
-                outcome = solve_one(job, item, resolved, work_root, children, verbose=verbose)
-            except EnvspecError as exc:
-                progress(f"[{n}/{len(todo)}] {job.target}: FAILED")
-                return Outcome(job.target, "failed", error=exc)
-            progress(
-                f"[{n}/{len(todo)}] {job.target}: {outcome.status}, {outcome.packages} packages, "
-                f"torch {outcome.torch}, {outcome.seconds:.1f} s"
-            )
-            return outcome
-
-        pool = ThreadPoolExecutor(max_workers=workers)
+        preps: list[Prepared] = []
+        results: list[Outcome] = []
         try:
-            results = list(pool.map(run_item, enumerate(todo, 1)))
-        except BaseException:
-            children.kill_all()
-            pool.shutdown(wait=True, cancel_futures=True)
-            shutil.rmtree(work_root, ignore_errors=True)
-            raise
-        pool.shutdown(wait=True)
+            for n, item in enumerate(todo, 1):
+                job = by_target[item.target]
+                progress(f"[{n}/{len(todo)}] {job.target}: {item.action.value} ({item.reason}) for {job.subdir}")
+                try:
+                    preps.append(prepare(job, item, resolved, work_root, verbose=verbose))
+                except EnvspecError as exc:
+                    results.append(Outcome(job.target, "failed", error=exc))
+
+            def on_done(prep: Prepared, returncode: int, seconds: float) -> None:
+                try:
+                    outcome = finish(prep, returncode, seconds, verbose=verbose)
+                except EnvspecError as exc:
+                    outcome = Outcome(prep.job.target, "failed", seconds=seconds, error=exc)
+                    progress(f"  {prep.job.target}: FAILED after {seconds:.1f} s")
+                else:
+                    progress(
+                        f"  {prep.job.target}: {outcome.status}, {outcome.packages} packages, "
+                        f"torch {outcome.torch}, {seconds:.1f} s"
+                    )
+                results.append(outcome)
+
+            if preps:
+                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done)
+        finally:
+            for prep in preps:
+                prep.cleanup()
         for outcome in results:
             outcomes[outcome.target] = outcome
         report.outcomes = [outcomes[i.target] for i in items]
-        failed = [o for o in results if o.error is not None]
+        failed = [outcomes[i.target] for i in todo if outcomes[i.target].error is not None]
         if failed:
             for o in results:
                 if o.error is None:

@@ -258,6 +258,27 @@ def stack_packages() -> list[Pkg]:
     return pkgs
 
 
+def bump_packages() -> list[Pkg]:
+    """Newer releases published "later": what ``--update`` tests move to (or must not)."""
+    hub = ("filelock", "huggingface_hub >=0.34.0", "numpy", "pillow", "safetensors >=0.3.1")
+    return [_noarch("diffusers", "0.37.0", hub), _noarch("tqdm", "4.68.0", ("colorama",))]
+
+
+def history_packages(n_versions: int = 30) -> list[Pkg]:
+    """Older releases of the stack's own names (what makes a real solve search): per subdir and
+    Python for compiled packages, noarch for the rest. None of them beats the current ones."""
+    pkgs: list[Pkg] = []
+    for i in range(n_versions):
+        for subdir in SUBDIRS:
+            pkgs += _compiled("numpy", f"1.{i}.0", subdir, ())
+            pkgs += _compiled("pillow", f"9.{i}.0", subdir, ("libzlib >=1.3.1",))
+            pkgs += _compiled("safetensors", f"0.3.{i}", subdir, ())
+            pkgs += _compiled("tokenizers", f"0.{i % 21}.{i}", subdir, ("huggingface_hub >=0.16.4,<2.0",))
+        for name, deps in {name: deps for name, _, deps in NOARCH_PY}.items():
+            pkgs.append(_noarch(name, f"0.0.{i}", deps))
+    return pkgs
+
+
 def filler_packages(n_records: int, seed_names: int = 400) -> list[Pkg]:
     """Realistic-size padding: many names, many versions and builds per name, all subdirs.
 
@@ -400,9 +421,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
     parser.add_argument("--filler", type=int, default=0, help="add N synthetic records")
+    parser.add_argument("--bump", action="store_true", help="add bump_packages() to an existing channel")
     args = parser.parse_args(argv)
-    pkgs = stack_packages() + (filler_packages(args.filler) if args.filler else [])
-    build_channel(args.root, pkgs)
+    if args.bump:
+        pkgs = bump_packages()
+        write_packages(args.root, pkgs)
+        index_channel(args.root)
+    else:
+        pkgs = stack_packages()
+        if args.filler:
+            pkgs += history_packages()
+            pkgs += filler_packages(max(0, args.filler - len(pkgs)))
+        build_channel(args.root, pkgs)
     print(f"{len(pkgs)} packages in {args.root}", flush=True)
     sys.stderr.flush()
     os._exit(0)
