@@ -444,7 +444,7 @@ def _swap(staging: Path, prefix: Path) -> bool:
     if not prefix.exists():
         staging.rename(prefix)
         return False
-    old = prefix.with_name(f".{prefix.name}.envspec-old-{os.getpid()}")
+    old = prefix.with_name(f".{prefix.name}.envspec-old-{os.getpid()}-{time.time_ns()}")
     prefix.rename(old)
     try:
         staging.rename(prefix)

@@ -247,6 +247,63 @@ def test_foreign_platform_lockfile_is_refused(locked: Path, tmp_path: Path) -> N
     assert proc.returncode == 9 and "osx-arm64" in proc.stderr and "linux-64" in proc.stderr
 
 
+PLACEHOLDER = "/opt/anaconda1anaconda2anaconda3"
+
+
+def placeholder_package(channel: Path) -> Path:
+    """A real .conda whose text file carries conda's prefix placeholder (as scripts and configs do)."""
+    import zipfile
+
+    from tests.channel_factory import _ZIP_DATE, Pkg, _index_json, _tar_zst
+
+    pkg = Pkg("hello-tool", "1.0", "h1234567_0", 0, "linux-64")
+    data = f"#!{PLACEHOLDER}/bin/python\nPREFIX={PLACEHOLDER}\n".encode()
+    paths = {
+        "paths": [
+            {
+                "_path": "bin/hello-tool",
+                "path_type": "hardlink",
+                "file_mode": "text",
+                "prefix_placeholder": PLACEHOLDER,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size_in_bytes": len(data),
+            }
+        ],
+        "paths_version": 1,
+    }
+    info = [
+        ("info/index.json", json.dumps(_index_json(pkg)).encode()),
+        ("info/paths.json", json.dumps(paths).encode()),
+        ("info/has_prefix", f"{PLACEHOLDER} text bin/hello-tool\n".encode()),
+    ]
+    archive = channel / "linux-64" / pkg.filename
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, member in (
+            ("metadata.json", b'{"conda_pkg_format_version": 2}'),
+            (f"pkg-{pkg.stem}.tar.zst", _tar_zst([("bin/hello-tool", data)])),
+            (f"info-{pkg.stem}.tar.zst", _tar_zst(info)),
+        ):
+            zf.writestr(zipfile.ZipInfo(name, date_time=_ZIP_DATE), member)
+    return archive
+
+
+def test_files_name_the_final_prefix_not_the_staging_folder(locked: Path, tmp_path: Path) -> None:
+    archive = placeholder_package(tmp_path / "chan")
+    lockfile = tmp_path / "hello.lock"
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    lockfile.write_text(f"# platform: linux-64\n@EXPLICIT\n{archive.as_uri()}#{md5}\n")
+    prefix = tmp_path / "env"
+    proc = install(locked, "linux-cuda", "--lockfile", str(lockfile), "--prefix", str(prefix), "--cache-dir",
+                   str(tmp_path / "c"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = (prefix / "bin" / "hello-tool").read_text()
+    assert text == f"#!{prefix}/bin/python\nPREFIX={prefix}\n"
+    for path in prefix.rglob("*"):
+        if path.is_file():
+            assert b"envspec-new" not in path.read_bytes(), path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
