@@ -12,6 +12,7 @@ import importlib
 import os
 import platform
 import shutil
+import subprocess
 from pathlib import Path
 
 from envspec.cli_common import load, progress
@@ -69,8 +70,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _rosetta() -> bool:
+    """True for an Intel Python translated by Rosetta on Apple silicon."""
+    if platform.system() != "Darwin":
+        return False
+    try:
+        out = subprocess.run(
+            ["sysctl", "-n", "sysctl.proc_translated"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.strip() == "1"
+
+
 def _host() -> str:
-    return os.environ.get("ENVSPEC_HOST_SUBDIR") or host_subdir(platform.system(), platform.machine())
+    """This machine's subdir; ``ENVSPEC_HOST_SUBDIR`` overrides it (e.g. an osx-64 env under Rosetta)."""
+    override = os.environ.get("ENVSPEC_HOST_SUBDIR")
+    return override or host_subdir(platform.system(), platform.machine(), rosetta=_rosetta())
 
 
 def choose_target(spec: Spec, host: str) -> tuple[str, str]:
@@ -81,11 +97,10 @@ def choose_target(spec: Spec, host: str) -> tuple[str, str]:
     """
     try:
         targeting = importlib.import_module("envspec.targeting")
-        probe = importlib.import_module("envspec.probe")
     except ImportError:
         targeting = None
     if targeting is not None and hasattr(targeting, "default_target"):
-        chosen = targeting.default_target(spec, probe.SystemProbe())
+        chosen = targeting.default_target(spec)  # -> ResolvedTarget, probing the real machine
         return str(getattr(chosen, "name", chosen)), "detected for this machine"
     targets = [(t.name, t.subdir) for t in spec.resolve_all()]
     return single_target_for_subdir(targets, host), f"the only target for {host}"

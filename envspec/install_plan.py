@@ -149,7 +149,14 @@ def check_platform(lock: ExplicitLock, source: str, target_name: str, target_sub
 # ---------------------------------------------------------------------------------------------
 
 
-def host_subdir(system: str, machine: str) -> str:
+def host_subdir(system: str, machine: str, rosetta: bool = False) -> str:
+    """The conda subdir of this machine's hardware.
+
+    Under Rosetta (``sysctl.proc_translated`` = 1) an Intel Python on Apple silicon reports
+    x86_64: the hardware is osx-arm64, which is what an environment with MPS needs.
+    """
+    if rosetta and system == "Darwin":
+        return "osx-arm64"
     try:
         return HOST_SUBDIRS[(system, machine)]
     except KeyError:

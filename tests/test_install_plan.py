@@ -142,6 +142,11 @@ def test_host_subdir(system: str, machine: str, subdir: str) -> None:
     assert host_subdir(system, machine) == subdir
 
 
+def test_host_subdir_under_rosetta_is_the_hardware_subdir() -> None:
+    assert host_subdir("Darwin", "x86_64", rosetta=True) == "osx-arm64"
+    assert host_subdir("Darwin", "x86_64") == "osx-64"
+
+
 def test_host_subdir_unknown() -> None:
     with pytest.raises(PlatformMismatch):
         host_subdir("Plan9", "mips")
