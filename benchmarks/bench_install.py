@@ -189,6 +189,8 @@ def main() -> int:
         f = statistics.median(floor)
         rows = [
             ("cold install (download + extract + link)", cold["wall"]),
+            ("  of which fetch/verify (copy + md5/sha256)", cold["fetch"]),
+            ("  of which extract + link (py-rattler)", cold["link"]),
             ("warm install: envspec library call", statistics.median(w["wall"] for w in warm)),
             ("  of which fetch/verify (cache lookups)", statistics.median(w["fetch"] for w in warm)),
             ("  of which link (py-rattler)", statistics.median(w["link"] for w in warm)),

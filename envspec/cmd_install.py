@@ -12,6 +12,7 @@ import importlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -106,7 +107,23 @@ def choose_target(spec: Spec, host: str) -> tuple[str, str]:
     return single_target_for_subdir(targets, host), f"the only target for {host}"
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    """SIGTERM is handled like Ctrl-C, so a killed install removes its staging folder."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        return _run(args)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     project, spec = load(args)
     host = _host()
     if args.target is None:

@@ -455,6 +455,29 @@ def _swap(staging: Path, prefix: Path) -> bool:
     return True
 
 
+def _staging_prefix(prefix: Path) -> str:
+    return f".{prefix.name}.envspec-new-"
+
+
+def remove_stale_staging(prefix: Path) -> list[Path]:
+    """Staging folders of ``prefix`` left by killed runs (their process is gone); POSIX only."""
+    removed: list[Path] = []
+    if os.name != "posix" or not prefix.parent.is_dir():
+        return removed
+    for path in prefix.parent.glob(_staging_prefix(prefix) + "*"):
+        pid_text = path.name.removeprefix(_staging_prefix(prefix)).split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 @contextlib.contextmanager
 def _staging_dir(prefix: Path) -> Any:
     """A fresh folder beside ``prefix`` (same filesystem, so the final rename is atomic)."""
@@ -464,7 +487,8 @@ def _staging_dir(prefix: Path) -> Any:
         created.append(parent)
         parent = parent.parent
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.envspec-new-", dir=prefix.parent))
+    remove_stale_staging(prefix)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(prefix)}{os.getpid()}-", dir=prefix.parent))
     try:
         yield staging
     except BaseException:

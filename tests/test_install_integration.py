@@ -304,6 +304,41 @@ def test_files_name_the_final_prefix_not_the_staging_folder(locked: Path, tmp_pa
             assert b"envspec-new" not in path.read_bytes(), path
 
 
+def test_a_killed_install_leaves_no_prefix_and_the_next_run_cleans_up(locked: Path, tmp_path: Path) -> None:
+    import signal
+
+    from tests.channel_factory import Pkg, conda_archive
+
+    chan = tmp_path / "chan" / "linux-64"
+    chan.mkdir(parents=True)
+    lines = ["# platform: linux-64", "@EXPLICIT"]
+    for i in range(4):  # enough files that extracting and linking take a while
+        files = tuple((f"lib/big{i}/f{j:05d}.txt", f"{i} {j}\n") for j in range(1500))
+        pkg = Pkg(f"big{i}", "1.0", "h0_0", 0, "linux-64", files=files)
+        data = conda_archive(pkg)
+        (chan / pkg.filename).write_bytes(data)
+        lines.append(f"{(chan / pkg.filename).as_uri()}#{hashlib.md5(data).hexdigest()}")
+    lockfile = tmp_path / "big.lock"
+    lockfile.write_text("\n".join(lines) + "\n")
+    prefix = tmp_path / "env"
+    args = [sys.executable, "-m", "envspec", "--spec", str(locked / "envspec.yml"), "install", "linux-cuda",
+            "--lockfile", str(lockfile), "--prefix", str(prefix), "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob(".env.envspec-new-*")):
+        time.sleep(0.005)
+    assert list(tmp_path.glob(".env.envspec-new-*")), "the install never started staging"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert not prefix.exists()
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert (prefix / "lib" / "big3" / "f01499.txt").read_text() == "3 1499\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.lock", "c", "chan", "env"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
