@@ -411,6 +411,22 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
             item.archive.unlink()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def share_metadata(prefix: Path) -> None:
+    """rattler (and atomic writes) leave ``conda-meta/*`` owner-only; conda's are world-readable."""
+    if os.name != "posix":
+        return
+    mode = 0o666 & ~_umask()
+    for path in (prefix / "conda-meta").iterdir():
+        if path.is_file():
+            path.chmod(mode)
+
+
 def write_state(prefix: Path, variables: Mapping[str, str]) -> None:
     """conda's ``conda-meta/state`` with the target's activation variables."""
     path = prefix / STATE_FILE
@@ -525,6 +541,7 @@ def install_rattler(
         with _staging_dir(prefix) as staging:
             link(fetched, staging, prefix, cache, progress)
             write_state(staging, variables)
+            share_metadata(staging)
             t2 = time.perf_counter()
             report.replaced_existing = _swap(staging, prefix)
         t3 = time.perf_counter()

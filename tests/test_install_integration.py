@@ -134,6 +134,10 @@ def test_install_creates_the_locked_environment(locked: Path, tmp_path: Path, ca
     assert torch["build"].startswith("cuda129_")
     assert (prefix / "share" / "envspec-test" / "pytorch.txt").read_text().startswith("# pytorch 2.13.0 cuda129")
     assert (prefix / "lib" / "python3.12" / "site-packages" / "diffusers" / "__init__.py").is_file()
+    if os.name == "posix":  # metadata modes follow the umask, as conda's do (not rattler's owner-only)
+        mask = os.umask(0)
+        os.umask(mask)
+        assert {p.stat().st_mode & 0o777 for p in (prefix / "conda-meta").iterdir()} == {0o666 & ~mask}
     state = json.loads((prefix / "conda-meta" / "state").read_text())
     assert state["env_vars"]["ENVSPEC_TARGET"] == "linux-cuda"
     assert state["env_vars"]["ENVSPEC_DEVICE"] == "cuda"
@@ -407,6 +411,16 @@ def test_with_a_missing_tool_fails_cleanly(locked: Path, tmp_path: Path) -> None
     )  # fmt: skip
     assert proc.returncode == ExitCode.TOOL_FAILED, proc.stderr
     assert "micromamba is not on PATH" in proc.stderr
+
+
+def test_named_environment_goes_to_conda_envs_path(locked: Path, tmp_path: Path) -> None:
+    envs = tmp_path / "envs"
+    proc = install(
+        locked, "linux-cuda", "--name", "sd", "--cache-dir", str(tmp_path / "c"),
+        env={"CONDA_ENVS_PATH": str(envs)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (envs / "sd" / "conda-meta" / "state").is_file()
 
 
 def test_a_folder_that_is_not_an_environment_is_not_replaced(locked: Path, tmp_path: Path) -> None:
