@@ -561,6 +561,7 @@ def install_with_tool(
     progress: Progress,
 ) -> InstallReport:
     """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
+    check_prefix(prefix)
     mapped = {e.url: mirrored_url(e.url, prefixes) for e in lock.entries}
     with tempfile.TemporaryDirectory(prefix="envspec-install-") as tmp:
         explicit_file = Path(tmp) / "explicit.lock"
