@@ -413,6 +413,43 @@ def test_with_a_missing_tool_fails_cleanly(locked: Path, tmp_path: Path) -> None
     assert "micromamba is not on PATH" in proc.stderr
 
 
+FAKE_TOOL = """#!/bin/sh
+# Stands in for micromamba, which cannot be installed here: records what envspec asked of it.
+prefix=""; file=""
+while [ $# -gt 0 ]; do
+  case "$1" in --prefix) prefix="$2"; shift;; -f) file="$2"; shift;; esac; shift
+done
+[ -n "$FAKE_FAIL" ] && exit 3
+mkdir -p "$prefix/conda-meta" && cp "$file" "$prefix/received.lock" && echo "$0 $*" > "$prefix/argv"
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in tool is a shell script")
+def test_with_tool_gets_the_mirrored_explicit_file(locked: Path, tmp_path: Path, local_channel: Path) -> None:  # noqa: F811
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "micromamba"
+    tool.write_text(FAKE_TOOL)
+    tool.chmod(0o755)
+    lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
+    prefix = tmp_path / "env"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    args = ["linux-cuda", "--with", "micromamba", "--lockfile", str(lockfile), "--prefix", str(prefix),
+            "--mirror", "conda-forge=https://mirror.example/cf"]  # fmt: skip
+    proc = install(locked, *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    received = (prefix / "received.lock").read_text()
+    assert "https://mirror.example/cf/linux-64/pytorch-2.13.0-cuda129" in received
+    assert not [line for line in received.splitlines() if line.startswith(CF)]
+    assert parse_lock(received, "x").entries == tuple(
+        type(e)(url=e.url.replace(CF, "https://mirror.example/cf"), hash_kind=e.hash_kind, hash_value=e.hash_value)
+        for e in parse_lock(lockfile.read_text(), "x").entries
+    )
+    assert json.loads((prefix / "conda-meta" / "state").read_text())["env_vars"]["ENVSPEC_TARGET"] == "linux-cuda"
+    failed = install(locked, *args[:-2], "--prefix", str(tmp_path / "env2"), env={**env, "FAKE_FAIL": "1"})
+    assert failed.returncode == ExitCode.TOOL_FAILED and "micromamba failed with exit code 3" in failed.stderr
+
+
 def test_named_environment_goes_to_conda_envs_path(locked: Path, tmp_path: Path) -> None:
     envs = tmp_path / "envs"
     proc = install(
