@@ -39,8 +39,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lock(session: nox.Session) -> None:
-    """Lock every target with conda-lock (pass e.g. `-- --mirror conda-forge=file:///srv/cf`)."""
+    """Render, then lock every target with conda-lock (pass e.g. `-- --mirror conda-forge=file:///srv/cf`)."""
     session.install("-e", ".")
+    session.run("envspec", "render")
     session.run("envspec", "lock", *session.posargs)
 
 

@@ -6,6 +6,9 @@ the click CLI) once and forks one child per job, each running exactly the comman
 ``conda-lock ARGS...`` would, with its own environment additions and its stdout/stderr in files.
 Without ``os.fork`` (Windows) each job is a ``python -m conda_lock ARGS...`` child instead.
 
+envspec keeps this process's stdin open while it waits: if envspec dies (even by SIGKILL), this
+process kills its own process group, so no conda-lock outlives the run that started it.
+
 Each finished job is reported as one JSON line ``{"id": ..., "returncode": N}`` on stdout, as soon
 as it finishes. At most ``max_workers`` jobs run at once.
 
@@ -18,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +34,7 @@ from typing import Any
 
 def _child(job: Mapping[str, Any], conda_lock_main: Any) -> int:
     os.environ.update({str(k): str(v) for k, v in job.get("env", {}).items()})
+    tempfile.tempdir = None  # re-read TMPDIR: conda-lock's temp dirs go where the job says
     out_fd = os.open(job["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     err_fd = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     sys.stdout.flush()
@@ -99,8 +106,41 @@ def run_spawned(jobs: Sequence[Mapping[str, Any]], max_workers: int) -> None:
                 running[0][0].wait(timeout=0.05)
 
 
+def _die_with_parent() -> None:
+    """Kill this process group (runner, forked conda-locks, their solvers) when envspec dies.
+
+    envspec keeps our stdin open while it waits; EOF on it means envspec is gone (finished, or
+    killed with SIGKILL, which it cannot intercept). Reads the raw fd: no buffer lock is held
+    across fork().
+    """
+    while True:
+        try:
+            chunk = os.read(0, 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+    os._exit(1)
+
+
+def _read_request() -> dict[str, Any]:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        data += chunk
+    request: dict[str, Any] = json.loads(data.decode("utf-8"))
+    return request
+
+
 def main() -> None:
-    request = json.loads(sys.stdin.read())
+    request = _read_request()
+    if request.get("watch_parent") and hasattr(os, "killpg"):
+        threading.Thread(target=_die_with_parent, daemon=True).start()
     jobs = request["jobs"]
     workers = max(1, int(request.get("max_workers") or 1))
     if hasattr(os, "fork") and not request.get("no_fork"):

@@ -22,7 +22,6 @@ there, so ``envspec lock`` can tell an unsatisfiable target from an unreachable 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -313,6 +312,8 @@ async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
         GenericVirtualPackage(PackageName(name), Version(version), BuildString(build or "0"))
         for name, (version, build) in vpkgs.items()
     ]
+    import asyncio
+
     timeout = _channel_timeout(environ)
     sparse = _sparse_sources(channels, subdir)
     try:
@@ -439,6 +440,8 @@ async def _locked_records(installed: Sequence[Mapping[str, Any]], channels: Sequ
 
 
 def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
+    import asyncio
+
     subdir = _subdir(environ)
     channels, virtual_records = _split_channels(cmd.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
@@ -448,6 +451,8 @@ def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     """Move only the named packages: the rest of the prefix is locked (preferred) as is."""
+    import asyncio
+
     from rattler import MatchSpec
 
     subdir = _subdir(environ)

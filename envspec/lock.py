@@ -1,7 +1,8 @@
 """``envspec lock``: pinned lockfiles for every target, solved by conda-lock.
 
-conda-lock does the solving through its public interface (its CLI, in a child process), one
-conda-lock run per target, each with the target's own virtual packages
+conda-lock does the solving through its public interface (its CLI entry point ``conda_lock.main``,
+run with a command line in child processes, see :mod:`envspec.conda_lock_runner`), one conda-lock
+run per target, each with the target's own virtual packages
 (``lockfiles/<t>.virtual-packages.yml``) and channels (after mirrors). The conda executable it
 drives is envspec's py-rattler shim (:mod:`envspec.conda_shim`) unless ``--solver`` names a real
 conda, mamba or micromamba; ``--conda PATH`` always points at an existing file, so conda-lock
@@ -63,6 +64,8 @@ class TargetLike(Protocol):
     def subdir(self) -> str: ...
     @property
     def channels(self) -> tuple[str, ...]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
 
 
 class ProjectLike(Protocol):
@@ -123,10 +126,18 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                 conda_lock_file=project.conda_lock_file(t.name),
                 explicit_file=project.explicit_file(t.name),
                 channels=channels,
-                input=LockInput(t.name, t.subdir, env_bytes, vpkg_bytes, channels),
+                input=LockInput(
+                    t.name, t.subdir, env_bytes, vpkg_bytes, channels, frozenset(map(spec_name, t.dependencies))
+                ),
             )
         )
     return jobs
+
+
+def spec_name(match_spec: str) -> str:
+    """The package name of a conda match spec (``conda-forge::pytorch=*=cuda*`` -> ``pytorch``)."""
+    text = match_spec.strip().split("::", 1)[-1]
+    return re.split(r"[\s=<>!~\[;]", text, maxsplit=1)[0].lower()
 
 
 def _read_head(path: Path, size: int = 4096) -> str | None:
@@ -228,7 +239,7 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
         elif re.search(r"CondaHTTPError|UnavailableInvalidChannel|ChannelError|Could not resolve host", stderr):
             kind = "channel_unreachable"
     if kind == "unsatisfiable":
-        explanation = str(report.get("message") or _tail(stderr, 15)).strip()
+        explanation = _flatten_tree(str(report.get("message") or _tail(stderr, 15)))
         vp = report.get("virtual_packages")
         vp_text = f" with virtual packages {', '.join(f'{k} {v}' for k, v in vp.items())}" if vp else ""
         return UnsatisfiableError(
@@ -243,6 +254,23 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
         f"conda-lock failed for target {job.target} (exit {returncode}):\n{_tail(stderr, 25)}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
     )
+
+
+def _flatten_tree(text: str) -> str:
+    """A solver's conflict tree as one readable line: tree glyphs dropped, branches joined by ``; ``."""
+    text = text.strip().removeprefix("Cannot solve the request because of:").strip()
+    parts = [re.sub(r"^[\s│├└─|`-]+", "", line).strip() for line in text.splitlines()]
+    out = ""
+    for part in filter(None, parts):
+        if not out:
+            out = part
+        elif out.endswith(":"):
+            out += " " + part
+        elif out.endswith(("require", "constrain", "incompatible")):
+            out += (": " if out.endswith("incompatible") else " ") + part
+        else:
+            out += "; " + part
+    return out
 
 
 def _unreachable(job: LockJob, url: str, detail: str) -> ChannelUnreachable:
@@ -342,7 +370,16 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
     for pkg in item.update:
         argv += ["--update", pkg]
     report = tmp_dir / "shim-report.json"
-    env = {REPORT_ENV: str(report), "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING"}
+    scratch = tmp_dir / "tmp"  # conda-lock's own temp dirs land here and go with tmp_dir
+    scratch.mkdir()
+    env = {
+        REPORT_ENV: str(report),
+        "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING",
+        "TMPDIR": str(scratch),
+        "TEMP": str(scratch),
+        "TMP": str(scratch),
+        "RUNNER_TEMP": str(scratch),
+    }
     return Prepared(job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt")
 
 
@@ -397,6 +434,7 @@ def run_conda_lock(
     """Run all prepared conda-lock invocations through :mod:`envspec.conda_lock_runner` (one
     conda-lock import, forked per target on POSIX). Interrupts kill the whole process group."""
     request = {
+        "watch_parent": os.name == "posix",
         "max_workers": max_workers,
         "jobs": [
             {"id": p.job.target, "argv": p.argv, "env": p.env, "stdout": str(p.stdout), "stderr": str(p.stderr)}
@@ -431,8 +469,8 @@ def run_conda_lock(
     done: set[str] = set()
     try:
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps(request))
-        proc.stdin.close()
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()  # stdin stays open: the runner kills its group when it sees EOF early
         for line in proc.stdout:
             if not line.strip().startswith("{"):
                 continue
@@ -446,6 +484,9 @@ def run_conda_lock(
         raise
     finally:
         timer.cancel()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
     missing = [p for p in preps if p.job.target not in done]
     if missing:
         if time.monotonic() - start >= timeout:
@@ -524,7 +565,9 @@ def lock_jobs(
     try:
         items = plan([job.input for job in jobs], stored, update)
     except PlanError as exc:
-        raise SpecError(str(exc), tip="name a package that is in the lockfile (see lockfiles/<target>.lock)") from None
+        raise SpecError(
+            str(exc), tip="--update takes packages the spec names (dependencies or torch in envspec.yml)"
+        ) from None
     by_target = {job.target: job for job in jobs}
     report = LockReport()
     if check:

@@ -30,6 +30,7 @@ class LockInput:
     environment: bytes
     virtual_packages: bytes
     channels: tuple[str, ...]
+    requested: frozenset[str] = frozenset()  # names the environment file asks for (not hashed: it is in there)
 
     def components(self) -> dict[str, object]:
         return {
@@ -115,6 +116,12 @@ def plan(
             items.append(PlanItem(inp.target, Action.SKIP, "inputs unchanged", current))
             continue
         present = tuple(p for p in wanted if state.packages is not None and p in state.packages)
+        indirect = [p for p in present if inp.requested and p not in inp.requested]
+        if indirect:
+            raise PlanError(
+                f"--update {' '.join(indirect)}: target {inp.target} does not request it directly, and conda-lock "
+                "can only update packages named in the environment file (add it to envspec.yml, or re-lock)"
+            )
         found.update(present)
         if present:
             items.append(PlanItem(inp.target, Action.UPDATE, f"update {', '.join(present)}", current, present))

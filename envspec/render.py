@@ -27,14 +27,20 @@ def yaml_scalar(value: object) -> str:
     """A YAML scalar that reads back as exactly ``value`` (quoted only when needed)."""
     text = yaml.safe_dump(value, default_flow_style=True, width=2**31, allow_unicode=True)
     text = text.removesuffix("\n").removesuffix("\n...").strip()
-    if "\n" in text or yaml.safe_load(text) != value:
-        text = json.dumps(value)
+    if not text.isprintable() or yaml.safe_load(text) != value:
+        text = _double_quoted(value)
     return text
+
+
+def _double_quoted(value: object) -> str:
+    """YAML's own double-quoted form: escapes every character YAML cannot carry raw."""
+    text = yaml.safe_dump(value, default_style='"', width=2**31, allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
 def yaml_string(value: object) -> str:
     """Always a quoted YAML string (virtual-package versions like "0" must stay strings)."""
-    return json.dumps(str(value))
+    return _double_quoted(str(value))
 
 
 def one_line_comment(value: object) -> str:

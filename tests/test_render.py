@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envspec import render
@@ -143,6 +143,13 @@ SCALARS = st.one_of(
 )
 
 
+@settings(max_examples=500)
 @given(SCALARS)
 def test_yaml_scalar_round_trips(value: str) -> None:
     assert yaml.safe_load(f"k: {render.yaml_scalar(value)}\n") == {"k": value}
+
+
+@settings(max_examples=300)
+@given(SCALARS)
+def test_yaml_scalar_round_trips_as_list_item(value: str) -> None:
+    assert yaml.safe_load(f"deps:\n  - {render.yaml_scalar(value)}\n  - x\n") == {"deps": [value, "x"]}

@@ -117,7 +117,7 @@ def test_every_explicit_line_has_a_url_and_a_hash(locked: Path) -> None:
         assert all(e.url.startswith("file://") and len(e.hash) == 32 for e in parsed)
 
 
-def test_second_run_resolves_nothing(project: Path, mirror: str) -> None:
+def test_second_run_resolves_nothing(project: Path, mirror: str, monkeypatch: pytest.MonkeyPatch) -> None:
     before = snapshot(project)
     # a solver that does not exist proves no solve was even attempted
     code, out, err = envspec(project, "lock", "--mirror", mirror, "--solver", str(project / "no-such-conda"))
@@ -125,6 +125,9 @@ def test_second_run_resolves_nothing(project: Path, mirror: str) -> None:
     assert snapshot(project) == before
     assert out.count("up to date") == len(TARGETS)
     code, out, err = envspec(project, "lock", "--check", "--mirror", mirror)
+    assert code == 0, err
+    monkeypatch.setenv("ENVSPEC_MIRRORS", mirror)  # the same mirror from the environment: the same inputs
+    code, out, err = envspec(project, "lock", "--check")
     assert code == 0, err
 
 
@@ -162,54 +165,74 @@ def test_update_moves_only_the_named_package(project: Path, local_channel: Path,
     assert code == ExitCode.SPEC_INVALID and "no-such-package" in err
 
 
-def test_killed_run_leaves_old_lockfiles_intact(project: Path, mirror: str, tmp_path: Path) -> None:
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_run_leaves_old_lockfiles_intact(project: Path, mirror: str, tmp_path: Path, sig: int) -> None:
     before = snapshot(project)
     edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')  # linux-cuda must be re-solved
     after_render = snapshot(project)
+    assert before["linux-cuda.lock"] == after_render["linux-cuda.lock"]
     marker = tmp_path / "solving"
     shim = shim_executable(project / ".envspec-cache")
-    slow = tmp_path / "slow-conda"
-    slow.write_text(f'#!/bin/sh\nif [ "$1" = create ]; then touch "{marker}"; sleep 60; fi\nexec "{shim}" "$@"\n')
+    slow = tmp_path / "slow-conda"  # a solver that hangs mid-solve, telling us its pid
+    slow.write_text(f'#!/bin/sh\nif [ "$1" = create ]; then echo $$ > "{marker}"; sleep 60; fi\nexec "{shim}" "$@"\n')
     slow.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "envspec",
-            "--spec",
-            str(project / "envspec.yml"),
-            "lock",
-            "--mirror",
-            mirror,
-            "--solver",
-            str(slow),
-        ],
+        [*argv, "--mirror", mirror, "--solver", str(slow)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
-        while not marker.exists():
+        while not (marker.exists() and marker.read_text().strip()):
             assert proc.poll() is None, "envspec lock ended before the solve started"
             assert time.monotonic() < deadline, "the solve never started"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        solver_pid = int(marker.read_text())
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        # nothing of the run survives it: the hanging solver is killed too
+        deadline = time.monotonic() + 10
+        while not _gone(solver_pid):
+            assert time.monotonic() < deadline, "the solver outlived the killed envspec run"
+            time.sleep(0.05)
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the orphaned conda-lock and its solver
-    assert proc.returncode == -signal.SIGKILL
-    assert snapshot(project) == after_render  # byte-identical, no temp file in lockfiles/
-    assert before["linux-cuda.lock"] == after_render["linux-cuda.lock"]
+            os.killpg(proc.pid, signal.SIGKILL)
+    if sig == signal.SIGINT:
+        assert proc.returncode == ExitCode.INTERRUPTED, err
+        assert b"Traceback" not in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert snapshot(project) == after_render  # byte-identical, and no temporary file in lockfiles/
     # the next run recovers: solves, replaces, and leaves no temporary files behind
     code, _, err = envspec(project, "lock", "--mirror", mirror)
     assert code == 0, err
     names = {p.name for p in (project / "lockfiles").iterdir()}
     assert not [n for n in names if "envspec-tmp" in n]
     assert snapshot(project)["linux-cuda.lock"] != before["linux-cuda.lock"]
+
+
+def test_concurrent_runs_do_not_interleave(project: Path, mirror: str) -> None:
+    from envspec.fsutil import run_lock
+
+    edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')
+    before = snapshot(project)
+    with run_lock(project / ".envspec-cache" / "lock.lock", "locking"):  # another run holds the lock
+        code, _, err = envspec(project, "lock", "--mirror", mirror)
+    assert code == ExitCode.BUSY and "another envspec run" in err
+    assert snapshot(project) == before
 
 
 def test_conda_lock_render_reads_the_output(locked: Path, tmp_path: Path) -> None:
@@ -266,3 +289,91 @@ def test_unreachable_channel_names_url_and_mirror_quickly(project: Path, url: st
     assert code == ExitCode.CHANNEL_UNREACHABLE, err
     assert url in err and "--mirror" in err and "Traceback" not in err
     assert snapshot(project) == before
+
+
+def test_explicit_files_parse_with_the_mamba_ecosystem_parser(locked: Path) -> None:
+    """py-rattler's explicit-environment parser (what pixi/rattler-based installers use) reads them."""
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from rattler.explicit_environment import ExplicitEnvironmentSpec\n"
+        "for p in sys.argv[1:]:\n"
+        "    spec = ExplicitEnvironmentSpec.from_path(Path(p))\n"
+        "    print(Path(p).name, spec.platform, len(spec.packages), flush=True)\n"
+        "os._exit(0)\n"
+    )
+    paths = [str(locked / "lockfiles" / f"{t}.lock") for t in TARGETS]
+    proc = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=True)
+    for line, target in zip(proc.stdout.splitlines(), TARGETS, strict=True):
+        name, platform, count = line.split()
+        expected = len(explicit.entries((locked / "lockfiles" / f"{target}.lock").read_text()))
+        assert (name, int(count)) == (f"{target}.lock", expected)
+        assert platform == {"linux-cuda": "linux-64", "win-cuda": "win-64"}.get(target, target)
+
+
+def test_explicit_files_are_topologically_ordered(locked: Path) -> None:
+    import yaml
+
+    for target in TARGETS:
+        data = yaml.safe_load((locked / "lockfiles" / f"{target}.conda-lock.yml").read_text(encoding="utf-8"))
+        deps = {p["name"]: set(p["dependencies"]) for p in data["package"]}
+        order = [e.name for e in explicit.entries((locked / "lockfiles" / f"{target}.lock").read_text())]
+        assert sorted(order) == sorted(deps)
+        seen: set[str] = set()
+        for name in order:
+            assert {d for d in deps[name] if not d.startswith("__")} <= seen, (target, name)
+            seen.add(name)
+
+
+def test_diff_reports_what_an_update_changed(project: Path, local_channel: Path, tmp_path: Path) -> None:
+    channel = tmp_path / "channel"
+    shutil.copytree(local_channel, channel)
+    own = f"conda-forge={channel.as_uri()}"
+    assert envspec(project, "lock", "--mirror", own, "--target", "osx-64")[0] == 0
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "base")
+    code, out, err = envspec(project, "diff")
+    assert (code, out) == (0, ""), err  # nothing changed: empty, so a PR body stays clean
+    subprocess.run([sys.executable, str(FACTORY), str(channel), "--bump"], check=True, capture_output=True)
+    assert envspec(project, "lock", "--mirror", own, "--target", "osx-64", "--update", "tqdm")[0] == 0
+    code, out, err = envspec(project, "diff", "--base", "HEAD")
+    assert code == 0, err
+    assert out.startswith("### osx-64 (1 changed)")
+    assert "| tqdm | changed | 4.67.1 `pyhd8ed1ab_0` | 4.68.0 `pyhd8ed1ab_0` |" in out
+    assert "linux-cuda" not in out and "diffusers" not in out
+
+
+def test_shim_answers_conda_lock_commands_directly(local_channel: Path, tmp_path: Path) -> None:
+    import json
+
+    shim = shim_executable(tmp_path / "cache")
+    assert shim.name == "envspec-conda"
+    version = subprocess.run([str(shim), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("conda ")
+    base = [str(shim), "create", "--prefix", str(tmp_path / "p"), "--dry-run", "--json", "--override-channels"]
+    specs = ["python 3.12.*", "pytorch * cuda*", "cuda-version 13.0.*"]
+    env = {**os.environ, "CONDA_SUBDIR": "linux-64", "CONDA_OVERRIDE_CUDA": "13.0", "CONDA_OVERRIDE_GLIBC": "2.28"}
+    env.pop("CONDA_OVERRIDE_OSX", None)
+    proc = subprocess.run(
+        [*base, "--channel", local_channel.as_uri(), *specs], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fetch = {f["name"]: f for f in json.loads(proc.stdout)["actions"]["FETCH"]}
+    assert fetch["pytorch"]["build"].startswith("cuda130_")
+    assert fetch["pytorch"]["url"].startswith(local_channel.as_uri())
+    assert len(fetch["pytorch"]["md5"]) == 32 and len(fetch["pytorch"]["sha256"]) == 64
+    # the HOST has no GPU; the target's __cuda comes only from CONDA_OVERRIDE_CUDA: without it, no CUDA
+    env.pop("CONDA_OVERRIDE_CUDA")
+    proc = subprocess.run(
+        [*base, "--channel", local_channel.as_uri(), *specs], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)
+    assert error["exception_name"] == "UnsatisfiableError" and "__cuda" in error["message"]
+    info = subprocess.run([str(shim), "info", "--json"], env=env, capture_output=True, text=True, check=True)
+    assert "pkgs_dirs" in json.loads(info.stdout)

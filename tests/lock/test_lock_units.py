@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from envspec import explicit
@@ -67,6 +69,25 @@ def test_plan_update_only_targets_that_have_the_package() -> None:
         ("a", Action.UPDATE, ("cuda-version",)),
         ("b", Action.SKIP, ()),
         ("c", Action.SOLVE, ()),
+    ]
+
+
+def test_plan_update_of_an_indirect_dependency_is_an_error() -> None:
+    a = LockInput("a", "linux-64", b"e", b"v", ("c",), frozenset({"diffusers"}))
+    stored = {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers", "colorama"}))}
+    assert plan([a], stored, update=["diffusers"])[0].action is Action.UPDATE
+    with pytest.raises(PlanError, match=r"colorama.*does not request it directly"):
+        plan([a], stored, update=["colorama"])
+
+
+def test_spec_names() -> None:
+    from envspec.lock import spec_name
+
+    assert [spec_name(s) for s in ("pytorch=*=cuda*", "huggingface_hub>=0.34", "conda-forge::tqdm", "numpy 2.*")] == [
+        "pytorch",
+        "huggingface_hub",
+        "tqdm",
+        "numpy",
     ]
 
 
@@ -208,3 +229,68 @@ def test_diff_markdown() -> None:
     assert text.startswith("### linux-cuda (1 added, 1 removed, 1 changed)")
     assert "| diffusers | changed | 0.36.0 `pyh_0` | 0.37.0 `pyh_0` |" in text
     assert markdown("linux-cuda", diff_packages(before, before)) == ""
+
+
+# ------------------------------------------------------------------------------- solver choice, failures
+
+
+def test_solver_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec.errors import ToolFailed
+    from envspec.lock import resolve_solver
+
+    default = resolve_solver(None, tmp_path)
+    assert default.executable.name.startswith("envspec-conda") and default.executable.is_file()
+    assert default.executable.read_text().count("envspec.conda_shim") == 1
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ToolFailed, match=r"micromamba.*not on PATH"):
+        resolve_solver("micromamba", tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: f"/opt/bin/{name}")
+    assert resolve_solver("mamba", tmp_path).executable == Path("/opt/bin/mamba")
+    with pytest.raises(ToolFailed, match="no such file"):
+        resolve_solver(str(tmp_path / "nope"), tmp_path)
+
+
+def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
+    from envspec.errors import ChannelUnreachable, ToolFailed, UnsatisfiableError
+    from envspec.lock import LockJob, _classify_failure
+
+    job = LockJob(
+        "win-cuda", "win-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "l.yml",
+        tmp_path / "l.lock", ("https://conda.anaconda.org/conda-forge",), _inp("win-cuda"),
+    )  # fmt: skip
+    no_report = tmp_path / "missing.json"
+    err = _classify_failure(job, no_report, "LibMambaUnsatisfiableError: nothing provides __cuda", 1)
+    assert isinstance(err, UnsatisfiableError) and "win-cuda" in err.message
+    err = _classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
+    assert isinstance(err, ChannelUnreachable) and "conda-forge" in err.message and "--mirror" in (err.tip or "")
+    assert isinstance(_classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
+
+
+def test_conflict_tree_becomes_one_readable_line() -> None:
+    from envspec.lock import _flatten_tree
+
+    tree = """Cannot solve the request because of: The following packages are incompatible
+├─ __cuda * can be installed with any of the following options:
+│  └─ __cuda 12.9
+└─ cuda-version 13.0.* cannot be installed because there are no viable options:
+   └─ cuda-version 13.0 would constrain
+      └─ __cuda >=13.0, which conflicts with any installable versions previously reported"""
+    assert _flatten_tree(tree) == (
+        "The following packages are incompatible: __cuda * can be installed with any of the following options: "
+        "__cuda 12.9; cuda-version 13.0.* cannot be installed because there are no viable options: "
+        "cuda-version 13.0 would constrain __cuda >=13.0, which conflicts with any installable versions previously "
+        "reported"
+    )
+
+
+def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
+    import json
+
+    from envspec.conda_shim import run as shim_run
+
+    code, out = shim_run(["create", "--prefix", "/p", "--dry-run", "--json", "python"], {})
+    assert code == 1 and "CONDA_SUBDIR" in json.loads(out)["message"]  # never the host's platform
+    code, out = shim_run(["remove", "-p", "/p", "tqdm"], {"CONDA_SUBDIR": "linux-64"})
+    assert code == 1 and json.loads(out)["exception_name"] == "CommandNotFoundError"
+    code, out = shim_run(["info", "--json"], {"CONDA_SUBDIR": "win-64", "CONDA_PKGS_DIRS": "/pk"})
+    assert code == 0 and json.loads(out)["pkgs_dirs"] == ["/pk"]
