@@ -532,19 +532,25 @@ def install_rattler(
     cache = cache.absolute()
     cache.mkdir(parents=True, exist_ok=True)
     with run_lock(cache / SIDECAR_DIR / "install.lock", "installing from this package cache"):
-        t0 = time.perf_counter()
-        fetched = fetch_all(lock, prefixes, cache, progress, verify_cache=verify_cache)
-        t1 = time.perf_counter()
-        report.cache_hits = sum(1 for f in fetched if f.archive is None)
-        report.downloaded = len(fetched) - report.cache_hits
-        report.downloaded_bytes = sum(f.size for f in fetched if f.archive is not None)
-        with _staging_dir(prefix) as staging:
-            link(fetched, staging, prefix, cache, progress)
-            write_state(staging, variables)
-            share_metadata(staging)
-            t2 = time.perf_counter()
-            report.replaced_existing = _swap(staging, prefix)
-        t3 = time.perf_counter()
+        # Downloads live only for one run (the lock makes the folder this run's alone): whatever
+        # an aborted run left, and whatever this one fetched, is gone when it ends.
+        shutil.rmtree(cache / DOWNLOAD_DIR, ignore_errors=True)
+        try:
+            t0 = time.perf_counter()
+            fetched = fetch_all(lock, prefixes, cache, progress, verify_cache=verify_cache)
+            t1 = time.perf_counter()
+            report.cache_hits = sum(1 for f in fetched if f.archive is None)
+            report.downloaded = len(fetched) - report.cache_hits
+            report.downloaded_bytes = sum(f.size for f in fetched if f.archive is not None)
+            with _staging_dir(prefix) as staging:
+                link(fetched, staging, prefix, cache, progress)
+                write_state(staging, variables)
+                share_metadata(staging)
+                t2 = time.perf_counter()
+                report.replaced_existing = _swap(staging, prefix)
+            t3 = time.perf_counter()
+        finally:
+            shutil.rmtree(cache / DOWNLOAD_DIR, ignore_errors=True)
     report.seconds = {"fetch": t1 - t0, "link": t2 - t1, "swap": t3 - t2, "total": t3 - t0}
     return report
 
