@@ -20,6 +20,7 @@ from envspec.cli_common import load, progress
 from envspec.errors import SpecError, ToolFailed
 from envspec.install import default_cache_dir, install_rattler, install_with_tool
 from envspec.install_plan import (
+    add_conda_lock_hashes,
     check_platform,
     destination,
     host_subdir,
@@ -142,6 +143,11 @@ def _run(args: argparse.Namespace) -> int:
         ) from None
     lock = parse_lock(text, source)
     check_platform(lock, source, target.name, target.subdir, host)
+    unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
+    if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
+        lock = add_conda_lock_hashes(lock, unified.read_text(encoding="utf-8"), project.relative(unified.absolute()))
+    strong = sum(1 for e in lock.entries if e.sha256)
+    progress(f"hashes: {strong}/{len(lock.entries)} packages pinned by sha256, the rest by md5")
     dest = destination(args.prefix, args.name, os.environ, Path.home())
     prefixes = mirror_prefixes(parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)))
     progress(f"install: {target.name} from {source} ({len(lock.entries)} packages) into {dest.prefix}")

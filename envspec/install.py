@@ -146,7 +146,7 @@ def cached_hashes(cache: Path, entry: LockEntry) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
         return None
-    if data.get(entry.hash_kind) != entry.hash_value:
+    if any(data.get(kind) != value for kind, value in entry.hashes.items()):
         return None
     stamp = _rattler_stamp(cache, entry)
     if stamp is None or data.get("rattler_stamp") != stamp:
@@ -226,6 +226,15 @@ def _download(url: str, dest_dir: Path, filename: str, on_bytes: Callable[[int],
     return final, md5.hexdigest(), sha.hexdigest(), size
 
 
+def mismatch(item: Fetched) -> tuple[str, str, str] | None:
+    """(hash kind, actual, expected) of the first hash of ``item`` that differs from the lockfile."""
+    actual = {"md5": item.md5, "sha256": item.sha256}
+    for kind, expected in item.entry.hashes.items():
+        if actual[kind] != expected:
+            return kind, actual[kind], expected
+    return None
+
+
 def fetch_all(
     lock: ExplicitLock,
     prefixes: Mapping[str, str],
@@ -297,8 +306,7 @@ def fetch_all(
 
     bad: list[Fetched] = []
     for i, item in fetched:
-        actual = item.md5 if item.entry.hash_kind == "md5" else item.sha256
-        if actual != item.entry.hash_value:
+        if mismatch(item) is not None:
             bad.append(item)
             if item.archive is not None:
                 with contextlib.suppress(FileNotFoundError):
@@ -307,12 +315,11 @@ def fetch_all(
             results[i] = item
     if bad:
         first = bad[0]
-        actual = first.md5 if first.entry.hash_kind == "md5" else first.sha256
+        kind, actual, expected = mismatch(first) or ("", "", "")
         names = ", ".join(b.entry.filename for b in bad)
         raise IntegrityError(
             f"{len(bad)} package(s) do not match the lockfile, nothing was installed: {names} "
-            f"({first.entry.filename} from {first.url}: {first.entry.hash_kind} {actual}, "
-            f"lockfile says {first.entry.hash_value})",
+            f"({first.entry.filename} from {first.url}: {kind} {actual}, lockfile says {expected})",
             tip="the mirror or download was tampered with or corrupted; fix the source, "
             "or re-lock if the lockfile is the stale side",
         )

@@ -52,8 +52,18 @@ class LockEntry:
     """One package line: where it comes from and the hash it must have."""
 
     url: str
-    hash_kind: HashKind
-    hash_value: str  # lowercase hex
+    md5: str | None = None  # lowercase hex; at least one of md5 / sha256
+    sha256: str | None = None
+
+    @property
+    def hashes(self) -> dict[HashKind, str]:
+        """The hashes the package must have, strongest first."""
+        out: dict[HashKind, str] = {}
+        if self.sha256:
+            out["sha256"] = self.sha256
+        if self.md5:
+            out["md5"] = self.md5
+        return out
 
     @property
     def filename(self) -> str:
@@ -115,8 +125,44 @@ def parse_lock(text: str, source: str) -> ExplicitLock:
         if line.name in seen:
             raise SpecError(f"{source}: package {line.name!r} is listed twice")
         seen.add(line.name)
-        out.append(LockEntry(url=line.url, hash_kind=kind, hash_value=value))
+        out.append(LockEntry(url=line.url, **{kind: value}))
     return ExplicitLock(platform=platform, entries=tuple(out))
+
+
+def add_conda_lock_hashes(lock: ExplicitLock, conda_lock_text: str, source: str) -> ExplicitLock:
+    """Add the sha256 (and md5) that conda-lock's unified lockfile records for the same URLs.
+
+    conda-lock's explicit rendering carries only md5, which a malicious mirror can collide; its
+    ``<target>.conda-lock.yml`` has both, so both are checked. A URL whose md5 differs between
+    the two files means they are out of step: an error, not a guess.
+    """
+    import yaml
+
+    try:
+        # every scalar as text: an all-digit md5 must not become an int
+        data = yaml.load(conda_lock_text, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}") from None
+    packages = data.get("package") if isinstance(data, dict) else None
+    if not isinstance(packages, list):
+        raise SpecError(f"{source}: no 'package' list; not a conda-lock file")
+    known: dict[str, dict[str, str]] = {}
+    for pkg in packages:
+        if isinstance(pkg, dict) and pkg.get("platform") == lock.platform and isinstance(pkg.get("hash"), dict):
+            known[str(pkg.get("url"))] = {k: str(v).lower() for k, v in pkg["hash"].items() if k in ("md5", "sha256")}
+    entries = []
+    for entry in lock.entries:
+        extra = known.get(entry.url, {})
+        for kind, value in entry.hashes.items():
+            if kind in extra and extra[kind] != value:
+                raise SpecError(
+                    f"{source} and the explicit lockfile disagree on {entry.filename} ({kind})",
+                    tip="re-lock: `envspec lock --target <target>` writes both files together",
+                )
+        entries.append(
+            LockEntry(url=entry.url, md5=entry.md5 or extra.get("md5"), sha256=entry.sha256 or extra.get("sha256"))
+        )
+    return ExplicitLock(platform=lock.platform, entries=tuple(entries))
 
 
 def mirror_prefixes(mirrors: Mapping[str, str]) -> dict[str, str]:

@@ -70,10 +70,18 @@ def tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
     return out
 
 
-def canonical_lock(lockfile: Path, channel: Path, dest: Path) -> Path:
-    """The lockfile as it looks when solved against real conda-forge: anaconda.org URLs."""
+def canonical_lock(lockfile: Path, channel: Path, dest: Path, *, with_conda_lock: bool = False) -> Path:
+    """The lockfile as it looks when solved against real conda-forge: anaconda.org URLs.
+
+    ``with_conda_lock`` writes conda-lock's unified file beside it too (sha256 for every package);
+    without it only the explicit file's md5 pins the packages.
+    """
     text = lockfile.read_text(encoding="utf-8").replace(channel.as_uri(), CF)
     dest.write_text(text, encoding="utf-8")
+    if with_conda_lock:
+        unified = lockfile.with_name(lockfile.name.removesuffix(".lock") + ".conda-lock.yml")
+        sibling = dest.with_name(dest.name.removesuffix(".lock") + ".conda-lock.yml")
+        sibling.write_text(unified.read_text(encoding="utf-8").replace(channel.as_uri(), CF), encoding="utf-8")
     return dest
 
 
@@ -127,9 +135,13 @@ def test_install_creates_the_locked_environment(locked: Path, tmp_path: Path, ca
     for entry in lock.entries:
         record = records[entry.stem]
         assert record["url"] == entry.url
-        assert record[entry.hash_kind] == entry.hash_value
+        assert entry.hashes and all(record[kind] == value for kind, value in entry.hashes.items())
         for rel in record["files"]:
             assert (prefix / rel).is_file(), rel
+    # the conda-lock file beside the explicit one pins every package by sha256 as well
+    assert f"hashes: {len(lock.entries)}/{len(lock.entries)} packages pinned by sha256" in proc.stderr
+    unified = (locked / "lockfiles" / "linux-cuda.conda-lock.yml").read_text()
+    assert all(record["sha256"] in unified for record in records.values())
     torch = next(r for r in records.values() if r["name"] == "pytorch")
     assert torch["build"].startswith("cuda129_")
     assert (prefix / "share" / "envspec-test" / "pytorch.txt").read_text().startswith("# pytorch 2.13.0 cuda129")
@@ -174,6 +186,7 @@ def test_tampered_mirror_is_refused_and_a_new_prefix_never_appears(
     )  # fmt: skip
     assert proc.returncode == ExitCode.INTEGRITY, proc.stderr
     assert victim in proc.stderr and "nothing was installed" in proc.stderr
+    assert ": md5 " in proc.stderr  # only the explicit file: its md5 caught it
     assert "Traceback" not in proc.stderr
     assert not prefix.exists()
     assert not (tmp_path / "deep").exists()  # folders made for it are gone too
@@ -193,15 +206,17 @@ def test_tampered_mirror_leaves_an_existing_environment_byte_identical(
     assert good.returncode == 0, good.stderr
     before = tree(prefix)
     mirror, victim = tampered_channel
-    lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
+    lockfile = canonical_lock(
+        locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock", with_conda_lock=True
+    )
     proc = install(
         locked, "linux-cuda", "--lockfile", str(lockfile), "--prefix", str(prefix),
         "--cache-dir", str(tmp_path / "c2"), "--mirror", f"conda-forge={mirror.as_uri()}",
     )  # fmt: skip
     assert proc.returncode == ExitCode.INTEGRITY, proc.stderr
-    assert victim in proc.stderr
+    assert victim in proc.stderr and ": sha256 " in proc.stderr  # the strongest hash is the one reported
     assert tree(prefix) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "c2", "cf.lock", "env", "mirror"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "c2", "cf.conda-lock.yml", "cf.lock", "env", "mirror"]
 
 
 def test_corrupt_cache_entry_is_not_trusted(locked: Path, tmp_path: Path, cache: Path) -> None:
@@ -442,7 +457,7 @@ def test_with_tool_gets_the_mirrored_explicit_file(locked: Path, tmp_path: Path,
     assert "https://mirror.example/cf/linux-64/pytorch-2.13.0-cuda129" in received
     assert not [line for line in received.splitlines() if line.startswith(CF)]
     assert parse_lock(received, "x").entries == tuple(
-        type(e)(url=e.url.replace(CF, "https://mirror.example/cf"), hash_kind=e.hash_kind, hash_value=e.hash_value)
+        type(e)(url=e.url.replace(CF, "https://mirror.example/cf"), md5=e.md5, sha256=e.sha256)
         for e in parse_lock(lockfile.read_text(), "x").entries
     )
     assert json.loads((prefix / "conda-meta" / "state").read_text())["env_vars"]["ENVSPEC_TARGET"] == "linux-cuda"
