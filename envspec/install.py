@@ -300,8 +300,13 @@ def fetch_all(
         throttle(f"fetch: {state['done']}/{len(todo)} downloaded, {human_bytes(state['bytes'])}")
         return i, Fetched(entry, url, md5, sha, size, archive=path)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))))
+    try:
         fetched = list(pool.map(one, todo))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # the first failure stops the queued downloads
+        raise
+    pool.shutdown(wait=True)
     throttle(f"fetch: {len(todo)}/{len(todo)} downloaded, {human_bytes(state['bytes'])}", final=True)
 
     bad: list[Fetched] = []
