@@ -539,6 +539,8 @@ def install_rattler(
     verify_cache: bool = False,
 ) -> InstallReport:
     """Fetch + verify everything, link into a staging folder, then swap it into place."""
+    if prefix.is_symlink():  # replace the environment it points to, not the link
+        prefix = prefix.resolve()
     report = InstallReport(prefix=prefix, packages=len(lock.entries))
     check_prefix(prefix)
     cache = cache.absolute()

@@ -169,6 +169,14 @@ def test_install_creates_the_locked_environment(locked: Path, tmp_path: Path, ca
     assert not (prefix / "stray.txt").exists()
     assert {p.stem for p in (prefix / "conda-meta").glob("*.json")} == {e.stem for e in lock.entries}
 
+    # through a symlink to it: the environment it points to is replaced, the link stays a link
+    link = tmp_path / "env-link"
+    link.symlink_to(prefix, target_is_directory=True)
+    third = install(locked, "--prefix", str(link), "--cache-dir", str(cache))
+    assert third.returncode == 0, third.stderr
+    assert link.is_symlink() and (link / "conda-meta" / "state").is_file()
+    assert [p.name for p in tmp_path.iterdir() if "envspec" in p.name] == []
+
 
 def test_tampered_mirror_is_refused_and_a_new_prefix_never_appears(
     locked: Path,
