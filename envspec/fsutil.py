@@ -11,14 +11,27 @@ from pathlib import Path
 from envspec.errors import BusyError
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``.
 
-    A crash or kill at any moment leaves either the old file or the new one, never a mix.
+    A crash or kill at any moment leaves either the old file or the new one, never a mix. The new
+    file gets the mode an ordinary ``open(path, "w")`` would give it (0666 less the umask), or the
+    mode of the file it replaces, not mkstemp's owner-only 0600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

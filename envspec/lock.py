@@ -44,7 +44,7 @@ from envspec.errors import (
     UnsatisfiableError,
 )
 from envspec.fsutil import atomic_write_text, run_lock
-from envspec.lockplan import Action, LockInput, PlanError, PlanItem, Stored, plan
+from envspec.lockplan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 from envspec.mirrors import ENV_VAR as MIRRORS_ENV
 from envspec.mirrors import apply_mirrors, parse_mirrors, unused_mirrors
 
@@ -653,6 +653,21 @@ def lock_jobs(
 
 def _report_failure_table(report: LockReport, progress: Progress) -> None:
     progress(report.table().rstrip("\n"))
+
+
+def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str] | None = None) -> bool | None:
+    """Do the target's lockfiles match its current inputs? None when its inputs are not rendered.
+
+    Mirrors default to ``ENVSPEC_MIRRORS`` (what ``envspec lock`` would use without ``--mirror``).
+    Used by ``envspec report``; cheap (no YAML parse, no conda-lock).
+    """
+    if mirrors is None:
+        mirrors = parse_mirrors((), os.environ.get(MIRRORS_ENV))
+    try:
+        (job,) = make_jobs(project, [target], mirrors)
+    except SpecError:
+        return None
+    return staleness(job.input.digest(), read_stored(job)) is None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -377,3 +377,17 @@ def test_shim_answers_conda_lock_commands_directly(local_channel: Path, tmp_path
     assert error["exception_name"] == "UnsatisfiableError" and "__cuda" in error["message"]
     info = subprocess.run([str(shim), "info", "--json"], env=env, capture_output=True, text=True, check=True)
     assert "pkgs_dirs" in json.loads(info.stdout)
+
+
+def test_is_fresh_answers_the_report(project: Path, mirror: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec.cli_common import load
+    from envspec.lock import is_fresh
+
+    monkeypatch.setenv("ENVSPEC_MIRRORS", mirror)
+    proj, spec = load(type("Args", (), {"spec": str(project / "envspec.yml")})())
+    assert all(is_fresh(proj, spec.resolve(t)) for t in TARGETS)
+    edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')
+    proj, spec = load(type("Args", (), {"spec": str(project / "envspec.yml")})())
+    assert [t for t in TARGETS if not is_fresh(proj, spec.resolve(t))] == ["linux-cuda"]
+    (project / "environment-osx-64.yml").unlink()
+    assert is_fresh(proj, spec.resolve("osx-64")) is None

@@ -1,0 +1,100 @@
+"""`envspec doctor [--target T] [--json]`: which target fits this machine, and what stands in the way.
+
+Exit 0 when no check fails, 1 when one does. ``--json`` prints the same report as data
+(``"schema": "envspec-doctor/1"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envspec import doctor
+from envspec.cli_common import load, progress
+from envspec.errors import ExitCode
+from envspec.machine import collect_facts
+from envspec.probe import Probe, SystemProbe
+from envspec.project import Project
+from envspec.spec import ResolvedTarget
+
+#: Tests swap this for a RecordedProbe; the command itself always asks the real machine.
+PROBE_FACTORY: Callable[[], Probe] = SystemProbe
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", metavar="T", help="check this target instead of the recommended one")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (schema envspec-doctor/1)")
+
+
+def read_lock_data(path: Path) -> Any:
+    """The parsed conda-lock.yml, or None when it is missing or unreadable (the estimate falls back)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError:
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    project, spec = load(args)
+    targets = spec.resolve_all()
+    chosen = spec.resolve(args.target) if args.target else None
+    progress("doctor: probing this machine...")
+    facts = collect_facts(PROBE_FACTORY(), str(project.root))
+    target = chosen or doctor.recommend_target(facts, targets)
+    estimate = None
+    if target is not None:
+        estimate = doctor.estimate_env_bytes(read_lock_data(project.conda_lock_file(target.name)), target)
+    report = doctor.diagnose(facts, targets, chosen=chosen, estimate=estimate, project_root=str(project.root))
+    if args.json:
+        print(json.dumps(report.as_json(project.relative(spec.path)), indent=2))
+    else:
+        print(render_text(report, project))
+    return int(ExitCode.CHECK_FAILED) if report.failed else int(ExitCode.OK)
+
+
+def _target_line(label: str, target: ResolvedTarget | None) -> str:
+    if target is None:
+        return f"{label}: none"
+    about = f" - {target.description}" if target.description else ""
+    return f"{label}: {target.name} ({target.subdir}, {target.accelerator}){about}"
+
+
+def render_text(report: doctor.Report, project: Project) -> str:
+    f = report.facts
+    gpu = f.nvidia.best
+    rosetta = " under Rosetta" if f.rosetta else ""
+    hardware = [f"{f.platform.system} {f.platform.machine}", f"Python {f.platform.python_version}{rosetta}"]
+    if f.macos_version:
+        hardware.append(f"macOS {f.macos_version}")
+    if f.distro:
+        hardware.append(f.distro.name or f.distro.id)
+    if gpu:
+        hardware.append(f"{gpu.name} (driver {gpu.driver})")
+    lines = [f"machine: {', '.join(hardware)}", _target_line("recommended target", report.recommended)]
+    if report.target is not None and report.target is not report.recommended:
+        lines.append(_target_line("checked target", report.target))
+    lines.append("")
+    width = max((len(c.name) for c in report.checks), default=5)
+    lines.append(f"{'STATUS':<6}  {'CHECK':<{width}}  REASON")
+    for check in report.checks:
+        lines.append(f"{check.status.value:<6}  {check.name:<{width}}  {check.reason}")
+        if check.fix and check.status is not doctor.Status.PASS:
+            lines.append(f"{'':<6}  {'':<{width}}  fix: {check.fix}")
+    lines.append("")
+    if report.target is not None:
+        commands = doctor.install_commands(f, report.target)
+        lines.append(f"install: {commands[0]}")
+    counts = report.counts()
+    verdict = "FAILED" if report.failed else "ok"
+    lines.append(f"doctor: {verdict} ({counts['FAIL']} FAIL, {counts['WARN']} WARN, {counts['PASS']} PASS)")
+    return "\n".join(lines)

@@ -1,0 +1,678 @@
+"""Report: smoke results + lockfiles of every target -> one table model -> ``report.html`` and ``report.md``.
+
+Three layers, one way: *reading* (``read_smoke_dir``, ``read_lock``: disk in, plain records out,
+never raising on bad input), *planning* (``build_report``: pure, the table model the tests check),
+*rendering* (``render_html``, ``render_markdown``: text out, every input string escaped). Only
+``write_report`` touches the output folder, atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from envspec.fsutil import atomic_write_text
+from envspec.project import Project
+from envspec.spec import TORCH_PACKAGE, ResolvedTarget
+
+SMOKE_SCHEMA: Final = "envspec-smoke/1"
+SMOKE_JSON: Final = "smoke.json"
+SMOKE_PNG: Final = "smoke.png"
+PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+#: Thumbnails are at most this many pixels on their longer side (when Pillow is there to shrink them).
+THUMBNAIL_PX: Final = 256
+#: A smoke.png larger than this is not embedded (the page must stay light).
+MAX_EMBED_BYTES: Final = 8 * 1024 * 1024
+#: A smoke.json larger than this is not parsed.
+MAX_JSON_BYTES: Final = 4 * 1024 * 1024
+
+Status = Literal["pass", "fail", "error", "missing"]
+LockState = Literal["fresh", "stale", "unknown", "missing"]
+DeviceVerdict = Literal["promised", "allowed-cpu", "wrong", "unknown"]
+
+# ---------------------------------------------------------------------------------------------
+# smoke.json (schema envspec-smoke/1), read strictly where it matters, leniently for the rest
+# ---------------------------------------------------------------------------------------------
+
+
+class _Lenient(BaseModel):
+    """Fields this report uses; later additions to the v1 format are ignored, not fatal."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class SmokeTimings(_Lenient):
+    import_: float | None = Field(default=None, alias="import")
+    load: float | None = None
+    first_step: float | None = None
+    median_step: float | None = None
+    decode: float | None = None
+    total: float | None = None
+
+
+class SmokeImage(_Lenient):
+    file: str | None = None
+    width: int | None = None
+    height: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    distinct_values: int | None = None
+
+
+class SmokeCheck(_Lenient):
+    name: str
+    passed: bool
+    detail: str | None = None
+
+
+class SmokeMemory(_Lenient):
+    peak_host_mib: float | None = None
+    peak_device_mib: float | None = None
+
+
+class SmokeBenchmark(_Lenient):
+    it_per_s: float | None = None
+    ms_per_step: float | None = None
+    unet_gflop_per_step: float | None = None
+    unet_tflops: float | None = None
+    peak_tflops: float | None = None
+    peak_share: float | None = None
+    compiled: bool | None = None
+    compile_s: float | None = None
+    batch: int | None = None
+    resolution: list[int] | None = None
+    dtype: str | None = None
+
+
+class SmokeReport(_Lenient):
+    schema_: Literal["envspec-smoke/1"] = Field(alias="schema")
+    target: str
+    verdict: Literal["pass", "fail", "error"]
+    message: str = ""
+    promised_device: str | None = None
+    device: str | None = None
+    device_name: str | None = None
+    allow_cpu: bool = False
+    dtype: str | None = None
+    mode: str | None = None
+    model: str | None = None
+    resolution: list[int] | None = None
+    steps: int | None = None
+    seed: int | None = None
+    versions: dict[str, str | None] = Field(default_factory=dict)
+    timings_s: SmokeTimings = Field(default_factory=SmokeTimings)
+    memory: SmokeMemory = Field(default_factory=SmokeMemory)
+    image: SmokeImage | None = None
+    checks: list[SmokeCheck] = Field(default_factory=list)
+    benchmark: SmokeBenchmark | None = None
+
+
+@dataclass(frozen=True)
+class SmokeRead:
+    """What one ``RESULTS_DIR/<target>/`` held: a parsed report or the reason it could not be read."""
+
+    report: SmokeReport | None = None
+    problem: str | None = None
+    png: bytes | None = None
+    png_problem: str | None = None
+
+
+def parse_smoke_json(data: bytes) -> SmokeReport:
+    """Parse smoke.json; raises ``ValueError`` with a one-line reason when it is not a v1 report."""
+    import json
+
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{SMOKE_JSON} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{SMOKE_JSON} is not a JSON object")
+    schema = raw.get("schema")
+    if schema != SMOKE_SCHEMA:
+        raise ValueError(f"{SMOKE_JSON} has schema {schema!r}; this envspec reads {SMOKE_SCHEMA!r}")
+    try:
+        return SmokeReport.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ValueError(f"{SMOKE_JSON}: {where}: {first['msg']}") from None
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk; None when ``data`` is not a PNG."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def read_smoke_dir(folder: Path) -> SmokeRead:
+    """Read ``folder/smoke.json`` and ``folder/smoke.png``. Never raises: problems become text."""
+    json_path = folder / SMOKE_JSON
+    try:
+        if json_path.stat().st_size > MAX_JSON_BYTES:
+            return SmokeRead(problem=f"{SMOKE_JSON} is larger than {MAX_JSON_BYTES // (1024 * 1024)} MiB")
+        data = json_path.read_bytes()
+    except FileNotFoundError:
+        return SmokeRead(problem=f"no {SMOKE_JSON}")
+    except OSError as exc:
+        return SmokeRead(problem=f"cannot read {SMOKE_JSON}: {exc.strerror or exc}")
+    try:
+        report = parse_smoke_json(data)
+    except ValueError as exc:
+        return SmokeRead(problem=str(exc))
+    png_name = report.image.file if report.image and report.image.file else SMOKE_PNG
+    png, png_problem = _read_png(folder, png_name)
+    return SmokeRead(report=report, png=png, png_problem=png_problem)
+
+
+def _read_png(folder: Path, name: str) -> tuple[bytes | None, str | None]:
+    # The file name comes from the input: only a plain name inside the folder is followed.
+    if Path(name).name != name or name in {"", ".", ".."}:
+        return None, f"image file name {name!r} is not a plain file name"
+    path = folder / name
+    try:
+        if path.stat().st_size > MAX_EMBED_BYTES:
+            return None, f"{name} is larger than {MAX_EMBED_BYTES // (1024 * 1024)} MiB"
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, f"no {name}"
+    except OSError as exc:
+        return None, f"cannot read {name}: {exc.strerror or exc}"
+    if png_size(data) is None:
+        return None, f"{name} is not a PNG image"
+    return data, None
+
+
+def read_results(results_dir: Path) -> dict[str, SmokeRead]:
+    """Every ``<name>/`` under ``results_dir`` that holds a smoke.json, keyed by folder name.
+
+    A smoke.json directly in ``results_dir`` (what ``envspec smoke --out DIR`` writes for one
+    target) counts too, keyed by the target it names.
+    """
+    found: dict[str, SmokeRead] = {}
+    if (results_dir / SMOKE_JSON).is_file():
+        single = read_smoke_dir(results_dir)
+        found[single.report.target if single.report else results_dir.name] = single
+    for folder in sorted(p for p in results_dir.iterdir() if p.is_dir()):
+        if (folder / SMOKE_JSON).exists():
+            found[folder.name] = read_smoke_dir(folder)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# lockfiles (conda-lock v1 YAML)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockSummary:
+    state: LockState
+    packages: int | None = None
+    torch_version: str | None = None
+    torch_build: str | None = None
+    problem: str | None = None
+
+
+def build_from_url(url: str, name: str, version: str) -> str | None:
+    """The build string, from a conda package file name ``<name>-<version>-<build>.conda|.tar.bz2``."""
+    filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
+    for ext in (".conda", ".tar.bz2"):
+        if filename.endswith(ext):
+            stem = filename.removesuffix(ext)
+            prefix = f"{name}-{version}-"
+            if stem.startswith(prefix):
+                return stem.removeprefix(prefix)
+            return stem.rsplit("-", 1)[-1] if stem.count("-") >= 2 else None
+    return None
+
+
+def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | None]:
+    """(package count, torch version, torch build) of ``subdir`` in a conda-lock v1 file.
+
+    Raises ``ValueError`` when the text is not a conda-lock v1 lockfile.
+    """
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # a SafeLoader (C or Python)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("package"), list):
+        raise ValueError("not a conda-lock lockfile (no 'package:' list)")
+    if data.get("version") != 1:
+        raise ValueError(f"conda-lock format version {data.get('version')!r}; this envspec reads version 1")
+    count = 0
+    torch_version: str | None = None
+    torch_build: str | None = None
+    for entry in data["package"]:
+        if not isinstance(entry, dict) or entry.get("platform") != subdir:
+            continue
+        count += 1
+        if entry.get("name") == TORCH_PACKAGE:
+            torch_version = str(entry.get("version", "")) or None
+            if entry.get("build"):  # conda-lock's v1 model has an optional build field
+                torch_build = str(entry["build"])
+            elif torch_version is not None:
+                torch_build = build_from_url(str(entry.get("url", "")), TORCH_PACKAGE, torch_version)
+    return count, torch_version, torch_build
+
+
+def read_lock(project: Project, target: ResolvedTarget) -> LockSummary:
+    """Lock state of one target. Never raises: an unreadable lockfile is reported, not fatal."""
+    path = project.conda_lock_file(target.name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return LockSummary(state="missing", problem=f"no {project.relative(path)}")
+    except (OSError, UnicodeDecodeError) as exc:
+        return LockSummary(state="unknown", problem=f"cannot read {project.relative(path)}: {exc}")
+    try:
+        count, version, build = parse_conda_lock(text, target.subdir)
+    except ValueError as exc:
+        return LockSummary(state="unknown", problem=f"{project.relative(path)}: {exc}")
+    state, problem = _freshness(project, target)
+    return LockSummary(state=state, packages=count, torch_version=version, torch_build=build, problem=problem)
+
+
+def _freshness(project: Project, target: ResolvedTarget) -> tuple[LockState, str | None]:
+    """Ask the lock step whether the lockfiles match their inputs:
+    ``envspec.lock.is_fresh(project, target: ResolvedTarget) -> bool | None`` (None: cannot tell)."""
+    import importlib
+
+    try:
+        is_fresh = importlib.import_module("envspec.lock").is_fresh
+    except (ImportError, AttributeError):
+        return "unknown", "this envspec cannot check lockfile freshness"
+    try:
+        fresh = is_fresh(project, target)
+    except Exception as exc:  # a report shows what it can; the lock step's own command reports errors
+        return "unknown", f"freshness check failed: {' '.join(str(exc).split())[:200]}"
+    if fresh is None:
+        return "unknown", None
+    return ("fresh" if fresh else "stale"), None
+
+
+# ---------------------------------------------------------------------------------------------
+# the table model (pure)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageCell:
+    png: bytes
+    width: int
+    height: int
+    stats: str
+
+
+@dataclass(frozen=True)
+class CheckCell:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Row:
+    target: str
+    in_spec: bool
+    runner: str
+    subdir: str
+    promised_device: str
+    status: Status
+    reason: str
+    device: str | None
+    device_name: str | None
+    device_verdict: DeviceVerdict
+    dtype: str | None
+    mode: str | None
+    lock: LockSummary
+    timings: tuple[tuple[str, float], ...]
+    it_per_s: float | None
+    benchmark: str | None
+    checks: tuple[CheckCell, ...]
+    versions: tuple[tuple[str, str], ...]
+    image: ImageCell | None
+    image_note: str
+
+    @property
+    def failed_checks(self) -> tuple[CheckCell, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    @property
+    def torch(self) -> str:
+        if self.lock.torch_version is None:
+            return ""
+        return (
+            f"{self.lock.torch_version} ({self.lock.torch_build})" if self.lock.torch_build else self.lock.torch_version
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    rows: tuple[Row, ...]
+    context: tuple[tuple[str, str], ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        total = len(self.rows)
+        parts = [f"{self.counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "missing") if self.counts.get(s)]
+        return f"{self.counts.get('pass', 0)}/{total} targets passed" + (f" ({', '.join(parts)})" if parts else "")
+
+
+TIMING_LABELS: Final = (
+    ("import_", "import"),
+    ("load", "load"),
+    ("first_step", "first step"),
+    ("median_step", "median step"),
+    ("decode", "decode"),
+    ("total", "total"),
+)
+
+
+def _device_verdict(promised: str, report: SmokeReport) -> DeviceVerdict:
+    if not report.device:
+        return "unknown"
+    if report.device == promised:
+        return "promised"
+    if report.device == "cpu" and report.allow_cpu:
+        return "allowed-cpu"
+    return "wrong"
+
+
+def _benchmark_text(b: SmokeBenchmark) -> str | None:
+    bits: list[str] = []
+    if b.ms_per_step is not None:
+        bits.append(f"{b.ms_per_step:.1f} ms/step")
+    if b.unet_tflops is not None:
+        share = f", {b.peak_share:.0%} of peak" if b.peak_share is not None else ""
+        bits.append(f"UNet {b.unet_tflops:.1f} TFLOP/s{share}")
+    if b.compiled is not None:
+        bits.append(
+            "compiled" + (f" in {b.compile_s:.0f} s" if b.compile_s is not None else "") if b.compiled else "eager"
+        )
+    if b.resolution and b.batch is not None:
+        bits.append(f"{'×'.join(str(v) for v in b.resolution)} batch {b.batch}" + (f" {b.dtype}" if b.dtype else ""))
+    return ", ".join(bits) or None
+
+
+def _image_cell(read: SmokeRead, report: SmokeReport) -> tuple[ImageCell | None, str]:
+    if read.png is None:
+        return None, read.png_problem or f"no {SMOKE_PNG}"
+    size = png_size(read.png)
+    if size is None:  # read_smoke_dir only keeps PNGs; guard for hand-made SmokeRead values
+        return None, f"{SMOKE_PNG} is not a PNG image"
+    stats = ""
+    img = report.image
+    if img is not None and img.std is not None:
+        distinct = f", {img.distinct_values} values" if img.distinct_values is not None else ""
+        stats = f"mean {img.mean if img.mean is not None else float('nan'):.1f}, std {img.std:.1f}{distinct}"
+    return ImageCell(png=read.png, width=size[0], height=size[1], stats=stats), ""
+
+
+def _missing_row(target: ResolvedTarget, lock: LockSummary, reason: str) -> Row:
+    return Row(
+        target=target.name,
+        in_spec=True,
+        runner=target.runner,
+        subdir=target.subdir,
+        promised_device=target.smoke_device,
+        status="missing",
+        reason=reason,
+        device=None,
+        device_name=None,
+        device_verdict="unknown",
+        dtype=None,
+        mode=None,
+        lock=lock,
+        timings=(),
+        it_per_s=None,
+        benchmark=None,
+        checks=(),
+        versions=(),
+        image=None,
+        image_note="no image",
+    )
+
+
+def build_row(
+    name: str,
+    target: ResolvedTarget | None,
+    read: SmokeRead | None,
+    lock: LockSummary,
+) -> Row:
+    """One row of the matrix. Pure."""
+    runner = target.runner if target else ""
+    subdir = target.subdir if target else ""
+    if read is None:
+        assert target is not None
+        return _missing_row(target, lock, "no smoke results (the job failed before the smoke test, or did not run)")
+    report = read.report
+    promised = target.smoke_device if target else (report.promised_device if report else None) or "?"
+    if report is None:
+        return Row(
+            target=name,
+            in_spec=target is not None,
+            runner=runner,
+            subdir=subdir,
+            promised_device=promised,
+            status="error",
+            reason=read.problem or "unreadable results",
+            device=None,
+            device_name=None,
+            device_verdict="unknown",
+            dtype=None,
+            mode=None,
+            lock=lock,
+            timings=(),
+            it_per_s=None,
+            benchmark=None,
+            checks=(),
+            versions=(),
+            image=None,
+            image_note="no image",
+        )
+    status: Status = report.verdict
+    reason = report.message
+    if report.target != name:
+        status, reason = "error", f"{SMOKE_JSON} is for target {report.target!r} but was found under {name!r}"
+    timings = tuple(
+        (label, value) for attr, label in TIMING_LABELS if (value := getattr(report.timings_s, attr)) is not None
+    )
+    image, image_note = _image_cell(read, report)
+    bench = report.benchmark
+    return Row(
+        target=name,
+        in_spec=target is not None,
+        runner=runner,
+        subdir=subdir,
+        promised_device=promised,
+        status=status,
+        reason=reason,
+        device=report.device,
+        device_name=report.device_name,
+        device_verdict=_device_verdict(promised, report),
+        dtype=report.dtype,
+        mode=report.mode,
+        lock=lock,
+        timings=timings,
+        it_per_s=bench.it_per_s if bench else None,
+        benchmark=_benchmark_text(bench) if bench else None,
+        checks=tuple(CheckCell(c.name, c.passed, c.detail or "") for c in report.checks),
+        versions=tuple((k, v) for k, v in report.versions.items() if v),
+        image=image,
+        image_note=image_note,
+    )
+
+
+def build_report(
+    targets: Iterable[ResolvedTarget],
+    results: Mapping[str, SmokeRead],
+    locks: Mapping[str, LockSummary],
+    context: Iterable[tuple[str, str]] = (),
+) -> Report:
+    """The table model: one row per target of the spec (missing ones included), in spec order,
+    then rows for results of targets the spec does not have. Pure."""
+    targets = list(targets)
+    rows = [build_row(t.name, t, results.get(t.name), locks.get(t.name, LockSummary(state="unknown"))) for t in targets]
+    known = {t.name for t in targets}
+    rows.extend(
+        build_row(name, None, read, LockSummary(state="unknown", problem="not a target of the spec"))
+        for name, read in sorted(results.items())
+        if name not in known
+    )
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return Report(rows=tuple(rows), context=tuple(context), counts=counts)
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+# ---------------------------------------------------------------------------------------------
+
+DEVICE_TEXT: Final[dict[DeviceVerdict, str]] = {
+    "promised": "the promised device",
+    "allowed-cpu": "CPU allowed on a hosted runner",
+    "wrong": "NOT the promised device",
+    "unknown": "",
+}
+
+
+def thumbnail(png: bytes, max_px: int = THUMBNAIL_PX) -> tuple[bytes, int, int]:
+    """A PNG no larger than ``max_px`` on its longer side (Pillow shrinks it when installed;
+    without Pillow the original is embedded and the browser scales it)."""
+    size = png_size(png)
+    if size is None:
+        raise ValueError("not a PNG")
+    width, height = size
+    if max(width, height) <= max_px:
+        return png, width, height
+    scale = max_px / max(width, height)
+    shown = (max(1, round(width * scale)), max(1, round(height * scale)))
+    try:
+        from PIL import Image
+    except ImportError:
+        return png, *shown
+    try:
+        with Image.open(io.BytesIO(png)) as img:
+            img.load()
+            small = img.convert("RGBA" if "A" in img.getbands() else "RGB").resize(shown, Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            small.save(out, format="PNG", optimize=True)
+            return out.getvalue(), *shown
+    except Exception:  # a damaged PNG is still embedded as it came; the browser decides
+        return png, *shown
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def render_html(report: Report) -> str:
+    """Self-contained HTML: inline CSS, images as data URIs, no scripts, no external requests."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "assets")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["seconds"] = _seconds
+    thumbs: dict[str, tuple[str, int, int]] = {}
+    for row in report.rows:
+        if row.image is not None:
+            data, width, height = thumbnail(row.image.png)
+            thumbs[row.target] = (data_uri(data), width, height)
+    return env.get_template("report.html.j2").render(report=report, thumbs=thumbs, device_text=DEVICE_TEXT)
+
+
+def md_cell(value: object) -> str:
+    """Text safe inside a GitHub markdown table cell: HTML-escaped, pipes and markup neutralised."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    for char in ("\\", "|", "`", "*", "_", "[", "]"):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+STATUS_MD: Final[dict[str, str]] = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "missing": "⬜ missing"}
+
+
+def render_markdown(report: Report, image_hint: str = "") -> str:
+    """GitHub job-summary markdown. Images cannot be embedded there; ``image_hint`` (trusted markdown
+    written by envspec) says where they are."""
+    lines = ["## envspec verify", "", md_cell(report.headline), ""]
+    if report.context:
+        lines += [" · ".join(f"{md_cell(k)}: {md_cell(v)}" for k, v in report.context), ""]
+    lines += [
+        "| target | result | device used / promised | lock | packages | torch | timings | it/s |",
+        "| --- | --- | --- | --- | ---: | --- | --- | ---: |",
+    ]
+    for row in report.rows:
+        target = f"**{md_cell(row.target)}**" + (f"<br>{md_cell(row.runner)}" if row.runner else "")
+        if not row.in_spec:
+            target += "<br>not in envspec.yml"
+        result = STATUS_MD[row.status] + (f"<br>{md_cell(row.reason)}" if row.reason else "")
+        if row.failed_checks:
+            result += "<br>failed: " + ", ".join(md_cell(c.name) for c in row.failed_checks)
+        device = f"{md_cell(row.device or '—')} / {md_cell(row.promised_device)}"
+        if row.device_verdict != "unknown":
+            device += f"<br>{md_cell(DEVICE_TEXT[row.device_verdict])}"
+        lock = md_cell(row.lock.state)
+        timings = ", ".join(f"{md_cell(label)} {_seconds(v)}" for label, v in row.timings) or "—"
+        speed = f"{row.it_per_s:.1f}" if row.it_per_s is not None else "—"
+        packages = str(row.lock.packages) if row.lock.packages is not None else "—"
+        cells = [target, result, device, lock, packages, md_cell(row.torch) or "—", timings, speed]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if image_hint:  # envspec's own markdown, not input text
+        lines += [image_hint, ""]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Written:
+    html: Path
+    markdown: Path
+
+
+def write_report(report: Report, out_dir: Path, image_hint: str = "") -> Written:
+    """Write ``report.html`` and ``report.md`` into ``out_dir``, each atomically, after both rendered."""
+    html_path = out_dir / "report.html"
+    md_path = out_dir / "report.md"
+    html_text = render_html(report)
+    md_text = render_markdown(report, image_hint)
+    atomic_write_text(html_path, html_text)
+    atomic_write_text(md_path, md_text)
+    return Written(html=html_path, markdown=md_path)
+
+
+def github_context(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Where the results came from, when run in GitHub Actions (from its standard variables)."""
+    context: list[tuple[str, str]] = []
+    if env.get("GITHUB_REPOSITORY"):
+        context.append(("repository", env["GITHUB_REPOSITORY"]))
+    if env.get("GITHUB_REF_NAME"):
+        context.append(("ref", env["GITHUB_REF_NAME"]))
+    if env.get("GITHUB_SHA"):
+        context.append(("commit", env["GITHUB_SHA"][:12]))
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        context.append(("run", f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"))
+    return context

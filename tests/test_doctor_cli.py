@@ -1,0 +1,201 @@
+"""`envspec doctor` end to end: recorded machines through main(), and the real machine (integration)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from envspec import cmd_doctor
+from envspec.cli import main
+from envspec.errors import ExitCode
+from envspec.probe import RecordedProbe, SystemProbe
+
+DATA = Path(__file__).parent / "data" / "doctor"
+
+TOP_KEYS = {"schema", "spec", "recommended", "target", "ok", "summary", "machine", "install_commands", "checks"}
+MACHINE_KEYS = {
+    "system",
+    "machine",
+    "python",
+    "python_subdir",
+    "hardware_subdir",
+    "rosetta",
+    "macos",
+    "distro",
+    "glibc",
+    "nvidia",
+    "memory_total",
+    "disk_free",
+    "conda_tools",
+}
+
+
+def use_recording(monkeypatch: pytest.MonkeyPatch, name: str, **changes: Any) -> None:
+    data = json.loads((DATA / f"{name}.json").read_text())
+    data.update(changes)
+    monkeypatch.setattr(cmd_doctor, "PROBE_FACTORY", lambda: RecordedProbe(data))
+
+
+def test_json_report_has_stable_versioned_keys(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_recording(monkeypatch, "linux-h100-580")
+    assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--json"]) == ExitCode.OK
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # stdout is only the JSON; progress went to stderr
+    assert "probing" in captured.err
+    assert set(data) == TOP_KEYS
+    assert data["schema"] == "envspec-doctor/1"
+    assert set(data["machine"]) == MACHINE_KEYS
+    assert data["recommended"] == data["target"] == "linux-cuda"
+    assert data["ok"] is True and data["summary"] == {"PASS": len(data["checks"]), "WARN": 0, "FAIL": 0}
+    assert data["machine"]["nvidia"]["gpus"] == [
+        {"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559, "compute_cap": "9.0"}
+    ]
+    for entry in data["checks"]:
+        assert set(entry) == {"name", "status", "reason", "fix"}
+        assert entry["status"] in ("PASS", "WARN", "FAIL")
+    assert data["install_commands"][0] == "conda create -n stable-diffusion-linux-cuda --file lockfiles/linux-cuda.lock"
+
+
+def test_text_report_puts_the_recommendation_on_top_and_exits_1_on_fail(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_recording(monkeypatch, "m1-rosetta")
+    assert main(["--spec", str(repo / "envspec.yml"), "doctor"]) == ExitCode.CHECK_FAILED
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("machine: Darwin x86_64, Python 3.11.5 under Rosetta, macOS 14.6.1")
+    assert lines[1].startswith("recommended target: osx-arm64 (osx-arm64, mps)")
+    assert lines[3].split() == ["STATUS", "CHECK", "REASON"]
+    rosetta = next(i for i, line in enumerate(lines) if line.startswith("FAIL") and "rosetta" in line)
+    assert "fix:" in lines[rosetta + 1] and "CONDA_SUBDIR=osx-arm64" in lines[rosetta + 1]
+    assert lines[-1] == "doctor: FAILED (1 FAIL, 1 WARN, 7 PASS)"
+
+
+def test_target_option_checks_another_target(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_recording(monkeypatch, "linux-h100-580")
+    assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--json", "--target", "osx-arm64"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["recommended"] == "linux-cuda" and data["target"] == "osx-arm64"
+    platform_check = next(c for c in data["checks"] if c["name"] == "platform")
+    assert platform_check["status"] == "FAIL" and platform_check["fix"] == "use --target linux-cuda"
+
+
+def test_unknown_target_is_a_spec_error(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_recording(monkeypatch, "linux-h100-580")
+    assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--target", "nope"]) == ExitCode.SPEC_INVALID
+    err = capsys.readouterr().err
+    assert "no target named 'nope'" in err and "Traceback" not in err
+
+
+def test_disk_estimate_reads_the_projects_lockfile(
+    project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_recording(monkeypatch, "linux-h100-580", disk_free=9 * 1024**3)
+    spec = str(project_copy / "envspec.yml")
+    # Without a lockfile: the 12 GiB CUDA default + the checkpoint does not fit in 9 GiB.
+    assert main(["--spec", spec, "doctor", "--json"]) == 1
+    disk = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "disk")
+    assert disk["status"] == "FAIL" and "default for a cuda environment" in disk["reason"]
+    lock = {
+        "version": 1,
+        "metadata": {"platforms": ["linux-64"]},
+        "package": [
+            {"name": "pytorch", "manager": "conda", "platform": "linux-64", "size": 600_000_000},
+            {"name": "python", "manager": "conda", "platform": "linux-64", "size": 30_000_000},
+        ],
+    }
+    (project_copy / "lockfiles").mkdir(exist_ok=True)
+    (project_copy / "lockfiles" / "linux-cuda.conda-lock.yml").write_text(yaml.safe_dump(lock))
+    assert main(["--spec", spec, "doctor", "--json"]) == 0
+    disk = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "disk")
+    assert disk["status"] == "PASS" and "2 packages" in disk["reason"]
+    # A broken lockfile falls back to the default instead of crashing.
+    (project_copy / "lockfiles" / "linux-cuda.conda-lock.yml").write_text("package: [unclosed\n")
+    assert main(["--spec", spec, "doctor", "--json"]) == 1
+
+
+def test_doctor_is_registered_in_the_command_table() -> None:
+    from envspec.cli import COMMANDS
+
+    assert ("doctor", "envspec.cmd_doctor") in [(name, module) for name, module, _ in COMMANDS]
+
+
+def test_system_probe_answers_none_for_a_missing_command() -> None:
+    # No process is spawned for a command that does not exist.
+    assert SystemProbe().run(["envspec-no-such-tool-xyz", "--version"]) is None
+    assert SystemProbe().read_file("/nonexistent/envspec/file") is None
+    assert SystemProbe().file_size("/nonexistent/envspec/file") is None
+
+
+# ---- The real machine ------------------------------------------------------------------------
+
+
+def _expected_recommendation() -> str | None:
+    if platform.system() == "Linux" and platform.machine() == "x86_64":
+        return "linux-cuda"
+    return None
+
+
+@pytest.mark.integration
+def test_real_doctor_in_process(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--spec", str(repo / "envspec.yml"), "doctor", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    assert code == (0 if data["ok"] else 1)
+    assert data["schema"] == "envspec-doctor/1"
+    expected = _expected_recommendation()
+    if expected:
+        assert data["recommended"] == expected
+        names = {c["name"] for c in data["checks"]}
+        assert {"platform", "glibc", "nvidia-gpu", "disk", "memory", "installer", "checkpoint"} <= names
+        assert data["machine"]["glibc"]  # a glibc system: this machine's
+    assert data["machine"]["memory_total"] > 0 and data["machine"]["disk_free"] > 0
+
+
+@pytest.mark.integration
+def test_real_doctor_as_a_subprocess(repo: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "envspec", "--spec", str(repo / "envspec.yml"), "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode in (0, 1), done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("machine: ")
+    assert lines[1].startswith("recommended target: ")
+    assert lines[-1].startswith("doctor: " + ("ok" if done.returncode == 0 else "FAILED"))
+    assert elapsed < 60
+
+
+@pytest.mark.integration
+def test_system_probe_never_hangs(tmp_path: Path) -> None:
+    script = tmp_path / "slow.sh"
+    script.write_text("#!/bin/sh\necho started\nsleep 30\n")
+    script.chmod(0o755)
+    started = time.monotonic()
+    result = SystemProbe(timeout=0.5).run([str(script)])
+    assert result is not None and result.returncode == 124 and "timed out" in result.stderr
+    assert time.monotonic() - started < 10
+    echo = SystemProbe().run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert echo is not None and (echo.returncode, echo.stdout, echo.stderr) == (3, "out\n", "err\n")

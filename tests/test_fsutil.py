@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from envspec.errors import BusyError
+from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
+
+
+def test_atomic_write_creates_with_umask_mode(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "a" / "f.txt"
+        atomic_write_text(target, "hello\n")
+    finally:
+        os.umask(old)
+    assert target.read_text() == "hello\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_atomic_write_keeps_existing_mode(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text("old")
+    target.chmod(0o600)
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f"
+    target.write_text("old")
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_run_lock_refuses_a_second_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "run.lock"
+    with run_lock(lock, "locking"), pytest.raises(BusyError, match="already locking"), run_lock(lock, "locking"):
+        pass
+    with run_lock(lock, "locking"):
+        pass
