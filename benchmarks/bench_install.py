@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/ is a plain folder, not a package
 
-from tests.channel_factory import Pkg, conda_archive  # noqa: E402
+from channel_factory import Pkg, conda_archive  # noqa: E402
 
 GOAL = 1.5
 # File counts of the biggest packages of a linux-cuda SD environment (rounded, conda-forge 2025).

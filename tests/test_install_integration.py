@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -20,18 +21,38 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from envspec.cli import main
 from envspec.errors import ExitCode
 from envspec.install_plan import parse_lock
-from tests.lock.conftest import local_channel  # noqa: F401  (the lock tests' session fixture)
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
+FACTORY = REPO / "tests" / "channel_factory.py"
 CF = "https://conda.anaconda.org/conda-forge"
+
+
+def channel_factory() -> ModuleType:
+    """The lock tests' channel factory, loaded by path (``tests/`` is not a package)."""
+    spec = importlib.util.spec_from_file_location("envspec_test_channel_factory", FACTORY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def local_channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lock tests' conda-forge-shaped channel of real .conda packages, built the same way
+    (in a child process: py-rattler indexes it and may crash at interpreter exit)."""
+    root = tmp_path_factory.mktemp("channel") / "conda-forge-local"
+    subprocess.run([sys.executable, str(FACTORY), str(root)], check=True, capture_output=True)
+    return root
 
 
 def envspec_inproc(project: Path, *args: str) -> tuple[int, str, str]:
@@ -86,7 +107,7 @@ def canonical_lock(lockfile: Path, channel: Path, dest: Path, *, with_conda_lock
 
 
 @pytest.fixture(scope="module")
-def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository's spec rendered, and linux-cuda + osx-arm64 locked against the local channel."""
     project = tmp_path_factory.mktemp("install") / "proj"
     project.mkdir()
@@ -113,7 +134,7 @@ def cache(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tampered_channel(local_channel: Path, tmp_path: Path) -> Iterator[tuple[Path, str]]:  # noqa: F811
+def tampered_channel(local_channel: Path, tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A copy of the channel (a 'mirror') whose pytorch CUDA archive has one byte changed."""
     mirror = tmp_path / "mirror"
     shutil.copytree(local_channel, mirror)
@@ -183,7 +204,7 @@ def test_tampered_mirror_is_refused_and_a_new_prefix_never_appears(
     tmp_path: Path,
     cache: Path,
     tampered_channel: tuple[Path, str],
-    local_channel: Path,  # noqa: F811
+    local_channel: Path,
 ) -> None:
     mirror, victim = tampered_channel
     lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
@@ -207,7 +228,7 @@ def test_tampered_mirror_leaves_an_existing_environment_byte_identical(
     locked: Path,
     tmp_path: Path,
     tampered_channel: tuple[Path, str],
-    local_channel: Path,  # noqa: F811
+    local_channel: Path,
 ) -> None:
     prefix = tmp_path / "env"
     good = install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(tmp_path / "c1"))
@@ -281,9 +302,8 @@ def placeholder_package(channel: Path) -> Path:
     """A real .conda whose text file carries conda's prefix placeholder (as scripts and configs do)."""
     import zipfile
 
-    from tests.channel_factory import _ZIP_DATE, Pkg, _index_json, _tar_zst
-
-    pkg = Pkg("hello-tool", "1.0", "h1234567_0", 0, "linux-64")
+    factory = channel_factory()
+    pkg = factory.Pkg("hello-tool", "1.0", "h1234567_0", 0, "linux-64")
     data = f"#!{PLACEHOLDER}/bin/python\nPREFIX={PLACEHOLDER}\n".encode()
     paths = {
         "paths": [
@@ -299,7 +319,7 @@ def placeholder_package(channel: Path) -> Path:
         "paths_version": 1,
     }
     info = [
-        ("info/index.json", json.dumps(_index_json(pkg)).encode()),
+        ("info/index.json", json.dumps(factory._index_json(pkg)).encode()),
         ("info/paths.json", json.dumps(paths).encode()),
         ("info/has_prefix", f"{PLACEHOLDER} text bin/hello-tool\n".encode()),
     ]
@@ -308,10 +328,10 @@ def placeholder_package(channel: Path) -> Path:
     with zipfile.ZipFile(archive, "w") as zf:
         for name, member in (
             ("metadata.json", b'{"conda_pkg_format_version": 2}'),
-            (f"pkg-{pkg.stem}.tar.zst", _tar_zst([("bin/hello-tool", data)])),
-            (f"info-{pkg.stem}.tar.zst", _tar_zst(info)),
+            (f"pkg-{pkg.stem}.tar.zst", factory._tar_zst([("bin/hello-tool", data)])),
+            (f"info-{pkg.stem}.tar.zst", factory._tar_zst(info)),
         ):
-            zf.writestr(zipfile.ZipInfo(name, date_time=_ZIP_DATE), member)
+            zf.writestr(zipfile.ZipInfo(name, date_time=factory._ZIP_DATE), member)
     return archive
 
 
@@ -334,15 +354,14 @@ def test_files_name_the_final_prefix_not_the_staging_folder(locked: Path, tmp_pa
 def test_a_killed_install_leaves_no_prefix_and_the_next_run_cleans_up(locked: Path, tmp_path: Path) -> None:
     import signal
 
-    from tests.channel_factory import Pkg, conda_archive
-
+    factory = channel_factory()
     chan = tmp_path / "chan" / "linux-64"
     chan.mkdir(parents=True)
     lines = ["# platform: linux-64", "@EXPLICIT"]
     for i in range(4):  # enough files that extracting and linking take a while
         files = tuple((f"lib/big{i}/f{j:05d}.txt", f"{i} {j}\n") for j in range(1500))
-        pkg = Pkg(f"big{i}", "1.0", "h0_0", 0, "linux-64", files=files)
-        data = conda_archive(pkg)
+        pkg = factory.Pkg(f"big{i}", "1.0", "h0_0", 0, "linux-64", files=files)
+        data = factory.conda_archive(pkg)
         (chan / pkg.filename).write_bytes(data)
         lines.append(f"{(chan / pkg.filename).as_uri()}#{hashlib.md5(data).hexdigest()}")
     lockfile = tmp_path / "big.lock"
@@ -373,7 +392,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def http_mirror(local_channel: Path) -> Iterator[str]:  # noqa: F811
+def http_mirror(local_channel: Path) -> Iterator[str]:
     """The local channel served over HTTP by a real web server (python -m http.server)."""
     port = _free_port()
     server = subprocess.Popen(
@@ -398,7 +417,7 @@ def test_mirror_maps_conda_forge_to_an_http_mirror(
     tmp_path: Path,
     cache: Path,
     http_mirror: str,
-    local_channel: Path,  # noqa: F811
+    local_channel: Path,
 ) -> None:
     lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
     prefix = tmp_path / "env"
@@ -415,7 +434,7 @@ def test_mirror_maps_conda_forge_to_an_http_mirror(
         assert r["md5"] == hashlib.md5(original.read_bytes()).hexdigest()
 
 
-def test_unreachable_mirror_names_the_url(locked: Path, tmp_path: Path, local_channel: Path) -> None:  # noqa: F811
+def test_unreachable_mirror_names_the_url(locked: Path, tmp_path: Path, local_channel: Path) -> None:
     lockfile = canonical_lock(locked / "lockfiles" / "linux-cuda.lock", local_channel, tmp_path / "cf.lock")
     dead = f"http://127.0.0.1:{_free_port()}/cf"
     proc = install(
@@ -448,7 +467,7 @@ mkdir -p "$prefix/conda-meta" && cp "$file" "$prefix/received.lock" && echo "$0 
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the stand-in tool is a shell script")
-def test_with_tool_gets_the_mirrored_explicit_file(locked: Path, tmp_path: Path, local_channel: Path) -> None:  # noqa: F811
+def test_with_tool_gets_the_mirrored_explicit_file(locked: Path, tmp_path: Path, local_channel: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     tool = bindir / "micromamba"
