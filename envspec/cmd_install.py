@@ -94,11 +94,11 @@ def _host() -> str:
 def choose_target(spec: Spec, host: str) -> tuple[str, str]:
     """(target name, why) for a run without TARGET.
 
-    Uses the doctor's detection (``envspec.targeting.default_target``) when it is available,
-    else the spec's single target for this machine's subdir.
+    Uses the doctor's detection (``envspec.targeting.default_target``) when it is available and
+    ``ENVSPEC_HOST_SUBDIR`` does not fix the platform, else the spec's single target for the subdir.
     """
     try:
-        targeting = importlib.import_module("envspec.targeting")
+        targeting = None if os.environ.get("ENVSPEC_HOST_SUBDIR") else importlib.import_module("envspec.targeting")
     except ImportError:
         targeting = None
     if targeting is not None and hasattr(targeting, "default_target"):
