@@ -45,6 +45,21 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Render, then lock every target with conda-lock (pass e.g. `-- --mirror conda-forge=file:///srv/cf`)."""
+    session.install("-e", ".")
+    session.run("envspec", "render")
+    session.run("envspec", "lock", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: print figures (speed/memory goals are checked here, never by timed tests)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_lock.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def smoke(session: nox.Session) -> None:
     """The smoke test on CPU in a venv holding only torch, diffusers, transformers, numpy and pillow.
 

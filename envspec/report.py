@@ -420,14 +420,17 @@ def _image_cell(read: SmokeRead, report: SmokeReport) -> tuple[ImageCell | None,
     return ImageCell(png=read.png, width=size[0], height=size[1], stats=stats), ""
 
 
-def _missing_row(target: ResolvedTarget, lock: LockSummary, reason: str) -> Row:
+def _resultless_row(
+    name: str, target: ResolvedTarget | None, lock: LockSummary, *, status: Status, reason: str, promised: str
+) -> Row:
+    """A row for a target whose smoke results are missing or unreadable: shown, never dropped."""
     return Row(
-        target=target.name,
-        in_spec=True,
-        runner=target.runner,
-        subdir=target.subdir,
-        promised_device=target.smoke_device,
-        status="missing",
+        target=name,
+        in_spec=target is not None,
+        runner=target.runner if target else "",
+        subdir=target.subdir if target else "",
+        promised_device=promised,
+        status=status,
         reason=reason,
         device=None,
         device_name=None,
@@ -456,31 +459,13 @@ def build_row(
     subdir = target.subdir if target else ""
     if read is None:
         assert target is not None
-        return _missing_row(target, lock, "no smoke results (the job failed before the smoke test, or did not run)")
+        reason = "no smoke results (the job failed before the smoke test, or did not run)"
+        return _resultless_row(name, target, lock, status="missing", reason=reason, promised=target.smoke_device)
     report = read.report
     promised = target.smoke_device if target else (report.promised_device if report else None) or "?"
     if report is None:
-        return Row(
-            target=name,
-            in_spec=target is not None,
-            runner=runner,
-            subdir=subdir,
-            promised_device=promised,
-            status="error",
-            reason=read.problem or "unreadable results",
-            device=None,
-            device_name=None,
-            device_verdict="unknown",
-            dtype=None,
-            mode=None,
-            lock=lock,
-            timings=(),
-            it_per_s=None,
-            benchmark=None,
-            checks=(),
-            versions=(),
-            image=None,
-            image_note="no image",
+        return _resultless_row(
+            name, target, lock, status="error", reason=read.problem or "unreadable results", promised=promised
         )
     status: Status = report.verdict
     reason = report.message

@@ -1,0 +1,189 @@
+"""`envspec install [TARGET] (--prefix PATH | --name NAME)`: create an environment from its lockfile.
+
+No solve: the packages are exactly those of ``lockfiles/<target>.lock``, each checked against its
+hash before anything is linked. py-rattler by default; ``--with conda|mamba|micromamba`` runs that
+tool on the same file instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from envspec.cli_common import load, progress
+from envspec.errors import SpecError, ToolFailed
+from envspec.install import default_cache_dir, install_rattler, install_with_tool
+from envspec.install_plan import (
+    add_conda_lock_hashes,
+    check_platform,
+    destination,
+    host_subdir,
+    human_bytes,
+    mirror_prefixes,
+    parse_lock,
+    single_target_for_subdir,
+)
+from envspec.mirrors import ENV_VAR as MIRRORS_ENV
+from envspec.mirrors import parse_mirrors
+from envspec.spec import Spec
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target", nargs="?", metavar="TARGET", help="target to install (default: the one for this machine)"
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--prefix", "-p", metavar="PATH", help="create the environment in this folder")
+    where.add_argument(
+        "--name", "-n", metavar="NAME", help="create a named environment ($CONDA_ENVS_PATH or ~/.conda/envs)"
+    )
+    parser.add_argument(
+        "--with",
+        dest="tool",
+        choices=["conda", "mamba", "micromamba"],
+        help="run this tool on the lockfile instead of envspec's py-rattler installer",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help=f"download channel NAME from URL instead (repeatable; also {MIRRORS_ENV}=NAME=URL,...); file:/// works",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="package cache (default: $ENVSPEC_PKGS_DIR or ~/.cache/envspec/pkgs)",
+    )
+    parser.add_argument(
+        "--verify-cache",
+        action="store_true",
+        help="also re-hash every file of the cached packages (slow); modified ones are downloaded again",
+    )
+    parser.add_argument(
+        "--lockfile", type=Path, metavar="FILE", help="install this explicit file (default: lockfiles/<target>.lock)"
+    )
+
+
+def _rosetta() -> bool:
+    """True for an Intel Python translated by Rosetta on Apple silicon."""
+    if platform.system() != "Darwin":
+        return False
+    try:
+        out = subprocess.run(
+            ["sysctl", "-n", "sysctl.proc_translated"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.strip() == "1"
+
+
+def _host() -> str:
+    """This machine's subdir; ``ENVSPEC_HOST_SUBDIR`` overrides it (e.g. an osx-64 env under Rosetta)."""
+    override = os.environ.get("ENVSPEC_HOST_SUBDIR")
+    return override or host_subdir(platform.system(), platform.machine(), rosetta=_rosetta())
+
+
+def choose_target(spec: Spec, host: str) -> tuple[str, str]:
+    """(target name, why) for a run without TARGET.
+
+    Uses the doctor's detection (``envspec.targeting.default_target``) when it is available and
+    ``ENVSPEC_HOST_SUBDIR`` does not fix the platform, else the spec's single target for the subdir.
+    """
+    try:
+        targeting = None if os.environ.get("ENVSPEC_HOST_SUBDIR") else importlib.import_module("envspec.targeting")
+    except ImportError:
+        targeting = None
+    if targeting is not None and hasattr(targeting, "default_target"):
+        chosen = targeting.default_target(spec)  # -> ResolvedTarget, probing the real machine
+        return str(getattr(chosen, "name", chosen)), "detected for this machine"
+    targets = [(t.name, t.subdir) for t in spec.resolve_all()]
+    return single_target_for_subdir(targets, host), f"the only target for {host}"
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    """SIGTERM is handled like Ctrl-C, so a killed install removes its staging folder."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        return _run(args)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    project, spec = load(args)
+    host = _host()
+    if args.target is None:
+        name, why = choose_target(spec, host)
+        progress(f"target: {name} ({why})")
+    else:
+        name = args.target
+    target = spec.resolve(name)
+    lock_path: Path = args.lockfile or project.explicit_file(target.name)
+    source = project.relative(lock_path.absolute())
+    try:
+        text = lock_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            f"lockfile {source} does not exist", tip=f"run `envspec lock --target {target.name}` first"
+        ) from None
+    lock = parse_lock(text, source)
+    check_platform(lock, source, target.name, target.subdir, host)
+    unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
+    if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
+        lock = add_conda_lock_hashes(lock, unified.read_text(encoding="utf-8"), project.relative(unified.absolute()))
+    strong = sum(1 for e in lock.entries if e.sha256)
+    progress(f"hashes: {strong}/{len(lock.entries)} packages pinned by sha256, the rest by md5")
+    dest = destination(args.prefix, args.name, os.environ, Path.home())
+    prefixes = mirror_prefixes(parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)))
+    progress(f"install: {target.name} from {source} ({len(lock.entries)} packages) into {dest.prefix}")
+    if args.tool is None:
+        cache = args.cache_dir or default_cache_dir()
+        report = install_rattler(
+            lock,
+            prefix=dest.prefix,
+            cache=cache,
+            prefixes=prefixes,
+            variables=target.variables,
+            progress=progress,
+            verify_cache=args.verify_cache,
+        )
+        detail = (
+            f"{report.downloaded} downloaded ({human_bytes(report.downloaded_bytes)}), "
+            f"{report.cache_hits} from the verified cache"
+        )
+    else:
+        executable = shutil.which(args.tool)
+        if executable is None:
+            raise ToolFailed(f"--with {args.tool}: {args.tool} is not on PATH", tip="install it, or omit --with")
+        report = install_with_tool(
+            args.tool,
+            executable=executable,
+            lock_text=text,
+            lock=lock,
+            prefix=dest.prefix,
+            prefixes=prefixes,
+            variables=target.variables,
+            progress=progress,
+        )
+        detail = f"with {args.tool}"
+    verb = "replaced" if report.replaced_existing else "created"
+    print(
+        f"{verb} {dest.prefix}: {report.packages} packages of {target.name}, {detail}, "
+        f"in {report.seconds['total']:.2f} s"
+    )
+    return 0

@@ -1,0 +1,626 @@
+"""A conda-compatible executable backed by py-rattler: exactly what conda-lock 4.0.x asks.
+
+conda-lock drives a conda executable with a handful of commands (see its ``conda_solver.py``,
+``invoke_conda.py``); this module answers them without conda, mamba or micromamba:
+
+* ``--version``
+* ``create --prefix P --dry-run --json [--override-channels] --channel URL... SPECS``
+* ``info --json`` (only ``pkgs_dirs`` is read)
+* ``list [--no-pip] -p P --json`` and ``install|update ... -p P --json --dry-run SPECS``
+  (the ``--update`` path, over conda-lock's fake prefix of ``conda-meta/*.json`` records)
+
+The TARGET's virtual packages come only from what conda-lock passes: its virtual-package channel
+(a ``file://`` channel whose records are all ``virtual_system`` packages) and ``CONDA_OVERRIDE_*``
+(a non-empty value sets the version — the build string for ``__archspec`` —, an empty one removes
+the package). The subdir is ``CONDA_SUBDIR``. The host is never probed.
+
+Exit codes and JSON are truthful even though py-rattler may crash at interpreter exit: the entry
+point flushes and leaves with ``os._exit``. Failures print conda-style error JSON on stdout (which
+conda-lock reads) and exit 1; when ``ENVSPEC_SHIM_REPORT`` names a file, the same JSON is written
+there, so ``envspec lock`` can tell an unsatisfiable target from an unreachable channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+CONDA_VERSION = "25.11.0"  # the conda CLI whose behaviour (JSON shapes) this mimics
+SHIM_NAME = "envspec-conda"
+REPORT_ENV = "ENVSPEC_SHIM_REPORT"
+TIMEOUT_ENV = "ENVSPEC_CHANNEL_TIMEOUT"
+_VIRTUAL_REPODATA_MAX_BYTES = 256 * 1024
+
+# Virtual packages conda knows an override variable for: CONDA_OVERRIDE_<X> -> __<x>.
+_OVERRIDABLE = ("archspec", "cuda", "glibc", "linux", "osx", "win", "unix")
+
+
+class ShimError(Exception):
+    """A failure reported to the caller as conda-style error JSON."""
+
+    def __init__(self, kind: str, exception_name: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.exception_name = exception_name
+        self.message = message
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "caused_by": "None",
+            "error": f"{self.exception_name}: {self.message}",
+            "exception_name": self.exception_name,
+            "exception_type": f"<class 'conda.exceptions.{self.exception_name}'>",
+            "message": self.message,
+            "envspec_kind": self.kind,
+            **self.extra,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts: the command line and the target's virtual packages
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    action: str  # "version" | "create" | "install" | "update" | "info" | "list" | "config"
+    prefix: str | None = None
+    channels: tuple[str, ...] = ()
+    specs: tuple[str, ...] = ()
+    json: bool = False
+    dry_run: bool = False
+    extra: tuple[str, ...] = field(default=())
+
+
+_VALUE_OPTS = {"--prefix", "-p", "--name", "-n", "--channel", "-c", "--file", "--subdir", "--platform"}
+
+
+def parse_command(argv: Sequence[str]) -> Command:
+    """Parse the conda command line conda-lock builds. Unknown flags are kept, not fatal."""
+    args = list(argv)
+    if not args or args[0] in {"--version", "-V"}:
+        return Command("version")
+    action, rest = args[0], args[1:]
+    prefix: str | None = None
+    channels: list[str] = []
+    specs: list[str] = []
+    extra: list[str] = []
+    flags: set[str] = set()
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if "=" in arg and arg.startswith("--") and arg.split("=", 1)[0] in _VALUE_OPTS:
+            opt, value = arg.split("=", 1)
+            rest[i : i + 1] = [opt, value]
+            continue
+        if arg in _VALUE_OPTS:
+            value = rest[i + 1] if i + 1 < len(rest) else ""
+            if arg in {"--prefix", "-p"}:
+                prefix = value
+            elif arg in {"--channel", "-c"}:
+                channels.append(value)
+            else:
+                extra += [arg, value]
+            i += 2
+            continue
+        if arg.startswith("-"):
+            flags.add(arg)
+        else:
+            specs.append(arg)
+        i += 1
+    return Command(
+        action=action,
+        prefix=prefix,
+        channels=tuple(channels),
+        specs=tuple(specs),
+        json="--json" in flags,
+        dry_run="--dry-run" in flags or "-d" in flags,
+        extra=tuple(sorted(flags)) + tuple(extra),
+    )
+
+
+def target_virtual_packages(
+    subdir: str,
+    channel_records: Sequence[Mapping[str, Any]],
+    environ: Mapping[str, str],
+) -> dict[str, tuple[str, str]]:
+    """The target's virtual packages as ``{name: (version, build)}``.
+
+    ``channel_records`` are the records of conda-lock's virtual-package channel for ``subdir``
+    (highest version wins per name, like conda); ``CONDA_OVERRIDE_<X>`` then sets (non-empty) or
+    removes (empty) ``__<x>``. With no virtual-package channel at all, ``__unix``/``__win`` follow
+    the subdir. Never the host's packages.
+    """
+    from packaging.version import InvalidVersion, Version
+
+    def key(version: str) -> tuple[int, Any]:
+        try:
+            return (1, Version(version))
+        except InvalidVersion:
+            return (0, version)
+
+    packages: dict[str, tuple[str, str]] = {}
+    for record in channel_records:
+        name = str(record["name"])
+        version = str(record.get("version", "0"))
+        build = str(record.get("build_string") or record.get("build") or "0")
+        if name not in packages or key(version) > key(packages[name][0]):
+            packages[name] = (version, build)
+    if not channel_records:
+        family = subdir.split("-", maxsplit=1)[0]
+        if family in {"linux", "osx"}:
+            packages["__unix"] = ("0", "0")
+        elif family == "win":
+            packages["__win"] = ("0", "0")
+    for short in _OVERRIDABLE:
+        var = f"CONDA_OVERRIDE_{short.upper()}"
+        if var not in environ:
+            continue
+        value = environ[var].strip()
+        name = f"__{short}"
+        if not value:
+            packages.pop(name, None)
+        elif short == "archspec":
+            packages[name] = ("1", value)
+        else:
+            old_build = packages.get(name, ("", "0"))[1]
+            packages[name] = (value, old_build)
+    return dict(sorted(packages.items()))
+
+
+def file_url_path(url: str) -> Path | None:
+    """The local folder of a ``file://`` channel URL (or a plain absolute path), else None."""
+    if url.startswith("file://"):
+        path = unquote(urlsplit(url).path)
+        if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
+            path = path[1:]
+        return Path(path)
+    if Path(url).is_absolute():
+        return Path(url)
+    return None
+
+
+def _read_virtual_channel(url: str, subdir: str) -> list[dict[str, Any]] | None:
+    """Records of ``url`` if it is a virtual-package-only local channel, else None."""
+    root = file_url_path(url)
+    if root is None:
+        return None
+    found = False
+    records: list[dict[str, Any]] = []
+    for sub in (subdir, "noarch"):
+        path = root / sub / "repodata.json"
+        try:
+            if path.stat().st_size > _VIRTUAL_REPODATA_MAX_BYTES:
+                return None
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        entries = [*data.get("packages", {}).values(), *data.get("packages.conda", {}).values()]
+        if entries and not all(
+            str(e.get("name", "")).startswith("__") and e.get("package_type") == "virtual_system" for e in entries
+        ):
+            return None
+        found = found or bool(entries) or sub == subdir
+        records += entries
+    return records if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Effects: solving with py-rattler
+# ---------------------------------------------------------------------------------------------
+
+
+def _subdir(environ: Mapping[str, str]) -> str:
+    subdir = environ.get("CONDA_SUBDIR", "").strip()
+    if not subdir:
+        raise ShimError(
+            "usage",
+            "CondaValueError",
+            "CONDA_SUBDIR is not set: envspec's conda shim only solves for an explicit target "
+            "subdir, never for the host",
+        )
+    return subdir
+
+
+def _split_channels(channels: Sequence[str], subdir: str) -> tuple[list[str], list[dict[str, Any]]]:
+    real: list[str] = []
+    virtual: list[dict[str, Any]] = []
+    for url in channels:
+        if url in {"nodefaults", "msys2"}:
+            continue
+        records = _read_virtual_channel(url, subdir)
+        if records is None:
+            real.append(url)
+        else:
+            virtual += [r for r in records if r.get("subdir") in {subdir, "noarch", None}]
+    return real, virtual
+
+
+def _sparse_sources(channels: Sequence[str], subdir: str) -> list[Any] | None:
+    """SparseRepoData for local channels (fast, lazy); None when a channel is remote."""
+    from rattler import Channel, SparseRepoData
+
+    sources: list[Any] = []
+    for url in channels:
+        root = file_url_path(url)
+        if root is None:
+            return None
+        if not (root / "noarch" / "repodata.json").is_file():
+            raise ShimError(
+                "channel_unreachable",
+                "UnavailableInvalidChannel",
+                f"channel {url} is unreachable: {root / 'noarch' / 'repodata.json'} does not exist",
+                url=url,
+            )
+        channel = Channel(root.as_uri() if not url.startswith("file://") else url)
+        for sub in (subdir, "noarch"):
+            path = root / sub / "repodata.json"
+            if path.is_file():
+                sources.append(SparseRepoData(channel, sub, path))
+    return sources
+
+
+def _channel_timeout(environ: Mapping[str, str]) -> float:
+    try:
+        return float(environ.get(TIMEOUT_ENV, "30"))
+    except ValueError:
+        return 30.0
+
+
+def _explain_fetch_error(exc: BaseException, channels: Sequence[str]) -> ShimError:
+    text = str(exc)
+    url = next((c for c in channels if c in text), channels[0] if channels else "")
+    return ShimError(
+        "channel_unreachable",
+        "CondaHTTPError",
+        f"channel {url} is unreachable: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}",
+        url=url,
+    )
+
+
+async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
+    channels: Sequence[str],
+    subdir: str,
+    specs: Sequence[str],
+    vpkgs: Mapping[str, tuple[str, str]],
+    locked: Sequence[Any],
+    environ: Mapping[str, str],
+) -> list[Any]:
+    from rattler import (
+        BuildString,
+        Channel,
+        Gateway,
+        GenericVirtualPackage,
+        PackageName,
+        Subdir,
+        Version,
+        solve,
+        solve_with_sparse_repodata,
+    )
+    from rattler.exceptions import SolverError
+
+    virtual = [
+        GenericVirtualPackage(PackageName(name), Version(version), BuildString(build or "0"))
+        for name, (version, build) in vpkgs.items()
+    ]
+    import asyncio
+
+    timeout = _channel_timeout(environ)
+    sparse = _sparse_sources(channels, subdir)
+    try:
+        if sparse is not None:
+            return await solve_with_sparse_repodata(
+                specs, sparse, locked_packages=list(locked), virtual_packages=virtual
+            )
+        cache = environ.get("ENVSPEC_RATTLER_CACHE")
+        gateway = Gateway(cache_dir=Path(cache) if cache else None)
+        return await asyncio.wait_for(
+            solve(
+                [Channel(c) for c in channels],
+                specs,
+                gateway=gateway,
+                platforms=[Subdir(subdir), Subdir("noarch")],
+                locked_packages=list(locked),
+                virtual_packages=virtual,
+                channel_relations="disabled",
+            ),
+            timeout=timeout,
+        )
+    except SolverError as exc:
+        raise ShimError(
+            "unsatisfiable",
+            "UnsatisfiableError",
+            f"{exc}".strip(),
+            subdir=subdir,
+            specs=list(specs),
+            virtual_packages={k: v[0] if v[1] == "0" else " ".join(v) for k, v in vpkgs.items()},
+        ) from None
+    except TimeoutError:
+        raise ShimError(
+            "channel_unreachable",
+            "CondaHTTPError",
+            f"fetching repodata from {', '.join(channels)} took longer than {timeout:g} s",
+            url=channels[0] if channels else "",
+        ) from None
+    except ShimError:
+        raise
+    except Exception as exc:  # rattler's fetch/gateway errors have no common base class
+        raise _explain_fetch_error(exc, channels) from None
+
+
+def _fetch_entry(record: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = json.loads(record.to_json())
+    entry.setdefault("fn", record.file_name)
+    entry.setdefault("url", record.url)
+    entry.setdefault("channel", record.channel)
+    entry.pop("indexed_timestamp", None)
+    return entry
+
+
+def _link_entry(record: Any) -> dict[str, Any]:
+    fn = str(record.file_name)
+    dist = fn.removesuffix(".conda").removesuffix(".tar.bz2")
+    url = str(record.url)
+    return {
+        "base_url": url.rsplit("/", 2)[0],
+        "build_number": int(record.build_number),
+        "build_string": str(record.build),
+        "channel": str(record.channel),
+        "dist_name": dist,
+        "name": record.name.normalized,
+        "platform": str(record.subdir),
+        "version": str(record.version),
+    }
+
+
+def _plan(records: Sequence[Any], prefix: str | None) -> dict[str, Any]:
+    ordered = sorted(records, key=lambda r: r.name.normalized)
+    return {
+        "actions": {
+            "FETCH": [_fetch_entry(r) for r in ordered],
+            "LINK": [_link_entry(r) for r in ordered],
+            "PREFIX": prefix or "",
+        },
+        "dry_run": True,
+        "prefix": prefix or "",
+        "success": True,
+    }
+
+
+def _installed(prefix: str) -> list[dict[str, Any]]:
+    meta = Path(prefix) / "conda-meta"
+    out: list[dict[str, Any]] = []
+    for path in sorted(meta.glob("*.json")):
+        out.append(json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
+def _record_for(entry: Mapping[str, Any], candidates: Sequence[Any]) -> Any | None:
+    fn = str(entry.get("fn", ""))
+    for record in candidates:
+        if record.file_name == fn:
+            return record
+    return None
+
+
+async def _locked_records(installed: Sequence[Mapping[str, Any]], channels: Sequence[str], subdir: str) -> list[Any]:
+    """The channel records of the installed (locked) packages, matched by file name."""
+    sparse = _sparse_sources(channels, subdir)
+    names = sorted({str(e["name"]) for e in installed if not str(e["name"]).startswith("__")})
+    by_name: dict[str, list[Any]] = {}
+    if sparse is not None:
+        for source in sparse:
+            available = set(source.package_names())
+            for name in names:
+                if name in available:
+                    by_name.setdefault(name, []).extend(source.load_records(name))
+    else:
+        from rattler import Channel, Gateway, Subdir
+
+        platforms = [Subdir(subdir), Subdir("noarch")]
+        result = await Gateway().query([Channel(c) for c in channels], platforms, names, recursive=False)
+        for records in result:
+            for found in records:
+                by_name.setdefault(found.name.normalized, []).append(found)
+    locked = []
+    for entry in installed:
+        match = _record_for(entry, by_name.get(str(entry["name"]), []))
+        if match is not None:
+            locked.append(match)
+    return locked
+
+
+def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
+    import asyncio
+
+    subdir = _subdir(environ)
+    channels, virtual_records = _split_channels(cmd.channels, subdir)
+    vpkgs = target_virtual_packages(subdir, virtual_records, environ)
+    records = asyncio.run(_solve(channels, subdir, cmd.specs, vpkgs, (), environ))
+    return _plan(records, cmd.prefix)
+
+
+def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Move only the named packages: the rest of the prefix is locked (preferred) as is."""
+    import asyncio
+
+    from rattler import MatchSpec
+
+    subdir = _subdir(environ)
+    if cmd.prefix is None:
+        raise ShimError("usage", "CondaValueError", f"{cmd.action} needs --prefix")
+    channels, virtual_records = _split_channels(cmd.channels, subdir)
+    vpkgs = target_virtual_packages(subdir, virtual_records, environ)
+    installed = [e for e in _installed(cmd.prefix) if not str(e["name"]).startswith("__")]
+    to_update = {MatchSpec(s, strict=False).name.normalized for s in cmd.specs}
+    keep = [e for e in installed if e["name"] not in to_update]
+    specs = [*cmd.specs, *(str(e["name"]) for e in keep)]
+
+    async def run() -> list[Any]:
+        locked = await _locked_records(keep, channels, subdir)
+        return await _solve(channels, subdir, specs, vpkgs, locked, environ)
+
+    records = asyncio.run(run())
+    before = {str(e["name"]): str(e.get("fn", "")) for e in installed}
+    changed = [r for r in records if before.get(r.name.normalized) != r.file_name]
+    plan = _plan(changed, cmd.prefix)
+    gone = [e for e in installed if e["name"] not in {r.name.normalized for r in records}]
+    plan["actions"]["UNLINK"] = [
+        {"name": e["name"], "version": e.get("version"), "build_string": e.get("build")} for e in gone
+    ] + [
+        {"name": name, "version": None, "build_string": None}
+        for name in sorted({r.name.normalized for r in changed} & set(before))
+    ]
+    return plan
+
+
+def _do_list(cmd: Command) -> list[dict[str, Any]]:
+    if cmd.prefix is None:
+        raise ShimError("usage", "CondaValueError", "list needs --prefix")
+    out = []
+    for entry in _installed(cmd.prefix):
+        url = str(entry.get("url", ""))
+        fn = str(entry.get("fn", ""))
+        out.append(
+            {
+                "base_url": url.rsplit("/", 2)[0] if url else "",
+                "build_number": int(entry.get("build_number", 0)),
+                "build_string": str(entry.get("build", "")),
+                "channel": str(entry.get("channel", "")),
+                "dist_name": fn.removesuffix(".conda").removesuffix(".tar.bz2"),
+                "name": str(entry["name"]),
+                "platform": str(entry.get("subdir", "")),
+                "version": str(entry.get("version", "")),
+            }
+        )
+    return out
+
+
+def _pkgs_dirs(environ: Mapping[str, str]) -> list[str]:
+    dirs = environ.get("CONDA_PKGS_DIRS", "")
+    return [d for d in dirs.split(os.pathsep) if d] or [str(Path(tempfile.gettempdir()) / "envspec-conda-pkgs")]
+
+
+def _do_info(environ: Mapping[str, str]) -> dict[str, Any]:
+    subdir = environ.get("CONDA_SUBDIR", "")
+    return {
+        "conda_version": CONDA_VERSION,
+        "pkgs_dirs": _pkgs_dirs(environ),
+        "platform": subdir,
+        "channels": [],
+        "envs": [],
+        "envspec_shim": True,
+    }
+
+
+def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, str]:
+    """Answer one conda command: ``(exit code, stdout text)``. Raises nothing."""
+    cmd = parse_command(argv)
+    try:
+        if cmd.action == "version":
+            return 0, f"conda {CONDA_VERSION}\n"
+        if cmd.action == "create":
+            payload: Any = _do_create(cmd, environ)
+        elif cmd.action in {"install", "update"}:
+            payload = _do_update(cmd, environ)
+        elif cmd.action == "list":
+            payload = _do_list(cmd)
+        elif cmd.action == "info":
+            payload = _do_info(environ)
+        elif cmd.action == "config" and "pkgs_dirs" in cmd.specs:
+            payload = {"pkgs_dirs": _pkgs_dirs(environ)}
+        else:
+            raise ShimError(
+                "usage",
+                "CommandNotFoundError",
+                f"envspec's conda shim does not implement `{' '.join(argv)}` "
+                "(it answers what conda-lock asks; use --solver conda|mamba|micromamba for more)",
+            )
+    except ShimError as err:
+        report = err.to_json()
+        path = environ.get(REPORT_ENV)
+        if path:
+            with contextlib.suppress(OSError):
+                Path(path).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return 1, json.dumps(report, indent=2) + "\n"
+    return 0, json.dumps(payload, indent=2) + "\n"
+
+
+def _entry() -> None:
+    """Process entry point: print, flush and ``os._exit`` (py-rattler may crash at exit)."""
+    try:
+        code, text = run(sys.argv[1:], os.environ)
+    except BaseException as exc:  # the exit code must be truthful no matter what
+        code, text = 1, json.dumps(ShimError("internal", "CondaError", repr(exc)).to_json()) + "\n"
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+# ---------------------------------------------------------------------------------------------
+# The executable conda-lock is given with --conda
+# ---------------------------------------------------------------------------------------------
+
+
+def _script_text() -> tuple[str, str]:
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    if os.name == "nt":
+        return (
+            f"{SHIM_NAME}.bat",
+            (
+                "@echo off\r\n"
+                f'set "PYTHONPATH={package_parent};%PYTHONPATH%"\r\n'
+                f'"{sys.executable}" -m envspec.conda_shim %*\r\n'
+            ),
+        )
+    quoted_py = sys.executable.replace("'", "'\\''")
+    quoted_pp = package_parent.replace("'", "'\\''")
+    return (
+        SHIM_NAME,
+        (
+            "#!/bin/sh\n"
+            "# Generated by envspec: a conda-compatible executable backed by py-rattler, for conda-lock.\n"
+            f"PYTHONPATH='{quoted_pp}'${{PYTHONPATH:+:$PYTHONPATH}}\n"
+            "export PYTHONPATH\n"
+            f"exec '{quoted_py}' -m envspec.conda_shim \"$@\"\n"
+        ),
+    )
+
+
+def shim_executable(cache_dir: Path) -> Path:
+    """Write (atomically, only when it changed) the ``envspec-conda`` wrapper; return its path."""
+    name, text = _script_text()
+    path = cache_dir / "bin" / name
+    data = text.encode("utf-8")
+    try:
+        if path.read_bytes() == data and os.access(path, os.X_OK):
+            return path
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(tmp).chmod(0o755)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+if __name__ == "__main__":
+    _entry()

@@ -1,0 +1,599 @@
+"""Create an environment from an explicit lockfile: no solve, every package hash-checked first.
+
+Steps (each takes the previous result):
+
+1. **fetch**: every package of the lockfile is either a *verified cache hit* (its extracted folder
+   in the package cache was made from an archive whose md5/sha256 envspec checked against a
+   lockfile, recorded in ``<cache>/.envspec/<stem>.json`` together with rattler's own cache stamp)
+   or is downloaded (``file://`` copied, ``http(s)://`` fetched; ``--mirror`` applied) while being
+   hashed. A mismatch aborts with :class:`IntegrityError` naming every bad package, before
+   anything is linked.
+2. **link**: py-rattler links the packages into a *staging* folder beside the prefix (paths in
+   files are patched for the final prefix), and conda's ``conda-meta/state`` gets the target's
+   activation variables.
+3. **swap**: the staging folder is renamed to the prefix (an existing environment is moved aside
+   first and deleted afterwards). A failure at any step removes the staging folder: a new prefix
+   never appears, an existing one is left as it was.
+
+py-rattler can crash at interpreter exit after its work: callers run this in the ``envspec`` CLI
+(which leaves with ``os._exit``) or in a child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, ToolFailed
+from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
+from envspec.install_plan import (
+    STATE_FILE,
+    ExplicitLock,
+    LockEntry,
+    Tool,
+    human_bytes,
+    mirrored_explicit_text,
+    mirrored_url,
+    state_json,
+    tool_command,
+)
+
+Progress = Callable[[str], None]
+
+SIDECAR_DIR: Final = ".envspec"
+DOWNLOAD_DIR: Final = ".envspec/downloads"
+SIDECAR_VERSION: Final = 1
+FETCH_JOBS: Final = 8
+CHUNK: Final = 1 << 20
+HTTP_TIMEOUT_S: Final = 30.0
+PROGRESS_INTERVAL_S: Final = 0.5
+
+
+class PrefixNotEnvironment(EnvspecError):
+    """The prefix exists and holds something that is not a conda environment."""
+
+    exit_code = ExitCode.USAGE
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$ENVSPEC_PKGS_DIR``, else ``$XDG_CACHE_HOME/envspec/pkgs``, else ``~/.cache/envspec/pkgs``."""
+    env = os.environ if environ is None else environ
+    if env.get("ENVSPEC_PKGS_DIR"):
+        return Path(env["ENVSPEC_PKGS_DIR"])
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "envspec" / "pkgs"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One package after step 1: verified, and where rattler should take it from."""
+
+    entry: LockEntry
+    url: str  # the URL recorded in conda-meta (mirror applied)
+    md5: str
+    sha256: str
+    size: int
+    archive: Path | None  # a freshly downloaded, verified archive; None for a cache hit
+
+
+@dataclass
+class InstallReport:
+    prefix: Path
+    packages: int = 0
+    downloaded: int = 0
+    downloaded_bytes: int = 0
+    cache_hits: int = 0
+    replaced_existing: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Throttle:
+    """Progress lines at most every PROGRESS_INTERVAL_S, plus the last one."""
+
+    def __init__(self, progress: Progress, interval: float = PROGRESS_INTERVAL_S) -> None:
+        self.progress = progress
+        self.interval = interval
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, message: str, *, final: bool = False) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if final or now - self.last >= self.interval:
+                self.last = now
+                self.progress(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: fetch and verify
+# ---------------------------------------------------------------------------------------------
+
+
+def _sidecar(cache: Path, entry: LockEntry) -> Path:
+    return cache / SIDECAR_DIR / f"{entry.stem}.json"
+
+
+def _rattler_stamp(cache: Path, entry: LockEntry) -> str | None:
+    """rattler's own lock/stamp file of the extracted package (changes when it re-extracts)."""
+    try:
+        return (cache / f"{entry.stem}.lock").read_bytes().hex()
+    except FileNotFoundError:
+        return None
+
+
+def cached_hashes(cache: Path, entry: LockEntry) -> dict[str, Any] | None:
+    """The verified hashes of the extracted package in the cache, if it matches ``entry``."""
+    try:
+        data = json.loads(_sidecar(cache, entry).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
+        return None
+    if any(data.get(kind) != value for kind, value in entry.hashes.items()):
+        return None
+    stamp = _rattler_stamp(cache, entry)
+    if stamp is None or data.get("rattler_stamp") != stamp:
+        return None
+    if not (cache / entry.stem / "info" / "index.json").is_file():
+        return None
+    return data
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def modified_files(cache: Path, entry: LockEntry, hashes: Mapping[str, Any]) -> list[str]:
+    """Files of an extracted package that differ from its ``info/paths.json`` (``--verify-cache``).
+
+    ``paths.json`` itself is checked against the hash recorded when the package was extracted
+    from its verified archive. Cached files are hardlinked into environments, so an edit inside
+    an environment edits the cache too; this finds it.
+    """
+    root = cache / entry.stem
+    paths_json = root / "info" / "paths.json"
+    try:
+        if _sha256_file(paths_json) != hashes.get("paths_json_sha256"):
+            return ["info/paths.json"]
+        listing = json.loads(paths_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["info/paths.json"]
+    bad = []
+    for item in listing.get("paths", []):
+        if item.get("path_type", "hardlink") != "hardlink" or "sha256" not in item:
+            continue
+        path = root / item["_path"]
+        try:
+            if path.stat().st_size != item.get("size_in_bytes", -1) or _sha256_file(path) != item["sha256"]:
+                bad.append(item["_path"])
+        except OSError:
+            bad.append(item["_path"])
+    return bad
+
+
+def _open_url(url: str) -> Any:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        path = unquote(parts.path)
+        if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
+            path = path[1:]
+        return Path(path).open("rb")
+    request = urllib.request.Request(url, headers={"User-Agent": "envspec"})
+    return urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
+
+
+def _download(url: str, dest_dir: Path, filename: str, on_bytes: Callable[[int], None]) -> tuple[Path, str, str, int]:
+    """Stream ``url`` into ``dest_dir`` while hashing it; returns (path, md5, sha256, size)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
+    try:
+        with os.fdopen(fd, "wb") as out, _open_url(url) as src:
+            while chunk := src.read(CHUNK):
+                out.write(chunk)
+                md5.update(chunk)
+                sha.update(chunk)
+                size += len(chunk)
+                on_bytes(len(chunk))
+        final = dest_dir / f"{sha.hexdigest()[:16]}-{filename}"
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return final, md5.hexdigest(), sha.hexdigest(), size
+
+
+def mismatch(item: Fetched) -> tuple[str, str, str] | None:
+    """(hash kind, actual, expected) of the first hash of ``item`` that differs from the lockfile."""
+    actual = {"md5": item.md5, "sha256": item.sha256}
+    for kind, expected in item.entry.hashes.items():
+        if actual[kind] != expected:
+            return kind, actual[kind], expected
+    return None
+
+
+def fetch_all(
+    lock: ExplicitLock,
+    prefixes: Mapping[str, str],
+    cache: Path,
+    progress: Progress,
+    *,
+    jobs: int = FETCH_JOBS,
+    verify_cache: bool = False,
+) -> list[Fetched]:
+    """Step 1. Returns one verified :class:`Fetched` per package, in lockfile order.
+
+    With ``verify_cache`` every file of every cached package is re-hashed too; a modified one
+    sends its package back to download and verification (the cache is repaired, not trusted).
+    """
+    downloads = cache / DOWNLOAD_DIR
+    downloads.mkdir(parents=True, exist_ok=True)
+    results: dict[int, Fetched] = {}
+    todo: list[tuple[int, LockEntry, str]] = []
+    hits: list[tuple[int, LockEntry, str, dict[str, Any]]] = []
+    for i, entry in enumerate(lock.entries):
+        url = mirrored_url(entry.url, prefixes)
+        hit = cached_hashes(cache, entry)
+        if hit is not None:
+            hits.append((i, entry, url, hit))
+        else:
+            todo.append((i, entry, url))
+    if verify_cache and hits:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            changes = list(pool.map(lambda h: modified_files(cache, h[1], h[3]), hits))
+        for (i, entry, url, _), changed in zip(hits, changes, strict=True):
+            if changed:
+                progress(f"fetch: cached {entry.stem} was modified ({changed[0]}); downloading it again")
+                todo.append((i, entry, url))
+        hits = [h for h, changed in zip(hits, changes, strict=True) if not changed]
+    for i, entry, url, hit in hits:
+        results[i] = Fetched(entry, url, hit["md5"], hit["sha256"], int(hit["size"]), archive=None)
+    progress(f"fetch: {len(results)} of {len(lock.entries)} packages verified in the cache, {len(todo)} to download")
+    if not todo:
+        return [results[i] for i in range(len(lock.entries))]
+
+    throttle = Throttle(progress)
+    state = {"bytes": 0, "done": 0}
+    state_lock = threading.Lock()
+
+    def on_bytes(n: int) -> None:
+        with state_lock:
+            state["bytes"] += n
+        throttle(f"fetch: {state['done']}/{len(todo)} downloaded, {human_bytes(state['bytes'])}")
+
+    def one(item: tuple[int, LockEntry, str]) -> tuple[int, Fetched]:
+        i, entry, url = item
+        try:
+            path, md5, sha, size = _download(url, downloads, entry.filename, on_bytes)
+        except (OSError, urllib.error.URLError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ChannelUnreachable(
+                f"cannot download {entry.filename} from {url}: {reason}",
+                tip="check the network or the URL, or map the channel to a reachable mirror: "
+                "--mirror conda-forge=URL (file:/// works)",
+            ) from None
+        with state_lock:
+            state["done"] += 1
+        throttle(f"fetch: {state['done']}/{len(todo)} downloaded, {human_bytes(state['bytes'])}")
+        return i, Fetched(entry, url, md5, sha, size, archive=path)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))))
+    try:
+        fetched = list(pool.map(one, todo))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # the first failure stops the queued downloads
+        raise
+    pool.shutdown(wait=True)
+    throttle(f"fetch: {len(todo)}/{len(todo)} downloaded, {human_bytes(state['bytes'])}", final=True)
+
+    bad: list[Fetched] = []
+    for i, item in fetched:
+        if mismatch(item) is not None:
+            bad.append(item)
+            if item.archive is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    item.archive.unlink()
+        else:
+            results[i] = item
+    if bad:
+        first = bad[0]
+        kind, actual, expected = mismatch(first) or ("", "", "")
+        names = ", ".join(b.entry.filename for b in bad)
+        raise IntegrityError(
+            f"{len(bad)} package(s) do not match the lockfile, nothing was installed: {names} "
+            f"({first.entry.filename} from {first.url}: {kind} {actual}, lockfile says {expected})",
+            tip="the mirror or download was tampered with or corrupted; fix the source, "
+            "or re-lock if the lockfile is the stale side",
+        )
+    return [results[i] for i in range(len(lock.entries))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: link with py-rattler into a staging folder
+# ---------------------------------------------------------------------------------------------
+
+
+def _records(fetched: list[Fetched], cache: Path) -> list[Any]:
+    from rattler import PackageRecord, RepoDataRecord
+
+    async def build() -> list[Any]:
+        out = []
+        for item in fetched:
+            if item.archive is None:
+                index = cache / item.entry.stem / "info" / "index.json"
+                pkg = PackageRecord.from_index_json(index, size=item.size, sha256=item.sha256, md5=item.md5)
+                out.append(RepoDataRecord(pkg, item.entry.filename, item.url, item.entry.channel))
+            else:
+                record = await RepoDataRecord.from_package_archive(item.archive)
+                record.url = item.archive.as_uri()
+                record.channel = item.url.rsplit("/", 2)[0]
+                record.md5 = bytes.fromhex(item.md5)
+                record.sha256 = bytes.fromhex(item.sha256)
+                out.append(record)
+        return out
+
+    return asyncio.run(build())
+
+
+def _reporter(total: int, progress: Progress) -> Any:
+    throttle = Throttle(progress)
+
+    class Reporter:  # rattler's InstallerReporter protocol, structurally (only the callbacks we use)
+        def __init__(self) -> None:
+            self.linked = 0
+            self.lock = threading.Lock()
+
+        def on_link_complete(self, index: int) -> None:
+            with self.lock:
+                self.linked += 1
+                count = self.linked
+            throttle(f"link: {count}/{total} packages", final=count == total)
+
+    return Reporter()
+
+
+def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path, progress: Progress) -> None:
+    """Step 2: link every package into ``staging``; text files are patched for ``final_prefix``."""
+    from rattler import install as rattler_install
+
+    for item in fetched:  # a stale extraction must not win over the archive just verified
+        if item.archive is not None:
+            shutil.rmtree(cache / item.entry.stem, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                (cache / f"{item.entry.stem}.lock").unlink()
+    records = _records(fetched, cache)
+    try:
+        asyncio.run(
+            rattler_install(
+                records,
+                target_prefix=staging,
+                cache_dir=cache,
+                installed_packages=[],
+                execute_link_scripts=False,
+                show_progress=False,
+                reporter=_reporter(len(records), progress),
+                alternative_target_prefix=final_prefix,
+            )
+        )
+    except Exception as exc:  # rattler raises its own exception classes
+        raise ToolFailed(f"py-rattler could not link the environment: {exc}") from None
+    for item in fetched:
+        if item.archive is None:
+            continue
+        # conda-meta records the package's real origin, not the verified copy rattler read
+        meta = staging / "conda-meta" / f"{item.entry.stem}.json"
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        data["url"] = item.url
+        data["channel"] = item.url.rsplit("/", 2)[0]
+        atomic_write_text(meta, json.dumps(data, indent=2) + "\n")
+        sidecar = {
+            "version": SIDECAR_VERSION,
+            "md5": item.md5,
+            "sha256": item.sha256,
+            "size": item.size,
+            "url": item.url,
+            "rattler_stamp": _rattler_stamp(cache, item.entry),
+            "paths_json_sha256": _sha256_file(cache / item.entry.stem / "info" / "paths.json"),
+        }
+        atomic_write_text(_sidecar(cache, item.entry), json.dumps(sidecar, indent=2) + "\n")
+        with contextlib.suppress(FileNotFoundError):
+            item.archive.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def share_metadata(prefix: Path) -> None:
+    """rattler (and atomic writes) leave ``conda-meta/*`` owner-only; conda's are world-readable."""
+    if os.name != "posix":
+        return
+    mode = 0o666 & ~_umask()
+    for path in (prefix / "conda-meta").iterdir():
+        if path.is_file():
+            path.chmod(mode)
+
+
+def write_state(prefix: Path, variables: Mapping[str, str]) -> None:
+    """conda's ``conda-meta/state`` with the target's activation variables."""
+    path = prefix / STATE_FILE
+    existing: dict[str, object] | None = None
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+        existing = loaded if isinstance(loaded, dict) else None
+    atomic_write_text(path, state_json(existing, variables))
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: swap, and the whole run
+# ---------------------------------------------------------------------------------------------
+
+
+def check_prefix(prefix: Path) -> bool:
+    """True when ``prefix`` exists (an environment, or an empty folder) and will be replaced."""
+    if not prefix.exists():
+        return False
+    if not prefix.is_dir():
+        raise PrefixNotEnvironment(f"{prefix} exists and is not a folder")
+    if (prefix / "conda-meta").is_dir() or not any(prefix.iterdir()):
+        return True
+    raise PrefixNotEnvironment(
+        f"{prefix} exists and is not a conda environment (no conda-meta/); refusing to replace it",
+        tip="choose a new or empty --prefix",
+    )
+
+
+def _swap(staging: Path, prefix: Path) -> bool:
+    if not prefix.exists():
+        staging.rename(prefix)
+        return False
+    old = prefix.with_name(f".{prefix.name}.envspec-old-{os.getpid()}-{time.time_ns()}")
+    prefix.rename(old)
+    try:
+        staging.rename(prefix)
+    except BaseException:
+        old.rename(prefix)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def _staging_prefix(prefix: Path) -> str:
+    return f".{prefix.name}.envspec-new-"
+
+
+def remove_stale_staging(prefix: Path) -> list[Path]:
+    """Staging folders of ``prefix`` left by killed runs (their process is gone); POSIX only."""
+    removed: list[Path] = []
+    if os.name != "posix" or not prefix.parent.is_dir():
+        return removed
+    for path in prefix.parent.glob(_staging_prefix(prefix) + "*"):
+        pid_text = path.name.removeprefix(_staging_prefix(prefix)).split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+@contextlib.contextmanager
+def _staging_dir(prefix: Path) -> Any:
+    """A fresh folder beside ``prefix`` (same filesystem, so the final rename is atomic)."""
+    created: list[Path] = []
+    parent = prefix.parent
+    while not parent.exists():
+        created.append(parent)
+        parent = parent.parent
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(prefix)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(prefix)}{os.getpid()}-", dir=prefix.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not prefix.exists():
+            for folder in created:  # innermost first: only folders this run made, only if empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+
+
+def install_rattler(
+    lock: ExplicitLock,
+    *,
+    prefix: Path,
+    cache: Path,
+    prefixes: Mapping[str, str],
+    variables: Mapping[str, str],
+    progress: Progress,
+    verify_cache: bool = False,
+) -> InstallReport:
+    """Fetch + verify everything, link into a staging folder, then swap it into place."""
+    if prefix.is_symlink():  # replace the environment it points to, not the link
+        prefix = prefix.resolve()
+    report = InstallReport(prefix=prefix, packages=len(lock.entries))
+    check_prefix(prefix)
+    cache = cache.absolute()
+    cache.mkdir(parents=True, exist_ok=True)
+    with run_lock(cache / SIDECAR_DIR / "install.lock", "installing from this package cache"):
+        # Downloads live only for one run (the lock makes the folder this run's alone): whatever
+        # an aborted run left, and whatever this one fetched, is gone when it ends.
+        shutil.rmtree(cache / DOWNLOAD_DIR, ignore_errors=True)
+        try:
+            t0 = time.perf_counter()
+            fetched = fetch_all(lock, prefixes, cache, progress, verify_cache=verify_cache)
+            t1 = time.perf_counter()
+            report.cache_hits = sum(1 for f in fetched if f.archive is None)
+            report.downloaded = len(fetched) - report.cache_hits
+            report.downloaded_bytes = sum(f.size for f in fetched if f.archive is not None)
+            with _staging_dir(prefix) as staging:
+                link(fetched, staging, prefix, cache, progress)
+                write_state(staging, variables)
+                share_metadata(staging)
+                t2 = time.perf_counter()
+                report.replaced_existing = _swap(staging, prefix)
+            t3 = time.perf_counter()
+        finally:
+            shutil.rmtree(cache / DOWNLOAD_DIR, ignore_errors=True)
+    report.seconds = {"fetch": t1 - t0, "link": t2 - t1, "swap": t3 - t2, "total": t3 - t0}
+    return report
+
+
+def install_with_tool(
+    tool: Tool,
+    *,
+    executable: str,
+    lock_text: str,
+    lock: ExplicitLock,
+    prefix: Path,
+    prefixes: Mapping[str, str],
+    variables: Mapping[str, str],
+    progress: Progress,
+) -> InstallReport:
+    """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
+    check_prefix(prefix)
+    mapped = {e.url: mirrored_url(e.url, prefixes) for e in lock.entries}
+    with tempfile.TemporaryDirectory(prefix="envspec-install-") as tmp:
+        explicit_file = Path(tmp) / "explicit.lock"
+        atomic_write_bytes(explicit_file, mirrored_explicit_text(lock_text, mapped).encode("utf-8"))
+        cmd = tool_command(tool, executable, prefix, explicit_file)
+        progress(f"running: {' '.join(cmd)}")
+        t0 = time.perf_counter()
+        # The tool's own output goes to stderr: stdout is for envspec's result.
+        proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
+        if proc.returncode != 0:
+            raise ToolFailed(f"{tool} failed with exit code {proc.returncode}: {' '.join(cmd)}")
+    write_state(prefix, variables)
+    report = InstallReport(prefix=prefix, packages=len(lock.entries))
+    report.seconds = {"total": time.perf_counter() - t0}
+    return report

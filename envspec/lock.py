@@ -1,0 +1,741 @@
+"""``envspec lock``: pinned lockfiles for every target, solved by conda-lock.
+
+conda-lock does the solving through its public interface (its CLI entry point ``conda_lock.main``,
+run with a command line in child processes, see :mod:`envspec.conda_lock_runner`), one conda-lock
+run per target, each with the target's own virtual packages
+(``lockfiles/<t>.virtual-packages.yml``) and channels (after mirrors). The conda executable it
+drives is envspec's py-rattler shim (:mod:`envspec.conda_shim`) unless ``--solver`` names a real
+conda, mamba or micromamba; ``--conda PATH`` always points at an existing file, so conda-lock
+never tries to download one.
+
+Every run writes into temporary files first; only when every planned target solved are the
+lockfiles replaced (atomically, one ``os.replace`` each). A failed, unsatisfiable or killed run
+leaves the previous lockfiles byte-identical. Both lockfiles of a target carry the hash of its
+inputs, so an unchanged target is skipped without starting conda-lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from envspec import explicit
+from envspec.conda_shim import REPORT_ENV, shim_executable
+from envspec.errors import (
+    ChannelUnreachable,
+    CheckFailed,
+    EnvspecError,
+    SpecError,
+    ToolFailed,
+    UnsatisfiableError,
+)
+from envspec.fsutil import atomic_write_text, run_lock
+from envspec.lockplan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
+from envspec.mirrors import ENV_VAR as MIRRORS_ENV
+from envspec.mirrors import apply_mirrors, parse_mirrors, unused_mirrors
+
+CONDA_LOCK_HASH_KEY = "envspec_input_hash"
+_META_HASH_RE = re.compile(rf"^\s*{CONDA_LOCK_HASH_KEY}:\s*['\"]?(sha256:[0-9a-f]{{64}})['\"]?\s*$", re.MULTILINE)
+TORCH_NAMES = ("pytorch", "torch", "libtorch")
+TIMEOUT_ENV = "ENVSPEC_LOCK_TIMEOUT"
+_TMP_GLOB = ".*.envspec-tmp*"
+
+
+class TargetLike(Protocol):
+    """What lock needs of a resolved target (``envspec.spec.ResolvedTarget`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def subdir(self) -> str: ...
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
+
+
+class ProjectLike(Protocol):
+    @property
+    def root(self) -> Path: ...
+    @property
+    def cache_dir(self) -> Path: ...
+    def env_file(self, target: str) -> Path: ...
+    def vpkg_file(self, target: str) -> Path: ...
+    def conda_lock_file(self, target: str) -> Path: ...
+    def explicit_file(self, target: str) -> Path: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs and their stored state
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockJob:
+    target: str
+    subdir: str
+    root: Path
+    env_file: Path
+    vpkg_file: Path
+    conda_lock_file: Path
+    explicit_file: Path
+    channels: tuple[str, ...]
+    input: LockInput
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapping[str, str]) -> list[LockJob]:
+    """Read each target's inputs (raises SpecError when a rendered file is missing)."""
+    jobs = []
+    for t in targets:
+        env_file, vpkg_file = project.env_file(t.name), project.vpkg_file(t.name)
+        try:
+            env_bytes, vpkg_bytes = env_file.read_bytes(), vpkg_file.read_bytes()
+        except FileNotFoundError as exc:
+            raise SpecError(
+                f"target {t.name}: {exc.filename} does not exist",
+                tip="run `envspec render` first: it writes the environment and virtual-package files",
+            ) from None
+        channels = apply_mirrors(t.channels, mirrors)
+        jobs.append(
+            LockJob(
+                target=t.name,
+                subdir=t.subdir,
+                root=project.root,
+                env_file=env_file,
+                vpkg_file=vpkg_file,
+                conda_lock_file=project.conda_lock_file(t.name),
+                explicit_file=project.explicit_file(t.name),
+                channels=channels,
+                input=LockInput(
+                    t.name, t.subdir, env_bytes, vpkg_bytes, channels, frozenset(map(spec_name, t.dependencies))
+                ),
+            )
+        )
+    return jobs
+
+
+def spec_name(match_spec: str) -> str:
+    """The package name of a conda match spec (``conda-forge::pytorch=*=cuda*`` -> ``pytorch``)."""
+    text = match_spec.strip().split("::", 1)[-1]
+    return re.split(r"[\s=<>!~\[;]", text, maxsplit=1)[0].lower()
+
+
+def _read_head(path: Path, size: int = 4096) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(size).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+
+
+def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
+    """The hashes the existing lockfiles carry (fast: no YAML parse unless ``with_packages``)."""
+    head = _read_head(job.explicit_file)
+    explicit_hash = explicit.header_fields(head).get(explicit.HASH_KEY) if head is not None else None
+    try:
+        text = job.conda_lock_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Stored(explicit_hash, None, None)
+    m = _META_HASH_RE.search(text)
+    packages = None
+    if with_packages:
+        packages = frozenset(p["name"] for p in _lock_packages(text, job.subdir))
+    return Stored(explicit_hash, m.group(1) if m else None, packages)
+
+
+def _lock_packages(conda_lock_text: str, subdir: str) -> list[dict[str, Any]]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(conda_lock_text, Loader=loader)
+    if not isinstance(data, dict):
+        return []
+    return [
+        p
+        for p in data.get("package") or []
+        if isinstance(p, dict) and p.get("platform") == subdir and p.get("manager", "conda") == "conda"
+    ]
+
+
+def build_of(url: str) -> str:
+    """The build string of a package URL (``...-2.13.0-cuda129_..._201.conda``)."""
+    stem = url.rsplit("/", 1)[-1]
+    for suffix in (".conda", ".tar.bz2"):
+        stem = stem.removesuffix(suffix)
+    return stem.rsplit("-", 1)[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Solving one target with conda-lock (a child process)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    target: str
+    status: str  # "solved" | "updated" | "up to date" | "failed" | "not run"
+    seconds: float = 0.0
+    packages: int | None = None
+    torch: str = ""
+    conda_lock_text: str | None = None
+    explicit_text: str | None = None
+    error: EnvspecError | None = None
+
+
+@dataclass(frozen=True)
+class Solver:
+    executable: Path
+    label: str
+
+
+def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
+    """``None``/``rattler``: envspec's shim; ``conda``/``mamba``/``micromamba``: from PATH; else a path."""
+    if choice in {None, "", "rattler", "envspec"}:
+        return Solver(shim_executable(cache_dir), "rattler (envspec shim)")
+    assert choice is not None
+    if choice in {"conda", "mamba", "micromamba"}:
+        found = shutil.which(choice)
+        if not found:
+            raise ToolFailed(
+                f"--solver {choice}: `{choice}` is not on PATH",
+                tip="install it, pass its path (--solver /path/to/conda), or leave --solver out to use the built-in "
+                "py-rattler solver",
+            )
+        return Solver(Path(found), choice)
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise ToolFailed(f"--solver {choice}: no such file", tip="pass conda|mamba|micromamba or an existing path")
+    return Solver(path.resolve(), str(path))
+
+
+def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
+    report: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    kind = report.get("envspec_kind")
+    if kind is None:  # a real conda/mamba: recognise its error names in conda-lock's output
+        if re.search(r"Unsatisfiable|PackagesNotFound|LibMambaUnsatisfiable|Could not solve|nothing provides", stderr):
+            kind = "unsatisfiable"
+        elif re.search(r"CondaHTTPError|UnavailableInvalidChannel|ChannelError|Could not resolve host", stderr):
+            kind = "channel_unreachable"
+    if kind == "unsatisfiable":
+        explanation = _flatten_tree(str(report.get("message") or _tail(stderr, 15)))
+        vp = report.get("virtual_packages")
+        vp_text = f" with virtual packages {', '.join(f'{k} {v}' for k, v in vp.items())}" if vp else ""
+        return UnsatisfiableError(
+            f"target {job.target} ({job.subdir}) is unsatisfiable{vp_text}:\n{explanation}",
+            tip=f"relax the conflicting requirements in envspec.yml (targets.{job.target}) or its virtual packages, "
+            "then `envspec render` and `envspec lock`",
+        )
+    if kind == "channel_unreachable":
+        url = str(report.get("url") or (job.channels[0] if job.channels else "?"))
+        return _unreachable(job, url, str(report.get("message") or _tail(stderr, 3)))
+    return ToolFailed(
+        f"conda-lock failed for target {job.target} (exit {returncode}):\n{_tail(stderr, 25)}",
+        tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
+    )
+
+
+def _flatten_tree(text: str) -> str:
+    """A solver's conflict tree as one readable line: tree glyphs dropped, branches joined by ``; ``."""
+    text = text.strip().removeprefix("Cannot solve the request because of:").strip()
+    parts = [re.sub(r"^[\s│├└─|`-]+", "", line).strip() for line in text.splitlines()]
+    out = ""
+    for part in filter(None, parts):
+        if not out:
+            out = part
+        elif out.endswith(":"):
+            out += " " + part
+        elif out.endswith(("require", "constrain", "incompatible")):
+            out += (": " if out.endswith("incompatible") else " ") + part
+        else:
+            out += "; " + part
+    return out
+
+
+def _unreachable(job: LockJob, url: str, detail: str) -> ChannelUnreachable:
+    return ChannelUnreachable(
+        f"channel {url} is unreachable while locking {job.target}: {detail.strip()}",
+        tip=f"check the network/URL, or map the channel to a reachable mirror: --mirror NAME=URL "
+        f"(or {MIRRORS_ENV}=NAME=URL), e.g. --mirror conda-forge=file:///srv/conda-forge",
+    )
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _precheck_channels(job: LockJob) -> None:
+    """Local channels are checked before conda-lock starts (instant, clear message)."""
+    from envspec.conda_shim import file_url_path
+
+    for url in job.channels:
+        root = file_url_path(url)
+        if root is not None and not (root / "noarch" / "repodata.json").is_file():
+            raise _unreachable(job, url, f"{root / 'noarch' / 'repodata.json'} does not exist")
+
+
+def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
+    pkgs = [p for p in _lock_packages(conda_lock_text, subdir) if not str(p.get("name", "")).startswith("__")]
+    torch = next((p for p in pkgs if p.get("name") in TORCH_NAMES), None)
+    torch_text = f"{torch['version']} {build_of(str(torch.get('url', '')))}" if torch else "-"
+    return len(pkgs), torch_text
+
+
+def _conda_lock_header(job: LockJob) -> str:
+    return (
+        f"# GENERATED by `envspec lock` (conda-lock) from {job.rel(job.env_file)} and {job.rel(job.vpkg_file)}"
+        " — do not edit.\n"
+        f"# To change it: edit envspec.yml, run `envspec render`, then `envspec lock --target {job.target}`.\n"
+    )
+
+
+@dataclass
+class Prepared:
+    """One target's conda-lock run, ready to start: its command line and temporary files."""
+
+    job: LockJob
+    item: PlanItem
+    argv: list[str]
+    env: dict[str, str]
+    tmp_dir: Path
+    tmp_lock: Path
+    report: Path
+    stdout: Path
+    stderr: Path
+
+    def cleanup(self) -> None:
+        self.tmp_lock.unlink(missing_ok=True)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbose: bool = False) -> Prepared:
+    """Temp files and the ``conda-lock lock`` arguments for one target (nothing final is touched)."""
+    _precheck_channels(job)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{job.target}-", dir=work_dir))
+    tmp_lock = job.conda_lock_file.with_name(f".{job.conda_lock_file.name}.envspec-tmp-{os.getpid()}.yml")
+    meta = tmp_dir / "envspec-metadata.yml"
+    meta.write_text(f"envspec_target: {job.target}\n{CONDA_LOCK_HASH_KEY}: '{item.input_hash}'\n", encoding="utf-8")
+    if item.action is Action.UPDATE:
+        shutil.copyfile(job.conda_lock_file, tmp_lock)
+    else:
+        tmp_lock.unlink(missing_ok=True)
+    argv = [
+        "lock",
+        "--conda",
+        str(solver.executable),
+        "--no-mamba",
+        "--no-micromamba",
+        "--file",
+        job.rel(job.env_file),
+        "--platform",
+        job.subdir,
+        "--virtual-package-spec",
+        job.rel(job.vpkg_file),
+        "--lockfile",
+        job.rel(tmp_lock),
+        "--kind",
+        "lock",
+        "--kind",
+        "explicit",
+        "--filename-template",
+        str(tmp_dir / "explicit-{platform}"),
+        "--metadata-yaml",
+        str(meta),
+        "--log-level",
+        "INFO" if verbose else "WARNING",
+    ]
+    for channel in job.channels:
+        argv += ["--channel", channel]
+    for pkg in item.update:
+        argv += ["--update", pkg]
+    report = tmp_dir / "shim-report.json"
+    scratch = tmp_dir / "tmp"  # conda-lock's own temp dirs land here and go with tmp_dir
+    scratch.mkdir()
+    env = {
+        REPORT_ENV: str(report),
+        "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING",
+        "TMPDIR": str(scratch),
+        "TEMP": str(scratch),
+        "TMP": str(scratch),
+        "RUNNER_TEMP": str(scratch),
+    }
+    return Prepared(job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt")
+
+
+def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = False) -> Outcome:
+    """Read and verify one finished run's temp files (raises EnvspecError; replaces nothing)."""
+    job, item = prep.job, prep.item
+    out = prep.stdout.read_text(encoding="utf-8", errors="replace") if prep.stdout.exists() else ""
+    err = prep.stderr.read_text(encoding="utf-8", errors="replace") if prep.stderr.exists() else ""
+    if verbose:
+        sys.stderr.write(out + err)
+    if returncode != 0:
+        raise _classify_failure(job, prep.report, err + out, returncode)
+    lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
+    explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
+    if f"{CONDA_LOCK_HASH_KEY}:" not in lock_text:
+        raise ToolFailed(f"conda-lock dropped envspec's metadata from the lockfile of {job.target}")
+    explicit_text = explicit.render(
+        explicit_body,
+        target=job.target,
+        subdir=job.subdir,
+        input_hash=item.input_hash,
+        sources=[job.rel(job.env_file), job.rel(job.vpkg_file)],
+        channels=list(job.channels),
+    )
+    try:
+        entries = explicit.entries(explicit_text)
+    except ValueError as exc:
+        raise ToolFailed(
+            f"conda-lock wrote an explicit lockfile envspec cannot verify for {job.target}: {exc}"
+        ) from None
+    count, torch = _summarise(lock_text, job.subdir)
+    if count != len(entries):
+        raise ToolFailed(f"{job.target}: conda-lock.yml has {count} packages but the explicit file {len(entries)}")
+    return Outcome(
+        target=job.target,
+        status="updated" if item.action is Action.UPDATE else "solved",
+        seconds=seconds,
+        packages=count,
+        torch=torch,
+        conda_lock_text=_conda_lock_header(job) + lock_text,
+        explicit_text=explicit_text,
+    )
+
+
+def run_conda_lock(
+    preps: Sequence[Prepared],
+    *,
+    cwd: Path,
+    max_workers: int,
+    on_done: Callable[[Prepared, int, float], None],
+) -> None:
+    """Run all prepared conda-lock invocations through :mod:`envspec.conda_lock_runner` (one
+    conda-lock import, forked per target on POSIX). Interrupts kill the whole process group."""
+    request = {
+        "watch_parent": os.name == "posix",
+        "max_workers": max_workers,
+        "jobs": [
+            {"id": p.job.target, "argv": p.argv, "env": p.env, "stdout": str(p.stdout), "stderr": str(p.stderr)}
+            for p in preps
+        ],
+    }
+    by_id = {p.job.target: p for p in preps}
+    timeout = float(os.environ.get(TIMEOUT_ENV, "900"))
+    start = time.monotonic()
+    popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envspec.conda_lock_runner"],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": _pythonpath()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        **popen_extra,
+    )
+
+    def kill() -> None:
+        with contextlib.suppress(OSError):  # already gone
+            if os.name == "posix":
+                os.killpg(proc.pid, signal.SIGKILL)  # the runner and its forked conda-locks
+            else:
+                proc.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
+    done: set[str] = set()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()  # stdin stays open: the runner kills its group when it sees EOF early
+        for line in proc.stdout:
+            if not line.strip().startswith("{"):
+                continue
+            message = json.loads(line)
+            done.add(message["id"])
+            on_done(by_id[message["id"]], int(message["returncode"]), time.monotonic() - start)
+        proc.wait()
+    except BaseException:
+        kill()
+        proc.wait()
+        raise
+    finally:
+        timer.cancel()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+    missing = [p for p in preps if p.job.target not in done]
+    if missing:
+        if time.monotonic() - start >= timeout:
+            raise ToolFailed(
+                f"conda-lock took longer than {timeout:g} s ({', '.join(p.job.target for p in missing)})",
+                tip=f"a slow or unreachable channel? try --mirror, or raise {TIMEOUT_ENV}",
+            )
+        raise ToolFailed(f"the conda-lock runner ended early (exit {proc.returncode}) before finishing all targets")
+
+
+def _pythonpath() -> str:
+    """The runner and shim must import THIS envspec, even from a source checkout."""
+    here = str(Path(__file__).resolve().parent.parent)
+    old = os.environ.get("PYTHONPATH")
+    return here + (os.pathsep + old if old else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LockReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    solver: str = ""
+
+    def table(self) -> str:
+        rows = [("target", "status", "packages", "torch build", "seconds")]
+        for o in self.outcomes:
+            rows.append(
+                (
+                    o.target,
+                    o.status,
+                    "-" if o.packages is None else str(o.packages),
+                    o.torch or "-",
+                    f"{o.seconds:.1f}",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines) + "\n"
+
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _clean_stale_temps(jobs: Sequence[LockJob], work_root: Path) -> None:
+    """Temp files a killed run left behind (we hold the run lock, so none is in use)."""
+    for folder in {job.conda_lock_file.parent for job in jobs}:
+        for path in folder.glob(_TMP_GLOB):
+            path.unlink(missing_ok=True)
+    shutil.rmtree(work_root, ignore_errors=True)
+
+
+def lock_jobs(
+    jobs: Sequence[LockJob],
+    *,
+    cache_dir: Path,
+    update: Sequence[str] = (),
+    check: bool = False,
+    solver: str | None = None,
+    max_workers: int | None = None,
+    progress: Progress = _stderr,
+    verbose: bool = False,
+) -> LockReport:
+    """Plan, solve (in parallel child processes) and commit all jobs; see the module doc."""
+    started = time.monotonic()
+    stored = {job.target: read_stored(job, with_packages=bool(update)) for job in jobs}
+    try:
+        items = plan([job.input for job in jobs], stored, update)
+    except PlanError as exc:
+        raise SpecError(
+            str(exc), tip="--update takes packages the spec names (dependencies or torch in envspec.yml)"
+        ) from None
+    by_target = {job.target: job for job in jobs}
+    report = LockReport()
+    if check:
+        stale = [i for i in items if i.action is not Action.SKIP]
+        report.outcomes = [Outcome(i.target, "stale" if i.action is not Action.SKIP else "up to date") for i in items]
+        if stale:
+            raise CheckFailed(
+                "lockfiles out of date: " + "; ".join(f"{i.target} ({i.reason})" for i in stale),
+                tip="run `envspec lock` and commit lockfiles/",
+            )
+        return report
+    todo = [i for i in items if i.action is not Action.SKIP]
+    for i in items:
+        if i.action is Action.SKIP:
+            progress(f"{i.target}: up to date ({i.reason})")
+    outcomes = {i.target: Outcome(i.target, "up to date") for i in items if i.action is Action.SKIP}
+    if not todo:
+        report.outcomes = [outcomes[i.target] for i in items]
+        return report
+    resolved = resolve_solver(solver, cache_dir)
+    report.solver = resolved.label
+    work_root = cache_dir / "lock-tmp"
+    with run_lock(cache_dir / "lock.lock", "locking"):
+        _clean_stale_temps(jobs, work_root)
+        work_root.mkdir(parents=True, exist_ok=True)
+        workers = max(1, min(len(todo), max_workers or os.cpu_count() or 1))
+        progress(f"locking {len(todo)} target(s) with conda-lock + {resolved.label}, {workers} at a time")
+
+        preps: list[Prepared] = []
+        results: list[Outcome] = []
+        try:
+            for n, item in enumerate(todo, 1):
+                job = by_target[item.target]
+                progress(f"[{n}/{len(todo)}] {job.target}: {item.action.value} ({item.reason}) for {job.subdir}")
+                try:
+                    preps.append(prepare(job, item, resolved, work_root, verbose=verbose))
+                except EnvspecError as exc:
+                    results.append(Outcome(job.target, "failed", error=exc))
+
+            def on_done(prep: Prepared, returncode: int, seconds: float) -> None:
+                try:
+                    outcome = finish(prep, returncode, seconds, verbose=verbose)
+                except EnvspecError as exc:
+                    outcome = Outcome(prep.job.target, "failed", seconds=seconds, error=exc)
+                    progress(f"  {prep.job.target}: FAILED after {seconds:.1f} s")
+                else:
+                    progress(
+                        f"  {prep.job.target}: {outcome.status}, {outcome.packages} packages, "
+                        f"torch {outcome.torch}, {seconds:.1f} s"
+                    )
+                results.append(outcome)
+
+            if preps:
+                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done)
+        finally:
+            for prep in preps:
+                prep.cleanup()
+        for outcome in results:
+            outcomes[outcome.target] = outcome
+        report.outcomes = [outcomes[i.target] for i in items]
+        failed = [outcomes[i.target] for i in todo if outcomes[i.target].error is not None]
+        if failed:
+            for o in results:
+                if o.error is None:
+                    o.status += " (not written)"
+            first = failed[0].error
+            assert first is not None
+            others = [o.target for o in failed[1:]]
+            if others:
+                first.message += f" (also failed: {', '.join(others)})"
+            first.message += "; no lockfile was changed"
+            _report_failure_table(report, progress)
+            raise first
+        for outcome in results:  # every target solved: commit
+            job = by_target[outcome.target]
+            assert outcome.conda_lock_text is not None and outcome.explicit_text is not None
+            atomic_write_text(job.conda_lock_file, outcome.conda_lock_text)
+            atomic_write_text(job.explicit_file, outcome.explicit_text)
+        shutil.rmtree(work_root, ignore_errors=True)
+    progress(f"done in {time.monotonic() - started:.1f} s")
+    return report
+
+
+def _report_failure_table(report: LockReport, progress: Progress) -> None:
+    progress(report.table().rstrip("\n"))
+
+
+def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str] | None = None) -> bool | None:
+    """Do the target's lockfiles match its current inputs? None when its inputs are not rendered.
+
+    Mirrors default to ``ENVSPEC_MIRRORS`` (what ``envspec lock`` would use without ``--mirror``).
+    Used by ``envspec report``; cheap (no YAML parse, no conda-lock).
+    """
+    if mirrors is None:
+        mirrors = parse_mirrors((), os.environ.get(MIRRORS_ENV))
+    try:
+        (job,) = make_jobs(project, [target], mirrors)
+    except SpecError:
+        return None
+    return staleness(job.input.digest(), read_stored(job)) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", "-t", action="append", default=[], metavar="NAME", help="lock only this target (repeatable)"
+    )
+    parser.add_argument(
+        "--update",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="move only this package to its latest allowed version (repeatable)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1, naming the stale targets, if any lockfile does not match its inputs",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help=f"solve channel NAME from URL instead (repeatable; also {MIRRORS_ENV}=NAME=URL,...); file:/// works",
+    )
+    parser.add_argument(
+        "--solver",
+        default=None,
+        metavar="micromamba|mamba|conda|PATH",
+        help="drive this conda-compatible executable instead of envspec's built-in py-rattler solver",
+    )
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=None, metavar="N", help="targets solved at once (default: CPU count)"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="show conda-lock's own output")
+
+
+def _select(spec: Any, names: Sequence[str]) -> list[Any]:
+    if not names:
+        return list(spec.resolve_all())
+    return [spec.resolve(n) for n in dict.fromkeys(names)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from envspec.cli_common import load
+
+    project, spec = load(args)
+    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+    targets = _select(spec, args.target)
+    for name in unused_mirrors([c for t in targets for c in t.channels], mirrors):
+        _stderr(f"warning: mirror {name!r} matches no channel of the selected targets")
+    jobs = make_jobs(project, targets, mirrors)
+    report = lock_jobs(
+        jobs,
+        cache_dir=project.cache_dir,
+        update=args.update,
+        check=args.check,
+        solver=args.solver,
+        max_workers=args.jobs,
+        verbose=args.verbose,
+    )
+    if args.check:
+        print(f"all {len(jobs)} target lockfiles are up to date")
+    else:
+        sys.stdout.write(report.table())
+    return 0

@@ -1,0 +1,127 @@
+"""``envspec diff [--base GIT_REF]``: what changed in each target's lock, as markdown tables.
+
+Compares ``lockfiles/<target>.conda-lock.yml`` in the working tree with the same file at
+``GIT_REF`` (default ``HEAD``): packages added, removed, and changed (version and/or build).
+Prints nothing when nothing changed, so a CI step can paste the output into a pull request body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from envspec.errors import ToolFailed
+
+Packages = dict[str, tuple[str, str]]  # name -> (version, build)
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    kind: str  # "added" | "removed" | "changed"
+    before: tuple[str, str] | None
+    after: tuple[str, str] | None
+
+
+def _build_of(url: str) -> str:
+    stem = url.rsplit("/", 1)[-1]
+    for suffix in (".conda", ".tar.bz2"):
+        stem = stem.removesuffix(suffix)
+    return stem.rsplit("-", 1)[-1]
+
+
+def packages_of(conda_lock_text: str | None) -> Packages:
+    """``{name: (version, build)}`` of the conda packages of a conda-lock.yml (empty for None)."""
+    if not conda_lock_text:
+        return {}
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(conda_lock_text, Loader=loader)
+    out: Packages = {}
+    for p in (data or {}).get("package") or []:
+        if isinstance(p, dict) and p.get("manager", "conda") == "conda":
+            out[str(p["name"])] = (str(p["version"]), _build_of(str(p.get("url", ""))))
+    return out
+
+
+def diff_packages(before: Packages, after: Packages) -> list[Change]:
+    """Changes sorted by name (pure)."""
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        kind = "added" if old is None else "removed" if new is None else "changed"
+        changes.append(Change(name, kind, old, new))
+    return changes
+
+
+def _cell(value: tuple[str, str] | None) -> str:
+    return f"{value[0]} `{value[1]}`" if value else ""
+
+
+def markdown(target: str, changes: list[Change]) -> str:
+    """One markdown section per target; empty string when nothing changed."""
+    if not changes:
+        return ""
+    counts = {k: sum(c.kind == k for c in changes) for k in ("added", "removed", "changed")}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    lines = [
+        f"### {target} ({summary})",
+        "",
+        "| package | change | before | after |",
+        "| --- | --- | --- | --- |",
+        *(f"| {c.name} | {c.kind} | {_cell(c.before)} | {_cell(c.after)} |" for c in changes),
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def git_show(root: Path, ref: str, rel_path: str) -> str | None:
+    """The file at ``ref`` (None when it did not exist there)."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "show", f"{ref}:./{rel_path}"],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            check=False,
+        )
+    except FileNotFoundError:
+        raise ToolFailed("git is not installed", tip="install git; `envspec diff` compares against a git ref") from None
+    if proc.returncode == 0:
+        return proc.stdout
+    err = proc.stderr
+    if "does not exist in" in err or "exists on disk, but not in" in err:
+        return None
+    raise ToolFailed(
+        f"git show {ref}:{rel_path} failed: {err.strip()}", tip="is --base a valid ref of this repository?"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", default="HEAD", metavar="GIT_REF", help="compare against this git ref (default HEAD)")
+    parser.add_argument(
+        "--target", "-t", action="append", default=[], metavar="NAME", help="only this target (repeatable)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from envspec.cli_common import load
+
+    project, spec = load(args)
+    names = list(dict.fromkeys(args.target)) if args.target else list(spec.targets)
+    for name in names:
+        spec.resolve(name)  # unknown names are a SpecError
+    out = []
+    for name in names:
+        path = project.conda_lock_file(name)
+        after = path.read_text(encoding="utf-8") if path.is_file() else None
+        before = git_show(project.root, args.base, project.relative(path))
+        out.append(markdown(name, diff_packages(packages_of(before), packages_of(after))))
+    sys.stdout.write("".join(out))
+    return 0

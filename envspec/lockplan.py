@@ -1,0 +1,133 @@
+"""The lock plan (pure): which targets to solve, update or skip, from their input hashes.
+
+A target's inputs are its environment file, its virtual-package file and the channels it is
+solved against (after mirrors). Their hash is stored in both lockfiles of the target; a target
+is up to date when both lockfiles exist and carry the hash of the current inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+INPUT_HASH_VERSION = 1
+
+
+def _text_digest(data: bytes) -> str:
+    # CRLF checkouts (git autocrlf on Windows) must not make a lockfile look stale.
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LockInput:
+    """What a target's lock depends on, read from disk by the caller."""
+
+    target: str
+    subdir: str
+    environment: bytes
+    virtual_packages: bytes
+    channels: tuple[str, ...]
+    requested: frozenset[str] = frozenset()  # names the environment file asks for (not hashed: it is in there)
+
+    def components(self) -> dict[str, object]:
+        return {
+            "version": INPUT_HASH_VERSION,
+            "target": self.target,
+            "subdir": self.subdir,
+            "environment": _text_digest(self.environment),
+            "virtual_packages": _text_digest(self.virtual_packages),
+            "channels": list(self.channels),
+        }
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.components(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the existing lockfiles of a target say (None: file missing or hash absent)."""
+
+    explicit_hash: str | None = None
+    conda_lock_hash: str | None = None
+    packages: frozenset[str] | None = None  # package names in the lock, read only for --update
+
+
+class Action(Enum):
+    SOLVE = "solve"
+    UPDATE = "update"
+    SKIP = "up to date"
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    target: str
+    action: Action
+    reason: str
+    input_hash: str
+    update: tuple[str, ...] = ()
+
+
+def staleness(current: str, stored: Stored) -> str | None:
+    """Why a target is stale, or None when its lockfiles match ``current``."""
+    if stored.conda_lock_hash is None and stored.explicit_hash is None:
+        return "no lockfile"
+    if stored.conda_lock_hash is None:
+        return "conda-lock file missing or without envspec input hash"
+    if stored.explicit_hash is None:
+        return "explicit .lock missing or without envspec input hash"
+    if stored.conda_lock_hash != stored.explicit_hash:
+        return "its two lockfiles disagree (an interrupted write?)"
+    if stored.conda_lock_hash != current:
+        return "inputs changed (environment file, virtual packages or channels)"
+    return None
+
+
+class PlanError(ValueError):
+    """The request cannot be planned (e.g. --update of a package no lockfile has)."""
+
+
+def plan(
+    inputs: Sequence[LockInput],
+    stored: Mapping[str, Stored],
+    update: Sequence[str] = (),
+) -> list[PlanItem]:
+    """One item per input, in input order.
+
+    Without ``update``: stale targets are solved, the others skipped. With ``update``: stale
+    targets are fully re-solved (their inputs changed anyway); up-to-date targets whose lock
+    contains one of the packages get those packages updated; the rest are skipped.
+    """
+    items: list[PlanItem] = []
+    wanted = tuple(dict.fromkeys(update))
+    found: set[str] = set()
+    for inp in inputs:
+        current = inp.digest()
+        state = stored.get(inp.target, Stored())
+        why = staleness(current, state)
+        if why is not None:
+            items.append(PlanItem(inp.target, Action.SOLVE, why, current))
+            found.update(wanted)  # a full solve moves every package to its latest
+            continue
+        if not wanted:
+            items.append(PlanItem(inp.target, Action.SKIP, "inputs unchanged", current))
+            continue
+        present = tuple(p for p in wanted if state.packages is not None and p in state.packages)
+        indirect = [p for p in present if inp.requested and p not in inp.requested]
+        if indirect:
+            raise PlanError(
+                f"--update {' '.join(indirect)}: target {inp.target} does not request it directly, and conda-lock "
+                "can only update packages named in the environment file (add it to envspec.yml, or re-lock)"
+            )
+        found.update(present)
+        if present:
+            items.append(PlanItem(inp.target, Action.UPDATE, f"update {', '.join(present)}", current, present))
+        else:
+            items.append(PlanItem(inp.target, Action.SKIP, f"no {', '.join(wanted)} in its lock", current))
+    missing = [p for p in wanted if p not in found]
+    if missing:
+        raise PlanError(f"--update {' '.join(missing)}: not a package of any selected target's lockfile")
+    return items

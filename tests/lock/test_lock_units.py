@@ -1,0 +1,296 @@
+"""Unit tests of the pure parts of locking: plan, mirrors, explicit files, shim parsing, diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from envspec import explicit
+from envspec.conda_shim import parse_command, target_virtual_packages
+from envspec.errors import SpecError
+from envspec.lockdiff import diff_packages, markdown
+from envspec.lockplan import Action, LockInput, PlanError, Stored, plan, staleness
+from envspec.mirrors import apply_mirrors, parse_mirrors, unused_mirrors
+
+# ------------------------------------------------------------------------------- plan
+
+
+def _inp(target: str = "linux-cuda", env: bytes = b"deps: [python]\n", vp: bytes = b"vp\n") -> LockInput:
+    return LockInput(target, "linux-64", env, vp, ("https://conda.anaconda.org/conda-forge",))
+
+
+def test_hash_changes_with_each_input() -> None:
+    base = _inp()
+    assert base.digest() == _inp().digest()
+    assert base.digest() != _inp(env=b"deps: [python, tqdm]\n").digest()
+    assert base.digest() != _inp(vp=b"other\n").digest()
+    assert (
+        base.digest() != LockInput("linux-cuda", "linux-64", base.environment, base.virtual_packages, ("x",)).digest()
+    )
+    assert base.digest() != _inp(target="linux-cpu").digest()
+
+
+def test_hash_ignores_crlf_checkouts() -> None:
+    assert _inp(env=b"a\nb\n").digest() == _inp(env=b"a\r\nb\r\n").digest()
+
+
+def test_plan_skips_up_to_date_and_solves_stale() -> None:
+    a, b = _inp("a"), _inp("b")
+    stored = {"a": Stored(a.digest(), a.digest()), "b": Stored("sha256:old", "sha256:old")}
+    items = plan([a, b], stored)
+    assert [(i.target, i.action) for i in items] == [("a", Action.SKIP), ("b", Action.SOLVE)]
+    assert "inputs changed" in items[1].reason
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        (Stored(), "no lockfile"),
+        (Stored("sha256:x", None), "conda-lock file missing"),
+        (Stored(None, "sha256:x"), "explicit .lock missing"),
+        (Stored("sha256:x", "sha256:y"), "disagree"),
+    ],
+)
+def test_staleness_reasons(stored: Stored, reason: str) -> None:
+    why = staleness("sha256:x", stored)
+    assert why is not None and reason in why
+
+
+def test_plan_update_only_targets_that_have_the_package() -> None:
+    a, b, c = _inp("a"), _inp("b"), _inp("c")
+    stored = {
+        "a": Stored(a.digest(), a.digest(), frozenset({"diffusers", "cuda-version"})),
+        "b": Stored(b.digest(), b.digest(), frozenset({"diffusers"})),
+        "c": Stored("sha256:old", "sha256:old", frozenset({"diffusers"})),
+    }
+    items = plan([a, b, c], stored, update=["cuda-version"])
+    assert [(i.target, i.action, i.update) for i in items] == [
+        ("a", Action.UPDATE, ("cuda-version",)),
+        ("b", Action.SKIP, ()),
+        ("c", Action.SOLVE, ()),
+    ]
+
+
+def test_plan_update_of_an_indirect_dependency_is_an_error() -> None:
+    a = LockInput("a", "linux-64", b"e", b"v", ("c",), frozenset({"diffusers"}))
+    stored = {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers", "colorama"}))}
+    assert plan([a], stored, update=["diffusers"])[0].action is Action.UPDATE
+    with pytest.raises(PlanError, match=r"colorama.*does not request it directly"):
+        plan([a], stored, update=["colorama"])
+
+
+def test_spec_names() -> None:
+    from envspec.lock import spec_name
+
+    assert [spec_name(s) for s in ("pytorch=*=cuda*", "huggingface_hub>=0.34", "conda-forge::tqdm", "numpy 2.*")] == [
+        "pytorch",
+        "huggingface_hub",
+        "tqdm",
+        "numpy",
+    ]
+
+
+def test_plan_update_of_unknown_package_is_an_error() -> None:
+    a = _inp("a")
+    with pytest.raises(PlanError, match="nosuchpkg"):
+        plan([a], {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers"}))}, update=["nosuchpkg"])
+
+
+# ------------------------------------------------------------------------------- mirrors
+
+
+def test_mirrors_env_then_cli_wins() -> None:
+    mirrors = parse_mirrors(
+        ["conda-forge=https://cli.example/cf"],
+        "conda-forge=https://env.example/cf, bioconda=/srv/bioconda",
+    )
+    assert mirrors == {"conda-forge": "https://cli.example/cf", "bioconda": "file:///srv/bioconda"}
+
+
+@pytest.mark.parametrize("bad", ["conda-forge", "=https://x", "conda-forge=relative/path", "conda-forge="])
+def test_bad_mirrors_are_spec_errors(bad: str) -> None:
+    with pytest.raises(SpecError):
+        parse_mirrors([bad])
+
+
+def test_apply_mirrors_by_name_or_full_url() -> None:
+    assert apply_mirrors(["conda-forge", "nodefaults"], {"conda-forge": "file:///m"}) == ("file:///m",)
+    assert apply_mirrors(["conda-forge"], {"https://conda.anaconda.org/conda-forge": "file:///m"}) == ("file:///m",)
+    assert apply_mirrors(["conda-forge", "bioconda"], {}) == ("conda-forge", "bioconda")
+    assert unused_mirrors(["conda-forge"], {"conda-froge": "file:///m"}) == ["conda-froge"]
+
+
+# ------------------------------------------------------------------------------- explicit files
+
+BODY = """# Generated by conda-lock.
+# platform: linux-64
+# input_hash: abc
+@EXPLICIT
+https://conda.anaconda.org/conda-forge/noarch/cuda-version-12.9-h4f385c5_3.conda#ef8376a6f66d1ba0e3aecdd5be3d8e51
+https://conda.anaconda.org/conda-forge/linux-64/pytorch-2.13.0-cuda129_mkl_py312h24a8c49d_201.conda#4e6e072ed1b57d509a31f68e39a1ef71
+"""
+
+
+def test_explicit_header_round_trip() -> None:
+    text = explicit.render(
+        BODY,
+        target="linux-cuda",
+        subdir="linux-64",
+        input_hash="sha256:" + "0" * 64,
+        sources=["environment-linux-cuda.yml"],
+        channels=["conda-forge"],
+    )
+    assert text.startswith("# GENERATED by `envspec lock`")
+    assert explicit.header_fields(text)[explicit.HASH_KEY] == "sha256:" + "0" * 64
+    entries = explicit.entries(text)
+    assert [(e.name, e.version, e.build) for e in entries] == [
+        ("cuda-version", "12.9", "h4f385c5_3"),
+        ("pytorch", "2.13.0", "cuda129_mkl_py312h24a8c49d_201"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "@EXPLICIT\nhttps://x/linux-64/a-1-0.conda\n",  # no hash
+        "https://x/linux-64/a-1-0.conda#ef8376a6f66d1ba0e3aecdd5be3d8e51\n",  # no @EXPLICIT
+        "@EXPLICIT\npytorch=2.13\n",
+    ],
+)
+def test_explicit_lines_without_url_and_hash_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError):
+        explicit.entries(bad)
+
+
+# ------------------------------------------------------------------------------- the shim's pure parts
+
+
+def test_parse_create_command_as_conda_lock_sends_it() -> None:
+    cmd = parse_command(
+        [
+            "create",
+            "--prefix",
+            "/tmp/p",
+            "--dry-run",
+            "--json",
+            "--override-channels",
+            "--channel",
+            "file:///ch",
+            "--channel",
+            "file:///tmp/conda-lock-fake-repodata-x",
+            "python 3.12.*",
+            "pytorch * cuda*",
+        ]
+    )
+    assert cmd.action == "create" and cmd.prefix == "/tmp/p" and cmd.json and cmd.dry_run
+    assert cmd.channels == ("file:///ch", "file:///tmp/conda-lock-fake-repodata-x")
+    assert cmd.specs == ("python 3.12.*", "pytorch * cuda*")
+    assert parse_command(["--version"]).action == "version"
+    assert parse_command(["list", "--no-pip", "-p", "/x", "--json"]).prefix == "/x"
+
+
+VIRTUAL = [
+    {"name": "__cuda", "version": "12.9", "build": "0", "build_string": ""},
+    {"name": "__osx", "version": "10.15", "build": "0"},
+    {"name": "__osx", "version": "14.0", "build": "0"},
+    {"name": "__archspec", "version": "1", "build_string": "x86_64"},
+]
+
+
+def test_virtual_packages_come_from_the_channel_and_overrides_only() -> None:
+    vp = target_virtual_packages("linux-64", VIRTUAL, {})
+    assert vp == {"__archspec": ("1", "x86_64"), "__cuda": ("12.9", "0"), "__osx": ("14.0", "0")}
+    over = target_virtual_packages(
+        "linux-64",
+        VIRTUAL,
+        {"CONDA_OVERRIDE_CUDA": "13.0", "CONDA_OVERRIDE_OSX": "", "CONDA_OVERRIDE_ARCHSPEC": "x86_64_v3"},
+    )
+    assert over == {"__archspec": ("1", "x86_64_v3"), "__cuda": ("13.0", "0")}
+
+
+def test_without_virtual_channel_only_the_subdir_family_is_assumed() -> None:
+    assert target_virtual_packages("win-64", [], {}) == {"__win": ("0", "0")}
+    assert target_virtual_packages("osx-arm64", [], {"CONDA_OVERRIDE_OSX": "14.0"}) == {
+        "__osx": ("14.0", "0"),
+        "__unix": ("0", "0"),
+    }
+
+
+# ------------------------------------------------------------------------------- diff
+
+
+def test_diff_markdown() -> None:
+    before = {"diffusers": ("0.36.0", "pyh_0"), "tqdm": ("4.67.1", "pyh_0"), "old": ("1", "0")}
+    after = {"diffusers": ("0.37.0", "pyh_0"), "tqdm": ("4.67.1", "pyh_0"), "new": ("2", "0")}
+    changes = diff_packages(before, after)
+    assert [(c.name, c.kind) for c in changes] == [("diffusers", "changed"), ("new", "added"), ("old", "removed")]
+    text = markdown("linux-cuda", changes)
+    assert text.startswith("### linux-cuda (1 added, 1 removed, 1 changed)")
+    assert "| diffusers | changed | 0.36.0 `pyh_0` | 0.37.0 `pyh_0` |" in text
+    assert markdown("linux-cuda", diff_packages(before, before)) == ""
+
+
+# ------------------------------------------------------------------------------- solver choice, failures
+
+
+def test_solver_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec.errors import ToolFailed
+    from envspec.lock import resolve_solver
+
+    default = resolve_solver(None, tmp_path)
+    assert default.executable.name.startswith("envspec-conda") and default.executable.is_file()
+    assert default.executable.read_text().count("envspec.conda_shim") == 1
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ToolFailed, match=r"micromamba.*not on PATH"):
+        resolve_solver("micromamba", tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: f"/opt/bin/{name}")
+    assert resolve_solver("mamba", tmp_path).executable == Path("/opt/bin/mamba")
+    with pytest.raises(ToolFailed, match="no such file"):
+        resolve_solver(str(tmp_path / "nope"), tmp_path)
+
+
+def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
+    from envspec.errors import ChannelUnreachable, ToolFailed, UnsatisfiableError
+    from envspec.lock import LockJob, _classify_failure
+
+    job = LockJob(
+        "win-cuda", "win-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "l.yml",
+        tmp_path / "l.lock", ("https://conda.anaconda.org/conda-forge",), _inp("win-cuda"),
+    )  # fmt: skip
+    no_report = tmp_path / "missing.json"
+    err = _classify_failure(job, no_report, "LibMambaUnsatisfiableError: nothing provides __cuda", 1)
+    assert isinstance(err, UnsatisfiableError) and "win-cuda" in err.message
+    err = _classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
+    assert isinstance(err, ChannelUnreachable) and "conda-forge" in err.message and "--mirror" in (err.tip or "")
+    assert isinstance(_classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
+
+
+def test_conflict_tree_becomes_one_readable_line() -> None:
+    from envspec.lock import _flatten_tree
+
+    tree = """Cannot solve the request because of: The following packages are incompatible
+├─ __cuda * can be installed with any of the following options:
+│  └─ __cuda 12.9
+└─ cuda-version 13.0.* cannot be installed because there are no viable options:
+   └─ cuda-version 13.0 would constrain
+      └─ __cuda >=13.0, which conflicts with any installable versions previously reported"""
+    assert _flatten_tree(tree) == (
+        "The following packages are incompatible: __cuda * can be installed with any of the following options: "
+        "__cuda 12.9; cuda-version 13.0.* cannot be installed because there are no viable options: "
+        "cuda-version 13.0 would constrain __cuda >=13.0, which conflicts with any installable versions previously "
+        "reported"
+    )
+
+
+def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
+    import json
+
+    from envspec.conda_shim import run as shim_run
+
+    code, out = shim_run(["create", "--prefix", "/p", "--dry-run", "--json", "python"], {})
+    assert code == 1 and "CONDA_SUBDIR" in json.loads(out)["message"]  # never the host's platform
+    code, out = shim_run(["remove", "-p", "/p", "tqdm"], {"CONDA_SUBDIR": "linux-64"})
+    assert code == 1 and json.loads(out)["exception_name"] == "CommandNotFoundError"
+    code, out = shim_run(["info", "--json"], {"CONDA_SUBDIR": "win-64", "CONDA_PKGS_DIRS": "/pk"})
+    assert code == 0 and json.loads(out)["pkgs_dirs"] == ["/pk"]
