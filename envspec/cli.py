@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("diff", "envspec.lockdiff", "markdown table of lockfile changes per target against a git ref (for PR bodies)"),
     ("doctor", "envspec.cmd_doctor", "recommend the target for this machine and check what stands in the way"),
     ("report", "envspec.cmd_report", "build report.html and report.md from every target's smoke results and lockfiles"),
+    ("smoke", "envspec.smoke_runner", "generate one image in an environment and check it works on its device"),
 ]
 
 

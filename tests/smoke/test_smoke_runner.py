@@ -1,0 +1,100 @@
+"""`envspec smoke`: the plan (pure), option pass-through, and real runs in a prefix."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from envspec import cli, smoke_runner
+from envspec.smoke import cli as smoke_cli
+from envspec.spec import ResolvedTarget, load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def target(name: str) -> ResolvedTarget:
+    return load_spec(REPO / "envspec.yml").resolve(name)
+
+
+def test_plan_expects_the_targets_device_in_the_prefix_python() -> None:
+    cuda = target("linux-cuda")
+    plan = smoke_runner.plan(cuda, Path("/envs/sd"), ["--steps", "2"], windows=False)
+    assert plan.python == Path("/envs/sd/bin/python")
+    assert plan.argv == ["-m", "envspec.smoke", "--target", "linux-cuda", "--expect", cuda.smoke_device, "--steps", "2"]
+    assert plan.env["PATH"].startswith("/envs/sd/bin") and plan.env["CONDA_PREFIX"] == "/envs/sd"
+    assert plan.env["PYTHONSAFEPATH"] == "1"  # never the envspec checkout in the cwd
+
+
+def test_plan_keeps_an_explicit_expect_and_uses_target_variables() -> None:
+    mac = target("osx-arm64")
+    plan = smoke_runner.plan(mac, Path("/e"), ["--expect", "cpu"], windows=False)
+    assert plan.argv.count("--expect") == 1 and plan.argv[-2:] == ["--expect", "cpu"]
+    assert plan.env["PYTORCH_ENABLE_MPS_FALLBACK"] == "1"
+
+
+def test_plan_on_windows_and_without_prefix() -> None:
+    plan = smoke_runner.plan(None, Path("C:/envs/sd"), [], windows=True)
+    assert plan.python == Path("C:/envs/sd/python.exe")
+    assert str(Path("C:/envs/sd/Library/bin")) in plan.env["PATH"]
+    here = smoke_runner.plan(target("linux-cuda"), None, [])
+    assert here.python is None and here.argv[:4] == ["--target", "linux-cuda", "--expect", "cuda"]
+
+
+def test_options_pass_through_unchanged() -> None:
+    argv = [
+        "--allow-cpu",
+        "--model",
+        "m.ckpt",
+        "--trust-pickle",
+        "--steps",
+        "3",
+        "--benchmark",
+        "--compile",
+        "--compile-mode",
+        "reduce-overhead",
+        "--no-channels-last",
+        "--out",
+        "o",
+    ]
+    args = smoke_cli.build_parser().parse_args(["--target", "t", *argv])
+    rebuilt = smoke_cli.to_argv(args, skip=frozenset({"target"}))
+    assert smoke_cli.build_parser().parse_args(rebuilt) == smoke_cli.build_parser().parse_args(argv)
+    assert smoke_cli.to_argv(smoke_cli.build_parser().parse_args([])) == []
+
+
+def test_prefix_state_variables_are_set_as_activation_would(tmp_path: Path) -> None:
+    (tmp_path / "conda-meta").mkdir()
+    state = {"ENVSPEC_TARGET": "osx-64", "ENVSPEC_DEVICE": "cpu", "PYTORCH_ENABLE_MPS_FALLBACK": "1"}
+    (tmp_path / "conda-meta" / "state").write_text(json.dumps({"env_vars": state}))
+    assert smoke_runner.activation_vars(tmp_path) == state
+    plan = smoke_runner.plan(None, tmp_path, [], state=state, windows=False)
+    assert {k: plan.env[k] for k in state} == state
+    assert "--expect" not in plan.argv  # the child reads the promise from the same state file
+    args = cli.build_parser("smoke").parse_args(["--spec", str(tmp_path / "no-such.yml"), "smoke"])
+    assert smoke_runner.find_target(args) is None  # no --target: no spec needed
+
+
+def test_missing_prefix_python_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--spec", str(REPO / "envspec.yml"), "smoke", "--prefix", str(tmp_path)])
+    assert code == 6 and "no Python in" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_smoke_in_a_prefix_fails_on_a_missing_promise_then_passes_with_allow_cpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    base = ["--spec", str(REPO / "envspec.yml"), "smoke", "--prefix", sys.prefix, "--target", "linux-cuda"]
+    out = tmp_path / "out"
+    assert cli.main([*base, "--steps", "2", "--out", str(out)]) == 2
+    report = json.loads((out / "smoke.json").read_text())
+    assert report["verdict"] == "error" and "built without CUDA" in report["message"]
+    assert cli.main([*base, "--allow-cpu", "--steps", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "smoke.json").read_text())
+    assert (report["target"], report["promised_device"], report["device"]) == ("linux-cuda", "cuda", "cpu")
+    assert (out / "smoke.png").is_file()
