@@ -1,4 +1,4 @@
-"""Sessions: render, tests, lint (and, as the project grows, lock, smoke, bench, verify).
+"""Sessions: render, tests, lint, lock, smoke, bench, verify.
 
 Thin sessions over the `envspec` CLI; each installs what it needs into its own virtualenv.
 """
@@ -15,6 +15,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
+LINTED = ("envspec", "tests", "benchmarks", "noxfile.py")
 
 # What a provisioned environment gives the smoke test, pinned to versions tested together
 # (CPU torch from PyPI; the conda environments get theirs from conda-forge).
@@ -31,7 +32,7 @@ def render(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit tests and the integration tests that run the real tools."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,smoke]")
     session.run("pytest", *session.posargs)
 
 
@@ -39,8 +40,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy."""
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "envspec", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "envspec", "tests", "noxfile.py")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
     session.run("mypy")
 
 
@@ -57,6 +58,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: print figures (speed/memory goals are checked here, never by timed tests)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_lock.py", *session.posargs)
+    session.run("python", "benchmarks/bench_install.py")
 
 
 @nox.session(python=PYTHON)
@@ -74,3 +76,42 @@ def smoke(session: nox.Session) -> None:
     shutil.copytree("envspec/smoke", ship / "envspec" / "smoke", ignore=shutil.ignore_patterns("__pycache__"))
     env = {"PYTHONPATH": str(ship), "PYTHONNOUSERSITE": "1", "PYTHONSAFEPATH": "1"}  # not the checkout in cwd
     session.run("python", "-m", "envspec.smoke", "--device", "cpu", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def verify(session: nox.Session) -> None:
+    """What one CI matrix job runs, here: lock check, install, smoke, report.
+
+    nox -s verify -- [TARGET] [--mirror NAME=URL ...]   (or ENVSPEC_MIRRORS="NAME=URL,...")
+    TARGET defaults to the target `envspec doctor` recommends for this machine. Like a hosted
+    runner, a machine without the promised GPU runs the smoke test with --allow-cpu (the report
+    says so).
+    """
+    import json
+
+    session.install(".")
+    args = list(session.posargs)
+    names = args[:1] if args and not args[0].startswith("-") else []
+    mirrors = args[len(names) :]  # passed to `envspec install` (--mirror NAME=URL ...)
+    targets = {
+        t["name"]: t for t in json.loads(session.run("envspec", "targets", "--json", silent=True) or "{}")["targets"]
+    }
+    if names:
+        name = names[0]
+    else:
+        doctor = json.loads(session.run("envspec", "doctor", "--json", silent=True, success_codes=[0, 1]) or "{}")
+        name = doctor.get("recommended") or ""
+    if name not in targets:
+        session.error(f"no target {name!r}; pass one of {sorted(targets)}: nox -s verify -- TARGET")
+    tmp = Path(session.create_tmp())
+    prefix, results, report = tmp / "env", tmp / "results", tmp / "report"
+    for path in (prefix, results, report):
+        shutil.rmtree(path, ignore_errors=True)
+    allow_cpu = ["--allow-cpu"] if targets[name]["smoke_device"] != "cpu" else []
+    session.run("envspec", "render", "--check")
+    session.run("envspec", "lock", "--check", "--target", name)
+    session.run("envspec", "install", name, "--prefix", str(prefix), *mirrors)
+    smoke_out = str(results / name)
+    session.run("envspec", "smoke", "--target", name, "--prefix", str(prefix), *allow_cpu, "--out", smoke_out)
+    session.run("envspec", "report", str(results), "--out", str(report))
+    session.log(f"verify {name}: report at {report / 'report.html'} and {report / 'report.md'}")

@@ -89,13 +89,13 @@ class SmokeBenchmark(_Lenient):
     compiled: bool | None = None
     compile_s: float | None = None
     batch: int | None = None
-    resolution: list[int] | None = None
+    resolution: int | list[int] | None = None  # smoke writes the square side (512); accept [h, w] too
     dtype: str | None = None
 
 
 class SmokeReport(_Lenient):
     schema_: Literal["envspec-smoke/1"] = Field(alias="schema")
-    target: str
+    target: str | None = None  # null when the smoke test ran without --target
     verdict: Literal["pass", "fail", "error"]
     message: str = ""
     promised_device: str | None = None
@@ -202,7 +202,7 @@ def read_results(results_dir: Path) -> dict[str, SmokeRead]:
     found: dict[str, SmokeRead] = {}
     if (results_dir / SMOKE_JSON).is_file():
         single = read_smoke_dir(results_dir)
-        found[single.report.target if single.report else results_dir.name] = single
+        found[(single.report.target if single.report else None) or results_dir.name] = single
     for folder in sorted(p for p in results_dir.iterdir() if p.is_dir()):
         if (folder / SMOKE_JSON).exists():
             found[folder.name] = read_smoke_dir(folder)
@@ -402,7 +402,8 @@ def _benchmark_text(b: SmokeBenchmark) -> str | None:
             "compiled" + (f" in {b.compile_s:.0f} s" if b.compile_s is not None else "") if b.compiled else "eager"
         )
     if b.resolution and b.batch is not None:
-        bits.append(f"{'×'.join(str(v) for v in b.resolution)} batch {b.batch}" + (f" {b.dtype}" if b.dtype else ""))
+        side = [b.resolution, b.resolution] if isinstance(b.resolution, int) else b.resolution
+        bits.append(f"{'×'.join(str(v) for v in side)} batch {b.batch}" + (f" {b.dtype}" if b.dtype else ""))
     return ", ".join(bits) or None
 
 
@@ -469,7 +470,7 @@ def build_row(
         )
     status: Status = report.verdict
     reason = report.message
-    if report.target != name:
+    if report.target is not None and report.target != name:
         status, reason = "error", f"{SMOKE_JSON} is for target {report.target!r} but was found under {name!r}"
     timings = tuple(
         (label, value) for attr, label in TIMING_LABELS if (value := getattr(report.timings_s, attr)) is not None

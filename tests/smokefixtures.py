@@ -106,7 +106,7 @@ BENCHMARK = {
     "compiled": True,
     "compile_s": 52.0,
     "batch": 2,
-    "resolution": [512, 512],
+    "resolution": 512,
     "dtype": "float16",
 }
 

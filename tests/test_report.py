@@ -104,7 +104,8 @@ def test_timings_benchmark_checks_versions(project_copy: Path, results: Path) ->
         ("[1, 2]", "not a JSON object"),
         (json.dumps({"schema": "envspec-smoke/2", "target": "x", "verdict": "pass"}), "'envspec-smoke/2'"),
         (json.dumps({"schema": "envspec-smoke/1", "target": "win-cuda", "verdict": "maybe"}), "verdict"),
-        (json.dumps({"schema": "envspec-smoke/1", "verdict": "pass"}), "target"),
+        (json.dumps({"schema": "envspec-smoke/1", "verdict": "pass", "target": 7}), "target"),
+        (json.dumps({"schema": "envspec-smoke/1", "target": "win-cuda"}), "verdict"),
         (
             json.dumps({"schema": "envspec-smoke/1", "target": "win-cuda", "verdict": "pass", "timings_s": 3}),
             "timings_s",

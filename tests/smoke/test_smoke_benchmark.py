@@ -52,3 +52,10 @@ def test_cpu_benchmark_at_small_size(smoke: Smoke) -> None:
     assert bench["peak_tflops"] is None and bench["peak_share"] is None  # no peak for a CPU
     assert {c["name"] for c in data["checks"]} == {"params_device_dtype", "finite", "shape"}
     assert (out / "smoke.png").is_file()
+    # the report generator reads the real benchmark output and shows its figures
+    from envspec.report import _benchmark_text, parse_smoke_json
+
+    parsed = parse_smoke_json((out / "smoke.json").read_bytes())
+    assert parsed.benchmark is not None and parsed.benchmark.it_per_s == bench["it_per_s"]
+    text = _benchmark_text(parsed.benchmark)
+    assert text is not None and "64×64 batch 2" in text

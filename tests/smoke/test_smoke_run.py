@@ -306,3 +306,21 @@ def test_the_report_generator_reads_our_smoke_json(smoke: Smoke) -> None:
     parsed = parse_smoke_json((out / "smoke.json").read_bytes())
     assert code == 0 and parsed.target == "linux-cpu" and parsed.verdict == "pass"
     assert parsed.timings_s.import_ is not None and parsed.image is not None and parsed.image.width == 128
+
+
+def test_the_report_reads_a_run_without_target_from_its_folder(smoke: Smoke, tmp_path: Path, repo: Path) -> None:
+    from envspec.report import LockSummary, build_report, read_results
+    from envspec.spec import load_spec
+
+    code, data, out = smoke(*FAST)
+    assert code == 0 and data["target"] is None
+    results = tmp_path / "results"
+    (results / "osx-64").mkdir(parents=True)
+    for name in ("smoke.json", "smoke.png"):
+        (results / "osx-64" / name).write_bytes((out / name).read_bytes())
+    targets = load_spec(repo / "envspec.yml").resolve_all()
+    locks = {t.name: LockSummary(state="unknown") for t in targets}
+    report = build_report(targets, read_results(results), locks)
+    row = next(r for r in report.rows if r.target == "osx-64")
+    assert row.status == "pass", row.reason
+    assert row.image is not None
