@@ -103,16 +103,28 @@ def copy_smoke_package(destination: Path) -> Path:
     return destination
 
 
-def find_target(args: argparse.Namespace) -> ResolvedTarget | None:
-    """The ``--target`` named on the command line, resolved in the spec (None: not named).
+def find_target(args: argparse.Namespace, state: dict[str, str]) -> ResolvedTarget | None:
+    """The target whose promise the smoke test checks.
 
-    Without ``--target`` nothing is loaded: the smoke test reads the promise from the prefix's
-    ``conda-meta/state`` itself, so ``envspec smoke --prefix ENV`` works outside a project too.
+    ``--target`` wins. Without it: the target the environment was installed for (``ENVSPEC_TARGET``
+    in the prefix's ``conda-meta/state``), else the target ``envspec doctor`` recommends for this
+    machine. Outside a project (no spec file) nothing is loaded and the smoke test reads the
+    promise from the prefix's state itself, so ``envspec smoke --prefix ENV`` works anywhere.
     """
-    if args.target is None:
+    if args.target is not None:
+        _, spec = load(args)
+        return spec.resolve(args.target)
+    if not Path(args.spec).is_file():
         return None
     _, spec = load(args)
-    return spec.resolve(args.target)
+    installed_for = state.get("ENVSPEC_TARGET")
+    if installed_for is not None:
+        return spec.resolve(installed_for) if installed_for in spec.targets else None
+    from envspec.targeting import default_target
+
+    target = default_target(spec)
+    progress(f"smoke: no --target given; using {target.name}, the target recommended for this machine")
+    return target
 
 
 def activation_vars(prefix: Path) -> dict[str, str]:
@@ -125,9 +137,9 @@ def activation_vars(prefix: Path) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix).resolve() if args.prefix else None
-    target = find_target(args)
-    smoke_argv = smoke_cli.to_argv(args, skip=frozenset({"target"}))
     state = activation_vars(prefix) if prefix is not None else {}
+    target = find_target(args, state)
+    smoke_argv = smoke_cli.to_argv(args, skip=frozenset({"target"}))
     the_plan = plan(target, prefix, smoke_argv, state=state)
     if the_plan.python is None:
         progress(f"smoke: in this Python ({sys.executable}) {' '.join(the_plan.argv)}")

@@ -74,7 +74,24 @@ def test_prefix_state_variables_are_set_as_activation_would(tmp_path: Path) -> N
     assert {k: plan.env[k] for k in state} == state
     assert "--expect" not in plan.argv  # the child reads the promise from the same state file
     args = cli.build_parser("smoke").parse_args(["--spec", str(tmp_path / "no-such.yml"), "smoke"])
-    assert smoke_runner.find_target(args) is None  # no --target: no spec needed
+    assert smoke_runner.find_target(args, state) is None  # no --target, no project: no spec needed
+
+
+def test_without_target_the_environment_s_own_target_is_used(tmp_path: Path) -> None:
+    args = cli.build_parser("smoke").parse_args(["--spec", str(REPO / "envspec.yml"), "smoke"])
+    target = smoke_runner.find_target(args, {"ENVSPEC_TARGET": "win-cuda"})
+    assert target is not None and target.name == "win-cuda"
+    assert smoke_runner.find_target(args, {"ENVSPEC_TARGET": "gone-from-spec"}) is None
+
+
+def test_without_target_or_state_the_recommended_target_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec import targeting
+    from envspec.spec import load_spec
+
+    chosen = load_spec(REPO / "envspec.yml").resolve("osx-arm64")
+    monkeypatch.setattr(targeting, "default_target", lambda spec, probe=None: chosen)
+    args = cli.build_parser("smoke").parse_args(["--spec", str(REPO / "envspec.yml"), "smoke"])
+    assert smoke_runner.find_target(args, {}) == chosen
 
 
 def test_missing_prefix_python_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
