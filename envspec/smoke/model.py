@@ -6,15 +6,13 @@ converted once to a ``.safetensors`` file beside it, and that file is what gets 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from envspec.smoke.atomic import atomic_open
 from envspec.smoke.errors import SmokeSetupError
 
 if TYPE_CHECKING:
@@ -132,22 +130,13 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(len(raw).to_bytes(8, "little"))
-            handle.write(raw)
-            for name in ordered:
-                tensor = tensors[name].detach().to("cpu").contiguous()
-                if tensor.numel():
-                    handle.write(tensor.reshape(-1).view(_byte_dtype()).numpy().tobytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as handle:
+        handle.write(len(raw).to_bytes(8, "little"))
+        handle.write(raw)
+        for name in ordered:
+            tensor = tensors[name].detach().to("cpu").contiguous()
+            if tensor.numel():
+                handle.write(tensor.reshape(-1).view(_byte_dtype()).numpy().tobytes())
 
 
 def _byte_dtype() -> torch.dtype:

@@ -5,36 +5,19 @@ The schema is fixed: envspec's report generator reads it. Add fields only with a
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import platform
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal
+
+from envspec.smoke.atomic import atomic_write
 
 SCHEMA: Final = "envspec-smoke/1"
 Verdict = Literal["pass", "fail", "error"]
 IMAGE_FILE: Final = "smoke.png"
 REPORT_FILE: Final = "smoke.json"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder + ``os.replace``: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def peak_host_mib() -> float | None:
