@@ -196,7 +196,7 @@ def _stderr_fd() -> int | None:
 def run(args: argparse.Namespace) -> int:
     project, spec = load(args)
     if args.target is None:
-        target = default_target(spec)
+        target = default_target(spec, cmd_doctor.PROBE_FACTORY())
         progress(f"up: no TARGET given; using {target.name}, the target recommended for this machine")
     else:
         target = spec.resolve(args.target)

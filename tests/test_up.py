@@ -188,3 +188,14 @@ def test_unrendered_project_says_to_render(
     code = main([*argv, "--prefix", str(tmp_path / "env")])
     assert code == ExitCode.SPEC_INVALID
     assert "envspec render" in capsys.readouterr().err
+
+
+def test_without_target_up_takes_the_one_recommended_for_this_machine(
+    rendered: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    code = main(["--spec", str(rendered / "envspec.yml"), "up", "--allow-cpu", "--prefix", str(tmp_path / "env")])
+    captured = capsys.readouterr()
+    assert code == ExitCode.CHECK_FAILED  # no lockfile
+    assert "using linux-cuda, the target recommended for this machine" in captured.err
+    assert captured.out.startswith("up linux-cuda: FAILED at lock;")
