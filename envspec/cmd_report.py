@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     targets = spec.resolve_all()
     results = report.read_results(results_dir)
     progress(f"report: {len(results)} smoke result(s) in {results_dir}, {len(targets)} target(s) in the spec")
-    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)) or None  # None: is_fresh's own default
     locks = {t.name: report.read_lock(project, t, mirrors) for t in targets}
     model = report.build_report(targets, results, locks, report.github_context(os.environ))
     hint = (

@@ -298,7 +298,7 @@ def _freshness(
     except (ImportError, AttributeError):
         return "unknown", "this envspec cannot check lockfile freshness"
     try:
-        fresh = is_fresh(project, target, mirrors)
+        fresh = is_fresh(project, target) if mirrors is None else is_fresh(project, target, mirrors)
     except Exception as exc:  # a report shows what it can; the lock step's own command reports errors
         return "unknown", f"freshness check failed: {' '.join(str(exc).split())[:200]}"
     if fresh is None:
