@@ -80,9 +80,11 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def verify(session: nox.Session) -> None:
-    """What one CI matrix job runs, here: lock check, install, smoke, report.
+    """What one CI matrix job runs, here: the rendered files are current, then `envspec up`.
 
     nox -s verify -- [TARGET] [--mirror NAME=URL ...]   (or ENVSPEC_MIRRORS="NAME=URL,...")
+    `envspec up` checks the machine (doctor), that lockfiles/<TARGET> is fresh (it never re-locks
+    here), installs it, runs the smoke test in the new environment and writes the report.
     TARGET defaults to the target `envspec doctor` recommends for this machine. Like a hosted
     runner, a machine without the promised GPU runs the smoke test with --allow-cpu (the report
     says so).
@@ -92,7 +94,7 @@ def verify(session: nox.Session) -> None:
     session.install(".")
     args = list(session.posargs)
     names = args[:1] if args and not args[0].startswith("-") else []
-    mirrors = args[len(names) :]  # passed to `envspec install` (--mirror NAME=URL ...)
+    mirrors = args[len(names) :]  # passed to `envspec up` (--mirror NAME=URL ...)
     targets = {
         t["name"]: t for t in json.loads(session.run("envspec", "targets", "--json", silent=True) or "{}")["targets"]
     }
@@ -104,14 +106,10 @@ def verify(session: nox.Session) -> None:
     if name not in targets:
         session.error(f"no target {name!r}; pass one of {sorted(targets)}: nox -s verify -- TARGET")
     tmp = Path(session.create_tmp())
-    prefix, results, report = tmp / "env", tmp / "results", tmp / "report"
-    for path in (prefix, results, report):
+    prefix, out = tmp / "env", tmp / "up"
+    for path in (prefix, out):
         shutil.rmtree(path, ignore_errors=True)
     allow_cpu = ["--allow-cpu"] if targets[name]["smoke_device"] != "cpu" else []
     session.run("envspec", "render", "--check")
-    session.run("envspec", "lock", "--check", "--target", name)
-    session.run("envspec", "install", name, "--prefix", str(prefix), *mirrors)
-    smoke_out = str(results / name)
-    session.run("envspec", "smoke", "--target", name, "--prefix", str(prefix), *allow_cpu, "--out", smoke_out)
-    session.run("envspec", "report", str(results), "--out", str(report))
-    session.log(f"verify {name}: report at {report / 'report.html'} and {report / 'report.md'}")
+    session.run("envspec", "up", name, "--prefix", str(prefix), "--out", str(out), *allow_cpu, *mirrors)
+    session.log(f"verify {name}: report at {out / 'report' / 'report.html'} and {out / 'report' / 'report.md'}")

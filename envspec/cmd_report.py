@@ -9,6 +9,8 @@ from pathlib import Path
 from envspec import ci, report
 from envspec.cli_common import load, progress
 from envspec.errors import SpecError
+from envspec.mirrors import ENV_VAR as MIRRORS_ENV
+from envspec.mirrors import parse_mirrors
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where report.html and report.md are written (default: outputs/report)",
     )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help=f"the mirrors the lockfiles were solved with, for their freshness (also {MIRRORS_ENV}=NAME=URL,...)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     targets = spec.resolve_all()
     results = report.read_results(results_dir)
     progress(f"report: {len(results)} smoke result(s) in {results_dir}, {len(targets)} target(s) in the spec")
-    locks = {t.name: report.read_lock(project, t) for t in targets}
+    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)) or None  # None: is_fresh's own default
+    locks = {t.name: report.read_lock(project, t, mirrors) for t in targets}
     model = report.build_report(targets, results, locks, report.github_context(os.environ))
     hint = (
         f"Images: report.html in the `{ci.REPORT_ARTIFACT}` artifact; each target's smoke.png in its "

@@ -266,8 +266,11 @@ def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | Non
     return count, torch_version, torch_build
 
 
-def read_lock(project: Project, target: ResolvedTarget) -> LockSummary:
-    """Lock state of one target. Never raises: an unreadable lockfile is reported, not fatal."""
+def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None) -> LockSummary:
+    """Lock state of one target. Never raises: an unreadable lockfile is reported, not fatal.
+
+    ``mirrors``: the channel mirrors the lockfiles were solved with (default: ``ENVSPEC_MIRRORS``).
+    """
     path = project.conda_lock_file(target.name)
     try:
         text = path.read_text(encoding="utf-8")
@@ -279,11 +282,13 @@ def read_lock(project: Project, target: ResolvedTarget) -> LockSummary:
         count, version, build = parse_conda_lock(text, target.subdir)
     except ValueError as exc:
         return LockSummary(state="unknown", problem=f"{project.relative(path)}: {exc}")
-    state, problem = _freshness(project, target)
+    state, problem = _freshness(project, target, mirrors)
     return LockSummary(state=state, packages=count, torch_version=version, torch_build=build, problem=problem)
 
 
-def _freshness(project: Project, target: ResolvedTarget) -> tuple[LockState, str | None]:
+def _freshness(
+    project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None
+) -> tuple[LockState, str | None]:
     """Ask the lock step whether the lockfiles match their inputs:
     ``envspec.lock.is_fresh(project, target: ResolvedTarget) -> bool | None`` (None: cannot tell)."""
     import importlib
@@ -293,7 +298,7 @@ def _freshness(project: Project, target: ResolvedTarget) -> tuple[LockState, str
     except (ImportError, AttributeError):
         return "unknown", "this envspec cannot check lockfile freshness"
     try:
-        fresh = is_fresh(project, target)
+        fresh = is_fresh(project, target) if mirrors is None else is_fresh(project, target, mirrors)
     except Exception as exc:  # a report shows what it can; the lock step's own command reports errors
         return "unknown", f"freshness check failed: {' '.join(str(exc).split())[:200]}"
     if fresh is None:

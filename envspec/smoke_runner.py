@@ -144,17 +144,29 @@ def run(args: argparse.Namespace) -> int:
     if the_plan.python is None:
         progress(f"smoke: in this Python ({sys.executable}) {' '.join(the_plan.argv)}")
         return smoke_cli.main(the_plan.argv)
-    if not the_plan.python.is_file():
+    assert prefix is not None
+    return run_in_prefix(the_plan, prefix)
+
+
+def run_in_prefix(the_plan: SmokePlan, prefix: Path, stdout: int | None = None) -> int:
+    """Run a prefix plan (``plan(..., prefix)``): the smoke test's exit code, 0, 1 or 2.
+
+    ``stdout``: a file descriptor for the child's standard output (default: this process's);
+    ``envspec up`` passes 2 (stderr) so its own stdout holds only its final line.
+    """
+    if the_plan.python is None or not the_plan.python.is_file():
         raise ToolFailed(
             f"no Python in {prefix} (looked for {the_plan.python})",
             tip="create the environment first: envspec install TARGET --prefix PATH",
         )
+    sys.stdout.flush()
+    sys.stderr.flush()
     with tempfile.TemporaryDirectory(prefix="envspec-smoke-pkg-") as scratch:
         copy_smoke_package(Path(scratch))
         env = {**os.environ, **the_plan.env, "PYTHONPATH": scratch}
         command = [str(the_plan.python), *the_plan.argv]
         progress(f"smoke: {' '.join(command)}")
-        completed = subprocess.run(command, env=env, check=False)
+        completed = subprocess.run(command, env=env, stdout=stdout, check=False)
     if completed.returncode < 0 or completed.returncode > 2:
         raise ToolFailed(
             f"the smoke test in {prefix} ended with status {completed.returncode} (crashed or killed)",

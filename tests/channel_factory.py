@@ -29,7 +29,7 @@ import json
 import tarfile
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import zstandard
@@ -38,6 +38,8 @@ SUBDIRS: tuple[str, ...] = ("linux-64", "osx-64", "osx-arm64", "win-64")
 ALL_SUBDIRS: tuple[str, ...] = (*SUBDIRS, "noarch")
 TIMESTAMP_MS = 1_761_955_200_000  # 2025-11-01, fixed so archives are reproducible
 _ZIP_DATE = (2025, 11, 1, 0, 0, 0)
+#: Payload files under these folders are written executable (0o755), like a real package's bin/.
+EXECUTABLE_DIRS: tuple[str, ...] = ("bin/",)
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,16 @@ def stack_packages() -> list[Pkg]:
     return pkgs
 
 
+def with_python_launcher(pkgs: Iterable[Pkg], interpreter: str, subdir: str = "linux-64") -> list[Pkg]:
+    """``pkgs`` with each ``python`` of ``subdir`` shipping ``bin/python``: a POSIX shell script that
+    execs ``interpreter``. An environment installed from the channel then runs real Python code
+    (the smoke test) with whatever that interpreter has installed (torch, diffusers, ...)."""
+    launcher = f'#!/bin/sh\nexec "{interpreter}" "$@"\n'
+    return [
+        replace(p, files=(("bin/python", launcher),)) if p.name == "python" and p.subdir == subdir else p for p in pkgs
+    ]
+
+
 def bump_packages() -> list[Pkg]:
     """Newer releases published "later": what ``--update`` tests move to (or must not)."""
     hub = ("filelock", "huggingface_hub >=0.34.0", "numpy", "pillow", "safetensors >=0.3.1")
@@ -317,7 +329,7 @@ def _tar_zst(members: Iterable[tuple[str, bytes]]) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = TIMESTAMP_MS // 1000
-            info.mode = 0o644
+            info.mode = 0o755 if name.startswith(EXECUTABLE_DIRS) else 0o644
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     return zstandard.ZstdCompressor(level=3).compress(raw.getvalue())
@@ -422,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path)
     parser.add_argument("--filler", type=int, default=0, help="add N synthetic records")
     parser.add_argument("--bump", action="store_true", help="add bump_packages() to an existing channel")
+    parser.add_argument(
+        "--python-launcher", metavar="PYTHON", help="linux-64 python packages ship bin/python exec'ing PYTHON"
+    )
     args = parser.parse_args(argv)
     if args.bump:
         pkgs = bump_packages()
@@ -432,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.filler:
             pkgs += history_packages()
             pkgs += filler_packages(max(0, args.filler - len(pkgs)))
+        if args.python_launcher:
+            pkgs = with_python_launcher(pkgs, args.python_launcher)
         build_channel(args.root, pkgs)
     print(f"{len(pkgs)} packages in {args.root}", flush=True)
     sys.stderr.flush()

@@ -1,0 +1,212 @@
+"""`envspec up [TARGET] (--prefix PATH | --name NAME)`: a pinned, checked, proven environment in one command.
+
+Five steps (the plan and its gates are ``envspec.up``), each a library call into the command that
+owns it, never a subprocess of envspec itself:
+
+1. doctor  - the checks for TARGET (default: the target recommended for this machine); a FAIL
+             stops the run, unless ``--allow-cpu`` and every FAIL is the accelerator's absence;
+2. lock    - ``lockfiles/<target>`` must match its inputs; ``--lock`` re-locks a stale one;
+3. install - from the lockfile, hash-checked (``--mirror`` as for ``envspec install``);
+4. smoke   - one image in the new prefix, written to ``OUT/<target>/smoke.{json,png}``;
+5. report  - ``OUT/report/report.html`` and ``report.md`` over ``OUT``.
+
+Progress goes to stderr (``[2/5] lock: ...``); stdout gets one final line. Exit 0 only when every
+step passed; otherwise the failing step's exit code (doctor / smoke: 1, stale lockfile: 1, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from envspec import cmd_doctor, cmd_install, cmd_report, doctor, lock, smoke_runner, up
+from envspec.cli_common import load, progress
+from envspec.errors import EnvspecError, ToolFailed
+from envspec.install_plan import destination
+from envspec.machine import collect_facts
+from envspec.mirrors import ENV_VAR as MIRRORS_ENV
+from envspec.mirrors import parse_mirrors
+from envspec.project import Project
+from envspec.spec import ResolvedTarget, Spec
+from envspec.targeting import default_target
+
+SMOKE_JSON = "smoke.json"
+SMOKE_PNG = "smoke.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target", nargs="?", metavar="TARGET", help="target to set up (default: the one for this machine)"
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--prefix", "-p", metavar="PATH", help="create the environment in this folder")
+    where.add_argument(
+        "--name", "-n", metavar="NAME", help="create a named environment ($CONDA_ENVS_PATH or ~/.conda/envs)"
+    )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help=f"use URL for channel NAME to lock and install (repeatable; also {MIRRORS_ENV}=NAME=URL,...)",
+    )
+    parser.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="on a machine without the target's GPU, go on and run the smoke test on the CPU (the report says so)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=up.DEFAULT_OUT,
+        metavar="DIR",
+        help=f"smoke results go to DIR/<target>/, the report to DIR/{up.REPORT_DIR}/ (default: {up.DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--lock", action="store_true", help="re-lock the target when its lockfile is stale or missing (else stop)"
+    )
+
+
+def _sub_args(module: ModuleType, argv: list[str], spec: str) -> argparse.Namespace:
+    """The namespace ``envspec <command> ARGV`` would give ``module.run``: its own parser, its defaults."""
+    parser = argparse.ArgumentParser(prog=f"envspec {module.__name__}")
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.spec = spec
+    return args
+
+
+class Runner:
+    """The effects of each step, over one project, spec and command line."""
+
+    def __init__(self, args: argparse.Namespace, project: Project, spec: Spec, target: ResolvedTarget) -> None:
+        self.args = args
+        self.project = project
+        self.spec = spec
+        self.target = target
+        self.mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+
+    def steps(self) -> list[up.Step]:
+        fns = {
+            "doctor": self.doctor,
+            "lock": self.lock,
+            "install": self.install,
+            "smoke": self.smoke,
+            "report": self.report,
+        }
+        return [up.Step(name, fns[name]) for name in up.STEP_NAMES]
+
+    def doctor(self, state: up.UpState) -> tuple[up.UpState, str]:
+        t = self.target
+        facts = collect_facts(cmd_doctor.PROBE_FACTORY(), str(self.project.root))
+        estimate = doctor.estimate_env_bytes(cmd_doctor.read_lock_data(self.project.conda_lock_file(t.name)), t)
+        report = doctor.diagnose(
+            facts, self.spec.resolve_all(), chosen=t, estimate=estimate, project_root=str(self.project.root)
+        )
+        progress(cmd_doctor.render_text(report, self.project))
+        gate = up.doctor_gate(report.checks, t.accelerator, self.args.allow_cpu)
+        if not gate.ok:
+            raise up.gate_error(gate, t.name, t.accelerator, self.args.allow_cpu)
+        counts = report.counts()
+        detail = f"{counts['PASS']} PASS, {counts['WARN']} WARN"
+        if gate.waived:
+            detail += f", FAIL accepted by --allow-cpu: {', '.join(c.name for c in gate.waived)}"
+        return replace(state, waived=tuple(c.name for c in gate.waived)), detail
+
+    def lock(self, state: up.UpState) -> tuple[up.UpState, str]:
+        t = self.target
+        fresh = lock.is_fresh(self.project, t, self.mirrors)
+        if fresh is None:
+            raise up.not_rendered_error(t.name)
+        explicit = self.project.explicit_file(t.name)
+        action = up.lock_action(fresh, self.args.lock)
+        if action is up.LockAction.USE:
+            return state, f"{self.project.relative(explicit)} is up to date"
+        if action is up.LockAction.STOP:
+            raise up.stale_error(t.name, self.project.relative(explicit), missing=not explicit.is_file())
+        jobs = lock.make_jobs(self.project, [t], self.mirrors)
+        report = lock.lock_jobs(jobs, cache_dir=self.project.cache_dir, progress=progress)
+        (outcome,) = report.outcomes
+        detail = f"re-locked {self.project.relative(explicit)}: {outcome.packages} packages, torch {outcome.torch}"
+        return replace(state, relocked=True), detail
+
+    def install(self, state: up.UpState) -> tuple[up.UpState, str]:
+        argv = [self.target.name, "--prefix", str(state.prefix)]
+        for mirror in self.args.mirror:
+            argv += ["--mirror", mirror]
+        with contextlib.redirect_stdout(sys.stderr):
+            cmd_install.run(_sub_args(cmd_install, argv, self.args.spec))
+        return state, f"{state.prefix} from {self.project.relative(self.project.explicit_file(self.target.name))}"
+
+    def smoke(self, state: up.UpState) -> tuple[up.UpState, str]:
+        out = state.smoke_dir
+        for name in (SMOKE_JSON, SMOKE_PNG):  # a result from an earlier run must not pass for this one
+            (out / name).unlink(missing_ok=True)
+        smoke_argv = ["--out", str(out)] + (["--allow-cpu"] if self.args.allow_cpu else [])
+        activation = smoke_runner.activation_vars(state.prefix)
+        the_plan = smoke_runner.plan(self.target, state.prefix, smoke_argv, state=activation)
+        code = smoke_runner.run_in_prefix(the_plan, state.prefix, stdout=_stderr_fd())
+        result = _read_json(out / SMOKE_JSON)
+        verdict, message = result.get("verdict"), result.get("message")
+        if code != 0:
+            raise up.smoke_error(code, _str(verdict), _str(message), str(out / SMOKE_JSON))
+        device = _str(result.get("device"))
+        new = replace(state, smoke_verdict=_str(verdict), smoke_device=device)
+        return new, f"{verdict} on {device}: {out / SMOKE_PNG}"
+
+    def report(self, state: up.UpState) -> tuple[up.UpState, str]:
+        argv = [str(state.out_dir), "--out", str(state.report_dir)]
+        for mirror in self.args.mirror:
+            argv += ["--mirror", mirror]
+        with contextlib.redirect_stdout(sys.stderr):
+            cmd_report.run(_sub_args(cmd_report, argv, self.args.spec))
+        html = state.report_dir / "report.html"
+        if not html.is_file():
+            raise ToolFailed(f"report: {html} was not written", tip="run `envspec report` by hand to see why")
+        return replace(state, report_html=html), f"{html} and {state.report_dir / 'report.md'}"
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _stderr_fd() -> int | None:
+    """stderr's file descriptor for the smoke test's child (None when stderr is not a real file)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    project, spec = load(args)
+    if args.target is None:
+        target = default_target(spec, cmd_doctor.PROBE_FACTORY())
+        progress(f"up: no TARGET given; using {target.name}, the target recommended for this machine")
+    else:
+        target = spec.resolve(args.target)
+    prefix = destination(args.prefix, args.name, os.environ, Path.home()).prefix
+    out_dir = Path(args.out).absolute()
+    runner = Runner(args, project, spec, target)
+    outcome = up.run_steps(runner.steps(), up.UpState(target.name, prefix, out_dir), progress)
+    print(up.final_line(outcome), flush=True)
+    failed = outcome.failed
+    if failed is not None:
+        assert isinstance(failed.error, EnvspecError)
+        raise failed.error
+    return outcome.exit_code

@@ -1,0 +1,232 @@
+"""The plan of ``envspec up``: five steps, each taking the previous step's result.
+
+``doctor -> lock -> install -> smoke -> report``. A step is a function from the run's state to the
+next state (plus a one-line detail); the first step that raises an ``EnvspecError`` ends the run
+and the steps after it are SKIPPED. Everything here is pure: the effects (probing the machine,
+conda-lock, py-rattler, the smoke test's child process, writing the report) are the step functions
+``envspec.cmd_up`` hands to :func:`run_steps`, so the order, the gates and the exit code are unit
+tests with stub steps.
+
+``--allow-cpu`` waives doctor FAILs only when they all say the target's accelerator is absent:
+the check names per accelerator are the data in :data:`ACCELERATOR_ABSENT_CHECKS`. A GPU that is
+present but unusable (a driver too old for the target's CUDA, a compute capability the build
+lacks) still stops the run: fix the driver or pick another target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Final
+
+from envspec.doctor import Check
+from envspec.doctor import Status as CheckStatus
+from envspec.errors import CheckFailed, EnvspecError, ExitCode, SpecError
+
+STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "smoke", "report")
+
+#: Doctor checks whose FAIL means "this machine lacks the target's accelerator", per accelerator.
+#: ``--allow-cpu`` accepts exactly these (the smoke test then runs on the CPU and says so).
+ACCELERATOR_ABSENT_CHECKS: Final[Mapping[str, frozenset[str]]] = {
+    "cuda": frozenset({"nvidia-gpu"}),
+    "mps": frozenset(),  # an MPS target on a machine without Apple silicon fails `platform`: not waivable
+    "cpu": frozenset(),
+}
+
+DEFAULT_OUT: Final = Path("outputs/up")
+REPORT_DIR: Final = "report"
+
+
+class StepStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class UpState:
+    """What the run knows so far; each step returns a copy with its part filled in."""
+
+    target: str
+    prefix: Path
+    out_dir: Path
+    waived: tuple[str, ...] = ()  # doctor checks accepted by --allow-cpu
+    relocked: bool = False
+    smoke_verdict: str | None = None
+    smoke_device: str | None = None
+    report_html: Path | None = None
+
+    @property
+    def smoke_dir(self) -> Path:
+        return self.out_dir / self.target
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out_dir / REPORT_DIR
+
+
+StepFn = Callable[[UpState], tuple[UpState, str]]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: StepFn
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    status: StepStatus
+    detail: str = ""
+    error: EnvspecError | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: UpState
+    results: tuple[StepResult, ...]
+
+    @property
+    def failed(self) -> StepResult | None:
+        return next((r for r in self.results if r.status is StepStatus.FAIL), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None and all(r.status is StepStatus.PASS for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        failed = self.failed
+        if failed is None:
+            return int(ExitCode.OK) if self.ok else int(ExitCode.CHECK_FAILED)
+        assert failed.error is not None
+        return int(failed.error.exit_code)
+
+
+def run_steps(steps: Sequence[Step], initial: UpState, progress: Callable[[str], None]) -> Outcome:
+    """Run ``steps`` in order, each on the previous one's state; stop at the first failure."""
+    state = initial
+    results: list[StepResult] = []
+    total = len(steps)
+    for n, step in enumerate(steps, 1):
+        if results and results[-1].status is not StepStatus.PASS:
+            results.append(StepResult(step.name, StepStatus.SKIPPED))
+            continue
+        progress(f"[{n}/{total}] {step.name}: ...")
+        try:
+            state, detail = step.run(state)
+        except EnvspecError as err:
+            progress(f"[{n}/{total}] {step.name}: FAILED")
+            results.append(StepResult(step.name, StepStatus.FAIL, err.message, err))
+            continue
+        progress(f"[{n}/{total}] {step.name}: {detail}")
+        results.append(StepResult(step.name, StepStatus.PASS, detail))
+    return Outcome(state, tuple(results))
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: the doctor gate
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    blocking: tuple[Check, ...]  # FAILs that stop the run
+    waived: tuple[Check, ...]  # FAILs --allow-cpu accepts
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocking
+
+
+def doctor_gate(checks: Sequence[Check], accelerator: str, allow_cpu: bool) -> Gate:
+    """Which FAILs stop ``envspec up``: all of them, unless ``allow_cpu`` and every FAIL is one of
+    the target accelerator's absence checks (then none; they are reported as waived)."""
+    fails = tuple(c for c in checks if c.status is CheckStatus.FAIL)
+    absent = ACCELERATOR_ABSENT_CHECKS.get(accelerator, frozenset())
+    if allow_cpu and fails and all(c.name in absent for c in fails):
+        return Gate(blocking=(), waived=fails)
+    return Gate(blocking=fails, waived=())
+
+
+def gate_error(gate: Gate, target: str, accelerator: str, allow_cpu: bool) -> CheckFailed:
+    """The error for a closed gate: the first blocking check's reason and fix."""
+    first = gate.blocking[0]
+    more = f" (+{len(gate.blocking) - 1} more FAIL)" if len(gate.blocking) > 1 else ""
+    absent = ACCELERATOR_ABSENT_CHECKS.get(accelerator, frozenset())
+    only_accelerator = all(c.name in absent for c in gate.blocking)
+    if only_accelerator and not allow_cpu:
+        tip = (
+            f"pass --allow-cpu to go on and run the smoke test of {target} on the CPU (the report says so), "
+            "or run it on a machine with the GPU; `envspec doctor` explains"
+        )
+    else:
+        tip = first.fix or "`envspec doctor --target TARGET` explains each check"
+    return CheckFailed(f"doctor: {target}: {first.name}: {first.reason}{more}", tip=tip)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: the lock decision
+# ---------------------------------------------------------------------------------------------
+
+
+class LockAction(Enum):
+    USE = "use"  # lockfiles match their inputs
+    RELOCK = "relock"  # stale or missing, and --lock was given
+    STOP = "stop"  # stale or missing, no --lock
+
+
+def lock_action(fresh: bool, relock: bool) -> LockAction:
+    if fresh:
+        return LockAction.USE
+    return LockAction.RELOCK if relock else LockAction.STOP
+
+
+def not_rendered_error(target: str) -> SpecError:
+    return SpecError(
+        f"lock: {target}: its environment file or virtual-package spec is missing",
+        tip="run `envspec render` (then `envspec up ... --lock`)",
+    )
+
+
+def stale_error(target: str, lockfile: str, missing: bool) -> CheckFailed:
+    what = "does not exist" if missing else "does not match envspec.yml / the rendered files"
+    return CheckFailed(
+        f"lock: {lockfile} {what}; nothing was installed",
+        tip=f"pass --lock to re-lock {target} now, or run `envspec lock --target {target}` and commit lockfiles/",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: the smoke verdict, and the final line
+# ---------------------------------------------------------------------------------------------
+
+
+def smoke_error(code: int, verdict: str | None, message: str | None, smoke_json: str) -> CheckFailed:
+    """A smoke test that exited non-zero (1: a check failed, 2: it could not run)."""
+    said = message or f"exit status {code}, no {smoke_json} written"
+    return CheckFailed(
+        f"smoke: {verdict or 'error'}: {said}",
+        tip=f"details in {smoke_json}; rerun with ENVSPEC_DEBUG=1 for a traceback",
+    )
+
+
+def final_line(outcome: Outcome) -> str:
+    """The one line ``envspec up`` prints on stdout: target, prefix, verdict, report.html."""
+    s = outcome.state
+    failed = outcome.failed
+    if failed is not None:
+        verdict = f"FAILED at {failed.name}"
+    elif not outcome.ok:
+        verdict = "INCOMPLETE"
+    else:
+        verdict = "PASS"
+        if s.smoke_device:
+            verdict += f" on {s.smoke_device}"
+        if s.waived:
+            verdict += f" (--allow-cpu waived: {', '.join(s.waived)})"
+    report = str(s.report_html) if s.report_html is not None else "none"
+    return f"up {s.target}: {verdict}; prefix {s.prefix}; report {report}"
