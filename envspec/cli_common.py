@@ -16,6 +16,19 @@ def load(args: argparse.Namespace) -> tuple[Project, Spec]:
     return Project.from_spec_path(spec_path), spec
 
 
+def add_mirror_option(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """``--mirror NAME=URL`` (repeatable), shared by every command that reaches channels."""
+    from envspec.mirrors import ENV_VAR
+
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help=f"{purpose} (repeatable; also {ENV_VAR}=NAME=URL,...); file:/// works",
+    )
+
+
 def progress(message: str) -> None:
     """Progress for people goes to stderr, so stdout stays clean for results and --json."""
     print(message, file=sys.stderr, flush=True)

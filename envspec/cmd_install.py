@@ -16,7 +16,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from envspec.cli_common import load, progress
+from envspec.cli_common import add_mirror_option, load, progress
 from envspec.errors import SpecError, ToolFailed
 from envspec.install import default_cache_dir, install_rattler, install_with_tool
 from envspec.install_plan import (
@@ -49,13 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["conda", "mamba", "micromamba"],
         help="run this tool on the lockfile instead of envspec's py-rattler installer",
     )
-    parser.add_argument(
-        "--mirror",
-        action="append",
-        default=[],
-        metavar="NAME=URL",
-        help=f"download channel NAME from URL instead (repeatable; also {MIRRORS_ENV}=NAME=URL,...); file:/// works",
-    )
+    add_mirror_option(parser, "download channel NAME from URL instead")
     parser.add_argument(
         "--cache-dir",
         type=Path,

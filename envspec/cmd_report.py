@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from envspec import ci, report
-from envspec.cli_common import load, progress
+from envspec.cli_common import add_mirror_option, load, progress
 from envspec.errors import SpecError
 from envspec.mirrors import ENV_VAR as MIRRORS_ENV
 from envspec.mirrors import parse_mirrors
@@ -25,13 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where report.html and report.md are written (default: outputs/report)",
     )
-    parser.add_argument(
-        "--mirror",
-        action="append",
-        default=[],
-        metavar="NAME=URL",
-        help=f"the mirrors the lockfiles were solved with, for their freshness (also {MIRRORS_ENV}=NAME=URL,...)",
-    )
+    add_mirror_option(parser, "the mirrors the lockfiles were solved with, for their freshness")
 
 
 def run(args: argparse.Namespace) -> int:

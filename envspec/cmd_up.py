@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from envspec import cmd_doctor, cmd_install, cmd_report, doctor, lock, smoke_runner, up
-from envspec.cli_common import load, progress
+from envspec.cli_common import add_mirror_option, load, progress
 from envspec.errors import EnvspecError, ToolFailed
 from envspec.install_plan import destination
 from envspec.machine import collect_facts
@@ -50,13 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--name", "-n", metavar="NAME", help="create a named environment ($CONDA_ENVS_PATH or ~/.conda/envs)"
     )
-    parser.add_argument(
-        "--mirror",
-        action="append",
-        default=[],
-        metavar="NAME=URL",
-        help=f"use URL for channel NAME to lock and install (repeatable; also {MIRRORS_ENV}=NAME=URL,...)",
-    )
+    add_mirror_option(parser, "use URL for channel NAME to lock and install")
     parser.add_argument(
         "--allow-cpu",
         action="store_true",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from envspec import explicit
+from envspec.cli_common import add_mirror_option
 from envspec.conda_shim import REPORT_ENV, shim_executable
 from envspec.errors import (
     ChannelUnreachable,
@@ -691,13 +692,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 1, naming the stale targets, if any lockfile does not match its inputs",
     )
-    parser.add_argument(
-        "--mirror",
-        action="append",
-        default=[],
-        metavar="NAME=URL",
-        help=f"solve channel NAME from URL instead (repeatable; also {MIRRORS_ENV}=NAME=URL,...); file:/// works",
-    )
+    add_mirror_option(parser, "solve channel NAME from URL instead")
     parser.add_argument(
         "--solver",
         default=None,
