@@ -534,7 +534,7 @@ def build_report(
 
 DEVICE_TEXT: Final[dict[DeviceVerdict, str]] = {
     "promised": "the promised device",
-    "allowed-cpu": "CPU allowed on a hosted runner",
+    "allowed-cpu": "promise waived: CPU allowed by --allow-cpu (e.g. a hosted runner)",
     "wrong": "NOT the promised device",
     "unknown": "",
 }

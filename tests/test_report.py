@@ -267,7 +267,7 @@ def test_markdown_table(project_copy: Path, results: Path) -> None:
     by_target = {re.search(r"\*\*(.+?)\*\*", line).group(1): line for line in table}  # type: ignore[union-attr]
     assert "⬜ missing" in by_target["osx-64"]
     assert "❌ fail" in by_target["win-cuda"] and "failed: not\\_blank" in by_target["win-cuda"]
-    assert "CPU allowed on a hosted runner" in by_target["osx-arm64"]
+    assert "CPU allowed by --allow-cpu (e.g. a hosted runner)" in by_target["osx-arm64"]
     assert "| 91.3 |" in by_target["linux-cuda"]
     assert "Images: in the `envspec-report` artifact." in md
     assert "data:image" not in md
