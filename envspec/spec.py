@@ -318,6 +318,11 @@ def parse_spec(text: str, path: Path) -> Spec:
             f"{path}:{exc.line}: {exc.path_text}: duplicate key {exc.key!r}",
             tip="each key (and each target name) may appear once",
         ) from None
+    except RecursionError:
+        raise SpecError(
+            f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
+            tip="envspec.yml needs only a few levels of nesting; remove the self-referring anchor",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -330,6 +335,11 @@ def parse_spec(text: str, path: Path) -> Spec:
         )
     try:
         model = SpecModel.model_validate(data)
+    except RecursionError:
+        raise SpecError(
+            f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
+            tip="envspec.yml needs only a few levels of nesting; remove the self-referring anchor",
+        ) from None
     except ValidationError as exc:
         raise _to_spec_error(exc, source, path) from None
     return Spec(path=path, model=model)

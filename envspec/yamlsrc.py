@@ -17,18 +17,25 @@ class DuplicateKeyError(yaml.YAMLError):
         self.path_text = ".".join(path) or "(top level)"
 
 
-def _check_duplicates(node: yaml.Node, path: tuple[str, ...] = ()) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                raise DuplicateKeyError(key, key_node.start_mark.line + 1, path)
-            seen.add(key)
-            _check_duplicates(value_node, (*path, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _check_duplicates(item, (*path, str(index)))
+def _check_duplicates(root: yaml.Node) -> None:
+    """Walk the node tree (iteratively, each node once: an alias may refer to itself)."""
+    visited: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    raise DuplicateKeyError(key, key_node.start_mark.line + 1, path)
+                seen.add(key)
+                stack.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, str(index))) for index, item in enumerate(node.value))
 
 
 @dataclass(frozen=True)
