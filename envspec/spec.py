@@ -362,7 +362,9 @@ def _kind(value: object) -> str:
 
 
 def _to_spec_error(exc: ValidationError, source: YamlSource, path: Path) -> SpecError:
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A misspelled key shows up twice (unknown key + required field missing): name the typo.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
     # pydantic appends "[key]" markers for dict keys; keep the real path only.
     loc = tuple(p for p in loc if p != "[key]")

@@ -128,6 +128,13 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("bad-version", "version: 1\n", "version: 2\n", r"version: Input should be 1"),
     ("bad-env-var", "PYTORCH_ENABLE_MPS_FALLBACK:", "1BAD-NAME:", r"variables"),
     ("bad-pip", "targets:\n", "pip: ['torch==']\ntargets:\n", r"pip\.0: invalid pip requirement"),
+    ("misspelled-required-key", "name: stable", "nmae: stable", r"envspec\.yml:\d+: nmae: unknown key"),
+    (
+        "misspelled-required-target-key",
+        "    runner: macos-15\n",
+        "    runnr: macos-15\n",
+        r"targets\.osx-arm64\.runnr: unknown key",
+    ),
     ("self-alias", "targets:\n", "loop: &loop [*loop]\ntargets:\n", r"loop: unknown key"),
     ("deep-nesting", "version: 1\n", "version: 1\ndeep: " + "[" * 3000 + "]" * 3000 + "\n", r"nested too deeply"),
 ]
