@@ -60,3 +60,23 @@ def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "render" in capsys.readouterr().out
+
+
+def test_a_refused_file_operation_is_one_line(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder where render writes a file: one line naming the path, exit 6, no traceback."""
+    spec = str(project_copy / "envspec.yml")
+    target = project_copy / "environment-osx-64.yml"
+    target.unlink(missing_ok=True)
+    target.mkdir()
+    assert main(["--spec", spec, "render"]) == ExitCode.TOOL_FAILED
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("error: ") and "environment-osx-64.yml" in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_report_out_onto_a_file_is_one_line(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = project_copy / "envspec.yml"
+    (project_copy / "results").mkdir()
+    assert main(["--spec", str(spec), "report", str(project_copy / "results"), "--out", str(spec)]) == 6
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("error: ") and str(spec) in err[-1]
