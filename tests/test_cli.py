@@ -7,6 +7,7 @@ import pytest
 
 from envspec.cli import main
 from envspec.errors import ExitCode
+from envspec.spec import load_spec
 
 
 def test_targets_table(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,6 +24,18 @@ def test_targets_json(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     by_name = {t["name"]: t for t in data["targets"]}
     assert by_name["win-cuda"]["cuda"] == "12.8"
     assert by_name["osx-arm64"]["accelerator"] == "mps"
+    # every column the table has, from the spec's own records
+    spec = load_spec(repo / "envspec.yml")
+    assert [t["name"] for t in data["targets"]] == list(spec.targets)
+    for target in spec.resolve_all():
+        row = by_name[target.name]
+        assert (row["subdir"], row["accelerator"], row["cuda"], row["runner"], row["smoke_device"]) == (
+            target.subdir,
+            target.accelerator,
+            target.cuda_version,
+            target.runner,
+            target.smoke_device,
+        )
 
 
 def test_render_then_check(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
