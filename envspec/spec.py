@@ -73,6 +73,8 @@ ACCELERATOR_RULES: Final[dict[str, AcceleratorRule]] = {
 }
 
 TORCH_PACKAGE: Final = "pytorch"
+#: Activation variables envspec sets itself (ENVSPEC_TARGET, ENVSPEC_DEVICE); a target may not override them.
+RESERVED_VARIABLE_PREFIX: Final = "ENVSPEC_"
 CUDA_VERSION_PACKAGE: Final = "cuda-version"
 
 _VPKG_VALUE = re.compile(r"^[0-9][0-9A-Za-z._+]*( [A-Za-z0-9_.+]{1,64})?$")
@@ -149,6 +151,17 @@ class TargetModel(_Strict):
                 )
             if family not in allowed:
                 raise ValueError(f"virtual package {name!r} does not exist on {self.subdir}")
+        if self.smoke_device not in (self.accelerator, "cpu"):
+            raise ValueError(
+                f"smoke_device {self.smoke_device!r} cannot be seen on a {self.accelerator!r} target; "
+                f"expected {self.accelerator!r} (or 'cpu' to promise less)"
+            )
+        reserved = sorted(k for k in self.variables if k.startswith(RESERVED_VARIABLE_PREFIX))
+        if reserved:
+            raise ValueError(
+                f"variables: {', '.join(reserved)} is set by envspec itself (names starting with "
+                f"{RESERVED_VARIABLE_PREFIX} carry the target and the promised device to the smoke test)"
+            )
         rule = ACCELERATOR_RULES[self.accelerator]
         for name in rule.requires_virtual:
             if name not in self.virtual_packages:

@@ -135,6 +135,18 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
         "    runnr: macos-15\n",
         r"targets\.osx-arm64\.runnr: unknown key",
     ),
+    (
+        "smoke-device-of-another-accelerator",
+        "    smoke_device: mps\n",
+        "    smoke_device: cuda\n",
+        r"smoke_device 'cuda'",
+    ),
+    (
+        "reserved-variable",
+        'PYTORCH_ENABLE_MPS_FALLBACK: "1"',
+        'PYTORCH_ENABLE_MPS_FALLBACK: "1"\n      ENVSPEC_DEVICE: cpu',
+        r"targets\.osx-arm64: variables: ENVSPEC_DEVICE is set by envspec itself",
+    ),
     ("self-alias", "targets:\n", "loop: &loop [*loop]\ntargets:\n", r"loop: unknown key"),
     ("deep-nesting", "version: 1\n", "version: 1\ndeep: " + "[" * 3000 + "]" * 3000 + "\n", r"nested too deeply"),
 ]
