@@ -112,6 +112,8 @@ MatchSpecStr = Annotated[str, StringConstraints(min_length=1), AfterValidator(_c
 VirtualValue = Annotated[str, AfterValidator(_check_vpkg_value)]
 PipRequirement = Annotated[str, AfterValidator(_check_pip_requirement)]
 Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
+#: One GitHub runner label (ubuntu-latest, macos-15-intel, a self-hosted label): no spaces or newlines.
+RunnerLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
@@ -137,7 +139,7 @@ class TargetModel(_Strict):
     variables: dict[EnvVarName, str] = Field(
         default_factory=dict, description="Environment variables set on activation."
     )
-    runner: str = Field(min_length=1, description="GitHub Actions runner label that verifies this target.")
+    runner: RunnerLabel = Field(description="GitHub Actions runner label that verifies this target.")
     smoke_device: Accelerator = Field(description="The torch device the smoke test must see on real hardware.")
 
     @model_validator(mode="after")

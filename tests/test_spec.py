@@ -147,6 +147,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
         'PYTORCH_ENABLE_MPS_FALLBACK: "1"\n      ENVSPEC_DEVICE: cpu',
         r"targets\.osx-arm64: variables: ENVSPEC_DEVICE is set by envspec itself",
     ),
+    ("blank-runner", "runner: macos-15\n", 'runner: "  "\n', r"osx-arm64\.runner: String should match"),
+    ("runner-with-newline", "runner: macos-15\n", 'runner: "macos-15\\nfoo: 1"\n', r"\.runner: String should match"),
     ("self-alias", "targets:\n", "loop: &loop [*loop]\ntargets:\n", r"loop: unknown key"),
     ("deep-nesting", "version: 1\n", "version: 1\ndeep: " + "[" * 3000 + "]" * 3000 + "\n", r"nested too deeply"),
 ]
