@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from envspec.errors import SpecError
-from envspec.yamlsrc import DuplicateKeyError, YamlSource
+from envspec.yamlsrc import DuplicateKeyError, NonStringKeyError, YamlSource
 
 SPEC_VERSION: Final = 1
 
@@ -328,6 +328,11 @@ def parse_spec(text: str, path: Path) -> Spec:
     """Parse and validate spec text. Pure: no disk access."""
     try:
         source = YamlSource.parse(text)
+    except NonStringKeyError as exc:
+        raise SpecError(
+            f"{path}:{exc.line}: {exc.path_text}: key {exc.key!r} is read by YAML as {exc.kind}, not a name",
+            tip=f'quote it: "{exc.key}":',
+        ) from None
     except DuplicateKeyError as exc:
         raise SpecError(
             f"{path}:{exc.line}: {exc.path_text}: duplicate key {exc.key!r}",

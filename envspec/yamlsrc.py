@@ -17,6 +17,21 @@ class DuplicateKeyError(yaml.YAMLError):
         self.path_text = ".".join(path) or "(top level)"
 
 
+class NonStringKeyError(yaml.YAMLError):
+    """A mapping key YAML reads as something other than a string (``on:`` is True, ``1.0:`` a float)."""
+
+    def __init__(self, key: str, kind: str, line: int, path: tuple[str, ...]) -> None:
+        super().__init__(f"key {key!r} at line {line} is read as {kind}")
+        self.key = key
+        self.kind = kind
+        self.line = line
+        self.path_text = ".".join(path) or "(top level)"
+
+
+_KEY_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge")  # merge: `<<: *shared`
+_TAG_KINDS = {"bool": "a boolean", "int": "a number", "float": "a number", "null": "null", "timestamp": "a date"}
+
+
 def _check_duplicates(root: yaml.Node) -> None:
     """Walk the node tree (iteratively, each node once: an alias may refer to itself)."""
     visited: set[int] = set()
@@ -30,6 +45,9 @@ def _check_duplicates(root: yaml.Node) -> None:
             seen: set[str] = set()
             for key_node, value_node in node.value:
                 key = str(key_node.value)
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag not in _KEY_TAGS:
+                    kind = _TAG_KINDS.get(key_node.tag.rsplit(":", 1)[-1], key_node.tag)
+                    raise NonStringKeyError(key, kind, key_node.start_mark.line + 1, path)
                 if key in seen:
                     raise DuplicateKeyError(key, key_node.start_mark.line + 1, path)
                 seen.add(key)
