@@ -126,6 +126,13 @@ def test_disk_estimate_reads_the_projects_lockfile(
     # A broken lockfile falls back to the default instead of crashing.
     (project_copy / "lockfiles" / "linux-cuda.conda-lock.yml").write_text("package: [unclosed\n")
     assert main(["--spec", spec, "doctor", "--json"]) == 1
+    capsys.readouterr()
+    # So does one that is not UTF-8, or too deeply nested for the YAML parser.
+    for data in (b"\xff\xfe package", b"package: " + b"[" * 5000 + b"]" * 5000):
+        (project_copy / "lockfiles" / "linux-cuda.conda-lock.yml").write_bytes(data)
+        assert main(["--spec", spec, "doctor", "--json"]) == 1
+        disk = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "disk")
+        assert "default for a cuda environment" in disk["reason"]
 
 
 def test_doctor_is_registered_in_the_command_table() -> None:
