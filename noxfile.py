@@ -95,14 +95,15 @@ def verify(session: nox.Session) -> None:
     args = list(session.posargs)
     names = args[:1] if args and not args[0].startswith("-") else []
     mirrors = args[len(names) :]  # passed to `envspec up` (--mirror NAME=URL ...)
-    targets = {
-        t["name"]: t for t in json.loads(session.run("envspec", "targets", "--json", silent=True) or "{}")["targets"]
-    }
+    # stderr=None: nox merges stderr into the captured output by default, and envspec's progress
+    # lines on stderr would then break the JSON on stdout.
+    targets_json = session.run("envspec", "targets", "--json", silent=True, stderr=None)
+    targets = {t["name"]: t for t in json.loads(targets_json or "{}")["targets"]}
     if names:
         name = names[0]
     else:
-        doctor = json.loads(session.run("envspec", "doctor", "--json", silent=True, success_codes=[0, 1]) or "{}")
-        name = doctor.get("recommended") or ""
+        doctor_json = session.run("envspec", "doctor", "--json", silent=True, stderr=None, success_codes=[0, 1])
+        name = json.loads(doctor_json or "{}").get("recommended") or ""
     if name not in targets:
         session.error(f"no target {name!r}; pass one of {sorted(targets)}: nox -s verify -- TARGET")
     tmp = Path(session.create_tmp())

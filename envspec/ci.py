@@ -23,7 +23,7 @@ WORKFLOWS: Final = ("verify.yml", "relock.yml")
 
 #: GitHub-hosted runner labels start with one of these. Hosted runners have no NVIDIA GPU and no
 #: usable MPS, so a target that promises one runs its smoke test with ``--allow-cpu`` there; a
-#: self-hosted label (e.g. ``[self-hosted, gpu]``) keeps the promise enforced.
+#: self-hosted runner's own label (e.g. ``gpu-a100``; one label per target) keeps the promise enforced.
 HOSTED_RUNNER_PREFIXES: Final = ("ubuntu-", "windows-", "macos-")
 
 #: Python that runs envspec itself on the runners (the environments bring their own).

@@ -81,6 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)
+    except OSError as exc:  # the system refused a file operation no command anticipated
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        print(
+            f"error: {where + ': ' if where else ''}{exc.strerror or exc} "
+            "(tip: check that the path is a writable file or folder as the command expects)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.TOOL_FAILED)
 
 
 def entry() -> None:

@@ -35,12 +35,12 @@ def read_lock_data(path: Path) -> Any:
     """The parsed conda-lock.yml, or None when it is missing or unreadable (the estimate falls back)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.load(text, Loader=loader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
 
 

@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
     SPEC_INVALID = 3  # envspec.yml (or another input file) is malformed
     UNSATISFIABLE = 4  # the solver found no solution for a target
     CHANNEL_UNREACHABLE = 5  # a channel / mirror could not be reached
-    TOOL_FAILED = 6  # an external tool (conda-lock, conda, git...) failed
+    TOOL_FAILED = 6  # an external tool (conda-lock, conda, git...) failed, or the OS refused a file operation
     INTEGRITY = 7  # a package did not match the hash in the lockfile
     BUSY = 8  # another envspec run holds the lock
     PLATFORM_MISMATCH = 9  # a lockfile for another platform

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from envspec.errors import ToolFailed
+from envspec.errors import SpecError, ToolFailed
 
 Packages = dict[str, tuple[str, str]]  # name -> (version, build)
 
@@ -33,18 +33,31 @@ def _build_of(url: str) -> str:
     return stem.rsplit("-", 1)[-1]
 
 
-def packages_of(conda_lock_text: str | None) -> Packages:
-    """``{name: (version, build)}`` of the conda packages of a conda-lock.yml (empty for None)."""
+def packages_of(conda_lock_text: str | None, source: str = "conda-lock.yml") -> Packages:
+    """``{name: (version, build)}`` of the conda packages of a conda-lock.yml (empty for None).
+
+    A file that is not a conda-lock.yml is a ``SpecError`` naming ``source``, never a traceback."""
     if not conda_lock_text:
         return {}
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(conda_lock_text, Loader=loader)
+    tip = "re-create it with `envspec lock`, or restore it from git"
+    try:
+        data = yaml.load(conda_lock_text, Loader=loader)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise SpecError(f"{source}: not a conda-lock.yml: {problem}", tip=tip) from None
+    packages = data.get("package") if isinstance(data, dict) else None
+    if not isinstance(packages, list):
+        raise SpecError(f"{source}: not a conda-lock.yml: no 'package' list", tip=tip)
     out: Packages = {}
-    for p in (data or {}).get("package") or []:
-        if isinstance(p, dict) and p.get("manager", "conda") == "conda":
-            out[str(p["name"])] = (str(p["version"]), _build_of(str(p.get("url", ""))))
+    for index, p in enumerate(packages):
+        if not isinstance(p, dict) or p.get("manager", "conda") != "conda":
+            continue
+        if not all(isinstance(p.get(key), (str, int, float)) for key in ("name", "version")):
+            raise SpecError(f"{source}: package.{index}: needs a 'name' and a 'version'", tip=tip)
+        out[str(p["name"])] = (str(p["version"]), _build_of(str(p.get("url", ""))))
     return out
 
 
@@ -121,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         path = project.conda_lock_file(name)
         after = path.read_text(encoding="utf-8") if path.is_file() else None
-        before = git_show(project.root, args.base, project.relative(path))
-        out.append(markdown(name, diff_packages(packages_of(before), packages_of(after))))
+        rel = project.relative(path)
+        before = git_show(project.root, args.base, rel)
+        out.append(markdown(name, diff_packages(packages_of(before, f"{args.base}:{rel}"), packages_of(after, rel))))
     sys.stdout.write("".join(out))
     return 0

@@ -134,6 +134,8 @@ def parse_smoke_json(data: bytes) -> SmokeReport:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{SMOKE_JSON} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{SMOKE_JSON} nests too deeply to be a smoke report") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{SMOKE_JSON} is not a JSON object")
     schema = raw.get("schema")

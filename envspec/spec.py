@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from envspec.errors import SpecError
-from envspec.yamlsrc import DuplicateKeyError, YamlSource
+from envspec.yamlsrc import DuplicateKeyError, NonStringKeyError, YamlSource
 
 SPEC_VERSION: Final = 1
 
@@ -73,6 +73,8 @@ ACCELERATOR_RULES: Final[dict[str, AcceleratorRule]] = {
 }
 
 TORCH_PACKAGE: Final = "pytorch"
+#: Activation variables envspec sets itself (ENVSPEC_TARGET, ENVSPEC_DEVICE); a target may not override them.
+RESERVED_VARIABLE_PREFIX: Final = "ENVSPEC_"
 CUDA_VERSION_PACKAGE: Final = "cuda-version"
 
 _VPKG_VALUE = re.compile(r"^[0-9][0-9A-Za-z._+]*( [A-Za-z0-9_.+]{1,64})?$")
@@ -110,6 +112,8 @@ MatchSpecStr = Annotated[str, StringConstraints(min_length=1), AfterValidator(_c
 VirtualValue = Annotated[str, AfterValidator(_check_vpkg_value)]
 PipRequirement = Annotated[str, AfterValidator(_check_pip_requirement)]
 Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
+#: One GitHub runner label (ubuntu-latest, macos-15-intel, a self-hosted label): no spaces or newlines.
+RunnerLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
@@ -135,7 +139,7 @@ class TargetModel(_Strict):
     variables: dict[EnvVarName, str] = Field(
         default_factory=dict, description="Environment variables set on activation."
     )
-    runner: str = Field(min_length=1, description="GitHub Actions runner label that verifies this target.")
+    runner: RunnerLabel = Field(description="GitHub Actions runner label that verifies this target.")
     smoke_device: Accelerator = Field(description="The torch device the smoke test must see on real hardware.")
 
     @model_validator(mode="after")
@@ -149,6 +153,17 @@ class TargetModel(_Strict):
                 )
             if family not in allowed:
                 raise ValueError(f"virtual package {name!r} does not exist on {self.subdir}")
+        if self.smoke_device not in (self.accelerator, "cpu"):
+            raise ValueError(
+                f"smoke_device {self.smoke_device!r} cannot be seen on a {self.accelerator!r} target; "
+                f"expected {self.accelerator!r} (or 'cpu' to promise less)"
+            )
+        reserved = sorted(k for k in self.variables if k.startswith(RESERVED_VARIABLE_PREFIX))
+        if reserved:
+            raise ValueError(
+                f"variables: {', '.join(reserved)} is set by envspec itself (names starting with "
+                f"{RESERVED_VARIABLE_PREFIX} carry the target and the promised device to the smoke test)"
+            )
         rule = ACCELERATOR_RULES[self.accelerator]
         for name in rule.requires_virtual:
             if name not in self.virtual_packages:
@@ -313,10 +328,20 @@ def parse_spec(text: str, path: Path) -> Spec:
     """Parse and validate spec text. Pure: no disk access."""
     try:
         source = YamlSource.parse(text)
+    except NonStringKeyError as exc:
+        raise SpecError(
+            f"{path}:{exc.line}: {exc.path_text}: key {exc.key!r} is read by YAML as {exc.kind}, not a name",
+            tip=f'quote it: "{exc.key}":',
+        ) from None
     except DuplicateKeyError as exc:
         raise SpecError(
             f"{path}:{exc.line}: {exc.path_text}: duplicate key {exc.key!r}",
             tip="each key (and each target name) may appear once",
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
+            tip="envspec.yml needs only a few levels of nesting; remove the self-referring anchor",
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -330,6 +355,11 @@ def parse_spec(text: str, path: Path) -> Spec:
         )
     try:
         model = SpecModel.model_validate(data)
+    except RecursionError:
+        raise SpecError(
+            f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
+            tip="envspec.yml needs only a few levels of nesting; remove the self-referring anchor",
+        ) from None
     except ValidationError as exc:
         raise _to_spec_error(exc, source, path) from None
     return Spec(path=path, model=model)
@@ -352,7 +382,9 @@ def _kind(value: object) -> str:
 
 
 def _to_spec_error(exc: ValidationError, source: YamlSource, path: Path) -> SpecError:
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A misspelled key shows up twice (unknown key + required field missing): name the typo.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
     # pydantic appends "[key]" markers for dict keys; keep the real path only.
     loc = tuple(p for p in loc if p != "[key]")

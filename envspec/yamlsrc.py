@@ -17,18 +17,43 @@ class DuplicateKeyError(yaml.YAMLError):
         self.path_text = ".".join(path) or "(top level)"
 
 
-def _check_duplicates(node: yaml.Node, path: tuple[str, ...] = ()) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                raise DuplicateKeyError(key, key_node.start_mark.line + 1, path)
-            seen.add(key)
-            _check_duplicates(value_node, (*path, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _check_duplicates(item, (*path, str(index)))
+class NonStringKeyError(yaml.YAMLError):
+    """A mapping key YAML reads as something other than a string (``on:`` is True, ``1.0:`` a float)."""
+
+    def __init__(self, key: str, kind: str, line: int, path: tuple[str, ...]) -> None:
+        super().__init__(f"key {key!r} at line {line} is read as {kind}")
+        self.key = key
+        self.kind = kind
+        self.line = line
+        self.path_text = ".".join(path) or "(top level)"
+
+
+_KEY_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge")  # merge: `<<: *shared`
+_TAG_KINDS = {"bool": "a boolean", "int": "a number", "float": "a number", "null": "null", "timestamp": "a date"}
+
+
+def _check_duplicates(root: yaml.Node) -> None:
+    """Walk the node tree (iteratively, each node once: an alias may refer to itself)."""
+    visited: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag not in _KEY_TAGS:
+                    kind = _TAG_KINDS.get(key_node.tag.rsplit(":", 1)[-1], key_node.tag)
+                    raise NonStringKeyError(key, kind, key_node.start_mark.line + 1, path)
+                if key in seen:
+                    raise DuplicateKeyError(key, key_node.start_mark.line + 1, path)
+                seen.add(key)
+                stack.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, str(index))) for index, item in enumerate(node.value))
 
 
 @dataclass(frozen=True)

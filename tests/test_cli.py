@@ -7,6 +7,7 @@ import pytest
 
 from envspec.cli import main
 from envspec.errors import ExitCode
+from envspec.spec import load_spec
 
 
 def test_targets_table(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,6 +24,18 @@ def test_targets_json(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     by_name = {t["name"]: t for t in data["targets"]}
     assert by_name["win-cuda"]["cuda"] == "12.8"
     assert by_name["osx-arm64"]["accelerator"] == "mps"
+    # every column the table has, from the spec's own records
+    spec = load_spec(repo / "envspec.yml")
+    assert [t["name"] for t in data["targets"]] == list(spec.targets)
+    for target in spec.resolve_all():
+        row = by_name[target.name]
+        assert (row["subdir"], row["accelerator"], row["cuda"], row["runner"], row["smoke_device"]) == (
+            target.subdir,
+            target.accelerator,
+            target.cuda_version,
+            target.runner,
+            target.smoke_device,
+        )
 
 
 def test_render_then_check(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,3 +73,23 @@ def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "render" in capsys.readouterr().out
+
+
+def test_a_refused_file_operation_is_one_line(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder where render writes a file: one line naming the path, exit 6, no traceback."""
+    spec = str(project_copy / "envspec.yml")
+    target = project_copy / "environment-osx-64.yml"
+    target.unlink(missing_ok=True)
+    target.mkdir()
+    assert main(["--spec", spec, "render"]) == ExitCode.TOOL_FAILED
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("error: ") and "environment-osx-64.yml" in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_report_out_onto_a_file_is_one_line(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = project_copy / "envspec.yml"
+    (project_copy / "results").mkdir()
+    assert main(["--spec", str(spec), "report", str(project_copy / "results"), "--out", str(spec)]) == 6
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("error: ") and str(spec) in err[-1]

@@ -126,6 +126,13 @@ def test_disk_estimate_reads_the_projects_lockfile(
     # A broken lockfile falls back to the default instead of crashing.
     (project_copy / "lockfiles" / "linux-cuda.conda-lock.yml").write_text("package: [unclosed\n")
     assert main(["--spec", spec, "doctor", "--json"]) == 1
+    capsys.readouterr()
+    # So does one that is not UTF-8, or too deeply nested for the YAML parser.
+    for data in (b"\xff\xfe package", b"package: " + b"[" * 5000 + b"]" * 5000):
+        (project_copy / "lockfiles" / "linux-cuda.conda-lock.yml").write_bytes(data)
+        assert main(["--spec", spec, "doctor", "--json"]) == 1
+        disk = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "disk")
+        assert "default for a cuda environment" in disk["reason"]
 
 
 def test_doctor_is_registered_in_the_command_table() -> None:
@@ -199,3 +206,22 @@ def test_system_probe_never_hangs(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     echo = SystemProbe().run(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert echo is not None and (echo.returncode, echo.stdout, echo.stderr) == (3, "out\n", "err\n")
+
+
+def test_install_without_target_uses_the_recommended_target(
+    project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 5 item 2: `envspec install` without TARGET takes the doctor's recommendation (here a
+    recorded Windows box with an NVIDIA GPU, so not this Linux machine's only linux-64 target)."""
+    from envspec import targeting
+    from envspec.spec import load_spec
+
+    monkeypatch.delenv("ENVSPEC_HOST_SUBDIR", raising=False)
+    data = json.loads((DATA / "windows-cuda.json").read_text())
+    real_default = targeting.default_target
+    monkeypatch.setattr(targeting, "default_target", lambda spec, probe=None: real_default(spec, RecordedProbe(data)))
+    assert load_spec(project_copy / "envspec.yml").resolve("win-cuda").subdir == "win-64"
+    code = main(["--spec", str(project_copy / "envspec.yml"), "install", "--prefix", str(project_copy / "env")])
+    err = capsys.readouterr().err
+    assert "target: win-cuda" in err  # chosen before the missing lockfile stops the install
+    assert code != 0 and "envspec lock --target win-cuda" in err

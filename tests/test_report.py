@@ -111,6 +111,7 @@ def test_timings_benchmark_checks_versions(project_copy: Path, results: Path) ->
             "timings_s",
         ),
         ("\udcff", "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
     ],
 )
 def test_malformed_smoke_json_is_an_error_row_not_a_crash(

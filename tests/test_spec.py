@@ -128,6 +128,36 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("bad-version", "version: 1\n", "version: 2\n", r"version: Input should be 1"),
     ("bad-env-var", "PYTORCH_ENABLE_MPS_FALLBACK:", "1BAD-NAME:", r"variables"),
     ("bad-pip", "targets:\n", "pip: ['torch==']\ntargets:\n", r"pip\.0: invalid pip requirement"),
+    ("misspelled-required-key", "name: stable", "nmae: stable", r"envspec\.yml:\d+: nmae: unknown key"),
+    (
+        "misspelled-required-target-key",
+        "    runner: macos-15\n",
+        "    runnr: macos-15\n",
+        r"targets\.osx-arm64\.runnr: unknown key",
+    ),
+    (
+        "smoke-device-of-another-accelerator",
+        "    smoke_device: mps\n",
+        "    smoke_device: cuda\n",
+        r"smoke_device 'cuda'",
+    ),
+    (
+        "reserved-variable",
+        'PYTORCH_ENABLE_MPS_FALLBACK: "1"',
+        'PYTORCH_ENABLE_MPS_FALLBACK: "1"\n      ENVSPEC_DEVICE: cpu',
+        r"targets\.osx-arm64: variables: ENVSPEC_DEVICE is set by envspec itself",
+    ),
+    ("blank-runner", "runner: macos-15\n", 'runner: "  "\n', r"osx-arm64\.runner: String should match"),
+    ("runner-with-newline", "runner: macos-15\n", 'runner: "macos-15\\nfoo: 1"\n', r"\.runner: String should match"),
+    (
+        "yaml-boolean-target-name",
+        "  osx-64:\n",
+        "  on:\n",
+        r"envspec\.yml:\d+: targets: key 'on' is read by YAML as a boolean, not a name \(tip: quote it",
+    ),
+    ("yaml-number-key", "targets:\n", "1.0: x\ntargets:\n", r"key '1\.0' is read by YAML as a number"),
+    ("self-alias", "targets:\n", "loop: &loop [*loop]\ntargets:\n", r"loop: unknown key"),
+    ("deep-nesting", "version: 1\n", "version: 1\ndeep: " + "[" * 3000 + "]" * 3000 + "\n", r"nested too deeply"),
 ]
 
 
@@ -164,3 +194,15 @@ def test_empty_file() -> None:
 
 def test_every_accelerator_has_a_rule() -> None:
     assert set(ACCELERATOR_RULES) == {"cuda", "mps", "cpu"}
+
+
+def test_yaml_merge_keys_share_a_target_record() -> None:
+    """`<<: *anchor` is a key YAML resolves itself; the non-string-key check must let it through."""
+    text = (
+        "version: 1\nname: x\nchannels: [conda-forge]\ndependencies: [python]\ntargets:\n"
+        "  a: &base\n    subdir: linux-64\n    accelerator: cpu\n    virtual_packages: {__unix: '0'}\n"
+        "    torch: [pytorch]\n    runner: ubuntu-latest\n    smoke_device: cpu\n"
+        "  b:\n    <<: *base\n    runner: ubuntu-24.04\n"
+    )
+    spec = parse_spec(text, P)
+    assert (spec.resolve("b").subdir, spec.resolve("b").runner) == ("linux-64", "ubuntu-24.04")

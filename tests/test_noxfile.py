@@ -1,0 +1,71 @@
+"""noxfile sessions driven by a stand-in for nox's Session that runs envspec in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envspec.cli import main
+from envspec.spec import load_spec
+from envspec.targeting import default_target
+
+
+class FakeSession:
+    """What the verify session uses of ``nox.Session``. ``run`` captures output like nox does:
+    with ``silent=True`` it returns stdout, plus stderr unless ``stderr`` is not nox's default
+    ``subprocess.STDOUT``."""
+
+    def __init__(self, posargs: list[str], tmp: Path) -> None:
+        self.posargs = posargs
+        self.tmp = tmp
+        self.calls: list[tuple[str, ...]] = []
+
+    def install(self, *args: str) -> None:
+        pass
+
+    def create_tmp(self) -> str:
+        return str(self.tmp)
+
+    def log(self, message: str) -> None:
+        pass
+
+    def error(self, message: str) -> None:
+        raise AssertionError(message)
+
+    def run(self, *args: str, silent: bool = False, stderr: Any = subprocess.STDOUT, **_: Any) -> str | None:
+        self.calls.append(args)
+        if args[:2] == ("envspec", "up"):
+            return None  # the real run is tests/test_up_e2e.py
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(list(args[1:]))
+        return (out.getvalue() + (err.getvalue() if stderr == subprocess.STDOUT else "")) if silent else None
+
+
+def _noxfile(repo: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("envspec_noxfile", repo / "noxfile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.integration  # the doctor probes this machine (nvidia-smi, sysctl... where present)
+def test_verify_without_target_runs_up_for_the_recommended_target(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The doctor prints progress on stderr; the session must still read its JSON."""
+    monkeypatch.chdir(repo)
+    session = FakeSession([], tmp_path)
+    _noxfile(repo).verify(session)
+    up = [c for c in session.calls if c[:2] == ("envspec", "up")]
+    assert len(up) == 1
+    recommended = default_target(load_spec(repo / "envspec.yml"))
+    assert up[0][2] == recommended.name
+    assert ("--allow-cpu" in up[0]) == (recommended.smoke_device != "cpu")
