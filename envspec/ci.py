@@ -21,11 +21,6 @@ if TYPE_CHECKING:
 #: Workflows envspec renders, by file name (template ``templates/ci/<name>.j2``).
 WORKFLOWS: Final = ("verify.yml", "relock.yml")
 
-#: GitHub-hosted runner labels start with one of these. Hosted runners have no NVIDIA GPU and no
-#: usable MPS, so a target that promises one runs its smoke test with ``--allow-cpu`` there; a
-#: self-hosted runner's own label (e.g. ``gpu-a100``; one label per target) keeps the promise enforced.
-HOSTED_RUNNER_PREFIXES: Final = ("ubuntu-", "windows-", "macos-")
-
 #: Python that runs envspec itself on the runners (the environments bring their own).
 CI_PYTHON: Final = "3.11"
 
@@ -45,8 +40,11 @@ def github_expr(expression: str) -> str:
     return "${{ " + expression + " }}"
 
 
-def is_hosted_runner(runner: str) -> bool:
-    return runner.startswith(HOSTED_RUNNER_PREFIXES)
+def allow_cpu(target: ResolvedTarget) -> bool:
+    """Whether CI runs the target's smoke test with ``--allow-cpu``: the target promises a GPU and its
+    runner does not have one (the spec says so per target: ``runner_has_accelerator``; GitHub-hosted
+    runners have no NVIDIA GPU and no usable MPS). Data, never a guess from the label's name."""
+    return target.smoke_device != "cpu" and not target.runner_has_accelerator
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def plan_matrix(targets: Iterable[ResolvedTarget]) -> list[MatrixEntry]:
             subdir=t.subdir,
             accelerator=t.accelerator,
             smoke_device=t.smoke_device,
-            allow_cpu=t.smoke_device != "cpu" and is_hosted_runner(t.runner),
+            allow_cpu=allow_cpu(t),
             artifact=artifact_name(t.name),
         )
         for t in targets

@@ -140,6 +140,12 @@ class TargetModel(_Strict):
         default_factory=dict, description="Environment variables set on activation."
     )
     runner: RunnerLabel = Field(description="GitHub Actions runner label that verifies this target.")
+    runner_has_accelerator: bool = Field(
+        default=False,
+        description="true when `runner` is a (self-hosted) machine with this target's accelerator: CI then "
+        "enforces the device promise. GitHub-hosted runners have no NVIDIA GPU and no usable MPS, so by "
+        "default CI runs the smoke test there with --allow-cpu and the report says so.",
+    )
     smoke_device: Accelerator = Field(description="The torch device the smoke test must see on real hardware.")
 
     @model_validator(mode="after")
@@ -254,6 +260,7 @@ class ResolvedTarget:
     virtual_packages: dict[str, str]
     variables: dict[str, str]
     runner: str
+    runner_has_accelerator: bool
     smoke_device: Accelerator
     torch_spec: str
     cuda_version: str | None
@@ -306,6 +313,7 @@ class Spec:
             virtual_packages=dict(target.virtual_packages),
             variables=variables,
             runner=target.runner,
+            runner_has_accelerator=target.runner_has_accelerator,
             smoke_device=target.smoke_device,
             torch_spec=torch_spec,
             cuda_version=cuda_version,

@@ -125,7 +125,8 @@ FIFTH_TARGET = """
     accelerator: cuda
     virtual_packages: {__unix: "0", __glibc: "2.28", __cuda: "12.9"}
     torch: ["pytorch=*=cuda*", "cuda-version=12.9"]
-    runner: gpu-a100
+    runner: ubuntu-gpu-a100
+    runner_has_accelerator: true
     smoke_device: cuda
 """
 
@@ -231,4 +232,6 @@ def test_plan_matrix_is_pure_data(project_copy: Path) -> None:
     matrix = ci.plan_matrix(spec.resolve_all())
     assert [m.target for m in matrix] == list(spec.targets)
     assert all(m.artifact == ci.artifact_name(m.target) for m in matrix)
-    assert ci.is_hosted_runner("macos-15-intel") and not ci.is_hosted_runner("self-hosted")
+    by_name = {m.target: m for m in matrix}
+    assert by_name["linux-cuda"].allow_cpu and by_name["osx-arm64"].allow_cpu and by_name["win-cuda"].allow_cpu
+    assert not by_name["osx-64"].allow_cpu  # promises only the CPU
