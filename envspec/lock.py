@@ -443,7 +443,7 @@ def run_conda_lock(
         ],
     }
     by_id = {p.job.target: p for p in preps}
-    timeout = float(os.environ.get(TIMEOUT_ENV, "900"))
+    timeout = lock_timeout(os.environ)
     start = time.monotonic()
     popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
     proc = subprocess.Popen(
@@ -496,6 +496,18 @@ def run_conda_lock(
                 tip=f"a slow or unreachable channel? try --mirror, or raise {TIMEOUT_ENV}",
             )
         raise ToolFailed(f"the conda-lock runner ended early (exit {proc.returncode}) before finishing all targets")
+
+
+def lock_timeout(environ: Mapping[str, str]) -> float:
+    """Seconds all conda-lock runs may take together: ``ENVSPEC_LOCK_TIMEOUT``, default 900."""
+    text = environ.get(TIMEOUT_ENV, "").strip() or "900"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise SpecError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds", tip=f"e.g. {TIMEOUT_ENV}=1800")
+    return value
 
 
 def _pythonpath() -> str:
@@ -588,6 +600,7 @@ def lock_jobs(
     if not todo:
         report.outcomes = [outcomes[i.target] for i in items]
         return report
+    lock_timeout(os.environ)  # a bad value fails before anything starts
     resolved = resolve_solver(solver, cache_dir)
     report.solver = resolved.label
     work_root = cache_dir / "lock-tmp"

@@ -294,3 +294,23 @@ def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
     assert code == 1 and json.loads(out)["exception_name"] == "CommandNotFoundError"
     code, out = shim_run(["info", "--json"], {"CONDA_SUBDIR": "win-64", "CONDA_PKGS_DIRS": "/pk"})
     assert code == 0 and json.loads(out)["pkgs_dirs"] == ["/pk"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "inf"])
+def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from envspec.lock import TIMEOUT_ENV, LockJob, lock_jobs
+
+    env_file, vpkg_file = tmp_path / "environment-t.yml", tmp_path / "t.virtual-packages.yml"
+    env_file.write_text("dependencies: [python]\n")
+    vpkg_file.write_text("subdirs: {}\n")
+    channels = ("https://example.invalid/conda-forge",)
+    job = LockJob(
+        "t", "linux-64", tmp_path, env_file, vpkg_file, tmp_path / "t.conda-lock.yml", tmp_path / "t.lock", channels,
+        LockInput("t", "linux-64", env_file.read_bytes(), vpkg_file.read_bytes(), channels),
+    )  # fmt: skip
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    with pytest.raises(SpecError, match=TIMEOUT_ENV):
+        lock_jobs([job], cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert not (tmp_path / "t.lock").exists()
