@@ -252,7 +252,7 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
         url = str(report.get("url") or (job.channels[0] if job.channels else "?"))
         return _unreachable(job, url, str(report.get("message") or _tail(stderr, 3)))
     return ToolFailed(
-        f"conda-lock failed for target {job.target} (exit {returncode}):\n{_tail(stderr, 25)}",
+        f"conda-lock failed for target {job.target} (exit {returncode}): {_failure_detail(stderr)}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
     )
 
@@ -280,6 +280,18 @@ def _unreachable(job: LockJob, url: str, detail: str) -> ChannelUnreachable:
         tip=f"check the network/URL, or map the channel to a reachable mirror: --mirror NAME=URL "
         f"(or {MIRRORS_ENV}=NAME=URL), e.g. --mirror conda-forge=file:///srv/conda-forge",
     )
+
+
+def _failure_detail(output: str) -> str:
+    """What went wrong, without a Python traceback: a traceback's last line (the exception), else
+    the tail of the output (``-v`` shows all of it)."""
+    if "Traceback (most recent call last):" in output:
+        after = output.rsplit("Traceback (most recent call last):", 1)[1]
+        frames = re.compile(r"^(\s|File \"|\^|~|During handling|The above exception)")
+        lines = [line for line in after.splitlines() if line.strip() and not frames.match(line)]
+        if lines:
+            return lines[-1].strip()
+    return _tail(output, 10)
 
 
 def _tail(text: str, lines: int) -> str:

@@ -264,6 +264,16 @@ def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
     err = _classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
     assert isinstance(err, ChannelUnreachable) and "conda-forge" in err.message and "--mirror" in (err.tip or "")
     assert isinstance(_classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
+    # a solver that is no conda: conda-lock's traceback is cut down to the exception that ended it
+    traceback = """Traceback (most recent call last):
+  File "/x/conda_lock/conda_solver.py", line 361, in solve_specs_for_arch
+    raise RuntimeError(f"Failed to parse json: '{proc.stdout}'") from e
+          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+RuntimeError: Failed to parse json: ''
+"""
+    err = _classify_failure(job, no_report, "INFO: solving\n" + traceback, 1)
+    assert isinstance(err, ToolFailed)
+    assert err.message == "conda-lock failed for target win-cuda (exit 1): RuntimeError: Failed to parse json: ''"
 
 
 def test_conflict_tree_becomes_one_readable_line() -> None:
