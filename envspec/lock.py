@@ -705,14 +705,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", "-t", action="append", default=[], metavar="NAME", help="lock only this target (repeatable)"
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()  # --check changes nothing, --update changes lockfiles
+    mode.add_argument(
         "--update",
         action="append",
         default=[],
         metavar="PKG",
         help="move only this package to its latest allowed version (repeatable)",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--check",
         action="store_true",
         help="exit 1, naming the stale targets, if any lockfile does not match its inputs",

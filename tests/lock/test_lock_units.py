@@ -324,3 +324,12 @@ def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
     with pytest.raises(SpecError, match=TIMEOUT_ENV):
         lock_jobs([job], cache_dir=tmp_path / "cache", progress=lambda _: None)
     assert not (tmp_path / "t.lock").exists()
+
+
+def test_check_and_update_together_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from envspec.cli import main
+    from envspec.errors import ExitCode
+
+    # --check must not report "stale (update tqdm)" for lockfiles that match their inputs
+    assert main(["lock", "--check", "--update", "tqdm"]) == ExitCode.USAGE
+    assert "not allowed with argument" in capsys.readouterr().err
