@@ -81,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)
+    except OSError as exc:  # a folder that cannot be written, a file where a folder must be, a full disk...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(
+            f"error: {exc.strerror or exc}{where} (tip: check that path's permissions, type and free space)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.TOOL_FAILED)
 
 
 def entry() -> None:

@@ -304,3 +304,23 @@ def test_cache_hit_needs_matching_hash_and_rattler_stamp(tmp_path: Path) -> None
     assert cached_hashes(cache, LockEntry(url=entry.url, md5=MD5, sha256="b" * 64)) is None  # every hash counts
     (cache / f"{entry.stem}.lock").write_bytes(b"\x00\x02")  # re-extracted by someone else
     assert cached_hashes(cache, entry) is None
+
+
+def test_an_unusable_cache_folder_is_one_line_not_a_traceback(
+    project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envspec.cli import main
+    from envspec.errors import ExitCode
+
+    lockfile, not_a_folder = tmp_path / "x.lock", tmp_path / "cache-is-a-file"
+    lockfile.write_text(LOCK)
+    not_a_folder.write_text("")
+    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
+    argv = ["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--prefix", str(tmp_path / "env")]
+    code = main([*argv, "--lockfile", str(lockfile), "--cache-dir", str(not_a_folder)])
+    err = capsys.readouterr().err
+    assert code == ExitCode.TOOL_FAILED
+    assert err.splitlines()[-1] == (
+        f"error: File exists: {not_a_folder} (tip: check that path's permissions, type and free space)"
+    )
+    assert not (tmp_path / "env").exists()
