@@ -582,6 +582,7 @@ def install_with_tool(
 ) -> InstallReport:
     """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
     check_prefix(prefix)
+    new_prefix = not prefix.exists()
     mapped = {e.url: mirrored_url(e.url, prefixes) for e in lock.entries}
     with tempfile.TemporaryDirectory(prefix="envspec-install-") as tmp:
         explicit_file = Path(tmp) / "explicit.lock"
@@ -589,10 +590,18 @@ def install_with_tool(
         cmd = tool_command(tool, executable, prefix, explicit_file)
         progress(f"running: {' '.join(cmd)}")
         t0 = time.perf_counter()
-        # The tool's own output goes to stderr: stdout is for envspec's result.
-        proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
-        if proc.returncode != 0:
-            raise ToolFailed(f"{tool} failed with exit code {proc.returncode}: {' '.join(cmd)}")
+        try:
+            # The tool's own output goes to stderr: stdout is for envspec's result.
+            proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
+            if proc.returncode != 0:
+                raise ToolFailed(
+                    f"{tool} failed with exit code {proc.returncode}: {' '.join(cmd)}"
+                    + ("; the new prefix it started was removed" if new_prefix and prefix.exists() else "")
+                )
+        except BaseException:  # a failed or interrupted tool: a new prefix must not be left half made
+            if new_prefix:
+                shutil.rmtree(prefix, ignore_errors=True)
+            raise
     write_state(prefix, variables)
     report = InstallReport(prefix=prefix, packages=len(lock.entries))
     report.seconds = {"total": time.perf_counter() - t0}
