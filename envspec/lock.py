@@ -405,8 +405,14 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         sys.stderr.write(out + err)
     if returncode != 0:
         raise _classify_failure(job, prep.report, err + out, returncode)
-    lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
-    explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
+    try:
+        lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
+        explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolFailed(
+            f"conda-lock exited 0 for {job.target} but did not write {Path(exc.filename or '?').name}",
+            tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
+        ) from None
     if f"{CONDA_LOCK_HASH_KEY}:" not in lock_text:
         raise ToolFailed(f"conda-lock dropped envspec's metadata from the lockfile of {job.target}")
     explicit_text = explicit.render(

@@ -333,3 +333,23 @@ def test_check_and_update_together_is_a_usage_error(capsys: pytest.CaptureFixtur
     # --check must not report "stale (update tqdm)" for lockfiles that match their inputs
     assert main(["lock", "--check", "--update", "tqdm"]) == ExitCode.USAGE
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_run_that_exits_0_without_output_is_a_tool_failure(tmp_path: Path) -> None:
+    from envspec.errors import ToolFailed
+    from envspec.lock import LockJob, Prepared, finish
+    from envspec.lockplan import Action, PlanItem
+
+    channels = ("file:///c",)
+    job = LockJob(
+        "t", "linux-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "t.conda-lock.yml",
+        tmp_path / "t.lock", channels, _inp("t"),
+    )  # fmt: skip
+    tmp = tmp_path / "work"
+    tmp.mkdir()
+    prep = Prepared(
+        job, PlanItem("t", Action.SOLVE, "no lockfile", "sha256:0"), [], {}, tmp, tmp_path / ".t.tmp.yml",
+        tmp / "report.json", tmp / "stdout.txt", tmp / "stderr.txt",
+    )  # fmt: skip
+    with pytest.raises(ToolFailed, match="exited 0 for t but did not write"):
+        finish(prep, 0, 1.0)
