@@ -160,15 +160,21 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     m = _META_HASH_RE.search(text)
     packages = None
     if with_packages:
-        packages = frozenset(p["name"] for p in _lock_packages(text, job.subdir))
+        packages = frozenset(str(p.get("name")) for p in _lock_packages(text, job.subdir, job.rel(job.conda_lock_file)))
     return Stored(explicit_hash, m.group(1) if m else None, packages)
 
 
-def _lock_packages(conda_lock_text: str, subdir: str) -> list[dict[str, Any]]:
+def _lock_packages(conda_lock_text: str, subdir: str, source: str = "conda-lock output") -> list[dict[str, Any]]:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(conda_lock_text, Loader=loader)
+    try:
+        data = yaml.load(conda_lock_text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise SpecError(
+            f"{source} is not a readable conda-lock file: {' '.join(str(exc).split())}",
+            tip="delete the damaged lockfile and run `envspec lock` to solve that target again",
+        ) from None
     if not isinstance(data, dict):
         return []
     return [

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from envspec.errors import ToolFailed
+from envspec.errors import SpecError, ToolFailed
 
 Packages = dict[str, tuple[str, str]]  # name -> (version, build)
 
@@ -33,18 +33,27 @@ def _build_of(url: str) -> str:
     return stem.rsplit("-", 1)[-1]
 
 
-def packages_of(conda_lock_text: str | None) -> Packages:
-    """``{name: (version, build)}`` of the conda packages of a conda-lock.yml (empty for None)."""
+def packages_of(conda_lock_text: str | None, source: str = "conda-lock file") -> Packages:
+    """``{name: (version, build)}`` of the conda packages of a conda-lock.yml (empty for None).
+
+    A file that is not a conda-lock lockfile is a SpecError naming ``source``.
+    """
     if not conda_lock_text:
         return {}
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(conda_lock_text, Loader=loader)
-    out: Packages = {}
-    for p in (data or {}).get("package") or []:
-        if isinstance(p, dict) and p.get("manager", "conda") == "conda":
-            out[str(p["name"])] = (str(p["version"]), _build_of(str(p.get("url", ""))))
+    try:
+        data = yaml.load(conda_lock_text, Loader=loader)
+        out: Packages = {}
+        for p in (data or {}).get("package") or []:
+            if isinstance(p, dict) and p.get("manager", "conda") == "conda":
+                out[str(p["name"])] = (str(p["version"]), _build_of(str(p.get("url", ""))))
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as exc:
+        problem = " ".join(str(exc).split()) if isinstance(exc, yaml.YAMLError) else f"unexpected content ({exc!r})"
+        raise SpecError(
+            f"{source} is not a readable conda-lock file: {problem}", tip="regenerate it with `envspec lock`"
+        ) from None
     return out
 
 
@@ -121,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         path = project.conda_lock_file(name)
         after = path.read_text(encoding="utf-8") if path.is_file() else None
-        before = git_show(project.root, args.base, project.relative(path))
-        out.append(markdown(name, diff_packages(packages_of(before), packages_of(after))))
+        rel = project.relative(path)
+        before = git_show(project.root, args.base, rel)
+        changes = diff_packages(packages_of(before, f"{args.base}:{rel}"), packages_of(after, rel))
+        out.append(markdown(name, changes))
     sys.stdout.write("".join(out))
     return 0

@@ -353,3 +353,22 @@ def test_a_run_that_exits_0_without_output_is_a_tool_failure(tmp_path: Path) -> 
     )  # fmt: skip
     with pytest.raises(ToolFailed, match="exited 0 for t but did not write"):
         finish(prep, 0, 1.0)
+
+
+def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> None:
+    from envspec.lock import LockJob, read_stored
+    from envspec.lockdiff import packages_of
+
+    damaged = "version: 1\npackage: [\n"
+    with pytest.raises(SpecError, match=r"HEAD:lockfiles/t.conda-lock.yml is not a readable conda-lock file"):
+        packages_of(damaged, "HEAD:lockfiles/t.conda-lock.yml")
+    with pytest.raises(SpecError, match="not a readable conda-lock file"):
+        packages_of("- just\n- a list\n")
+    (tmp_path / "lockfiles").mkdir()
+    job = LockJob(
+        "t", "linux-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "lockfiles" / "t.conda-lock.yml",
+        tmp_path / "lockfiles" / "t.lock", ("file:///c",), _inp("t"),
+    )  # fmt: skip
+    job.conda_lock_file.write_text(damaged)
+    with pytest.raises(SpecError, match=r"lockfiles/t.conda-lock.yml is not a readable conda-lock file"):
+        read_stored(job, with_packages=True)  # what `envspec lock --update PKG` reads first
