@@ -154,7 +154,7 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     head = _read_head(job.explicit_file)
     explicit_hash = explicit.header_fields(head).get(explicit.HASH_KEY) if head is not None else None
     try:
-        text = job.conda_lock_file.read_text(encoding="utf-8")
+        text = job.conda_lock_file.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return Stored(explicit_hash, None, None)
     m = _META_HASH_RE.search(text)

@@ -324,3 +324,17 @@ def test_an_unusable_cache_folder_is_one_line_not_a_traceback(
         f"error: File exists: {not_a_folder} (tip: check that path's permissions, type and free space)"
     )
     assert not (tmp_path / "env").exists()
+
+
+def test_a_lockfile_that_is_not_utf8_is_one_line(
+    project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envspec.cli import main
+    from envspec.errors import ExitCode
+
+    lockfile = tmp_path / "x.lock"
+    lockfile.write_bytes(b"\xff\xfe" + LOCK.encode())
+    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
+    argv = ["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--prefix", str(tmp_path / "env")]
+    assert main([*argv, "--lockfile", str(lockfile)]) == ExitCode.SPEC_INVALID
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"error: {lockfile}: line 1: package line before")
