@@ -441,3 +441,15 @@ def test_shim_gives_up_on_a_channel_that_never_answers(tmp_path: Path, action: s
     assert proc.returncode == 1, proc.stdout + proc.stderr
     error = json.loads(proc.stdout)
     assert error["envspec_kind"] == "channel_unreachable" and url in error["message"]
+
+
+def test_one_unsatisfiable_target_keeps_the_solved_ones_unwritten(project: Path, mirror: str) -> None:
+    """All or nothing: linux-cuda solves, osx-arm64 cannot; neither lockfile may change."""
+    edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')  # linux-cuda: stale but solvable
+    edit_spec(project, "pytorch>=2.9\n", "pytorch>=2.14\n")  # osx-arm64: unsatisfiable
+    rendered = snapshot(project)
+    code, _, err = envspec(project, "lock", "--mirror", mirror)
+    assert code == ExitCode.UNSATISFIABLE, err
+    assert "linux-cuda  solved (not written)" in err
+    assert snapshot(project) == rendered
+    assert envspec(project, "lock", "--check", "--mirror", mirror)[0] == ExitCode.CHECK_FAILED
