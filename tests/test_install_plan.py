@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,23 @@ def test_a_lockfile_that_is_not_utf8_is_one_line(
     argv = ["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--prefix", str(tmp_path / "env")]
     assert main([*argv, "--lockfile", str(lockfile)]) == ExitCode.SPEC_INVALID
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"error: {lockfile}: line 1: package line before")
+
+
+def test_folders_of_killed_swaps_are_restored_or_removed(tmp_path: Path) -> None:
+    from envspec.install import remove_stale_staging
+
+    dead = 2**22 + 4321  # above Linux's pid_max: no such process
+    prefix = tmp_path / "env"
+    older = tmp_path / f".env.envspec-old-{dead}-100"
+    newer = tmp_path / f".env.envspec-old-{dead}-200"  # killed between the two renames: the environment
+    staging = tmp_path / f".env.envspec-new-{dead}-x"
+    for folder in (older, newer, staging):
+        (folder / "conda-meta").mkdir(parents=True)
+    (newer / "conda-meta" / "marker").write_text("the user's environment")
+    removed = remove_stale_staging(prefix)
+    assert (prefix / "conda-meta" / "marker").read_text() == "the user's environment"
+    assert sorted(removed) == sorted([older, staging])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]
+    ours = tmp_path / f".env.envspec-old-{os.getpid()}-300"  # a live run's folder is left alone
+    ours.mkdir()
+    assert remove_stale_staging(prefix) == [] and ours.is_dir()
