@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     lock_path: Path = args.lockfile or project.explicit_file(target.name)
     source = project.relative(lock_path.absolute())
     try:
-        text = lock_path.read_text(encoding="utf-8")
+        text = lock_path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise SpecError(
             f"lockfile {source} does not exist", tip=f"run `envspec lock --target {target.name}` first"
@@ -139,7 +139,8 @@ def _run(args: argparse.Namespace) -> int:
     check_platform(lock, source, target.name, target.subdir, host)
     unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
     if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
-        lock = add_conda_lock_hashes(lock, unified.read_text(encoding="utf-8"), project.relative(unified.absolute()))
+        unified_text = unified.read_text(encoding="utf-8", errors="replace")
+        lock = add_conda_lock_hashes(lock, unified_text, project.relative(unified.absolute()))
     strong = sum(1 for e in lock.entries if e.sha256)
     progress(f"hashes: {strong}/{len(lock.entries)} packages pinned by sha256, the rest by md5")
     dest = destination(args.prefix, args.name, os.environ, Path.home())

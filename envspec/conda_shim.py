@@ -276,6 +276,15 @@ def _channel_timeout(environ: Mapping[str, str]) -> float:
         return 30.0
 
 
+def _too_slow(channels: Sequence[str], timeout: float) -> ShimError:
+    return ShimError(
+        "channel_unreachable",
+        "CondaHTTPError",
+        f"fetching repodata from {', '.join(channels)} took longer than {timeout:g} s",
+        url=channels[0] if channels else "",
+    )
+
+
 def _explain_fetch_error(exc: BaseException, channels: Sequence[str]) -> ShimError:
     text = str(exc)
     url = next((c for c in channels if c in text), channels[0] if channels else "")
@@ -345,12 +354,7 @@ async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
             virtual_packages={k: v[0] if v[1] == "0" else " ".join(v) for k, v in vpkgs.items()},
         ) from None
     except TimeoutError:
-        raise ShimError(
-            "channel_unreachable",
-            "CondaHTTPError",
-            f"fetching repodata from {', '.join(channels)} took longer than {timeout:g} s",
-            url=channels[0] if channels else "",
-        ) from None
+        raise _too_slow(channels, timeout) from None
     except ShimError:
         raise
     except Exception as exc:  # rattler's fetch/gateway errors have no common base class
@@ -466,7 +470,15 @@ def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     specs = [*cmd.specs, *(str(e["name"]) for e in keep)]
 
     async def run() -> list[Any]:
-        locked = await _locked_records(keep, channels, subdir)
+        timeout = _channel_timeout(environ)
+        try:  # the same channel timeout as the solve: an unresponsive channel must not hang --update
+            locked = await asyncio.wait_for(_locked_records(keep, channels, subdir), timeout=timeout)
+        except TimeoutError:
+            raise _too_slow(channels, timeout) from None
+        except ShimError:
+            raise
+        except Exception as exc:  # rattler's fetch/gateway errors have no common base class
+            raise _explain_fetch_error(exc, channels) from None
         return await _solve(channels, subdir, specs, vpkgs, locked, environ)
 
     records = asyncio.run(run())

@@ -472,7 +472,7 @@ def _swap(staging: Path, prefix: Path) -> bool:
     if not prefix.exists():
         staging.rename(prefix)
         return False
-    old = prefix.with_name(f".{prefix.name}.envspec-old-{os.getpid()}-{time.time_ns()}")
+    old = prefix.with_name(f"{_old_prefix(prefix)}{os.getpid()}-{time.time_ns()}")
     prefix.rename(old)
     try:
         staging.rename(prefix)
@@ -487,22 +487,46 @@ def _staging_prefix(prefix: Path) -> str:
     return f".{prefix.name}.envspec-new-"
 
 
-def remove_stale_staging(prefix: Path) -> list[Path]:
-    """Staging folders of ``prefix`` left by killed runs (their process is gone); POSIX only."""
-    removed: list[Path] = []
-    if os.name != "posix" or not prefix.parent.is_dir():
-        return removed
-    for path in prefix.parent.glob(_staging_prefix(prefix) + "*"):
-        pid_text = path.name.removeprefix(_staging_prefix(prefix)).split("-", 1)[0]
+def _old_prefix(prefix: Path) -> str:
+    return f".{prefix.name}.envspec-old-"
+
+
+def _dead_runs(prefix: Path, name_prefix: str) -> list[Path]:
+    """Folders ``<name_prefix><pid>-...`` beside ``prefix`` whose process is gone, newest first."""
+    found: list[tuple[int, Path]] = []
+    for path in prefix.parent.glob(name_prefix + "*"):
+        pid_text, _, rest = path.name.removeprefix(name_prefix).partition("-")
         if not pid_text.isdigit():
             continue
         try:
             os.kill(int(pid_text), 0)
         except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+            stamp = rest.split("-", 1)[0]
+            found.append((int(stamp) if stamp.isdigit() else 0, path))
         except OSError:
             continue
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def remove_stale_staging(prefix: Path) -> list[Path]:
+    """Folders of ``prefix`` left by killed runs (their process is gone); POSIX only.
+
+    Staging folders are removed. An environment a run had moved aside (``.envspec-old-``) is put
+    back when the prefix is missing (killed between the two renames of the swap), else removed
+    (killed while deleting it).
+    """
+    removed: list[Path] = []
+    if os.name != "posix" or not prefix.parent.is_dir():
+        return removed
+    for path in _dead_runs(prefix, _staging_prefix(prefix)):
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    for path in _dead_runs(prefix, _old_prefix(prefix)):
+        if not prefix.exists() and not prefix.is_symlink() and (path / "conda-meta").is_dir():
+            path.rename(prefix)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
     return removed
 
 
@@ -582,6 +606,7 @@ def install_with_tool(
 ) -> InstallReport:
     """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
     check_prefix(prefix)
+    new_prefix = not prefix.exists()
     mapped = {e.url: mirrored_url(e.url, prefixes) for e in lock.entries}
     with tempfile.TemporaryDirectory(prefix="envspec-install-") as tmp:
         explicit_file = Path(tmp) / "explicit.lock"
@@ -589,10 +614,18 @@ def install_with_tool(
         cmd = tool_command(tool, executable, prefix, explicit_file)
         progress(f"running: {' '.join(cmd)}")
         t0 = time.perf_counter()
-        # The tool's own output goes to stderr: stdout is for envspec's result.
-        proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
-        if proc.returncode != 0:
-            raise ToolFailed(f"{tool} failed with exit code {proc.returncode}: {' '.join(cmd)}")
+        try:
+            # The tool's own output goes to stderr: stdout is for envspec's result.
+            proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
+            if proc.returncode != 0:
+                raise ToolFailed(
+                    f"{tool} failed with exit code {proc.returncode}: {' '.join(cmd)}"
+                    + ("; the new prefix it started was removed" if new_prefix and prefix.exists() else "")
+                )
+        except BaseException:  # a failed or interrupted tool: a new prefix must not be left half made
+            if new_prefix:
+                shutil.rmtree(prefix, ignore_errors=True)
+            raise
     write_state(prefix, variables)
     report = InstallReport(prefix=prefix, packages=len(lock.entries))
     report.seconds = {"total": time.perf_counter() - t0}

@@ -154,21 +154,27 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     head = _read_head(job.explicit_file)
     explicit_hash = explicit.header_fields(head).get(explicit.HASH_KEY) if head is not None else None
     try:
-        text = job.conda_lock_file.read_text(encoding="utf-8")
+        text = job.conda_lock_file.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return Stored(explicit_hash, None, None)
     m = _META_HASH_RE.search(text)
     packages = None
     if with_packages:
-        packages = frozenset(p["name"] for p in _lock_packages(text, job.subdir))
+        packages = frozenset(str(p.get("name")) for p in _lock_packages(text, job.subdir, job.rel(job.conda_lock_file)))
     return Stored(explicit_hash, m.group(1) if m else None, packages)
 
 
-def _lock_packages(conda_lock_text: str, subdir: str) -> list[dict[str, Any]]:
+def _lock_packages(conda_lock_text: str, subdir: str, source: str = "conda-lock output") -> list[dict[str, Any]]:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(conda_lock_text, Loader=loader)
+    try:
+        data = yaml.load(conda_lock_text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise SpecError(
+            f"{source} is not a readable conda-lock file: {' '.join(str(exc).split())}",
+            tip="delete the damaged lockfile and run `envspec lock` to solve that target again",
+        ) from None
     if not isinstance(data, dict):
         return []
     return [
@@ -252,7 +258,7 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
         url = str(report.get("url") or (job.channels[0] if job.channels else "?"))
         return _unreachable(job, url, str(report.get("message") or _tail(stderr, 3)))
     return ToolFailed(
-        f"conda-lock failed for target {job.target} (exit {returncode}):\n{_tail(stderr, 25)}",
+        f"conda-lock failed for target {job.target} (exit {returncode}): {_failure_detail(stderr)}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
     )
 
@@ -280,6 +286,18 @@ def _unreachable(job: LockJob, url: str, detail: str) -> ChannelUnreachable:
         tip=f"check the network/URL, or map the channel to a reachable mirror: --mirror NAME=URL "
         f"(or {MIRRORS_ENV}=NAME=URL), e.g. --mirror conda-forge=file:///srv/conda-forge",
     )
+
+
+def _failure_detail(output: str) -> str:
+    """What went wrong, without a Python traceback: a traceback's last line (the exception), else
+    the tail of the output (``-v`` shows all of it)."""
+    if "Traceback (most recent call last):" in output:
+        after = output.rsplit("Traceback (most recent call last):", 1)[1]
+        frames = re.compile(r"^(\s|File \"|\^|~|During handling|The above exception)")
+        lines = [line for line in after.splitlines() if line.strip() and not frames.match(line)]
+        if lines:
+            return lines[-1].strip()
+    return _tail(output, 10)
 
 
 def _tail(text: str, lines: int) -> str:
@@ -393,8 +411,14 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         sys.stderr.write(out + err)
     if returncode != 0:
         raise _classify_failure(job, prep.report, err + out, returncode)
-    lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
-    explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
+    try:
+        lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
+        explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolFailed(
+            f"conda-lock exited 0 for {job.target} but did not write {Path(exc.filename or '?').name}",
+            tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
+        ) from None
     if f"{CONDA_LOCK_HASH_KEY}:" not in lock_text:
         raise ToolFailed(f"conda-lock dropped envspec's metadata from the lockfile of {job.target}")
     explicit_text = explicit.render(
@@ -443,7 +467,7 @@ def run_conda_lock(
         ],
     }
     by_id = {p.job.target: p for p in preps}
-    timeout = float(os.environ.get(TIMEOUT_ENV, "900"))
+    timeout = lock_timeout(os.environ)
     start = time.monotonic()
     popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
     proc = subprocess.Popen(
@@ -496,6 +520,18 @@ def run_conda_lock(
                 tip=f"a slow or unreachable channel? try --mirror, or raise {TIMEOUT_ENV}",
             )
         raise ToolFailed(f"the conda-lock runner ended early (exit {proc.returncode}) before finishing all targets")
+
+
+def lock_timeout(environ: Mapping[str, str]) -> float:
+    """Seconds all conda-lock runs may take together: ``ENVSPEC_LOCK_TIMEOUT``, default 900."""
+    text = environ.get(TIMEOUT_ENV, "").strip() or "900"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise SpecError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds", tip=f"e.g. {TIMEOUT_ENV}=1800")
+    return value
 
 
 def _pythonpath() -> str:
@@ -588,6 +624,7 @@ def lock_jobs(
     if not todo:
         report.outcomes = [outcomes[i.target] for i in items]
         return report
+    lock_timeout(os.environ)  # a bad value fails before anything starts
     resolved = resolve_solver(solver, cache_dir)
     report.solver = resolved.label
     work_root = cache_dir / "lock-tmp"
@@ -680,14 +717,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", "-t", action="append", default=[], metavar="NAME", help="lock only this target (repeatable)"
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()  # --check changes nothing, --update changes lockfiles
+    mode.add_argument(
         "--update",
         action="append",
         default=[],
         metavar="PKG",
         help="move only this package to its latest allowed version (repeatable)",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--check",
         action="store_true",
         help="exit 1, naming the stale targets, if any lockfile does not match its inputs",

@@ -102,6 +102,7 @@ def git_show(root: Path, ref: str, rel_path: str) -> str | None:
             capture_output=True,
             text=True,
             encoding="utf-8",
+            errors="replace",
             check=False,
         )
     except FileNotFoundError:
@@ -133,9 +134,10 @@ def run(args: argparse.Namespace) -> int:
     out = []
     for name in names:
         path = project.conda_lock_file(name)
-        after = path.read_text(encoding="utf-8") if path.is_file() else None
+        after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
         rel = project.relative(path)
         before = git_show(project.root, args.base, rel)
-        out.append(markdown(name, diff_packages(packages_of(before, f"{args.base}:{rel}"), packages_of(after, rel))))
+        changes = diff_packages(packages_of(before, f"{args.base}:{rel}"), packages_of(after, rel))
+        out.append(markdown(name, changes))
     sys.stdout.write("".join(out))
     return 0

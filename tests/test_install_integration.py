@@ -461,7 +461,7 @@ prefix=""; file=""
 while [ $# -gt 0 ]; do
   case "$1" in --prefix) prefix="$2"; shift;; -f) file="$2"; shift;; esac; shift
 done
-[ -n "$FAKE_FAIL" ] && exit 3
+[ -n "$FAKE_FAIL" ] && mkdir -p "$prefix/conda-meta" && touch "$prefix/conda-meta/half-linked.json" && exit 3
 mkdir -p "$prefix/conda-meta" && cp "$file" "$prefix/received.lock" && echo "$0 $*" > "$prefix/argv"
 """
 
@@ -490,6 +490,7 @@ def test_with_tool_gets_the_mirrored_explicit_file(locked: Path, tmp_path: Path,
     assert json.loads((prefix / "conda-meta" / "state").read_text())["env_vars"]["ENVSPEC_TARGET"] == "linux-cuda"
     failed = install(locked, *args[:-2], "--prefix", str(tmp_path / "env2"), env={**env, "FAKE_FAIL": "1"})
     assert failed.returncode == ExitCode.TOOL_FAILED and "micromamba failed with exit code 3" in failed.stderr
+    assert not (tmp_path / "env2").exists()  # the half-made new prefix the tool left is removed
 
 
 def test_named_environment_goes_to_conda_envs_path(locked: Path, tmp_path: Path) -> None:

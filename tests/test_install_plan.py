@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,58 @@ def test_cache_hit_needs_matching_hash_and_rattler_stamp(tmp_path: Path) -> None
     assert cached_hashes(cache, LockEntry(url=entry.url, md5=MD5, sha256="b" * 64)) is None  # every hash counts
     (cache / f"{entry.stem}.lock").write_bytes(b"\x00\x02")  # re-extracted by someone else
     assert cached_hashes(cache, entry) is None
+
+
+def test_an_unusable_cache_folder_is_one_line_not_a_traceback(
+    project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envspec.cli import main
+    from envspec.errors import ExitCode
+
+    lockfile, not_a_folder = tmp_path / "x.lock", tmp_path / "cache-is-a-file"
+    lockfile.write_text(LOCK)
+    not_a_folder.write_text("")
+    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
+    argv = ["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--prefix", str(tmp_path / "env")]
+    code = main([*argv, "--lockfile", str(lockfile), "--cache-dir", str(not_a_folder)])
+    err = capsys.readouterr().err
+    assert code == ExitCode.TOOL_FAILED
+    assert err.splitlines()[-1] == (
+        f"error: {not_a_folder}: File exists "
+        "(tip: check that the path is a writable file or folder as the command expects)"
+    )
+    assert not (tmp_path / "env").exists()
+
+
+def test_a_lockfile_that_is_not_utf8_is_one_line(
+    project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envspec.cli import main
+    from envspec.errors import ExitCode
+
+    lockfile = tmp_path / "x.lock"
+    lockfile.write_bytes(b"\xff\xfe" + LOCK.encode())
+    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
+    argv = ["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--prefix", str(tmp_path / "env")]
+    assert main([*argv, "--lockfile", str(lockfile)]) == ExitCode.SPEC_INVALID
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"error: {lockfile}: line 1: package line before")
+
+
+def test_folders_of_killed_swaps_are_restored_or_removed(tmp_path: Path) -> None:
+    from envspec.install import remove_stale_staging
+
+    dead = 2**22 + 4321  # above Linux's pid_max: no such process
+    prefix = tmp_path / "env"
+    older = tmp_path / f".env.envspec-old-{dead}-100"
+    newer = tmp_path / f".env.envspec-old-{dead}-200"  # killed between the two renames: the environment
+    staging = tmp_path / f".env.envspec-new-{dead}-x"
+    for folder in (older, newer, staging):
+        (folder / "conda-meta").mkdir(parents=True)
+    (newer / "conda-meta" / "marker").write_text("the user's environment")
+    removed = remove_stale_staging(prefix)
+    assert (prefix / "conda-meta" / "marker").read_text() == "the user's environment"
+    assert sorted(removed) == sorted([older, staging])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]
+    ours = tmp_path / f".env.envspec-old-{os.getpid()}-300"  # a live run's folder is left alone
+    ours.mkdir()
+    assert remove_stale_staging(prefix) == [] and ours.is_dir()

@@ -16,6 +16,7 @@ conv-1x1-as-matmul and coordinate-descent tuning, and ``torch.compile(unet, mode
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import tempfile
 import time
@@ -27,6 +28,14 @@ from envspec.smoke.errors import SmokeSetupError
 
 BATCH: Final = 2  # classifier-free guidance: unconditional + conditional
 TEXT_TOKENS: Final = 77
+
+
+def figure(value: float) -> float:
+    """Two decimals, and at least four significant digits for small values (a CPU's 0.1257 it/s
+    must not become 0.13, nor its 0.004 TFLOP/s 0.0)."""
+    if value <= 0 or not math.isfinite(value):
+        return round(value, 2) if math.isfinite(value) else 0.0
+    return round(value, max(2, 3 - math.floor(math.log10(value))))
 
 
 def build_full_size(device_type: str, dtype: Any) -> Any:
@@ -162,10 +171,10 @@ def run_benchmark(opts: run.Options, rep: dict[str, Any]) -> bytes:
     tflops = gflop * it_per_s / 1000.0
     peak = peaks.peak_tflops(choice.name, rep["dtype"]) if choice.device == "cuda" else None
     rep["benchmark"] = {
-        "it_per_s": round(it_per_s, 2),
+        "it_per_s": figure(it_per_s),
         "ms_per_step": round(median * 1000.0, 3),
         "unet_gflop_per_step": round(gflop, 1),
-        "unet_tflops": round(tflops, 2),
+        "unet_tflops": figure(tflops),
         "peak_tflops": peak,
         "peak_share": round(tflops / peak, 4) if peak else None,
         "compiled": opts.compile,

@@ -159,29 +159,35 @@ def choose_device(probe: DeviceProbe, forced: str | None, promise: Promise, allo
     With ``allow_cpu`` a missing promised device falls back to cpu and the choice says so.
     """
     promised = promise.device
+    target = f"target {promise.target} " if promise.target else ""
     if forced is not None:
-        wanted = _as_device(forced, "--wanted")
+        wanted = _as_device(forced, "--device")
         assert wanted is not None
+        if promised is not None and promised != wanted and not allow_cpu and not _available(promised, probe):
+            # forcing another device must not hide a broken promise (e.g. --device cpu on a CPU-only torch)
+            raise SmokeSetupError(
+                f"{target}promises {promised} ({promise.source}) but {why_missing(promised, probe)}",
+                tip="install the lockfile of a target for this machine, or pass --allow-cpu (CI without GPU)",
+            )
         if not _available(wanted, probe):
             if allow_cpu and wanted != "cpu":
                 return DeviceChoice(
                     "cpu",
                     _name("cpu", probe),
                     False if promised else None,
-                    f"--wanted {wanted} unavailable ({why_missing(wanted, probe)}); cpu allowed by --allow-cpu",
+                    f"--device {wanted} unavailable ({why_missing(wanted, probe)}); cpu allowed by --allow-cpu",
                 )
             raise SmokeSetupError(
-                f"--wanted {wanted} is not usable: {why_missing(wanted, probe)}",
+                f"--device {wanted} is not usable: {why_missing(wanted, probe)}",
                 tip="use --allow-cpu to run on cpu anyway",
             )
         met = None if promised is None else promised == wanted
-        return DeviceChoice(wanted, _name(wanted, probe), met, f"forced by --wanted {wanted}")
+        return DeviceChoice(wanted, _name(wanted, probe), met, f"forced by --device {wanted}")
     if promised is not None:
         if _available(promised, probe):
             chosen: Device = promised
             return DeviceChoice(chosen, _name(chosen, probe), True, f"promised by {promise.source}")
         reason = why_missing(promised, probe)
-        target = f"target {promise.target} " if promise.target else ""
         if not allow_cpu:
             raise SmokeSetupError(
                 f"{target}promises {promised} ({promise.source}) but {reason}",

@@ -149,8 +149,14 @@ def verdict_line(report: dict[str, Any]) -> str:
 
 
 def write_report(out: Path, report: dict[str, Any], png: bytes | None) -> None:
-    """Write smoke.png (when there is one) then smoke.json, both atomically."""
+    """Write smoke.png (when there is one) then smoke.json, both atomically.
+
+    A run without an image removes the smoke.png of an earlier run, so an old picture never
+    stands beside a new verdict.
+    """
     if png is not None:
         atomic_write(out / IMAGE_FILE, png)
+    elif (out / IMAGE_FILE).is_file():
+        (out / IMAGE_FILE).unlink()
     text = json.dumps(report, indent=2, sort_keys=False, allow_nan=False) + "\n"
     atomic_write(out / REPORT_FILE, text.encode("utf-8"))

@@ -330,7 +330,8 @@ def conclude(rep: dict[str, Any]) -> int:
     timing = f" in {total:.1f} s" if isinstance(total, float) else ""
     promise = ""
     if rep["promised_device"] and rep["promised_device"] != rep["device"]:
-        promise = f" (promised {rep['promised_device']} NOT met, allowed by --allow-cpu)"
+        why = "allowed by --allow-cpu" if rep.get("allow_cpu") else "forced by --device"
+        promise = f" (promised {rep['promised_device']} NOT met, {why})"
     bench = rep.get("benchmark")
     if bench:
         share = f", {bench['peak_share']:.1%} of {bench['peak_tflops']} peak" if bench["peak_share"] else ""

@@ -391,3 +391,65 @@ def test_is_fresh_answers_the_report(project: Path, mirror: str, monkeypatch: py
     assert [t for t in TARGETS if not is_fresh(proj, spec.resolve(t))] == ["linux-cuda"]
     (project / "environment-osx-64.yml").unlink()
     assert is_fresh(proj, spec.resolve("osx-64")) is None
+
+
+@pytest.mark.parametrize("action", ["create", "update"])
+def test_shim_gives_up_on_a_channel_that_never_answers(tmp_path: Path, action: str) -> None:
+    """A server that accepts but never replies: the shim reports it after ENVSPEC_CHANNEL_TIMEOUT,
+    for the first solve and for the --update path alike (which first looks up the kept records)."""
+    import json
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
+    prefix = tmp_path / "prefix"
+    (prefix / "conda-meta").mkdir(parents=True)
+    for name, version in (("tqdm", "4.67.1"), ("colorama", "0.4.6")):  # colorama is kept: looked up first
+        fn = f"{name}-{version}-pyhd8ed1ab_0.conda"
+        record = {"name": name, "version": version, "build": "pyhd8ed1ab_0", "build_number": 0, "fn": fn,
+                  "url": f"{url}/noarch/{fn}", "channel": url, "subdir": "noarch", "depends": []}  # fmt: skip
+        (prefix / "conda-meta" / f"{fn.removesuffix('.conda')}.json").write_text(json.dumps(record))
+    shim = shim_executable(tmp_path / "cache")
+    env = {**os.environ, "CONDA_SUBDIR": "linux-64", "ENVSPEC_CHANNEL_TIMEOUT": "2"}
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [str(shim), action, "--prefix", str(prefix), "--dry-run", "--json", "--channel", url, "tqdm"],
+            env=env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+    assert time.monotonic() - start < 15
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    error = json.loads(proc.stdout)
+    assert error["envspec_kind"] == "channel_unreachable" and url in error["message"]
+
+
+def test_one_unsatisfiable_target_keeps_the_solved_ones_unwritten(project: Path, mirror: str) -> None:
+    """All or nothing: linux-cuda solves, osx-arm64 cannot; neither lockfile may change."""
+    edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')  # linux-cuda: stale but solvable
+    edit_spec(project, "pytorch>=2.9\n", "pytorch>=2.14\n")  # osx-arm64: unsatisfiable
+    rendered = snapshot(project)
+    code, _, err = envspec(project, "lock", "--mirror", mirror)
+    assert code == ExitCode.UNSATISFIABLE, err
+    assert "linux-cuda  solved (not written)" in err
+    assert snapshot(project) == rendered
+    assert envspec(project, "lock", "--check", "--mirror", mirror)[0] == ExitCode.CHECK_FAILED

@@ -264,6 +264,16 @@ def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
     err = _classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
     assert isinstance(err, ChannelUnreachable) and "conda-forge" in err.message and "--mirror" in (err.tip or "")
     assert isinstance(_classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
+    # a solver that is no conda: conda-lock's traceback is cut down to the exception that ended it
+    traceback = """Traceback (most recent call last):
+  File "/x/conda_lock/conda_solver.py", line 361, in solve_specs_for_arch
+    raise RuntimeError(f"Failed to parse json: '{proc.stdout}'") from e
+          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+RuntimeError: Failed to parse json: ''
+"""
+    err = _classify_failure(job, no_report, "INFO: solving\n" + traceback, 1)
+    assert isinstance(err, ToolFailed)
+    assert err.message == "conda-lock failed for target win-cuda (exit 1): RuntimeError: Failed to parse json: ''"
 
 
 def test_conflict_tree_becomes_one_readable_line() -> None:
@@ -294,3 +304,84 @@ def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
     assert code == 1 and json.loads(out)["exception_name"] == "CommandNotFoundError"
     code, out = shim_run(["info", "--json"], {"CONDA_SUBDIR": "win-64", "CONDA_PKGS_DIRS": "/pk"})
     assert code == 0 and json.loads(out)["pkgs_dirs"] == ["/pk"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "inf"])
+def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from envspec.lock import TIMEOUT_ENV, LockJob, lock_jobs
+
+    env_file, vpkg_file = tmp_path / "environment-t.yml", tmp_path / "t.virtual-packages.yml"
+    env_file.write_text("dependencies: [python]\n")
+    vpkg_file.write_text("subdirs: {}\n")
+    channels = ("https://example.invalid/conda-forge",)
+    job = LockJob(
+        "t", "linux-64", tmp_path, env_file, vpkg_file, tmp_path / "t.conda-lock.yml", tmp_path / "t.lock", channels,
+        LockInput("t", "linux-64", env_file.read_bytes(), vpkg_file.read_bytes(), channels),
+    )  # fmt: skip
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    with pytest.raises(SpecError, match=TIMEOUT_ENV):
+        lock_jobs([job], cache_dir=tmp_path / "cache", progress=lambda _: None)
+    assert not (tmp_path / "t.lock").exists()
+
+
+def test_check_and_update_together_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from envspec.cli import main
+    from envspec.errors import ExitCode
+
+    # --check must not report "stale (update tqdm)" for lockfiles that match their inputs
+    assert main(["lock", "--check", "--update", "tqdm"]) == ExitCode.USAGE
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_run_that_exits_0_without_output_is_a_tool_failure(tmp_path: Path) -> None:
+    from envspec.errors import ToolFailed
+    from envspec.lock import LockJob, Prepared, finish
+    from envspec.lockplan import Action, PlanItem
+
+    channels = ("file:///c",)
+    job = LockJob(
+        "t", "linux-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "t.conda-lock.yml",
+        tmp_path / "t.lock", channels, _inp("t"),
+    )  # fmt: skip
+    tmp = tmp_path / "work"
+    tmp.mkdir()
+    prep = Prepared(
+        job, PlanItem("t", Action.SOLVE, "no lockfile", "sha256:0"), [], {}, tmp, tmp_path / ".t.tmp.yml",
+        tmp / "report.json", tmp / "stdout.txt", tmp / "stderr.txt",
+    )  # fmt: skip
+    with pytest.raises(ToolFailed, match="exited 0 for t but did not write"):
+        finish(prep, 0, 1.0)
+
+
+def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> None:
+    from envspec.lock import LockJob, read_stored
+    from envspec.lockdiff import packages_of
+
+    damaged = "version: 1\npackage: [\n"
+    with pytest.raises(SpecError, match=r"HEAD:lockfiles/t.conda-lock.yml: not a conda-lock.yml"):
+        packages_of(damaged, "HEAD:lockfiles/t.conda-lock.yml")
+    with pytest.raises(SpecError, match="not a conda-lock.yml: no 'package' list"):
+        packages_of("- just\n- a list\n")
+    (tmp_path / "lockfiles").mkdir()
+    job = LockJob(
+        "t", "linux-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "lockfiles" / "t.conda-lock.yml",
+        tmp_path / "lockfiles" / "t.lock", ("file:///c",), _inp("t"),
+    )  # fmt: skip
+    job.conda_lock_file.write_text(damaged)
+    with pytest.raises(SpecError, match=r"lockfiles/t.conda-lock.yml is not a readable conda-lock file"):
+        read_stored(job, with_packages=True)  # what `envspec lock --update PKG` reads first
+
+
+def test_a_conda_lock_file_that_is_not_utf8_is_a_spec_error(tmp_path: Path) -> None:
+    from envspec.lock import LockJob, read_stored
+
+    job = LockJob(
+        "t", "linux-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "t.conda-lock.yml",
+        tmp_path / "t.lock", ("file:///c",), _inp("t"),
+    )  # fmt: skip
+    job.conda_lock_file.write_bytes(b"\xff\xfeversion: 1\npackage: [\n")
+    assert read_stored(job).conda_lock_hash is None  # the no-op check: stale, not a crash
+    with pytest.raises(SpecError, match="not a readable conda-lock file"):
+        read_stored(job, with_packages=True)

@@ -27,6 +27,16 @@ def test_peak_table() -> None:
     assert peaks.peak_tflops("NVIDIA H100 80GB HBM3", "float32") is None
 
 
+def test_figures_keep_their_precision_when_small() -> None:
+    assert [benchmark.figure(v) for v in (87.6349, 44.6, 0.125656, 0.0039871, 0.0)] == [
+        87.63,
+        44.6,
+        0.1257,
+        0.003987,
+        0.0,
+    ]
+
+
 @pytest.mark.slow
 def test_cpu_benchmark_at_small_size(smoke: Smoke) -> None:
     code, data, out = smoke("--benchmark", "--resolution", "64", "--benchmark-steps", "2", "--warmup-steps", "1")

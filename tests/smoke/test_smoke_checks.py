@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from envspec.smoke import checks
@@ -80,3 +82,18 @@ def test_tokenizer_works() -> None:
     empty = checks.tokenizer_works([0, 2, 2, 2], [0, 2, 2, None], vocab_size=1000)  # transformers 5, no files
     assert not empty.passed and "special tokens only" in empty.detail
     assert not checks.tokenizer_works([0, 1500, 2], [0, 2], vocab_size=1000).passed
+
+
+def test_a_run_without_an_image_removes_the_previous_runs_png(tmp_path: Path) -> None:
+    import json
+
+    from envspec.smoke.report import IMAGE_FILE, REPORT_FILE, empty_report, write_report
+
+    passed = empty_report("linux-cuda", "tiny", 0, False)
+    write_report(tmp_path, passed, b"\x89PNG old picture")
+    assert (tmp_path / IMAGE_FILE).is_file()
+    errored = empty_report("linux-cuda", "tiny", 0, False)
+    errored["message"] = "error: no such model"
+    write_report(tmp_path, errored, None)
+    assert not (tmp_path / IMAGE_FILE).exists()  # the old picture must not stand beside the new verdict
+    assert json.loads((tmp_path / REPORT_FILE).read_text())["message"] == "error: no such model"

@@ -63,6 +63,17 @@ def test_forced_device() -> None:
         choose_device(CPU_BUILD, "cuda", NONE, False)
 
 
+def test_forcing_another_device_does_not_hide_a_missing_promised_one() -> None:
+    # --device cpu on a CPU-only torch of a cuda target: the promise is broken, exit 2 as without --device
+    with pytest.raises(SmokeSetupError, match=r"promises cuda .* built without CUDA") as err:
+        choose_device(CPU_BUILD, "cpu", promise("cuda"), allow_cpu=False)
+    assert "--allow-cpu" in (err.value.tip or "")
+    choice = choose_device(CPU_BUILD, "cpu", promise("cuda"), allow_cpu=True)
+    assert (choice.device, choice.promise_met) == ("cpu", False)
+    with pytest.raises(SmokeSetupError, match="--device cuda is not usable"):
+        choose_device(CPU_BUILD, "cuda", NONE, False)
+
+
 def test_dtype_per_device() -> None:
     assert [dtype_name(d) for d in ("cuda", "mps", "cpu")] == ["float16", "float32", "float32"]
 
@@ -93,3 +104,14 @@ def test_bad_promised_value_and_bad_state_file(tmp_path: Path) -> None:
     (tmp_path / "conda-meta" / "state").write_text("{not json")
     with pytest.raises(SmokeSetupError, match="cannot read"):
         read_state_file(tmp_path)
+
+
+@pytest.mark.parametrize(("allow_cpu", "why"), [(True, "allowed by --allow-cpu"), (False, "forced by --device")])
+def test_verdict_names_what_let_an_unmet_promise_pass(allow_cpu: bool, why: str) -> None:
+    from envspec.smoke.report import empty_report
+    from envspec.smoke.run import conclude
+
+    rep = empty_report("linux-cuda", "tiny", 0, allow_cpu)
+    rep.update(promised_device="cuda", device="cpu", device_name="x86_64", dtype="float32", resolution=[8, 8])
+    assert conclude(rep) == 0
+    assert rep["message"].endswith(f"(promised cuda NOT met, {why})")
