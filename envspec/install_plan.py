@@ -16,22 +16,11 @@ from urllib.parse import unquote, urlsplit
 
 from envspec import explicit
 from envspec.errors import PlatformMismatch, SpecError
+from envspec.machine import subdir_of
 from envspec.mirrors import channel_url
 
 Tool = Literal["rattler", "conda", "mamba", "micromamba"]
 TOOLS: Final[tuple[Tool, ...]] = ("rattler", "conda", "mamba", "micromamba")
-
-#: (platform.system(), platform.machine()) -> conda subdir, as data.
-HOST_SUBDIRS: Final[dict[tuple[str, str], str]] = {
-    ("Linux", "x86_64"): "linux-64",
-    ("Linux", "aarch64"): "linux-aarch64",
-    ("Linux", "ppc64le"): "linux-ppc64le",
-    ("Darwin", "x86_64"): "osx-64",
-    ("Darwin", "arm64"): "osx-arm64",
-    ("Windows", "AMD64"): "win-64",
-    ("Windows", "x86_64"): "win-64",
-    ("Windows", "ARM64"): "win-arm64",
-}
 
 #: conda's per-environment state file; ``conda activate`` exports its ``env_vars``.
 STATE_FILE: Final = "conda-meta/state"
@@ -203,10 +192,10 @@ def host_subdir(system: str, machine: str, rosetta: bool = False) -> str:
     """
     if rosetta and system == "Darwin":
         return "osx-arm64"
-    try:
-        return HOST_SUBDIRS[(system, machine)]
-    except KeyError:
-        raise PlatformMismatch(f"no conda subdir is known for this machine ({system} {machine})") from None
+    subdir = subdir_of(system, machine)
+    if subdir is None:
+        raise PlatformMismatch(f"no conda subdir is known for this machine ({system} {machine})")
+    return subdir
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from envspec.probe import DistroFacts, PlatformFacts, Probe, ProbeResult
 #: The checkpoint path of the old Stable Diffusion guide (relative to the project root).
 CHECKPOINT_RELPATH: Final = "models/ldm/stable-diffusion-v1/model.ckpt"
 
-#: conda subdir of a (system, machine) pair as ``platform`` reports it.
+#: conda subdir of a (system, machine) pair as ``platform`` reports it (machine compared in lower
+#: case: Windows says AMD64/ARM64). The one table of it: doctor and install both use ``subdir_of``.
 _SUBDIRS: Final[dict[tuple[str, str], str]] = {
     ("Linux", "x86_64"): "linux-64",
     ("Linux", "amd64"): "linux-64",
