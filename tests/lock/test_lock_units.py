@@ -362,7 +362,7 @@ def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> 
     damaged = "version: 1\npackage: [\n"
     with pytest.raises(SpecError, match=r"HEAD:lockfiles/t.conda-lock.yml: not a conda-lock.yml"):
         packages_of(damaged, "HEAD:lockfiles/t.conda-lock.yml")
-    with pytest.raises(SpecError, match="not a conda-lock.yml: no 'package' list"):
+    with pytest.raises(SpecError, match=r"not a conda-lock.yml: no 'package' list"):
         packages_of("- just\n- a list\n")
     (tmp_path / "lockfiles").mkdir()
     job = LockJob(
