@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from envspec import explicit
 from envspec.cli_common import add_mirror_option
 from envspec.conda_shim import REPORT_ENV, shim_executable
+from envspec.condalock import read_conda_lock
 from envspec.errors import (
     ChannelUnreachable,
     CheckFailed,
@@ -160,36 +161,8 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     m = _META_HASH_RE.search(text)
     packages = None
     if with_packages:
-        packages = frozenset(str(p.get("name")) for p in _lock_packages(text, job.subdir, job.rel(job.conda_lock_file)))
+        packages = frozenset(p.name for p in read_conda_lock(text, job.rel(job.conda_lock_file), job.subdir))
     return Stored(explicit_hash, m.group(1) if m else None, packages)
-
-
-def _lock_packages(conda_lock_text: str, subdir: str, source: str = "conda-lock output") -> list[dict[str, Any]]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load(conda_lock_text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise SpecError(
-            f"{source} is not a readable conda-lock file: {' '.join(str(exc).split())}",
-            tip="delete the damaged lockfile and run `envspec lock` to solve that target again",
-        ) from None
-    if not isinstance(data, dict):
-        return []
-    return [
-        p
-        for p in data.get("package") or []
-        if isinstance(p, dict) and p.get("platform") == subdir and p.get("manager", "conda") == "conda"
-    ]
-
-
-def build_of(url: str) -> str:
-    """The build string of a package URL (``...-2.13.0-cuda129_..._201.conda``)."""
-    stem = url.rsplit("/", 1)[-1]
-    for suffix in (".conda", ".tar.bz2"):
-        stem = stem.removesuffix(suffix)
-    return stem.rsplit("-", 1)[-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,9 +288,9 @@ def _precheck_channels(job: LockJob) -> None:
 
 
 def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
-    pkgs = [p for p in _lock_packages(conda_lock_text, subdir) if not str(p.get("name", "")).startswith("__")]
-    torch = next((p for p in pkgs if p.get("name") in TORCH_NAMES), None)
-    torch_text = f"{torch['version']} {build_of(str(torch.get('url', '')))}" if torch else "-"
+    pkgs = [p for p in read_conda_lock(conda_lock_text, "conda-lock output", subdir) if not p.name.startswith("__")]
+    torch = next((p for p in pkgs if p.name in TORCH_NAMES), None)
+    torch_text = f"{torch.version} {torch.build or '?'}" if torch else "-"
     return len(pkgs), torch_text
 
 

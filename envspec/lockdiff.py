@@ -13,7 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from envspec.errors import SpecError, ToolFailed
+from envspec.condalock import read_conda_lock
+from envspec.errors import ToolFailed
 
 Packages = dict[str, tuple[str, str]]  # name -> (version, build)
 
@@ -26,39 +27,13 @@ class Change:
     after: tuple[str, str] | None
 
 
-def _build_of(url: str) -> str:
-    stem = url.rsplit("/", 1)[-1]
-    for suffix in (".conda", ".tar.bz2"):
-        stem = stem.removesuffix(suffix)
-    return stem.rsplit("-", 1)[-1]
-
-
 def packages_of(conda_lock_text: str | None, source: str = "conda-lock.yml") -> Packages:
     """``{name: (version, build)}`` of the conda packages of a conda-lock.yml (empty for None).
 
     A file that is not a conda-lock.yml is a ``SpecError`` naming ``source``, never a traceback."""
     if not conda_lock_text:
         return {}
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    tip = "re-create it with `envspec lock`, or restore it from git"
-    try:
-        data = yaml.load(conda_lock_text, Loader=loader)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise SpecError(f"{source}: not a conda-lock.yml: {problem}", tip=tip) from None
-    packages = data.get("package") if isinstance(data, dict) else None
-    if not isinstance(packages, list):
-        raise SpecError(f"{source}: not a conda-lock.yml: no 'package' list", tip=tip)
-    out: Packages = {}
-    for index, p in enumerate(packages):
-        if not isinstance(p, dict) or p.get("manager", "conda") != "conda":
-            continue
-        if not all(isinstance(p.get(key), (str, int, float)) for key in ("name", "version")):
-            raise SpecError(f"{source}: package.{index}: needs a 'name' and a 'version'", tip=tip)
-        out[str(p["name"])] = (str(p["version"]), _build_of(str(p.get("url", ""))))
-    return out
+    return {p.name: (p.version, p.build or "") for p in read_conda_lock(conda_lock_text, source)}
 
 
 def diff_packages(before: Packages, after: Packages) -> list[Change]:

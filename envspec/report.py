@@ -15,11 +15,12 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from envspec.condalock import read_conda_lock
+from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.project import Project
 from envspec.spec import TORCH_PACKAGE, ResolvedTarget
@@ -225,47 +226,17 @@ class LockSummary:
     problem: str | None = None
 
 
-def build_from_url(url: str, name: str, version: str) -> str | None:
-    """The build string, from a conda package file name ``<name>-<version>-<build>.conda|.tar.bz2``."""
-    filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
-    for ext in (".conda", ".tar.bz2"):
-        if filename.endswith(ext):
-            stem = filename.removesuffix(ext)
-            prefix = f"{name}-{version}-"
-            if stem.startswith(prefix):
-                return stem.removeprefix(prefix)
-            return stem.rsplit("-", 1)[-1] if stem.count("-") >= 2 else None
-    return None
-
-
 def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | None]:
     """(package count, torch version, torch build) of ``subdir`` in a conda-lock v1 file.
 
     Raises ``ValueError`` when the text is not a conda-lock v1 lockfile.
     """
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)  # a SafeLoader (C or Python)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"not valid YAML: {' '.join(str(exc).split())[:200]}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("package"), list):
-        raise ValueError("not a conda-lock lockfile (no 'package:' list)")
-    if data.get("version") != 1:
-        raise ValueError(f"conda-lock format version {data.get('version')!r}; this envspec reads version 1")
-    count = 0
-    torch_version: str | None = None
-    torch_build: str | None = None
-    for entry in data["package"]:
-        if not isinstance(entry, dict) or entry.get("platform") != subdir:
-            continue
-        count += 1
-        if entry.get("name") == TORCH_PACKAGE:
-            torch_version = str(entry.get("version", "")) or None
-            if entry.get("build"):  # conda-lock's v1 model has an optional build field
-                torch_build = str(entry["build"])
-            elif torch_version is not None:
-                torch_build = build_from_url(str(entry.get("url", "")), TORCH_PACKAGE, torch_version)
-    return count, torch_version, torch_build
+        packages = read_conda_lock(text, "conda-lock file", subdir)
+    except SpecError as exc:
+        raise ValueError(exc.message.removeprefix("conda-lock file: ")) from None
+    torch = next((p for p in packages if p.name == TORCH_PACKAGE), None)
+    return len(packages), torch.version if torch else None, torch.build if torch else None
 
 
 def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None) -> LockSummary:

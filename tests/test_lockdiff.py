@@ -14,8 +14,9 @@ from envspec.lockdiff import packages_of
         ("package: [[\n", r"not a conda-lock\.yml: "),
         ("- 1\n", r"no 'package' list"),
         ("package: 3\n", r"no 'package' list"),
-        ("package:\n  - {name: tqdm}\n", r"package\.0: needs a 'name' and a 'version'"),
-        ("package:\n  - {name: [x], version: '1'}\n", r"package\.0: needs a 'name' and a 'version'"),
+        ("version: 1\npackage:\n  - {name: tqdm}\n", r"package\.0: needs a 'name' and a 'version'"),
+        ("version: 1\npackage:\n  - {name: [x], version: '1'}\n", r"package\.0: needs a 'name' and a 'version'"),
+        ("version: 2\npackage: []\n", r"conda-lock format version 2; envspec reads version 1"),
     ],
 )
 def test_a_broken_lockfile_is_a_one_line_spec_error(text: str, pattern: str) -> None:

@@ -370,7 +370,7 @@ def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> 
         tmp_path / "lockfiles" / "t.lock", ("file:///c",), _inp("t"),
     )  # fmt: skip
     job.conda_lock_file.write_text(damaged)
-    with pytest.raises(SpecError, match=r"lockfiles/t.conda-lock.yml is not a readable conda-lock file"):
+    with pytest.raises(SpecError, match=r"lockfiles/t.conda-lock.yml: not a conda-lock.yml"):
         read_stored(job, with_packages=True)  # what `envspec lock --update PKG` reads first
 
 
@@ -383,5 +383,5 @@ def test_a_conda_lock_file_that_is_not_utf8_is_a_spec_error(tmp_path: Path) -> N
     )  # fmt: skip
     job.conda_lock_file.write_bytes(b"\xff\xfeversion: 1\npackage: [\n")
     assert read_stored(job).conda_lock_hash is None  # the no-op check: stale, not a crash
-    with pytest.raises(SpecError, match="not a readable conda-lock file"):
+    with pytest.raises(SpecError, match=r"not a conda-lock.yml"):
         read_stored(job, with_packages=True)

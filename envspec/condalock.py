@@ -1,0 +1,77 @@
+"""conda-lock's unified lockfile (``<target>.conda-lock.yml``, format version 1), read in one place.
+
+``envspec lock`` (package names for ``--update``, the summary table), ``envspec diff`` and
+``envspec report`` all read it through ``read_conda_lock``. A file that is not such a lockfile is a
+``SpecError`` naming its source, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from envspec.errors import SpecError
+
+FORMAT_VERSION: Final = 1
+_ARCHIVE_SUFFIXES: Final = (".conda", ".tar.bz2")
+_TIP: Final = "re-create it with `envspec lock`, or restore it from git"
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str
+    version: str
+    build: str | None
+    url: str
+    platform: str
+
+
+def build_from_url(url: str) -> str | None:
+    """The build string of a package URL: ``<name>-<version>-<build>.conda|.tar.bz2`` (None when
+    the URL does not name a conda package). Build strings never contain ``-``."""
+    filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
+    for suffix in _ARCHIVE_SUFFIXES:
+        if filename.endswith(suffix):
+            stem = filename.removesuffix(suffix)
+            return stem.rsplit("-", 1)[-1] if stem.count("-") >= 2 else None
+    return None
+
+
+def read_conda_lock(text: str, source: str, platform: str | None = None) -> list[LockedPackage]:
+    """The conda packages of a conda-lock v1 file (of ``platform`` only, when given)."""
+    import yaml
+
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # a SafeLoader (C or Python)
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise SpecError(f"{source}: not a conda-lock.yml: not valid YAML ({problem})", tip=_TIP) from None
+    packages = data.get("package") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(packages, list):
+        raise SpecError(f"{source}: not a conda-lock.yml: no 'package' list", tip=_TIP)
+    if data.get("version") != FORMAT_VERSION:
+        raise SpecError(
+            f"{source}: conda-lock format version {data.get('version')!r}; envspec reads version {FORMAT_VERSION}",
+            tip=_TIP,
+        )
+    out: list[LockedPackage] = []
+    for index, entry in enumerate(packages):
+        if not isinstance(entry, dict) or entry.get("manager", "conda") != "conda":
+            continue
+        if not all(isinstance(entry.get(key), (str, int, float)) for key in ("name", "version")):
+            raise SpecError(f"{source}: package.{index}: needs a 'name' and a 'version'", tip=_TIP)
+        if platform is not None and entry.get("platform") != platform:
+            continue
+        url = str(entry.get("url", ""))
+        build = str(entry["build"]) if entry.get("build") else build_from_url(url)
+        out.append(
+            LockedPackage(
+                name=str(entry["name"]),
+                version=str(entry["version"]),
+                build=build,
+                url=url,
+                platform=str(entry.get("platform", "")),
+            )
+        )
+    return out
