@@ -29,6 +29,15 @@ def add_mirror_option(parser: argparse.ArgumentParser, purpose: str) -> None:
     )
 
 
+def add_destination_options(parser: argparse.ArgumentParser) -> None:
+    """``--prefix PATH | --name NAME`` (one of them required), for commands that create an environment."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--prefix", "-p", metavar="PATH", help="create the environment in this folder")
+    where.add_argument(
+        "--name", "-n", metavar="NAME", help="create a named environment ($CONDA_ENVS_PATH or ~/.conda/envs)"
+    )
+
+
 def progress(message: str) -> None:
     """Progress for people goes to stderr, so stdout stays clean for results and --json."""
     print(message, file=sys.stderr, flush=True)

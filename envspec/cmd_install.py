@@ -16,7 +16,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from envspec.cli_common import add_mirror_option, load, progress
+from envspec.cli_common import add_destination_options, add_mirror_option, load, progress
 from envspec.errors import SpecError, ToolFailed
 from envspec.install import default_cache_dir, install_rattler, install_with_tool
 from envspec.install_plan import (
@@ -38,11 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target", nargs="?", metavar="TARGET", help="target to install (default: the one for this machine)"
     )
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--prefix", "-p", metavar="PATH", help="create the environment in this folder")
-    where.add_argument(
-        "--name", "-n", metavar="NAME", help="create a named environment ($CONDA_ENVS_PATH or ~/.conda/envs)"
-    )
+    add_destination_options(parser)
     parser.add_argument(
         "--with",
         dest="tool",

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from envspec import cmd_doctor, cmd_install, cmd_report, doctor, lock, smoke_runner, up
-from envspec.cli_common import add_mirror_option, load, progress
+from envspec.cli_common import add_destination_options, add_mirror_option, load, progress
 from envspec.errors import EnvspecError, ToolFailed
 from envspec.install_plan import destination
 from envspec.machine import collect_facts
@@ -45,11 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target", nargs="?", metavar="TARGET", help="target to set up (default: the one for this machine)"
     )
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--prefix", "-p", metavar="PATH", help="create the environment in this folder")
-    where.add_argument(
-        "--name", "-n", metavar="NAME", help="create a named environment ($CONDA_ENVS_PATH or ~/.conda/envs)"
-    )
+    add_destination_options(parser)
     add_mirror_option(parser, "use URL for channel NAME to lock and install")
     parser.add_argument(
         "--allow-cpu",

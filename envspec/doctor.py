@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from envspec.machine import MachineFacts, version_tuple
+from envspec.machine import MachineFacts
 from envspec.spec import ACCELERATOR_RULES, ResolvedTarget
+from envspec.versions import version_tuple
 
 GiB: Final = 1024**3
 MiB: Final = 1024**2

@@ -114,15 +114,6 @@ class MachineFacts:
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
 
-def version_tuple(text: str) -> tuple[int, ...]:
-    """ "580.65.06" -> (580, 65, 6); non-numeric parts count as 0."""
-    parts = []
-    for piece in text.strip().split("."):
-        digits = re.match(r"\d+", piece)
-        parts.append(int(digits.group()) if digits else 0)
-    return tuple(parts)
-
-
 def subdir_of(system: str, machine: str) -> str | None:
     return _SUBDIRS.get((system, machine.lower()))
 

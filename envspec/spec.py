@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from envspec.errors import SpecError
+from envspec.versions import version_tuple
 from envspec.yamlsrc import DuplicateKeyError, NonStringKeyError, YamlSource
 
 SPEC_VERSION: Final = 1
@@ -175,7 +176,7 @@ class TargetModel(_Strict):
             if name not in self.virtual_packages:
                 raise ValueError(f"accelerator {self.accelerator!r} needs virtual package {name!r}")
         for name, minimum in rule.min_virtual.items():
-            if _version_tuple(self.virtual_packages[name].split()[0]) < _version_tuple(minimum):
+            if version_tuple(self.virtual_packages[name].split()[0]) < version_tuple(minimum):
                 raise ValueError(f"accelerator {self.accelerator!r} needs {name} >= {minimum}")
         torch_specs = [s for s in self.torch if _spec_name(s) == TORCH_PACKAGE]
         if len(torch_specs) != 1:
@@ -236,14 +237,6 @@ def _spec_build(spec: str) -> str | None:
 
     build = MatchSpec(spec).build
     return None if build is None else str(build)
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("."):
-        digits = re.match(r"\d+", piece)
-        parts.append(int(digits.group()) if digits else 0)
-    return tuple(parts)
 
 
 @dataclass(frozen=True)
