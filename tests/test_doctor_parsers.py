@@ -30,10 +30,10 @@ from envspec.machine import (
     parse_proc_driver_version,
     parse_sw_vers,
     parse_sysctl_flag,
-    version_tuple,
 )
 from envspec.probe import ProbeResult, RecordedProbe, parse_os_release
 from envspec.spec import ResolvedTarget, load_spec
+from envspec.versions import version_tuple
 
 
 def test_nvidia_csv_one_and_many_gpus() -> None:
