@@ -90,8 +90,8 @@ CHILD = r"""
 import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from envspec.install import install_rattler
-from envspec.install_plan import parse_lock
+from envspec.install.execute import install_rattler
+from envspec.install.plan import parse_lock
 lock_path, prefix, cache = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 lock = parse_lock(lock_path.read_text(), str(lock_path))
 t, c = time.perf_counter(), time.process_time()

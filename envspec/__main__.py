@@ -1,3 +1,3 @@
-from envspec.cli import entry
+from envspec.cli.main import entry
 
 entry()

@@ -1,6 +1,6 @@
 """One error class per failure kind, each with its own exit code.
 
-Only ``envspec.cli.main`` turns these into a one-line message and an exit status;
+Only ``envspec.cli.main.main`` turns these into a one-line message and an exit status;
 library code raises them and never prints or exits.
 """
 

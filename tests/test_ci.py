@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from envspec import ci, render
-from envspec.cli import main
+from envspec.cli.main import main
 from envspec.errors import ExitCode
 from envspec.project import Project
-from envspec.spec import load_spec
+from envspec.render import files as render
+from envspec.render import workflows as ci
+from envspec.spec.model import load_spec
 
 
 class GitHubYamlLoader(yaml.SafeLoader):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from envspec.cli import main
+from envspec.cli.main import main
 from envspec.errors import ExitCode
-from envspec.spec import load_spec
+from envspec.spec.model import load_spec
 
 
 def test_targets_table(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

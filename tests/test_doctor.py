@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from envspec.doctor import Report, Status, diagnose, estimate_env_bytes, recommend_target
+from envspec.doctor.checks import Report, Status, diagnose, estimate_env_bytes, recommend_target
+from envspec.doctor.machine import collect_facts
+from envspec.doctor.probe import RecordedProbe
+from envspec.doctor.recommend import default_target
 from envspec.errors import PlatformMismatch
-from envspec.machine import collect_facts
-from envspec.probe import RecordedProbe
-from envspec.spec import Spec, load_spec, parse_spec
-from envspec.targeting import default_target
+from envspec.spec.model import Spec, load_spec, parse_spec
 
 DATA = Path(__file__).parent / "data" / "doctor"
 GiB = 1024**3

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from envspec import cmd_doctor
-from envspec.cli import main
+from envspec.cli import doctor as cmd_doctor
+from envspec.cli.main import main
+from envspec.doctor.probe import RecordedProbe, SystemProbe
 from envspec.errors import ExitCode
-from envspec.probe import RecordedProbe, SystemProbe
 
 DATA = Path(__file__).parent / "data" / "doctor"
 
@@ -136,9 +136,9 @@ def test_disk_estimate_reads_the_projects_lockfile(
 
 
 def test_doctor_is_registered_in_the_command_table() -> None:
-    from envspec.cli import COMMANDS
+    from envspec.cli.main import COMMANDS
 
-    assert ("doctor", "envspec.cmd_doctor") in [(name, module) for name, module, _ in COMMANDS]
+    assert ("doctor", "envspec.cli.doctor") in [(name, module) for name, module, _ in COMMANDS]
 
 
 def test_system_probe_answers_none_for_a_missing_command() -> None:
@@ -213,8 +213,8 @@ def test_install_without_target_uses_the_recommended_target(
 ) -> None:
     """Issue 5 item 2: `envspec install` without TARGET takes the doctor's recommendation (here a
     recorded Windows box with an NVIDIA GPU, so not this Linux machine's only linux-64 target)."""
-    from envspec import targeting
-    from envspec.spec import load_spec
+    from envspec.doctor import recommend as targeting
+    from envspec.spec.model import load_spec
 
     monkeypatch.delenv("ENVSPEC_HOST_SUBDIR", raising=False)
     data = json.loads((DATA / "windows-cuda.json").read_text())

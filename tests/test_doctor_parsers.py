@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envspec.doctor import (
+from envspec.doctor.checks import (
     CUDA_DRIVER_TABLE,
     Status,
     diagnose,
     driver_floor,
     max_cuda_for_driver,
 )
-from envspec.machine import (
+from envspec.doctor.machine import (
     NVIDIA_QUERY,
     GpuInfo,
     NvidiaParseError,
@@ -31,8 +31,8 @@ from envspec.machine import (
     parse_sw_vers,
     parse_sysctl_flag,
 )
-from envspec.probe import ProbeResult, RecordedProbe, parse_os_release
-from envspec.spec import ResolvedTarget, load_spec
+from envspec.doctor.probe import ProbeResult, RecordedProbe, parse_os_release
+from envspec.spec.model import ResolvedTarget, load_spec
 from envspec.versions import version_tuple
 
 

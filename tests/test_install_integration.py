@@ -25,9 +25,9 @@ from types import ModuleType
 
 import pytest
 
-from envspec.cli import main
+from envspec.cli.main import main
 from envspec.errors import ExitCode
-from envspec.install_plan import parse_lock
+from envspec.install.plan import parse_lock
 
 pytestmark = pytest.mark.integration
 

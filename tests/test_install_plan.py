@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import ExitCode, IntegrityError, PlatformMismatch, SpecError
-from envspec.install import (
+from envspec.install.execute import (
     SIDECAR_DIR,
     PrefixNotEnvironment,
     cached_hashes,
@@ -18,7 +18,7 @@ from envspec.install import (
     default_cache_dir,
     fetch_all,
 )
-from envspec.install_plan import (
+from envspec.install.plan import (
     ExplicitLock,
     LockEntry,
     add_conda_lock_hashes,
@@ -310,7 +310,7 @@ def test_cache_hit_needs_matching_hash_and_rattler_stamp(tmp_path: Path) -> None
 def test_an_unusable_cache_folder_is_one_line_not_a_traceback(
     project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from envspec.cli import main
+    from envspec.cli.main import main
     from envspec.errors import ExitCode
 
     lockfile, not_a_folder = tmp_path / "x.lock", tmp_path / "cache-is-a-file"
@@ -331,7 +331,7 @@ def test_an_unusable_cache_folder_is_one_line_not_a_traceback(
 def test_a_lockfile_that_is_not_utf8_is_one_line(
     project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from envspec.cli import main
+    from envspec.cli.main import main
     from envspec.errors import ExitCode
 
     lockfile = tmp_path / "x.lock"
@@ -343,7 +343,7 @@ def test_a_lockfile_that_is_not_utf8_is_one_line(
 
 
 def test_folders_of_killed_swaps_are_restored_or_removed(tmp_path: Path) -> None:
-    from envspec.install import remove_stale_staging
+    from envspec.install.execute import remove_stale_staging
 
     dead = 2**22 + 4321  # above Linux's pid_max: no such process
     prefix = tmp_path / "env"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from envspec.errors import ExitCode, SpecError
-from envspec.lockdiff import packages_of
+from envspec.lock.diff import packages_of
 
 
 @pytest.mark.parametrize(

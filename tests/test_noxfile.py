@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from envspec.cli import main
-from envspec.spec import load_spec
-from envspec.targeting import default_target
+from envspec.cli.main import main
+from envspec.doctor.recommend import default_target
+from envspec.spec.model import load_spec
 
 
 class FakeSession:

@@ -7,9 +7,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envspec import render
 from envspec.project import Project
-from envspec.spec import load_spec
+from envspec.render import files as render
+from envspec.spec.model import load_spec
 
 
 def _plan(root: Path) -> tuple[Project, dict[Path, str]]:

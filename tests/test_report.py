@@ -18,11 +18,11 @@ from smokefixtures import (
     write_standard_results,
 )
 
-from envspec import report
-from envspec.cli import main
+from envspec.cli.main import main
 from envspec.errors import ExitCode
 from envspec.project import Project
-from envspec.spec import ResolvedTarget, load_spec
+from envspec.report import build as report
+from envspec.spec.model import ResolvedTarget, load_spec
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ def test_broken_lockfile_is_unknown_not_a_crash(project_copy: Path, results: Pat
     ],
 )
 def test_build_from_url(url: str, build: str | None) -> None:
-    from envspec.condalock import build_from_url
+    from envspec.lock.condalock import build_from_url
 
     assert build_from_url(url) == build
 
@@ -203,8 +203,8 @@ def test_build_from_url(url: str, build: str | None) -> None:
 def test_freshness_comes_from_the_lock_step(project_copy: Path, results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, subdir in (("linux-cuda", "linux-64"), ("win-cuda", "win-64"), ("osx-64", "osx-64")):
         write_conda_lock(project_copy, name, subdir, "b_0")
-    # without envspec.lock.is_fresh the state is unknown, with the reason
-    monkeypatch.setitem(sys.modules, "envspec.lock", types.ModuleType("envspec.lock"))
+    # without envspec.lock.run.is_fresh the state is unknown, with the reason
+    monkeypatch.setitem(sys.modules, "envspec.lock.run", types.ModuleType("envspec.lock.run"))
     rows = _rows(_model(project_copy, results))
     assert rows["linux-cuda"].lock.state == "unknown"
     assert "cannot check lockfile freshness" in str(rows["linux-cuda"].lock.problem)
@@ -214,9 +214,9 @@ def test_freshness_comes_from_the_lock_step(project_copy: Path, results: Path, m
             raise RuntimeError("boom")
         return {"linux-cuda": True, "win-cuda": False}[target.name]
 
-    fake = types.ModuleType("envspec.lock")
+    fake = types.ModuleType("envspec.lock.run")
     fake.is_fresh = is_fresh  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "envspec.lock", fake)
+    monkeypatch.setitem(sys.modules, "envspec.lock.run", fake)
     rows = _rows(_model(project_copy, results))
     assert rows["linux-cuda"].lock.state == "fresh"
     assert rows["win-cuda"].lock.state == "stale"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from smokefixtures import decode_png, write_conda_lock, write_standard_results
 
-from envspec.cli import main
+from envspec.cli.main import main
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envspec.errors import SpecError
-from envspec.spec import parse_spec
+from envspec.spec.model import parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = (REPO / "envspec.yml").read_text()

@@ -1,4 +1,4 @@
-"""The plan of `envspec up` (envspec.up) with stub steps, and its first two steps through main()."""
+"""The plan of `envspec up` (envspec.cli.up_plan) with stub steps, and its first two steps through main()."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from envspec import cmd_doctor, up
-from envspec.cli import main
-from envspec.doctor import Check, Status
+from envspec.cli import doctor as cmd_doctor
+from envspec.cli import up_plan as up
+from envspec.cli.main import main
+from envspec.doctor.checks import Check, Status
+from envspec.doctor.probe import RecordedProbe
 from envspec.errors import CheckFailed, ExitCode, IntegrityError
-from envspec.probe import RecordedProbe
 
 DATA = Path(__file__).parent / "data" / "doctor"
 START = up.UpState("linux-cuda", Path("/envs/sd"), Path("/out"))

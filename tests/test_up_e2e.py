@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from envspec.cli import main
+from envspec.cli.main import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from envspec import explicit
-from envspec.cli import main
-from envspec.conda_shim import shim_executable
+from envspec.cli.main import main
 from envspec.errors import ExitCode
+from envspec.lock import explicit
+from envspec.lock.conda_shim import shim_executable
 
 from .conftest import FACTORY
 
@@ -380,8 +380,8 @@ def test_shim_answers_conda_lock_commands_directly(local_channel: Path, tmp_path
 
 
 def test_is_fresh_answers_the_report(project: Path, mirror: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from envspec.cli_common import load
-    from envspec.lock import is_fresh
+    from envspec.cli.common import load
+    from envspec.lock.run import is_fresh
 
     monkeypatch.setenv("ENVSPEC_MIRRORS", mirror)
     proj, spec = load(type("Args", (), {"spec": str(project / "envspec.yml")})())

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from envspec import explicit
-from envspec.conda_shim import parse_command, target_virtual_packages
+from envspec.channels import apply_mirrors, parse_mirrors, unused_mirrors
 from envspec.errors import SpecError
-from envspec.lockdiff import diff_packages, markdown
-from envspec.lockplan import Action, LockInput, PlanError, Stored, plan, staleness
-from envspec.mirrors import apply_mirrors, parse_mirrors, unused_mirrors
+from envspec.lock import explicit
+from envspec.lock.conda_shim import parse_command, target_virtual_packages
+from envspec.lock.diff import diff_packages, markdown
+from envspec.lock.plan import Action, LockInput, PlanError, Stored, plan, staleness
 
 # ------------------------------------------------------------------------------- plan
 
@@ -81,7 +81,7 @@ def test_plan_update_of_an_indirect_dependency_is_an_error() -> None:
 
 
 def test_spec_names() -> None:
-    from envspec.lock import spec_name
+    from envspec.lock.run import spec_name
 
     assert [spec_name(s) for s in ("pytorch=*=cuda*", "huggingface_hub>=0.34", "conda-forge::tqdm", "numpy 2.*")] == [
         "pytorch",
@@ -236,11 +236,11 @@ def test_diff_markdown() -> None:
 
 def test_solver_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from envspec.errors import ToolFailed
-    from envspec.lock import resolve_solver
+    from envspec.lock.run import resolve_solver
 
     default = resolve_solver(None, tmp_path)
     assert default.executable.name.startswith("envspec-conda") and default.executable.is_file()
-    assert default.executable.read_text().count("envspec.conda_shim") == 1
+    assert default.executable.read_text().count("envspec.lock.conda_shim") == 1
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(ToolFailed, match=r"micromamba.*not on PATH"):
         resolve_solver("micromamba", tmp_path)
@@ -252,7 +252,7 @@ def test_solver_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
     from envspec.errors import ChannelUnreachable, ToolFailed, UnsatisfiableError
-    from envspec.lock import LockJob, _classify_failure
+    from envspec.lock.run import LockJob, _classify_failure
 
     job = LockJob(
         "win-cuda", "win-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "l.yml",
@@ -277,7 +277,7 @@ RuntimeError: Failed to parse json: ''
 
 
 def test_conflict_tree_becomes_one_readable_line() -> None:
-    from envspec.lock import _flatten_tree
+    from envspec.lock.run import _flatten_tree
 
     tree = """Cannot solve the request because of: The following packages are incompatible
 ├─ __cuda * can be installed with any of the following options:
@@ -296,7 +296,7 @@ def test_conflict_tree_becomes_one_readable_line() -> None:
 def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
     import json
 
-    from envspec.conda_shim import run as shim_run
+    from envspec.lock.conda_shim import run as shim_run
 
     code, out = shim_run(["create", "--prefix", "/p", "--dry-run", "--json", "python"], {})
     assert code == 1 and "CONDA_SUBDIR" in json.loads(out)["message"]  # never the host's platform
@@ -310,7 +310,7 @@ def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
 def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    from envspec.lock import TIMEOUT_ENV, LockJob, lock_jobs
+    from envspec.lock.run import TIMEOUT_ENV, LockJob, lock_jobs
 
     env_file, vpkg_file = tmp_path / "environment-t.yml", tmp_path / "t.virtual-packages.yml"
     env_file.write_text("dependencies: [python]\n")
@@ -327,7 +327,7 @@ def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
 
 
 def test_check_and_update_together_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    from envspec.cli import main
+    from envspec.cli.main import main
     from envspec.errors import ExitCode
 
     # --check must not report "stale (update tqdm)" for lockfiles that match their inputs
@@ -337,8 +337,8 @@ def test_check_and_update_together_is_a_usage_error(capsys: pytest.CaptureFixtur
 
 def test_a_run_that_exits_0_without_output_is_a_tool_failure(tmp_path: Path) -> None:
     from envspec.errors import ToolFailed
-    from envspec.lock import LockJob, Prepared, finish
-    from envspec.lockplan import Action, PlanItem
+    from envspec.lock.plan import Action, PlanItem
+    from envspec.lock.run import LockJob, Prepared, finish
 
     channels = ("file:///c",)
     job = LockJob(
@@ -356,8 +356,8 @@ def test_a_run_that_exits_0_without_output_is_a_tool_failure(tmp_path: Path) -> 
 
 
 def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> None:
-    from envspec.lock import LockJob, read_stored
-    from envspec.lockdiff import packages_of
+    from envspec.lock.diff import packages_of
+    from envspec.lock.run import LockJob, read_stored
 
     damaged = "version: 1\npackage: [\n"
     with pytest.raises(SpecError, match=r"HEAD:lockfiles/t.conda-lock.yml: not a conda-lock.yml"):
@@ -375,7 +375,7 @@ def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> 
 
 
 def test_a_conda_lock_file_that_is_not_utf8_is_a_spec_error(tmp_path: Path) -> None:
-    from envspec.lock import LockJob, read_stored
+    from envspec.lock.run import LockJob, read_stored
 
     job = LockJob(
         "t", "linux-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "t.conda-lock.yml",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from envspec import smoke_runner
+from envspec.cli import smoke as smoke_runner
 
 SMOKE_DIR = Path(smoke_runner.PACKAGE_ROOT) / "smoke"
 ALLOWED_THIRD_PARTY = {"torch", "diffusers", "transformers", "numpy", "PIL"}

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from envspec import cli, smoke_runner
+from envspec.cli import main as cli
+from envspec.cli import smoke as smoke_runner
 from envspec.smoke import cli as smoke_cli
-from envspec.spec import ResolvedTarget, load_spec
+from envspec.spec.model import ResolvedTarget, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,8 +86,8 @@ def test_without_target_the_environment_s_own_target_is_used(tmp_path: Path) -> 
 
 
 def test_without_target_or_state_the_recommended_target_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from envspec import targeting
-    from envspec.spec import load_spec
+    from envspec.doctor import recommend as targeting
+    from envspec.spec.model import load_spec
 
     chosen = load_spec(REPO / "envspec.yml").resolve("osx-arm64")
     monkeypatch.setattr(targeting, "default_target", lambda spec, probe=None: chosen)

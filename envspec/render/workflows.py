@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from envspec.spec import ResolvedTarget
+from envspec.spec.model import ResolvedTarget
 
 if TYPE_CHECKING:
-    from envspec.render import RenderContext
+    from envspec.render.files import RenderContext
 
 #: Workflows envspec renders, by file name (template ``templates/ci/<name>.j2``).
 WORKFLOWS: Final = ("verify.yml", "relock.yml")

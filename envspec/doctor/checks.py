@@ -1,6 +1,6 @@
 """Which target fits this machine, and what stands in the way: pure checks over machine facts.
 
-Inputs are ``MachineFacts`` (gathered once through a probe, see ``envspec.machine``) and the spec's
+Inputs are ``MachineFacts`` (gathered once through a probe, see ``envspec.doctor.machine``) and the spec's
 resolved targets; outputs are ``Check`` records (PASS / WARN / FAIL, a one-line reason, a fix).
 Nothing here touches the machine, so every situation is a unit test with recorded facts.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from envspec.machine import MachineFacts
-from envspec.spec import ACCELERATOR_RULES, ResolvedTarget
+from envspec.doctor.machine import MachineFacts
+from envspec.spec.model import ACCELERATOR_RULES, ResolvedTarget
 from envspec.versions import version_tuple
 
 GiB: Final = 1024**3

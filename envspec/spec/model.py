@@ -24,8 +24,8 @@ from pydantic import (
 )
 
 from envspec.errors import SpecError
+from envspec.spec.yamlsrc import DuplicateKeyError, NonStringKeyError, YamlSource
 from envspec.versions import version_tuple
-from envspec.yamlsrc import DuplicateKeyError, NonStringKeyError, YamlSource
 
 SPEC_VERSION: Final = 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from envspec.cli_common import load, table
+from envspec.cli.common import load, table
 
 TARGETS_JSON_VERSION = 1
 

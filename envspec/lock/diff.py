@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from envspec.condalock import read_conda_lock
 from envspec.errors import ToolFailed
+from envspec.lock.condalock import read_conda_lock
 
 Packages = dict[str, tuple[str, str]]  # name -> (version, build)
 
@@ -100,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from envspec.cli_common import load
+    from envspec.cli.common import load
 
     project, spec = load(args)
     names = list(dict.fromkeys(args.target)) if args.target else list(spec.targets)

@@ -6,11 +6,12 @@ import argparse
 import os
 from pathlib import Path
 
-from envspec import ci, report
-from envspec.cli_common import add_mirror_option, load, progress
+from envspec.channels import ENV_VAR as MIRRORS_ENV
+from envspec.channels import parse_mirrors
+from envspec.cli.common import add_mirror_option, load, progress
 from envspec.errors import SpecError
-from envspec.mirrors import ENV_VAR as MIRRORS_ENV
-from envspec.mirrors import parse_mirrors
+from envspec.render import workflows as ci
+from envspec.report import build as report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """`envspec up [TARGET] (--prefix PATH | --name NAME)`: a pinned, checked, proven environment in one command.
 
-Five steps (the plan and its gates are ``envspec.up``), each a library call into the command that
+Five steps (the plan and its gates are ``envspec.cli.up_plan``), each a library call into the command that
 owns it, never a subprocess of envspec itself:
 
 1. doctor  - the checks for TARGET (default: the target recommended for this machine); a FAIL
@@ -26,16 +26,22 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from envspec import cmd_doctor, cmd_install, cmd_report, doctor, lock, smoke_runner, up
-from envspec.cli_common import add_destination_options, add_mirror_option, load, progress
+from envspec.channels import ENV_VAR as MIRRORS_ENV
+from envspec.channels import parse_mirrors
+from envspec.cli import doctor as cmd_doctor
+from envspec.cli import install as cmd_install
+from envspec.cli import report as cmd_report
+from envspec.cli import smoke as smoke_runner
+from envspec.cli import up_plan as up
+from envspec.cli.common import add_destination_options, add_mirror_option, load, progress
+from envspec.doctor import checks as doctor
+from envspec.doctor.machine import collect_facts
+from envspec.doctor.recommend import default_target
 from envspec.errors import EnvspecError, ToolFailed
-from envspec.install_plan import destination
-from envspec.machine import collect_facts
-from envspec.mirrors import ENV_VAR as MIRRORS_ENV
-from envspec.mirrors import parse_mirrors
+from envspec.install.plan import destination
+from envspec.lock import run as lock
 from envspec.project import Project
-from envspec.spec import ResolvedTarget, Spec
-from envspec.targeting import default_target
+from envspec.spec.model import ResolvedTarget, Spec
 
 SMOKE_JSON = "smoke.json"
 SMOKE_PNG = "smoke.png"

@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, ToolFailed
 from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
-from envspec.install_plan import (
+from envspec.install.plan import (
     STATE_FILE,
     ExplicitLock,
     LockEntry,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from envspec.project import Project
-from envspec.spec import Spec, load_spec
+from envspec.spec.model import Spec, load_spec
 
 
 def load(args: argparse.Namespace) -> tuple[Project, Spec]:
@@ -18,7 +18,7 @@ def load(args: argparse.Namespace) -> tuple[Project, Spec]:
 
 def add_mirror_option(parser: argparse.ArgumentParser, purpose: str) -> None:
     """``--mirror NAME=URL`` (repeatable), shared by every command that reaches channels."""
-    from envspec.mirrors import ENV_VAR
+    from envspec.channels import ENV_VAR
 
     parser.add_argument(
         "--mirror",

@@ -4,7 +4,7 @@
 next state (plus a one-line detail); the first step that raises an ``EnvspecError`` ends the run
 and the steps after it are SKIPPED. Everything here is pure: the effects (probing the machine,
 conda-lock, py-rattler, the smoke test's child process, writing the report) are the step functions
-``envspec.cmd_up`` hands to :func:`run_steps`, so the order, the gates and the exit code are unit
+``envspec.cli.up`` hands to :func:`run_steps`, so the order, the gates and the exit code are unit
 tests with stub steps.
 
 ``--allow-cpu`` waives doctor FAILs only when they all say the target's accelerator is absent:
@@ -21,8 +21,8 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Final
 
-from envspec.doctor import Check
-from envspec.doctor import Status as CheckStatus
+from envspec.doctor.checks import Check
+from envspec.doctor.checks import Status as CheckStatus
 from envspec.errors import CheckFailed, EnvspecError, ExitCode, SpecError
 
 STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "smoke", "report")

@@ -1,6 +1,6 @@
 """Run several conda-lock CLI invocations while paying conda-lock's import cost once.
 
-``python -m envspec.conda_lock_runner`` reads a JSON job list on stdin. Importing conda-lock takes
+``python -m envspec.lock.conda_lock_runner`` reads a JSON job list on stdin. Importing conda-lock takes
 about a second of CPU; on POSIX this process imports its public entry point (``conda_lock.main``,
 the click CLI) once and forks one child per job, each running exactly the command line
 ``conda-lock ARGS...`` would, with its own environment additions and its stdout/stderr in files.

@@ -15,15 +15,19 @@ from envspec.errors import EnvspecError, ExitCode
 #: (name, module, help). Each module defines add_arguments(parser) and run(args) -> int.
 #: Modules are imported only when their command runs, so `envspec targets` stays fast.
 COMMANDS: list[tuple[str, str, str]] = [
-    ("targets", "envspec.cmd_targets", "list the targets of envspec.yml"),
-    ("render", "envspec.cmd_render", "render environment files, virtual-package specs, schema and CI from envspec.yml"),
-    ("lock", "envspec.lock", "solve every target with conda-lock into lockfiles/ (incremental, offline with --mirror)"),
-    ("install", "envspec.cmd_install", "create an environment from a target's lockfile (no solve, hash-checked)"),
-    ("diff", "envspec.lockdiff", "markdown table of lockfile changes per target against a git ref (for PR bodies)"),
-    ("doctor", "envspec.cmd_doctor", "recommend the target for this machine and check what stands in the way"),
-    ("report", "envspec.cmd_report", "build report.html and report.md from every target's smoke results and lockfiles"),
-    ("smoke", "envspec.smoke_runner", "generate one image in an environment and check it works on its device"),
-    ("up", "envspec.cmd_up", "doctor, lock check, install, smoke test and report for one target in one command"),
+    ("targets", "envspec.cli.targets", "list the targets of envspec.yml"),
+    ("render", "envspec.cli.render", "render environment files, virtual-package specs, schema and CI from envspec.yml"),
+    (
+        "lock",
+        "envspec.lock.run",
+        "solve every target with conda-lock into lockfiles/ (incremental, offline with --mirror)",
+    ),
+    ("install", "envspec.cli.install", "create an environment from a target's lockfile (no solve, hash-checked)"),
+    ("diff", "envspec.lock.diff", "markdown table of lockfile changes per target against a git ref (for PR bodies)"),
+    ("doctor", "envspec.cli.doctor", "recommend the target for this machine and check what stands in the way"),
+    ("report", "envspec.cli.report", "build report.html and report.md from every target's smoke results and lockfiles"),
+    ("smoke", "envspec.cli.smoke", "generate one image in an environment and check it works on its device"),
+    ("up", "envspec.cli.up", "doctor, lock check, install, smoke test and report for one target in one command"),
 ]
 
 

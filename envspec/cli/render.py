@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from envspec import render
-from envspec.cli_common import load, progress
+from envspec.cli.common import load, progress
+from envspec.render import files as render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import envspec
-from envspec.cli_common import load, progress
+from envspec.cli.common import load, progress
 from envspec.errors import SpecError, ToolFailed
 from envspec.smoke import cli as smoke_cli
 from envspec.smoke.device import read_state_file
 from envspec.smoke.errors import SmokeSetupError
-from envspec.spec import ResolvedTarget
+from envspec.spec.model import ResolvedTarget
 
 PACKAGE_ROOT = Path(envspec.__file__).resolve().parent
 
@@ -120,7 +120,7 @@ def find_target(args: argparse.Namespace, state: dict[str, str]) -> ResolvedTarg
     installed_for = state.get("ENVSPEC_TARGET")
     if installed_for is not None:
         return spec.resolve(installed_for) if installed_for in spec.targets else None
-    from envspec.targeting import default_target
+    from envspec.doctor.recommend import default_target
 
     target = default_target(spec)
     progress(f"smoke: no --target given; using {target.name}, the target recommended for this machine")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from envspec.probe import DistroFacts, PlatformFacts, Probe, ProbeResult
+from envspec.doctor.probe import DistroFacts, PlatformFacts, Probe, ProbeResult
 
 #: The checkpoint path of the old Stable Diffusion guide (relative to the project root).
 CHECKPOINT_RELPATH: Final = "models/ldm/stable-diffusion-v1/model.ckpt"

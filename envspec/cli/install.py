@@ -16,10 +16,12 @@ import signal
 import subprocess
 from pathlib import Path
 
-from envspec.cli_common import add_destination_options, add_mirror_option, load, progress
+from envspec.channels import ENV_VAR as MIRRORS_ENV
+from envspec.channels import parse_mirrors
+from envspec.cli.common import add_destination_options, add_mirror_option, load, progress
 from envspec.errors import SpecError, ToolFailed
-from envspec.install import default_cache_dir, install_rattler, install_with_tool
-from envspec.install_plan import (
+from envspec.install.execute import default_cache_dir, install_rattler, install_with_tool
+from envspec.install.plan import (
     add_conda_lock_hashes,
     check_platform,
     destination,
@@ -29,9 +31,7 @@ from envspec.install_plan import (
     parse_lock,
     single_target_for_subdir,
 )
-from envspec.mirrors import ENV_VAR as MIRRORS_ENV
-from envspec.mirrors import parse_mirrors
-from envspec.spec import Spec
+from envspec.spec.model import Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,11 +84,13 @@ def _host() -> str:
 def choose_target(spec: Spec, host: str) -> tuple[str, str]:
     """(target name, why) for a run without TARGET.
 
-    Uses the doctor's detection (``envspec.targeting.default_target``) when it is available and
+    Uses the doctor's detection (``envspec.doctor.recommend.default_target``) when it is available and
     ``ENVSPEC_HOST_SUBDIR`` does not fix the platform, else the spec's single target for the subdir.
     """
     try:
-        targeting = None if os.environ.get("ENVSPEC_HOST_SUBDIR") else importlib.import_module("envspec.targeting")
+        targeting = (
+            None if os.environ.get("ENVSPEC_HOST_SUBDIR") else importlib.import_module("envspec.doctor.recommend")
+        )
     except ImportError:
         targeting = None
     if targeting is not None and hasattr(targeting, "default_target"):

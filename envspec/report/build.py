@@ -19,11 +19,11 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envspec.condalock import read_conda_lock
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
+from envspec.lock.condalock import read_conda_lock
 from envspec.project import Project
-from envspec.spec import TORCH_PACKAGE, ResolvedTarget
+from envspec.spec.model import TORCH_PACKAGE, ResolvedTarget
 
 SMOKE_SCHEMA: Final = "envspec-smoke/1"
 SMOKE_JSON: Final = "smoke.json"
@@ -263,11 +263,11 @@ def _freshness(
     project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None
 ) -> tuple[LockState, str | None]:
     """Ask the lock step whether the lockfiles match their inputs:
-    ``envspec.lock.is_fresh(project, target: ResolvedTarget) -> bool | None`` (None: cannot tell)."""
+    ``envspec.lock.run.is_fresh(project, target: ResolvedTarget) -> bool | None`` (None: cannot tell)."""
     import importlib
 
     try:
-        is_fresh = importlib.import_module("envspec.lock").is_fresh
+        is_fresh = importlib.import_module("envspec.lock.run").is_fresh
     except (ImportError, AttributeError):
         return "unknown", "this envspec cannot check lockfile freshness"
     try:

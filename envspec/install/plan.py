@@ -1,6 +1,6 @@
 """Planning an install: which prefix, which tool command, what the environment records. Pure.
 
-``envspec.install`` carries the plan out (downloads, hashes, rattler, renames); everything here is
+``envspec.install.execute`` carries the plan out (downloads, hashes, rattler, renames); everything here is
 data in, data out, so it is unit-tested without touching a disk or spawning a tool.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
-from envspec import explicit
+from envspec.channels import channel_url
+from envspec.doctor.machine import subdir_of
 from envspec.errors import PlatformMismatch, SpecError
-from envspec.machine import subdir_of
-from envspec.mirrors import channel_url
+from envspec.lock import explicit
 
 Tool = Literal["rattler", "conda", "mamba", "micromamba"]
 TOOLS: Final[tuple[Tool, ...]] = ("rattler", "conda", "mamba", "micromamba")

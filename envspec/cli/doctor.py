@@ -14,13 +14,13 @@ from typing import Any
 
 import yaml
 
-from envspec import doctor
-from envspec.cli_common import load, progress
+from envspec.cli.common import load, progress
+from envspec.doctor import checks as doctor
+from envspec.doctor.machine import collect_facts
+from envspec.doctor.probe import Probe, SystemProbe
 from envspec.errors import ExitCode
-from envspec.machine import collect_facts
-from envspec.probe import Probe, SystemProbe
 from envspec.project import Project
-from envspec.spec import ResolvedTarget
+from envspec.spec.model import ResolvedTarget
 
 #: Tests swap this for a RecordedProbe; the command itself always asks the real machine.
 PROBE_FACTORY: Callable[[], Probe] = SystemProbe

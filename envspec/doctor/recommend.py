@@ -1,16 +1,16 @@
 """The target that fits this machine, for commands run without ``--target``.
 
 ``envspec install`` and ``envspec smoke`` call ``default_target(spec, probe)``; ``envspec doctor``
-explains the same choice check by check. The choice itself is ``envspec.doctor.recommend_target``.
+explains the same choice check by check. The choice itself is ``envspec.doctor.checks.recommend_target``.
 """
 
 from __future__ import annotations
 
-from envspec.doctor import recommend_target
+from envspec.doctor.checks import recommend_target
+from envspec.doctor.machine import collect_facts
+from envspec.doctor.probe import Probe, SystemProbe
 from envspec.errors import PlatformMismatch
-from envspec.machine import collect_facts
-from envspec.probe import Probe, SystemProbe
-from envspec.spec import ResolvedTarget, Spec
+from envspec.spec.model import ResolvedTarget, Spec
 
 
 def default_target(spec: Spec, probe: Probe | None = None) -> ResolvedTarget:

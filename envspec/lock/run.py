@@ -1,10 +1,10 @@
 """``envspec lock``: pinned lockfiles for every target, solved by conda-lock.
 
 conda-lock does the solving through its public interface (its CLI entry point ``conda_lock.main``,
-run with a command line in child processes, see :mod:`envspec.conda_lock_runner`), one conda-lock
+run with a command line in child processes, see :mod:`envspec.lock.conda_lock_runner`), one conda-lock
 run per target, each with the target's own virtual packages
 (``lockfiles/<t>.virtual-packages.yml``) and channels (after mirrors). The conda executable it
-drives is envspec's py-rattler shim (:mod:`envspec.conda_shim`) unless ``--solver`` names a real
+drives is envspec's py-rattler shim (:mod:`envspec.lock.conda_shim`) unless ``--solver`` names a real
 conda, mamba or micromamba; ``--conda PATH`` always points at an existing file, so conda-lock
 never tries to download one.
 
@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from envspec import explicit
-from envspec.cli_common import add_mirror_option
-from envspec.conda_shim import REPORT_ENV, shim_executable
-from envspec.condalock import read_conda_lock
+from envspec.channels import ENV_VAR as MIRRORS_ENV
+from envspec.channels import apply_mirrors, parse_mirrors, unused_mirrors
+from envspec.cli.common import add_mirror_option
 from envspec.errors import (
     ChannelUnreachable,
     CheckFailed,
@@ -46,9 +45,10 @@ from envspec.errors import (
     UnsatisfiableError,
 )
 from envspec.fsutil import atomic_write_text, run_lock
-from envspec.lockplan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
-from envspec.mirrors import ENV_VAR as MIRRORS_ENV
-from envspec.mirrors import apply_mirrors, parse_mirrors, unused_mirrors
+from envspec.lock import explicit
+from envspec.lock.conda_shim import REPORT_ENV, shim_executable
+from envspec.lock.condalock import read_conda_lock
+from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = "envspec_input_hash"
 _META_HASH_RE = re.compile(rf"^\s*{CONDA_LOCK_HASH_KEY}:\s*['\"]?(sha256:[0-9a-f]{{64}})['\"]?\s*$", re.MULTILINE)
@@ -58,7 +58,7 @@ _TMP_GLOB = ".*.envspec-tmp*"
 
 
 class TargetLike(Protocol):
-    """What lock needs of a resolved target (``envspec.spec.ResolvedTarget`` has it)."""
+    """What lock needs of a resolved target (``envspec.spec.model.ResolvedTarget`` has it)."""
 
     @property
     def name(self) -> str: ...
@@ -279,7 +279,7 @@ def _tail(text: str, lines: int) -> str:
 
 def _precheck_channels(job: LockJob) -> None:
     """Local channels are checked before conda-lock starts (instant, clear message)."""
-    from envspec.conda_shim import file_url_path
+    from envspec.lock.conda_shim import file_url_path
 
     for url in job.channels:
         root = file_url_path(url)
@@ -429,7 +429,7 @@ def run_conda_lock(
     max_workers: int,
     on_done: Callable[[Prepared, int, float], None],
 ) -> None:
-    """Run all prepared conda-lock invocations through :mod:`envspec.conda_lock_runner` (one
+    """Run all prepared conda-lock invocations through :mod:`envspec.lock.conda_lock_runner` (one
     conda-lock import, forked per target on POSIX). Interrupts kill the whole process group."""
     request = {
         "watch_parent": os.name == "posix",
@@ -444,7 +444,7 @@ def run_conda_lock(
     start = time.monotonic()
     popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "envspec.conda_lock_runner"],
+        [sys.executable, "-m", "envspec.lock.conda_lock_runner"],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": _pythonpath()},
         stdin=subprocess.PIPE,
@@ -509,7 +509,7 @@ def lock_timeout(environ: Mapping[str, str]) -> float:
 
 def _pythonpath() -> str:
     """The runner and shim must import THIS envspec, even from a source checkout."""
-    here = str(Path(__file__).resolve().parent.parent)
+    here = str(Path(__file__).resolve().parents[2])
     old = os.environ.get("PYTHONPATH")
     return here + (os.pathsep + old if old else "")
 
@@ -723,7 +723,7 @@ def _select(spec: Any, names: Sequence[str]) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from envspec.cli_common import load
+    from envspec.cli.common import load
 
     project, spec = load(args)
     mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))

@@ -1,0 +1,1 @@
+"""Stage 1, spec: the strict model of ``envspec.yml`` and the ``ResolvedTarget`` records every later stage reads."""
