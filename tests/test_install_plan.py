@@ -89,10 +89,12 @@ def test_parse_lock_refuses_malformed_files(text: str, needle: str) -> None:
 CONDA_LOCK = f"""version: 1
 package:
 - name: python
+  version: 3.12.11
   platform: linux-64
   url: {CF}/linux-64/python-3.12.11-h9b197bdb_0_cpython.conda
   hash: {{md5: {MD5}, sha256: {"c" * 64}}}
 - name: python
+  version: 3.12.11
   platform: osx-arm64
   url: {CF}/osx-arm64/python-3.12.11-hx_0_cpython.conda
   hash: {{md5: {"d" * 32}, sha256: {"d" * 64}}}
@@ -109,7 +111,7 @@ def test_conda_lock_file_adds_sha256_to_md5_lines() -> None:
 def test_conda_lock_file_that_disagrees_is_an_error() -> None:
     with pytest.raises(SpecError, match=r"disagree on python-3\.12\.11"):
         add_conda_lock_hashes(parse_lock(LOCK, "x.lock"), CONDA_LOCK.replace(MD5, "e" * 32), "x.conda-lock.yml")
-    with pytest.raises(SpecError, match="not a conda-lock file"):
+    with pytest.raises(SpecError, match="not a conda-lock"):
         add_conda_lock_hashes(parse_lock(LOCK, "x.lock"), "version: 1\n", "x.conda-lock.yml")
 
 
@@ -270,7 +272,7 @@ def _channel(tmp_path: Path, tamper: str | None = None) -> tuple[Path, ExplicitL
 def test_fetch_downloads_through_mirror_and_verifies(tmp_path: Path) -> None:
     chan, lock = _channel(tmp_path)
     messages: list[str] = []
-    fetched = fetch_all(lock, mirror_prefixes({"conda-forge": chan.as_uri()}), tmp_path / "cache", messages.append)
+    fetched = fetch_all(lock, _urls(lock, {"conda-forge": chan.as_uri()}), tmp_path / "cache", messages.append)
     assert [f.entry.name for f in fetched] == ["alpha", "beta", "gamma"]
     for item in fetched:
         assert item.archive is not None and item.archive.is_file()
@@ -283,7 +285,7 @@ def test_fetch_refuses_a_tampered_package_naming_it(tmp_path: Path) -> None:
     chan, lock = _channel(tmp_path, tamper="beta")
     cache = tmp_path / "cache"
     with pytest.raises(IntegrityError) as info:
-        fetch_all(lock, mirror_prefixes({"conda-forge": chan.as_uri()}), cache, lambda _: None)
+        fetch_all(lock, _urls(lock, {"conda-forge": chan.as_uri()}), cache, lambda _: None)
     assert "beta-1.0-h_0.conda" in info.value.message and "sha256" in info.value.message
     assert "alpha" not in info.value.message
     assert info.value.exit_code == ExitCode.INTEGRITY == 7
@@ -360,3 +362,8 @@ def test_folders_of_killed_swaps_are_restored_or_removed(tmp_path: Path) -> None
     ours = tmp_path / f".env.envspec-old-{os.getpid()}-300"  # a live run's folder is left alone
     ours.mkdir()
     assert remove_stale_staging(prefix) == [] and ours.is_dir()
+
+
+def _urls(lock: ExplicitLock, mirrors: dict[str, str]) -> tuple[str, ...]:
+    prefixes = mirror_prefixes(mirrors)
+    return tuple(mirrored_url(e.url, prefixes) for e in lock.entries)

@@ -18,6 +18,7 @@ from envspec.channels import channel_url
 from envspec.doctor.machine import subdir_of
 from envspec.errors import PlatformMismatch, SpecError
 from envspec.lock import explicit
+from envspec.lock.condalock import read_conda_lock
 
 Tool = Literal["rattler", "conda", "mamba", "micromamba"]
 TOOLS: Final[tuple[Tool, ...]] = ("rattler", "conda", "mamba", "micromamba")
@@ -125,25 +126,13 @@ def add_conda_lock_hashes(lock: ExplicitLock, conda_lock_text: str, source: str)
     ``<target>.conda-lock.yml`` has both, so both are checked. A URL whose md5 differs between
     the two files means they are out of step: an error, not a guess.
     """
-    import yaml
-
-    try:
-        # every scalar as text: an all-digit md5 must not become an int
-        data = yaml.load(conda_lock_text, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML: {exc}") from None
-    packages = data.get("package") if isinstance(data, dict) else None
-    if not isinstance(packages, list):
-        raise SpecError(f"{source}: no 'package' list; not a conda-lock file")
-    known: dict[str, dict[str, str]] = {}
-    for pkg in packages:
-        if isinstance(pkg, dict) and pkg.get("platform") == lock.platform and isinstance(pkg.get("hash"), dict):
-            known[str(pkg.get("url"))] = {k: str(v).lower() for k, v in pkg["hash"].items() if k in ("md5", "sha256")}
+    known = {p.url: p for p in read_conda_lock(conda_lock_text, source, lock.platform)}
     entries = []
     for entry in lock.entries:
-        extra = known.get(entry.url, {})
+        record = known.get(entry.url)
+        extra = {"md5": record.md5, "sha256": record.sha256} if record is not None else {}
         for kind, value in entry.hashes.items():
-            if kind in extra and extra[kind] != value:
+            if extra.get(kind) is not None and extra[kind] != value:
                 raise SpecError(
                     f"{source} and the explicit lockfile disagree on {entry.filename} ({kind})",
                     tip="re-lock: `envspec lock --target <target>` writes both files together",
@@ -264,6 +253,68 @@ def state_json(existing: Mapping[str, object] | None, variables: Mapping[str, st
     env_vars.update(variables)
     state["env_vars"] = dict(sorted(env_vars.items()))
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole plan, computed once; envspec.install.execute carries it out
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """Everything one install does, decided before anything is fetched or linked."""
+
+    target: str
+    source: str  # the explicit lockfile, as shown to people
+    lock: ExplicitLock  # with the sha256 of the conda-lock.yml beside it merged in
+    urls: tuple[str, ...]  # where each entry is downloaded from (mirror applied), in lockfile order
+    destination: Destination
+    variables: Mapping[str, str]  # conda-meta/state env_vars
+    tool: Tool
+    tool_lock_text: str | None  # the explicit file a conda/mamba/micromamba run reads (mirrored URLs)
+
+    @property
+    def prefix(self) -> Path:
+        return self.destination.prefix
+
+
+def plan_install(
+    *,
+    target_name: str,
+    target_subdir: str,
+    variables: Mapping[str, str],
+    lock_text: str,
+    lock_source: str,
+    conda_lock: tuple[str, str] | None,
+    host: str,
+    destination: Destination,
+    mirrors: Mapping[str, str],
+    tool: Tool = "rattler",
+) -> InstallPlan:
+    """Parse and check the lockfile for this target and machine, merge hashes, map mirrors. Pure.
+
+    ``conda_lock`` is ``(text, source)`` of the ``<target>.conda-lock.yml`` beside the explicit
+    file, when there is one.
+    """
+    lock = parse_lock(lock_text, lock_source)
+    check_platform(lock, lock_source, target_name, target_subdir, host)
+    if conda_lock is not None:
+        lock = add_conda_lock_hashes(lock, *conda_lock)
+    prefixes = mirror_prefixes(mirrors)
+    urls = tuple(mirrored_url(e.url, prefixes) for e in lock.entries)
+    tool_text = None
+    if tool != "rattler":
+        tool_text = mirrored_explicit_text(lock_text, dict(zip((e.url for e in lock.entries), urls, strict=True)))
+    return InstallPlan(
+        target=target_name,
+        source=lock_source,
+        lock=lock,
+        urls=urls,
+        destination=destination,
+        variables=dict(variables),
+        tool=tool,
+        tool_lock_text=tool_text,
+    )
 
 
 def single_target_for_subdir(targets: Sequence[tuple[str, str]], subdir: str) -> str:

@@ -24,6 +24,9 @@ class LockedPackage:
     build: str | None
     url: str
     platform: str
+    md5: str | None = None
+    sha256: str | None = None
+    size: int | None = None
 
 
 def build_from_url(url: str) -> str | None:
@@ -41,30 +44,35 @@ def read_conda_lock(text: str, source: str, platform: str | None = None) -> list
     """The conda packages of a conda-lock v1 file (of ``platform`` only, when given)."""
     import yaml
 
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # Every scalar as text (BaseLoader): an all-digit md5 must not become an int and lose its
+    # leading zeros; the few numbers the format has are converted below.
+    loader: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
     try:
-        data = yaml.load(text, Loader=loader)  # a SafeLoader (C or Python)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise SpecError(f"{source}: not a conda-lock.yml: not valid YAML ({problem})", tip=_TIP) from None
     packages = data.get("package") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(packages, list):
         raise SpecError(f"{source}: not a conda-lock.yml: no 'package' list", tip=_TIP)
-    if data.get("version") != FORMAT_VERSION:
+    if data.get("version") != str(FORMAT_VERSION):
         raise SpecError(
-            f"{source}: conda-lock format version {data.get('version')!r}; envspec reads version {FORMAT_VERSION}",
+            f"{source}: conda-lock format version {_version(data.get('version'))}; "
+            f"envspec reads version {FORMAT_VERSION}",
             tip=_TIP,
         )
     out: list[LockedPackage] = []
     for index, entry in enumerate(packages):
         if not isinstance(entry, dict) or entry.get("manager", "conda") != "conda":
             continue
-        if not all(isinstance(entry.get(key), (str, int, float)) for key in ("name", "version")):
+        if not all(isinstance(entry.get(key), str) and entry[key] for key in ("name", "version")):
             raise SpecError(f"{source}: package.{index}: needs a 'name' and a 'version'", tip=_TIP)
         if platform is not None and entry.get("platform") != platform:
             continue
         url = str(entry.get("url", ""))
-        build = str(entry["build"]) if entry.get("build") else build_from_url(url)
+        build = str(entry["build"]) if isinstance(entry.get("build"), str) and entry["build"] else build_from_url(url)
+        hashes: dict[str, Any] = entry["hash"] if isinstance(entry.get("hash"), dict) else {}
+        size = entry.get("size")
         out.append(
             LockedPackage(
                 name=str(entry["name"]),
@@ -72,6 +80,18 @@ def read_conda_lock(text: str, source: str, platform: str | None = None) -> list
                 build=build,
                 url=url,
                 platform=str(entry.get("platform", "")),
+                md5=_hash(hashes.get("md5")),
+                sha256=_hash(hashes.get("sha256")),
+                size=int(size) if isinstance(size, str) and size.isdigit() else None,
             )
         )
     return out
+
+
+def _hash(value: object) -> str | None:
+    return value.lower() if isinstance(value, str) and value else None
+
+
+def _version(value: object) -> str:
+    """The format version as YAML would read it: ``2`` for a number, ``'2.0'`` quoted otherwise."""
+    return value if isinstance(value, str) and value.isdigit() else repr(value)
