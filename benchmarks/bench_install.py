@@ -91,12 +91,15 @@ import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from envspec.install.execute import install_rattler
-from envspec.install.plan import parse_lock
+from envspec.install.plan import Destination, parse_lock, plan_install
 lock_path, prefix, cache = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-lock = parse_lock(lock_path.read_text(), str(lock_path))
+text = lock_path.read_text()
+subdir = parse_lock(text, str(lock_path)).platform
+plan = plan_install(target_name="bench", target_subdir=subdir, variables={"ENVSPEC_TARGET": "bench"},
+                    lock_text=text, lock_source=str(lock_path), conda_lock=None, host=subdir,
+                    destination=Destination(prefix), mirrors={})
 t, c = time.perf_counter(), time.process_time()
-report = install_rattler(lock, prefix=prefix, cache=cache, prefixes={}, variables={"ENVSPEC_TARGET": "bench"},
-                         progress=lambda m: None)
+report = install_rattler(plan, cache=cache, progress=lambda m: None)
 wall, cpu = time.perf_counter() - t, time.process_time() - c
 print(json.dumps({"wall": wall, "cpu": cpu, "hits": report.cache_hits, **report.seconds}))
 sys.stdout.flush()

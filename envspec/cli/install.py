@@ -11,7 +11,6 @@ import argparse
 import importlib
 import os
 import platform
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -19,18 +18,9 @@ from pathlib import Path
 from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.channels import parse_mirrors
 from envspec.cli.common import add_destination_options, add_mirror_option, load, progress
-from envspec.errors import SpecError, ToolFailed
-from envspec.install.execute import default_cache_dir, install_rattler, install_with_tool
-from envspec.install.plan import (
-    add_conda_lock_hashes,
-    check_platform,
-    destination,
-    host_subdir,
-    human_bytes,
-    mirror_prefixes,
-    parse_lock,
-    single_target_for_subdir,
-)
+from envspec.install.execute import InstallResult
+from envspec.install.plan import host_subdir, human_bytes, single_target_for_subdir
+from envspec.install.run import install_target
 from envspec.spec.model import Spec
 
 
@@ -124,59 +114,33 @@ def _run(args: argparse.Namespace) -> int:
         progress(f"target: {name} ({why})")
     else:
         name = args.target
-    target = spec.resolve(name)
-    lock_path: Path = args.lockfile or project.explicit_file(target.name)
-    source = project.relative(lock_path.absolute())
-    try:
-        text = lock_path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise SpecError(
-            f"lockfile {source} does not exist", tip=f"run `envspec lock --target {target.name}` first"
-        ) from None
-    lock = parse_lock(text, source)
-    check_platform(lock, source, target.name, target.subdir, host)
-    unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
-    if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
-        unified_text = unified.read_text(encoding="utf-8", errors="replace")
-        lock = add_conda_lock_hashes(lock, unified_text, project.relative(unified.absolute()))
-    strong = sum(1 for e in lock.entries if e.sha256)
-    progress(f"hashes: {strong}/{len(lock.entries)} packages pinned by sha256, the rest by md5")
-    dest = destination(args.prefix, args.name, os.environ, Path.home())
-    prefixes = mirror_prefixes(parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)))
-    progress(f"install: {target.name} from {source} ({len(lock.entries)} packages) into {dest.prefix}")
-    if args.tool is None:
-        cache = args.cache_dir or default_cache_dir()
-        report = install_rattler(
-            lock,
-            prefix=dest.prefix,
-            cache=cache,
-            prefixes=prefixes,
-            variables=target.variables,
-            progress=progress,
-            verify_cache=args.verify_cache,
-        )
+    result = install_target(
+        project,
+        spec.resolve(name),
+        host=host,
+        prefix=args.prefix,
+        name=args.name,
+        tool=args.tool or "rattler",
+        mirrors=parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)),
+        cache_dir=args.cache_dir,
+        verify_cache=args.verify_cache,
+        lockfile=args.lockfile,
+        progress=progress,
+    )
+    print(summary(result, name, args.tool))
+    return 0
+
+
+def summary(result: InstallResult, target: str, tool: str | None) -> str:
+    """The one result line of an install."""
+    if tool is None:
         detail = (
-            f"{report.downloaded} downloaded ({human_bytes(report.downloaded_bytes)}), "
-            f"{report.cache_hits} from the verified cache"
+            f"{result.downloaded} downloaded ({human_bytes(result.downloaded_bytes)}), "
+            f"{result.cache_hits} from the verified cache"
         )
     else:
-        executable = shutil.which(args.tool)
-        if executable is None:
-            raise ToolFailed(f"--with {args.tool}: {args.tool} is not on PATH", tip="install it, or omit --with")
-        report = install_with_tool(
-            args.tool,
-            executable=executable,
-            lock_text=text,
-            lock=lock,
-            prefix=dest.prefix,
-            prefixes=prefixes,
-            variables=target.variables,
-            progress=progress,
-        )
-        detail = f"with {args.tool}"
-    verb = "replaced" if report.replaced_existing else "created"
-    print(
-        f"{verb} {dest.prefix}: {report.packages} packages of {target.name}, {detail}, "
-        f"in {report.seconds['total']:.2f} s"
+        detail = f"with {tool}"
+    verb = "replaced" if result.replaced_existing else "created"
+    return (
+        f"{verb} {result.prefix}: {result.packages} packages of {target}, {detail}, in {result.seconds['total']:.2f} s"
     )
-    return 0

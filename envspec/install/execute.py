@@ -46,11 +46,9 @@ from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
 from envspec.install.plan import (
     STATE_FILE,
     ExplicitLock,
+    InstallPlan,
     LockEntry,
-    Tool,
     human_bytes,
-    mirrored_explicit_text,
-    mirrored_url,
     state_json,
     tool_command,
 )
@@ -94,7 +92,7 @@ class Fetched:
 
 
 @dataclass
-class InstallReport:
+class InstallResult:
     prefix: Path
     packages: int = 0
     downloaded: int = 0
@@ -237,7 +235,7 @@ def mismatch(item: Fetched) -> tuple[str, str, str] | None:
 
 def fetch_all(
     lock: ExplicitLock,
-    prefixes: Mapping[str, str],
+    urls: tuple[str, ...],
     cache: Path,
     progress: Progress,
     *,
@@ -254,8 +252,7 @@ def fetch_all(
     results: dict[int, Fetched] = {}
     todo: list[tuple[int, LockEntry, str]] = []
     hits: list[tuple[int, LockEntry, str, dict[str, Any]]] = []
-    for i, entry in enumerate(lock.entries):
-        url = mirrored_url(entry.url, prefixes)
+    for i, (entry, url) in enumerate(zip(lock.entries, urls, strict=True)):
         hit = cached_hashes(cache, entry)
         if hit is not None:
             hits.append((i, entry, url, hit))
@@ -553,19 +550,17 @@ def _staging_dir(prefix: Path) -> Any:
 
 
 def install_rattler(
-    lock: ExplicitLock,
+    plan: InstallPlan,
     *,
-    prefix: Path,
     cache: Path,
-    prefixes: Mapping[str, str],
-    variables: Mapping[str, str],
     progress: Progress,
     verify_cache: bool = False,
-) -> InstallReport:
+) -> InstallResult:
     """Fetch + verify everything, link into a staging folder, then swap it into place."""
+    lock, prefix = plan.lock, plan.prefix
     if prefix.is_symlink():  # replace the environment it points to, not the link
         prefix = prefix.resolve()
-    report = InstallReport(prefix=prefix, packages=len(lock.entries))
+    report = InstallResult(prefix=prefix, packages=len(lock.entries))
     check_prefix(prefix)
     cache = cache.absolute()
     cache.mkdir(parents=True, exist_ok=True)
@@ -575,14 +570,14 @@ def install_rattler(
         shutil.rmtree(cache / DOWNLOAD_DIR, ignore_errors=True)
         try:
             t0 = time.perf_counter()
-            fetched = fetch_all(lock, prefixes, cache, progress, verify_cache=verify_cache)
+            fetched = fetch_all(lock, plan.urls, cache, progress, verify_cache=verify_cache)
             t1 = time.perf_counter()
             report.cache_hits = sum(1 for f in fetched if f.archive is None)
             report.downloaded = len(fetched) - report.cache_hits
             report.downloaded_bytes = sum(f.size for f in fetched if f.archive is not None)
             with _staging_dir(prefix) as staging:
                 link(fetched, staging, prefix, cache, progress)
-                write_state(staging, variables)
+                write_state(staging, plan.variables)
                 share_metadata(staging)
                 t2 = time.perf_counter()
                 report.replaced_existing = _swap(staging, prefix)
@@ -593,24 +588,15 @@ def install_rattler(
     return report
 
 
-def install_with_tool(
-    tool: Tool,
-    *,
-    executable: str,
-    lock_text: str,
-    lock: ExplicitLock,
-    prefix: Path,
-    prefixes: Mapping[str, str],
-    variables: Mapping[str, str],
-    progress: Progress,
-) -> InstallReport:
+def install_with_tool(plan: InstallPlan, *, executable: str, progress: Progress) -> InstallResult:
     """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
+    tool, prefix = plan.tool, plan.prefix
+    assert plan.tool_lock_text is not None, "a tool install is planned with its explicit text"
     check_prefix(prefix)
     new_prefix = not prefix.exists()
-    mapped = {e.url: mirrored_url(e.url, prefixes) for e in lock.entries}
     with tempfile.TemporaryDirectory(prefix="envspec-install-") as tmp:
         explicit_file = Path(tmp) / "explicit.lock"
-        atomic_write_bytes(explicit_file, mirrored_explicit_text(lock_text, mapped).encode("utf-8"))
+        atomic_write_bytes(explicit_file, plan.tool_lock_text.encode("utf-8"))
         cmd = tool_command(tool, executable, prefix, explicit_file)
         progress(f"running: {' '.join(cmd)}")
         t0 = time.perf_counter()
@@ -626,7 +612,7 @@ def install_with_tool(
             if new_prefix:
                 shutil.rmtree(prefix, ignore_errors=True)
             raise
-    write_state(prefix, variables)
-    report = InstallReport(prefix=prefix, packages=len(lock.entries))
+    write_state(prefix, plan.variables)
+    report = InstallResult(prefix=prefix, packages=len(plan.lock.entries))
     report.seconds = {"total": time.perf_counter() - t0}
     return report

@@ -327,9 +327,10 @@ async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
     sparse = _sparse_sources(channels, subdir)
     try:
         if sparse is not None:
-            return await solve_with_sparse_repodata(
+            solved: list[Any] = await solve_with_sparse_repodata(
                 specs, sparse, locked_packages=list(locked), virtual_packages=virtual
             )
+            return solved
         cache = environ.get("ENVSPEC_RATTLER_CACHE")
         gateway = Gateway(cache_dir=Path(cache) if cache else None)
         return await asyncio.wait_for(

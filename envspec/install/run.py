@@ -1,0 +1,77 @@
+"""``install_target(...)``: the install stage's entry point, read top to bottom.
+
+1. read the target's explicit lockfile (and the ``conda-lock.yml`` beside it, for sha256s);
+2. plan once (:func:`envspec.install.plan.plan_install`, pure): platform checks, hashes, mirrors,
+   destination;
+3. execute the plan (:mod:`envspec.install.execute`): py-rattler, or ``--with`` a conda tool.
+
+``envspec install`` and ``envspec up`` both call it; it never prints (progress goes to the
+``progress`` callback) and raises :class:`envspec.errors.EnvspecError` subclasses on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from envspec.errors import SpecError, ToolFailed
+from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
+from envspec.install.plan import Tool, destination, plan_install
+from envspec.project import Project
+from envspec.spec.model import ResolvedTarget
+
+Progress = Callable[[str], None]
+
+
+def install_target(
+    project: Project,
+    target: ResolvedTarget,
+    *,
+    host: str,
+    prefix: str | None = None,
+    name: str | None = None,
+    tool: Tool = "rattler",
+    mirrors: Mapping[str, str] | None = None,
+    cache_dir: Path | None = None,
+    verify_cache: bool = False,
+    lockfile: Path | None = None,
+    progress: Progress,
+) -> InstallResult:
+    """Create (or replace) the environment of ``target`` from its lockfile; see the module doc."""
+    lock_path = lockfile or project.explicit_file(target.name)
+    source = project.relative(lock_path.absolute())
+    try:
+        text = lock_path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise SpecError(
+            f"lockfile {source} does not exist", tip=f"run `envspec lock --target {target.name}` first"
+        ) from None
+    unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
+    conda_lock = None
+    if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
+        conda_lock = (unified.read_text(encoding="utf-8", errors="replace"), project.relative(unified.absolute()))
+    plan = plan_install(
+        target_name=target.name,
+        target_subdir=target.subdir,
+        variables=target.variables,
+        lock_text=text,
+        lock_source=source,
+        conda_lock=conda_lock,
+        host=host,
+        destination=destination(prefix, name, os.environ, Path.home()),
+        mirrors=mirrors or {},
+        tool=tool,
+    )
+    strong = sum(1 for e in plan.lock.entries if e.sha256)
+    progress(f"hashes: {strong}/{len(plan.lock.entries)} packages pinned by sha256, the rest by md5")
+    progress(f"install: {target.name} from {source} ({len(plan.lock.entries)} packages) into {plan.prefix}")
+    if tool == "rattler":
+        return install_rattler(
+            plan, cache=cache_dir or default_cache_dir(), progress=progress, verify_cache=verify_cache
+        )
+    executable = shutil.which(tool)
+    if executable is None:
+        raise ToolFailed(f"--with {tool}: {tool} is not on PATH", tip="install it, or omit --with")
+    return install_with_tool(plan, executable=executable, progress=progress)
