@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Protocol, cast
 
@@ -19,16 +20,19 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("render", "envspec.cli.render", "render environment files, virtual-package specs, schema and CI from envspec.yml"),
     (
         "lock",
-        "envspec.lock.run",
+        "envspec.cli.lock",
         "solve every target with conda-lock into lockfiles/ (incremental, offline with --mirror)",
     ),
     ("install", "envspec.cli.install", "create an environment from a target's lockfile (no solve, hash-checked)"),
-    ("diff", "envspec.lock.diff", "markdown table of lockfile changes per target against a git ref (for PR bodies)"),
+    ("diff", "envspec.cli.diff", "markdown table of lockfile changes per target against a git ref (for PR bodies)"),
     ("doctor", "envspec.cli.doctor", "recommend the target for this machine and check what stands in the way"),
     ("report", "envspec.cli.report", "build report.html and report.md from every target's smoke results and lockfiles"),
     ("smoke", "envspec.cli.smoke", "generate one image in an environment and check it works on its device"),
     ("up", "envspec.cli.up", "doctor, lock check, install, smoke test and report for one target in one command"),
 ]
+
+
+DEBUG_ENV = "ENVSPEC_DEBUG"
 
 
 class CommandModule(Protocol):
@@ -47,6 +51,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Reproducible Stable Diffusion environments on four platforms from one source.",
     )
     parser.add_argument("--version", action="version", version=f"envspec {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=bool(os.environ.get(DEBUG_ENV)),
+        help=f"show the traceback behind an error (also {DEBUG_ENV}=1)",
+    )
     parser.add_argument(
         "--spec",
         default=os.environ.get("ENVSPEC_SPEC", "envspec.yml"),
@@ -77,6 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
     try:
         return _command(args._module).run(args)
+    except BaseException as exc:
+        code = _report(exc)
+        if args.debug and not isinstance(exc, SystemExit):
+            traceback.print_exception(exc, file=sys.stderr)
+        return code
+
+
+def _report(exc: BaseException) -> int:
+    """The one-line message and exit code for anything a command raised (re-raises the unexpected)."""
+    try:
+        raise exc
     except EnvspecError as err:
         print(err.one_line(), file=sys.stderr)
         return int(err.exit_code)
@@ -85,10 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)
-    except OSError as exc:  # the system refused a file operation no command anticipated
-        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    except OSError as os_err:  # the system refused a file operation no command anticipated
+        where = " -> ".join(str(f) for f in (os_err.filename, os_err.filename2) if f is not None)
         print(
-            f"error: {where + ': ' if where else ''}{exc.strerror or exc} "
+            f"error: {where + ': ' if where else ''}{os_err.strerror or os_err} "
             "(tip: check that the path is a writable file or folder as the command expects)",
             file=sys.stderr,
         )

@@ -7,14 +7,13 @@ Prints nothing when nothing changed, so a CI step can paste the output into a pu
 
 from __future__ import annotations
 
-import argparse
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from envspec.errors import ToolFailed
 from envspec.lock.condalock import read_conda_lock
+from envspec.project import Project
 
 Packages = dict[str, tuple[str, str]]  # name -> (version, build)
 
@@ -92,27 +91,10 @@ def git_show(root: Path, ref: str, rel_path: str) -> str | None:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base", default="HEAD", metavar="GIT_REF", help="compare against this git ref (default HEAD)")
-    parser.add_argument(
-        "--target", "-t", action="append", default=[], metavar="NAME", help="only this target (repeatable)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from envspec.cli.common import load
-
-    project, spec = load(args)
-    names = list(dict.fromkeys(args.target)) if args.target else list(spec.targets)
-    for name in names:
-        spec.resolve(name)  # unknown names are a SpecError
-    out = []
-    for name in names:
-        path = project.conda_lock_file(name)
-        after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
-        rel = project.relative(path)
-        before = git_show(project.root, args.base, rel)
-        changes = diff_packages(packages_of(before, f"{args.base}:{rel}"), packages_of(after, rel))
-        out.append(markdown(name, changes))
-    sys.stdout.write("".join(out))
-    return 0
+def diff_target(project: Project, target: str, base: str) -> str:
+    """The markdown table of one target's lockfile changes since ``base`` (empty when none)."""
+    path = project.conda_lock_file(target)
+    after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    rel = project.relative(path)
+    before = git_show(project.root, base, rel)
+    return markdown(target, diff_packages(packages_of(before, f"{base}:{rel}"), packages_of(after, rel)))

@@ -16,7 +16,6 @@ inputs, so an unchanged target is skipped without starting conda-lock.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -35,7 +34,6 @@ from typing import Any, Protocol
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.channels import apply_mirrors, parse_mirrors, unused_mirrors
-from envspec.cli.common import add_mirror_option
 from envspec.errors import (
     ChannelUnreachable,
     CheckFailed,
@@ -520,7 +518,7 @@ def _pythonpath() -> str:
 
 
 @dataclass
-class LockReport:
+class LockSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     solver: str = ""
 
@@ -568,7 +566,7 @@ def lock_jobs(
     max_workers: int | None = None,
     progress: Progress = _stderr,
     verbose: bool = False,
-) -> LockReport:
+) -> LockSummary:
     """Plan, solve (in parallel child processes) and commit all jobs; see the module doc."""
     started = time.monotonic()
     stored = {job.target: read_stored(job, with_packages=bool(update)) for job in jobs}
@@ -579,7 +577,7 @@ def lock_jobs(
             str(exc), tip="--update takes packages the spec names (dependencies or torch in envspec.yml)"
         ) from None
     by_target = {job.target: job for job in jobs}
-    report = LockReport()
+    report = LockSummary()
     if check:
         stale = [i for i in items if i.action is not Action.SKIP]
         report.outcomes = [Outcome(i.target, "stale" if i.action is not Action.SKIP else "up to date") for i in items]
@@ -662,7 +660,7 @@ def lock_jobs(
     return report
 
 
-def _report_failure_table(report: LockReport, progress: Progress) -> None:
+def _report_failure_table(report: LockSummary, progress: Progress) -> None:
     progress(report.table().rstrip("\n"))
 
 
@@ -681,67 +679,28 @@ def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str
     return staleness(job.input.digest(), read_stored(job)) is None
 
 
-# ---------------------------------------------------------------------------------------------
-# The command
-# ---------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--target", "-t", action="append", default=[], metavar="NAME", help="lock only this target (repeatable)"
-    )
-    mode = parser.add_mutually_exclusive_group()  # --check changes nothing, --update changes lockfiles
-    mode.add_argument(
-        "--update",
-        action="append",
-        default=[],
-        metavar="PKG",
-        help="move only this package to its latest allowed version (repeatable)",
-    )
-    mode.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1, naming the stale targets, if any lockfile does not match its inputs",
-    )
-    add_mirror_option(parser, "solve channel NAME from URL instead")
-    parser.add_argument(
-        "--solver",
-        default=None,
-        metavar="micromamba|mamba|conda|PATH",
-        help="drive this conda-compatible executable instead of envspec's built-in py-rattler solver",
-    )
-    parser.add_argument(
-        "--jobs", "-j", type=int, default=None, metavar="N", help="targets solved at once (default: CPU count)"
-    )
-    parser.add_argument("--verbose", "-v", action="store_true", help="show conda-lock's own output")
-
-
-def _select(spec: Any, names: Sequence[str]) -> list[Any]:
-    if not names:
-        return list(spec.resolve_all())
-    return [spec.resolve(n) for n in dict.fromkeys(names)]
-
-
-def run(args: argparse.Namespace) -> int:
-    from envspec.cli.common import load
-
-    project, spec = load(args)
-    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
-    targets = _select(spec, args.target)
+def lock(
+    project: ProjectLike,
+    targets: Sequence[TargetLike],
+    *,
+    mirrors: Mapping[str, str],
+    update: Sequence[str] = (),
+    check: bool = False,
+    solver: str | None = None,
+    jobs: int | None = None,
+    verbose: bool = False,
+    progress: Progress = _stderr,
+) -> LockSummary:
+    """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``."""
     for name in unused_mirrors([c for t in targets for c in t.channels], mirrors):
-        _stderr(f"warning: mirror {name!r} matches no channel of the selected targets")
-    jobs = make_jobs(project, targets, mirrors)
-    report = lock_jobs(
-        jobs,
+        progress(f"warning: mirror {name!r} matches no channel of the selected targets")
+    return lock_jobs(
+        make_jobs(project, targets, mirrors),
         cache_dir=project.cache_dir,
-        update=args.update,
-        check=args.check,
-        solver=args.solver,
-        max_workers=args.jobs,
-        verbose=args.verbose,
+        update=update,
+        check=check,
+        solver=solver,
+        max_workers=jobs,
+        progress=progress,
+        verbose=verbose,
     )
-    if args.check:
-        print(f"all {len(jobs)} target lockfiles are up to date")
-    else:
-        sys.stdout.write(report.table())
-    return 0

@@ -1,0 +1,71 @@
+"""`envspec lock`: pinned lockfiles for every target, solved by conda-lock (see :mod:`envspec.lock.run`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from envspec.channels import ENV_VAR as MIRRORS_ENV
+from envspec.channels import parse_mirrors
+from envspec.cli.common import add_mirror_option, load, progress
+from envspec.lock.run import lock
+from envspec.spec.model import ResolvedTarget, Spec
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", "-t", action="append", default=[], metavar="NAME", help="lock only this target (repeatable)"
+    )
+    mode = parser.add_mutually_exclusive_group()  # --check changes nothing, --update changes lockfiles
+    mode.add_argument(
+        "--update",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="move only this package to its latest allowed version (repeatable)",
+    )
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1, naming the stale targets, if any lockfile does not match its inputs",
+    )
+    add_mirror_option(parser, "solve channel NAME from URL instead")
+    parser.add_argument(
+        "--solver",
+        default=None,
+        metavar="micromamba|mamba|conda|PATH",
+        help="drive this conda-compatible executable instead of envspec's built-in py-rattler solver",
+    )
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=None, metavar="N", help="targets solved at once (default: CPU count)"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="show conda-lock's own output")
+
+
+def _select(spec: Spec, names: Sequence[str]) -> list[ResolvedTarget]:
+    if not names:
+        return list(spec.resolve_all())
+    return [spec.resolve(n) for n in dict.fromkeys(names)]
+
+
+def run(args: argparse.Namespace) -> int:
+    project, spec = load(args)
+    targets = _select(spec, args.target)
+    report = lock(
+        project,
+        targets,
+        mirrors=parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)),
+        update=args.update,
+        check=args.check,
+        solver=args.solver,
+        jobs=args.jobs,
+        verbose=args.verbose,
+        progress=progress,
+    )
+    if args.check:
+        print(f"all {len(targets)} target lockfiles are up to date")
+    else:
+        sys.stdout.write(report.table())
+    return 0
