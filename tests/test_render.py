@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envspec.project import Project
+from envspec.render import context
 from envspec.render import files as render
 from envspec.spec.model import load_spec
 
@@ -146,10 +147,10 @@ SCALARS = st.one_of(
 @settings(max_examples=500)
 @given(SCALARS)
 def test_yaml_scalar_round_trips(value: str) -> None:
-    assert yaml.safe_load(f"k: {render.yaml_scalar(value)}\n") == {"k": value}
+    assert yaml.safe_load(f"k: {context.yaml_scalar(value)}\n") == {"k": value}
 
 
 @settings(max_examples=300)
 @given(SCALARS)
 def test_yaml_scalar_round_trips_as_list_item(value: str) -> None:
-    assert yaml.safe_load(f"deps:\n  - {render.yaml_scalar(value)}\n  - x\n") == {"deps": [value, "x"]}
+    assert yaml.safe_load(f"deps:\n  - {context.yaml_scalar(value)}\n  - x\n") == {"deps": [value, "x"]}

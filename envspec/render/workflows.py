@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from envspec.render.context import RenderContext
 from envspec.spec.model import ResolvedTarget
-
-if TYPE_CHECKING:
-    from envspec.render.files import RenderContext
 
 #: Workflows envspec renders, by file name (template ``templates/ci/<name>.j2``).
 WORKFLOWS: Final = ("verify.yml", "relock.yml")
