@@ -1,5 +1,7 @@
 """One error class per failure kind, each with its own exit code.
 
+The one exit-code table: every command maps to it, and the smoke test (which runs in an environment
+without envspec and keeps a copy in ``envspec.smoke.cli``, checked equal by a test) exits with it too.
 Only ``envspec.cli.main.main`` turns these into a one-line message and an exit status;
 library code raises them and never prints or exits.
 """
@@ -20,6 +22,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 7  # a package did not match the hash in the lockfile
     BUSY = 8  # another envspec run holds the lock
     PLATFORM_MISMATCH = 9  # a lockfile for another platform
+    SMOKE_SETUP = 10  # the environment cannot run the smoke test (promised device absent, no torch, no Python)
     INTERRUPTED = 130
 
 
@@ -70,3 +73,7 @@ class BusyError(EnvspecError):
 
 class PlatformMismatch(EnvspecError):
     exit_code = ExitCode.PLATFORM_MISMATCH
+
+
+class SmokeSetupFailed(EnvspecError):
+    exit_code = ExitCode.SMOKE_SETUP

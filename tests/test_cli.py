@@ -93,3 +93,31 @@ def test_report_out_onto_a_file_is_one_line(project_copy: Path, capsys: pytest.C
     assert main(["--spec", str(spec), "report", str(project_copy / "results"), "--out", str(spec)]) == 6
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("error: ") and str(spec) in err[-1]
+
+
+def test_one_exit_code_table_the_smoke_test_included() -> None:
+    from envspec.smoke import cli as smoke_cli
+
+    smoke_codes = (smoke_cli.EXIT_OK, smoke_cli.EXIT_FAILED, smoke_cli.EXIT_SETUP, smoke_cli.EXIT_INTERRUPTED)
+    table = (ExitCode.OK, ExitCode.CHECK_FAILED, ExitCode.SMOKE_SETUP, ExitCode.INTERRUPTED)
+    assert smoke_codes == table
+    assert len({int(c) for c in ExitCode}) == len(ExitCode)  # no code means two things
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for code in ExitCode:  # every code is documented in the README's table
+        assert f"\n| {int(code)} |" in readme, code
+
+
+def test_debug_shows_the_traceback_behind_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = ["--spec", str(tmp_path / "none.yml"), "targets"]
+    monkeypatch.delenv("ENVSPEC_DEBUG", raising=False)
+    assert main(missing) == ExitCode.SPEC_INVALID
+    plain = capsys.readouterr().err
+    assert plain.count("\n") == 1 and "Traceback" not in plain
+    assert main(["--debug", *missing]) == ExitCode.SPEC_INVALID
+    debug = capsys.readouterr().err
+    assert plain.strip() in debug and "Traceback (most recent call last)" in debug and "SpecError" in debug
+    monkeypatch.setenv("ENVSPEC_DEBUG", "1")
+    assert main(missing) == ExitCode.SPEC_INVALID
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

@@ -21,9 +21,9 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Final
 
-from envspec.doctor.checks import Check
-from envspec.doctor.checks import Status as CheckStatus
-from envspec.errors import CheckFailed, EnvspecError, ExitCode, SpecError
+from envspec.doctor.check import Check
+from envspec.doctor.check import Status as CheckStatus
+from envspec.errors import CheckFailed, EnvspecError, ExitCode, SmokeSetupFailed, SpecError
 
 STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "smoke", "report")
 
@@ -205,10 +205,11 @@ def stale_error(target: str, lockfile: str, missing: bool) -> CheckFailed:
 # ---------------------------------------------------------------------------------------------
 
 
-def smoke_error(code: int, verdict: str | None, message: str | None, smoke_json: str) -> CheckFailed:
-    """A smoke test that exited non-zero (1: a check failed, 2: it could not run)."""
+def smoke_error(code: int, verdict: str | None, message: str | None, smoke_json: str) -> EnvspecError:
+    """A smoke test that exited non-zero: its own code of the one table (1 a check failed, 10 it could not run)."""
     said = message or f"exit status {code}, no {smoke_json} written"
-    return CheckFailed(
+    kind = SmokeSetupFailed if code == ExitCode.SMOKE_SETUP else CheckFailed
+    return kind(
         f"smoke: {verdict or 'error'}: {said}",
         tip=f"details in {smoke_json}; rerun with ENVSPEC_DEBUG=1 for a traceback",
     )

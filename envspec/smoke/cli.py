@@ -18,7 +18,8 @@ from envspec.smoke.errors import SmokeSetupError
 if TYPE_CHECKING:
     from envspec.smoke.run import Options
 
-EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The exit codes of envspec.errors.ExitCode this package uses (a copy: envspec is not installed here).
+EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 10, 130
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",

@@ -1,4 +1,4 @@
-"""The one error of the smoke test: setup failed (exit 2), as opposed to a check that failed (exit 1).
+"""The one error of the smoke test: setup failed (exit 10, SMOKE_SETUP), as opposed to a check that failed (exit 1).
 
 Kept inside ``envspec.smoke`` on purpose: the smoke test runs in a provisioned environment where
 ``envspec.errors`` (and the rest of envspec) is not installed.

@@ -1,7 +1,7 @@
 """One smoke run as a sequence of steps: promise -> device -> load -> generate -> check -> report.
 
 Each step fills the report dict (schema in :mod:`envspec.smoke.report`). Setup problems raise
-:class:`SmokeSetupError` (exit 2); failed checks give verdict "fail" (exit 1).
+:class:`SmokeSetupError` (exit 10); failed checks give verdict "fail" (exit 1).
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def select_device(opts: Options, rep: dict[str, Any]) -> tuple[device.DeviceChoi
             if choice.promise_met
             else f"NOT MET: {choice.note}"
         )
-        found.append(Check("promised_device", True, detail))  # a miss without --allow-cpu is exit 2
+        found.append(Check("promised_device", True, detail))  # a miss without --allow-cpu is exit 10
     return choice, found
 
 
@@ -251,7 +251,7 @@ def _smoke_in(scratch: Path, opts: Options, rep: dict[str, Any]) -> bytes | None
     rep["resolution"] = [size, size]
     rep["steps"] = steps
     if source.kind == "single_file":
-        model.find_tokenizer(source.given, opts.tokenizer)  # a setup error (exit 2) comes before the checks
+        model.find_tokenizer(source.given, opts.tokenizer)  # a setup error (exit 10) comes before the checks
         lacking = model.single_file_missing(source.path, source.config)
         if lacking:  # loading would silently keep random weights (or crash with accelerate)
             found.append(checks.weights_loaded([], COMPONENTS, missing=lacking))

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from envspec.cli import main as cli
-from envspec.cli import smoke as smoke_runner
+from envspec.cli import smoke as smoke_command
 from envspec.smoke import cli as smoke_cli
+from envspec.smoke import host as smoke_runner
 from envspec.spec.model import ResolvedTarget, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,29 +76,26 @@ def test_prefix_state_variables_are_set_as_activation_would(tmp_path: Path) -> N
     assert {k: plan.env[k] for k in state} == state
     assert "--expect" not in plan.argv  # the child reads the promise from the same state file
     args = cli.build_parser("smoke").parse_args(["--spec", str(tmp_path / "no-such.yml"), "smoke"])
-    assert smoke_runner.find_target(args, state) is None  # no --target, no project: no spec needed
+    assert smoke_command.find_target(args, state) is None  # no --target, no project: no spec needed
 
 
 def test_without_target_the_environment_s_own_target_is_used(tmp_path: Path) -> None:
     args = cli.build_parser("smoke").parse_args(["--spec", str(REPO / "envspec.yml"), "smoke"])
-    target = smoke_runner.find_target(args, {"ENVSPEC_TARGET": "win-cuda"})
+    target = smoke_command.find_target(args, {"ENVSPEC_TARGET": "win-cuda"})
     assert target is not None and target.name == "win-cuda"
-    assert smoke_runner.find_target(args, {"ENVSPEC_TARGET": "gone-from-spec"}) is None
+    assert smoke_command.find_target(args, {"ENVSPEC_TARGET": "gone-from-spec"}) is None
 
 
 def test_without_target_or_state_the_recommended_target_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from envspec.doctor import recommend as targeting
-    from envspec.spec.model import load_spec
-
     chosen = load_spec(REPO / "envspec.yml").resolve("osx-arm64")
-    monkeypatch.setattr(targeting, "default_target", lambda spec, probe=None: chosen)
+    monkeypatch.setattr(smoke_command, "default_target", lambda spec, probe=None: chosen)
     args = cli.build_parser("smoke").parse_args(["--spec", str(REPO / "envspec.yml"), "smoke"])
-    assert smoke_runner.find_target(args, {}) == chosen
+    assert smoke_command.find_target(args, {}) == chosen
 
 
 def test_missing_prefix_python_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["--spec", str(REPO / "envspec.yml"), "smoke", "--prefix", str(tmp_path)])
-    assert code == 6 and "no Python in" in capsys.readouterr().err
+    assert code == 10 and "no Python in" in capsys.readouterr().err
 
 
 @pytest.mark.integration
@@ -109,7 +107,7 @@ def test_smoke_in_a_prefix_fails_on_a_missing_promise_then_passes_with_allow_cpu
         pytest.skip("needs a machine without CUDA")
     base = ["--spec", str(REPO / "envspec.yml"), "smoke", "--prefix", sys.prefix, "--target", "linux-cuda"]
     out = tmp_path / "out"
-    assert cli.main([*base, "--steps", "2", "--out", str(out)]) == 2
+    assert cli.main([*base, "--steps", "2", "--out", str(out)]) == 10
     report = json.loads((out / "smoke.json").read_text())
     assert report["verdict"] == "error" and "built without CUDA" in report["message"]
     assert cli.main([*base, "--allow-cpu", "--steps", "2", "--out", str(out)]) == 0

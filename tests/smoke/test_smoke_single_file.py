@@ -70,7 +70,7 @@ def test_config_folder_must_be_a_diffusers_layout(smoke: Smoke, tiny_ldm: dict[s
     path = tmp_path / "sd.safetensors"
     model.write_safetensors(path, {"w": torch.ones(1)}, {})
     code, data, _ = smoke("--model", str(path), "--config", str(tmp_path))
-    assert code == 2 and "--config" in data["message"]
+    assert code == 10 and "--config" in data["message"]
 
 
 def test_shipped_sd_v1_config_matches_the_original_checkpoint_layout(tmp_path: Path) -> None:
