@@ -32,14 +32,14 @@ def results(tmp_path: Path) -> Path:
     return folder
 
 
-def _model(project_copy: Path, results: Path) -> report.Report:
+def _model(project_copy: Path, results: Path) -> report.ResultTable:
     project = Project(project_copy)
     targets = load_spec(project.spec_path).resolve_all()
     locks = {t.name: report.read_lock(project, t) for t in targets}
-    return report.build_report(targets, report.read_results(results), locks)
+    return report.build_table(targets, report.read_results(results), locks)
 
 
-def _rows(model: report.Report) -> dict[str, report.Row]:
+def _rows(model: report.ResultTable) -> dict[str, report.Row]:
     return {row.target: row for row in model.rows}
 
 

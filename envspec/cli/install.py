@@ -65,7 +65,7 @@ def _rosetta() -> bool:
     return out.stdout.strip() == "1"
 
 
-def _host() -> str:
+def this_host() -> str:
     """This machine's subdir; ``ENVSPEC_HOST_SUBDIR`` overrides it (e.g. an osx-64 env under Rosetta)."""
     override = os.environ.get("ENVSPEC_HOST_SUBDIR")
     return override or host_subdir(platform.system(), platform.machine(), rosetta=_rosetta())
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     project, spec = load(args)
-    host = _host()
+    host = this_host()
     if args.target is None:
         name, why = choose_target(spec, host)
         progress(f"target: {name} ({why})")

@@ -1,7 +1,7 @@
 """`envspec up [TARGET] (--prefix PATH | --name NAME)`: a pinned, checked, proven environment in one command.
 
-Five steps (the plan and its gates are ``envspec.cli.up_plan``), each a library call into the command that
-owns it, never a subprocess of envspec itself:
+Five steps (the plan and its gates are ``envspec.cli.up_plan``), each a call of the stage's entry point
+(``diagnose``, ``lock``, ``install_target``, ``smoke``, ``build_report``), never a subprocess of envspec:
 
 1. doctor  - the checks for TARGET (default: the target recommended for this machine); a FAIL
              stops the run, unless ``--allow-cpu`` and every FAIL is the accelerator's absence;
@@ -17,30 +17,31 @@ step passed; otherwise the failing step's exit code (doctor / smoke: 1, stale lo
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.channels import parse_mirrors
 from envspec.cli import doctor as cmd_doctor
-from envspec.cli import install as cmd_install
-from envspec.cli import report as cmd_report
-from envspec.cli import smoke as smoke_runner
 from envspec.cli import up_plan as up
 from envspec.cli.common import add_destination_options, add_mirror_option, load, progress
-from envspec.doctor import checks as doctor
+from envspec.cli.install import summary as install_summary
+from envspec.cli.install import this_host
+from envspec.doctor.diagnosis import diagnose
 from envspec.doctor.machine import collect_facts
 from envspec.doctor.recommend import default_target
-from envspec.errors import EnvspecError, ToolFailed
+from envspec.doctor.resources import estimate_env_bytes
+from envspec.errors import EnvspecError
 from envspec.install.plan import destination
-from envspec.lock import run as lock
+from envspec.install.run import install_target
+from envspec.lock.run import is_fresh, lock
 from envspec.project import Project
+from envspec.report.build import build_report
+from envspec.smoke.host import smoke
 from envspec.spec.model import ResolvedTarget, Spec
 
 SMOKE_JSON = "smoke.json"
@@ -70,15 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sub_args(module: ModuleType, argv: list[str], spec: str) -> argparse.Namespace:
-    """The namespace ``envspec <command> ARGV`` would give ``module.run``: its own parser, its defaults."""
-    parser = argparse.ArgumentParser(prog=f"envspec {module.__name__}")
-    module.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args.spec = spec
-    return args
-
-
 class Runner:
     """The effects of each step, over one project, spec and command line."""
 
@@ -102,8 +94,8 @@ class Runner:
     def doctor(self, state: up.UpState) -> tuple[up.UpState, str]:
         t = self.target
         facts = collect_facts(cmd_doctor.PROBE_FACTORY(), str(self.project.root))
-        estimate = doctor.estimate_env_bytes(cmd_doctor.read_lock_data(self.project.conda_lock_file(t.name)), t)
-        report = doctor.diagnose(
+        estimate = estimate_env_bytes(cmd_doctor.read_lock_data(self.project.conda_lock_file(t.name)), t)
+        report = diagnose(
             facts, self.spec.resolve_all(), chosen=t, estimate=estimate, project_root=str(self.project.root)
         )
         progress(cmd_doctor.render_text(report, self.project))
@@ -118,7 +110,7 @@ class Runner:
 
     def lock(self, state: up.UpState) -> tuple[up.UpState, str]:
         t = self.target
-        fresh = lock.is_fresh(self.project, t, self.mirrors)
+        fresh = is_fresh(self.project, t, self.mirrors)
         if fresh is None:
             raise up.not_rendered_error(t.name)
         explicit = self.project.explicit_file(t.name)
@@ -127,18 +119,21 @@ class Runner:
             return state, f"{self.project.relative(explicit)} is up to date"
         if action is up.LockAction.STOP:
             raise up.stale_error(t.name, self.project.relative(explicit), missing=not explicit.is_file())
-        jobs = lock.make_jobs(self.project, [t], self.mirrors)
-        report = lock.lock_jobs(jobs, cache_dir=self.project.cache_dir, progress=progress)
-        (outcome,) = report.outcomes
+        summary = lock(self.project, [t], mirrors=self.mirrors, progress=progress)
+        (outcome,) = summary.outcomes
         detail = f"re-locked {self.project.relative(explicit)}: {outcome.packages} packages, torch {outcome.torch}"
         return replace(state, relocked=True), detail
 
     def install(self, state: up.UpState) -> tuple[up.UpState, str]:
-        argv = [self.target.name, "--prefix", str(state.prefix)]
-        for mirror in self.args.mirror:
-            argv += ["--mirror", mirror]
-        with contextlib.redirect_stdout(sys.stderr):
-            cmd_install.run(_sub_args(cmd_install, argv, self.args.spec))
+        result = install_target(
+            self.project,
+            self.target,
+            host=this_host(),
+            prefix=str(state.prefix),
+            mirrors=self.mirrors,
+            progress=progress,
+        )
+        progress(install_summary(result, self.target.name, None))
         return state, f"{state.prefix} from {self.project.relative(self.project.explicit_file(self.target.name))}"
 
     def smoke(self, state: up.UpState) -> tuple[up.UpState, str]:
@@ -146,9 +141,7 @@ class Runner:
         for name in (SMOKE_JSON, SMOKE_PNG):  # a result from an earlier run must not pass for this one
             (out / name).unlink(missing_ok=True)
         smoke_argv = ["--out", str(out)] + (["--allow-cpu"] if self.args.allow_cpu else [])
-        activation = smoke_runner.activation_vars(state.prefix)
-        the_plan = smoke_runner.plan(self.target, state.prefix, smoke_argv, state=activation)
-        code = smoke_runner.run_in_prefix(the_plan, state.prefix, stdout=_stderr_fd())
+        code = smoke(self.target, state.prefix, smoke_argv, progress=progress, stdout=_stderr_fd())
         result = _read_json(out / SMOKE_JSON)
         verdict, message = result.get("verdict"), result.get("message")
         if code != 0:
@@ -158,15 +151,16 @@ class Runner:
         return new, f"{verdict} on {device}: {out / SMOKE_PNG}"
 
     def report(self, state: up.UpState) -> tuple[up.UpState, str]:
-        argv = [str(state.out_dir), "--out", str(state.report_dir)]
-        for mirror in self.args.mirror:
-            argv += ["--mirror", mirror]
-        with contextlib.redirect_stdout(sys.stderr):
-            cmd_report.run(_sub_args(cmd_report, argv, self.args.spec))
-        html = state.report_dir / "report.html"
-        if not html.is_file():
-            raise ToolFailed(f"report: {html} was not written", tip="run `envspec report` by hand to see why")
-        return replace(state, report_html=html), f"{html} and {state.report_dir / 'report.md'}"
+        _, written = build_report(
+            self.project,
+            self.spec.resolve_all(),
+            state.out_dir,
+            state.report_dir,
+            mirrors=self.mirrors or None,
+            environ=os.environ,
+            progress=progress,
+        )
+        return replace(state, report_html=written.html), f"{written.html} and {written.markdown}"
 
 
 def _str(value: object) -> str | None:

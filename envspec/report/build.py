@@ -1,7 +1,7 @@
-"""Report: smoke results + lockfiles of every target -> one table model -> ``report.html`` and ``report.md``.
+"""ResultTable: smoke results + lockfiles of every target -> one table model -> ``report.html`` and ``report.md``.
 
 Three layers, one way: *reading* (``read_smoke_dir``, ``read_lock``: disk in, plain records out,
-never raising on bad input), *planning* (``build_report``: pure, the table model the tests check),
+never raising on bad input), *planning* (``build_table``: pure, the table model the tests check),
 *rendering* (``render_html``, ``render_markdown``: text out, every input string escaped). Only
 ``write_report`` touches the output folder, atomically.
 """
@@ -12,7 +12,7 @@ import base64
 import html
 import io
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -23,6 +23,7 @@ from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.lock.condalock import read_conda_lock
 from envspec.project import Project
+from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
 from envspec.spec.model import TORCH_PACKAGE, ResolvedTarget
 
 SMOKE_SCHEMA: Final = "envspec-smoke/1"
@@ -336,7 +337,7 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Report:
+class ResultTable:
     rows: tuple[Row, ...]
     context: tuple[tuple[str, str], ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
@@ -479,12 +480,12 @@ def build_row(
     )
 
 
-def build_report(
+def build_table(
     targets: Iterable[ResolvedTarget],
     results: Mapping[str, SmokeRead],
     locks: Mapping[str, LockSummary],
     context: Iterable[tuple[str, str]] = (),
-) -> Report:
+) -> ResultTable:
     """The table model: one row per target of the spec (missing ones included), in spec order,
     then rows for results of targets the spec does not have. Pure."""
     targets = list(targets)
@@ -498,7 +499,7 @@ def build_report(
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-    return Report(rows=tuple(rows), context=tuple(context), counts=counts)
+    return ResultTable(rows=tuple(rows), context=tuple(context), counts=counts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +548,7 @@ def _seconds(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def render_html(report: Report) -> str:
+def render_html(report: ResultTable) -> str:
     """Self-contained HTML: inline CSS, images as data URIs, no scripts, no external requests."""
     import jinja2
 
@@ -578,7 +579,7 @@ def md_cell(value: object) -> str:
 STATUS_MD: Final[dict[str, str]] = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "missing": "⬜ missing"}
 
 
-def render_markdown(report: Report, image_hint: str = "") -> str:
+def render_markdown(report: ResultTable, image_hint: str = "") -> str:
     """GitHub job-summary markdown. Images cannot be embedded there; ``image_hint`` (trusted markdown
     written by envspec) says where they are."""
     lines = ["## envspec verify", "", md_cell(report.headline), ""]
@@ -616,7 +617,7 @@ class Written:
     markdown: Path
 
 
-def write_report(report: Report, out_dir: Path, image_hint: str = "") -> Written:
+def write_report(report: ResultTable, out_dir: Path, image_hint: str = "") -> Written:
     """Write ``report.html`` and ``report.md`` into ``out_dir``, each atomically, after both rendered."""
     html_path = out_dir / "report.html"
     md_path = out_dir / "report.md"
@@ -625,6 +626,42 @@ def write_report(report: Report, out_dir: Path, image_hint: str = "") -> Written
     atomic_write_text(html_path, html_text)
     atomic_write_text(md_path, md_text)
     return Written(html=html_path, markdown=md_path)
+
+
+def build_report(
+    project: Project,
+    targets: Sequence[ResolvedTarget],
+    results_dir: Path,
+    out_dir: Path,
+    *,
+    mirrors: Mapping[str, str] | None,
+    environ: Mapping[str, str],
+    progress: Callable[[str], None],
+) -> tuple[ResultTable, Written]:
+    """The report stage's entry point: read every result and lockfile, build the table, write both files.
+
+    ``mirrors`` None: lockfile freshness uses ``ENVSPEC_MIRRORS`` as ``envspec lock`` would.
+    """
+    if not results_dir.is_dir():
+        raise SpecError(
+            f"{results_dir}: no such folder",
+            tip="pass the folder `envspec smoke --out` wrote into (one <target>/ folder per target)",
+        )
+    results = read_results(results_dir)
+    progress(f"report: {len(results)} smoke result(s) in {results_dir}, {len(targets)} target(s) in the spec")
+    locks = {t.name: read_lock(project, t, mirrors) for t in targets}
+    table = build_table(targets, results, locks, github_context(environ))
+    hint = (
+        f"Images: report.html in the `{REPORT_ARTIFACT}` artifact; each target's smoke.png in its "
+        f"`{artifact_name('<target>')}` artifact."
+        if environ.get("GITHUB_ACTIONS") == "true"
+        else f"Images: see {out_dir / 'report.html'}."
+    )
+    written = write_report(table, out_dir, image_hint=hint)
+    for row in table.rows:
+        progress(f"  {row.target:<24} {row.status:<8} lock {row.lock.state}")
+    progress(f"report: {table.headline}")
+    return table, written
 
 
 def github_context(env: Mapping[str, str]) -> list[tuple[str, str]]:
