@@ -161,7 +161,7 @@ def test_verify_steps(project_copy: Path) -> None:
     assert "${{ matrix.allow_cpu && '--allow-cpu' || '' }}" in runs
     assert "--out results/${{ matrix.target }}" in runs
     upload = next(s for s in smoke["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
-    assert upload["if"] == "always()" and upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["if"] == "always()" and COMMIT.fullmatch(upload["uses"])
     report = jobs["report"]
     assert report["needs"] == "smoke" and report["if"] == "always()"
     report_runs = [str(s.get("run", "")) for s in report["steps"]]
@@ -177,12 +177,14 @@ def test_relock_opens_a_pull_request_with_the_diff(project_copy: Path) -> None:
     project, plan = _plan(project_copy)
     wf = load_workflow(plan[project.ci_dir / "relock.yml"])
     assert set(wf["on"]) == {"schedule", "workflow_dispatch"}
-    assert wf["permissions"] == {"contents": "write", "pull-requests": "write"}
-    steps = wf["jobs"]["relock"]["steps"]
+    assert wf["permissions"] == {}
+    relock = wf["jobs"]["relock"]
+    assert relock["permissions"] == {"contents": "write", "pull-requests": "write"}
+    steps = relock["steps"]
     runs = "\n".join(str(s.get("run", "")) for s in steps)
     assert runs.index("rm -f lockfiles/linux-cuda.lock") < runs.index("envspec lock") < runs.index("envspec diff")
     pr = next(s for s in steps if str(s.get("uses", "")).startswith("peter-evans/create-pull-request@"))
-    assert pr["uses"] == "peter-evans/create-pull-request@v7"
+    assert COMMIT.fullmatch(pr["uses"])
     assert pr["with"]["body-path"].endswith("relock-body.md")
     assert pr["with"]["add-paths"] == "lockfiles/"
 
@@ -190,8 +192,52 @@ def test_relock_opens_a_pull_request_with_the_diff(project_copy: Path) -> None:
 def test_verify_permissions_are_read_only(project_copy: Path) -> None:
     project, plan = _plan(project_copy)
     wf = load_workflow(plan[project.ci_dir / "verify.yml"])
-    assert wf["permissions"] == {"contents": "read"}
+    assert wf["permissions"] == {}
+    assert {name: job["permissions"] for name, job in wf["jobs"].items()} == {
+        "check": {"contents": "read"},
+        "smoke": {"contents": "read"},
+        "report": {"contents": "read"},
+    }
     assert wf["concurrency"]["cancel-in-progress"] is True
+
+
+#: An action pinned to a commit: ``OWNER/NAME@<40-hex sha>`` (what YAML reads; the comment is dropped).
+COMMIT = re.compile(r"(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})")
+#: A ``uses:`` line as written: the commit, then the release it is in as a comment.
+PINNED = re.compile(COMMIT.pattern + r" # (?P<version>v\d+(?:\.\d+)*)")
+USES = re.compile(r"^\s*(?:- )?uses:\s*(?P<ref>.*?)\s*$", re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ci.WORKFLOWS)
+def test_every_action_is_pinned_to_a_commit_with_its_version(project_copy: Path, name: str) -> None:
+    project, plan = _plan(project_copy)
+    text = plan[project.ci_dir / name]
+    uses = [m["ref"] for m in USES.finditer(text)]
+    assert uses, f"{name}: no `uses:` lines found"
+    unpinned = [ref for ref in uses if not PINNED.fullmatch(ref)]
+    assert unpinned == [], f"{name}: not `OWNER/NAME@<40-hex commit> # vX.Y.Z`: {unpinned}"
+    steps = [s for job in load_workflow(text)["jobs"].values() for s in job["steps"]]
+    assert sum("uses" in s for s in steps) == len(uses), "every `uses:` step is on a line the check saw"
+
+
+def test_each_action_has_one_pin_across_the_workflows(project_copy: Path) -> None:
+    project, plan = _plan(project_copy)
+    pins: dict[str, set[str]] = {}
+    for name in ci.WORKFLOWS:
+        for m in USES.finditer(plan[project.ci_dir / name]):
+            pin = PINNED.fullmatch(m["ref"])
+            assert pin is not None, m["ref"]
+            pins.setdefault(pin["action"], set()).add(m["ref"])
+    assert {a: len(refs) for a, refs in pins.items()} == dict.fromkeys(pins, 1)
+    assert {"actions/checkout", "actions/setup-python", "peter-evans/create-pull-request"} <= set(pins)
+
+
+@pytest.mark.parametrize("name", ci.WORKFLOWS)
+def test_checkouts_do_not_persist_credentials(project_copy: Path, name: str) -> None:
+    project, plan = _plan(project_copy)
+    steps = [s for job in load_workflow(plan[project.ci_dir / name])["jobs"].values() for s in job["steps"]]
+    checkouts = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
 
 
 def test_github_copy_drift_is_caught_and_stale_workflows_removed(
