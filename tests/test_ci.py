@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -238,6 +240,38 @@ def test_checkouts_do_not_persist_credentials(project_copy: Path, name: str) -> 
     steps = [s for job in load_workflow(plan[project.ci_dir / name])["jobs"].values() for s in job["steps"]]
     checkouts = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@")]
     assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
+
+
+def _zizmor() -> str:
+    """zizmor from this Python's environment (pinned in the test and lint extras), else from PATH."""
+    here = Path(sys.executable).parent / ("zizmor.exe" if os.name == "nt" else "zizmor")
+    exe = str(here) if here.is_file() else shutil.which("zizmor")
+    if exe is None:
+        pytest.skip("zizmor is not installed (it is in the test and lint extras)")
+    return exe
+
+
+@pytest.mark.integration
+def test_zizmor_finds_nothing_in_the_rendered_workflows(project_copy: Path) -> None:
+    """As `nox -s lint` runs it: offline (no GitHub API), default persona; any finding fails."""
+    assert main(["--spec", str(project_copy / "envspec.yml"), "render"]) == 0
+    proc = subprocess.run(
+        [
+            _zizmor(),
+            "--offline",
+            "--strict-collection",
+            "--no-progress",
+            "--format",
+            "json",
+            str(project_copy / ".github" / "workflows"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = json.loads(proc.stdout or "null")
+    assert findings == [], json.dumps(findings, indent=1)[:4000]
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_github_copy_drift_is_caught_and_stale_workflows_removed(
