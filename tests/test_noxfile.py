@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import subprocess
@@ -48,6 +49,7 @@ class FakeSession:
         return (out.getvalue() + (err.getvalue() if stderr == subprocess.STDOUT else "")) if silent else None
 
 
+@functools.cache  # loaded once: nox refuses (a warning now, an error later) to register a session twice
 def _noxfile(repo: Path) -> Any:
     spec = importlib.util.spec_from_file_location("envspec_noxfile", repo / "noxfile.py")
     assert spec is not None and spec.loader is not None
