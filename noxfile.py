@@ -16,6 +16,10 @@ nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
 LINTED = ("envspec", "tests", "benchmarks", "noxfile.py")
+# zizmor exits non-zero on any finding; --offline: no GitHub API calls (CI and this machine alike);
+# --strict-collection: a workflow it cannot parse fails instead of being skipped with a warning.
+WORKFLOWS = ".github/workflows/"
+ZIZMOR_ARGS = ("--offline", "--strict-collection", "--no-progress")
 
 # What a provisioned environment gives the smoke test, pinned to versions tested together
 # (CPU torch from PyPI; the conda environments get theirs from conda-forge).
@@ -38,11 +42,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (lint + format check) and mypy."""
+    """ruff (lint + format check), mypy, and zizmor on the GitHub workflows (offline; any finding fails)."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", *LINTED)
     session.run("ruff", "format", "--check", *LINTED)
     session.run("mypy")
+    session.run("zizmor", *ZIZMOR_ARGS, WORKFLOWS)
 
 
 @nox.session(python=PYTHON)

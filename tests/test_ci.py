@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,8 @@ def test_verify_steps(project_copy: Path) -> None:
     jobs = load_workflow(plan[project.ci_dir / "verify.yml"])["jobs"]
     check_runs = [s.get("run") for s in jobs["check"]["steps"]]
     assert "envspec render --check" in check_runs and "envspec lock --check" in check_runs
+    exists = _lockfiles_exist_script(plan[project.ci_dir / "verify.yml"])
+    assert check_runs.index(exists) < check_runs.index("envspec lock --check")
     smoke = jobs["smoke"]
     assert smoke["needs"] == "check" and smoke["strategy"]["fail-fast"] is False
     assert smoke["runs-on"] == "${{ matrix.runner }}"
@@ -162,7 +166,7 @@ def test_verify_steps(project_copy: Path) -> None:
     assert "${{ matrix.allow_cpu && '--allow-cpu' || '' }}" in runs
     assert "--out results/${{ matrix.target }}" in runs
     upload = next(s for s in smoke["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
-    assert upload["if"] == "always()" and upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["if"] == "always()" and COMMIT.fullmatch(upload["uses"])
     report = jobs["report"]
     assert report["needs"] == "smoke" and report["if"] == "always()"
     report_runs = [str(s.get("run", "")) for s in report["steps"]]
@@ -177,22 +181,188 @@ def test_verify_steps(project_copy: Path) -> None:
 def test_relock_opens_a_pull_request_with_the_diff(project_copy: Path) -> None:
     project, plan = _plan(project_copy)
     wf = load_workflow(plan[project.ci_dir / "relock.yml"])
-    assert set(wf["on"]) == {"schedule", "workflow_dispatch"}
-    assert wf["permissions"] == {"contents": "write", "pull-requests": "write"}
-    steps = wf["jobs"]["relock"]["steps"]
+    assert set(wf["on"]) == {"push", "schedule", "workflow_dispatch"}
+    assert wf["on"]["push"] == {"branches": ["main"]}
+    assert wf["permissions"] == {}
+    relock = wf["jobs"]["relock"]
+    assert relock["permissions"] == {"contents": "write", "pull-requests": "write"}
+    steps = relock["steps"]
     runs = "\n".join(str(s.get("run", "")) for s in steps)
     assert runs.index("rm -f lockfiles/linux-cuda.lock") < runs.index("envspec lock") < runs.index("envspec diff")
+    # only the schedule and a manual run forget the old lockfiles; a push re-locks what is missing or stale
+    forget = next(s for s in steps if "rm -f" in str(s.get("run", "")))
+    assert forget["if"] == "github.event_name != 'push'"
+    assert "envspec lock" not in forget["run"]
     pr = next(s for s in steps if str(s.get("uses", "")).startswith("peter-evans/create-pull-request@"))
-    assert pr["uses"] == "peter-evans/create-pull-request@v7"
+    assert COMMIT.fullmatch(pr["uses"])
+    assert pr["with"]["branch"] == "envspec/relock"  # fixed: every run updates the same pull request
     assert pr["with"]["body-path"].endswith("relock-body.md")
     assert pr["with"]["add-paths"] == "lockfiles/"
+
+
+def test_relock_on_push_runs_only_when_lockfiles_are_missing_or_stale(project_copy: Path) -> None:
+    project, plan = _plan(project_copy)
+    jobs = load_workflow(plan[project.ci_dir / "relock.yml"])["jobs"]
+    check, relock = jobs["check"], jobs["relock"]
+    assert check["permissions"] == {"contents": "read"}
+    assert "needs" not in check and "if" not in check
+    runs = [str(s.get("run", "")) for s in check["steps"]]
+    assert runs.index("envspec render --check") < runs.index(_relock_gate_script(plan[project.ci_dir / "relock.yml"]))
+    assert check["outputs"] == {"stale": "${{ steps.lock-check.outputs.stale }}"}
+    assert relock["needs"] == "check"
+    assert relock["if"] == "github.event_name != 'push' || needs.check.outputs.stale == 'true'"
 
 
 def test_verify_permissions_are_read_only(project_copy: Path) -> None:
     project, plan = _plan(project_copy)
     wf = load_workflow(plan[project.ci_dir / "verify.yml"])
-    assert wf["permissions"] == {"contents": "read"}
+    assert wf["permissions"] == {}
+    assert {name: job["permissions"] for name, job in wf["jobs"].items()} == {
+        "check": {"contents": "read"},
+        "smoke": {"contents": "read"},
+        "report": {"contents": "read"},
+    }
     assert wf["concurrency"]["cancel-in-progress"] is True
+
+
+#: An action pinned to a commit: ``OWNER/NAME@<40-hex sha>`` (what YAML reads; the comment is dropped).
+COMMIT = re.compile(r"(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})")
+#: A ``uses:`` line as written: the commit, then the release it is in as a comment.
+PINNED = re.compile(COMMIT.pattern + r" # (?P<version>v\d+(?:\.\d+)*)")
+USES = re.compile(r"^\s*(?:- )?uses:\s*(?P<ref>.*?)\s*$", re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ci.WORKFLOWS)
+def test_every_action_is_pinned_to_a_commit_with_its_version(project_copy: Path, name: str) -> None:
+    project, plan = _plan(project_copy)
+    text = plan[project.ci_dir / name]
+    uses = [m["ref"] for m in USES.finditer(text)]
+    assert uses, f"{name}: no `uses:` lines found"
+    unpinned = [ref for ref in uses if not PINNED.fullmatch(ref)]
+    assert unpinned == [], f"{name}: not `OWNER/NAME@<40-hex commit> # vX.Y.Z`: {unpinned}"
+    steps = [s for job in load_workflow(text)["jobs"].values() for s in job["steps"]]
+    assert sum("uses" in s for s in steps) == len(uses), "every `uses:` step is on a line the check saw"
+
+
+def test_each_action_has_one_pin_across_the_workflows(project_copy: Path) -> None:
+    project, plan = _plan(project_copy)
+    pins: dict[str, set[str]] = {}
+    for name in ci.WORKFLOWS:
+        for m in USES.finditer(plan[project.ci_dir / name]):
+            pin = PINNED.fullmatch(m["ref"])
+            assert pin is not None, m["ref"]
+            pins.setdefault(pin["action"], set()).add(m["ref"])
+    assert {a: len(refs) for a, refs in pins.items()} == dict.fromkeys(pins, 1)
+    assert {"actions/checkout", "actions/setup-python", "peter-evans/create-pull-request"} <= set(pins)
+
+
+@pytest.mark.parametrize("name", ci.WORKFLOWS)
+def test_checkouts_do_not_persist_credentials(project_copy: Path, name: str) -> None:
+    project, plan = _plan(project_copy)
+    steps = [s for job in load_workflow(plan[project.ci_dir / name])["jobs"].values() for s in job["steps"]]
+    checkouts = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
+
+
+def _step_script(text: str, job: str, predicate: Any) -> str:
+    scripts = [str(s["run"]) for s in load_workflow(text)["jobs"][job]["steps"] if predicate(s)]
+    assert len(scripts) == 1, scripts
+    return scripts[0]
+
+
+def _lockfiles_exist_script(verify_text: str) -> str:
+    return _step_script(verify_text, "check", lambda s: "lockfiles/*.lock" in str(s.get("run", "")))
+
+
+def _relock_gate_script(relock_text: str) -> str:
+    return _step_script(relock_text, "check", lambda s: s.get("id") == "lock-check")
+
+
+def test_verify_says_what_to_do_when_there_are_no_lockfiles(project_copy: Path) -> None:
+    project, plan = _plan(project_copy)
+    script = _lockfiles_exist_script(plan[project.ci_dir / "verify.yml"])
+    assert "::error" in script and "no lockfiles yet" in script
+    assert "Actions > relock > Run workflow" in script and "envspec lock --mirror conda-forge=URL" in script
+    assert "commit lockfiles/" in script
+
+
+def _bash() -> str:
+    exe = shutil.which("bash")
+    if exe is None:
+        pytest.skip("bash is not installed (the workflows run their steps with bash)")
+    return exe
+
+
+@pytest.mark.integration
+def test_lockfiles_exist_step_fails_with_the_annotation_only_without_lockfiles(
+    project_copy: Path, tmp_path: Path
+) -> None:
+    project, plan = _plan(project_copy)
+    script = _lockfiles_exist_script(plan[project.ci_dir / "verify.yml"])
+    work = tmp_path / "checkout"
+    (work / "lockfiles").mkdir(parents=True)
+    (work / "lockfiles" / "linux-cuda.virtual-packages.yml").write_text("x\n")  # rendered, not a lockfile
+    proc = subprocess.run([_bash(), "-c", script], cwd=work, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("::error title=no lockfiles yet::no lockfiles yet: run the relock workflow")
+    assert "`envspec lock --mirror conda-forge=URL`" in proc.stdout
+    (work / "lockfiles" / "linux-cuda.lock").write_text("@EXPLICIT\n")
+    proc = subprocess.run([_bash(), "-c", script], cwd=work, capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout) == (0, "")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("rc", "stale"), [(0, "false"), (1, "true"), (3, None)])
+def test_relock_gate_maps_lock_check_exit_codes(project_copy: Path, tmp_path: Path, rc: int, stale: str | None) -> None:
+    """`envspec lock --check`: 0 -> nothing to do, 1 -> re-lock, anything else fails the job."""
+    project, plan = _plan(project_copy)
+    script = _relock_gate_script(plan[project.ci_dir / "relock.yml"])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "envspec"
+    fake.write_text(f'#!/bin/sh\n[ "$*" = "lock --check" ] || exit 99\nexit {rc}\n')
+    fake.chmod(0o755)
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "GITHUB_OUTPUT": str(output)}
+    proc = subprocess.run([_bash(), "-c", script], env=env, capture_output=True, text=True, check=False)
+    if stale is None:
+        assert proc.returncode == rc and output.read_text() == ""
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert output.read_text() == f"stale={stale}\n"
+
+
+def _zizmor() -> str:
+    """zizmor from this Python's environment (pinned in the test and lint extras), else from PATH."""
+    here = Path(sys.executable).parent / ("zizmor.exe" if os.name == "nt" else "zizmor")
+    exe = str(here) if here.is_file() else shutil.which("zizmor")
+    if exe is None:
+        pytest.skip("zizmor is not installed (it is in the test and lint extras)")
+    return exe
+
+
+@pytest.mark.integration
+def test_zizmor_finds_nothing_in_the_rendered_workflows(project_copy: Path) -> None:
+    """As `nox -s lint` runs it: offline (no GitHub API), default persona; any finding fails."""
+    assert main(["--spec", str(project_copy / "envspec.yml"), "render"]) == 0
+    proc = subprocess.run(
+        [
+            _zizmor(),
+            "--offline",
+            "--strict-collection",
+            "--no-progress",
+            "--format",
+            "json",
+            str(project_copy / ".github" / "workflows"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = json.loads(proc.stdout or "null")
+    assert findings == [], json.dumps(findings, indent=1)[:4000]
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_github_copy_drift_is_caught_and_stale_workflows_removed(

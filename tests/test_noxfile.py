@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import subprocess
@@ -48,6 +49,7 @@ class FakeSession:
         return (out.getvalue() + (err.getvalue() if stderr == subprocess.STDOUT else "")) if silent else None
 
 
+@functools.cache  # loaded once: nox refuses (a warning now, an error later) to register a session twice
 def _noxfile(repo: Path) -> Any:
     spec = importlib.util.spec_from_file_location("envspec_noxfile", repo / "noxfile.py")
     assert spec is not None and spec.loader is not None
@@ -69,3 +71,18 @@ def test_verify_without_target_runs_up_for_the_recommended_target(
     recommended = default_target(load_spec(repo / "envspec.yml"))
     assert up[0][2] == recommended.name
     assert ("--allow-cpu" in up[0]) == (recommended.smoke_device != "cpu")
+
+
+def test_lint_runs_zizmor_offline_on_the_github_workflows(repo: Path, tmp_path: Path) -> None:
+    """zizmor audits what GitHub reads, with no GitHub API calls; its non-zero exit on a finding fails lint."""
+
+    class Recorder(FakeSession):
+        def run(self, *args: str, **_: Any) -> None:
+            self.calls.append(args)
+
+    session = Recorder([], tmp_path)
+    _noxfile(repo).lint(session)
+    zizmor = [call for call in session.calls if call[0] == "zizmor"]
+    assert len(zizmor) == 1
+    assert "--offline" in zizmor[0] and zizmor[0][-1] == ".github/workflows/"
+    assert "--no-exit-codes" not in zizmor[0]
