@@ -246,6 +246,19 @@ def test_linux_unpinned_pytorch_takes_cuda_only_while_cuda_is_declared(channel: 
     assert "cuda-version" not in without
 
 
+@pytest.mark.parametrize(
+    ("cuda_version", "pytorch"),
+    [("12.8", "2.6.0 cuda126_mkl_py312_h8bb5dc9_300"), ("12.6", "2.4.0 cuda120_py312h26b3cf7_301")],
+)
+def test_linux_lower_cuda_version_pin_silently_gets_an_older_torch(
+    channel: LocalChannel, cuda_version: str, pytorch: str
+) -> None:
+    """A cuda-version pin below the newest builds' floor does not fail: it downgrades torch."""
+    solution = solve_target(channel, "linux-cuda", ["python=3.12", "pytorch=*=cuda*", f"cuda-version={cuda_version}"])
+    assert vb(solution["pytorch"]) == pytorch
+    assert str(solution["cuda-version"].version) == cuda_version
+
+
 @pytest.mark.parametrize("target", CUDA_TARGETS)
 def test_cuda_build_without_cuda_virtual_package_is_unsatisfiable(channel: LocalChannel, target: str) -> None:
     message = unsatisfiable(channel, target, cuda=None)
