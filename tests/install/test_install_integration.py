@@ -31,7 +31,7 @@ from envspec.install.plan import parse_lock
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FACTORY = REPO / "tests" / "channel_factory.py"
 CF = "https://conda.anaconda.org/conda-forge"
 

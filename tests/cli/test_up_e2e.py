@@ -27,7 +27,7 @@ from envspec.cli.main import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FACTORY = REPO / "tests" / "channel_factory.py"
 TARGET = "linux-cuda"  # the shipped spec's linux-64 target with a GPU promise (cuda)
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from envspec.errors import SpecError
 from envspec.spec.model import parse_spec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = (REPO / "envspec.yml").read_text()
 SHIPPED_DATA = yaml.safe_load(SHIPPED)
 

@@ -102,7 +102,7 @@ def test_one_exit_code_table_the_smoke_test_included() -> None:
     table = (ExitCode.OK, ExitCode.CHECK_FAILED, ExitCode.SMOKE_SETUP, ExitCode.INTERRUPTED)
     assert smoke_codes == table
     assert len({int(c) for c in ExitCode}) == len(ExitCode)  # no code means two things
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for code in ExitCode:  # every code is documented in the README's table
         assert f"\n| {int(code)} |" in readme, code
 
