@@ -1,4 +1,4 @@
-"""Sessions: render, tests, lint, lock, smoke, bench, verify.
+"""Sessions: render, tests, unit, lint, lock, smoke, bench, verify.
 
 Thin sessions over the `envspec` CLI; each installs what it needs into its own virtualenv.
 """
@@ -38,6 +38,13 @@ def tests(session: nox.Session) -> None:
     """The whole test suite: unit tests and the integration tests that run the real tools."""
     session.install("-e", ".[test,smoke]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """The fast unit tests only (no processes, no servers, no real tools): tests/<stage>/ minus `integration`."""
+    session.install("-e", ".[test,smoke]")
+    session.run("pytest", "-m", "not integration", *session.posargs)
 
 
 @nox.session(python=PYTHON)

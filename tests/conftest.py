@@ -6,8 +6,10 @@ marked ``integration`` (those run the real tools: conda-lock, the installer, tor
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,31 @@ def project_copy(tmp_path: Path) -> Path:
     shutil.copy2(REPO / "envspec.yml", dest / "envspec.yml")
     shutil.copytree(REPO / "templates", dest / "templates")
     return dest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _caches_in_a_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Tests never write into the user's caches (~/.cache/envspec, the Hugging Face cache)."""
+    base = tmp_path_factory.mktemp("caches")
+    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "ENVSPEC_PKGS_DIR", "HF_HOME")}
+    os.environ["XDG_CACHE_HOME"] = str(base / "xdg")
+    os.environ["HF_HOME"] = str(base / "hf")
+    os.environ.pop("ENVSPEC_PKGS_DIR", None)
+    yield base
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _checkout_lockfiles_untouched() -> Iterator[None]:
+    """No test solves into (or deletes from) the checkout's own lockfiles/: they use copies."""
+
+    def listing() -> dict[str, float]:
+        return {p.name: p.stat().st_mtime for p in (REPO / "lockfiles").iterdir()}
+
+    before = listing()
+    yield
+    assert listing() == before, "a test wrote into the checkout's lockfiles/; use the project_copy fixture"
