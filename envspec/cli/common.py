@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from envspec.lock.freshness import LockMode
 from envspec.project import Project
 from envspec.spec.model import Spec, load_spec
 
@@ -52,3 +53,25 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     return "\n".join(lines)
+
+
+def add_lock_mode_options(parser: argparse.ArgumentParser) -> None:
+    """``--locked | --frozen``: what to do with a missing or stale lockfile before installing."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--locked",
+        action="store_true",
+        help="refuse a missing or stale lockfile (exit 1, nothing installed); CI uses this",
+    )
+    mode.add_argument(
+        "--frozen",
+        action="store_true",
+        help="install the lockfile as it is, without checking it against envspec.yml",
+    )
+
+
+def lock_mode(args: argparse.Namespace) -> LockMode:
+    """The default solves a missing or stale lockfile first, then installs it."""
+    if args.locked:
+        return LockMode.LOCKED
+    return LockMode.FROZEN if args.frozen else LockMode.AUTO

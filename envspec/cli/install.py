@@ -1,7 +1,8 @@
 """`envspec install [TARGET] (--prefix PATH | --name NAME)`: create an environment from its lockfile.
 
-No solve: the packages are exactly those of ``lockfiles/<target>.lock``, each checked against its
-hash before anything is linked. py-rattler by default; ``--with conda|mamba|micromamba`` runs that
+The packages are exactly those of ``lockfiles/<target>.lock``, each checked against its hash
+before anything is linked. A missing or stale lockfile is solved first (``--locked`` refuses it,
+``--frozen`` installs it unchecked). py-rattler by default; ``--with conda|mamba|micromamba`` runs that
 tool on the same file instead.
 """
 
@@ -17,10 +18,18 @@ from pathlib import Path
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.channels import parse_mirrors
-from envspec.cli.common import add_destination_options, add_mirror_option, load, progress
+from envspec.cli.common import (
+    add_destination_options,
+    add_lock_mode_options,
+    add_mirror_option,
+    load,
+    lock_mode,
+    progress,
+)
 from envspec.install.execute import InstallResult
 from envspec.install.plan import host_subdir, human_bytes, single_target_for_subdir
 from envspec.install.run import install_target
+from envspec.lock.freshness import ensure_lockfile
 from envspec.spec.model import Spec
 
 
@@ -48,8 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also re-hash every file of the cached packages (slow); modified ones are downloaded again",
     )
     parser.add_argument(
-        "--lockfile", type=Path, metavar="FILE", help="install this explicit file (default: lockfiles/<target>.lock)"
+        "--lockfile",
+        type=Path,
+        metavar="FILE",
+        help="install this explicit file as it is (default: lockfiles/<target>.lock, solved first if missing or stale)",
     )
+    add_lock_mode_options(parser)
 
 
 def _rosetta() -> bool:
@@ -114,14 +127,19 @@ def _run(args: argparse.Namespace) -> int:
         progress(f"target: {name} ({why})")
     else:
         name = args.target
+    target = spec.resolve(name)
+    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+    if args.lockfile is None:
+        _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=lock_mode(args), progress=progress)
+        progress(detail)
     result = install_target(
         project,
-        spec.resolve(name),
+        target,
         host=host,
         prefix=args.prefix,
         name=args.name,
         tool=args.tool or "rattler",
-        mirrors=parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)),
+        mirrors=mirrors,
         cache_dir=args.cache_dir,
         verify_cache=args.verify_cache,
         lockfile=args.lockfile,

@@ -5,7 +5,8 @@ Five steps (the plan and its gates are ``envspec.cli.up_plan``), each a call of 
 
 1. doctor  - the checks for TARGET (default: the target recommended for this machine); a FAIL
              stops the run, unless ``--allow-cpu`` and every FAIL is the accelerator's absence;
-2. lock    - ``lockfiles/<target>`` must match its inputs; ``--lock`` re-locks a stale one;
+2. lock    - a missing or stale ``lockfiles/<target>`` is solved first (``--locked`` refuses it,
+             ``--frozen`` uses it unchecked);
 3. install - from the lockfile, hash-checked (``--mirror`` as for ``envspec install``);
 4. smoke   - one image in the new prefix, written to ``OUT/<target>/smoke.{json,png}``;
 5. report  - ``OUT/report/report.html`` and ``report.md`` over ``OUT``.
@@ -28,7 +29,14 @@ from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.channels import parse_mirrors
 from envspec.cli import doctor as cmd_doctor
 from envspec.cli import up_plan as up
-from envspec.cli.common import add_destination_options, add_mirror_option, load, progress
+from envspec.cli.common import (
+    add_destination_options,
+    add_lock_mode_options,
+    add_mirror_option,
+    load,
+    lock_mode,
+    progress,
+)
 from envspec.cli.install import summary as install_summary
 from envspec.cli.install import this_host
 from envspec.doctor.diagnosis import diagnose
@@ -38,7 +46,7 @@ from envspec.doctor.resources import estimate_env_bytes
 from envspec.errors import EnvspecError
 from envspec.install.plan import destination
 from envspec.install.run import install_target
-from envspec.lock.run import is_fresh, lock
+from envspec.lock.freshness import ensure_lockfile
 from envspec.project import Project
 from envspec.report.build import build_report
 from envspec.smoke.host import smoke
@@ -67,8 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"smoke results go to DIR/<target>/, the report to DIR/{up.REPORT_DIR}/ (default: {up.DEFAULT_OUT})",
     )
     parser.add_argument(
-        "--lock", action="store_true", help="re-lock the target when its lockfile is stale or missing (else stop)"
+        "--lock",
+        action="store_true",
+        help="solve a stale or missing lockfile first: the default now, kept so older command lines work",
     )
+    add_lock_mode_options(parser)
 
 
 class Runner:
@@ -109,20 +120,10 @@ class Runner:
         return replace(state, waived=tuple(c.name for c in gate.waived)), detail
 
     def lock(self, state: up.UpState) -> tuple[up.UpState, str]:
-        t = self.target
-        fresh = is_fresh(self.project, t, self.mirrors)
-        if fresh is None:
-            raise up.not_rendered_error(t.name)
-        explicit = self.project.explicit_file(t.name)
-        action = up.lock_action(fresh, self.args.lock)
-        if action is up.LockAction.USE:
-            return state, f"{self.project.relative(explicit)} is up to date"
-        if action is up.LockAction.STOP:
-            raise up.stale_error(t.name, self.project.relative(explicit), missing=not explicit.is_file())
-        summary = lock(self.project, [t], mirrors=self.mirrors, progress=progress)
-        (outcome,) = summary.outcomes
-        detail = f"re-locked {self.project.relative(explicit)}: {outcome.packages} packages, torch {outcome.torch}"
-        return replace(state, relocked=True), detail
+        relocked, detail = ensure_lockfile(
+            self.project, self.target, mirrors=self.mirrors, mode=lock_mode(self.args), progress=progress
+        )
+        return replace(state, relocked=relocked), detail
 
     def install(self, state: up.UpState) -> tuple[up.UpState, str]:
         result = install_target(

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
 from envspec.doctor.check import Check
 from envspec.doctor.check import Status as CheckStatus
-from envspec.errors import CheckFailed, EnvspecError, ExitCode, SmokeSetupFailed, SpecError
+from envspec.errors import CheckFailed, EnvspecError, ExitCode, SmokeSetupFailed
 
 STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "smoke", "report")
 
@@ -171,33 +171,6 @@ def gate_error(gate: Gate, target: str, accelerator: str, allow_cpu: bool) -> Ch
 # ---------------------------------------------------------------------------------------------
 # Step 2: the lock decision
 # ---------------------------------------------------------------------------------------------
-
-
-class LockAction(Enum):
-    USE = "use"  # lockfiles match their inputs
-    RELOCK = "relock"  # stale or missing, and --lock was given
-    STOP = "stop"  # stale or missing, no --lock
-
-
-def lock_action(fresh: bool, relock: bool) -> LockAction:
-    if fresh:
-        return LockAction.USE
-    return LockAction.RELOCK if relock else LockAction.STOP
-
-
-def not_rendered_error(target: str) -> SpecError:
-    return SpecError(
-        f"lock: {target}: its environment file or virtual-package spec is missing",
-        tip="run `envspec render` (then `envspec up ... --lock`)",
-    )
-
-
-def stale_error(target: str, lockfile: str, missing: bool) -> CheckFailed:
-    what = "does not exist" if missing else "does not match envspec.yml / the rendered files"
-    return CheckFailed(
-        f"lock: {lockfile} {what}; nothing was installed",
-        tip=f"pass --lock to re-lock {target} now, or run `envspec lock --target {target}` and commit lockfiles/",
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def upped(project: Path, channel: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """One full `envspec up --lock --allow-cpu`: (project, prefix, out) after it, asserted to pass."""
+    """One full `envspec up --allow-cpu` with no lockfile yet (it is solved first): (project, prefix, out)."""
     work = tmp_path_factory.mktemp("up-run")
     prefix, out = work / "env", work / "out"
     proc = envspec_child(
@@ -90,7 +90,6 @@ def upped(project: Path, channel: Path, tmp_path_factory: pytest.TempPathFactory
         TARGET,
         "--mirror",
         f"conda-forge={channel.as_uri()}",
-        "--lock",
         "--allow-cpu",
         "--prefix",
         str(prefix),
@@ -105,7 +104,8 @@ def upped(project: Path, channel: Path, tmp_path_factory: pytest.TempPathFactory
     assert f"prefix {prefix}" in lines[0] and str(out / "report" / "report.html") in lines[0]
     for n, step in enumerate(("doctor", "lock", "install", "smoke", "report"), 1):
         assert f"[{n}/5] {step}: " in proc.stderr
-    assert "re-locked lockfiles/linux-cuda.lock" in proc.stderr
+    assert "lockfiles/linux-cuda.lock does not exist; solving linux-cuda first" in proc.stderr
+    assert "locked lockfiles/linux-cuda.lock: " in proc.stderr
     return project, prefix, out
 
 
@@ -161,7 +161,7 @@ def test_up_without_allow_cpu_stops_on_a_machine_without_the_gpu(
     assert "report none" in proc.stdout
 
 
-def test_up_with_a_stale_lockfile_stops_before_installing(
+def test_up_locked_with_a_stale_lockfile_stops_before_installing(
     upped: tuple[Path, Path, Path], channel: Path, tmp_path: Path
 ) -> None:
     source, _, _ = upped
@@ -179,6 +179,7 @@ def test_up_with_a_stale_lockfile_stops_before_installing(
         "--mirror",
         f"conda-forge={channel.as_uri()}",
         "--allow-cpu",
+        "--locked",
         "--prefix",
         str(prefix),
         "--out",
@@ -187,7 +188,7 @@ def test_up_with_a_stale_lockfile_stops_before_installing(
     )
     assert proc.returncode == 1, proc.stderr[-4000:]
     assert "[2/5] lock: FAILED" in proc.stderr and "[3/5]" not in proc.stderr
-    assert f"lockfiles/{TARGET}.lock does not match" in proc.stderr and "--lock" in proc.stderr
+    assert f"lockfiles/{TARGET}.lock does not match" in proc.stderr and "--locked" in proc.stderr
     assert "FAILED at lock" in proc.stdout
     assert not prefix.exists()
     assert lockfile.read_bytes() == before

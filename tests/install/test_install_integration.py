@@ -511,3 +511,27 @@ def test_a_folder_that_is_not_an_environment_is_not_replaced(locked: Path, tmp_p
     assert proc.returncode == ExitCode.USAGE, proc.stderr
     assert "not a conda environment" in proc.stderr
     assert [p.name for p in home.iterdir()] == ["notes.txt"]
+
+
+def test_a_first_install_without_lockfile_solves_it_first_and_locked_refuses(
+    local_channel: Path, tmp_path: Path, cache: Path
+) -> None:
+    """As `pixi install` / `uv sync`: a fresh clone with no lockfile gets one, then the environment."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copytree(REPO / "templates", project / "templates")
+    assert envspec_inproc(project, "render")[0] == 0
+    mirror = ["--mirror", f"conda-forge={local_channel.as_uri()}"]
+    env = {"ENVSPEC_HOST_SUBDIR": "linux-64", "ENVSPEC_PKGS_DIR": str(cache)}
+    refused = install(project, "linux-cuda", "--prefix", str(tmp_path / "no"), "--locked", *mirror, env=env)
+    assert refused.returncode == 1, refused.stderr
+    assert "lockfiles/linux-cuda.lock does not exist and --locked was given" in refused.stderr
+    assert not (tmp_path / "no").exists() and not (project / "lockfiles" / "linux-cuda.lock").exists()
+    done = install(project, "linux-cuda", "--prefix", str(tmp_path / "env"), *mirror, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "does not exist; solving linux-cuda first" in done.stderr
+    assert (project / "lockfiles" / "linux-cuda.lock").is_file()
+    assert (tmp_path / "env" / "conda-meta").is_dir()
+    again = install(project, "linux-cuda", "--prefix", str(tmp_path / "env2"), "--locked", *mirror, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]  # now fresh: --locked installs it

@@ -161,7 +161,7 @@ def test_verify_steps(project_copy: Path) -> None:
     assert smoke["needs"] == "check" and smoke["strategy"]["fail-fast"] is False
     assert smoke["runs-on"] == "${{ matrix.runner }}"
     runs = " ".join(str(s.get("run", "")) for s in smoke["steps"])
-    assert "envspec install ${{ matrix.target }} --prefix ./env" in runs
+    assert "envspec install ${{ matrix.target }} --prefix ./env --locked" in runs  # CI installs what was committed
     assert "envspec smoke --target ${{ matrix.target }} --prefix ./env" in runs
     assert "${{ matrix.allow_cpu && '--allow-cpu' || '' }}" in runs
     assert "--out results/${{ matrix.target }}" in runs
