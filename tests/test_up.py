@@ -11,7 +11,7 @@ import pytest
 from envspec.cli import doctor as cmd_doctor
 from envspec.cli import up_plan as up
 from envspec.cli.main import main
-from envspec.doctor.checks import Check, Status
+from envspec.doctor.check import Check, Status
 from envspec.doctor.probe import RecordedProbe
 from envspec.errors import CheckFailed, ExitCode, IntegrityError
 

@@ -15,9 +15,13 @@ from typing import Any
 import yaml
 
 from envspec.cli.common import load, progress
-from envspec.doctor import checks as doctor
+from envspec.doctor.check import Status
+from envspec.doctor.diagnosis import Diagnosis, diagnose
 from envspec.doctor.machine import collect_facts
 from envspec.doctor.probe import Probe, SystemProbe
+from envspec.doctor.recommend import recommend_target
+from envspec.doctor.resources import estimate_env_bytes
+from envspec.doctor.tools import install_commands
 from envspec.errors import ExitCode
 from envspec.project import Project
 from envspec.spec.model import ResolvedTarget
@@ -50,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
     chosen = spec.resolve(args.target) if args.target else None
     progress("doctor: probing this machine...")
     facts = collect_facts(PROBE_FACTORY(), str(project.root))
-    target = chosen or doctor.recommend_target(facts, targets)
+    target = chosen or recommend_target(facts, targets)
     estimate = None
     if target is not None:
-        estimate = doctor.estimate_env_bytes(read_lock_data(project.conda_lock_file(target.name)), target)
-    report = doctor.diagnose(facts, targets, chosen=chosen, estimate=estimate, project_root=str(project.root))
+        estimate = estimate_env_bytes(read_lock_data(project.conda_lock_file(target.name)), target)
+    report = diagnose(facts, targets, chosen=chosen, estimate=estimate, project_root=str(project.root))
     if args.json:
         print(json.dumps(report.as_json(project.relative(spec.path)), indent=2))
     else:
@@ -69,7 +73,7 @@ def _target_line(label: str, target: ResolvedTarget | None) -> str:
     return f"{label}: {target.name} ({target.subdir}, {target.accelerator}){about}"
 
 
-def render_text(report: doctor.Report, project: Project) -> str:
+def render_text(report: Diagnosis, project: Project) -> str:
     f = report.facts
     gpu = f.nvidia.best
     rosetta = " under Rosetta" if f.rosetta else ""
@@ -88,11 +92,11 @@ def render_text(report: doctor.Report, project: Project) -> str:
     lines.append(f"{'STATUS':<6}  {'CHECK':<{width}}  REASON")
     for check in report.checks:
         lines.append(f"{check.status.value:<6}  {check.name:<{width}}  {check.reason}")
-        if check.fix and check.status is not doctor.Status.PASS:
+        if check.fix and check.status is not Status.PASS:
             lines.append(f"{'':<6}  {'':<{width}}  fix: {check.fix}")
     lines.append("")
     if report.target is not None:
-        commands = doctor.install_commands(f, report.target)
+        commands = install_commands(f, report.target)
         lines.append(f"install: {commands[0]}")
     counts = report.counts()
     verdict = "FAILED" if report.failed else "ok"

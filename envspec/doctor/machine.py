@@ -14,10 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from envspec.doctor.checkpoint import CHECKPOINT_RELPATH
 from envspec.doctor.probe import DistroFacts, PlatformFacts, Probe, ProbeResult
-
-#: The checkpoint path of the old Stable Diffusion guide (relative to the project root).
-CHECKPOINT_RELPATH: Final = "models/ldm/stable-diffusion-v1/model.ckpt"
 
 #: conda subdir of a (system, machine) pair as ``platform`` reports it (machine compared in lower
 #: case: Windows says AMD64/ARM64). The one table of it: doctor and install both use ``subdir_of``.

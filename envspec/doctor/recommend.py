@@ -1,16 +1,99 @@
-"""The target that fits this machine, for commands run without ``--target``.
+"""Which of the spec's targets fits this machine best, and the default for commands run without ``--target``.
+
+The recommended target is chosen from the spec's targets as data, never by name: first the
+targets whose ``subdir`` is the hardware's own (``osx-arm64`` on an M1 even when Python runs under
+Rosetta), then those the hardware can emulate (``osx-64`` on Apple silicon); among them the one
+whose accelerator the machine has, with the fewest FAILs, preferring cuda > mps > cpu, then the
+fewest WARNs, then the newest CUDA. A GPU-less Linux box therefore gets a ``linux-cpu`` target when
+the spec has one; with the shipped four targets it gets ``linux-cuda`` with a FAIL that says there
+is no NVIDIA GPU and how to go on (add a CPU target, or accept CPU with ``envspec smoke --allow-cpu``).
 
 ``envspec install`` and ``envspec smoke`` call ``default_target(spec, probe)``; ``envspec doctor``
-explains the same choice check by check. The choice itself is ``envspec.doctor.checks.recommend_target``.
+explains the same choice check by check (``envspec.doctor.diagnosis``).
 """
 
 from __future__ import annotations
 
-from envspec.doctor.checks import recommend_target
-from envspec.doctor.machine import collect_facts
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from envspec.doctor.check import Check, Status
+from envspec.doctor.gpu import accelerator_present, cuda_checks, target_cuda
+from envspec.doctor.machine import MachineFacts, collect_facts
+from envspec.doctor.platform import EMULATED_SUBDIRS, system_checks
 from envspec.doctor.probe import Probe, SystemProbe
 from envspec.errors import PlatformMismatch
 from envspec.spec.model import ResolvedTarget, Spec
+from envspec.versions import version_tuple
+
+#: Preference among accelerators the machine has (lower is better).
+ACCELERATOR_PREFERENCE: Final[dict[str, int]] = {"cuda": 0, "mps": 1, "cpu": 2}
+
+
+def fit_checks(facts: MachineFacts, target: ResolvedTarget, targets: Sequence[ResolvedTarget]) -> list[Check]:
+    """What the machine says about a target beyond its platform: OS, C library, conda subdir, GPU.
+
+    Ranking counts their FAILs and WARNs; the diagnosis shows them after the platform check.
+    """
+    checks = system_checks(facts, target)
+    if target.accelerator == "cuda":
+        checks.extend(cuda_checks(facts, target, targets))
+    return checks
+
+
+@dataclass(frozen=True)
+class Fit:
+    target: ResolvedTarget
+    tier: int  # 0 native subdir, 1 emulated
+    present: bool  # the machine has the target's accelerator
+    fails: int
+    warns: int
+
+    def key(self, order: int) -> tuple[Any, ...]:
+        cuda = target_cuda(self.target)
+        newest_cuda = tuple(-n for n in version_tuple(cuda)) if cuda else ()
+        return (
+            self.tier,
+            not self.present,
+            self.fails,
+            ACCELERATOR_PREFERENCE.get(self.target.accelerator, 9),
+            self.warns,
+            newest_cuda,
+            order,
+        )
+
+
+def rank_targets(facts: MachineFacts, targets: Sequence[ResolvedTarget]) -> list[Fit]:
+    """The targets this machine can run, best first (empty when none is for its platform)."""
+    hw = facts.hardware_subdir
+    if hw is None:
+        return []
+    tiers = {hw: 0, **dict.fromkeys(EMULATED_SUBDIRS.get(hw, ()), 1)}
+    fits = []
+    for order, target in enumerate(targets):
+        tier = tiers.get(target.subdir)
+        if tier is None:
+            continue
+        checks = fit_checks(facts, target, ())
+        fits.append(
+            (
+                order,
+                Fit(
+                    target=target,
+                    tier=tier,
+                    present=accelerator_present(facts, target.accelerator),
+                    fails=sum(c.status is Status.FAIL for c in checks),
+                    warns=sum(c.status is Status.WARN for c in checks),
+                ),
+            )
+        )
+    return [fit for _, fit in sorted(fits, key=lambda pair: pair[1].key(pair[0]))]
+
+
+def recommend_target(facts: MachineFacts, targets: Sequence[ResolvedTarget]) -> ResolvedTarget | None:
+    ranked = rank_targets(facts, targets)
+    return ranked[0].target if ranked else None
 
 
 def default_target(spec: Spec, probe: Probe | None = None) -> ResolvedTarget:

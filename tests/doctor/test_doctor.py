@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
-from envspec.doctor.checks import Report, Status, diagnose, estimate_env_bytes, recommend_target
+from envspec.doctor.check import Status
+from envspec.doctor.diagnosis import Diagnosis, diagnose
 from envspec.doctor.machine import collect_facts
 from envspec.doctor.probe import RecordedProbe
-from envspec.doctor.recommend import default_target
+from envspec.doctor.recommend import default_target, recommend_target
+from envspec.doctor.resources import estimate_env_bytes
 from envspec.errors import PlatformMismatch
 from envspec.spec.model import Spec, load_spec, parse_spec
 
-DATA = Path(__file__).parent / "data" / "doctor"
+DATA = Path(__file__).resolve().parent.parent / "data" / "doctor"
 GiB = 1024**3
 
 
@@ -26,18 +28,18 @@ def recording(name: str) -> dict[str, Any]:
     return data
 
 
-def run_doctor(data: dict[str, Any], spec: Spec, target: str | None = None) -> Report:
+def run_doctor(data: dict[str, Any], spec: Spec, target: str | None = None) -> Diagnosis:
     facts = collect_facts(RecordedProbe(data), "/home/ada/sd")
     targets = spec.resolve_all()
     chosen = spec.resolve(target) if target else None
     return diagnose(facts, targets, chosen=chosen, project_root="/home/ada/sd")
 
 
-def statuses(report: Report) -> dict[str, Status]:
+def statuses(report: Diagnosis) -> dict[str, Status]:
     return {c.name: c.status for c in report.checks}
 
 
-def check(report: Report, name: str) -> Any:
+def check(report: Diagnosis, name: str) -> Any:
     return next(c for c in report.checks if c.name == name)
 
 
@@ -48,7 +50,7 @@ def spec(repo: Path) -> Spec:
 
 @pytest.fixture(scope="module")
 def repo() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def spec_with(repo: Path, extra: dict[str, dict[str, Any]], drop: tuple[str, ...] = ()) -> Spec:

@@ -19,7 +19,7 @@ from envspec.cli.main import main
 from envspec.doctor.probe import RecordedProbe, SystemProbe
 from envspec.errors import ExitCode
 
-DATA = Path(__file__).parent / "data" / "doctor"
+DATA = Path(__file__).resolve().parent.parent / "data" / "doctor"
 
 TOP_KEYS = {"schema", "spec", "recommended", "target", "ok", "summary", "machine", "install_commands", "checks"}
 MACHINE_KEYS = {

@@ -10,13 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envspec.doctor.checks import (
-    CUDA_DRIVER_TABLE,
-    Status,
-    diagnose,
-    driver_floor,
-    max_cuda_for_driver,
-)
+from envspec.doctor.check import Status
+from envspec.doctor.diagnosis import diagnose
+from envspec.doctor.gpu import CUDA_DRIVER_TABLE, driver_floor, max_cuda_for_driver
 from envspec.doctor.machine import (
     NVIDIA_QUERY,
     GpuInfo,
@@ -196,7 +192,7 @@ def test_fuzz_text_parsers_never_raise(text: str) -> None:
 
 @functools.cache
 def _shipped_targets() -> list[ResolvedTarget]:
-    return load_spec(Path(__file__).resolve().parent.parent / "envspec.yml").resolve_all()
+    return load_spec(Path(__file__).resolve().parents[2] / "envspec.yml").resolve_all()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,105 @@
+"""Room for the environment: free disk for the packages (and an SD-1 checkpoint), and RAM.
+
+The environment's size comes from its parsed ``conda-lock.yml`` when the packages carry sizes;
+otherwise a measured default per accelerator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from envspec.doctor.check import Check, GiB, Status, gib
+from envspec.doctor.checkpoint import CHECKPOINT_BYTES, CHECKPOINT_SUSPICIOUS_BELOW
+from envspec.doctor.machine import MachineFacts
+from envspec.spec.model import ResolvedTarget
+
+#: Host RAM (on Apple silicon it is also the GPU's memory).
+RAM_FAIL_BELOW: Final = 4 * GiB
+RAM_WARN_BELOW: Final = 8 * GiB
+
+#: Environment size when the lockfile has no package sizes: conda-forge torch environments measured
+#: as download + extracted (CUDA pulls cuDNN, cuBLAS, NCCL... a few GiB compressed).
+ENV_DEFAULT_BYTES: Final[dict[str, int]] = {"cuda": 12 * GiB, "mps": 4 * GiB, "cpu": 4 * GiB}
+#: Download sizes -> disk: the package cache keeps the archive and its extracted copy, the
+#: environment hardlinks the extracted files; extracted is ~3x the compressed size.
+DOWNLOAD_TO_DISK_FACTOR: Final = 4.0
+#: Free space less than this times the need is a WARN: the estimate is rough.
+DISK_HEADROOM: Final = 1.25
+
+
+@dataclass(frozen=True)
+class EnvEstimate:
+    bytes: int
+    source: str  # for people: where the figure comes from
+
+
+def estimate_env_bytes(lock_data: Any, target: ResolvedTarget) -> EnvEstimate:
+    """Disk an environment needs, from a parsed ``conda-lock.yml`` when it carries package sizes.
+
+    conda-lock's own format has no sizes; a lockfile that does (a ``size`` per package, as rattler
+    lockfiles and FETCH records have) gives a figure for this environment. Otherwise a documented
+    default per accelerator.
+    """
+    default = EnvEstimate(ENV_DEFAULT_BYTES[target.accelerator], f"default for a {target.accelerator} environment")
+    packages = lock_data.get("package") if isinstance(lock_data, dict) else None
+    if not isinstance(packages, list):
+        return default
+    mine = [p for p in packages if isinstance(p, dict) and p.get("platform") in (target.subdir, None)]
+    sizes = [p.get("size") for p in mine]
+    known = [s for s in sizes if isinstance(s, int) and not isinstance(s, bool) and s >= 0]
+    if not mine or len(known) < len(mine):
+        return EnvEstimate(default.bytes, f"{default.source}; the lockfile ({len(mine)} packages) has no sizes")
+    download = sum(known)
+    return EnvEstimate(
+        int(download * DOWNLOAD_TO_DISK_FACTOR),
+        f"{len(mine)} packages, {gib(download)} to download (x{DOWNLOAD_TO_DISK_FACTOR:g} for cache + environment)",
+    )
+
+
+def check_disk(facts: MachineFacts, estimate: EnvEstimate, project_root: str) -> Check:
+    has_checkpoint = facts.checkpoint_size is not None and facts.checkpoint_size >= CHECKPOINT_SUSPICIOUS_BELOW
+    checkpoint = 0 if has_checkpoint else CHECKPOINT_BYTES
+    need = estimate.bytes + checkpoint
+    parts = f"environment ~{gib(estimate.bytes)} ({estimate.source})"
+    if checkpoint:
+        parts += f" + {gib(checkpoint)} for an SD-1 checkpoint"
+    free = facts.disk_free
+    if free is None:
+        return Check("disk", Status.WARN, f"free space unknown ({facts.notes.get('disk', 'no answer')}); need {parts}")
+    fix = (
+        "free some space, or put the environment and package cache on a bigger disk "
+        "(--prefix, CONDA_PKGS_DIRS / RATTLER_CACHE_DIR)"
+    )
+    if free < need:
+        return Check("disk", Status.FAIL, f"{gib(free)} free at {project_root}, need ~{gib(need)}: {parts}", fix)
+    if free < need * DISK_HEADROOM:
+        return Check(
+            "disk",
+            Status.WARN,
+            f"{gib(free)} free at {project_root}, just above the ~{gib(need)} needed: {parts}",
+            fix,
+        )
+    return Check("disk", Status.PASS, f"{gib(free)} free, need ~{gib(need)}: {parts}")
+
+
+def check_memory(facts: MachineFacts, target: ResolvedTarget | None) -> Check:
+    total = facts.memory_total
+    shared = " (shared with the GPU)" if target is not None and target.accelerator == "mps" else ""
+    if total is None:
+        return Check("memory", Status.WARN, f"RAM unknown ({facts.notes.get('memory', 'no answer')})", None)
+    if total < RAM_FAIL_BELOW:
+        return Check(
+            "memory",
+            Status.FAIL,
+            f"{gib(total)} RAM{shared}: SD-1 needs >= {gib(RAM_FAIL_BELOW)} to load",
+            "use a machine with >= 8 GiB",
+        )
+    if total < RAM_WARN_BELOW:
+        return Check(
+            "memory",
+            Status.WARN,
+            f"{gib(total)} RAM{shared}: loading SD-1 will swap below {gib(RAM_WARN_BELOW)}",
+            "close other programs; expect slow loading",
+        )
+    return Check("memory", Status.PASS, f"{gib(total)} RAM{shared}")
