@@ -10,9 +10,6 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from envspec.cli.common import load, progress
 from envspec.doctor.check import Status
@@ -35,16 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON (schema envspec-doctor/1)")
 
 
-def read_lock_data(path: Path) -> Any:
-    """The parsed conda-lock.yml, or None when it is missing or unreadable (the estimate falls back)."""
+def read_lock_data(path: Path) -> str | None:
+    """The conda-lock.yml's text, or None when it is missing or unreadable (the estimate falls back)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        return yaml.load(text, Loader=loader)
-    except (yaml.YAMLError, RecursionError):
         return None
 
 

@@ -1,17 +1,20 @@
 """Room for the environment: free disk for the packages (and an SD-1 checkpoint), and RAM.
 
-The environment's size comes from its parsed ``conda-lock.yml`` when the packages carry sizes;
-otherwise a measured default per accelerator.
+The environment's size comes from its ``conda-lock.yml``, read by ``envspec.lock.condalock`` (the
+one reader of that format), when the packages carry sizes; otherwise a measured default per
+accelerator.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from envspec.doctor.check import Check, GiB, Status, gib
 from envspec.doctor.checkpoint import CHECKPOINT_BYTES, CHECKPOINT_SUSPICIOUS_BELOW
 from envspec.doctor.machine import MachineFacts
+from envspec.errors import SpecError
+from envspec.lock.condalock import read_conda_lock
 from envspec.spec.model import ResolvedTarget
 
 #: Host RAM (on Apple silicon it is also the GPU's memory).
@@ -34,26 +37,28 @@ class EnvEstimate:
     source: str  # for people: where the figure comes from
 
 
-def estimate_env_bytes(lock_data: Any, target: ResolvedTarget) -> EnvEstimate:
-    """Disk an environment needs, from a parsed ``conda-lock.yml`` when it carries package sizes.
+def estimate_env_bytes(lock_text: str | None, target: ResolvedTarget) -> EnvEstimate:
+    """Disk an environment needs, from the text of its ``conda-lock.yml`` when the packages carry sizes.
 
     conda-lock's own format has no sizes; a lockfile that does (a ``size`` per package, as rattler
-    lockfiles and FETCH records have) gives a figure for this environment. Otherwise a documented
-    default per accelerator.
+    lockfiles and FETCH records have) gives a figure for this environment. Otherwise (no lockfile,
+    one that is not a conda-lock v1 file, or packages without sizes) a documented default per
+    accelerator.
     """
     default = EnvEstimate(ENV_DEFAULT_BYTES[target.accelerator], f"default for a {target.accelerator} environment")
-    packages = lock_data.get("package") if isinstance(lock_data, dict) else None
-    if not isinstance(packages, list):
+    if lock_text is None:
         return default
-    mine = [p for p in packages if isinstance(p, dict) and p.get("platform") in (target.subdir, None)]
-    sizes = [p.get("size") for p in mine]
-    known = [s for s in sizes if isinstance(s, int) and not isinstance(s, bool) and s >= 0]
-    if not mine or len(known) < len(mine):
-        return EnvEstimate(default.bytes, f"{default.source}; the lockfile ({len(mine)} packages) has no sizes")
+    try:
+        packages = read_conda_lock(lock_text, "conda-lock.yml", target.subdir)
+    except (SpecError, RecursionError):
+        return EnvEstimate(default.bytes, f"{default.source}; the lockfile is not a readable conda-lock.yml")
+    known = [p.size for p in packages if p.size is not None]
+    if not packages or len(known) < len(packages):
+        return EnvEstimate(default.bytes, f"{default.source}; the lockfile ({len(packages)} packages) has no sizes")
     download = sum(known)
     return EnvEstimate(
         int(download * DOWNLOAD_TO_DISK_FACTOR),
-        f"{len(mine)} packages, {gib(download)} to download (x{DOWNLOAD_TO_DISK_FACTOR:g} for cache + environment)",
+        f"{len(packages)} packages, {gib(download)} to download (x{DOWNLOAD_TO_DISK_FACTOR:g} for cache + environment)",
     )
 
 

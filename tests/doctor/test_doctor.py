@@ -314,16 +314,19 @@ def test_disk_estimate_uses_lockfile_sizes(spec: Spec) -> None:
     lock = {
         "version": 1,
         "package": [
-            {"name": "pytorch", "platform": "linux-64", "size": 1_500_000_000},
-            {"name": "python", "platform": "linux-64", "size": 30_000_000},
-            {"name": "other-platform", "platform": "osx-arm64", "size": 9_000_000_000},
+            {"name": "pytorch", "version": "2.8.0", "platform": "linux-64", "size": 1_500_000_000},
+            {"name": "python", "version": "3.12.11", "platform": "linux-64", "size": 30_000_000},
+            {"name": "other-platform", "version": "1.0", "platform": "osx-arm64", "size": 9_000_000_000},
         ],
     }
-    estimate = estimate_env_bytes(lock, target)
+    estimate = estimate_env_bytes(yaml.safe_dump(lock), target)
     assert estimate.bytes == int(1_530_000_000 * 4.0)
     assert "2 packages" in estimate.source
     # conda-lock's own format carries no sizes: a documented default.
-    no_sizes = estimate_env_bytes({"package": [{"name": "python", "platform": "linux-64"}]}, target)
+    no_sizes = estimate_env_bytes(
+        yaml.safe_dump({"version": 1, "package": [{"name": "python", "version": "3.12.11", "platform": "linux-64"}]}),
+        target,
+    )
     assert no_sizes.bytes == 12 * GiB and "no sizes" in no_sizes.source
     assert estimate_env_bytes("garbage", target).bytes == 12 * GiB
     # 13 GiB free: enough for the sized lockfile (+ checkpoint, + 25% headroom), not for the default.

@@ -114,8 +114,8 @@ def test_disk_estimate_reads_the_projects_lockfile(
         "version": 1,
         "metadata": {"platforms": ["linux-64"]},
         "package": [
-            {"name": "pytorch", "manager": "conda", "platform": "linux-64", "size": 600_000_000},
-            {"name": "python", "manager": "conda", "platform": "linux-64", "size": 30_000_000},
+            {"name": "pytorch", "version": "2.8.0", "manager": "conda", "platform": "linux-64", "size": 600_000_000},
+            {"name": "python", "version": "3.12.11", "manager": "conda", "platform": "linux-64", "size": 30_000_000},
         ],
     }
     (project_copy / "lockfiles").mkdir(exist_ok=True)
