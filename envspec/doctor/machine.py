@@ -15,10 +15,16 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from envspec.doctor.checkpoint import CHECKPOINT_RELPATH
-from envspec.doctor.probe import DistroFacts, PlatformFacts, Probe, ProbeResult
+from envspec.doctor.probe import DistroFacts, PlatformFacts, Probe, ProbeResult, SystemProbe
+from envspec.errors import PlatformMismatch
+
+#: Set to a conda subdir, it is what ``host_subdir`` answers (e.g. osx-64 to install an Intel
+#: environment on an M1 on purpose).
+HOST_SUBDIR_ENV: Final = "ENVSPEC_HOST_SUBDIR"
 
 #: conda subdir of a (system, machine) pair as ``platform`` reports it (machine compared in lower
-#: case: Windows says AMD64/ARM64). The one table of it: doctor and install both use ``subdir_of``.
+#: case: Windows says AMD64/ARM64). The one table of it: doctor and install both use ``subdir_of``
+#: (or ``host_subdir``, which also knows Rosetta).
 _SUBDIRS: Final[dict[tuple[str, str], str]] = {
     ("Linux", "x86_64"): "linux-64",
     ("Linux", "amd64"): "linux-64",
@@ -257,6 +263,34 @@ def _first_line(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _apple_silicon(probe: Probe, plat: PlatformFacts) -> tuple[bool | None, bool]:
+    """(Python runs under Rosetta 2, the Mac is Apple silicon) for a Mac. Under Rosetta an Intel
+    Python reports x86_64 although the hardware is arm64 (what an environment with MPS needs)."""
+    rosetta = parse_sysctl_flag(probe.run(["sysctl", "-n", "sysctl.proc_translated"]))
+    arm64_hw = parse_sysctl_flag(probe.run(["sysctl", "-n", "hw.optional.arm64"]))
+    return rosetta, plat.machine == "arm64" or bool(rosetta) or bool(arm64_hw)
+
+
+def host_subdir(probe: Probe | None = None) -> str:
+    """The conda subdir of this machine's hardware: what a target must be built for to install here.
+
+    ``$ENVSPEC_HOST_SUBDIR`` overrides it. An Intel Python under Rosetta on Apple silicon answers
+    osx-arm64, as the doctor's ``hardware_subdir`` does. ``PlatformMismatch`` when no conda subdir
+    is known for the machine.
+    """
+    probe = probe or SystemProbe()
+    override = probe.env(HOST_SUBDIR_ENV)
+    if override:
+        return override
+    plat = probe.platform()
+    subdir = subdir_of(plat.system, plat.machine)
+    if plat.system == "Darwin" and _apple_silicon(probe, plat)[1]:
+        subdir = "osx-arm64"
+    if subdir is None:
+        raise PlatformMismatch(f"no conda subdir is known for this machine ({plat.system} {plat.machine})")
+    return subdir
+
+
 def collect_facts(probe: Probe, project_root: str, *, hardware_only: bool = False) -> MachineFacts:
     """Ask the probe everything the doctor needs. ``hardware_only`` skips the conda tools, disk and
     checkpoint (what choosing a target does not need; `conda info` alone can take a second)."""
@@ -268,9 +302,7 @@ def collect_facts(probe: Probe, project_root: str, *, hardware_only: bool = Fals
     rosetta = apple_silicon = xcode_clt = None
     macos_version = None
     if plat.system == "Darwin":
-        rosetta = parse_sysctl_flag(probe.run(["sysctl", "-n", "sysctl.proc_translated"]))
-        arm64_hw = parse_sysctl_flag(probe.run(["sysctl", "-n", "hw.optional.arm64"]))
-        apple_silicon = plat.machine == "arm64" or bool(rosetta) or bool(arm64_hw)
+        rosetta, apple_silicon = _apple_silicon(probe, plat)
         if rosetta is None and plat.machine != "arm64":
             notes["rosetta"] = "sysctl -n sysctl.proc_translated gave no answer"
         if apple_silicon:

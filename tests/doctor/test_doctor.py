@@ -12,7 +12,7 @@ import yaml
 
 from envspec.doctor.check import Status
 from envspec.doctor.diagnosis import Diagnosis, diagnose
-from envspec.doctor.machine import collect_facts
+from envspec.doctor.machine import collect_facts, host_subdir
 from envspec.doctor.probe import RecordedProbe
 from envspec.doctor.recommend import default_target, recommend_target
 from envspec.doctor.resources import estimate_env_bytes
@@ -481,3 +481,30 @@ def test_default_target_for_install_and_smoke(spec: Spec, fixture: str, expected
     assert default_target(spec, probe).name == expected
     # Choosing a target asks no conda tool (fast), only the hardware.
     assert not any(call.split()[0] in ("conda", "mamba", "micromamba") for call in probe.calls)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("m1-arm64", "osx-arm64"),
+        ("m1-rosetta", "osx-arm64"),  # an Intel Python under Rosetta: the hardware's subdir
+        ("intel-mac", "osx-64"),
+        ("linux-h100-580", "linux-64"),
+        ("windows-cuda", "win-64"),
+    ],
+)
+def test_host_subdir_is_the_hardware_subdir(fixture: str, expected: str) -> None:
+    data = recording(fixture)
+    assert host_subdir(RecordedProbe(data)) == expected
+    assert host_subdir(RecordedProbe(data)) == collect_facts(RecordedProbe(data), "/p").hardware_subdir
+
+
+def test_host_subdir_override_and_unknown_machine() -> None:
+    data = recording("m1-rosetta")
+    data["env"] = {"ENVSPEC_HOST_SUBDIR": "osx-64"}  # install an Intel environment on purpose
+    probe = RecordedProbe(data)
+    assert host_subdir(probe) == "osx-64"
+    assert probe.calls == []  # the override asks the machine nothing
+    unknown = {"platform": {"system": "Plan9", "machine": "mips"}}
+    with pytest.raises(PlatformMismatch, match="Plan9 mips"):
+        host_subdir(RecordedProbe(unknown))
