@@ -9,11 +9,8 @@ tool on the same file instead.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import platform
 import signal
-import subprocess
 from pathlib import Path
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
@@ -26,11 +23,12 @@ from envspec.cli.common import (
     lock_mode,
     progress,
 )
+from envspec.doctor.machine import host_subdir
+from envspec.doctor.recommend import default_target
 from envspec.install.execute import InstallResult
-from envspec.install.plan import host_subdir, human_bytes, single_target_for_subdir
+from envspec.install.plan import human_bytes
 from envspec.install.run import install_target
 from envspec.lock.freshness import ensure_lockfile
-from envspec.spec.model import Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,44 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_lock_mode_options(parser)
 
 
-def _rosetta() -> bool:
-    """True for an Intel Python translated by Rosetta on Apple silicon."""
-    if platform.system() != "Darwin":
-        return False
-    try:
-        out = subprocess.run(
-            ["sysctl", "-n", "sysctl.proc_translated"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.stdout.strip() == "1"
-
-
-def this_host() -> str:
-    """This machine's subdir; ``ENVSPEC_HOST_SUBDIR`` overrides it (e.g. an osx-64 env under Rosetta)."""
-    override = os.environ.get("ENVSPEC_HOST_SUBDIR")
-    return override or host_subdir(platform.system(), platform.machine(), rosetta=_rosetta())
-
-
-def choose_target(spec: Spec, host: str) -> tuple[str, str]:
-    """(target name, why) for a run without TARGET.
-
-    Uses the doctor's detection (``envspec.doctor.recommend.default_target``) when it is available and
-    ``ENVSPEC_HOST_SUBDIR`` does not fix the platform, else the spec's single target for the subdir.
-    """
-    try:
-        targeting = (
-            None if os.environ.get("ENVSPEC_HOST_SUBDIR") else importlib.import_module("envspec.doctor.recommend")
-        )
-    except ImportError:
-        targeting = None
-    if targeting is not None and hasattr(targeting, "default_target"):
-        chosen = targeting.default_target(spec)  # -> ResolvedTarget, probing the real machine
-        return str(getattr(chosen, "name", chosen)), "detected for this machine"
-    targets = [(t.name, t.subdir) for t in spec.resolve_all()]
-    return single_target_for_subdir(targets, host), f"the only target for {host}"
-
-
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -121,13 +81,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     project, spec = load(args)
-    host = this_host()
+    host = host_subdir()
     if args.target is None:
-        name, why = choose_target(spec, host)
-        progress(f"target: {name} ({why})")
+        target = default_target(spec)
+        progress(f"target: {target.name} (detected for this machine)")
     else:
-        name = args.target
-    target = spec.resolve(name)
+        target = spec.resolve(args.target)
     mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
     if args.lockfile is None:
         _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=lock_mode(args), progress=progress)
@@ -145,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         lockfile=args.lockfile,
         progress=progress,
     )
-    print(summary(result, name, args.tool))
+    print(summary(result, target.name, args.tool))
     return 0
 
 

@@ -38,9 +38,8 @@ from envspec.cli.common import (
     progress,
 )
 from envspec.cli.install import summary as install_summary
-from envspec.cli.install import this_host
 from envspec.doctor.diagnosis import diagnose
-from envspec.doctor.machine import collect_facts
+from envspec.doctor.machine import collect_facts, host_subdir
 from envspec.doctor.recommend import default_target
 from envspec.doctor.resources import estimate_env_bytes
 from envspec.errors import EnvspecError
@@ -129,7 +128,7 @@ class Runner:
         result = install_target(
             self.project,
             self.target,
-            host=this_host(),
+            host=host_subdir(),
             prefix=str(state.prefix),
             mirrors=self.mirrors,
             progress=progress,

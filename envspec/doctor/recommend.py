@@ -20,10 +20,10 @@ from typing import Any, Final
 
 from envspec.doctor.check import Check, Status
 from envspec.doctor.gpu import accelerator_present, cuda_checks, target_cuda
-from envspec.doctor.machine import MachineFacts, collect_facts
+from envspec.doctor.machine import HOST_SUBDIR_ENV, MachineFacts, collect_facts
 from envspec.doctor.platform import EMULATED_SUBDIRS, system_checks
 from envspec.doctor.probe import Probe, SystemProbe
-from envspec.errors import PlatformMismatch
+from envspec.errors import PlatformMismatch, SpecError
 from envspec.spec.model import ResolvedTarget, Spec
 from envspec.versions import version_tuple
 
@@ -97,8 +97,15 @@ def recommend_target(facts: MachineFacts, targets: Sequence[ResolvedTarget]) -> 
 
 
 def default_target(spec: Spec, probe: Probe | None = None) -> ResolvedTarget:
-    """The spec's target that fits this machine best; ``PlatformMismatch`` when none is for it."""
+    """The spec's target that fits this machine best; ``PlatformMismatch`` when none is for it.
+
+    The one default for every command run without a target (install, smoke, up, doctor). With
+    ``$ENVSPEC_HOST_SUBDIR`` set, the machine is taken to be that subdir: its single target.
+    """
     probe = probe or SystemProbe()
+    forced = probe.env(HOST_SUBDIR_ENV)
+    if forced:
+        return single_target_for_subdir(spec.resolve_all(), forced)
     facts = collect_facts(probe, str(spec.path.parent), hardware_only=True)
     targets = spec.resolve_all()
     best = recommend_target(facts, targets)
@@ -110,3 +117,21 @@ def default_target(spec: Spec, probe: Probe | None = None) -> ResolvedTarget:
             tip=f"pass --target NAME, or add a target with subdir: {machine} to envspec.yml; `envspec doctor` explains",
         )
     return best
+
+
+def single_target_for_subdir(targets: Sequence[ResolvedTarget], subdir: str) -> ResolvedTarget:
+    """The one target built for ``subdir``; an error naming the candidates otherwise."""
+    matches = [t for t in targets if t.subdir == subdir]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise PlatformMismatch(
+            f"no target of the spec is for this machine ({subdir}); targets: "
+            + ", ".join(f"{t.name} ({t.subdir})" for t in targets),
+            tip="name a target, e.g. `envspec install TARGET --prefix ./env`",
+        )
+    names = [t.name for t in matches]
+    raise SpecError(
+        f"several targets are for {subdir} ({', '.join(names)}); name the one to install",
+        tip=f"e.g. `envspec install {names[0]} --prefix ./env`",
+    )

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
 from envspec.channels import channel_url
-from envspec.doctor.machine import subdir_of
 from envspec.errors import PlatformMismatch, SpecError
 from envspec.lock import explicit
 from envspec.lock.condalock import read_conda_lock
@@ -173,20 +172,6 @@ def check_platform(lock: ExplicitLock, source: str, target_name: str, target_sub
 # ---------------------------------------------------------------------------------------------
 
 
-def host_subdir(system: str, machine: str, rosetta: bool = False) -> str:
-    """The conda subdir of this machine's hardware.
-
-    Under Rosetta (``sysctl.proc_translated`` = 1) an Intel Python on Apple silicon reports
-    x86_64: the hardware is osx-arm64, which is what an environment with MPS needs.
-    """
-    if rosetta and system == "Darwin":
-        return "osx-arm64"
-    subdir = subdir_of(system, machine)
-    if subdir is None:
-        raise PlatformMismatch(f"no conda subdir is known for this machine ({system} {machine})")
-    return subdir
-
-
 @dataclass(frozen=True)
 class Destination:
     """Where the environment goes: a prefix, and the name when the user gave one."""
@@ -314,23 +299,6 @@ def plan_install(
         variables=dict(variables),
         tool=tool,
         tool_lock_text=tool_text,
-    )
-
-
-def single_target_for_subdir(targets: Sequence[tuple[str, str]], subdir: str) -> str:
-    """The one target (name, subdir) built for ``subdir``; an error naming the candidates otherwise."""
-    matches = [name for name, tsubdir in targets if tsubdir == subdir]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise PlatformMismatch(
-            f"no target of the spec is for this machine ({subdir}); targets: "
-            + ", ".join(f"{n} ({s})" for n, s in targets),
-            tip="name a target, e.g. `envspec install TARGET --prefix ./env`",
-        )
-    raise SpecError(
-        f"several targets are for {subdir} ({', '.join(matches)}); name the one to install",
-        tip=f"e.g. `envspec install {matches[0]} --prefix ./env`",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -508,3 +509,23 @@ def test_host_subdir_override_and_unknown_machine() -> None:
     unknown = {"platform": {"system": "Plan9", "machine": "mips"}}
     with pytest.raises(PlatformMismatch, match="Plan9 mips"):
         host_subdir(RecordedProbe(unknown))
+
+
+def test_single_target_for_subdir(spec: Spec) -> None:
+    from envspec.doctor.recommend import single_target_for_subdir
+    from envspec.errors import PlatformMismatch, SpecError
+
+    targets = [spec.resolve("linux-cuda"), spec.resolve("osx-arm64")]
+    assert single_target_for_subdir(targets, "linux-64").name == "linux-cuda"
+    with pytest.raises(PlatformMismatch, match="win-64"):
+        single_target_for_subdir(targets, "win-64")
+    twin = dataclasses.replace(spec.resolve("linux-cuda"), name="linux-cpu")
+    with pytest.raises(SpecError, match="linux-cpu"):
+        single_target_for_subdir([*targets, twin], "linux-64")
+
+
+def test_a_forced_host_subdir_takes_its_single_target(spec: Spec, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec.doctor.recommend import default_target
+
+    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "win-64")
+    assert default_target(spec).name == "win-cuda"

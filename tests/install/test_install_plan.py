@@ -25,12 +25,10 @@ from envspec.install.plan import (
     check_platform,
     destination,
     envs_dir,
-    host_subdir,
     mirror_prefixes,
     mirrored_explicit_text,
     mirrored_url,
     parse_lock,
-    single_target_for_subdir,
     state_json,
     tool_command,
 )
@@ -163,33 +161,6 @@ def test_lockfile_for_another_subdir_than_its_target_is_refused() -> None:
     with pytest.raises(PlatformMismatch, match=r"win-64.*linux-cuda.*linux-64"):
         check_platform(lock, "x.lock", "linux-cuda", "linux-64", "linux-64")
     check_platform(ExplicitLock("linux-64", ()), "x.lock", "linux-cuda", "linux-64", "linux-64")
-
-
-@pytest.mark.parametrize(
-    ("system", "machine", "subdir"),
-    [("Linux", "x86_64", "linux-64"), ("Darwin", "arm64", "osx-arm64"), ("Windows", "AMD64", "win-64")],
-)
-def test_host_subdir(system: str, machine: str, subdir: str) -> None:
-    assert host_subdir(system, machine) == subdir
-
-
-def test_host_subdir_under_rosetta_is_the_hardware_subdir() -> None:
-    assert host_subdir("Darwin", "x86_64", rosetta=True) == "osx-arm64"
-    assert host_subdir("Darwin", "x86_64") == "osx-64"
-
-
-def test_host_subdir_unknown() -> None:
-    with pytest.raises(PlatformMismatch):
-        host_subdir("Plan9", "mips")
-
-
-def test_single_target_for_subdir() -> None:
-    targets = [("linux-cuda", "linux-64"), ("osx-arm64", "osx-arm64")]
-    assert single_target_for_subdir(targets, "linux-64") == "linux-cuda"
-    with pytest.raises(PlatformMismatch, match="win-64"):
-        single_target_for_subdir(targets, "win-64")
-    with pytest.raises(SpecError, match="linux-cpu"):
-        single_target_for_subdir([*targets, ("linux-cpu", "linux-64")], "linux-64")
 
 
 # --------------------------------------------------------------------------------------------

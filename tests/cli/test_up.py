@@ -15,7 +15,7 @@ from envspec.doctor.check import Check, Status
 from envspec.doctor.probe import RecordedProbe
 from envspec.errors import CheckFailed, ExitCode, IntegrityError
 
-DATA = Path(__file__).parent / "data" / "doctor"
+DATA = Path(__file__).parents[1] / "data" / "doctor"
 START = up.UpState("linux-cuda", Path("/envs/sd"), Path("/out"))
 
 
@@ -110,19 +110,6 @@ def test_gate_error_offers_allow_cpu_only_when_the_gpu_is_all_that_is_missing() 
     assert "(+1 more FAIL)" in err.message and err.tip == "fix nvidia-gpu"
 
 
-@pytest.mark.parametrize(
-    ("fresh", "relock", "action"),
-    [
-        (True, False, up.LockAction.USE),
-        (True, True, up.LockAction.USE),  # --lock never re-solves a fresh lockfile
-        (False, True, up.LockAction.RELOCK),
-        (False, False, up.LockAction.STOP),
-    ],
-)
-def test_lock_action(fresh: bool, relock: bool, action: up.LockAction) -> None:
-    assert up.lock_action(fresh, relock) is action
-
-
 def test_final_line_of_a_passing_run() -> None:
     state = replace(START, waived=("nvidia-gpu",), smoke_device="cpu", report_html=Path("/out/report/report.html"))
     results = tuple(up.StepResult(n, up.StepStatus.PASS) for n in up.STEP_NAMES)
@@ -165,18 +152,29 @@ def test_no_gpu_stops_at_the_doctor(rendered: Path, tmp_path: Path, capsys: pyte
     assert "[2/5]" not in captured.err and not prefix.exists()
 
 
-def test_missing_lockfile_without_lock_stops_before_installing(
+def test_missing_lockfile_with_locked_stops_before_installing(
     rendered: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
     prefix = tmp_path / "env"
-    argv = ["--spec", str(rendered / "envspec.yml"), "up", "linux-cuda", "--allow-cpu", "--prefix", str(prefix)]
+    argv = [
+        "--spec",
+        str(rendered / "envspec.yml"),
+        "up",
+        "linux-cuda",
+        "--allow-cpu",
+        "--locked",
+        "--prefix",
+        str(prefix),
+    ]
     code = main(argv)
     captured = capsys.readouterr()
     assert code == ExitCode.CHECK_FAILED
     assert "[1/5] doctor: " in captured.err and "FAIL accepted by --allow-cpu: nvidia-gpu" in captured.err
-    assert "error: lock: lockfiles/linux-cuda.lock does not exist; nothing was installed" in captured.err
-    assert "pass --lock" in captured.err
+    assert "error: lock: lockfiles/linux-cuda.lock does not exist and --locked was given; nothing was installed" in (
+        captured.err
+    )
+    assert "drop --locked to solve it now" in captured.err
     assert "FAILED at lock" in captured.out and not prefix.exists()
 
 
@@ -195,8 +193,9 @@ def test_without_target_up_takes_the_one_recommended_for_this_machine(
     rendered: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
-    code = main(["--spec", str(rendered / "envspec.yml"), "up", "--allow-cpu", "--prefix", str(tmp_path / "env")])
+    argv = ["--spec", str(rendered / "envspec.yml"), "up", "--allow-cpu", "--locked"]
+    code = main([*argv, "--prefix", str(tmp_path / "env")])
     captured = capsys.readouterr()
-    assert code == ExitCode.CHECK_FAILED  # no lockfile
+    assert code == ExitCode.CHECK_FAILED  # no lockfile, and --locked
     assert "using linux-cuda, the target recommended for this machine" in captured.err
     assert captured.out.startswith("up linux-cuda: FAILED at lock;")
