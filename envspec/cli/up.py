@@ -38,6 +38,7 @@ from envspec.cli.common import (
     progress,
 )
 from envspec.cli.install import summary as install_summary
+from envspec.doctor.check import UP_ADVICE
 from envspec.doctor.diagnosis import diagnose
 from envspec.doctor.machine import collect_facts, host_subdir
 from envspec.doctor.recommend import default_target
@@ -106,7 +107,12 @@ class Runner:
         facts = collect_facts(cmd_doctor.PROBE_FACTORY(), str(self.project.root))
         estimate = estimate_env_bytes(cmd_doctor.read_lock_data(self.project.conda_lock_file(t.name)), t)
         report = diagnose(
-            facts, self.spec.resolve_all(), chosen=t, estimate=estimate, project_root=str(self.project.root)
+            facts,
+            self.spec.resolve_all(),
+            chosen=t,
+            estimate=estimate,
+            project_root=str(self.project.root),
+            advice=UP_ADVICE,
         )
         progress(cmd_doctor.render_text(report, self.project))
         gate = up.doctor_gate(report.checks, t.accelerator, self.args.allow_cpu)

@@ -35,3 +35,21 @@ class Check:
 def gib(n: int | float) -> str:
     """Bytes as people read them in a reason: "12.0 GiB"."""
     return f"{n / GiB:.1f} GiB"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """How a fix names another target or the CPU waiver, in the words of the command the doctor runs in.
+
+    ``envspec doctor`` takes ``--target NAME``; ``envspec up`` takes the target as its argument and
+    ``--allow-cpu`` itself. ``{name}`` is the other target's name.
+    """
+
+    other_target: str
+    allow_cpu: str
+
+
+DOCTOR_ADVICE: Final = Advice(
+    other_target="use --target {name}", allow_cpu="accept CPU with `envspec smoke --allow-cpu`"
+)
+UP_ADVICE: Final = Advice(other_target="run `envspec up {name} ...` instead", allow_cpu="accept CPU with --allow-cpu")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from envspec.doctor.check import Check, Status
+from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, Status
 from envspec.doctor.checkpoint import check_checkpoint
 from envspec.doctor.machine import MachineFacts
 from envspec.doctor.platform import check_platform
@@ -86,8 +86,9 @@ def diagnose(
     chosen: ResolvedTarget | None = None,
     estimate: EnvEstimate | None = None,
     project_root: str = ".",
+    advice: Advice = DOCTOR_ADVICE,
 ) -> Diagnosis:
-    """All checks for ``chosen`` (default: the recommended target)."""
+    """All checks for ``chosen`` (default: the recommended target), fixes worded for ``advice``'s command."""
     recommended = recommend_target(facts, targets)
     target = chosen or recommended
     checks: list[Check] = []
@@ -99,12 +100,12 @@ def diagnose(
                 "platform",
                 Status.FAIL,
                 f"no target in the spec is for this machine ({hw}); targets are for: {have}",
-                f"add a target with subdir: {hw} to envspec.yml, or pass --target to check another",
+                f"add a target with subdir: {hw} to envspec.yml (`envspec targets` lists the spec's targets)",
             )
         )
     else:
-        checks.append(check_platform(facts, target, recommended))
-        checks.extend(fit_checks(facts, target, targets))
+        checks.append(check_platform(facts, target, recommended, advice))
+        checks.extend(fit_checks(facts, target, targets, advice))
         if estimate is None:
             estimate = estimate_env_bytes(None, target)
     checks.extend(resource_checks(facts, target, estimate, project_root))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from envspec.doctor.check import Check, GiB, MiB, Status, gib
+from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, GiB, MiB, Status, gib
 from envspec.doctor.machine import MachineFacts
 from envspec.spec.model import ResolvedTarget
 from envspec.versions import version_tuple
@@ -125,11 +125,16 @@ def accelerator_present(facts: MachineFacts, accelerator: str) -> bool:
     return True
 
 
-def cuda_checks(facts: MachineFacts, target: ResolvedTarget, targets: Sequence[ResolvedTarget]) -> list[Check]:
+def cuda_checks(
+    facts: MachineFacts,
+    target: ResolvedTarget,
+    targets: Sequence[ResolvedTarget],
+    advice: Advice = DOCTOR_ADVICE,
+) -> list[Check]:
     """The GPU checks of a CUDA target; ``targets`` are the spec's, for fixes that name another one."""
     nv = facts.nvidia
     cuda = target_cuda(target)
-    cpu_way = _alternative(targets, target, lambda t: t.accelerator == "cpu", "accelerator: cpu")
+    cpu_way = _alternative(targets, target, lambda t: t.accelerator == "cpu", "accelerator: cpu", advice)
     checks: list[Check] = []
     if nv.status == "found":
         gpu = nv.best
@@ -142,8 +147,7 @@ def cuda_checks(facts: MachineFacts, target: ResolvedTarget, targets: Sequence[R
                 "nvidia-gpu",
                 Status.FAIL,
                 f"no NVIDIA GPU found ({nv.detail}); target {target.name}'s torch would only run on the CPU",
-                f"on a machine with an NVIDIA GPU install its driver; here {cpu_way}, "
-                "or accept CPU with `envspec smoke --allow-cpu`",
+                f"on a machine with an NVIDIA GPU install its driver; here {cpu_way}, or {advice.allow_cpu}",
             )
         )
         return checks
@@ -187,19 +191,25 @@ def cuda_checks(facts: MachineFacts, target: ResolvedTarget, targets: Sequence[R
         )
     driver = nv.best.driver if nv.best else nv.driver
     if driver and cuda:
-        checks.append(_check_driver(facts, target, driver, cuda, targets))
+        checks.append(_check_driver(facts, target, driver, cuda, targets, advice=advice))
     elif cuda is None:
         checks.append(Check("nvidia-driver", Status.WARN, f"target {target.name} names no CUDA version", None))
     gpu = nv.best
     if gpu is not None and cuda:
-        checks.append(_check_compute_cap(gpu.compute_cap, cuda, target, targets))
+        checks.append(_check_compute_cap(gpu.compute_cap, cuda, target, targets, advice))
     if gpu is not None:
         checks.append(_check_gpu_memory(gpu.memory_mib, gpu.name))
     return checks
 
 
 def _check_driver(
-    facts: MachineFacts, target: ResolvedTarget, driver: str, cuda: str, targets: Sequence[ResolvedTarget]
+    facts: MachineFacts,
+    target: ResolvedTarget,
+    driver: str,
+    cuda: str,
+    targets: Sequence[ResolvedTarget],
+    *,
+    advice: Advice,
 ) -> Check:
     system = facts.platform.system
     floor = driver_floor(cuda, system)
@@ -227,6 +237,7 @@ def _check_driver(
             and have >= version_tuple(f[0])
         ),
         f"cuda-version {supports}" if supports else "",
+        advice,
     )
     fix = f"update the NVIDIA driver to >= {full}"
     if supports or lower.startswith("use "):
@@ -248,7 +259,9 @@ def _check_driver(
     )
 
 
-def _check_compute_cap(cc: str | None, cuda: str, target: ResolvedTarget, targets: Sequence[ResolvedTarget]) -> Check:
+def _check_compute_cap(
+    cc: str | None, cuda: str, target: ResolvedTarget, targets: Sequence[ResolvedTarget], advice: Advice
+) -> Check:
     if cc is None:
         return Check(
             "compute-capability",
@@ -270,6 +283,7 @@ def _check_compute_cap(cc: str | None, cuda: str, target: ResolvedTarget, target
                 and have >= version_tuple(CUDA_MIN_COMPUTE_CAP.get(_cuda_major(c), "0"))
             ),
             f"a CUDA {major - 1}.x cuda-version (those builds still cover {sm})",
+            advice,
         )
         return Check(
             "compute-capability",
@@ -312,10 +326,15 @@ def _check_gpu_memory(memory_mib: int | None, name: str) -> Check:
 
 
 def _alternative(
-    targets: Sequence[ResolvedTarget], target: ResolvedTarget, ok: Callable[[ResolvedTarget], bool], what: str
+    targets: Sequence[ResolvedTarget],
+    target: ResolvedTarget,
+    ok: Callable[[ResolvedTarget], bool],
+    what: str,
+    advice: Advice,
 ) -> str:
-    """'use --target X' for a target on the same subdir that passes ``ok``, else how to add one."""
+    """'use --target X' (in the command's words) for a target on the same subdir that passes ``ok``,
+    else how to add one."""
     names = [t.name for t in targets if t.subdir == target.subdir and t.name != target.name and ok(t)]
     if names:
-        return f"use --target {names[0]}"
+        return advice.other_target.format(name=names[0])
     return f"add a target for {target.subdir} with {what} to envspec.yml"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from envspec.doctor.check import Check, Status
+from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, Status
 from envspec.doctor.machine import MachineFacts
 from envspec.spec.model import ACCELERATOR_RULES, ResolvedTarget
 from envspec.versions import version_tuple
@@ -49,7 +49,12 @@ def _describe_machine(facts: MachineFacts) -> str:
     return f"{name} {p.machine} ({facts.hardware_subdir or 'unknown subdir'})"
 
 
-def check_platform(facts: MachineFacts, target: ResolvedTarget, recommended: ResolvedTarget | None) -> Check:
+def check_platform(
+    facts: MachineFacts,
+    target: ResolvedTarget,
+    recommended: ResolvedTarget | None,
+    advice: Advice = DOCTOR_ADVICE,
+) -> Check:
     """The machine's subdir against the target's; ``recommended`` (the target ``recommend_target``
     chose among the spec's) is what the fix points to."""
     hw = facts.hardware_subdir
@@ -71,7 +76,7 @@ def check_platform(facts: MachineFacts, target: ResolvedTarget, recommended: Res
     if target.subdir == hw:
         return Check("platform", Status.PASS, f"{machine}; target {target.name} is for {target.subdir}")
     if recommended is not None and recommended.name != target.name:
-        other = f"use --target {recommended.name}"
+        other = advice.other_target.format(name=recommended.name)
     else:
         other = f"add a target for {hw}"
     if target.subdir in EMULATED_SUBDIRS.get(hw, ()):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from envspec.doctor.check import Check, Status
+from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, Status
 from envspec.doctor.gpu import accelerator_present, cuda_checks, target_cuda
 from envspec.doctor.machine import HOST_SUBDIR_ENV, MachineFacts, collect_facts
 from envspec.doctor.platform import EMULATED_SUBDIRS, system_checks
@@ -31,14 +31,19 @@ from envspec.versions import version_tuple
 ACCELERATOR_PREFERENCE: Final[dict[str, int]] = {"cuda": 0, "mps": 1, "cpu": 2}
 
 
-def fit_checks(facts: MachineFacts, target: ResolvedTarget, targets: Sequence[ResolvedTarget]) -> list[Check]:
+def fit_checks(
+    facts: MachineFacts,
+    target: ResolvedTarget,
+    targets: Sequence[ResolvedTarget],
+    advice: Advice = DOCTOR_ADVICE,
+) -> list[Check]:
     """What the machine says about a target beyond its platform: OS, C library, conda subdir, GPU.
 
     Ranking counts their FAILs and WARNs; the diagnosis shows them after the platform check.
     """
     checks = system_checks(facts, target)
     if target.accelerator == "cuda":
-        checks.extend(cuda_checks(facts, target, targets))
+        checks.extend(cuda_checks(facts, target, targets, advice))
     return checks
 
 

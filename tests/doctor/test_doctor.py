@@ -529,3 +529,23 @@ def test_a_forced_host_subdir_takes_its_single_target(spec: Spec, monkeypatch: p
 
     monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "win-64")
     assert default_target(spec).name == "win-cuda"
+
+
+def test_fixes_are_worded_for_the_command_the_doctor_runs_in(spec: Spec) -> None:
+    """Inside `envspec up` there is no --target option and --allow-cpu is up's own flag."""
+    from envspec.doctor.check import UP_ADVICE
+
+    facts = collect_facts(RecordedProbe(recording("linux-no-gpu")), "/p")
+    plain = {c.name: c for c in diagnose(facts, spec.resolve_all(), chosen=spec.resolve("linux-cuda")).checks}
+    assert "`envspec smoke --allow-cpu`" in (plain["nvidia-gpu"].fix or "")
+    up = {
+        c.name: c
+        for c in diagnose(facts, spec.resolve_all(), chosen=spec.resolve("linux-cuda"), advice=UP_ADVICE).checks
+    }
+    fix = up["nvidia-gpu"].fix or ""
+    assert "--allow-cpu" in fix and "envspec smoke" not in fix and "--target" not in fix
+    mac = collect_facts(RecordedProbe(recording("m1-arm64")), "/p")
+    wrong = {
+        c.name: c for c in diagnose(mac, spec.resolve_all(), chosen=spec.resolve("osx-64"), advice=UP_ADVICE).checks
+    }
+    assert "envspec up osx-arm64" in (wrong["platform"].fix or "") or "envspec up osx-arm64" in wrong["platform"].reason

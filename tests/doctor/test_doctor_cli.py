@@ -213,15 +213,16 @@ def test_install_without_target_uses_the_recommended_target(
 ) -> None:
     """Issue 5 item 2: `envspec install` without TARGET takes the doctor's recommendation (here a
     recorded Windows box with an NVIDIA GPU, so not this Linux machine's only linux-64 target)."""
+    from envspec.cli import install as cmd_install
     from envspec.doctor import recommend as targeting
     from envspec.spec.model import load_spec
 
     monkeypatch.delenv("ENVSPEC_HOST_SUBDIR", raising=False)
     data = json.loads((DATA / "windows-cuda.json").read_text())
     real_default = targeting.default_target
-    monkeypatch.setattr(targeting, "default_target", lambda spec, probe=None: real_default(spec, RecordedProbe(data)))
+    monkeypatch.setattr(cmd_install, "default_target", lambda spec, probe=None: real_default(spec, RecordedProbe(data)))
     assert load_spec(project_copy / "envspec.yml").resolve("win-cuda").subdir == "win-64"
     code = main(["--spec", str(project_copy / "envspec.yml"), "install", "--prefix", str(project_copy / "env")])
     err = capsys.readouterr().err
-    assert "target: win-cuda" in err  # chosen before the missing lockfile stops the install
-    assert code != 0 and "envspec lock --target win-cuda" in err
+    assert "target: win-cuda" in err  # chosen before the unrendered project stops the install
+    assert code != 0 and "lock: win-cuda: its environment file" in err
