@@ -8,6 +8,7 @@ the line where known, and what is expected.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -354,6 +355,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         raise SpecError(
             f"{path}: expected a mapping at the top level, got {_kind(data)}", tip="see envspec.schema.json"
         )
+    _refuse_control_characters(data, source, path)
     try:
         model = SpecModel.model_validate(data)
     except RecursionError:
@@ -364,6 +366,53 @@ def parse_spec(text: str, path: Path) -> Spec:
     except ValidationError as exc:
         raise _to_spec_error(exc, source, path) from None
     return Spec(path=path, model=model)
+
+
+def _unsafe_character(text: str) -> str | None:
+    """The first character no generated file may carry raw: a control character (NUL, tab, newline,
+    DEL, C1), a lone surrogate, or a Unicode line/paragraph separator (YAML reads both as line breaks)."""
+    for ch in text:
+        if unicodedata.category(ch) in UNSAFE_CATEGORIES:
+            return ch
+    return None
+
+
+#: Cc: control characters; Cs: surrogates (cannot be written as UTF-8); Zl, Zp: line breaks to YAML.
+UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _refuse_control_characters(data: object, source: YamlSource, path: Path) -> None:
+    """Every string of the spec, keys included, is one line of printable text: it ends up in YAML
+    comments and scalars, workflow files and environment variables (where a NUL crashes ``smoke``)."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(data, ())]
+    seen: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        found: tuple[str, tuple[str | int, ...]] | None = None
+        if isinstance(node, str):
+            bad = _unsafe_character(node)
+            found = (bad, loc) if bad is not None else None
+        elif isinstance(node, dict):
+            for key, value in reversed(list(node.items())):
+                if isinstance(key, str) and (bad := _unsafe_character(key)) is not None:
+                    found = (bad, (*loc, key))
+                stack.append((value, (*loc, str(key))))
+        elif isinstance(node, list):
+            stack.extend((item, (*loc, i)) for i, item in reversed(list(enumerate(node))))
+        if found is not None:
+            bad, where_loc = found
+            line = source.line_of(where_loc)
+            where = f"{path}:{line}" if line else str(path)
+            field_path = ".".join(str(p) for p in where_loc) or "(top level)"
+            name = unicodedata.name(bad, "surrogate" if unicodedata.category(bad) == "Cs" else "control character")
+            raise SpecError(
+                f"{where}: {field_path}: contains {f'U+{ord(bad):04X}'} ({name.lower()}); "
+                "every text field is one line of printable characters",
+                tip="remove the character (envspec writes these fields into YAML files and environment variables)",
+            )
 
 
 def load_spec(path: Path) -> Spec:
