@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.lock.condalock import read_conda_lock
+from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
 from envspec.spec.model import TORCH_PACKAGE, ResolvedTarget
@@ -326,14 +327,7 @@ def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, st
 def _freshness(
     project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None
 ) -> tuple[LockState, str | None]:
-    """Ask the lock step whether the lockfiles match their inputs:
-    ``envspec.lock.run.is_fresh(project, target: ResolvedTarget) -> bool | None`` (None: cannot tell)."""
-    import importlib
-
-    try:
-        is_fresh = importlib.import_module("envspec.lock.run").is_fresh
-    except (ImportError, AttributeError):
-        return "unknown", "this envspec cannot check lockfile freshness"
+    """Ask the lock stage whether the lockfiles match their inputs (``is_fresh``: None when it cannot tell)."""
     try:
         fresh = is_fresh(project, target) if mirrors is None else is_fresh(project, target, mirrors)
     except Exception as exc:  # a report shows what it can; the lock step's own command reports errors
