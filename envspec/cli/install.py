@@ -50,6 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lockfile", type=Path, metavar="FILE", help="install this explicit file (default: lockfiles/<target>.lock)"
     )
+    parser.add_argument(
+        "--require-sha256",
+        action="store_true",
+        help="refuse (exit 7) when a package has no sha256 in the lockfiles (md5 only)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing environment envspec did not create (never a base install or envs/ holder)",
+    )
 
 
 def _rosetta() -> bool:
@@ -125,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         verify_cache=args.verify_cache,
         lockfile=args.lockfile,
+        require_sha256=args.require_sha256,
+        replace=args.replace,
         progress=progress,
     )
     print(summary(result, name, args.tool))
