@@ -16,9 +16,9 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from envspec.errors import SpecError, ToolFailed
+from envspec.errors import IntegrityError, SpecError, ToolFailed
 from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
-from envspec.install.plan import Tool, destination, plan_install
+from envspec.install.plan import Tool, destination, plan_install, sha256_gap_message
 from envspec.project import Project
 from envspec.spec.model import ResolvedTarget
 
@@ -37,6 +37,8 @@ def install_target(
     cache_dir: Path | None = None,
     verify_cache: bool = False,
     lockfile: Path | None = None,
+    require_sha256: bool = False,
+    replace: bool = False,
     progress: Progress,
 ) -> InstallResult:
     """Create (or replace) the environment of ``target`` from its lockfile; see the module doc."""
@@ -66,12 +68,23 @@ def install_target(
     )
     strong = sum(1 for e in plan.lock.entries if e.sha256)
     progress(f"hashes: {strong}/{len(plan.lock.entries)} packages pinned by sha256, the rest by md5")
+    gap = sha256_gap_message(plan.lock, source)
+    if gap is not None:
+        if require_sha256:
+            raise IntegrityError(
+                f"--require-sha256: {gap}", tip=f"re-lock: `envspec lock --target {target.name}` writes both files"
+            )
+        progress(f"warning: {gap}")
     progress(f"install: {target.name} from {source} ({len(plan.lock.entries)} packages) into {plan.prefix}")
     if tool == "rattler":
         return install_rattler(
-            plan, cache=cache_dir or default_cache_dir(), progress=progress, verify_cache=verify_cache
+            plan,
+            cache=cache_dir or default_cache_dir(),
+            progress=progress,
+            verify_cache=verify_cache,
+            replace=replace,
         )
     executable = shutil.which(tool)
     if executable is None:
         raise ToolFailed(f"--with {tool}: {tool} is not on PATH", tip="install it, or omit --with")
-    return install_with_tool(plan, executable=executable, progress=progress)
+    return install_with_tool(plan, executable=executable, progress=progress, replace=replace)

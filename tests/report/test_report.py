@@ -202,6 +202,7 @@ def test_build_from_url(url: str, build: str | None) -> None:
 def test_freshness_comes_from_the_lock_step(project_copy: Path, results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, subdir in (("linux-cuda", "linux-64"), ("win-cuda", "win-64"), ("osx-64", "osx-64")):
         write_conda_lock(project_copy, name, subdir, "b_0")
+
     def is_fresh(project: Project, target: ResolvedTarget) -> bool | None:
         if target.name == "osx-64":
             raise RuntimeError("boom")
