@@ -544,6 +544,19 @@ def _drop_extracted(cache: Path, entry: LockEntry) -> None:
             path.unlink()
 
 
+def _drop_cache_tag(prefix: Path) -> None:
+    """rattler marks the folders it writes with a ``CACHEDIR.TAG``, the environment too; backup tools
+    skip every folder holding one, so an environment must not (unless a package installed it)."""
+    tag = prefix / "CACHEDIR.TAG"
+    if not tag.is_file():
+        return
+    for record in (prefix / "conda-meta").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            if "CACHEDIR.TAG" in json.loads(record.read_text(encoding="utf-8")).get("files", []):
+                return
+    tag.unlink()
+
+
 def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path, progress: Progress) -> None:
     """Step 2: link every package into ``staging``; text files are patched for ``final_prefix``.
 
@@ -591,6 +604,7 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
             _drop_extracted(cache, item.entry)
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise ToolFailed(f"py-rattler could not link the environment: {detail[:300]}") from None
+    _drop_cache_tag(staging)
     for item in fetched:
         if item.archive is None:
             continue

@@ -167,6 +167,7 @@ def test_install_creates_the_locked_environment(locked: Path, tmp_path: Path, ca
     assert torch["build"].startswith("cuda129_")
     assert (prefix / "share" / "envspec-test" / "pytorch.txt").read_text().startswith("# pytorch 2.13.0 cuda129")
     assert (prefix / "lib" / "python3.12" / "site-packages" / "diffusers" / "__init__.py").is_file()
+    assert not (prefix / "CACHEDIR.TAG").exists()  # backup tools skip folders holding one
     if os.name == "posix":  # metadata modes follow the umask, as conda's do (not rattler's owner-only)
         mask = os.umask(0)
         os.umask(mask)
