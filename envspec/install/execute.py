@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+from envspec.channels import auth_headers
 from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, ToolFailed
 from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
 from envspec.install.plan import (
@@ -197,7 +198,10 @@ def _open_url(url: str) -> Any:
         if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
             path = path[1:]
         return Path(path).open("rb")
-    request = urllib.request.Request(url, headers={"User-Agent": "envspec"})
+    # Credentials never travel in the URL (urllib would take user:pw@host for the host): the
+    # mirror's are sent as an Authorization header, see envspec.channels.auth_headers.
+    clean, auth = auth_headers(url)
+    request = urllib.request.Request(clean, headers={"User-Agent": "envspec", **auth})
     return urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
 
 
