@@ -121,12 +121,12 @@ def test_the_input_hash_leaves_mirrors_out(tmp_path: Path) -> None:
     target = SimpleNamespace(name="t", subdir="linux-64", channels=("conda-forge", "nodefaults"), dependencies=())
     hashes = set()
     for mirrors in ({}, {"conda-forge": "file:///a"}, parse_mirrors(["conda-forge=https://u:pw@b.example/cf"])):
-        (job,) = make_jobs(project, [target], mirrors)  # type: ignore[list-item]
+        (job,) = make_jobs(project, [target], mirrors)
         assert job.channels == (CF,)
         hashes.add(job.input.digest())
     assert len(hashes) == 1
     other = SimpleNamespace(name="t", subdir="linux-64", channels=("bioconda",), dependencies=())
-    (job,) = make_jobs(project, [other], {})  # type: ignore[list-item]
+    (job,) = make_jobs(project, [other], {})
     assert job.input.digest() not in hashes  # channels themselves still are inputs
 
 

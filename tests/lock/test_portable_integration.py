@@ -144,8 +144,6 @@ def test_two_mirrors_give_byte_identical_canonical_lockfiles_and_the_secret_goes
     # byte-identical, whichever mirror (file://, another file://, HTTP with auth) served the data
     assert lockfiles(a) == lockfiles(b) == lockfiles(c)
     assert len(lockfiles(a)) == 2 * len(TARGETS)
-    for name, data in lockfiles(a).items():
-        print(f"{name} sha256 {hashlib.sha256(data).hexdigest()}")
     text = (a / "lockfiles" / "linux-cuda.lock").read_text()
     assert all(e.url.startswith(CF + "/") for e in explicit.entries(text))
     assert f"channels: {CF}\n" in text
@@ -156,6 +154,10 @@ def test_two_mirrors_give_byte_identical_canonical_lockfiles_and_the_secret_goes
     assert SECRET not in out + err + captured.out + captured.err
     assert files_containing(c, SECRET) == []
     assert files_containing(tmp_path / "rattler-cache", SECRET) == []
+    for name, data in lockfiles(a).items():  # the evidence, for `pytest -s`
+        digests = {hashlib.sha256(lockfiles(p)[name]).hexdigest() for p in (a, b, c)}
+        print(f"{name}: sha256 {' = '.join(sorted(digests))} through file://, another file:// and HTTP+auth")
+        assert digests == {hashlib.sha256(data).hexdigest()}
     # with or without a mirror, the lockfiles are current: the input hash has no mirror in it
     for args in ((), ("--mirror", f"conda-forge={copy.as_uri()}")):
         code, _, err = envspec(c, "lock", "--check", *args)
