@@ -43,6 +43,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from envspec import __version__
+from envspec.channels import auth_headers
 from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, SpecError, ToolFailed
 from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
 from envspec.install.archive import ArchiveInvalid, validate_archive
@@ -248,7 +249,10 @@ def _open_url(url: str, timeout: float = HTTP_TIMEOUT_S) -> Any:
         if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
             path = path[1:]
         return Path(path).open("rb")
-    request = urllib.request.Request(url, headers={"User-Agent": "envspec"})
+    # Credentials never travel in the URL (urllib would take user:pw@host for the host): the
+    # mirror's are sent as an Authorization header, see envspec.channels.auth_headers.
+    clean, auth = auth_headers(url)
+    request = urllib.request.Request(clean, headers={"User-Agent": "envspec", **auth})
     return urllib.request.urlopen(request, timeout=timeout)
 
 

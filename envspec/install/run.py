@@ -19,6 +19,7 @@ from pathlib import Path
 from envspec.errors import IntegrityError, SpecError, ToolFailed
 from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
 from envspec.install.plan import Tool, destination, plan_install, sha256_gap_message
+from envspec.lock.commit import check_pair
 from envspec.project import Project
 from envspec.spec.model import ResolvedTarget
 
@@ -54,6 +55,8 @@ def install_target(
     conda_lock = None
     if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
         conda_lock = (unified.read_text(encoding="utf-8", errors="replace"), project.relative(unified.absolute()))
+        # a pair torn by an interrupted `envspec lock` (or a partial checkout) is refused
+        check_pair(text, conda_lock[0], explicit_source=source, conda_lock_source=conda_lock[1])
     plan = plan_install(
         target_name=target.name,
         target_subdir=target.subdir,

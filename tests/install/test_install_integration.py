@@ -125,6 +125,11 @@ def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         f"conda-forge={local_channel.as_uri()}",
     )
     assert code == 0, err
+    # Lockfiles name canonical URLs (a mirror is transport); these tests install straight from the
+    # local channel, so point both files of each pair at it (canonical_lock() turns them back).
+    for path in (project / "lockfiles").glob("*.*"):
+        if path.name.endswith((".lock", ".conda-lock.yml")):
+            path.write_text(path.read_text(encoding="utf-8").replace(CF, local_channel.as_uri()), encoding="utf-8")
     return project
 
 
