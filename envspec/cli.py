@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("report", "envspec.cmd_report", "build report.html and report.md from every target's smoke results and lockfiles"),
     ("smoke", "envspec.smoke_runner", "generate one image in an environment and check it works on its device"),
     ("up", "envspec.cmd_up", "doctor, lock check, install, smoke test and report for one target in one command"),
+    ("models", "envspec.cmd_models", "lock Hugging Face models (commit, sizes, hashes) and pull them hash-checked"),
 ]
 
 

@@ -235,7 +235,9 @@ class ModelEntryModel(_Strict):
     """One model: a Hugging Face repository at a revision, and what to take from it."""
 
     description: str = Field(default="", description="One line for people: what this model is.")
-    repo: HubRepoId = Field(description="Hugging Face repository id, e.g. 'stable-diffusion-v1-5/stable-diffusion-v1-5'.")
+    repo: HubRepoId = Field(
+        description="Hugging Face repository id, e.g. 'stable-diffusion-v1-5/stable-diffusion-v1-5'."
+    )
     revision: HubRevision = Field(
         description="Branch, tag or commit. `envspec models lock` pins it to a commit in lockfiles/models.lock.yml."
     )
@@ -316,7 +318,9 @@ class SpecModel(_Strict):
                 have = ", ".join(self.models) or "none"
                 raise ValueError(f"smoke_model {self.smoke_model!r} names no entry of models: (have: {have})")
             if marked and marked[0] != self.smoke_model:
-                raise ValueError(f"smoke_model {self.smoke_model!r} and smoke: true on {marked[0]!r} disagree; keep one")
+                raise ValueError(
+                    f"smoke_model {self.smoke_model!r} and smoke: true on {marked[0]!r} disagree; keep one"
+                )
         return self
 
 
