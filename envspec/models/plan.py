@@ -232,8 +232,8 @@ def plan_files(entry: ModelEntryModel, files: Sequence[RemoteFile]) -> Plan:
         if not any(_matches(pattern, p) for p in by_path):
             raise PlanError(f"exclude {pattern!r} matches no file of {entry.repo} at this revision")
         for path in [p for p in chosen if _matches(pattern, p)]:
-            if path == load:
-                raise PlanError(f"exclude {pattern!r} removes {path}, the file this entry is about")
+            if path in (load, MODEL_INDEX):
+                raise PlanError(f"exclude {pattern!r} removes {path}, which this entry needs")
             del chosen[path]
     seen: dict[str, str] = {}
     for path, dest in chosen.items():
