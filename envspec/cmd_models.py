@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow pickled files (.ckpt/.bin/.pt/.pth): loading one can run arbitrary code",
     )
+    pull.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every file already in place (default: trust those whose size and time are as pulled)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,6 +115,7 @@ class _PullProgress:
         where = f"  [{event.index}/{event.count}] {event.path}"
         if event.kind == "model":
             self._line(f"{event.model} ({event.index}/{event.count}): {event.path}, {_size(event.total)}")
+            self._line(f"  licence: {event.note}")
         elif event.kind == "kept":
             self._line(f"{where}: already in place")
         elif event.kind == "removed":
@@ -149,6 +155,7 @@ def _pull(args: argparse.Namespace) -> int:
         args.name,
         dest,
         trust_pickle=args.trust_pickle,
+        verify=args.verify,
         progress=_PullProgress(sys.stderr),
     )
     if not results:

@@ -235,6 +235,15 @@ def forget(cached: Path) -> None:
 # --- errors ------------------------------------------------------------------------------------------
 
 
+def _login_token() -> list[str]:
+    """The token huggingface_hub would send (HF_TOKEN, or the file `hf auth login` wrote), to cut from messages."""
+    try:
+        token = huggingface_hub.get_token()
+    except Exception:  # an unreadable token file, an OIDC exchange that failed: nothing to cut then
+        return []
+    return [token] if token else []
+
+
 def _status(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     code = getattr(response, "status_code", None)
@@ -248,7 +257,7 @@ def _raise_translated(exc: Exception, *, repo: str, revision: str, doing: str, p
 def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path: str | None = None) -> EnvspecError:
     """One EnvspecError, with a redacted one-line message, for a huggingface_hub failure."""
     what = f"{repo}/{path}@{revision[:12]}" if path else f"{repo}@{revision}"
-    detail = redact(str(exc)) or type(exc).__name__
+    detail = redact(str(exc), _login_token()) or type(exc).__name__
     url = repo_url(repo)
     login = "set HF_TOKEN or run `hf auth login` (huggingface-cli login with older huggingface_hub)"
     if isinstance(exc, EnvspecError):
@@ -291,7 +300,7 @@ def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path:
         )
     if isinstance(exc, errors.LocalEntryNotFoundError):  # the Hub did not answer and the cache lacks the file
         cause = exc.__cause__ or exc.__context__
-        reason = redact(str(cause)) if cause is not None else detail
+        reason = redact(str(cause), _login_token()) if cause is not None else detail
         return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {reason}", tip=OFFLINE_TIP)
     if isinstance(exc, errors.HfHubHTTPError):
         status = _status(exc)

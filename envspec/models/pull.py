@@ -47,6 +47,7 @@ class PullEvent:
     total: int = 0
     index: int = 0
     count: int = 0
+    note: str = ""  # model: its licence
 
 
 PullProgress = Callable[[PullEvent], None]
@@ -75,9 +76,13 @@ def pull_models(
     dest: Path | None = None,
     *,
     trust_pickle: bool = False,
+    verify: bool = False,
     progress: PullProgress = _ignore,
 ) -> list[ModelPullResult]:
     """Pull model ``name`` (default: every model of the spec) into ``<dest or models/>/<name>/``.
+
+    A file already in place is trusted when its size and modification time are as the folder's
+    manifest recorded; ``verify`` hashes every one instead (and replaces any that differ).
 
     Raises CheckFailed (1: no lockfile, or stale for the model), SpecError (3), ChannelUnreachable (5),
     ToolFailed (6: disk), IntegrityError (7), BusyError (8), UntrustedPickle (10), AccessDenied (11).
@@ -121,12 +126,15 @@ def pull_models(
         results = []
         for i, n in enumerate(names, 1):
             locked = lock.models[n]
-            progress(PullEvent("model", n, locked.repo, total=locked.size, index=i, count=len(names)))
-            results.append(_pull_one(n, locked, local.model_dir(project, n, dest), progress))
+            event = PullEvent(
+                "model", n, locked.repo, total=locked.size, index=i, count=len(names), note=locked.license
+            )
+            progress(event)
+            results.append(_pull_one(n, locked, local.model_dir(project, n, dest), progress, verify))
         return results
 
 
-def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgress) -> ModelPullResult:
+def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgress, verify: bool) -> ModelPullResult:
     from envspec.models import hub
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +153,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
     result = ModelPullResult(name=name, folder=folder, load_path=load_path, commit=locked.commit)
     for index, f in enumerate(locked.files, 1):
         target = folder / f.target
-        kept = _already_there(target, f, records.get(f.target))
+        kept = _already_there(target, f, None if verify else records.get(f.target))
         if kept is not None:
             records[f.target] = kept
             result.kept += 1

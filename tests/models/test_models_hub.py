@@ -7,6 +7,7 @@ set, as a user's shell would. The server logs each request, so the tests see wha
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -316,3 +317,23 @@ def test_unreachable_hub_is_exit_5(project: Project) -> None:
     assert result.code == 5
     line = error_line(result)
     assert "cannot reach the Hub" in line and "HF_HUB_OFFLINE=1" in line
+
+
+def test_verify_rehashes_what_is_in_place_and_repairs_it(project: Project) -> None:
+    setup_repo(project, **FP16)
+    assert project.run("lock").code == 0
+    assert project.run("pull").code == 0
+    target = project.root / "models/tiny" / UNET_DEST
+    good = target.read_bytes()
+    stat = target.stat()
+    with target.open("r+b") as handle:  # edited in place: the hard-linked cache copy changes too
+        handle.write(bytes([good[0] ^ 0xFF]))
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    trusting = project.run("pull")
+    assert trusting.code == 0 and "14 already in place" in trusting.out  # size and time as pulled
+    before = len(project.hub.requests("cdn"))
+    repaired = project.run("pull", "--verify")
+    assert repaired.code == 0, repaired.text
+    assert "1 fetched, 13 already in place" in repaired.out
+    assert target.read_bytes() == good
+    assert len(project.hub.requests("cdn")) == before + 1  # the damaged cache copy was fetched again
