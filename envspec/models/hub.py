@@ -300,12 +300,19 @@ def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path:
         )
     if isinstance(exc, errors.LocalEntryNotFoundError):  # the Hub did not answer and the cache lacks the file
         cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, errors.HfHubHTTPError):  # it did answer: with a refusal or a server error
+            return translate(cause, repo=repo, revision=revision, doing=doing, path=path)
         reason = redact(str(cause), _login_token()) if cause is not None else detail
         return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {reason}", tip=OFFLINE_TIP)
     if isinstance(exc, errors.HfHubHTTPError):
         status = _status(exc)
-        if status in (401, 403):
-            return AccessDenied(f"{what}: the Hub refused access ({status}): {detail}", tip=login)
+        if status == 401:
+            return AccessDenied(f"{what}: the Hub refused access (401): {detail}", tip=login)
+        if status == 403:
+            return AccessDenied(
+                f"{what}: the Hub refused access (403): {detail}",
+                tip="check that the token (HF_TOKEN, or the one `hf auth login` stored) may read this repository",
+            )
         return ChannelUnreachable(f"{what}: the Hub answered {status}: {detail}", tip=OFFLINE_TIP)
     if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
         return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {detail}", tip=OFFLINE_TIP)

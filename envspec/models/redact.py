@@ -17,7 +17,7 @@ TOKEN_VARIABLES: Final = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 MAX_LENGTH: Final = 400
 
 _URL_SECRETS = re.compile(r"(?P<scheme>https?://)(?:[^/\s@]+@)?(?P<rest>[^\s?#'\"]*)(?:[?#][^\s'\"]*)?")
-_BEARER = re.compile(r"(?i)\bbearer\s+[^\s'\",;]+")
+_BEARER = re.compile(r"(?i)\bbearer\s+[^\s'\",;)]+")
 _KEY_VALUE = re.compile(r"(?i)\b(token|access_token|api_key|password)=[^\s'\",;&]+")
 _HF_TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
 

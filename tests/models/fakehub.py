@@ -58,6 +58,7 @@ class Faults:
     trickle: set[str] = field(default_factory=set)
     trickle_interval: float = 0.2
     echo_token: bool = False  # a careless server: quotes the Authorization header in its error messages
+    forbidden: bool = False  # every file answers 403 without an error code (a proxy, a WAF)
 
 
 class FakeHub:
@@ -241,7 +242,9 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             if hub.faults.echo_token and self.headers.get("Authorization"):
                 message += f" (you sent: {self.headers.get('Authorization')})"
             body = json.dumps({"error": message}).encode()
-            headers = {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"}
+            headers = {"X-Error-Message": message, "Content-Type": "application/json"}
+            if code:
+                headers["X-Error-Code"] = code
             self._send(entry, status, {**headers, **(extra or {})}, body, head)
 
         # --- the Hub ------------------------------------------------------------------------------
@@ -332,6 +335,9 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             self._send(entry, 200, {"Content-Type": "application/json"}, json.dumps(data).encode(), head)
 
         def _resolve(self, entry: Logged, repo: str, rev: str, path: str, head: bool) -> None:
+            if hub.faults.forbidden:
+                self._error(entry, 403, "", "Access denied", head)
+                return
             if not self._access(entry, repo, head, api=False):
                 return
             commit = hub.resolve_rev(repo, rev)

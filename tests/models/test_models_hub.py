@@ -202,13 +202,18 @@ def test_gated_model_needs_a_token_and_the_token_never_leaks(project: Project) -
     project.hub.faults.echo_token = True  # a server that quotes the Authorization header back
     refused = project.run("pull", HF_TOKEN=TOKEN)
     assert refused.code == 11 and "not been granted access" in refused.err, refused.text
+    project.hub.faults.forbidden = True  # now a plain 403 whose message (quoting the token) is shown
+    forbidden = project.run("pull", HF_TOKEN=TOKEN)
+    assert forbidden.code == 11, forbidden.text
+    assert "refused access (403)" in forbidden.err and "Access denied (you sent: Bearer ***)" in forbidden.err
+    project.hub.faults.forbidden = False
     project.hub.granted.add(TOKEN)
     allowed = project.run("pull", HF_TOKEN=TOKEN)
     assert allowed.code == 0, allowed.text
     authed = [r for r in project.hub.requests("hub", contains="/resolve/") if r.authorization]
     assert authed and all(r.authorization == f"Bearer {TOKEN}" for r in authed)
     assert all(r.authorization is None for r in project.hub.requests("cdn")), "token sent to the CDN"
-    for result in (lock, anonymous, refused, allowed):
+    for result in (lock, anonymous, refused, forbidden, allowed):
         assert TOKEN not in result.text and TOKEN[3:20] not in result.text
     for path in [*project.root.rglob("*"), *project.hf_home.rglob("*")]:
         if path.is_file() and not path.is_symlink():
@@ -265,7 +270,7 @@ def test_a_trickling_download_ends_with_exit_5(project: Project) -> None:
     oid = project.hub.sha256(REPO_ID, UNET_FP16)
     project.hub.faults.trickle.add(oid)
     project.hub.faults.trickle_interval = 0.1
-    result = project.run("pull", timeout=120, HF_HUB_DOWNLOAD_TIMEOUT="1")
+    result = project.run("pull", timeout=60, HF_HUB_DOWNLOAD_TIMEOUT="1")
     assert result.code == 5, result.text
     assert "stalled" in result.err
     assert not (project.root / "models/tiny" / UNET_DEST).exists()
