@@ -20,8 +20,8 @@ class ExitCode(IntEnum):
     INTEGRITY = 7  # a package (or model file) did not match the hash in its lockfile
     BUSY = 8  # another envspec run holds the lock
     PLATFORM_MISMATCH = 9  # a lockfile for another platform
-    UNTRUSTED = 10  # refused to fetch a pickle (code runs when it loads) that nothing marked trusted
-    ACCESS_DENIED = 11  # the Hub wants a token, or the licence of a gated model accepted
+    UNTRUSTED = 11  # refused to fetch a pickle (code runs when it loads) that nothing marked trusted
+    ACCESS_DENIED = 12  # the Hub wants a token, or the licence of a gated model accepted
     INTERRUPTED = 130
 
 

@@ -73,7 +73,10 @@ class FakeHub:
         self.cdn = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "cdn"))
         for server in (self.hub, self.cdn):
             server.daemon_threads = True
-        self._threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.hub, self.cdn)]
+        self._threads = [
+            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            for s in (self.hub, self.cdn)
+        ]
 
     # --- lifecycle ---------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envspec.errors import ExitCode
+
 from .conftest import REPO_ID, Project, Result, entry_yaml, sd_like_files
 from .fakehub import git_oid
 
@@ -144,7 +146,7 @@ def test_a_tampered_file_is_refused_and_nothing_appears(project: Project) -> Non
     oid = project.hub.sha256(REPO_ID, UNET_FP16)
     project.hub.faults.tamper.add(oid)
     result = project.run("pull")
-    assert result.code == 7, result.text
+    assert result.code == ExitCode.INTEGRITY, result.text
     line = error_line(result)
     assert "does not match the lockfile" in line and UNET_FP16 in line
     folder = project.root / "models" / "tiny"
@@ -165,11 +167,11 @@ def test_check_reports_stale_and_moved_entries(project: Project) -> None:
     assert ok.code == 0 and "1 models up to date" in ok.out
     project.write_spec(entry_yaml())  # variant dropped: the entry changed
     stale = project.run("lock", "--check")
-    assert stale.code == 1 and "stale: tiny (envspec.yml changed)" in stale.err
+    assert stale.code == ExitCode.CHECK_FAILED and "stale: tiny (envspec.yml changed)" in stale.err
     project.write_spec(entry_yaml(**FP16))
     second = project.hub.commit(REPO_ID, sd_like_files())  # main moves
     moved = project.run("lock", "--check")
-    assert moved.code == 1, moved.text
+    assert moved.code == ExitCode.CHECK_FAILED, moved.text
     assert f"moved: tiny (main is now at {second[:12]}, locked {first[:12]})" in moved.err
     assert "envspec models lock --update tiny" in moved.err
     assert project.run("lock").code == 0  # incremental: an unchanged entry keeps its pin
@@ -196,15 +198,15 @@ def test_gated_model_needs_a_token_and_the_token_never_leaks(project: Project) -
     lock = project.run("lock")  # the Hub shows a gated repo's listing to anyone
     assert lock.code == 0 and "gated: pulling needs a token" in lock.err
     anonymous = project.run("pull")
-    assert anonymous.code == 11, anonymous.text
+    assert anonymous.code == ExitCode.ACCESS_DENIED, anonymous.text
     assert "needs a token" in anonymous.err and "HF_TOKEN" in anonymous.err
     assert f"accept the licence at {project.hub.endpoint}/{REPO_ID}" in anonymous.err
     project.hub.faults.echo_token = True  # a server that quotes the Authorization header back
     refused = project.run("pull", HF_TOKEN=TOKEN)
-    assert refused.code == 11 and "not been granted access" in refused.err, refused.text
+    assert refused.code == ExitCode.ACCESS_DENIED and "not been granted access" in refused.err, refused.text
     project.hub.faults.forbidden = True  # now a plain 403 whose message (quoting the token) is shown
     forbidden = project.run("pull", HF_TOKEN=TOKEN)
-    assert forbidden.code == 11, forbidden.text
+    assert forbidden.code == ExitCode.ACCESS_DENIED, forbidden.text
     assert "refused access (403)" in forbidden.err and "Access denied (you sent: Bearer ***)" in forbidden.err
     project.hub.faults.forbidden = False
     project.hub.granted.add(TOKEN)
@@ -231,7 +233,7 @@ def test_offline_with_a_warm_cache(project: Project) -> None:
     assert (project.root / "models/tiny" / UNET_DEST).is_file()
     shutil.rmtree(project.root / "models")
     cold = project.run("pull", HF_HUB_OFFLINE="1", HF_HOME=str(project.hf_home.parent / "cold"))
-    assert cold.code == 5, cold.text
+    assert cold.code == ExitCode.CHANNEL_UNREACHABLE, cold.text
     assert "HF_HUB_OFFLINE=1 forbids downloading" in error_line(cold)
 
 
@@ -241,7 +243,7 @@ def test_pulling_from_an_unreachable_hub_is_exit_5_after_huggingface_hubs_retrie
     assert project.run("lock").code == 0
     project.hub.stop()
     down = project.run("pull")
-    assert down.code == 5, down.text
+    assert down.code == ExitCode.CHANNEL_UNREACHABLE, down.text
     line = error_line(down)
     assert "cannot reach the Hub" in line and "HF_HUB_OFFLINE=1" in line
     print(f"\npull from an unreachable Hub gave up after {down.seconds:.1f} s")
@@ -252,7 +254,7 @@ def test_pickles_are_refused_unless_trusted(project: Project) -> None:
     lock = project.run("lock")
     assert lock.code == 0 and "pickled files v1-5-pruned-emaonly.ckpt" in lock.err
     refused = project.run("pull")
-    assert refused.code == 10, refused.text
+    assert refused.code == ExitCode.UNTRUSTED, refused.text
     assert "refusing pickled files" in refused.err and "--trust-pickle" in refused.err
     assert project.hub.requests(contains="/resolve/") == [], "downloaded before refusing"
     assert not (project.root / "models/tiny/v1-5-pruned-emaonly.ckpt").exists()
@@ -271,7 +273,7 @@ def test_a_trickling_download_ends_with_exit_5(project: Project) -> None:
     project.hub.faults.trickle.add(oid)
     project.hub.faults.trickle_interval = 0.1
     result = project.run("pull", timeout=60, HF_HUB_DOWNLOAD_TIMEOUT="1")
-    assert result.code == 5, result.text
+    assert result.code == ExitCode.CHANNEL_UNREACHABLE, result.text
     assert "stalled" in result.err
     assert not (project.root / "models/tiny" / UNET_DEST).exists()
     print(f"\ntrickling server given up after {result.seconds:.1f} s")
@@ -281,18 +283,18 @@ def test_a_trickling_download_ends_with_exit_5(project: Project) -> None:
 def test_wrong_repo_or_revision_is_a_spec_error(project: Project) -> None:
     setup_repo(project, revision="no-such-branch")
     bad_rev = project.run("lock")
-    assert bad_rev.code == 3 and f"{REPO_ID} has no revision 'no-such-branch'" in bad_rev.err
+    assert bad_rev.code == ExitCode.SPEC_INVALID and f"{REPO_ID} has no revision 'no-such-branch'" in bad_rev.err
     project.write_spec(entry_yaml(repo="acme/nothing-here"))
     anonymous = project.run("lock")  # the Hub answers 401 to anonymous requests for unknown repos
-    assert anonymous.code == 11 and "not found, or private" in anonymous.err
+    assert anonymous.code == ExitCode.ACCESS_DENIED and "not found, or private" in anonymous.err
     with_token = project.run("lock", HF_TOKEN=TOKEN)
-    assert with_token.code == 3 and "no repository acme/nothing-here" in with_token.err
+    assert with_token.code == ExitCode.SPEC_INVALID and "no repository acme/nothing-here" in with_token.err
     project.write_spec(entry_yaml(variant="bf16", exclude="[safety_checker]"))
     no_variant = project.run("lock")
     assert no_variant.code == 0 and "no bf16 weights, taking the plain ones" in no_variant.err
     project.write_spec(entry_yaml(exclude="[safety_cheker]"))
     typo = project.run("lock")
-    assert typo.code == 3 and "exclude 'safety_cheker' matches no file" in typo.err
+    assert typo.code == ExitCode.SPEC_INVALID and "exclude 'safety_cheker' matches no file" in typo.err
 
 
 def test_single_file_with_its_tokenizer_and_leftovers_removed(project: Project) -> None:
@@ -319,7 +321,7 @@ def test_unreachable_hub_is_exit_5(project: Project) -> None:
     port = project.hub.hub.server_address[1]
     project.hub.stop()
     result = project.run("lock", HF_ENDPOINT=f"http://127.0.0.1:{port}")
-    assert result.code == 5
+    assert result.code == ExitCode.CHANNEL_UNREACHABLE
     line = error_line(result)
     assert "cannot reach the Hub" in line and "HF_HUB_OFFLINE=1" in line
 
