@@ -344,3 +344,14 @@ def test_verify_rehashes_what_is_in_place_and_repairs_it(project: Project) -> No
     assert "1 fetched, 13 already in place" in repaired.out
     assert target.read_bytes() == good
     assert len(project.hub.requests("cdn")) == before + 1  # the damaged cache copy was fetched again
+
+
+def test_dest_puts_model_folders_elsewhere(project: Project, tmp_path: Path) -> None:
+    setup_repo(project, layout="single_file", file="v1-5-pruned-emaonly.safetensors")
+    assert project.run("lock").code == 0
+    elsewhere = tmp_path / "big-disk"
+    result = project.run("pull", "tiny", "--dest", str(elsewhere))
+    assert result.code == 0, result.text
+    assert f"{elsewhere}/tiny/v1-5-pruned-emaonly.safetensors" in result.out
+    assert (elsewhere / "tiny" / "v1-5-pruned-emaonly.safetensors").is_file()
+    assert not (project.root / "models").exists()
