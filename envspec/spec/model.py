@@ -198,6 +198,86 @@ class TargetModel(_Strict):
         return self
 
 
+# --- models: Hugging Face models the project pins (envspec.models locks and pulls them) ---------
+
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+
+
+def _check_hub_repo(value: str) -> str:
+    if not re.fullmatch(rf"(?:{_HUB_PART}/)?{_HUB_PART}", value, flags=re.ASCII) or "--" in value or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a Hugging Face repository id ('namespace/name': letters, digits, '-', '_', '.'; "
+            "no '--' or '..')"
+        )
+    return value
+
+
+def _check_hub_revision(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}", value) or ".." in value or value.endswith(("/", ".")):
+        raise ValueError(f"{value!r} is not a branch, tag or commit (e.g. 'main', 'v1.0', or 40 hex digits)")
+    return value
+
+
+def _check_repo_path(value: str) -> str:
+    """A relative POSIX path (or glob) inside a repository: never absolute, never climbing out."""
+    parts = value.split("/")
+    if not value or "\\" in value or any(p in ("", ".", "..") for p in parts) or value[0] == "~":
+        raise ValueError(f"{value!r} is not a relative path inside the repository (no leading '/', '..' or backslash)")
+    return value
+
+
+HubRepoId = Annotated[str, AfterValidator(_check_hub_repo)]
+HubRevision = Annotated[str, AfterValidator(_check_hub_revision)]
+RepoPath = Annotated[str, StringConstraints(max_length=500), AfterValidator(_check_repo_path)]
+ModelVariant = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+
+
+class ModelEntryModel(_Strict):
+    """One model: a Hugging Face repository at a revision, and what to take from it."""
+
+    description: str = Field(default="", description="One line for people: what this model is.")
+    repo: HubRepoId = Field(
+        description="Hugging Face repository id, e.g. 'stable-diffusion-v1-5/stable-diffusion-v1-5'."
+    )
+    revision: HubRevision = Field(
+        description="Branch, tag or commit. `envspec models lock` pins it to a commit in lockfiles/models.lock.yml."
+    )
+    layout: Literal["diffusers", "single_file"] = Field(
+        description="diffusers: model_index.json, each component folder's config/tokenizer files and its weights "
+        "(the variant's, .safetensors preferred); single_file: one checkpoint named by `file`."
+    )
+    variant: ModelVariant | None = Field(
+        default=None, description="diffusers layout: weights variant to take, e.g. fp16 (default: the plain weights)."
+    )
+    file: RepoPath | None = Field(default=None, description="single_file layout: the checkpoint's path in the repo.")
+    include: list[RepoPath] = Field(
+        default_factory=list, description="Extra files to take (globs on repository paths, e.g. 'tokenizer/*')."
+    )
+    exclude: list[RepoPath] = Field(
+        default_factory=list,
+        description="Files or component folders to leave out (globs on repository paths, e.g. 'safety_checker').",
+    )
+    license: Annotated[str, StringConstraints(pattern=r"\S")] = Field(
+        description="The model's licence, for people (e.g. 'CreativeML OpenRAIL-M'); recorded in the lockfile."
+    )
+    trust_pickle: bool = Field(
+        default=False,
+        description="Allow pulling pickled files (.ckpt/.bin/.pt/.pth): loading one can run arbitrary code.",
+    )
+    smoke: bool = Field(default=False, description="The smoke test uses this model (or set smoke_model: NAME).")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ModelEntryModel:
+        if self.layout == "single_file":
+            if self.file is None:
+                raise ValueError("layout 'single_file' needs file: (the checkpoint's path in the repository)")
+            if self.variant is not None:
+                raise ValueError("variant applies to layout 'diffusers' only; a single file is named by file:")
+        elif self.file is not None:
+            raise ValueError("file applies to layout 'single_file' only; a diffusers folder is taken whole")
+        return self
+
+
 class SpecModel(_Strict):
     """The whole ``envspec.yml``."""
 
@@ -210,6 +290,10 @@ class SpecModel(_Strict):
         description="Optional pip requirements. Explicit lockfiles cannot carry them; unused by default.",
     )
     targets: dict[Name, TargetModel] = Field(min_length=1, description="One record per platform target.")
+    models: dict[Name, ModelEntryModel] = Field(
+        default_factory=dict, description="Hugging Face models to lock and pull into models/<name>/ (docs/models.md)."
+    )
+    smoke_model: Name | None = Field(default=None, description="The model the smoke test uses (or smoke: true on it).")
 
     @model_validator(mode="after")
     def _no_duplicate_packages(self) -> SpecModel:
@@ -223,6 +307,21 @@ class SpecModel(_Strict):
                 if name in seen:
                     raise ValueError(f"target {tname!r}: package {name!r} is given twice ({seen[name]!r} and {spec!r})")
                 seen[name] = spec
+        return self
+
+    @model_validator(mode="after")
+    def _one_smoke_model(self) -> SpecModel:
+        marked = [name for name, entry in self.models.items() if entry.smoke]
+        if len(marked) > 1:
+            raise ValueError(f"models {', '.join(marked)} all say smoke: true; the smoke test uses one")
+        if self.smoke_model is not None:
+            if self.smoke_model not in self.models:
+                have = ", ".join(self.models) or "none"
+                raise ValueError(f"smoke_model {self.smoke_model!r} names no entry of models: (have: {have})")
+            if marked and marked[0] != self.smoke_model:
+                raise ValueError(
+                    f"smoke_model {self.smoke_model!r} and smoke: true on {marked[0]!r} disagree; keep one"
+                )
         return self
 
 
