@@ -17,7 +17,7 @@ from envspec.doctor.diagnosis import Diagnosis, diagnose
 from envspec.doctor.machine import collect_facts
 from envspec.doctor.probe import Probe, SystemProbe
 from envspec.doctor.recommend import recommend_target
-from envspec.doctor.resources import estimate_env_bytes
+from envspec.doctor.resources import estimate_env_bytes, models_need
 from envspec.doctor.tools import install_commands
 from envspec.errors import ExitCode
 from envspec.project import Project
@@ -50,7 +50,14 @@ def run(args: argparse.Namespace) -> int:
     estimate = None
     if target is not None:
         estimate = estimate_env_bytes(read_lock_data(project.conda_lock_file(target.name)), target)
-    report = diagnose(facts, targets, chosen=chosen, estimate=estimate, project_root=str(project.root))
+    report = diagnose(
+        facts,
+        targets,
+        chosen=chosen,
+        estimate=estimate,
+        project_root=str(project.root),
+        models=models_need(project, spec),
+    )
     if args.json:
         print(json.dumps(report.as_json(project.relative(spec.path)), indent=2))
     else:

@@ -102,7 +102,7 @@ def _lock(args: argparse.Namespace) -> int:
     return 0
 
 
-class _PullProgress:
+class PullProgress:
     """Per-file lines on stderr; on a terminal, one line per file that updates in place."""
 
     def __init__(self, stream: TextIO) -> None:
@@ -156,7 +156,7 @@ def _pull(args: argparse.Namespace) -> int:
         dest,
         trust_pickle=args.trust_pickle,
         verify=args.verify,
-        progress=_PullProgress(sys.stderr),
+        progress=PullProgress(sys.stderr),
     )
     if not results:
         progress("no models in envspec.yml")

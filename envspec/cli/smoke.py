@@ -14,8 +14,9 @@ from pathlib import Path
 
 from envspec.cli.common import load, progress
 from envspec.doctor.recommend import default_target
+from envspec.models import smoke_model_name, smoke_model_path
 from envspec.smoke import cli as smoke_cli
-from envspec.smoke.host import activation_vars, plan, run_in_prefix
+from envspec.smoke.host import activation_vars, model_argv, plan, run_in_prefix
 from envspec.spec.model import ResolvedTarget
 
 
@@ -51,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     state = activation_vars(prefix) if prefix is not None else {}
     target = find_target(args, state)
     smoke_argv = smoke_cli.to_argv(args, skip=frozenset({"target"}))
+    if target is not None and Path(args.spec).is_file():  # the pinned model, where it is pulled
+        project, spec = load(args)
+        extra = model_argv(target, smoke_model_path(project, spec), smoke_argv)
+        if extra:
+            progress(f"smoke: the pinned model {smoke_model_name(spec)} ({extra[1]})")
+        smoke_argv += extra
     the_plan = plan(target, prefix, smoke_argv, state=state)
     if the_plan.python is None:
         progress(f"smoke: in this Python ({sys.executable}) {' '.join(the_plan.argv)}")

@@ -1,17 +1,19 @@
 """`envspec up [TARGET] (--prefix PATH | --name NAME)`: a pinned, checked, proven environment in one command.
 
-Five steps (the plan and its gates are ``envspec.cli.up_plan``), each a call of the stage's entry point
-(``diagnose``, ``lock``, ``install_target``, ``smoke``, ``build_report``), never a subprocess of envspec:
+Six steps (the plan and its gates are ``envspec.cli.up_plan``), each a call of the stage's entry point
+(``diagnose``, ``lock``, ``install_target``, ``lock_models``/``pull_models``, ``smoke``, ``build_report``),
+never a subprocess of envspec:
 
 1. doctor  - the checks for TARGET (default: the target recommended for this machine); a FAIL
              stops the run, unless ``--allow-cpu`` and every FAIL is the accelerator's absence;
 2. lock    - a missing or stale ``lockfiles/<target>`` is solved first (``--locked`` refuses it,
              ``--frozen`` uses it unchecked);
 3. install - from the lockfile, hash-checked (``--mirror`` as for ``envspec install``);
-4. smoke   - one image in the new prefix, written to ``OUT/<target>/smoke.{json,png}``;
-5. report  - ``OUT/report/report.html`` and ``report.md`` over ``OUT``.
+4. models  - the spec's models locked (if needed) and pulled, hash-checked (``--no-models`` skips it);
+5. smoke   - one image in the new prefix, written to ``OUT/<target>/smoke.{json,png}``;
+6. report  - ``OUT/report/report.html`` and ``report.md`` over ``OUT``.
 
-Progress goes to stderr (``[2/5] lock: ...``); stdout gets one final line. Exit 0 only when every
+Progress goes to stderr (``[2/6] lock: ...``); stdout gets one final line. Exit 0 only when every
 step passed; otherwise the failing step's exit code (doctor / smoke: 1, stale lockfile: 1, ...).
 """
 
@@ -38,15 +40,19 @@ from envspec.cli.common import (
     progress,
 )
 from envspec.cli.install import summary as install_summary
+from envspec.cli.models import PullProgress
 from envspec.doctor.check import UP_ADVICE
 from envspec.doctor.diagnosis import diagnose
 from envspec.doctor.machine import collect_facts, host_subdir
 from envspec.doctor.recommend import default_target
-from envspec.doctor.resources import estimate_env_bytes
-from envspec.errors import EnvspecError
-from envspec.install.plan import destination
+from envspec.doctor.resources import estimate_env_bytes, models_need
+from envspec.errors import CheckFailed, EnvspecError
+from envspec.install.plan import destination, human_bytes
 from envspec.install.run import install_target
-from envspec.lock.freshness import ensure_lockfile
+from envspec.lock.freshness import LockMode, ensure_lockfile
+from envspec.models import lock_models, pull_models, smoke_model_path, stale_entries
+from envspec.models.local import lockfile_path as models_lockfile
+from envspec.models.local import read_lock as read_models_lock
 from envspec.project import Project
 from envspec.report.build import build_report
 from envspec.smoke.host import smoke
@@ -81,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_lock_mode_options(parser)
     parser.add_argument(
+        "--no-models",
+        action="store_true",
+        help="do not lock or pull the spec's models: (the smoke test then uses a model pulled before, else "
+        "its tiny offline one)",
+    )
+    parser.add_argument(
         "--replace",
         action="store_true",
         help="replace an existing environment envspec did not create (never a base install or envs/ holder)",
@@ -102,6 +114,7 @@ class Runner:
             "doctor": self.doctor,
             "lock": self.lock,
             "install": self.install,
+            "models": self.models,
             "smoke": self.smoke,
             "report": self.report,
         }
@@ -118,6 +131,7 @@ class Runner:
             estimate=estimate,
             project_root=str(self.project.root),
             advice=UP_ADVICE,
+            models=None if self.args.no_models else models_need(self.project, self.spec),
         )
         progress(cmd_doctor.render_text(report, self.project))
         gate = up.doctor_gate(report.checks, t.accelerator, self.args.allow_cpu)
@@ -148,12 +162,37 @@ class Runner:
         progress(install_summary(result, self.target.name, None))
         return state, f"{state.prefix} from {self.project.relative(self.project.explicit_file(self.target.name))}"
 
+    def models(self, state: up.UpState) -> tuple[up.UpState, str]:
+        """Lock (per --locked/--frozen, as for packages) and pull the spec's models: the smoke test then
+        makes a real image with the pinned smoke model."""
+        if not self.spec.model.models:
+            return state, "no models: in envspec.yml; the smoke test uses its tiny offline model"
+        if self.args.no_models:
+            return state, "skipped (--no-models); the smoke test uses a model pulled before, else the tiny one"
+        mode = lock_mode(self.args)
+        lockfile = self.project.relative(models_lockfile(self.project))
+        if mode is not LockMode.FROZEN:
+            stale = stale_entries(self.spec, read_models_lock(self.project))
+            if stale and mode is LockMode.LOCKED:
+                raise CheckFailed(
+                    f"models: {lockfile} is not current ({'; '.join(stale)}) and --locked was given",
+                    tip="run `envspec models lock` and commit it, or drop --locked",
+                )
+            if stale:
+                progress(f"models: {lockfile}: {'; '.join(stale)}; locking first")
+                lock_models(self.project, self.spec, progress=progress)
+        pulled = pull_models(self.project, self.spec, progress=PullProgress(sys.stderr))
+        received = sum(r.received for r in pulled)
+        names = ", ".join(f"{r.name} @ {r.commit[:12]}" for r in pulled)
+        return state, f"{names} in place ({human_bytes(received)} downloaded)"
+
     def smoke(self, state: up.UpState) -> tuple[up.UpState, str]:
         out = state.smoke_dir
         for name in (SMOKE_JSON, SMOKE_PNG):  # a result from an earlier run must not pass for this one
             (out / name).unlink(missing_ok=True)
         smoke_argv = ["--out", str(out)] + (["--allow-cpu"] if self.args.allow_cpu else [])
-        code = smoke(self.target, state.prefix, smoke_argv, progress=progress, stdout=_stderr_fd())
+        model = smoke_model_path(self.project, self.spec)
+        code = smoke(self.target, state.prefix, smoke_argv, model=model, progress=progress, stdout=_stderr_fd())
         result = _read_json(out / SMOKE_JSON)
         verdict, message = result.get("verdict"), result.get("message")
         if code != 0:

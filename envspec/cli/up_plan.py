@@ -1,6 +1,6 @@
 """The plan of ``envspec up``: five steps, each taking the previous step's result.
 
-``doctor -> lock -> install -> smoke -> report``. A step is a function from the run's state to the
+``doctor -> lock -> install -> models -> smoke -> report``. A step is a function from the run's state to the
 next state (plus a one-line detail); the first step that raises an ``EnvspecError`` ends the run
 and the steps after it are SKIPPED. Everything here is pure: the effects (probing the machine,
 conda-lock, py-rattler, the smoke test's child process, writing the report) are the step functions
@@ -25,7 +25,7 @@ from envspec.doctor.check import Check
 from envspec.doctor.check import Status as CheckStatus
 from envspec.errors import CheckFailed, EnvspecError, ExitCode, SmokeSetupFailed
 
-STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "smoke", "report")
+STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "models", "smoke", "report")
 
 #: Doctor checks whose FAIL means "this machine lacks the target's accelerator", per accelerator.
 #: ``--allow-cpu`` accepts exactly these (the smoke test then runs on the CPU and says so).

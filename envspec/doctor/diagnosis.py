@@ -17,7 +17,7 @@ from envspec.doctor.checkpoint import check_checkpoint
 from envspec.doctor.machine import MachineFacts
 from envspec.doctor.platform import check_platform
 from envspec.doctor.recommend import fit_checks, recommend_target
-from envspec.doctor.resources import EnvEstimate, check_disk, check_memory, estimate_env_bytes
+from envspec.doctor.resources import EnvEstimate, ModelsNeed, check_disk, check_memory, estimate_env_bytes
 from envspec.doctor.tools import check_installer, check_xcode, install_commands
 from envspec.spec.model import ResolvedTarget
 
@@ -87,6 +87,7 @@ def diagnose(
     estimate: EnvEstimate | None = None,
     project_root: str = ".",
     advice: Advice = DOCTOR_ADVICE,
+    models: ModelsNeed | None = None,
 ) -> Diagnosis:
     """All checks for ``chosen`` (default: the recommended target), fixes worded for ``advice``'s command."""
     recommended = recommend_target(facts, targets)
@@ -108,19 +109,23 @@ def diagnose(
         checks.extend(fit_checks(facts, target, targets, advice))
         if estimate is None:
             estimate = estimate_env_bytes(None, target)
-    checks.extend(resource_checks(facts, target, estimate, project_root))
+    checks.extend(resource_checks(facts, target, estimate, project_root, models))
     return Diagnosis(facts=facts, recommended=recommended, target=target, checks=tuple(checks))
 
 
 def resource_checks(
-    facts: MachineFacts, target: ResolvedTarget | None, estimate: EnvEstimate | None, project_root: str
+    facts: MachineFacts,
+    target: ResolvedTarget | None,
+    estimate: EnvEstimate | None,
+    project_root: str,
+    models: ModelsNeed | None = None,
 ) -> list[Check]:
     """Room and tools: Xcode (macOS), disk (when there is a target), memory, installer, checkpoint."""
     checks = []
     if facts.platform.system == "Darwin":
         checks.append(check_xcode(facts, target))
     if target is not None and estimate is not None:
-        checks.append(check_disk(facts, estimate, project_root))
+        checks.append(check_disk(facts, estimate, project_root, models))
     checks.append(check_memory(facts, target))
     checks.append(check_installer(facts, target))
     checks.append(check_checkpoint(facts.checkpoint_path, facts.checkpoint_size))

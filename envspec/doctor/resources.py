@@ -15,7 +15,10 @@ from envspec.doctor.checkpoint import CHECKPOINT_BYTES, CHECKPOINT_SUSPICIOUS_BE
 from envspec.doctor.machine import MachineFacts
 from envspec.errors import SpecError
 from envspec.lock.condalock import read_conda_lock
-from envspec.spec.model import ResolvedTarget
+from envspec.models import models_size
+from envspec.models.local import lockfile_path as models_lockfile
+from envspec.project import Project
+from envspec.spec.model import ResolvedTarget, Spec
 
 #: Host RAM (on Apple silicon it is also the GPU's memory).
 RAM_FAIL_BELOW: Final = 4 * GiB
@@ -62,13 +65,36 @@ def estimate_env_bytes(lock_text: str | None, target: ResolvedTarget) -> EnvEsti
     )
 
 
-def check_disk(facts: MachineFacts, estimate: EnvEstimate, project_root: str) -> Check:
-    has_checkpoint = facts.checkpoint_size is not None and facts.checkpoint_size >= CHECKPOINT_SUSPICIOUS_BELOW
-    checkpoint = 0 if has_checkpoint else CHECKPOINT_BYTES
-    need = estimate.bytes + checkpoint
+@dataclass(frozen=True)
+class ModelsNeed:
+    """What pulling the spec's locked models still writes (``envspec.models.models_size``)."""
+
+    bytes: int
+    source: str
+
+
+def models_need(project: Project, spec: Spec) -> ModelsNeed | None:
+    """The locked models' bytes not yet in place; None without models or a models lockfile (then the
+    disk check counts one SD-1 checkpoint instead)."""
+    if not spec.model.models or not models_lockfile(project).is_file():
+        return None
+    missing = models_size(project, missing_only=True)
+    return ModelsNeed(missing, f"{project.relative(models_lockfile(project))}, files not pulled yet")
+
+
+def check_disk(
+    facts: MachineFacts, estimate: EnvEstimate, project_root: str, models: ModelsNeed | None = None
+) -> Check:
+    if models is not None:
+        extra, extra_text = models.bytes, f"models ~{gib(models.bytes)} ({models.source})"
+    else:
+        has_checkpoint = facts.checkpoint_size is not None and facts.checkpoint_size >= CHECKPOINT_SUSPICIOUS_BELOW
+        extra = 0 if has_checkpoint else CHECKPOINT_BYTES
+        extra_text = f"{gib(extra)} for an SD-1 checkpoint"
+    need = estimate.bytes + extra
     parts = f"environment ~{gib(estimate.bytes)} ({estimate.source})"
-    if checkpoint:
-        parts += f" + {gib(checkpoint)} for an SD-1 checkpoint"
+    if extra:
+        parts += f" + {extra_text}"
     free = facts.disk_free
     if free is None:
         return Check("disk", Status.WARN, f"free space unknown ({facts.notes.get('disk', 'no answer')}); need {parts}")

@@ -371,6 +371,7 @@ class Row:
     device_verdict: DeviceVerdict
     dtype: str | None
     mode: str | None
+    model_note: str | None  # which model made the image: the pinned one, or the tiny offline one
     lock: LockSummary
     timings: tuple[tuple[str, float], ...]
     it_per_s: float | None
@@ -509,6 +510,7 @@ def _resultless_row(
         device_verdict="unknown",
         dtype=None,
         mode=None,
+        model_note=None,
         lock=lock,
         timings=(),
         it_per_s=None,
@@ -561,6 +563,7 @@ def build_row(
         device_verdict=device_verdict,
         dtype=report.dtype,
         mode=report.mode,
+        model_note=model_note(report.mode, report.model),
         lock=lock,
         timings=timings,
         it_per_s=bench.it_per_s if bench else None,
@@ -570,6 +573,17 @@ def build_row(
         image=image,
         image_note=image_note,
     )
+
+
+def model_note(mode: str | None, model: str | None) -> str | None:
+    """Which model the smoke image came from, for people: a real image or the offline stand-in."""
+    if mode == "tiny":
+        return "tiny offline model (random weights: a shape test, not a real picture)"
+    if mode == "model" and model:
+        return f"model {Path(model).name} ({model})"
+    if mode == "benchmark":
+        return model or "benchmark"
+    return None
 
 
 def build_table(
@@ -689,6 +703,8 @@ def render_markdown(report: ResultTable, image_hint: str = "") -> str:
         result = STATUS_MD[row.status] + (f"<br>{md_cell(row.reason)}" if row.reason else "")
         if row.failed_checks:
             result += "<br>failed: " + ", ".join(md_cell(c.name) for c in row.failed_checks)
+        if row.model_note:
+            result += f"<br>{md_cell(row.model_note)}"
         device = f"{md_cell(row.device or '—')} / {md_cell(row.promised_device)}"
         if row.device_verdict != "unknown":
             device += f"<br>{md_cell(DEVICE_TEXT[row.device_verdict])}"

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,15 +116,37 @@ def activation_vars(prefix: Path) -> dict[str, str]:
         raise SpecError(exc.message, exc.tip) from None
 
 
+def model_argv(target: ResolvedTarget | None, model: Path | None, smoke_argv: Sequence[str]) -> list[str]:
+    """The options that make the smoke test use the pinned, pulled model (pure).
+
+    Nothing when no model is pulled, the target says ``smoke_with_model: false``, or the command
+    line already names a model; the target's ``smoke_steps`` / ``smoke_resolution`` unless given.
+    """
+    if target is None or model is None or not target.smoke_with_model or "--model" in smoke_argv:
+        return []
+    out = ["--model", str(model)]
+    if target.smoke_steps is not None and "--steps" not in smoke_argv:
+        out += ["--steps", str(target.smoke_steps)]
+    if target.smoke_resolution is not None and "--resolution" not in smoke_argv:
+        out += ["--resolution", str(target.smoke_resolution)]
+    return out
+
+
 def smoke(
     target: ResolvedTarget | None,
     prefix: Path,
     smoke_argv: list[str],
     *,
+    model: Path | None = None,
     progress: Progress,
     stdout: int | None = None,
 ) -> int:
-    """The smoke stage's entry point: run the smoke test for ``target`` in ``prefix``; its exit code."""
+    """The smoke stage's entry point: run the smoke test for ``target`` in ``prefix``; its exit code.
+
+    ``model``: the pinned smoke model where it is pulled (``envspec.models.smoke_model_path``); the
+    tiny offline model otherwise.
+    """
+    smoke_argv = [*smoke_argv, *model_argv(target, model, smoke_argv)]
     the_plan = plan(target, prefix, smoke_argv, state=activation_vars(prefix))
     return run_in_prefix(the_plan, prefix, progress=progress, stdout=stdout)
 

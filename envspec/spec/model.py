@@ -149,6 +149,21 @@ class TargetModel(_Strict):
         "default CI runs the smoke test there with --allow-cpu and the report says so.",
     )
     smoke_device: Accelerator = Field(description="The torch device the smoke test must see on real hardware.")
+    smoke_with_model: bool = Field(
+        default=True,
+        description="The smoke test uses the pinned smoke model (models:) once it is pulled; false: always the "
+        "tiny offline model (a runner that cannot afford a real image).",
+    )
+    smoke_steps: int | None = Field(
+        default=None, ge=1, le=500, description="DDIM steps of the real-model smoke image (default 50, the guide's)."
+    )
+    smoke_resolution: int | None = Field(
+        default=None,
+        ge=64,
+        le=2048,
+        multiple_of=8,
+        description="Side of the real-model smoke image in pixels (default 512, the guide's; a multiple of 8).",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> TargetModel:
@@ -358,6 +373,9 @@ class ResolvedTarget:
     torch_spec: str
     cuda_version: str | None
     env_name: str
+    smoke_with_model: bool = True
+    smoke_steps: int | None = None
+    smoke_resolution: int | None = None
 
     @property
     def platform_family(self) -> str:
@@ -411,6 +429,9 @@ class Spec:
             torch_spec=torch_spec,
             cuda_version=cuda_version,
             env_name=f"{self.model.name}-{name}",
+            smoke_with_model=target.smoke_with_model,
+            smoke_steps=target.smoke_steps,
+            smoke_resolution=target.smoke_resolution,
         )
 
     def resolve_all(self) -> list[ResolvedTarget]:

@@ -37,12 +37,13 @@ def test_steps_run_in_order_each_on_the_previous_state() -> None:
         "doctor after ()",
         "lock after ('doctor',)",
         "install after ('doctor', 'lock')",
-        "smoke after ('doctor', 'lock', 'install')",
-        "report after ('doctor', 'lock', 'install', 'smoke')",
+        "models after ('doctor', 'lock', 'install')",
+        "smoke after ('doctor', 'lock', 'install', 'models')",
+        "report after ('doctor', 'lock', 'install', 'models', 'smoke')",
     ]
     assert outcome.ok and outcome.exit_code == 0 and outcome.failed is None
-    assert [r.status for r in outcome.results] == [up.StepStatus.PASS] * 5
-    assert "[2/5] lock: ..." in lines and "[5/5] report: report done" in lines
+    assert [r.status for r in outcome.results] == [up.StepStatus.PASS] * 6
+    assert "[2/6] lock: ..." in lines and "[6/6] report: report done" in lines
 
 
 def test_the_first_failure_ends_the_run_with_its_exit_code() -> None:
@@ -149,7 +150,7 @@ def test_no_gpu_stops_at_the_doctor(rendered: Path, tmp_path: Path, capsys: pyte
     assert captured.out == f"up linux-cuda: FAILED at doctor; prefix {prefix}; report none\n"
     assert "FAIL    nvidia-gpu" in captured.err  # the doctor's checks are printed
     assert "error: doctor: linux-cuda: nvidia-gpu:" in captured.err and "--allow-cpu" in captured.err
-    assert "[2/5]" not in captured.err and not prefix.exists()
+    assert "[2/6]" not in captured.err and not prefix.exists()
 
 
 def test_missing_lockfile_with_locked_stops_before_installing(
@@ -170,7 +171,7 @@ def test_missing_lockfile_with_locked_stops_before_installing(
     code = main(argv)
     captured = capsys.readouterr()
     assert code == ExitCode.CHECK_FAILED
-    assert "[1/5] doctor: " in captured.err and "FAIL accepted by --allow-cpu: nvidia-gpu" in captured.err
+    assert "[1/6] doctor: " in captured.err and "FAIL accepted by --allow-cpu: nvidia-gpu" in captured.err
     assert "error: lock: lockfiles/linux-cuda.lock does not exist and --locked was given; nothing was installed" in (
         captured.err
     )

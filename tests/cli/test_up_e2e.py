@@ -91,6 +91,7 @@ def upped(project: Path, channel: Path, tmp_path_factory: pytest.TempPathFactory
         "--mirror",
         f"conda-forge={channel.as_uri()}",
         "--allow-cpu",
+        "--no-models",  # the shipped sd-v1-5 needs the real Hub: tests/models/test_models_up.py pulls one
         "--prefix",
         str(prefix),
         "--out",
@@ -102,10 +103,11 @@ def upped(project: Path, channel: Path, tmp_path_factory: pytest.TempPathFactory
     assert len(lines) == 1, proc.stdout  # one final line on stdout; everything else went to stderr
     assert lines[0].startswith(f"up {TARGET}: PASS on cpu"), lines[0]
     assert f"prefix {prefix}" in lines[0] and str(out / "report" / "report.html") in lines[0]
-    for n, step in enumerate(("doctor", "lock", "install", "smoke", "report"), 1):
-        assert f"[{n}/5] {step}: " in proc.stderr
+    for n, step in enumerate(("doctor", "lock", "install", "models", "smoke", "report"), 1):
+        assert f"[{n}/6] {step}: " in proc.stderr
     assert "lockfiles/linux-cuda.lock does not exist; solving linux-cuda first" in proc.stderr
     assert "locked lockfiles/linux-cuda.lock: " in proc.stderr
+    assert "[4/6] models: skipped (--no-models)" in proc.stderr
     return project, prefix, out
 
 
@@ -128,6 +130,7 @@ def test_up_locks_installs_smokes_and_reports(upped: tuple[Path, Path, Path], ch
     # report: the target's row, its fresh lockfile and the image embedded
     html = (out / "report" / "report.html").read_text(encoding="utf-8")
     assert TARGET in html and "data:image/png;base64," in html
+    assert "tiny offline model" in html  # --no-models: the report says the image is the stand-in's
     md = (out / "report" / "report.md").read_text(encoding="utf-8")
     row = next(line for line in md.splitlines() if TARGET in line and line.startswith("|"))
     assert "pass" in row and "| fresh |" in row
@@ -153,7 +156,7 @@ def test_up_without_allow_cpu_stops_on_a_machine_without_the_gpu(
     assert proc.returncode == 1, proc.stderr[-4000:]
     # Without an NVIDIA GPU the doctor stops it before anything is installed; on a machine with
     # one the doctor passes and the smoke test fails: this CPU torch cannot keep the cuda promise.
-    if "[1/5] doctor: FAILED" in proc.stderr:
+    if "[1/6] doctor: FAILED" in proc.stderr:
         assert "nvidia-gpu" in proc.stderr and "--allow-cpu" in proc.stderr
         assert "FAILED at doctor" in proc.stdout
         assert not prefix.exists()
@@ -188,7 +191,7 @@ def test_up_locked_with_a_stale_lockfile_stops_before_installing(
         cache=tmp_path / "pkgs",
     )
     assert proc.returncode == 1, proc.stderr[-4000:]
-    assert "[2/5] lock: FAILED" in proc.stderr and "[3/5]" not in proc.stderr
+    assert "[2/6] lock: FAILED" in proc.stderr and "[3/6]" not in proc.stderr
     assert f"lockfiles/{TARGET}.lock does not match" in proc.stderr and "--locked" in proc.stderr
     assert "FAILED at lock" in proc.stdout
     assert not prefix.exists()

@@ -549,3 +549,18 @@ def test_fixes_are_worded_for_the_command_the_doctor_runs_in(spec: Spec) -> None
         c.name: c for c in diagnose(mac, spec.resolve_all(), chosen=spec.resolve("osx-64"), advice=UP_ADVICE).checks
     }
     assert "envspec up osx-arm64" in (wrong["platform"].fix or "") or "envspec up osx-arm64" in wrong["platform"].reason
+
+
+def test_the_disk_check_counts_the_locked_models_still_to_pull(spec: Spec) -> None:
+    """With a models lockfile the disk check counts what a pull still writes, not a guessed checkpoint."""
+    from envspec.doctor.resources import EnvEstimate, ModelsNeed, check_disk
+
+    facts = collect_facts(RecordedProbe(recording("linux-h100-580")), "/p")
+    assert facts.disk_free is not None
+    env = EnvEstimate(facts.disk_free // 2, "test")
+    fits = check_disk(facts, env, "/p", ModelsNeed(facts.disk_free // 4, "lockfiles/models.lock.yml"))
+    assert fits.status is not Status.FAIL and "models ~" in fits.reason and "SD-1 checkpoint" not in fits.reason
+    too_big = check_disk(facts, env, "/p", ModelsNeed(facts.disk_free, "lockfiles/models.lock.yml"))
+    assert too_big.status is Status.FAIL and "lockfiles/models.lock.yml" in too_big.reason
+    pulled = check_disk(facts, env, "/p", ModelsNeed(0, "lockfiles/models.lock.yml"))
+    assert "models" not in pulled.reason  # everything is in place: nothing more to count

@@ -165,6 +165,17 @@ def test_verify_steps(project_copy: Path) -> None:
     assert "envspec smoke --target ${{ matrix.target }} --prefix ./env" in runs
     assert "${{ matrix.allow_cpu && '--allow-cpu' || '' }}" in runs
     assert "--out results/${{ matrix.target }}" in runs
+    # the pinned models: cached by their lockfile, pulled hash-checked before the smoke test (which then
+    # uses the smoke model with the target's steps and size), skipped while no models lockfile exists
+    names = [s.get("name", "") for s in smoke["steps"]]
+    cache = next(s for s in smoke["steps"] if str(s.get("uses", "")).startswith("actions/cache@"))
+    assert (
+        COMMIT.fullmatch(cache["uses"])
+        and cache["with"]["key"] == "models-${{ hashFiles('lockfiles/models.lock.yml') }}"
+    )
+    pull = next(s for s in smoke["steps"] if s.get("run") == "envspec models pull")
+    assert cache["if"] == pull["if"] == "hashFiles('lockfiles/models.lock.yml') != ''"
+    assert names.index(pull["name"]) < next(i for i, n in enumerate(names) if n.startswith("smoke test"))
     upload = next(s for s in smoke["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
     assert upload["if"] == "always()" and COMMIT.fullmatch(upload["uses"])
     report = jobs["report"]
@@ -312,22 +323,32 @@ def test_lockfiles_exist_step_fails_with_the_annotation_only_without_lockfiles(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("rc", "stale"), [(0, "false"), (1, "true"), (3, None)])
-def test_relock_gate_maps_lock_check_exit_codes(project_copy: Path, tmp_path: Path, rc: int, stale: str | None) -> None:
-    """`envspec lock --check`: 0 -> nothing to do, 1 -> re-lock, anything else fails the job."""
+@pytest.mark.parametrize(
+    ("rc", "models_rc", "stale"), [(0, 0, "false"), (1, 0, "true"), (0, 1, "true"), (3, 0, None), (0, 5, None)]
+)
+def test_relock_gate_maps_lock_check_exit_codes(
+    project_copy: Path, tmp_path: Path, rc: int, models_rc: int, stale: str | None
+) -> None:
+    """`envspec lock --check` and `envspec models lock --check`: 0 -> nothing to do, 1 (either) -> re-lock,
+    anything else fails the job."""
     project, plan = _plan(project_copy)
     script = _relock_gate_script(plan[project.ci_dir / "relock.yml"])
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "envspec"
-    fake.write_text(f'#!/bin/sh\n[ "$*" = "lock --check" ] || exit 99\nexit {rc}\n')
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'[ "$*" = "lock --check" ] && exit {rc}\n'
+        f'[ "$*" = "models lock --check" ] && exit {models_rc}\n'
+        "exit 99\n"
+    )
     fake.chmod(0o755)
     output = tmp_path / "github_output"
     output.write_text("")
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "GITHUB_OUTPUT": str(output)}
     proc = subprocess.run([_bash(), "-c", script], env=env, capture_output=True, text=True, check=False)
     if stale is None:
-        assert proc.returncode == rc and output.read_text() == ""
+        assert proc.returncode == (rc or models_rc) and output.read_text() == ""
     else:
         assert proc.returncode == 0, proc.stderr
         assert output.read_text() == f"stale={stale}\n"

@@ -114,3 +114,17 @@ def test_smoke_in_a_prefix_fails_on_a_missing_promise_then_passes_with_allow_cpu
     report = json.loads((out / "smoke.json").read_text())
     assert (report["target"], report["promised_device"], report["device"]) == ("linux-cuda", "cuda", "cpu")
     assert (out / "smoke.png").is_file()
+
+
+def test_the_pinned_model_and_the_targets_image_settings_are_passed_when_pulled(tmp_path: Path) -> None:
+    import dataclasses
+
+    cuda = dataclasses.replace(target("linux-cuda"), smoke_steps=20, smoke_resolution=512)
+    model = tmp_path / "models" / "sd-v1-5"
+    assert smoke_runner.model_argv(cuda, None, []) == []  # nothing pulled: the tiny offline model
+    argv = ["--model", str(model), "--steps", "20", "--resolution", "512"]
+    assert smoke_runner.model_argv(cuda, model, []) == argv
+    assert smoke_runner.model_argv(cuda, model, ["--steps", "2"]) == ["--model", str(model), "--resolution", "512"]
+    assert smoke_runner.model_argv(cuda, model, ["--model", "other"]) == []  # the command line wins
+    assert smoke_runner.model_argv(dataclasses.replace(cuda, smoke_with_model=False), model, []) == []
+    assert smoke_runner.model_argv(None, model, []) == []
