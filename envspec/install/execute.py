@@ -100,6 +100,7 @@ class InstallResult:
     cache_hits: int = 0
     replaced_existing: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    pip_packages: int = 0  # PyPI packages installed after the conda ones (envspec.install.pip)
 
 
 class Throttle:
@@ -555,8 +556,10 @@ def install_rattler(
     cache: Path,
     progress: Progress,
     verify_cache: bool = False,
+    after_link: Callable[[Path, Path], None] | None = None,
 ) -> InstallResult:
-    """Fetch + verify everything, link into a staging folder, then swap it into place."""
+    """Fetch + verify everything, link into a staging folder, then swap it into place.
+    ``after_link(staging, prefix)`` runs before the swap (the PyPI packages, envspec.install.pip)."""
     lock, prefix = plan.lock, plan.prefix
     if prefix.is_symlink():  # replace the environment it points to, not the link
         prefix = prefix.resolve()
@@ -579,6 +582,8 @@ def install_rattler(
                 link(fetched, staging, prefix, cache, progress)
                 write_state(staging, plan.variables)
                 share_metadata(staging)
+                if after_link is not None:
+                    after_link(staging, prefix)
                 t2 = time.perf_counter()
                 report.replaced_existing = _swap(staging, prefix)
             t3 = time.perf_counter()
@@ -588,7 +593,13 @@ def install_rattler(
     return report
 
 
-def install_with_tool(plan: InstallPlan, *, executable: str, progress: Progress) -> InstallResult:
+def install_with_tool(
+    plan: InstallPlan,
+    *,
+    executable: str,
+    progress: Progress,
+    after_create: Callable[[Path, Path], None] | None = None,
+) -> InstallResult:
     """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
     tool, prefix = plan.tool, plan.prefix
     assert plan.tool_lock_text is not None, "a tool install is planned with its explicit text"
@@ -608,6 +619,8 @@ def install_with_tool(plan: InstallPlan, *, executable: str, progress: Progress)
                     f"{tool} failed with exit code {proc.returncode}: {' '.join(cmd)}"
                     + ("; the new prefix it started was removed" if new_prefix and prefix.exists() else "")
                 )
+            if after_create is not None:  # the PyPI packages (envspec.install.pip), on the created prefix
+                after_create(prefix, prefix)
         except BaseException:  # a failed or interrupted tool: a new prefix must not be left half made
             if new_prefix:
                 shutil.rmtree(prefix, ignore_errors=True)

@@ -43,7 +43,7 @@ from envspec.errors import (
     UnsatisfiableError,
 )
 from envspec.fsutil import atomic_write_text, run_lock
-from envspec.lock import explicit
+from envspec.lock import explicit, pypi
 from envspec.lock.conda_shim import REPORT_ENV, shim_executable
 from envspec.lock.condalock import read_conda_lock
 from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
@@ -95,6 +95,7 @@ class LockJob:
     explicit_file: Path
     channels: tuple[str, ...]
     input: LockInput
+    pip: pypi.PipJob | None = None  # the target's PyPI part, if it has one
 
     def rel(self, path: Path) -> str:
         try:
@@ -116,6 +117,7 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                 tip="run `envspec render` first: it writes the environment and virtual-package files",
             ) from None
         channels = apply_mirrors(t.channels, mirrors)
+        pip_job = pypi.make_pip_job(t, mirrors)
         jobs.append(
             LockJob(
                 target=t.name,
@@ -127,8 +129,15 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                 explicit_file=project.explicit_file(t.name),
                 channels=channels,
                 input=LockInput(
-                    t.name, t.subdir, env_bytes, vpkg_bytes, channels, frozenset(map(spec_name, t.dependencies))
+                    t.name,
+                    t.subdir,
+                    env_bytes,
+                    vpkg_bytes,
+                    channels,
+                    frozenset(map(spec_name, t.dependencies)) | pypi.requested(pip_job),
+                    pypi.hash_components(pip_job),
                 ),
+                pip=pip_job,
             )
         )
     return jobs
@@ -160,7 +169,9 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     packages = None
     if with_packages:
         packages = frozenset(p.name for p in read_conda_lock(text, job.rel(job.conda_lock_file), job.subdir))
-    return Stored(explicit_hash, m.group(1) if m else None, packages)
+        packages |= frozenset(p.name for p in pypi.read_pip_packages(text, job.rel(job.conda_lock_file), job.subdir))
+    pip_hash = pypi.stored_hash(pypi.pip_file(job.explicit_file)) if job.pip is not None else None
+    return Stored(explicit_hash, m.group(1) if m else None, packages, pip_hash)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +189,7 @@ class Outcome:
     conda_lock_text: str | None = None
     explicit_text: str | None = None
     error: EnvspecError | None = None
+    pip_text: str | None = None  # lockfiles/<t>.pip.txt (targets with pip packages)
 
 
 @dataclass(frozen=True)
@@ -207,6 +219,10 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
 
 
 def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
+    if job.pip is not None:
+        stderr = pypi.scrub(job.pip, stderr)
+        if not report_path.exists() and (pip_error := pypi.classify_failure(job.target, job.subdir, job.pip, stderr)):
+            return pip_error
     report: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -313,9 +329,12 @@ class Prepared:
     report: Path
     stdout: Path
     stderr: Path
+    pip_env_file: Path | None = None  # the environment file plus its pip index (targets with pip packages)
 
     def cleanup(self) -> None:
         self.tmp_lock.unlink(missing_ok=True)
+        if self.pip_env_file is not None:
+            self.pip_env_file.unlink(missing_ok=True)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
@@ -370,7 +389,15 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
         "TMP": str(scratch),
         "RUNNER_TEMP": str(scratch),
     }
-    return Prepared(job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt")
+    pip_env_file = None
+    if job.pip is not None:  # conda-lock reads the environment file with the index added
+        pip_env_file = pypi.prepare(
+            job.pip, env_file=job.env_file, env_bytes=job.input.environment, argv=argv, env=env, scratch=scratch
+        )
+        argv[argv.index("--file") + 1] = job.rel(pip_env_file)
+    return Prepared(
+        job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt", pip_env_file
+    )
 
 
 def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = False) -> Outcome:
@@ -379,11 +406,13 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     out = prep.stdout.read_text(encoding="utf-8", errors="replace") if prep.stdout.exists() else ""
     err = prep.stderr.read_text(encoding="utf-8", errors="replace") if prep.stderr.exists() else ""
     if verbose:
-        sys.stderr.write(out + err)
+        sys.stderr.write(pypi.scrub(job.pip, out + err) if job.pip is not None else out + err)
     if returncode != 0:
         raise _classify_failure(job, prep.report, err + out, returncode)
     try:
         lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
+        if prep.pip_env_file is not None:
+            lock_text = lock_text.replace(prep.pip_env_file.name, job.env_file.name)
         explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
     except OSError as exc:
         raise ToolFailed(
@@ -409,6 +438,16 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     count, torch = _summarise(lock_text, job.subdir)
     if count != len(entries):
         raise ToolFailed(f"{job.target}: conda-lock.yml has {count} packages but the explicit file {len(entries)}")
+    pip_text = None
+    if job.pip is not None:
+        pip_text = pypi.finish(
+            job.pip,
+            target=job.target,
+            subdir=job.subdir,
+            input_hash=item.input_hash,
+            lock_text=lock_text,
+            explicit_text=explicit_text,
+        )
     return Outcome(
         target=job.target,
         status="updated" if item.action is Action.UPDATE else "solved",
@@ -417,6 +456,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         torch=torch,
         conda_lock_text=_conda_lock_header(job) + lock_text,
         explicit_text=explicit_text,
+        pip_text=pip_text,
     )
 
 
@@ -550,7 +590,7 @@ def _stderr(message: str) -> None:
 
 def _clean_stale_temps(jobs: Sequence[LockJob], work_root: Path) -> None:
     """Temp files a killed run left behind (we hold the run lock, so none is in use)."""
-    for folder in {job.conda_lock_file.parent for job in jobs}:
+    for folder in {job.conda_lock_file.parent for job in jobs} | {job.env_file.parent for job in jobs if job.pip}:
         for path in folder.glob(_TMP_GLOB):
             path.unlink(missing_ok=True)
     shutil.rmtree(work_root, ignore_errors=True)
@@ -655,6 +695,7 @@ def lock_jobs(
             assert outcome.conda_lock_text is not None and outcome.explicit_text is not None
             atomic_write_text(job.conda_lock_file, outcome.conda_lock_text)
             atomic_write_text(job.explicit_file, outcome.explicit_text)
+            pypi.commit(pypi.pip_file(job.explicit_file), outcome.pip_text)
         shutil.rmtree(work_root, ignore_errors=True)
     progress(f"done in {time.monotonic() - started:.1f} s")
     return report
@@ -676,7 +717,7 @@ def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str
         (job,) = make_jobs(project, [target], mirrors)
     except SpecError:
         return None
-    return staleness(job.input.digest(), read_stored(job)) is None
+    return staleness(job.input.digest(), read_stored(job), job.input.has_pip) is None
 
 
 def lock(
@@ -693,6 +734,8 @@ def lock(
 ) -> LockSummary:
     """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``."""
     for name in unused_mirrors([c for t in targets for c in t.channels], mirrors):
+        if name == pypi.MIRROR_NAME:  # the PyPI index of the pip packages, not a conda channel
+            continue
         progress(f"warning: mirror {name!r} matches no channel of the selected targets")
     return lock_jobs(
         make_jobs(project, targets, mirrors),

@@ -103,15 +103,39 @@ def _check_pip_requirement(value: str) -> str:
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:
-        Requirement(value)
+        req = Requirement(value)
     except InvalidRequirement as exc:
-        raise ValueError(f"invalid pip requirement {value!r}: {exc}") from None
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"invalid pip requirement {value!r}: {detail}") from None
+    if req.url is not None:
+        raise ValueError(
+            f"pip requirement {value!r} is a direct reference (NAME @ URL); envspec locks PyPI packages from "
+            "the index only (write NAME==VERSION, or serve the file from an index: --mirror pypi=URL)"
+        )
     return value
+
+
+def _check_pip_name(value: str) -> str:
+    from packaging.utils import InvalidName, canonicalize_name
+
+    try:
+        return str(canonicalize_name(value, validate=True))
+    except InvalidName:
+        raise ValueError(f"{value!r} is not a PyPI project name") from None
+
+
+def pip_name(requirement: str) -> str:
+    """The normalised PyPI name of a (valid) pip requirement: ``Pillow[x]>=10`` -> ``pillow``."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(Requirement(requirement).name))
 
 
 MatchSpecStr = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_match_spec)]
 VirtualValue = Annotated[str, AfterValidator(_check_vpkg_value)]
-PipRequirement = Annotated[str, AfterValidator(_check_pip_requirement)]
+PipRequirement = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_pip_requirement)]
+PipName = Annotated[str, AfterValidator(_check_pip_name)]
 Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
 #: One GitHub runner label (ubuntu-latest, macos-15-intel, a self-hosted label): no spaces or newlines.
 RunnerLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
@@ -137,6 +161,11 @@ class TargetModel(_Strict):
         description="Match specs selecting the torch variant, e.g. ['pytorch=*=cuda*', 'cuda-version=12.9'].",
     )
     packages: list[MatchSpecStr] = Field(default_factory=list, description="Extra conda packages for this target.")
+    pip: list[PipRequirement] = Field(
+        default_factory=list,
+        description="Extra PyPI requirements for this target (PEP 508, markers allowed), locked on top of its "
+        "conda packages.",
+    )
     variables: dict[EnvVarName, str] = Field(
         default_factory=dict, description="Environment variables set on activation."
     )
@@ -206,7 +235,14 @@ class SpecModel(_Strict):
     dependencies: list[MatchSpecStr] = Field(min_length=1, description="conda packages common to every target.")
     pip: list[PipRequirement] = Field(
         default_factory=list,
-        description="Optional pip requirements. Explicit lockfiles cannot carry them; unused by default.",
+        description="PyPI requirements for every target (PEP 508, markers allowed), for what conda-forge lacks. "
+        "conda-lock solves them against each target's conda packages; a requirement a conda package already "
+        "provides (torch by pytorch) is not installed again. Locked with sha256 into lockfiles/<target>.pip.txt.",
+    )
+    pip_allow_sdist: list[PipName] = Field(
+        default_factory=list,
+        description="PyPI projects that may be locked as a source distribution (built at install time, may need "
+        "a compiler). Any other project without a wheel for a target fails the lock.",
     )
     targets: dict[Name, TargetModel] = Field(min_length=1, description="One record per platform target.")
 
@@ -222,6 +258,14 @@ class SpecModel(_Strict):
                 if name in seen:
                     raise ValueError(f"target {tname!r}: package {name!r} is given twice ({seen[name]!r} and {spec!r})")
                 seen[name] = spec
+            pip_seen: dict[str, str] = {}
+            for req in [*self.pip, *target.pip]:
+                name = pip_name(req)
+                if name in pip_seen:
+                    raise ValueError(
+                        f"target {tname!r}: pip package {name!r} is given twice ({pip_seen[name]!r} and {req!r})"
+                    )
+                pip_seen[name] = req
         return self
 
 
@@ -258,6 +302,7 @@ class ResolvedTarget:
     torch_spec: str
     cuda_version: str | None
     env_name: str
+    pip_allow_sdist: tuple[str, ...] = ()
 
     @property
     def platform_family(self) -> str:
@@ -302,7 +347,7 @@ class Spec:
             accelerator=target.accelerator,
             channels=tuple(self.model.channels),
             dependencies=(*self.model.dependencies, *target.torch, *target.packages),
-            pip=tuple(self.model.pip),
+            pip=(*self.model.pip, *target.pip),
             virtual_packages=dict(target.virtual_packages),
             variables=variables,
             runner=target.runner,
@@ -311,6 +356,7 @@ class Spec:
             torch_spec=torch_spec,
             cuda_version=cuda_version,
             env_name=f"{self.model.name}-{name}",
+            pip_allow_sdist=tuple(self.model.pip_allow_sdist),
         )
 
     def resolve_all(self) -> list[ResolvedTarget]:
