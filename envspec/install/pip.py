@@ -199,6 +199,7 @@ def pip_command(python: Path, prefix: Path, wheel_dir: Path, requirements: Path,
         "--disable-pip-version-check",
         "--no-warn-script-location",
         "--no-deps",
+        "--ignore-installed",  # a fresh prefix: whatever else is on sys.path must not count
         "--require-hashes",
         "--no-index",
         "--find-links",

@@ -92,8 +92,10 @@ class PipIndex:
         return env
 
     def secrets(self) -> list[str]:
-        """Credential texts that must never appear in an output (only non-trivial ones)."""
-        return [s for s in (self.password, self.username) if s and len(s) >= 4]
+        """Credential texts that must never appear in an output: the password, or a lone username
+        (a token: ``https://TOKEN@host/simple``)."""
+        secret = self.password if self.password else self.username
+        return [secret] if secret else []
 
 
 def pip_index(mirrors: Mapping[str, str]) -> PipIndex:
@@ -131,6 +133,24 @@ class PipJob:
     requirements: tuple[str, ...]
     allow_sdist: frozenset[str]
     index: PipIndex
+    conda_names: frozenset[str] = frozenset()  # the conda packages the spec names for the target
+
+    def split(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+        """(requirements for conda-lock's PyPI solver, (requirement, conda name) pairs the spec's
+        conda packages provide). The latter never reach the PyPI solver: it would fetch the PyPI
+        release's metadata (torch's pulls in nvidia-* wheels) instead of trusting the conda package;
+        envspec checks them against the conda solution instead."""
+        mapping = conda_names_of_pypi()
+        to_pip: list[str] = []
+        provided: list[tuple[str, str]] = []
+        for req in self.requirements:
+            name = requirement_name(req)
+            conda = mapping.get(name, name)
+            if conda in self.conda_names:
+                provided.append((req, conda))
+            else:
+                to_pip.append(req)
+        return tuple(to_pip), tuple(provided)
 
 
 def hash_components(job: PipJob | None) -> tuple[tuple[str, str], ...]:
@@ -151,7 +171,27 @@ def make_pip_job(target: Any, mirrors: Mapping[str, str]) -> PipJob | None:
     if not requirements:
         return None
     allow = frozenset(_canonical(n) for n in getattr(target, "pip_allow_sdist", ()) or ())
-    return PipJob(requirements, allow, pip_index(mirrors))
+    conda = frozenset(_conda_spec_name(d) for d in getattr(target, "dependencies", ()))
+    return PipJob(requirements, allow, pip_index(mirrors), conda)
+
+
+def _conda_spec_name(match_spec: str) -> str:
+    text = match_spec.strip().split("::", 1)[-1]
+    return re.split(r"[\s=<>!~\[;]", text, maxsplit=1)[0].lower()
+
+
+def requirement_name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+
+    return _canonical(Requirement(requirement).name)
+
+
+def conda_names_of_pypi() -> dict[str, str]:
+    """The shipped mapping as {PyPI name: conda name} (``torch`` -> ``pytorch``)."""
+    import json
+
+    data = json.loads(MAPPING_FILE.read_text(encoding="utf-8"))
+    return {_canonical(k): str(v.get("conda_name") or k) for k, v in data.items() if isinstance(v, dict)}
 
 
 def requested_names(requirements: Sequence[str]) -> frozenset[str]:
@@ -166,16 +206,29 @@ def _canonical(name: str) -> str:
     return str(canonicalize_name(name))
 
 
-def lock_environment_text(env_text: str, index: PipIndex) -> str:
-    """The environment file conda-lock reads for a pip target: the rendered one plus its index."""
+def lock_environment_text(env_text: str, index: PipIndex, pip_requirements: Sequence[str] | None = None) -> str:
+    """The environment file conda-lock reads for a pip target: the rendered one plus its index,
+    and (when given) only ``pip_requirements`` in its ``pip:`` section."""
     import json
 
-    body = env_text.replace("\r\n", "\n").rstrip("\n") + "\n"
+    import yaml
+
+    data = yaml.safe_load(env_text)
+    if pip_requirements is not None and isinstance(data, dict):
+        deps = []
+        for dep in data.get("dependencies") or []:
+            if isinstance(dep, dict) and "pip" in dep:
+                if pip_requirements:
+                    deps.append({**dep, "pip": list(pip_requirements)})
+            else:
+                deps.append(dep)
+        data["dependencies"] = deps
+    data["pip-repositories"] = [index.conda_lock_url()]
+    data["allow-pypi-requests"] = False
     return (
-        body
-        + "# added by `envspec lock` for conda-lock's PyPI solver (not in the committed file):\n"
-        + f"pip-repositories:\n  - {json.dumps(index.conda_lock_url())}\n"
-        + "allow-pypi-requests: false\n"
+        "# written by `envspec lock` for conda-lock's PyPI solver from the rendered environment file\n"
+        + json.dumps(data, indent=1, ensure_ascii=False)
+        + "\n"
     )
 
 
@@ -191,7 +244,8 @@ def prepare(
     import os
 
     path = lock_env_path(env_file, os.getpid())
-    path.write_text(lock_environment_text(env_bytes.decode("utf-8"), job.index), encoding="utf-8")
+    to_pip, _ = job.split()
+    path.write_text(lock_environment_text(env_bytes.decode("utf-8"), job.index, to_pip), encoding="utf-8")
     argv += conda_lock_argv(job)
     env.update(conda_lock_env(job, scratch))
     return path
@@ -206,7 +260,12 @@ def conda_lock_argv(job: PipJob) -> list[str]:
 
 def conda_lock_env(job: PipJob, scratch: Path) -> dict[str, str]:
     """The child's additions: credentials (as variables) and a per-run Poetry cache."""
-    return {**job.index.child_env(), "POETRY_CACHE_DIR": str(scratch / "poetry-cache")}
+    return {
+        **job.index.child_env(),
+        "POETRY_CACHE_DIR": str(scratch / "poetry-cache"),
+        # Poetry asks the system keyring for index credentials: never (it can block, or find others')
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +344,7 @@ def finish(job: PipJob, *, target: str, subdir: str, input_hash: str, lock_text:
     check_no_secrets(job, lock_text, explicit_text)
     packages = read_pip_packages(lock_text, "conda-lock output", subdir)
     check_locked(target, packages, job)
+    check_provided(target, subdir, job, lock_text)
     pip_lines = [line for line in explicit_text.splitlines() if line.startswith("# pip ")]
     if len(pip_lines) != len(packages):
         raise ToolFailed(
@@ -339,6 +399,51 @@ def _last_error_line(output: str) -> str:
 
 def redact_urls(text: str) -> str:
     return re.sub(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1", text)
+
+
+def check_provided(target: str, subdir: str, job: PipJob, lock_text: str) -> None:
+    """The pip requirements a conda package provides must be met by the version conda solved."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.version import InvalidVersion, Version
+
+    from envspec.lock.condalock import read_conda_lock
+
+    _, provided = job.split()
+    if not provided:
+        return
+    solved = {p.name: p.version for p in read_conda_lock(lock_text, "conda-lock output", subdir)}
+    python = solved.get("python", "3")
+    family = subdir.split("-", maxsplit=1)[0]
+    env: dict[str, str] = {
+        **{k: str(v) for k, v in default_environment().items()},
+        "sys_platform": {"linux": "linux", "osx": "darwin", "win": "win32"}.get(family, family),
+        "platform_system": {"linux": "Linux", "osx": "Darwin", "win": "Windows"}.get(family, family),
+        "os_name": "nt" if family == "win" else "posix",
+        "python_version": ".".join(python.split(".")[:2]),
+        "python_full_version": python,
+    }
+    for text, conda in provided:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate(env):
+            continue
+        version = solved.get(conda)
+        if version is None:
+            raise UnsatisfiableError(
+                f"target {target}: pip requirement {text!r} is provided by conda package {conda}, "
+                "which the conda solution does not contain",
+                tip="check the spec's conda packages for this target",
+            )
+        try:
+            ok = req.specifier.contains(Version(version), prereleases=True)
+        except InvalidVersion:
+            ok = True  # a conda-only version scheme: the conda spec is authoritative
+        if not ok:
+            raise UnsatisfiableError(
+                f"target {target} ({subdir}): its pip requirements cannot be met on top of its conda packages: "
+                f"{text!r} is provided by conda package {conda} {version}, which does not satisfy it",
+                tip=f"relax the pip requirement, or pin {conda} in the spec's conda packages to match it",
+            )
 
 
 def check_no_secrets(job: PipJob, *texts: str) -> None:
