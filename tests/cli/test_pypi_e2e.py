@@ -189,8 +189,8 @@ def test_a_tampered_wheel_is_refused_and_nothing_is_installed(
     original = wheel.read_bytes()
     wheel.write_bytes(pypi_index.wheel_bytes(Project("envspec-helper", "0.2", module_body="EVIL = True\n")))
     try:
-        proc = child(project, "install", TARGET, "--prefix", str(work / "tampered"), "--mirror",
-                     f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}", cache=work / "pkgs")  # fmt: skip
+        mirrors = ["--mirror", f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}"]
+        proc = child(project, "install", TARGET, "--prefix", str(work / "tampered"), *mirrors, cache=work / "pkgs")
     finally:
         wheel.write_bytes(original)
     assert proc.returncode == 7, proc.stderr
