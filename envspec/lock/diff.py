@@ -13,6 +13,7 @@ from pathlib import Path
 
 from envspec.errors import ToolFailed
 from envspec.lock.condalock import read_conda_lock
+from envspec.lock.pypi import diff_entries
 from envspec.project import Project
 
 Packages = dict[str, tuple[str, str]]  # name -> (version, build)
@@ -97,4 +98,7 @@ def diff_target(project: Project, target: str, base: str) -> str:
     after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
     rel = project.relative(path)
     before = git_show(project.root, base, rel)
-    return markdown(target, diff_packages(packages_of(before, f"{base}:{rel}"), packages_of(after, rel)))
+    old, new = packages_of(before, f"{base}:{rel}"), packages_of(after, rel)
+    old.update(diff_entries(before, f"{base}:{rel}"))  # the PyPI packages, as "NAME (pypi)"
+    new.update(diff_entries(after, rel))
+    return markdown(target, diff_packages(old, new))

@@ -288,6 +288,13 @@ class PipPackage:
     def is_sdist(self) -> bool:
         return not self.filename.endswith(".whl")
 
+    @property
+    def tag(self) -> str:
+        """The wheel's compatibility tag (``py3-none-any``), or ``sdist``."""
+        if self.is_sdist:
+            return "sdist"
+        return "-".join(self.filename.removesuffix(".whl").split("-")[-3:])
+
 
 def read_pip_packages(text: str, source: str, platform: str | None = None) -> list[PipPackage]:
     """The pip packages of a conda-lock v1 file (of ``platform`` only, when given)."""
@@ -318,6 +325,13 @@ def read_pip_packages(text: str, source: str, platform: str | None = None) -> li
             )
         )
     return sorted(out, key=lambda p: p.name)
+
+
+def diff_entries(text: str | None, source: str) -> dict[str, tuple[str, str]]:
+    """``{"NAME (pypi)": (version, wheel tag or "sdist")}`` for ``envspec diff``."""
+    if not text:
+        return {}
+    return {f"{p.name} (pypi)": (p.version, p.tag) for p in read_pip_packages(text, source)}
 
 
 def check_locked(target: str, packages: Sequence[PipPackage], job: PipJob) -> None:

@@ -241,3 +241,31 @@ def test_mirror_credentials_are_used_but_never_written_or_printed(channel: Path,
         assert secret not in text
     assert "envspec:" not in (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
     assert not list(project.glob(".*envspec-tmp*"))
+
+
+def test_update_moves_one_pip_package_and_check_sees_a_missing_pip_txt(
+    upped: tuple[Path, Path, Path], channel: Path, index: pypi_index.Index, tmp_path: Path
+) -> None:
+    project = tmp_path / "proj"
+    shutil.copytree(upped[0], project, ignore=shutil.ignore_patterns(".envspec-cache"))
+    mirrors = ["--mirror", f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}"]
+    conda_before = (project / "lockfiles" / f"{TARGET}.lock").read_text().split("@EXPLICIT", 1)[1]
+    conda_before = [line for line in conda_before.splitlines() if not line.startswith("# pip ")]
+    pypi_index.build_files(index.root, [Project("envspec-demo", "1.2", requires=("envspec-helper>=0.1",))])
+    pypi_index.write_pages(index.root, f"http://127.0.0.1:{index.port}")
+    try:
+        proc = child(project, "lock", "--target", TARGET, "--update", "envspec-demo", *mirrors, cache=tmp_path / "c")
+        assert proc.returncode == 0, proc.stderr
+        pins = _pins(project)
+        assert any(p.startswith("envspec-demo==1.2 ") for p in pins)
+        assert any(p.startswith("envspec-helper==0.2 ") for p in pins)
+        conda_after = (project / "lockfiles" / f"{TARGET}.lock").read_text().split("@EXPLICIT", 1)[1]
+        assert [line for line in conda_after.splitlines() if not line.startswith("# pip ")] == conda_before
+        assert "# pip envspec-demo @ " in conda_after and "envspec_demo-1.2-py3-none-any.whl" in conda_after
+        # a pip.txt that went missing makes the target stale
+        (project / "lockfiles" / f"{TARGET}.pip.txt").unlink()
+        check = child(project, "lock", "--target", TARGET, "--check", *mirrors, cache=tmp_path / "c")
+        assert check.returncode == 1 and ".pip.txt missing" in check.stderr, check.stderr
+    finally:
+        index.file("envspec_demo-1.2-py3-none-any.whl").unlink()
+        pypi_index.write_pages(index.root, f"http://127.0.0.1:{index.port}")
