@@ -105,7 +105,11 @@ def check_installer(facts: MachineFacts, target: ResolvedTarget | None) -> Check
 def check_xcode(facts: MachineFacts, target: ResolvedTarget | None) -> Check:
     why = needs_compiler(target) if target else None
     if why is None:
-        return Check("xcode-clt", Status.PASS, "not needed: the spec has no compiler packages and builds no pip package from source")
+        return Check(
+            "xcode-clt",
+            Status.PASS,
+            "not needed: the spec has no compiler packages and builds no pip package from source",
+        )
     if facts.xcode_clt:
         return Check("xcode-clt", Status.PASS, f"Xcode command-line tools present ({why})")
     if facts.xcode_clt is None:

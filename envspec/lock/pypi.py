@@ -537,7 +537,7 @@ def conflict_message(output: str) -> str | None:
         return None
     lines = [" ".join(line.split()) for line in output.splitlines()]
     lines = [line.removeprefix("conda_lock._vendor.poetry.puzzle.exceptions.SolverProblemError: ") for line in lines]
-    picked = [line for line in lines if line.startswith(("Because", "And because", "So,", "Thus,"))]
+    picked = [line for line in lines if line.startswith(("Because", "And because", "and ", "So,", "Thus,"))]
     text = " ".join(picked) if picked else next((line for line in lines if "version solving failed" in line), "")
     text = text.replace("_dummy_package_", "the spec")
     return text or "pip requirements conflict with the conda packages"
