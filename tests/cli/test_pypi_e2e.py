@@ -269,3 +269,15 @@ def test_update_moves_one_pip_package_and_check_sees_a_missing_pip_txt(
     finally:
         index.file("envspec_demo-1.2-py3-none-any.whl").unlink()
         pypi_index.write_pages(index.root, f"http://127.0.0.1:{index.port}")
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not os.environ.get("ENVSPEC_NETWORK_TESTS"), reason="reaches pypi.org: set ENVSPEC_NETWORK_TESTS=1")
+def test_real_pypi(channel: Path, tmp_path: Path) -> None:
+    """Opt-in: the same lock against https://pypi.org/simple (the default index, no pypi mirror)."""
+    project = make_project(tmp_path / "proj", ["six==1.17.0", "torch>=2"])
+    proc = child(project, "lock", "--target", TARGET, "--mirror", f"conda-forge={channel.as_uri()}", cache=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.split(" ")[0] for p in _pins(project)] == ["six==1.17.0"]  # torch: pytorch's, from conda
+    explicit = (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
+    assert "# pip six @ https://files.pythonhosted.org/packages/" in explicit
