@@ -71,6 +71,12 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_lock.py", *session.posargs)
     session.run("python", "benchmarks/bench_install.py")
+    # The real conda-forge snapshot (../shared/data, see its README) is not part of the repository.
+    snapshot = Path("..") / "shared" / "data" / "conda-forge-records.tar.gz"
+    if snapshot.is_file():
+        session.run("python", "benchmarks/bench_lock_real.py", str(snapshot))
+    else:
+        session.log(f"bench_lock_real skipped: {snapshot.resolve()} (the real conda-forge snapshot) is absent")
 
 
 @nox.session(python=PYTHON)

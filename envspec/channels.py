@@ -1,44 +1,167 @@
-"""Channel mirrors: ``--mirror NAME=URL`` and ``ENVSPEC_MIRRORS="NAME=URL,..."`` (pure).
+"""Channels and mirrors: ``--mirror NAME=URL`` and ``ENVSPEC_MIRRORS="NAME=URL,..."``.
 
 A mirror maps a channel of the spec (``conda-forge``, or its full URL) to another URL: a corporate
 mirror, or a ``file:///`` local channel for air-gapped machines (and the tests). Command-line
 mirrors win over the environment variable.
+
+**A mirror is transport, never content.** Lockfiles, input hashes and reports name the spec's
+*canonical* channel URL (:func:`channel_url`: ``conda-forge`` is
+``https://conda.anaconda.org/conda-forge``); only the requests made while solving and installing go
+to the mirror.
+
+**Credentials.** A mirror URL may carry ``https://user:token@host/...`` (put it in
+``ENVSPEC_MIRRORS`` to keep it out of shell history). The userinfo is split off when the mirror is
+parsed (:func:`normalize_url`): every URL envspec handles afterwards is credential-free, and the
+secret lives only in this module's in-memory registry. It leaves it only as an HTTP
+``Authorization`` header (:func:`auth_headers`, for installs) and in the environment of envspec's
+own conda shim (:func:`shim_mirrors`, for the solve); it is never written to a file, a lockfile, a
+log line or an error message. :func:`redact` masks a password that reached a string anyway.
 """
 
 from __future__ import annotations
 
+import base64
+import re
+import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from envspec.errors import SpecError
 
 ENV_VAR = "ENVSPEC_MIRRORS"
 DEFAULT_CHANNEL_ALIAS = "https://conda.anaconda.org"
 _SCHEMES = ("http://", "https://", "file://", "s3://", "oci://")
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """HTTP basic-auth credentials of a mirror (the password never shows in a repr)."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def header(self) -> str:
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+
+_registry: dict[str, Credentials] = {}
+_registry_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------------
+# Credentials: split, remember, redact
+# ---------------------------------------------------------------------------------------------
+
+
+def split_credentials(url: str) -> tuple[str, Credentials | None]:
+    """``scheme://user:pw@host/path`` -> ``(scheme://host/path, Credentials(user, pw))`` (pure)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, Credentials(unquote(user), unquote(password))
+
+
+def remember(url: str) -> str:
+    """Strip the credentials of ``url`` into the registry; return the credential-free URL."""
+    clean, creds = split_credentials(url)
+    if creds is not None:
+        with _registry_lock:
+            _registry[clean.rstrip("/")] = creds
+    return clean
+
+
+def credentials_for(url: str) -> Credentials | None:
+    """The registered credentials whose mirror URL is the longest prefix of ``url`` (at a ``/``)."""
+    clean, inline = split_credentials(url)
+    if inline is not None:
+        return inline
+    key = clean.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    with _registry_lock:
+        best = max((p for p in _registry if key == p or key.startswith(p + "/")), key=len, default=None)
+        return None if best is None else _registry[best]
+
+
+def auth_headers(url: str) -> tuple[str, dict[str, str]]:
+    """``(credential-free URL, headers)`` for a request to ``url``: ``Authorization`` when it (or
+    the mirror it lies under) has credentials."""
+    creds = credentials_for(url)
+    clean, _ = split_credentials(url)
+    return clean, ({"Authorization": creds.header()} if creds is not None else {})
+
+
+def forget_all() -> None:
+    """Drop every registered credential (tests)."""
+    with _registry_lock:
+        _registry.clear()
+
+
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
+_BARE_USERINFO_RE = re.compile(r"(?P<pre>^|[\s'\"=,(])(?P<user>[^\s/@:'\"=,()]+):(?P<pw>[^\s/@'\"]+)@")
+_TOKEN_RE = re.compile(r"/t/[^/\s]+/")
+
+
+def redact(url: str) -> str:
+    """``url`` with its password (or anaconda.org ``/t/TOKEN/``) replaced by ``***``; the user stays.
+
+    Works on any text, so an error message that quotes a URL can go through it whole.
+    """
+    text = _USERINFO_RE.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
+    text = _BARE_USERINFO_RE.sub(lambda m: f"{m['pre']}{m['user']}:{MASK}@", text)  # a scheme-less typo
+    text = _TOKEN_RE.sub(f"/t/{MASK}/", text)
+    with _registry_lock:
+        secrets = [c.password for c in _registry.values() if len(c.password) >= 4]
+    for secret in secrets:  # a secret a tool echoed back, e.g. percent-decoded
+        text = text.replace(secret, MASK).replace(quote(secret, safe=""), MASK)
+    return text
+
+
+def shown(url: str) -> str:
+    """How a (credential-free) mirror URL is shown to people: ``scheme://user:***@host/...`` when
+    it has credentials, so a message says which account was used, never its secret."""
+    clean, inline = split_credentials(url)
+    creds = inline or credentials_for(clean)
+    if creds is None:
+        return redact(clean)
+    parts = urlsplit(clean)
+    netloc = f"{quote(creds.username, safe='')}:{MASK}@{parts.netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# ---------------------------------------------------------------------------------------------
+# Mirrors
+# ---------------------------------------------------------------------------------------------
 
 
 def normalize_url(url: str) -> str:
-    """A mirror URL as conda understands it: an absolute local path becomes ``file://``."""
+    """A mirror URL as conda understands it: an absolute local path becomes ``file://``; the
+    credentials of an ``http(s)://user:pw@`` URL go to the registry, the URL returned has none."""
     text = url.strip()
     if not text:
         raise SpecError("empty mirror URL", tip="write --mirror NAME=URL, e.g. conda-forge=file:///srv/conda-forge")
     if text.startswith(_SCHEMES):
-        return text.rstrip("/")
+        return remember(text).rstrip("/")
     path = Path(text).expanduser()
     if path.is_absolute():
         return path.as_uri()
     raise SpecError(
-        f"mirror URL {url!r} is neither a URL (http://, https://, file://) nor an absolute path",
+        f"mirror URL {redact(url)!r} is neither a URL (http://, https://, file://) nor an absolute path",
         tip="write --mirror NAME=URL, e.g. conda-forge=https://mirror.example.com/conda-forge",
     )
 
 
 def parse_mirror(item: str) -> tuple[str, str]:
-    """``NAME=URL`` -> ``(NAME, URL)``."""
+    """``NAME=URL`` -> ``(NAME, credential-free URL)``."""
     name, sep, url = item.partition("=")
     if not sep or not name.strip():
         raise SpecError(
-            f"bad mirror {item!r}: expected NAME=URL",
+            f"bad mirror {redact(item)!r}: expected NAME=URL",
             tip="e.g. --mirror conda-forge=file:///srv/conda-forge or ENVSPEC_MIRRORS=conda-forge=https://...",
         )
     return name.strip().rstrip("/"), normalize_url(url)
@@ -65,6 +188,11 @@ def channel_url(channel: str) -> str:
     return f"{DEFAULT_CHANNEL_ALIAS}/{channel.strip('/')}"
 
 
+def canonical_channels(channels: Iterable[str]) -> tuple[str, ...]:
+    """The spec's channels as the canonical URLs lockfiles name (``nodefaults`` dropped)."""
+    return tuple(channel_url(c.rstrip("/")) for c in channels if c not in {"nodefaults"})
+
+
 def apply_mirrors(channels: Iterable[str], mirrors: Mapping[str, str]) -> tuple[str, ...]:
     """The channels a solve uses: each spec channel replaced by its mirror, if it has one.
 
@@ -78,6 +206,30 @@ def apply_mirrors(channels: Iterable[str], mirrors: Mapping[str, str]) -> tuple[
         key = channel.rstrip("/")
         out.append(mirrors.get(key) or by_url.get(channel_url(key)) or key)
     return tuple(out)
+
+
+def shim_mirrors(channels: Iterable[str], mirrors: Mapping[str, str]) -> list[dict[str, str]]:
+    """What envspec's conda shim needs to reach ``channels`` through ``mirrors``: per mirrored
+    channel ``{"channel": canonical URL, "mirror": URL[, "username", "password"]}``.
+
+    Passed to the shim in its environment only (never argv, never a file): conda-lock sees the
+    canonical URLs alone, so it can neither write a mirror nor a secret into a lockfile.
+    """
+    out: list[dict[str, str]] = []
+    for channel in channels:
+        if channel in {"nodefaults"}:
+            continue
+        (mirror,) = apply_mirrors([channel], mirrors)
+        canonical = channel_url(channel.rstrip("/"))
+        mirror = remember(mirror)
+        if mirror.rstrip("/") in {canonical, channel.rstrip("/")}:  # not mirrored
+            continue
+        entry = {"channel": canonical, "mirror": mirror.rstrip("/")}
+        creds = credentials_for(mirror)
+        if creds is not None:
+            entry |= {"username": creds.username, "password": creds.password}
+        out.append(entry)
+    return out
 
 
 def unused_mirrors(channels: Iterable[str], mirrors: Mapping[str, str]) -> list[str]:

@@ -19,10 +19,12 @@ class ExitCode(IntEnum):
     UNSATISFIABLE = 4  # the solver found no solution for a target
     CHANNEL_UNREACHABLE = 5  # a channel / mirror could not be reached
     TOOL_FAILED = 6  # an external tool (conda-lock, conda, git...) failed, or the OS refused a file operation
-    INTEGRITY = 7  # a package did not match the hash in the lockfile
+    INTEGRITY = 7  # a package (or model file) did not match the hash in its lockfile
     BUSY = 8  # another envspec run holds the lock
     PLATFORM_MISMATCH = 9  # a lockfile for another platform
     SMOKE_SETUP = 10  # the environment cannot run the smoke test (promised device absent, no torch, no Python)
+    UNTRUSTED = 11  # refused to fetch a pickle (code runs when it loads) that nothing marked trusted
+    ACCESS_DENIED = 12  # the Hub wants a token, or the licence of a gated model accepted
     INTERRUPTED = 130
 
 
@@ -77,3 +79,11 @@ class PlatformMismatch(EnvspecError):
 
 class SmokeSetupFailed(EnvspecError):
     exit_code = ExitCode.SMOKE_SETUP
+
+
+class UntrustedPickle(EnvspecError):
+    exit_code = ExitCode.UNTRUSTED
+
+
+class AccessDenied(EnvspecError):
+    exit_code = ExitCode.ACCESS_DENIED

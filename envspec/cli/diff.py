@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from envspec.cli.common import load
-from envspec.lock.diff import diff_target
+from envspec.lock.diff import diff_target, resolve_base
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,5 +21,6 @@ def run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.target)) if args.target else list(spec.targets)
     for name in names:
         spec.resolve(name)  # unknown names are a SpecError
-    sys.stdout.write("".join(diff_target(project, name, args.base) for name in names))
+    base = resolve_base(project.root, args.base)  # before any git show: a bad ref is refused, exit 2
+    sys.stdout.write("".join(diff_target(project, name, base) for name in names))
     return 0

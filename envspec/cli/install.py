@@ -61,6 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="install this explicit file as it is (default: lockfiles/<target>.lock, solved first if missing or stale)",
     )
     add_lock_mode_options(parser)
+    parser.add_argument(
+        "--require-sha256",
+        action="store_true",
+        help="refuse (exit 7) when a package has no sha256 in the lockfiles (md5 only)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing environment envspec did not create (never a base install or envs/ holder)",
+    )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -102,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         verify_cache=args.verify_cache,
         lockfile=args.lockfile,
+        require_sha256=args.require_sha256,
+        replace=args.replace,
         progress=progress,
     )
     print(summary(result, target.name, args.tool))

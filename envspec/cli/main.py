@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("doctor", "envspec.cli.doctor", "recommend the target for this machine and check what stands in the way"),
     ("report", "envspec.cli.report", "build report.html and report.md from every target's smoke results and lockfiles"),
     ("smoke", "envspec.cli.smoke", "generate one image in an environment and check it works on its device"),
+    ("models", "envspec.cli.models", "lock Hugging Face models (commit, sizes, hashes) and pull them hash-checked"),
     ("up", "envspec.cli.up", "doctor, lock check, install, smoke test and report for one target in one command"),
 ]
 

@@ -80,6 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="solve a stale or missing lockfile first: the default now, kept so older command lines work",
     )
     add_lock_mode_options(parser)
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing environment envspec did not create (never a base install or envs/ holder)",
+    )
 
 
 class Runner:
@@ -137,6 +142,7 @@ class Runner:
             host=host_subdir(),
             prefix=str(state.prefix),
             mirrors=self.mirrors,
+            replace=self.args.replace,
             progress=progress,
         )
         progress(install_summary(result, self.target.name, None))

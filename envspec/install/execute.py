@@ -23,26 +23,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, ToolFailed
+from envspec import __version__
+from envspec.channels import auth_headers
+from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, SpecError, ToolFailed
 from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
+from envspec.install.archive import ArchiveInvalid, validate_archive
 from envspec.install.plan import (
     STATE_FILE,
     ExplicitLock,
@@ -62,12 +66,60 @@ FETCH_JOBS: Final = 8
 CHUNK: Final = 1 << 20
 HTTP_TIMEOUT_S: Final = 30.0
 PROGRESS_INTERVAL_S: Final = 0.5
+#: A download that receives less than STALL_MIN_BYTES in this many seconds has stalled.
+STALL_ENV: Final = "ENVSPEC_STALL_TIMEOUT"
+STALL_TIMEOUT_S: Final = 60.0
+STALL_MIN_BYTES: Final = 64 * 1024
+#: The most bytes taken for a package whose size the lockfile does not record.
+MAX_BYTES_ENV: Final = "ENVSPEC_MAX_PACKAGE_BYTES"
+MAX_PACKAGE_BYTES: Final = 8 << 30
+#: Written into every prefix envspec creates (in staging, so it is there from the first moment).
+#: Not ``*.json``: conda, mamba and rattler read every ``conda-meta/*.json`` as a package record.
+MARKER_FILE: Final = "conda-meta/envspec.marker"
+_DISK_FULL: Final = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class PrefixNotEnvironment(EnvspecError):
-    """The prefix exists and holds something that is not a conda environment."""
+    """The prefix exists and holds something envspec must not replace (exit 2)."""
 
     exit_code = ExitCode.USAGE
+
+
+class _Stalled(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _env_number(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SpecError(f"{name}={text!r} is not a positive number")
+    return value
+
+
+def stall_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds without progress after which a download has stalled (``$ENVSPEC_STALL_TIMEOUT``, 60)."""
+    return _env_number(os.environ if environ is None else environ, STALL_ENV, STALL_TIMEOUT_S)
+
+
+def max_package_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The cap for a package of unknown size (``$ENVSPEC_MAX_PACKAGE_BYTES``, 8 GiB)."""
+    return int(_env_number(os.environ if environ is None else environ, MAX_BYTES_ENV, MAX_PACKAGE_BYTES))
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -191,31 +243,76 @@ def modified_files(cache: Path, entry: LockEntry, hashes: Mapping[str, Any]) -> 
     return bad
 
 
-def _open_url(url: str) -> Any:
+def _open_url(url: str, timeout: float = HTTP_TIMEOUT_S) -> Any:
     parts = urlsplit(url)
     if parts.scheme == "file":
         path = unquote(parts.path)
         if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
             path = path[1:]
         return Path(path).open("rb")
-    request = urllib.request.Request(url, headers={"User-Agent": "envspec"})
-    return urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
+    # Credentials never travel in the URL (urllib would take user:pw@host for the host): the
+    # mirror's are sent as an Authorization header, see envspec.channels.auth_headers.
+    clean, auth = auth_headers(url)
+    request = urllib.request.Request(clean, headers={"User-Agent": "envspec", **auth})
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
-def _download(url: str, dest_dir: Path, filename: str, on_bytes: Callable[[int], None]) -> tuple[Path, str, str, int]:
-    """Stream ``url`` into ``dest_dir`` while hashing it; returns (path, md5, sha256, size)."""
+def _write(out: Any, chunk: bytes) -> None:
+    out.write(chunk)
+
+
+def _download(
+    url: str,
+    dest_dir: Path,
+    filename: str,
+    on_bytes: Callable[[int], None],
+    *,
+    limit: int = MAX_PACKAGE_BYTES,
+    stall: float = STALL_TIMEOUT_S,
+    cancel: threading.Event | None = None,
+) -> tuple[Path, str, str, int]:
+    """Stream ``url`` into ``dest_dir`` while hashing it; returns (path, md5, sha256, size).
+
+    Bounded three ways: never more than ``limit`` bytes are written (one byte beyond it is read,
+    not written, and stops it: ``_TooLarge``); less than STALL_MIN_BYTES in ``stall`` seconds
+    (or no byte at all for ``stall`` seconds) is ``_Stalled``; ``cancel`` set is ``_Cancelled``,
+    checked after every read. The partial file is removed whatever stops it.
+    """
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256()
     size = 0
     fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
     try:
-        with os.fdopen(fd, "wb") as out, _open_url(url) as src:
-            while chunk := src.read(CHUNK):
-                out.write(chunk)
+        with os.fdopen(fd, "wb") as out, _open_url(url, timeout=min(HTTP_TIMEOUT_S, stall)) as src:
+            length = getattr(src, "length", None)  # an HTTP response's Content-Length
+            if isinstance(length, int) and length > limit:
+                raise _TooLarge(f"the server announces {length} bytes")
+            read = getattr(src, "read1", src.read)  # what has arrived, not a full CHUNK
+            window_start, window_bytes = time.monotonic(), 0
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise _Cancelled
+                try:
+                    chunk = read(min(CHUNK, limit - size + 1))
+                except TimeoutError:
+                    raise _Stalled(f"no data for {stall:g} s") from None
+                if not chunk:
+                    break
+                if size + len(chunk) > limit:
+                    raise _TooLarge(f"more than {limit} bytes")
+                _write(out, chunk)
                 md5.update(chunk)
                 sha.update(chunk)
                 size += len(chunk)
                 on_bytes(len(chunk))
+                window_bytes += len(chunk)
+                now = time.monotonic()
+                if now - window_start >= stall:
+                    if window_bytes < STALL_MIN_BYTES:
+                        raise _Stalled(f"{window_bytes} bytes in the last {now - window_start:.0f} s")
+                    window_start, window_bytes = now, 0
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled
         final = dest_dir / f"{sha.hexdigest()[:16]}-{filename}"
         os.replace(tmp, final)
     except BaseException:
@@ -223,6 +320,50 @@ def _download(url: str, dest_dir: Path, filename: str, on_bytes: Callable[[int],
             os.unlink(tmp)
         raise
     return final, md5.hexdigest(), sha.hexdigest(), size
+
+
+def run_workers(items: Iterable[_T], work: Callable[[_T], _R], jobs: int, cancel: threading.Event) -> list[_R]:
+    """``work(item)`` for every item on up to ``jobs`` daemon threads; results in completion order.
+
+    The first exception sets ``cancel`` (workers check it per chunk) and is raised at once, and so
+    is an interrupt of the calling thread: it never waits for a worker stuck in a read, and
+    daemon threads do not hold up the process's exit.
+    """
+    todo: queue.SimpleQueue[_T] = queue.SimpleQueue()
+    count = 0
+    for item in items:
+        todo.put(item)
+        count += 1
+    done: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while not cancel.is_set():
+            try:
+                item = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((True, work(item)))
+            except BaseException as exc:
+                done.put((False, exc))
+                return
+
+    results: list[_R] = []
+    try:
+        for n in range(max(1, min(jobs, count))):
+            threading.Thread(target=worker, name=f"envspec-fetch-{n}", daemon=True).start()
+        while len(results) < count:
+            try:
+                ok, value = done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if not ok:
+                raise value
+            results.append(value)
+    except BaseException:
+        cancel.set()
+        raise
+    return results
 
 
 def mismatch(item: Fetched) -> tuple[str, str, str] | None:
@@ -276,6 +417,9 @@ def fetch_all(
     throttle = Throttle(progress)
     state = {"bytes": 0, "done": 0}
     state_lock = threading.Lock()
+    stall = stall_timeout()
+    cap = max_package_bytes()
+    cancel = threading.Event()
 
     def on_bytes(n: int) -> None:
         with state_lock:
@@ -284,9 +428,38 @@ def fetch_all(
 
     def one(item: tuple[int, LockEntry, str]) -> tuple[int, Fetched]:
         i, entry, url = item
+        limit = entry.size if entry.size is not None else cap
         try:
-            path, md5, sha, size = _download(url, downloads, entry.filename, on_bytes)
-        except (OSError, urllib.error.URLError) as exc:
+            path, md5, sha, size = _download(
+                url, downloads, entry.filename, on_bytes, limit=limit, stall=stall, cancel=cancel
+            )
+        except _Stalled as exc:
+            raise ChannelUnreachable(
+                f"download of {entry.filename} from {url} stalled ({exc}); stopped",
+                tip=f"the server or network hangs or crawls: retry, use --mirror, or raise {STALL_ENV} "
+                f"(now {stall:g} s)",
+            ) from None
+        except _TooLarge as exc:
+            where = (
+                f"the {entry.size} bytes the lockfile records"
+                if entry.size is not None
+                else f"the {cap} byte cap for packages of unknown size ({MAX_BYTES_ENV})"
+            )
+            raise IntegrityError(
+                f"{entry.filename} from {url} is larger than {where} ({exc}); stopped, nothing was installed",
+                tip="the mirror serves something other than the locked package; fix the source or re-lock",
+            ) from None
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise ToolFailed(
+                    f"disk full: cannot write {entry.filename} into {downloads} ({exc.strerror})",
+                    tip="free some space, or point --cache-dir / ENVSPEC_PKGS_DIR at a larger disk",
+                ) from None
+            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+                raise ChannelUnreachable(
+                    f"download of {entry.filename} from {url} stalled (no answer for {stall:g} s); stopped",
+                    tip=f"retry, use --mirror, or raise {STALL_ENV}",
+                ) from None
             reason = getattr(exc, "reason", None) or exc
             raise ChannelUnreachable(
                 f"cannot download {entry.filename} from {url}: {reason}",
@@ -298,13 +471,8 @@ def fetch_all(
         throttle(f"fetch: {state['done']}/{len(todo)} downloaded, {human_bytes(state['bytes'])}")
         return i, Fetched(entry, url, md5, sha, size, archive=path)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))))
-    try:
-        fetched = list(pool.map(one, todo))
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # the first failure stops the queued downloads
-        raise
-    pool.shutdown(wait=True)
+    # The first failure (or an interrupt) cancels the rest, without waiting for a stuck download.
+    fetched = sorted(run_workers(todo, one, jobs, cancel), key=lambda pair: pair[0])
     throttle(f"fetch: {len(todo)}/{len(todo)} downloaded, {human_bytes(state['bytes'])}", final=True)
 
     bad: list[Fetched] = []
@@ -373,17 +541,53 @@ def _reporter(total: int, progress: Progress) -> Any:
     return Reporter()
 
 
+def _drop_extracted(cache: Path, entry: LockEntry) -> None:
+    """Remove a package's extracted folder, rattler's stamp and envspec's record from the cache."""
+    shutil.rmtree(cache / entry.stem, ignore_errors=True)
+    for path in (cache / f"{entry.stem}.lock", _sidecar(cache, entry)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _drop_cache_tag(prefix: Path) -> None:
+    """rattler marks the folders it writes with a ``CACHEDIR.TAG``, the environment too; backup tools
+    skip every folder holding one, so an environment must not (unless a package installed it)."""
+    tag = prefix / "CACHEDIR.TAG"
+    if not tag.is_file():
+        return
+    for record in (prefix / "conda-meta").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            if "CACHEDIR.TAG" in json.loads(record.read_text(encoding="utf-8")).get("files", []):
+                return
+    tag.unlink()
+
+
 def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path, progress: Progress) -> None:
-    """Step 2: link every package into ``staging``; text files are patched for ``final_prefix``."""
+    """Step 2: link every package into ``staging``; text files are patched for ``final_prefix``.
+
+    Each freshly downloaded archive is validated first (:func:`envspec.install.archive.validate_archive`:
+    a readable, complete package whose paths stay inside the prefix); a hash only says the
+    archive is the one the lockfile names, not that it is safe to unpack. py-rattler's errors,
+    panics included, become one-line errors, and whatever this run extracted into the cache is
+    removed again when linking fails.
+    """
     from rattler import install as rattler_install
 
-    for item in fetched:  # a stale extraction must not win over the archive just verified
-        if item.archive is not None:
-            shutil.rmtree(cache / item.entry.stem, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                (cache / f"{item.entry.stem}.lock").unlink()
-    records = _records(fetched, cache)
+    fresh = [item for item in fetched if item.archive is not None]
+    for item in fresh:  # a stale extraction must not win over the archive just verified
+        _drop_extracted(cache, item.entry)
+    for item in fresh:
+        assert item.archive is not None
+        try:
+            validate_archive(item.archive, item.entry.filename)
+        except ArchiveInvalid as exc:
+            raise IntegrityError(
+                f"{item.entry.filename} from {item.url} matches its lockfile hash but is not a valid package: "
+                f"{exc}; nothing was installed",
+                tip="the package itself is broken or hostile: re-lock to another build, or report it to the channel",
+            ) from None
     try:
+        records = _records(fetched, cache)
         asyncio.run(
             rattler_install(
                 records,
@@ -396,8 +600,16 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
                 alternative_target_prefix=final_prefix,
             )
         )
-    except Exception as exc:  # rattler raises its own exception classes
-        raise ToolFailed(f"py-rattler could not link the environment: {exc}") from None
+    except (KeyboardInterrupt, SystemExit):
+        for item in fresh:
+            _drop_extracted(cache, item.entry)
+        raise
+    except BaseException as exc:  # rattler's own exception classes, and pyo3's PanicException (a BaseException)
+        for item in fresh:
+            _drop_extracted(cache, item.entry)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ToolFailed(f"py-rattler could not link the environment: {detail[:300]}") from None
+    _drop_cache_tag(staging)
     for item in fetched:
         if item.archive is None:
             continue
@@ -437,6 +649,20 @@ def share_metadata(prefix: Path) -> None:
             path.chmod(mode)
 
 
+def write_marker(prefix: Path, target: str, source: str) -> None:
+    """``conda-meta/envspec.marker``: this prefix was made by envspec, so envspec may replace it."""
+    data = {"created_by": "envspec", "envspec_version": __version__, "target": target, "lockfile": source}
+    atomic_write_text(prefix / MARKER_FILE, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def made_by_envspec(prefix: Path) -> bool:
+    try:
+        data = json.loads((prefix / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("created_by") == "envspec"
+
+
 def write_state(prefix: Path, variables: Mapping[str, str]) -> None:
     """conda's ``conda-meta/state`` with the target's activation variables."""
     path = prefix / STATE_FILE
@@ -452,18 +678,57 @@ def write_state(prefix: Path, variables: Mapping[str, str]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_prefix(prefix: Path) -> bool:
-    """True when ``prefix`` exists (an environment, or an empty folder) and will be replaced."""
+#: What a conda *installation* (base) has and an environment does not.
+_BASE_SIGNS: Final = ("condabin", "pkgs", "envs", "bin/conda", "Scripts/conda.exe", "_conda.exe")
+
+
+def _protected(prefix: Path) -> str | None:
+    """Why ``prefix`` may never be replaced (a base install, a holder of environments), or None."""
+    envs = sorted(p.parent.name for p in prefix.glob("envs/*/conda-meta") if p.is_dir())
+    if envs:
+        return f"it holds other environments (envs/{', envs/'.join(envs[:3])}{', ...' if len(envs) > 3 else ''})"
+    signs = [sign for sign in _BASE_SIGNS if (prefix / sign).exists()]
+    if signs:
+        return f"it is a conda installation, not an environment (it has {', '.join(signs)})"
+    return None
+
+
+def check_prefix(prefix: Path, *, replace: bool = False) -> int | None:
+    """None when ``prefix`` does not exist; else the number of packages of what will be replaced.
+
+    An empty folder is replaced (0). An environment is replaced only when envspec made it (its
+    ``conda-meta/envspec.marker``) or ``replace`` says so; a conda base installation or a folder
+    holding environments (``envs/*/conda-meta``) never is, and neither is anything else.
+    """
     if not prefix.exists():
-        return False
+        return None
     if not prefix.is_dir():
         raise PrefixNotEnvironment(f"{prefix} exists and is not a folder")
-    if (prefix / "conda-meta").is_dir() or not any(prefix.iterdir()):
-        return True
-    raise PrefixNotEnvironment(
-        f"{prefix} exists and is not a conda environment (no conda-meta/); refusing to replace it",
-        tip="choose a new or empty --prefix",
-    )
+    if not any(prefix.iterdir()):
+        return 0
+    if not (prefix / "conda-meta").is_dir():
+        raise PrefixNotEnvironment(
+            f"{prefix} exists and is not a conda environment (no conda-meta/); refusing to replace it",
+            tip="choose a new or empty --prefix",
+        )
+    why = _protected(prefix)
+    if why is not None:
+        raise PrefixNotEnvironment(
+            f"refusing to replace {prefix}: {why}; replacing it would delete all of it",
+            tip=f"install into a new prefix, e.g. --prefix {prefix / 'envs' / 'sd'}",
+        )
+    if not (replace or made_by_envspec(prefix)):
+        raise PrefixNotEnvironment(
+            f"{prefix} is a conda environment envspec did not create; refusing to replace it",
+            tip="pass --replace to replace it as a whole, or choose a new --prefix",
+        )
+    return sum(1 for _ in (prefix / "conda-meta").glob("*.json"))
+
+
+def _announce_replace(prefix: Path, existing: int | None, progress: Progress) -> None:
+    if existing:
+        why = "made by envspec" if made_by_envspec(prefix) else "--replace"
+        progress(f"replace: the existing environment {prefix} ({existing} packages, {why}) is replaced as a whole")
 
 
 def _swap(staging: Path, prefix: Path) -> bool:
@@ -540,6 +805,8 @@ def _staging_dir(prefix: Path) -> Any:
     remove_stale_staging(prefix)
     staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(prefix)}{os.getpid()}-", dir=prefix.parent))
     try:
+        if os.name == "posix":  # mkdtemp makes it owner-only; a prefix follows the umask, as conda's do
+            staging.chmod(0o777 & ~_umask())
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -556,6 +823,7 @@ def install_rattler(
     cache: Path,
     progress: Progress,
     verify_cache: bool = False,
+    replace: bool = False,
     after_link: Callable[[Path, Path], None] | None = None,
 ) -> InstallResult:
     """Fetch + verify everything, link into a staging folder, then swap it into place.
@@ -564,7 +832,8 @@ def install_rattler(
     if prefix.is_symlink():  # replace the environment it points to, not the link
         prefix = prefix.resolve()
     report = InstallResult(prefix=prefix, packages=len(lock.entries))
-    check_prefix(prefix)
+    existing = check_prefix(prefix, replace=replace)
+    _announce_replace(prefix, existing, progress)
     cache = cache.absolute()
     cache.mkdir(parents=True, exist_ok=True)
     with run_lock(cache / SIDECAR_DIR / "install.lock", "installing from this package cache"):
@@ -580,6 +849,7 @@ def install_rattler(
             report.downloaded_bytes = sum(f.size for f in fetched if f.archive is not None)
             with _staging_dir(prefix) as staging:
                 link(fetched, staging, prefix, cache, progress)
+                write_marker(staging, plan.target, plan.source)
                 write_state(staging, plan.variables)
                 share_metadata(staging)
                 if after_link is not None:
@@ -598,12 +868,18 @@ def install_with_tool(
     *,
     executable: str,
     progress: Progress,
+    replace: bool = False,
     after_create: Callable[[Path, Path], None] | None = None,
 ) -> InstallResult:
     """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
     tool, prefix = plan.tool, plan.prefix
     assert plan.tool_lock_text is not None, "a tool install is planned with its explicit text"
-    check_prefix(prefix)
+    # What a killed rattler run left beside the prefix (staging, an environment moved aside) is
+    # repaired first, exactly as the rattler path does, so the prefix check sees the real state.
+    for path in remove_stale_staging(prefix):
+        progress(f"removed {path}, left by a killed install")
+    existing = check_prefix(prefix, replace=replace)
+    _announce_replace(prefix, existing, progress)
     new_prefix = not prefix.exists()
     with tempfile.TemporaryDirectory(prefix="envspec-install-") as tmp:
         explicit_file = Path(tmp) / "explicit.lock"
@@ -625,7 +901,9 @@ def install_with_tool(
             if new_prefix:
                 shutil.rmtree(prefix, ignore_errors=True)
             raise
+    write_marker(prefix, plan.target, plan.source)
     write_state(prefix, plan.variables)
-    report = InstallResult(prefix=prefix, packages=len(plan.lock.entries))
+    share_metadata(prefix)
+    report = InstallResult(prefix=prefix, packages=len(plan.lock.entries), replaced_existing=existing is not None)
     report.seconds = {"total": time.perf_counter() - t0}
     return report

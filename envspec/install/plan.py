@@ -43,6 +43,7 @@ class LockEntry:
     url: str
     md5: str | None = None  # lowercase hex; at least one of md5 / sha256
     sha256: str | None = None
+    size: int | None = None  # the archive's size in bytes, when conda-lock.yml records it
 
     @property
     def hashes(self) -> dict[HashKind, str]:
@@ -111,10 +112,12 @@ def parse_lock(text: str, source: str) -> ExplicitLock:
             kind = "md5"
         if len(value) != {"md5": 32, "sha256": 64}[kind]:
             raise SpecError(f"{source}: {line.url} has a malformed {kind} {value!r}")
-        if line.name in seen:
-            raise SpecError(f"{source}: package {line.name!r} is listed twice")
-        seen.add(line.name)
-        out.append(LockEntry(url=line.url, **{kind: value}))
+        if line.name.lower() in seen:  # the decoded name: num%70y is numpy
+            raise SpecError(f"{source}: package {line.name!r} is listed twice ({line.filename})")
+        seen.add(line.name.lower())
+        out.append(
+            LockEntry(url=line.url, md5=value if kind == "md5" else None, sha256=value if kind == "sha256" else None)
+        )
     return ExplicitLock(platform=platform, entries=tuple(out))
 
 
@@ -130,6 +133,7 @@ def add_conda_lock_hashes(lock: ExplicitLock, conda_lock_text: str, source: str)
     for entry in lock.entries:
         record = known.get(entry.url)
         extra = {"md5": record.md5, "sha256": record.sha256} if record is not None else {}
+        size = record.size if record is not None else None
         for kind, value in entry.hashes.items():
             if extra.get(kind) is not None and extra[kind] != value:
                 raise SpecError(
@@ -137,9 +141,33 @@ def add_conda_lock_hashes(lock: ExplicitLock, conda_lock_text: str, source: str)
                     tip="re-lock: `envspec lock --target <target>` writes both files together",
                 )
         entries.append(
-            LockEntry(url=entry.url, md5=entry.md5 or extra.get("md5"), sha256=entry.sha256 or extra.get("sha256"))
+            LockEntry(
+                url=entry.url,
+                md5=entry.md5 or extra.get("md5"),
+                sha256=entry.sha256 or extra.get("sha256"),
+                size=entry.size or size,
+            )
         )
     return ExplicitLock(platform=lock.platform, entries=tuple(entries))
+
+
+def without_sha256(lock: ExplicitLock) -> list[LockEntry]:
+    """The packages pinned by md5 only (no sha256 in either lockfile)."""
+    return [e for e in lock.entries if not e.sha256]
+
+
+def sha256_gap_message(lock: ExplicitLock, source: str, *, shown: int = 5) -> str | None:
+    """One line naming how many and which packages only md5 checks, or None when none."""
+    weak = without_sha256(lock)
+    if not weak:
+        return None
+    names = ", ".join(e.filename for e in weak[:shown]) + (
+        f" and {len(weak) - shown} more" if len(weak) > shown else ""
+    )
+    return (
+        f"{len(weak)} of {len(lock.entries)} packages of {source} have no sha256 (no conda-lock.yml beside it, "
+        f"or it lost its sha256 hashes) and are checked by md5 only: {names}"
+    )
 
 
 def mirror_prefixes(mirrors: Mapping[str, str]) -> dict[str, str]:

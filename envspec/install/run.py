@@ -16,10 +16,11 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from envspec.errors import SpecError, ToolFailed
+from envspec.errors import IntegrityError, SpecError, ToolFailed
 from envspec.install import pip
 from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
-from envspec.install.plan import Tool, destination, plan_install
+from envspec.install.plan import Tool, destination, plan_install, sha256_gap_message
+from envspec.lock.commit import check_pair
 from envspec.project import Project
 from envspec.spec.model import ResolvedTarget
 
@@ -38,6 +39,8 @@ def install_target(
     cache_dir: Path | None = None,
     verify_cache: bool = False,
     lockfile: Path | None = None,
+    require_sha256: bool = False,
+    replace: bool = False,
     progress: Progress,
 ) -> InstallResult:
     """Create (or replace) the environment of ``target`` from its lockfile; see the module doc."""
@@ -53,6 +56,8 @@ def install_target(
     conda_lock = None
     if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
         conda_lock = (unified.read_text(encoding="utf-8", errors="replace"), project.relative(unified.absolute()))
+        # a pair torn by an interrupted `envspec lock` (or a partial checkout) is refused
+        check_pair(text, conda_lock[0], explicit_source=source, conda_lock_source=conda_lock[1])
     plan = plan_install(
         target_name=target.name,
         target_subdir=target.subdir,
@@ -68,6 +73,13 @@ def install_target(
     pip_plan = pip.plan_pip(text, lock_path, source, mirrors or {})
     strong = sum(1 for e in plan.lock.entries if e.sha256)
     progress(f"hashes: {strong}/{len(plan.lock.entries)} packages pinned by sha256, the rest by md5")
+    gap = sha256_gap_message(plan.lock, source)
+    if gap is not None:
+        if require_sha256:
+            raise IntegrityError(
+                f"--require-sha256: {gap}", tip=f"re-lock: `envspec lock --target {target.name}` writes both files"
+            )
+        progress(f"warning: {gap}")
     progress(f"install: {target.name} from {source} ({len(plan.lock.entries)} packages) into {plan.prefix}")
     executable = shutil.which(tool) if tool != "rattler" else None
     if tool != "rattler" and executable is None:
@@ -80,9 +92,12 @@ def install_target(
                 cache=cache_dir or default_cache_dir(),
                 progress=progress,
                 verify_cache=verify_cache,
+                replace=replace,
                 after_link=hook,
             )
         else:
-            result = install_with_tool(plan, executable=executable, progress=progress, after_create=hook)
+            result = install_with_tool(
+                plan, executable=executable, progress=progress, replace=replace, after_create=hook
+            )
     result.pip_packages = len(pip_plan.wheels) if pip_plan is not None else 0
     return result

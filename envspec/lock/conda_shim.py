@@ -18,6 +18,14 @@ Exit codes and JSON are truthful even though py-rattler may crash at interpreter
 point flushes and leaves with ``os._exit``. Failures print conda-style error JSON on stdout (which
 conda-lock reads) and exit 1; when ``ENVSPEC_SHIM_REPORT`` names a file, the same JSON is written
 there, so ``envspec lock`` can tell an unsatisfiable target from an unreachable channel.
+
+**Mirrors are transport.** conda-lock passes the spec's canonical channel URLs
+(``https://conda.anaconda.org/conda-forge``) and never sees a mirror. ``ENVSPEC_SHIM_MIRRORS``
+(JSON, set by ``envspec lock`` in this process's environment only) maps each canonical channel to
+the mirror to fetch from, with the mirror's credentials if it has some; the shim solves against
+the mirror and answers with the canonical URLs, so conda-lock writes the same lockfile whichever
+mirror served the repodata. The credentials go only into rattler's requests (an ``Authorization``
+header added by a client middleware), never into argv, output, files or error messages.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from urllib.parse import unquote, urlsplit
 CONDA_VERSION = "25.11.0"  # the conda CLI whose behaviour (JSON shapes) this mimics
 SHIM_NAME = "envspec-conda"
 REPORT_ENV = "ENVSPEC_SHIM_REPORT"
+MIRRORS_ENV = "ENVSPEC_SHIM_MIRRORS"
 TIMEOUT_ENV = "ENVSPEC_CHANNEL_TIMEOUT"
 _VIRTUAL_REPODATA_MAX_BYTES = 256 * 1024
 
@@ -214,6 +223,59 @@ def _read_virtual_channel(url: str, subdir: str) -> list[dict[str, Any]] | None:
     return records if found else None
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where the shim fetches each channel conda-lock named, and how answers map back."""
+
+    channels: tuple[str, ...]  # what to fetch from (mirrors applied), in conda-lock's order
+    canonical: Mapping[str, str]  # mirror URL -> the canonical channel URL conda-lock asked for
+    auth: Mapping[str, tuple[str, str]]  # mirror URL -> (username, password)
+
+
+def read_mirrors(environ: Mapping[str, str]) -> list[dict[str, str]]:
+    """``ENVSPEC_SHIM_MIRRORS``: ``[{"channel": URL, "mirror": URL[, "username", "password"]}]``."""
+    text = environ.get(MIRRORS_ENV, "").strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ShimError("usage", "CondaValueError", f"{MIRRORS_ENV} is not valid JSON") from None
+    if not isinstance(data, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("channel"), str) and isinstance(e.get("mirror"), str) for e in data
+    ):
+        raise ShimError("usage", "CondaValueError", f"{MIRRORS_ENV}: expected a list of {{channel, mirror}}")
+    return data
+
+
+def route(channels: Sequence[str], mirrors: Sequence[Mapping[str, str]]) -> Route:
+    """Map conda-lock's (canonical) channels to their mirrors (pure)."""
+    by_channel = {str(m["channel"]).rstrip("/"): m for m in mirrors}
+    out: list[str] = []
+    canonical: dict[str, str] = {}
+    auth: dict[str, tuple[str, str]] = {}
+    for channel in channels:
+        m = by_channel.get(channel.rstrip("/"))
+        if m is None:
+            out.append(channel)
+            continue
+        mirror = str(m["mirror"]).rstrip("/")
+        out.append(mirror)
+        canonical[mirror] = channel.rstrip("/")
+        if m.get("username") is not None or m.get("password") is not None:
+            auth[mirror] = (str(m.get("username", "")), str(m.get("password", "")))
+    return Route(tuple(out), canonical, auth)
+
+
+def canonical_url(url: str, canonical: Mapping[str, str]) -> str:
+    """``url`` under a mirror -> the same path under the canonical channel (longest match)."""
+    plain = url.rstrip("/")
+    best = max((m for m in canonical if plain == m or plain.startswith(m + "/")), key=len, default=None)
+    if best is None:
+        return url
+    return canonical[best] + url[len(best) :]
+
+
 # ---------------------------------------------------------------------------------------------
 # Effects: solving with py-rattler
 # ---------------------------------------------------------------------------------------------
@@ -269,6 +331,53 @@ def _sparse_sources(channels: Sequence[str], subdir: str) -> list[Any] | None:
     return sources
 
 
+def _gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) -> Any:
+    """rattler's gateway; with mirror credentials, its client adds their ``Authorization`` header
+    to every request under the mirror (rattler's own default middlewares stay in place)."""
+    from rattler import Gateway
+
+    cache = environ.get("ENVSPEC_RATTLER_CACHE")
+    cache_dir = Path(cache) if cache else None
+    if not auth:
+        return Gateway(cache_dir=cache_dir)
+    import base64
+
+    from rattler.networking import (
+        AddHeadersMiddleware,
+        AuthenticationMiddleware,
+        Client,
+        GCSMiddleware,
+        OciMiddleware,
+        RetryMiddleware,
+        S3Middleware,
+    )
+
+    keyed: list[tuple[str, str, str]] = []  # (host, path prefix, header)
+    for mirror, (user, password) in auth.items():
+        parts = urlsplit(mirror)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        keyed.append(((parts.hostname or "").lower(), parts.path.rstrip("/"), f"Basic {token}"))
+    keyed.sort(key=lambda k: len(k[1]), reverse=True)
+
+    def headers(host: str, path: str) -> dict[str, str] | None:
+        for h, prefix, value in keyed:
+            if host.lower() == h and (path == prefix or path.startswith(prefix + "/")):
+                return {"Authorization": value}
+        return None
+
+    client = Client(
+        [
+            AddHeadersMiddleware(headers),
+            RetryMiddleware(3),
+            AuthenticationMiddleware(),
+            OciMiddleware(),
+            GCSMiddleware(),
+            S3Middleware(),
+        ]
+    )
+    return Gateway(cache_dir=cache_dir, client=client)
+
+
 def _channel_timeout(environ: Mapping[str, str]) -> float:
     try:
         return float(environ.get(TIMEOUT_ENV, "30"))
@@ -303,11 +412,11 @@ async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
     vpkgs: Mapping[str, tuple[str, str]],
     locked: Sequence[Any],
     environ: Mapping[str, str],
+    auth: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Any]:
     from rattler import (
         BuildString,
         Channel,
-        Gateway,
         GenericVirtualPackage,
         PackageName,
         Subdir,
@@ -331,8 +440,7 @@ async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
                 specs, sparse, locked_packages=list(locked), virtual_packages=virtual
             )
             return solved
-        cache = environ.get("ENVSPEC_RATTLER_CACHE")
-        gateway = Gateway(cache_dir=Path(cache) if cache else None)
+        gateway = _gateway(environ, auth or {})
         return await asyncio.wait_for(
             solve(
                 [Channel(c) for c in channels],
@@ -362,24 +470,24 @@ async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
         raise _explain_fetch_error(exc, channels) from None
 
 
-def _fetch_entry(record: Any) -> dict[str, Any]:
+def _fetch_entry(record: Any, canonical: Mapping[str, str]) -> dict[str, Any]:
     entry: dict[str, Any] = json.loads(record.to_json())
     entry.setdefault("fn", record.file_name)
-    entry.setdefault("url", record.url)
-    entry.setdefault("channel", record.channel)
+    entry["url"] = canonical_url(str(entry.get("url") or record.url), canonical)
+    entry["channel"] = canonical_url(str(entry.get("channel") or record.channel), canonical).rstrip("/")
     entry.pop("indexed_timestamp", None)
     return entry
 
 
-def _link_entry(record: Any) -> dict[str, Any]:
+def _link_entry(record: Any, canonical: Mapping[str, str]) -> dict[str, Any]:
     fn = str(record.file_name)
     dist = fn.removesuffix(".conda").removesuffix(".tar.bz2")
-    url = str(record.url)
+    url = canonical_url(str(record.url), canonical)
     return {
         "base_url": url.rsplit("/", 2)[0],
         "build_number": int(record.build_number),
         "build_string": str(record.build),
-        "channel": str(record.channel),
+        "channel": canonical_url(str(record.channel), canonical).rstrip("/"),
         "dist_name": dist,
         "name": record.name.normalized,
         "platform": str(record.subdir),
@@ -387,12 +495,14 @@ def _link_entry(record: Any) -> dict[str, Any]:
     }
 
 
-def _plan(records: Sequence[Any], prefix: str | None) -> dict[str, Any]:
+def _plan(records: Sequence[Any], prefix: str | None, canonical: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """conda's dry-run JSON; URLs under a mirror are reported under their canonical channel."""
     ordered = sorted(records, key=lambda r: r.name.normalized)
+    back = canonical or {}
     return {
         "actions": {
-            "FETCH": [_fetch_entry(r) for r in ordered],
-            "LINK": [_link_entry(r) for r in ordered],
+            "FETCH": [_fetch_entry(r, back) for r in ordered],
+            "LINK": [_link_entry(r, back) for r in ordered],
             "PREFIX": prefix or "",
         },
         "dry_run": True,
@@ -417,7 +527,13 @@ def _record_for(entry: Mapping[str, Any], candidates: Sequence[Any]) -> Any | No
     return None
 
 
-async def _locked_records(installed: Sequence[Mapping[str, Any]], channels: Sequence[str], subdir: str) -> list[Any]:
+async def _locked_records(
+    installed: Sequence[Mapping[str, Any]],
+    channels: Sequence[str],
+    subdir: str,
+    environ: Mapping[str, str] | None = None,
+    auth: Mapping[str, tuple[str, str]] | None = None,
+) -> list[Any]:
     """The channel records of the installed (locked) packages, matched by file name."""
     sparse = _sparse_sources(channels, subdir)
     names = sorted({str(e["name"]) for e in installed if not str(e["name"]).startswith("__")})
@@ -429,10 +545,12 @@ async def _locked_records(installed: Sequence[Mapping[str, Any]], channels: Sequ
                 if name in available:
                     by_name.setdefault(name, []).extend(source.load_records(name))
     else:
-        from rattler import Channel, Gateway, Subdir
+        from rattler import Channel, Subdir
 
         platforms = [Subdir(subdir), Subdir("noarch")]
-        result = await Gateway().query([Channel(c) for c in channels], platforms, names, recursive=False)
+        result = await _gateway(environ or {}, auth or {}).query(
+            [Channel(c) for c in channels], platforms, names, recursive=False
+        )
         for records in result:
             for found in records:
                 by_name.setdefault(found.name.normalized, []).append(found)
@@ -448,10 +566,11 @@ def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     import asyncio
 
     subdir = _subdir(environ)
-    channels, virtual_records = _split_channels(cmd.channels, subdir)
+    routed = route(cmd.channels, read_mirrors(environ))
+    channels, virtual_records = _split_channels(routed.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
-    records = asyncio.run(_solve(channels, subdir, cmd.specs, vpkgs, (), environ))
-    return _plan(records, cmd.prefix)
+    records = asyncio.run(_solve(channels, subdir, cmd.specs, vpkgs, (), environ, routed.auth))
+    return _plan(records, cmd.prefix, routed.canonical)
 
 
 def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -463,7 +582,8 @@ def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     subdir = _subdir(environ)
     if cmd.prefix is None:
         raise ShimError("usage", "CondaValueError", f"{cmd.action} needs --prefix")
-    channels, virtual_records = _split_channels(cmd.channels, subdir)
+    routed = route(cmd.channels, read_mirrors(environ))
+    channels, virtual_records = _split_channels(routed.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
     installed = [e for e in _installed(cmd.prefix) if not str(e["name"]).startswith("__")]
     to_update = {MatchSpec(s, strict=False).name.normalized for s in cmd.specs}
@@ -473,19 +593,21 @@ def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     async def run() -> list[Any]:
         timeout = _channel_timeout(environ)
         try:  # the same channel timeout as the solve: an unresponsive channel must not hang --update
-            locked = await asyncio.wait_for(_locked_records(keep, channels, subdir), timeout=timeout)
+            locked = await asyncio.wait_for(
+                _locked_records(keep, channels, subdir, environ, routed.auth), timeout=timeout
+            )
         except TimeoutError:
             raise _too_slow(channels, timeout) from None
         except ShimError:
             raise
         except Exception as exc:  # rattler's fetch/gateway errors have no common base class
             raise _explain_fetch_error(exc, channels) from None
-        return await _solve(channels, subdir, specs, vpkgs, locked, environ)
+        return await _solve(channels, subdir, specs, vpkgs, locked, environ, routed.auth)
 
     records = asyncio.run(run())
     before = {str(e["name"]): str(e.get("fn", "")) for e in installed}
     changed = [r for r in records if before.get(r.name.normalized) != r.file_name]
-    plan = _plan(changed, cmd.prefix)
+    plan = _plan(changed, cmd.prefix, routed.canonical)
     gone = [e for e in installed if e["name"] not in {r.name.normalized for r in records}]
     plan["actions"]["UNLINK"] = [
         {"name": e["name"], "version": e.get("version"), "build_string": e.get("build")} for e in gone
@@ -559,7 +681,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, str]:
                 "(it answers what conda-lock asks; use --solver conda|mamba|micromamba for more)",
             )
     except ShimError as err:
-        report = err.to_json()
+        report = scrub(err.to_json(), environ)
         path = environ.get(REPORT_ENV)
         if path:
             with contextlib.suppress(OSError):
@@ -568,12 +690,36 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, str]:
     return 0, json.dumps(payload, indent=2) + "\n"
 
 
+def scrub(report: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """An error report with every mirror password masked (rattler may quote a URL it fetched)."""
+    from envspec.channels import MASK, redact
+
+    secrets: list[str] = []
+    with contextlib.suppress(ShimError):
+        secrets = [str(m["password"]) for m in read_mirrors(environ) if m.get("password")]
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            text = redact(value)
+            for secret in secrets:
+                text = text.replace(secret, MASK)
+            return text
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    out: dict[str, Any] = clean(report)
+    return out
+
+
 def _entry() -> None:
     """Process entry point: print, flush and ``os._exit`` (py-rattler may crash at exit)."""
     try:
         code, text = run(sys.argv[1:], os.environ)
     except BaseException as exc:  # the exit code must be truthful no matter what
-        code, text = 1, json.dumps(ShimError("internal", "CondaError", repr(exc)).to_json()) + "\n"
+        code, text = 1, json.dumps(scrub(ShimError("internal", "CondaError", repr(exc)).to_json(), os.environ)) + "\n"
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

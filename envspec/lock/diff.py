@@ -2,16 +2,20 @@
 
 Compares ``lockfiles/<target>.conda-lock.yml`` in the working tree with the same file at
 ``GIT_REF`` (default ``HEAD``): packages added, removed, and changed (version and/or build).
+``GIT_REF`` must name a commit (it is resolved with ``git rev-parse --verify`` first; a ref that
+starts with ``-`` or names no commit is a usage error, exit 2). A lockfile absent at the base shows
+every package as added; git failing to read it is ``ToolFailed`` (exit 6), never "absent".
 Prints nothing when nothing changed, so a CI step can paste the output into a pull request body.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from envspec.errors import ToolFailed
+from envspec.errors import EnvspecError, ExitCode, ToolFailed
 from envspec.lock.condalock import read_conda_lock
 from envspec.lock.pypi import diff_entries
 from envspec.project import Project
@@ -69,35 +73,67 @@ def markdown(target: str, changes: list[Change]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def git_show(root: Path, ref: str, rel_path: str) -> str | None:
-    """The file at ``ref`` (None when it did not exist there)."""
+class BadBaseRef(EnvspecError):
+    """``--base`` is not a commit of this repository: a command-line usage error (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), "show", f"{ref}:./{rel_path}"],
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            check=False,
-        )
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
     except FileNotFoundError:
         raise ToolFailed("git is not installed", tip="install git; `envspec diff` compares against a git ref") from None
-    if proc.returncode == 0:
-        return proc.stdout
-    err = proc.stderr
-    if "does not exist in" in err or "exists on disk, but not in" in err:
-        return None
-    raise ToolFailed(
-        f"git show {ref}:{rel_path} failed: {err.strip()}", tip="is --base a valid ref of this repository?"
-    )
+
+
+def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
+    return " ".join(proc.stderr.decode("utf-8", errors="replace").split()) or f"exit status {proc.returncode}"
+
+
+def resolve_base(root: Path, ref: str) -> str:
+    """The full commit id ``ref`` names. Anything that is not a commit is refused before git sees it
+    as more than a revision: ``--base=--output=DIR`` would otherwise be an option of ``git show``."""
+    if not ref or ref.startswith("-") or any(not ch.isprintable() for ch in ref):
+        raise BadBaseRef(f"--base {ref!r} is not a git ref", tip="pass a branch, tag or commit, e.g. --base HEAD~1")
+    proc = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    commit = proc.stdout.decode("ascii", errors="replace").strip()
+    if proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        return commit
+    if proc.returncode == 1:  # --verify --quiet: not a commit, and nothing else went wrong
+        raise BadBaseRef(
+            f"--base {ref!r} is not a commit of this repository", tip="pass a branch, tag or commit, e.g. --base HEAD~1"
+        )
+    raise ToolFailed(f"git rev-parse {ref} failed: {_stderr(proc)}", tip="run envspec diff inside the git repository")
+
+
+def git_show(root: Path, commit: str, rel_path: str) -> str | None:
+    """The file ``rel_path`` (relative to ``root``) at ``commit`` (a full id from ``resolve_base``);
+    None when it did not exist there. Any other git failure is ``ToolFailed`` (exit 6), never "absent"."""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise BadBaseRef(f"{commit!r} is not a resolved commit id", tip="resolve it with resolve_base() first")
+    found = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{commit}:./{rel_path}")
+    if found.returncode == 1:
+        return None  # the commit exists (resolved before): the path does not exist in it
+    blob = found.stdout.decode("ascii", errors="replace").strip()
+    if found.returncode != 0 or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", blob):
+        raise ToolFailed(f"git rev-parse {commit[:12]}:{rel_path} failed: {_stderr(found)}")
+    proc = _git(root, "cat-file", "blob", blob)
+    if proc.returncode != 0:
+        raise ToolFailed(
+            f"git cat-file blob {blob[:12]} ({commit[:12]}:{rel_path}) failed: {_stderr(proc)}",
+            tip="is the repository damaged or a shallow/partial clone? try `git fsck`",
+        )
+    return proc.stdout.decode("utf-8", errors="replace")
 
 
 def diff_target(project: Project, target: str, base: str) -> str:
-    """The markdown table of one target's lockfile changes since ``base`` (empty when none)."""
+    """The markdown table of one target's lockfile changes since ``base``, a ref resolved to a commit
+    first (empty when none)."""
     path = project.conda_lock_file(target)
     after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
     rel = project.relative(path)
-    before = git_show(project.root, base, rel)
+    commit = resolve_base(project.root, base)
+    before = git_show(project.root, commit, rel)
     old, new = packages_of(before, f"{base}:{rel}"), packages_of(after, rel)
     old.update(diff_entries(before, f"{base}:{rel}"))  # the PyPI packages, as "NAME (pypi)"
     new.update(diff_entries(after, rel))

@@ -8,25 +8,36 @@ conda, micromamba and ``conda env create`` (conda >= 25.x) skip ``#`` comment li
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 FORMAT_VERSION = 1
 HASH_KEY = "envspec-input-hash"
 TARGET_KEY = "envspec-target"
 FORMAT_KEY = "envspec-lock-format"
 _KEY_RE = re.compile(r"^#\s*(envspec-[a-z-]+):\s*(\S+)\s*$")
-_LINE_RE = re.compile(r"^(?P<url>[a-z0-9+.-]+://\S+?)#(?P<hash>(?:sha256:)?[0-9a-f]{32,64})$")
-_FILE_RE = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+?)(?:\.conda|\.tar\.bz2)$")
+_LINE_RE = re.compile(r"^(?P<url>[^#\s]+)#(?P<hash>(?:sha256:)?[0-9a-f]{32,64})$")
+#: ``name-version-build.conda|.tar.bz2`` with conda's characters only (no separators, no spaces).
+_FILE_RE = re.compile(
+    r"^(?P<name>[A-Za-z0-9_][A-Za-z0-9_.+-]*)-(?P<version>[A-Za-z0-9_.+!]+)-(?P<build>[A-Za-z0-9_.+]+)"
+    r"(?:\.conda|\.tar\.bz2)$"
+)
+#: The URL schemes the installer fetches (``file://`` copied, ``http(s)://`` downloaded).
+SCHEMES = ("file", "http", "https")
 HEADER_LINES = 16  # the header is read from the first lines only (fast no-op checks)
 
 
 @dataclass(frozen=True)
 class ExplicitEntry:
+    """One package line, normalised once: ``url`` as written, ``filename`` and ``name`` decoded."""
+
     url: str
     hash: str
     name: str
     version: str
     build: str
+    filename: str = ""
 
 
 def header(*, target: str, subdir: str, input_hash: str, sources: list[str], channels: list[str]) -> str:
@@ -66,8 +77,53 @@ def header_fields(text: str) -> dict[str, str]:
     return fields
 
 
+def _printable(text: str) -> bool:
+    """No NUL, no control or format characters, no line or paragraph separators."""
+    return not any(unicodedata.category(ch)[0] in "CZ" for ch in text)
+
+
+def normalise_url(url: str) -> tuple[str, str]:
+    """``(url, decoded file name)`` of a package URL, or ValueError saying why it is refused.
+
+    The one place a lockfile URL is read: percent-escapes are decoded once (``num%70y`` is
+    ``numpy``), and what a package URL never needs is refused rather than interpreted: control
+    characters (NUL included, raw or escaped), a query string or fragment, a scheme other than
+    file/http/https, an escaped ``/`` or ``\\`` in the file name, and a file name that is not a
+    conda package (``<name>-<version>-<build>.conda`` or ``.tar.bz2``).
+    """
+    if not _printable(url):
+        raise ValueError(f"control or blank character in URL {url!r}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc}): {url!r}") from None
+    if parts.scheme.lower() not in SCHEMES:
+        raise ValueError(f"URL scheme {parts.scheme or '(none)'!r} is not one of {', '.join(SCHEMES)}: {url!r}")
+    if "?" in url or "#" in url:
+        raise ValueError(f"URL has a query string or fragment, which a package URL never needs: {url!r}")
+    if parts.scheme.lower() != "file" and not parts.hostname:
+        raise ValueError(f"URL has no host: {url!r}")
+    raw_name = parts.path.rsplit("/", 1)[-1]
+    try:
+        filename = unquote(raw_name, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(f"URL file name is not UTF-8 once decoded: {url!r}") from None
+    decoded_path = unquote(parts.path, errors="replace")
+    if not _printable(decoded_path) or "\ufffd" in decoded_path:
+        raise ValueError(f"URL path decodes to control or invalid characters: {url!r}")
+    if any(segment in (".", "..") for segment in decoded_path.split("/")):
+        raise ValueError(f"URL path has a '.' or '..' segment: {url!r}")
+    if "/" in filename or "\\" in filename or not _FILE_RE.match(filename):
+        raise ValueError(f"not a conda package file name (<name>-<version>-<build>.conda or .tar.bz2): {url!r}")
+    return url, filename
+
+
 def entries(text: str) -> list[ExplicitEntry]:
-    """The package lines after ``@EXPLICIT``; raises ValueError on a line without URL and hash."""
+    """The package lines after ``@EXPLICIT``, each normalised by :func:`normalise_url`.
+
+    Raises ValueError (one line, naming the line number) on text without ``@EXPLICIT``, a line
+    that is not ``URL#md5`` / ``URL#sha256:…``, or a URL :func:`normalise_url` refuses.
+    """
     out: list[ExplicitEntry] = []
     seen_marker = False
     for number, raw in enumerate(text.splitlines(), 1):
@@ -81,12 +137,14 @@ def entries(text: str) -> list[ExplicitEntry]:
             raise ValueError(f"line {number}: package line before @EXPLICIT: {line!r}")
         m = _LINE_RE.match(line)
         if not m:
-            raise ValueError(f"line {number}: not 'URL#hash': {line!r}")
-        url = m.group("url")
-        f = _FILE_RE.match(url.rsplit("/", 1)[-1])
-        if not f:
-            raise ValueError(f"line {number}: not a conda package file name: {url!r}")
-        out.append(ExplicitEntry(url, m.group("hash"), f.group("name"), f.group("version"), f.group("build")))
+            raise ValueError(f"line {number}: not 'URL#hash' (URL#md5 or URL#sha256:HASH): {line!r}")
+        try:
+            url, filename = normalise_url(m.group("url"))
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+        f = _FILE_RE.match(filename)
+        assert f is not None  # normalise_url checked it
+        out.append(ExplicitEntry(url, m.group("hash"), f.group("name"), f.group("version"), f.group("build"), filename))
     if not seen_marker:
-        raise ValueError("no @EXPLICIT line")
+        raise ValueError("no @EXPLICIT line: not an explicit lockfile")
     return out

@@ -84,4 +84,6 @@ def ensure_lockfile(
     progress(f"lock: {rel} {'does not exist' if missing else 'is stale'}; solving {target.name} first")
     summary = lock(project, [target], mirrors=mirrors, progress=progress)
     (outcome,) = summary.outcomes
+    if outcome.packages is None:  # an interrupted commit was completed: nothing left to solve
+        return True, f"{rel} is up to date ({outcome.status})"
     return True, f"locked {rel}: {outcome.packages} packages, torch {outcome.torch}"

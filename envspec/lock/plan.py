@@ -1,7 +1,8 @@
 """The lock plan (pure): which targets to solve, update or skip, from their input hashes.
 
-A target's inputs are its environment file, its virtual-package file and the channels it is
-solved against (after mirrors). Their hash is stored in both lockfiles of the target; a target
+A target's inputs are its environment file, its virtual-package file and the spec's channels as
+canonical URLs. Mirrors are not inputs: they are transport, and the lockfiles name the canonical
+URLs whichever mirror served the repodata. Their hash is stored in both lockfiles of the target; a target
 is up to date when both lockfiles exist and carry the hash of the current inputs.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-INPUT_HASH_VERSION = 1
+INPUT_HASH_VERSION = 2  # 2: channels are canonical URLs (mirrors left out)
 
 
 def _text_digest(data: bytes) -> str:
@@ -60,6 +61,7 @@ class Stored:
     explicit_hash: str | None = None
     conda_lock_hash: str | None = None
     packages: frozenset[str] | None = None  # package names in the lock, read only for --update
+    torn: bool = False  # same input hash, but the two files list different packages
     pip_hash: str | None = None  # the input hash in <target>.pip.txt (pip targets only)
 
 
@@ -87,7 +89,7 @@ def staleness(current: str, stored: Stored, pip: bool = False) -> str | None:
         return "conda-lock file missing or without envspec input hash"
     if stored.explicit_hash is None:
         return "explicit .lock missing or without envspec input hash"
-    if stored.conda_lock_hash != stored.explicit_hash:
+    if stored.conda_lock_hash != stored.explicit_hash or stored.torn:
         return "its two lockfiles disagree (an interrupted write?)"
     if stored.conda_lock_hash != current:
         return "inputs changed (environment file, virtual packages or channels)"

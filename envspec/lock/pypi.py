@@ -113,6 +113,12 @@ def pip_index(mirrors: Mapping[str, str]) -> PipIndex:
 
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
+    if username is None:  # --mirror/ENVSPEC_MIRRORS keep credentials out of the URL (envspec.channels)
+        from envspec.channels import credentials_for
+
+        creds = credentials_for(url)
+        if creds is not None:
+            username, password = creds.username, creds.password
     return PipIndex(redact(url).rstrip("/"), username, password)
 
 

@@ -3,14 +3,18 @@
 conda-lock does the solving through its public interface (its CLI entry point ``conda_lock.main``,
 run with a command line in child processes, see :mod:`envspec.lock.conda_lock_runner`), one conda-lock
 run per target, each with the target's own virtual packages
-(``lockfiles/<t>.virtual-packages.yml``) and channels (after mirrors). The conda executable it
+(``lockfiles/<t>.virtual-packages.yml``) and the spec's *canonical* channel URLs: a mirror is
+transport, never content. conda-lock never sees a mirror or its credentials; envspec's shim fetches
+through the mirror (``ENVSPEC_SHIM_MIRRORS`` in its environment) and answers with canonical URLs,
+so the lockfiles and their input hash are the same whichever mirror served the repodata. The conda executable it
 drives is envspec's py-rattler shim (:mod:`envspec.lock.conda_shim`) unless ``--solver`` names a real
 conda, mamba or micromamba; ``--conda PATH`` always points at an existing file, so conda-lock
 never tries to download one.
 
 Every run writes into temporary files first; only when every planned target solved are the
-lockfiles replaced (atomically, one ``os.replace`` each). A failed, unsatisfiable or killed run
-leaves the previous lockfiles byte-identical. Both lockfiles of a target carry the hash of its
+lockfiles replaced, all of them or none (:mod:`envspec.lock.commit`: temp files, a journal, the
+renames; a run killed mid-commit is completed by the next one). A failed, unsatisfiable or killed
+run leaves the previous lockfiles byte-identical. Both lockfiles of a target carry the hash of its
 inputs, so an unchanged target is skipped without starting conda-lock.
 """
 
@@ -33,7 +37,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.channels import apply_mirrors, parse_mirrors, unused_mirrors
+from envspec.channels import (
+    apply_mirrors,
+    canonical_channels,
+    parse_mirrors,
+    redact,
+    shim_mirrors,
+    shown,
+    unused_mirrors,
+)
 from envspec.errors import (
     ChannelUnreachable,
     CheckFailed,
@@ -42,14 +54,15 @@ from envspec.errors import (
     ToolFailed,
     UnsatisfiableError,
 )
-from envspec.fsutil import atomic_write_text, run_lock
-from envspec.lock import explicit, pypi
+from envspec.fsutil import run_lock
+from envspec.lock import commit, explicit, pypi
+from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.conda_shim import REPORT_ENV, shim_executable
 from envspec.lock.condalock import read_conda_lock
 from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 
-CONDA_LOCK_HASH_KEY = "envspec_input_hash"
-_META_HASH_RE = re.compile(rf"^\s*{CONDA_LOCK_HASH_KEY}:\s*['\"]?(sha256:[0-9a-f]{{64}})['\"]?\s*$", re.MULTILINE)
+CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
+_META_HASH_RE = commit.META_HASH_RE
 TORCH_NAMES = ("pytorch", "torch", "libtorch")
 TIMEOUT_ENV = "ENVSPEC_LOCK_TIMEOUT"
 _TMP_GLOB = ".*.envspec-tmp*"
@@ -93,8 +106,16 @@ class LockJob:
     vpkg_file: Path
     conda_lock_file: Path
     explicit_file: Path
-    channels: tuple[str, ...]
+    channels: tuple[str, ...]  # canonical channel URLs: what conda-lock and the lockfiles see
     input: LockInput
+    solve_channels: tuple[str, ...] = ()  # where they are fetched from (mirrors applied, no credentials)
+    mirrors: tuple[tuple[str, str], ...] = ()  # (name or URL, mirror URL) pairs that apply to it
+
+    @property
+    def fetch_channels(self) -> tuple[str, ...]:
+        """Where the channels are fetched from: the mirrors where there are some."""
+        return self.solve_channels or self.channels
+
     pip: pypi.PipJob | None = None  # the target's PyPI part, if it has one
 
     def rel(self, path: Path) -> str:
@@ -116,7 +137,8 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                 f"target {t.name}: {exc.filename} does not exist",
                 tip="run `envspec render` first: it writes the environment and virtual-package files",
             ) from None
-        channels = apply_mirrors(t.channels, mirrors)
+        channels = canonical_channels(t.channels)
+        solve_channels = apply_mirrors(t.channels, mirrors)
         pip_job = pypi.make_pip_job(t, mirrors)
         jobs.append(
             LockJob(
@@ -137,6 +159,8 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                     frozenset(map(spec_name, t.dependencies)) | pypi.requested(pip_job),
                     pypi.hash_components(pip_job),
                 ),
+                solve_channels=solve_channels,
+                mirrors=tuple(sorted(mirrors.items())),
                 pip=pip_job,
             )
         )
@@ -166,12 +190,19 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     except FileNotFoundError:
         return Stored(explicit_hash, None, None)
     m = _META_HASH_RE.search(text)
+    conda_lock_hash = m.group(1) if m else None
     packages = None
     if with_packages:
         packages = frozenset(p.name for p in read_conda_lock(text, job.rel(job.conda_lock_file), job.subdir))
         packages |= frozenset(p.name for p in pypi.read_pip_packages(text, job.rel(job.conda_lock_file), job.subdir))
+    torn = False
+    if explicit_hash is not None and explicit_hash == conda_lock_hash:  # same hash: same packages too?
+        with contextlib.suppress(OSError):
+            torn = (
+                commit.pair_problem(job.explicit_file.read_text(encoding="utf-8", errors="replace"), text) is not None
+            )
     pip_hash = pypi.stored_hash(pypi.pip_file(job.explicit_file)) if job.pip is not None else None
-    return Stored(explicit_hash, m.group(1) if m else None, packages, pip_hash)
+    return Stored(explicit_hash, conda_lock_hash, packages, torn=torn, pip_hash=pip_hash)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,10 +273,10 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
             "then `envspec render` and `envspec lock`",
         )
     if kind == "channel_unreachable":
-        url = str(report.get("url") or (job.channels[0] if job.channels else "?"))
+        url = str(report.get("url") or next(iter(job.fetch_channels), "?"))
         return _unreachable(job, url, str(report.get("message") or _tail(stderr, 3)))
     return ToolFailed(
-        f"conda-lock failed for target {job.target} (exit {returncode}): {_failure_detail(stderr)}",
+        f"conda-lock failed for target {job.target} (exit {returncode}): {redact(_failure_detail(stderr))}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
     )
 
@@ -268,8 +299,13 @@ def _flatten_tree(text: str) -> str:
 
 
 def _unreachable(job: LockJob, url: str, detail: str) -> ChannelUnreachable:
+    """The error names the URL it tried (the mirror's, ``user:***@`` when it has credentials)."""
+    text = redact(" ".join(detail.split()))
+    who = shown(url)
+    if url in text:  # the detail quotes the URL again: show it the same way
+        text = text.replace(url, who)
     return ChannelUnreachable(
-        f"channel {url} is unreachable while locking {job.target}: {detail.strip()}",
+        f"channel {who} is unreachable while locking {job.target}: {text}",
         tip=f"check the network/URL, or map the channel to a reachable mirror: --mirror NAME=URL "
         f"(or {MIRRORS_ENV}=NAME=URL), e.g. --mirror conda-forge=file:///srv/conda-forge",
     )
@@ -295,7 +331,7 @@ def _precheck_channels(job: LockJob) -> None:
     """Local channels are checked before conda-lock starts (instant, clear message)."""
     from envspec.lock.conda_shim import file_url_path
 
-    for url in job.channels:
+    for url in job.fetch_channels:
         root = file_url_path(url)
         if root is not None and not (root / "noarch" / "repodata.json").is_file():
             raise _unreachable(job, url, f"{root / 'noarch' / 'repodata.json'} does not exist")
@@ -314,6 +350,19 @@ def _conda_lock_header(job: LockJob) -> str:
         " — do not edit.\n"
         f"# To change it: edit envspec.yml, run `envspec render`, then `envspec lock --target {job.target}`.\n"
     )
+
+
+_REAL_SOLVERS = {"conda", "mamba", "micromamba"}
+
+
+def _refuse_mirrors_for_real_solver(jobs: Sequence[LockJob], solver: str | None) -> None:
+    """A real conda would fetch the canonical channels itself and ignore envspec's mirrors."""
+    mirrored = [j.target for j in jobs if j.fetch_channels != j.channels]
+    if solver in _REAL_SOLVERS and mirrored:
+        raise SpecError(
+            f"--mirror/{MIRRORS_ENV} with --solver {solver}: envspec applies mirrors in its built-in solver only",
+            tip=f"leave --solver out, or configure the mirror in {solver}'s own settings (.condarc custom_channels)",
+        )
 
 
 @dataclass
@@ -374,15 +423,18 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
         "--log-level",
         "INFO" if verbose else "WARNING",
     ]
-    for channel in job.channels:
+    for channel in job.channels:  # canonical: conda-lock writes what it is given
         argv += ["--channel", channel]
     for pkg in item.update:
         argv += ["--update", pkg]
     report = tmp_dir / "shim-report.json"
     scratch = tmp_dir / "tmp"  # conda-lock's own temp dirs land here and go with tmp_dir
     scratch.mkdir()
+    routes = shim_mirrors(job.channels, dict(job.mirrors))
     env = {
         REPORT_ENV: str(report),
+        # mirror URLs and their credentials for the shim alone: in its environment, never argv/files
+        **({SHIM_MIRRORS_ENV: json.dumps(routes)} if routes else {}),
         "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING",
         "TMPDIR": str(scratch),
         "TEMP": str(scratch),
@@ -406,7 +458,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     out = prep.stdout.read_text(encoding="utf-8", errors="replace") if prep.stdout.exists() else ""
     err = prep.stderr.read_text(encoding="utf-8", errors="replace") if prep.stderr.exists() else ""
     if verbose:
-        sys.stderr.write(pypi.scrub(job.pip, out + err) if job.pip is not None else out + err)
+        sys.stderr.write(redact(out + err))
     if returncode != 0:
         raise _classify_failure(job, prep.report, err + out, returncode)
     try:
@@ -438,6 +490,9 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     count, torch = _summarise(lock_text, job.subdir)
     if count != len(entries):
         raise ToolFailed(f"{job.target}: conda-lock.yml has {count} packages but the explicit file {len(entries)}")
+    problem = commit.pair_problem(explicit_text, lock_text)
+    if problem is not None:
+        raise ToolFailed(f"conda-lock's two lockfiles of {job.target} disagree: {problem}")
     pip_text = None
     if job.pip is not None:
         pip_text = pypi.finish(
@@ -589,11 +644,33 @@ def _stderr(message: str) -> None:
 
 
 def _clean_stale_temps(jobs: Sequence[LockJob], work_root: Path) -> None:
-    """Temp files a killed run left behind (we hold the run lock, so none is in use)."""
-    for folder in {job.conda_lock_file.parent for job in jobs} | {job.env_file.parent for job in jobs if job.pip}:
+    """Temp files a killed run left behind (we hold the run lock, so none is in use; a journal's
+    temps were completed by :func:`_recover` first)."""
+    for folder in _folders(jobs):
+        if commit.pending(folder):
+            continue
         for path in folder.glob(_TMP_GLOB):
             path.unlink(missing_ok=True)
+    for folder in {job.env_file.parent for job in jobs if job.pip is not None}:  # pypi.lock_env_path
+        for path in folder.glob(".environment-*.envspec-tmp-*.yml"):
+            path.unlink(missing_ok=True)
     shutil.rmtree(work_root, ignore_errors=True)
+
+
+def _folders(jobs: Sequence[LockJob]) -> list[Path]:
+    return sorted({job.conda_lock_file.parent for job in jobs} | {job.explicit_file.parent for job in jobs})
+
+
+def _recover(jobs: Sequence[LockJob], cache_dir: Path, progress: Progress) -> None:
+    """Complete a commit a killed run left behind (see :mod:`envspec.lock.commit`)."""
+    folders = [f for f in _folders(jobs) if commit.pending(f)]
+    if not folders:
+        return
+    with run_lock(cache_dir / "lock.lock", "locking"):
+        for folder in folders:
+            done = commit.recover(folder)
+            if done:
+                progress(f"completed the lockfile commit an interrupted run left: {', '.join(done)}")
 
 
 def lock_jobs(
@@ -609,6 +686,8 @@ def lock_jobs(
 ) -> LockSummary:
     """Plan, solve (in parallel child processes) and commit all jobs; see the module doc."""
     started = time.monotonic()
+    _refuse_mirrors_for_real_solver(jobs, solver)
+    _recover(jobs, cache_dir, progress)
     stored = {job.target: read_stored(job, with_packages=bool(update)) for job in jobs}
     try:
         items = plan([job.input for job in jobs], stored, update)
@@ -690,12 +769,20 @@ def lock_jobs(
             first.message += "; no lockfile was changed"
             _report_failure_table(report, progress)
             raise first
-        for outcome in results:  # every target solved: commit
+        files: list[tuple[Path, str]] = []
+        for outcome in results:  # every target solved: commit them all, or none
             job = by_target[outcome.target]
             assert outcome.conda_lock_text is not None and outcome.explicit_text is not None
-            atomic_write_text(job.conda_lock_file, outcome.conda_lock_text)
-            atomic_write_text(job.explicit_file, outcome.explicit_text)
-            pypi.commit(pypi.pip_file(job.explicit_file), outcome.pip_text)
+            files += [(job.conda_lock_file, outcome.conda_lock_text), (job.explicit_file, outcome.explicit_text)]
+            if outcome.pip_text is not None:  # lockfiles/<t>.pip.txt, in the same journaled commit
+                files.append((pypi.pip_file(job.explicit_file), outcome.pip_text))
+        folders = _folders([by_target[o.target] for o in results])
+        if len(folders) != 1:
+            raise ToolFailed(f"lockfiles must share one folder to be committed together: {folders}")
+        commit.commit(folders[0], files)
+        for outcome in results:  # a target that no longer has PyPI packages loses its .pip.txt
+            if outcome.pip_text is None:
+                pypi.commit(pypi.pip_file(by_target[outcome.target].explicit_file), None)
         shutil.rmtree(work_root, ignore_errors=True)
     progress(f"done in {time.monotonic() - started:.1f} s")
     return report
@@ -708,8 +795,8 @@ def _report_failure_table(report: LockSummary, progress: Progress) -> None:
 def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str] | None = None) -> bool | None:
     """Do the target's lockfiles match its current inputs? None when its inputs are not rendered.
 
-    Mirrors default to ``ENVSPEC_MIRRORS`` (what ``envspec lock`` would use without ``--mirror``).
-    Used by ``envspec report``; cheap (no YAML parse, no conda-lock).
+    Mirrors are transport and no input: any (default ``ENVSPEC_MIRRORS``) gives the same answer.
+    Used by ``envspec report`` and ``envspec up``; cheap (no conda-lock).
     """
     if mirrors is None:
         mirrors = parse_mirrors((), os.environ.get(MIRRORS_ENV))

@@ -39,7 +39,12 @@ def yaml_string(value: object) -> str:
 
 
 def one_line_comment(value: object) -> str:
-    return " ".join(str(value).split())
+    """Text for a YAML ``#`` comment: one line, and every character YAML cannot carry raw (a NUL, a
+    control character) written as its escape. The spec refuses those; this keeps the file valid YAML anyway."""
+    text = " ".join(str(value).split())
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:

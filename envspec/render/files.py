@@ -79,11 +79,24 @@ def plan_render(spec: Spec, project: Project) -> dict[Path, str]:
 
 def _is_generated(path: Path) -> bool:
     try:
-        with path.open(encoding="utf-8") as handle:
-            head = handle.read(400)
-    except (OSError, UnicodeDecodeError):
+        with path.open("rb") as handle:
+            head = handle.read(1600)
+    except OSError:
         return False
-    return GENERATED_MARK in head
+    return GENERATED_MARK.encode("utf-8") in head
+
+
+def _read_for_diff(path: Path) -> tuple[bytes | None, str]:
+    """A file's bytes (None when absent or unreadable) and its text for a diff: "" when absent;
+    bytes that are not UTF-8 shown as U+FFFD; a file that cannot be read at all as a marker line.
+    Callers compare the bytes, so such a file always differs from a rendering."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, f"<unreadable: {exc.strerror or exc}>\n"
+    return raw, raw.decode("utf-8", errors="replace")
 
 
 def stale_files(project: Project, plan: dict[Path, str]) -> list[Path]:
@@ -126,15 +139,10 @@ def drift(project: Project, plan: dict[Path, str]) -> str:
     """Unified diff between what is on disk and what the source renders; empty when in sync."""
     chunks: list[str] = []
     for path, content in plan.items():
-        try:
-            current = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = ""
-        except (OSError, UnicodeDecodeError):
-            current = "<unreadable>\n"
-        if current != content:
+        raw, current = _read_for_diff(path)
+        if raw != content.encode("utf-8"):
             rel = project.relative(path)
-            chunks.extend(
+            diff = list(
                 difflib.unified_diff(
                     current.splitlines(keepends=True),
                     content.splitlines(keepends=True),
@@ -142,9 +150,11 @@ def drift(project: Project, plan: dict[Path, str]) -> str:
                     tofile=f"b/{rel} (rendered)",
                 )
             )
+            # Text equal once decoded, bytes not: the file holds bytes that are not UTF-8.
+            chunks.extend(diff or [f"a/{rel} (on disk) differs from b/{rel} (rendered): it is not UTF-8 text\n"])
     for path in stale_files(project, plan):
         rel = project.relative(path)
-        old = path.read_text(encoding="utf-8")
+        _, old = _read_for_diff(path)
         chunks.extend(difflib.unified_diff(old.splitlines(keepends=True), [], fromfile=f"a/{rel}", tofile="/dev/null"))
     return "".join(chunk if chunk.endswith("\n") else chunk + "\n" for chunk in chunks)
 

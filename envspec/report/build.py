@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+import stat
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.lock.condalock import read_conda_lock
 from envspec.lock.pypi import read_pip_packages
+from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
 from envspec.spec.model import TORCH_PACKAGE, ResolvedTarget
@@ -160,17 +163,81 @@ def png_size(data: bytes) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
-def read_smoke_dir(folder: Path) -> SmokeRead:
-    """Read ``folder/smoke.json`` and ``folder/smoke.png``. Never raises: problems become text."""
-    json_path = folder / SMOKE_JSON
+class _Unreadable(Exception):
+    """A result file that is not read: the one-line reason is the message."""
+
+
+def read_capped(path: Path, cap: int, inside: Path) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``cap`` bytes whose real location is in ``inside``.
+
+    Results come from CI artifacts and other machines: a FIFO would block a plain ``open`` forever,
+    a symlink to ``/dev/zero`` never ends, a symlink out of the folder reads someone else's file.
+    So the file is opened non-blocking, checked with ``fstat`` on the open descriptor (no race with
+    a swap after a ``stat``), and read to at most ``cap + 1`` bytes. Raises ``FileNotFoundError``
+    when there is no such file and ``_Unreadable`` (one line) for anything else.
+    """
+    name = path.name
     try:
-        if json_path.stat().st_size > MAX_JSON_BYTES:
-            return SmokeRead(problem=f"{SMOKE_JSON} is larger than {MAX_JSON_BYTES // (1024 * 1024)} MiB")
-        data = json_path.read_bytes()
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
+        raise _Unreadable(f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not real.is_relative_to(inside.resolve()):
+        raise _Unreadable(f"{name} is a link to a file outside its results folder")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(real, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise _Unreadable(f"cannot read {name}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable(f"{name} is not a regular file ({_file_kind(info.st_mode)})")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _Unreadable(f"cannot read {name}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > cap:
+        raise _Unreadable(f"{name} is larger than {_mib(cap)}")
+    return b"".join(chunks)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return kind
+    return "not a plain file"
+
+
+def _mib(cap: int) -> str:
+    return f"{cap // (1024 * 1024)} MiB" if cap >= 1024 * 1024 else f"{cap} bytes"
+
+
+def read_smoke_dir(folder: Path) -> SmokeRead:
+    """Read ``folder/smoke.json`` and ``folder/smoke.png``. Never raises (nor hangs): problems become text."""
+    try:
+        data = read_capped(folder / SMOKE_JSON, MAX_JSON_BYTES, folder)
     except FileNotFoundError:
         return SmokeRead(problem=f"no {SMOKE_JSON}")
-    except OSError as exc:
-        return SmokeRead(problem=f"cannot read {SMOKE_JSON}: {exc.strerror or exc}")
+    except _Unreadable as exc:
+        return SmokeRead(problem=str(exc))
     try:
         report = parse_smoke_json(data)
     except ValueError as exc:
@@ -184,15 +251,12 @@ def _read_png(folder: Path, name: str) -> tuple[bytes | None, str | None]:
     # The file name comes from the input: only a plain name inside the folder is followed.
     if Path(name).name != name or name in {"", ".", ".."}:
         return None, f"image file name {name!r} is not a plain file name"
-    path = folder / name
     try:
-        if path.stat().st_size > MAX_EMBED_BYTES:
-            return None, f"{name} is larger than {MAX_EMBED_BYTES // (1024 * 1024)} MiB"
-        data = path.read_bytes()
+        data = read_capped(folder / name, MAX_EMBED_BYTES, folder)
     except FileNotFoundError:
         return None, f"no {name}"
-    except OSError as exc:
-        return None, f"cannot read {name}: {exc.strerror or exc}"
+    except _Unreadable as exc:
+        return None, str(exc)
     if png_size(data) is None:
         return None, f"{name} is not a PNG image"
     return data, None
@@ -205,11 +269,11 @@ def read_results(results_dir: Path) -> dict[str, SmokeRead]:
     target) counts too, keyed by the target it names.
     """
     found: dict[str, SmokeRead] = {}
-    if (results_dir / SMOKE_JSON).is_file():
+    if os.path.lexists(results_dir / SMOKE_JSON):  # a FIFO or a link too: read_smoke_dir says why not
         single = read_smoke_dir(results_dir)
         found[(single.report.target if single.report else None) or results_dir.name] = single
     for folder in sorted(p for p in results_dir.iterdir() if p.is_dir()):
-        if (folder / SMOKE_JSON).exists():
+        if os.path.lexists(folder / SMOKE_JSON):
             found[folder.name] = read_smoke_dir(folder)
     return found
 
@@ -268,14 +332,7 @@ def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, st
 def _freshness(
     project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None
 ) -> tuple[LockState, str | None]:
-    """Ask the lock step whether the lockfiles match their inputs:
-    ``envspec.lock.run.is_fresh(project, target: ResolvedTarget) -> bool | None`` (None: cannot tell)."""
-    import importlib
-
-    try:
-        is_fresh = importlib.import_module("envspec.lock.run").is_fresh
-    except (ImportError, AttributeError):
-        return "unknown", "this envspec cannot check lockfile freshness"
+    """Ask the lock stage whether the lockfiles match their inputs (``is_fresh``: None when it cannot tell)."""
     try:
         fresh = is_fresh(project, target) if mirrors is None else is_fresh(project, target, mirrors)
     except Exception as exc:  # a report shows what it can; the lock step's own command reports errors
@@ -346,6 +403,8 @@ class ResultTable:
     rows: tuple[Row, ...]
     context: tuple[tuple[str, str], ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    #: The heading of both files: where the report was made (``report_title``).
+    title: str = "envspec report"
 
     @property
     def headline(self) -> str:
@@ -353,6 +412,9 @@ class ResultTable:
         parts = [f"{self.counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "missing") if self.counts.get(s)]
         return f"{self.counts.get('pass', 0)}/{total} targets passed" + (f" ({', '.join(parts)})" if parts else "")
 
+
+#: The promised device of a result whose target is not in the spec and whose smoke.json names none.
+UNKNOWN_PROMISE: Final = "?"
 
 TIMING_LABELS: Final = (
     ("import_", "import"),
@@ -365,13 +427,43 @@ TIMING_LABELS: Final = (
 
 
 def _device_verdict(promised: str, report: SmokeReport) -> DeviceVerdict:
-    if not report.device:
+    if not report.device or promised == UNKNOWN_PROMISE:
         return "unknown"
     if report.device == promised:
         return "promised"
     if report.device == "cpu" and report.allow_cpu:
         return "allowed-cpu"
     return "wrong"
+
+
+def judge(promised: str, report: SmokeReport, device_verdict: DeviceVerdict) -> tuple[Status, str]:
+    """The row's status from the evidence, not from the ``verdict`` smoke.json claims. Pure.
+
+    Pass only if smoke.json says pass, it recorded checks and every one passed, and it ran on the
+    promised device (or on the CPU with the promise waived by ``--allow-cpu``, as recorded in it).
+    An ``error`` stays an error (the smoke test did not get to its checks). A verdict the evidence
+    contradicts is a fail whose reason says so.
+    """
+    if report.verdict == "error":
+        return "error", report.message
+    failed = [c.name for c in report.checks if not c.passed]
+    against: list[str] = []
+    if failed:
+        against.append(f"check{'s' if len(failed) > 1 else ''} {', '.join(failed)} failed")
+    elif not report.checks:
+        against.append("it recorded no checks")
+    if promised != UNKNOWN_PROMISE and device_verdict == "wrong":
+        against.append(f"it ran on {report.device} where {promised} was promised and not waived by --allow-cpu")
+    elif promised != UNKNOWN_PROMISE and device_verdict == "unknown":
+        against.append("it does not say which device it ran on")
+    if report.verdict == "pass":
+        if not against:
+            return "pass", report.message
+        return "fail", f"smoke.json says pass, but {'; '.join(against)}"
+    if not against:  # "fail" although the evidence is clean: trust the failure, say it disagrees
+        note = "smoke.json says fail, although every recorded check passed on the promised device"
+        return "fail", f"{report.message} ({note})" if report.message else note
+    return "fail", report.message
 
 
 def _benchmark_text(b: SmokeBenchmark) -> str | None:
@@ -447,13 +539,13 @@ def build_row(
         reason = "no smoke results (the job failed before the smoke test, or did not run)"
         return _resultless_row(name, target, lock, status="missing", reason=reason, promised=target.smoke_device)
     report = read.report
-    promised = target.smoke_device if target else (report.promised_device if report else None) or "?"
+    promised = target.smoke_device if target else (report.promised_device if report else None) or UNKNOWN_PROMISE
     if report is None:
         return _resultless_row(
             name, target, lock, status="error", reason=read.problem or "unreadable results", promised=promised
         )
-    status: Status = report.verdict
-    reason = report.message
+    device_verdict = _device_verdict(promised, report)
+    status, reason = judge(promised, report, device_verdict)
     if report.target is not None and report.target != name:
         status, reason = "error", f"{SMOKE_JSON} is for target {report.target!r} but was found under {name!r}"
     timings = tuple(
@@ -471,7 +563,7 @@ def build_row(
         reason=reason,
         device=report.device,
         device_name=report.device_name,
-        device_verdict=_device_verdict(promised, report),
+        device_verdict=device_verdict,
         dtype=report.dtype,
         mode=report.mode,
         lock=lock,
@@ -490,6 +582,7 @@ def build_table(
     results: Mapping[str, SmokeRead],
     locks: Mapping[str, LockSummary],
     context: Iterable[tuple[str, str]] = (),
+    title: str = "envspec report",
 ) -> ResultTable:
     """The table model: one row per target of the spec (missing ones included), in spec order,
     then rows for results of targets the spec does not have. Pure."""
@@ -504,7 +597,7 @@ def build_table(
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-    return ResultTable(rows=tuple(rows), context=tuple(context), counts=counts)
+    return ResultTable(rows=tuple(rows), context=tuple(context), counts=counts, title=title)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,7 +680,7 @@ STATUS_MD: Final[dict[str, str]] = {"pass": "✅ pass", "fail": "❌ fail", "err
 def render_markdown(report: ResultTable, image_hint: str = "") -> str:
     """GitHub job-summary markdown. Images cannot be embedded there; ``image_hint`` (trusted markdown
     written by envspec) says where they are."""
-    lines = ["## envspec verify", "", md_cell(report.headline), ""]
+    lines = [f"## {md_cell(report.title)}", "", md_cell(report.headline), ""]
     if report.context:
         lines += [" · ".join(f"{md_cell(k)}: {md_cell(v)}" for k, v in report.context), ""]
     lines += [
@@ -644,10 +737,12 @@ def build_report(
     mirrors: Mapping[str, str] | None,
     environ: Mapping[str, str],
     progress: Callable[[str], None],
+    title: str | None = None,
 ) -> tuple[ResultTable, Written]:
     """The report stage's entry point: read every result and lockfile, build the table, write both files.
 
     ``mirrors`` None: lockfile freshness uses ``ENVSPEC_MIRRORS`` as ``envspec lock`` would.
+    ``title`` None: ``report_title(environ)``.
     """
     if not results_dir.is_dir():
         raise SpecError(
@@ -657,7 +752,7 @@ def build_report(
     results = read_results(results_dir)
     progress(f"report: {len(results)} smoke result(s) in {results_dir}, {len(targets)} target(s) in the spec")
     locks = {t.name: read_lock(project, t, mirrors) for t in targets}
-    table = build_table(targets, results, locks, github_context(environ))
+    table = build_table(targets, results, locks, github_context(environ), title or report_title(environ))
     hint = (
         f"Images: report.html in the `{REPORT_ARTIFACT}` artifact; each target's smoke.png in its "
         f"`{artifact_name('<target>')}` artifact."
@@ -669,6 +764,13 @@ def build_report(
         progress(f"  {row.target:<24} {row.status:<8} lock {row.lock.state}")
     progress(f"report: {table.headline}")
     return table, written
+
+
+def report_title(env: Mapping[str, str]) -> str:
+    """ "envspec <workflow>" inside a GitHub Actions workflow (the verify workflow: "envspec verify"),
+    else "envspec report" (a local ``envspec report`` or ``envspec up``)."""
+    workflow = " ".join(env.get("GITHUB_WORKFLOW", "").split()) if env.get("GITHUB_ACTIONS") == "true" else ""
+    return f"envspec {workflow}" if workflow else "envspec report"
 
 
 def github_context(env: Mapping[str, str]) -> list[tuple[str, str]]:

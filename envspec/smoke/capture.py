@@ -43,3 +43,27 @@ def load_warnings() -> Iterator[list[str]]:
         for logger, level in saved:
             logger.removeHandler(collector)
             logger.setLevel(level)
+
+
+#: Library notices that say nothing about this environment's ability to make an image: transformers
+#: announces, per image-processor class, that it uses its Pillow backend because torchvision (which
+#: the SD runtime does not need) is absent. Dropped at their logger, before diffusers is imported.
+IRRELEVANT_NOTICES: Final = {"transformers.utils.import_utils": ("requires torchvision (not installed)",)}
+
+
+class _DropNotices(logging.Filter):
+    def __init__(self, phrases: tuple[str, ...]) -> None:
+        super().__init__()
+        self.phrases = phrases
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(phrase in message for phrase in self.phrases)
+
+
+def drop_irrelevant_notices() -> None:
+    """Install the filters (once) on the loggers that print :data:`IRRELEVANT_NOTICES`."""
+    for name, phrases in IRRELEVANT_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNotices) for f in logger.filters):
+            logger.addFilter(_DropNotices(phrases))

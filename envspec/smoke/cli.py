@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envspec.smoke import report
+from envspec.smoke.capture import drop_irrelevant_notices
 from envspec.smoke.errors import SmokeSetupError
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     args = build_parser().parse_args(argv)
     for key, value in OFFLINE_ENV.items():  # before diffusers/transformers read them at import
         os.environ[key] = value
+    drop_irrelevant_notices()  # before diffusers/transformers are imported, too
     from envspec.smoke.run import Options
 
     opts = Options(

@@ -8,6 +8,7 @@ the line where known, and what is expected.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -226,6 +227,86 @@ class TargetModel(_Strict):
         return self
 
 
+# --- models: Hugging Face models the project pins (envspec.models locks and pulls them) ---------
+
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+
+
+def _check_hub_repo(value: str) -> str:
+    if not re.fullmatch(rf"(?:{_HUB_PART}/)?{_HUB_PART}", value, flags=re.ASCII) or "--" in value or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a Hugging Face repository id ('namespace/name': letters, digits, '-', '_', '.'; "
+            "no '--' or '..')"
+        )
+    return value
+
+
+def _check_hub_revision(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}", value) or ".." in value or value.endswith(("/", ".")):
+        raise ValueError(f"{value!r} is not a branch, tag or commit (e.g. 'main', 'v1.0', or 40 hex digits)")
+    return value
+
+
+def _check_repo_path(value: str) -> str:
+    """A relative POSIX path (or glob) inside a repository: never absolute, never climbing out."""
+    parts = value.split("/")
+    if not value or "\\" in value or any(p in ("", ".", "..") for p in parts) or value[0] == "~":
+        raise ValueError(f"{value!r} is not a relative path inside the repository (no leading '/', '..' or backslash)")
+    return value
+
+
+HubRepoId = Annotated[str, AfterValidator(_check_hub_repo)]
+HubRevision = Annotated[str, AfterValidator(_check_hub_revision)]
+RepoPath = Annotated[str, StringConstraints(max_length=500), AfterValidator(_check_repo_path)]
+ModelVariant = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+
+
+class ModelEntryModel(_Strict):
+    """One model: a Hugging Face repository at a revision, and what to take from it."""
+
+    description: str = Field(default="", description="One line for people: what this model is.")
+    repo: HubRepoId = Field(
+        description="Hugging Face repository id, e.g. 'stable-diffusion-v1-5/stable-diffusion-v1-5'."
+    )
+    revision: HubRevision = Field(
+        description="Branch, tag or commit. `envspec models lock` pins it to a commit in lockfiles/models.lock.yml."
+    )
+    layout: Literal["diffusers", "single_file"] = Field(
+        description="diffusers: model_index.json, each component folder's config/tokenizer files and its weights "
+        "(the variant's, .safetensors preferred); single_file: one checkpoint named by `file`."
+    )
+    variant: ModelVariant | None = Field(
+        default=None, description="diffusers layout: weights variant to take, e.g. fp16 (default: the plain weights)."
+    )
+    file: RepoPath | None = Field(default=None, description="single_file layout: the checkpoint's path in the repo.")
+    include: list[RepoPath] = Field(
+        default_factory=list, description="Extra files to take (globs on repository paths, e.g. 'tokenizer/*')."
+    )
+    exclude: list[RepoPath] = Field(
+        default_factory=list,
+        description="Files or component folders to leave out (globs on repository paths, e.g. 'safety_checker').",
+    )
+    license: Annotated[str, StringConstraints(pattern=r"\S")] = Field(
+        description="The model's licence, for people (e.g. 'CreativeML OpenRAIL-M'); recorded in the lockfile."
+    )
+    trust_pickle: bool = Field(
+        default=False,
+        description="Allow pulling pickled files (.ckpt/.bin/.pt/.pth): loading one can run arbitrary code.",
+    )
+    smoke: bool = Field(default=False, description="The smoke test uses this model (or set smoke_model: NAME).")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ModelEntryModel:
+        if self.layout == "single_file":
+            if self.file is None:
+                raise ValueError("layout 'single_file' needs file: (the checkpoint's path in the repository)")
+            if self.variant is not None:
+                raise ValueError("variant applies to layout 'diffusers' only; a single file is named by file:")
+        elif self.file is not None:
+            raise ValueError("file applies to layout 'single_file' only; a diffusers folder is taken whole")
+        return self
+
+
 class SpecModel(_Strict):
     """The whole ``envspec.yml``."""
 
@@ -245,6 +326,10 @@ class SpecModel(_Strict):
         "a compiler). Any other project without a wheel for a target fails the lock.",
     )
     targets: dict[Name, TargetModel] = Field(min_length=1, description="One record per platform target.")
+    models: dict[Name, ModelEntryModel] = Field(
+        default_factory=dict, description="Hugging Face models to lock and pull into models/<name>/ (docs/models.md)."
+    )
+    smoke_model: Name | None = Field(default=None, description="The model the smoke test uses (or smoke: true on it).")
 
     @model_validator(mode="after")
     def _no_duplicate_packages(self) -> SpecModel:
@@ -266,6 +351,21 @@ class SpecModel(_Strict):
                         f"target {tname!r}: pip package {name!r} is given twice ({pip_seen[name]!r} and {req!r})"
                     )
                 pip_seen[name] = req
+        return self
+
+    @model_validator(mode="after")
+    def _one_smoke_model(self) -> SpecModel:
+        marked = [name for name, entry in self.models.items() if entry.smoke]
+        if len(marked) > 1:
+            raise ValueError(f"models {', '.join(marked)} all say smoke: true; the smoke test uses one")
+        if self.smoke_model is not None:
+            if self.smoke_model not in self.models:
+                have = ", ".join(self.models) or "none"
+                raise ValueError(f"smoke_model {self.smoke_model!r} names no entry of models: (have: {have})")
+            if marked and marked[0] != self.smoke_model:
+                raise ValueError(
+                    f"smoke_model {self.smoke_model!r} and smoke: true on {marked[0]!r} disagree; keep one"
+                )
         return self
 
 
@@ -400,6 +500,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         raise SpecError(
             f"{path}: expected a mapping at the top level, got {_kind(data)}", tip="see envspec.schema.json"
         )
+    _refuse_control_characters(data, source, path)
     try:
         model = SpecModel.model_validate(data)
     except RecursionError:
@@ -410,6 +511,53 @@ def parse_spec(text: str, path: Path) -> Spec:
     except ValidationError as exc:
         raise _to_spec_error(exc, source, path) from None
     return Spec(path=path, model=model)
+
+
+def _unsafe_character(text: str) -> str | None:
+    """The first character no generated file may carry raw: a control character (NUL, tab, newline,
+    DEL, C1), a lone surrogate, or a Unicode line/paragraph separator (YAML reads both as line breaks)."""
+    for ch in text:
+        if unicodedata.category(ch) in UNSAFE_CATEGORIES:
+            return ch
+    return None
+
+
+#: Cc: control characters; Cs: surrogates (cannot be written as UTF-8); Zl, Zp: line breaks to YAML.
+UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _refuse_control_characters(data: object, source: YamlSource, path: Path) -> None:
+    """Every string of the spec, keys included, is one line of printable text: it ends up in YAML
+    comments and scalars, workflow files and environment variables (where a NUL crashes ``smoke``)."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(data, ())]
+    seen: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        found: tuple[str, tuple[str | int, ...]] | None = None
+        if isinstance(node, str):
+            bad = _unsafe_character(node)
+            found = (bad, loc) if bad is not None else None
+        elif isinstance(node, dict):
+            for key, value in reversed(list(node.items())):
+                if isinstance(key, str) and (bad := _unsafe_character(key)) is not None:
+                    found = (bad, (*loc, key))
+                stack.append((value, (*loc, str(key))))
+        elif isinstance(node, list):
+            stack.extend((item, (*loc, i)) for i, item in reversed(list(enumerate(node))))
+        if found is not None:
+            bad, where_loc = found
+            line = source.line_of(where_loc)
+            where = f"{path}:{line}" if line else str(path)
+            field_path = ".".join(str(p) for p in where_loc) or "(top level)"
+            name = unicodedata.name(bad, "surrogate" if unicodedata.category(bad) == "Cs" else "control character")
+            raise SpecError(
+                f"{where}: {field_path}: contains {f'U+{ord(bad):04X}'} ({name.lower()}); "
+                "every text field is one line of printable characters",
+                tip="remove the character (envspec writes these fields into YAML files and environment variables)",
+            )
 
 
 def load_spec(path: Path) -> Spec:

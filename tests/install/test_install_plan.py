@@ -210,11 +210,12 @@ def test_default_cache_dir(tmp_path: Path) -> None:
 
 
 def test_check_prefix(tmp_path: Path) -> None:
-    assert check_prefix(tmp_path / "new") is False
+    assert check_prefix(tmp_path / "new") is None
     (tmp_path / "empty").mkdir()
-    assert check_prefix(tmp_path / "empty") is True
+    assert check_prefix(tmp_path / "empty") == 0
     (tmp_path / "env" / "conda-meta").mkdir(parents=True)
-    assert check_prefix(tmp_path / "env") is True
+    (tmp_path / "env" / "conda-meta" / "a-1-0.json").write_text("{}")
+    assert check_prefix(tmp_path / "env", replace=True) == 1  # not envspec's: only with --replace
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "thesis.tex").write_text("precious")
     with pytest.raises(PrefixNotEnvironment, match="not a conda environment"):

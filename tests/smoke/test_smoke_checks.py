@@ -97,3 +97,19 @@ def test_a_run_without_an_image_removes_the_previous_runs_png(tmp_path: Path) ->
     write_report(tmp_path, errored, None)
     assert not (tmp_path / IMAGE_FILE).exists()  # the old picture must not stand beside the new verdict
     assert json.loads((tmp_path / REPORT_FILE).read_text())["message"] == "error: no such model"
+
+
+def test_irrelevant_library_notices_are_dropped_and_others_kept(caplog: pytest.LogCaptureFixture) -> None:
+    """transformers' 'requires torchvision (not installed)' notice printed twice per smoke run."""
+    import logging
+
+    from envspec.smoke.capture import drop_irrelevant_notices
+
+    drop_irrelevant_notices()
+    drop_irrelevant_notices()  # idempotent: one filter
+    logger = logging.getLogger("transformers.utils.import_utils")
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger="transformers.utils.import_utils"):
+        logger.warning("`CLIPImageProcessor` requires torchvision (not installed); falling back to ...")
+        logger.warning("some other notice")
+    assert [r.getMessage() for r in caplog.records] == ["some other notice"]

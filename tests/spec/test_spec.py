@@ -148,7 +148,7 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
         r"targets\.osx-arm64: variables: ENVSPEC_DEVICE is set by envspec itself",
     ),
     ("blank-runner", "runner: macos-15\n", 'runner: "  "\n', r"osx-arm64\.runner: String should match"),
-    ("runner-with-newline", "runner: macos-15\n", 'runner: "macos-15\\nfoo: 1"\n', r"\.runner: String should match"),
+    ("runner-with-newline", "runner: macos-15\n", 'runner: "macos-15\\nfoo: 1"\n', r"\.runner: contains U\+000A"),
     (
         "yaml-boolean-target-name",
         "  osx-64:\n",

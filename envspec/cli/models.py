@@ -1,0 +1,170 @@
+"""`envspec models lock [--check] [--update [NAME ...]]` and `envspec models pull [NAME] [--dest DIR] [--trust-pickle]`.
+
+Thin: parse, call ``envspec.models``, print. Results go to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from envspec.cli.common import load, progress, table
+from envspec.models import PullEvent, lock_models, pull_models
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    sub.required = True
+    lock_help = (
+        "pin each model's revision to a commit and record its files' sizes and hashes (lockfiles/models.lock.yml)"
+    )
+    lock = sub.add_parser("lock", help=lock_help, description=lock_help)
+    mode = lock.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming models whose entry changed (stale) or whose branch moved (moved)",
+    )
+    mode.add_argument(
+        "--update",
+        nargs="*",
+        metavar="NAME",
+        default=None,
+        help="move these models (all without NAME) to the commit their revision points at now",
+    )
+    pull_help = "fetch the locked files, check each size and hash, and place them in models/<name>/"
+    pull = sub.add_parser("pull", help=pull_help, description=pull_help)
+    pull.add_argument("name", nargs="?", metavar="NAME", help="one model (default: every model of envspec.yml)")
+    pull.add_argument("--dest", metavar="DIR", help="put model folders in DIR/<name>/ instead of models/<name>/")
+    pull.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow pickled files (.ckpt/.bin/.pt/.pth): loading one can run arbitrary code",
+    )
+    pull.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every file already in place (default: trust those whose size and time are as pulled)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.models_command == "lock":
+        return _lock(args)
+    return _pull(args)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _lock(args: argparse.Namespace) -> int:
+    project, spec = load(args)
+    update: bool | list[str] = False if args.update is None else (args.update or True)
+    report = lock_models(project, spec, check=args.check, update=update, progress=progress)
+    where = project.relative(report.path)
+    if args.check:
+        moved = "" if report.moved_checked else " (moved revisions not checked: HF_HUB_OFFLINE is set)"
+        print(f"{where}: {len(report.models)} models up to date{moved}")
+        return 0
+    for result in report.models:
+        for note in result.notes:
+            progress(f"{result.name}: note: {note}")
+        if result.pickles:
+            progress(
+                f"{result.name}: note: pickled files {', '.join(result.pickles)}: pull refuses them "
+                "unless the entry says trust_pickle: true"
+            )
+    for name in report.dropped:
+        progress(f"{name}: dropped (no longer in envspec.yml)")
+    rows = [
+        [
+            r.name,
+            r.status,
+            f"{r.repo}@{r.revision}",
+            r.commit[:12] + (f" (was {r.previous_commit[:12]})" if r.status == "updated" and r.previous_commit else ""),
+            str(r.files),
+            _size(r.size),
+        ]
+        for r in report.models
+    ]
+    if rows:
+        print(table(["MODEL", "STATUS", "REVISION", "COMMIT", "FILES", "SIZE"], rows))
+    progress(f"{'wrote' if report.written else 'unchanged:'} {where}")
+    return 0
+
+
+class _PullProgress:
+    """Per-file lines on stderr; on a terminal, one line per file that updates in place."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, event: PullEvent) -> None:
+        where = f"  [{event.index}/{event.count}] {event.path}"
+        if event.kind == "model":
+            self._line(f"{event.model} ({event.index}/{event.count}): {event.path}, {_size(event.total)}")
+            self._line(f"  licence: {event.note}")
+        elif event.kind == "kept":
+            self._line(f"{where}: already in place")
+        elif event.kind == "removed":
+            self._line(f"  removed {event.path} (left over from an older pull)")
+        elif event.kind == "file":
+            self.started = self.last = time.monotonic()
+            self._line(f"{where} ({_size(event.total)})", final=not self.tty)
+        elif event.kind == "bytes":
+            now = time.monotonic()
+            done = event.done >= event.total
+            if now - self.last < (0.2 if self.tty else 10.0) and not done:
+                return
+            self.last = now
+            rate = event.done / max(now - self.started, 1e-6)
+            share = 100 * event.done // max(event.total, 1)
+            text = f"{where} {share}% of {_size(event.total)}, {_size(int(rate))}/s"
+            if self.tty:
+                self.stream.write("\r\033[K" + text + ("\n" if done else ""))
+                self.stream.flush()
+            elif not done:
+                self._line(text)
+
+    def _line(self, text: str, final: bool = True) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+            self.stream.flush()
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+def _pull(args: argparse.Namespace) -> int:
+    project, spec = load(args)
+    dest = Path(args.dest).expanduser() if args.dest else None
+    results = pull_models(
+        project,
+        spec,
+        args.name,
+        dest,
+        trust_pickle=args.trust_pickle,
+        verify=args.verify,
+        progress=_PullProgress(sys.stderr),
+    )
+    if not results:
+        progress("no models in envspec.yml")
+    for r in results:
+        print(
+            f"{r.name}: {project.relative(r.load_path)} at {r.commit[:12]} "
+            f"({r.fetched} fetched, {r.kept} already in place, {_size(r.received)} downloaded"
+            + (f", {len(r.removed)} left-over files removed" if r.removed else "")
+            + ")"
+        )
+    return 0

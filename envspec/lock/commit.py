@@ -1,0 +1,235 @@
+"""Committing lockfiles all-or-nothing, and telling a consistent pair from a torn one.
+
+A target has two lockfiles (``<t>.conda-lock.yml`` and ``<t>.lock``) and a run may replace several
+targets: one ``os.replace`` per file cannot make that atomic. :func:`commit` makes it so with a
+journal, the way a database does:
+
+1. every new file is written to a temp name beside its final one and fsynced;
+2. a journal (``lockfiles/.envspec-lock.commit``, JSON: the ``temp -> final`` renames) is written
+   atomically and the folder fsynced: **from here on the run is committed**;
+3. the renames are done, the folder fsynced, the journal deleted.
+
+A kill before 2 leaves the old files (and temps that the next run deletes); a kill after 2 leaves
+a journal that the next ``envspec lock`` (or ``lock --check``) finds and completes
+(:func:`recover`: every temp still present is renamed). So after a kill at any instant the lockfiles
+are either all old or, once recovered, all new.
+
+:func:`check_pair` detects a torn pair however it came about (an older envspec, a hand edit, a
+``git checkout`` of one file): both files must carry the same input hash and list the same
+packages (URL and md5). ``envspec install`` and ``lock --check`` refuse a pair that does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from envspec.errors import SpecError
+from envspec.lock import explicit
+
+JOURNAL_NAME = ".envspec-lock.commit"
+JOURNAL_VERSION = 1
+TMP_MARK = ".envspec-tmp-commit"
+CONDA_LOCK_HASH_KEY = "envspec_input_hash"
+META_HASH_RE = re.compile(rf"^\s*{CONDA_LOCK_HASH_KEY}:\s*['\"]?(sha256:[0-9a-f]{{64}})['\"]?\s*$", re.MULTILINE)
+# Tests only: "STEP:MARKER" makes commit() write MARKER and sleep (bounded) at STEP, so a test can
+# SIGKILL it there. STEP is "staged", "journal", "rename-<n>" (after the n-th rename) or "renamed".
+PAUSE_ENV = "ENVSPEC_TEST_COMMIT_PAUSE"
+_PAUSE_MAX_S = 60.0
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        os.close(fd)
+    path.chmod(mode)  # O_CREAT's mode is masked by the umask, and an existing temp keeps its own
+
+
+def _pause(step: str) -> None:
+    value = os.environ.get(PAUSE_ENV)
+    if not value:
+        return
+    wanted, _, marker = value.partition(":")
+    if wanted != step or not marker:
+        return
+    Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+    deadline = time.monotonic() + _PAUSE_MAX_S
+    while time.monotonic() < deadline:  # waits for the test's SIGKILL; bounded if it never comes
+        time.sleep(0.05)
+
+
+def journal_path(folder: Path) -> Path:
+    return folder / JOURNAL_NAME
+
+
+def commit(folder: Path, files: Sequence[tuple[Path, str]]) -> None:
+    """Replace every ``(path, text)`` of ``files`` (all under ``folder``), all or nothing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for final, text in files:
+            try:
+                mode = final.stat().st_mode & 0o7777
+            except FileNotFoundError:
+                mode = 0o666 & ~_umask()
+            tmp = final.with_name(f".{final.name}{TMP_MARK}-{os.getpid()}")
+            staged.append((tmp, final))
+            _write_synced(tmp, text.encode("utf-8"), mode)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    _pause("staged")
+    journal = journal_path(folder)
+    record = {
+        "version": JOURNAL_VERSION,
+        "renames": [[os.path.relpath(tmp, folder), os.path.relpath(final, folder)] for tmp, final in staged],
+    }
+    journal_tmp = folder / f".{JOURNAL_NAME}{TMP_MARK}-{os.getpid()}"
+    _write_synced(journal_tmp, (json.dumps(record, indent=1) + "\n").encode("utf-8"), 0o644)
+    os.replace(journal_tmp, journal)
+    _fsync_dir(folder)
+    _pause("journal")
+    _apply(folder, staged)
+
+
+def _apply(folder: Path, renames: Sequence[tuple[Path, Path]]) -> None:
+    for n, (tmp, final) in enumerate(renames, 1):
+        if tmp.exists():  # absent: this rename was done before an interruption
+            os.replace(tmp, final)
+        _pause(f"rename-{n}")
+    _fsync_dir(folder)
+    _pause("renamed")
+    journal_path(folder).unlink(missing_ok=True)
+    _fsync_dir(folder)
+
+
+def pending(folder: Path) -> bool:
+    """Is there a commit an interrupted run left to complete?"""
+    return journal_path(folder).exists()
+
+
+def recover(folder: Path) -> list[str]:
+    """Complete the commit a killed run left in ``folder`` (the caller holds the run lock).
+
+    Returns the names of the files it put in place (empty: no journal, or nothing left to do).
+    """
+    journal = journal_path(folder)
+    try:
+        record = json.loads(journal.read_text(encoding="utf-8"))
+        renames = [(folder / str(tmp), folder / str(final)) for tmp, final in record["renames"]]
+        if record.get("version") != JOURNAL_VERSION:
+            raise ValueError(record.get("version"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError):
+        # The journal is written atomically, so this is no torn journal but a foreign file: the
+        # pair check below still refuses any torn pair; drop it so the next solve replaces all.
+        journal.unlink(missing_ok=True)
+        return []
+    done = [final.name for tmp, final in renames if tmp.exists()]
+    _apply(folder, renames)
+    return done
+
+
+def staged_temps(folder: Path) -> list[Path]:
+    """Temp files of commits that never reached their journal (safe to delete without one)."""
+    return sorted(p for p in folder.glob(f".*{TMP_MARK}-*") if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------------
+# Is a pair of lockfiles from one run?
+# ---------------------------------------------------------------------------------------------
+
+
+class TornLockfiles(SpecError):
+    """The two lockfiles of a target come from different ``envspec lock`` runs."""
+
+
+def conda_lock_hash(conda_lock_text: str) -> str | None:
+    m = META_HASH_RE.search(conda_lock_text)
+    return m.group(1) if m else None
+
+
+def pair_problem(explicit_text: str, conda_lock_text: str) -> str | None:
+    """Why the explicit file and the conda-lock file are not one pair, or None when they are."""
+    from envspec.lock.condalock import read_conda_lock
+
+    a = explicit.header_fields(explicit_text).get(explicit.HASH_KEY)
+    b = conda_lock_hash(conda_lock_text)
+    if a != b:
+        return f"input hash {a or 'missing'} vs {b or 'missing'}"
+    try:
+        ours = explicit.entries(explicit_text)
+        packages = [p for p in read_conda_lock(conda_lock_text, "conda-lock file") if not p.name.startswith("__")]
+    except (ValueError, SpecError) as exc:
+        return f"unreadable ({exc})"
+    theirs = {p.url: p.md5 for p in packages}
+    urls = {e.url for e in ours}
+    if urls != set(theirs):
+        differ = sorted(urls ^ set(theirs))
+        return f"{len(differ)} package URL(s) differ, e.g. {differ[0].rsplit('/', 1)[-1]}"
+    for e in ours:
+        if len(e.hash) == 32 and theirs[e.url] and theirs[e.url] != e.hash:
+            return f"the md5 of {e.url.rsplit('/', 1)[-1]} differs"
+    return None
+
+
+def check_pair(explicit_text: str, conda_lock_text: str, *, explicit_source: str, conda_lock_source: str) -> None:
+    """Raise :class:`TornLockfiles` unless the two texts are one ``envspec lock`` run's pair."""
+    problem = pair_problem(explicit_text, conda_lock_text)
+    if problem is not None:
+        target = explicit.header_fields(explicit_text).get(explicit.TARGET_KEY)
+        raise TornLockfiles(
+            f"{explicit_source} and {conda_lock_source} are not from the same `envspec lock` run ({problem}); "
+            "an interrupted lock or a partial checkout?",
+            tip=(f"run `envspec lock --target {target}`" if target else "run `envspec lock`")
+            + " (it completes an interrupted commit or solves again), or restore both files from git",
+        )
+
+
+def check_pair_files(explicit_file: Path, conda_lock_file: Path, *, root: Path | None = None) -> None:
+    """:func:`check_pair` on files; a missing conda-lock file is no pair to check."""
+
+    def rel(path: Path) -> str:
+        with contextlib.suppress(ValueError):
+            if root is not None:
+                return path.absolute().relative_to(root.absolute()).as_posix()
+        return str(path)
+
+    try:
+        other = conda_lock_file.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    check_pair(
+        explicit_file.read_text(encoding="utf-8", errors="replace"),
+        other,
+        explicit_source=rel(explicit_file),
+        conda_lock_source=rel(conda_lock_file),
+    )

@@ -1,0 +1,328 @@
+"""Everything that talks to the Hugging Face Hub, through huggingface_hub: the only importer of it.
+
+- ``resolve``: a revision to its commit and, on request, the repository's file listing with sizes
+  and hashes (``HfApi.model_info(files_metadata=True)``: ``GET /api/models/{repo}/revision/{rev}?blobs=true``).
+- ``fetch``: one file at a commit into the Hugging Face cache (``hf_hub_download``: ``HEAD`` then
+  ``GET /{repo}/resolve/{commit}/{path}``, resuming with ``Range`` when a connection breaks).
+- ``forget``: drop a cached file that failed verification, so the next pull downloads it again.
+
+``session()`` wraps each of them: its HTTP client refuses a transfer that trickles (less than
+``MIN_RATE`` bytes a second over an ``HF_HUB_DOWNLOAD_TIMEOUT`` window) as a read time-out, so
+huggingface_hub resumes it and finally gives up instead of waiting forever; progress is counted
+instead of drawn; and every failure becomes an ``EnvspecError`` with a redacted one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, NoReturn, cast
+
+import httpx2
+import huggingface_hub
+from huggingface_hub import constants, errors
+from huggingface_hub.errors import OfflineModeIsEnabled
+from huggingface_hub.utils import _http
+
+from envspec.errors import (
+    AccessDenied,
+    ChannelUnreachable,
+    CheckFailed,
+    EnvspecError,
+    IntegrityError,
+    SpecError,
+    ToolFailed,
+)
+from envspec.models.plan import RemoteFile
+from envspec.models.redact import redact
+
+MIN_RATE: Final = 1024  # bytes per second, averaged over one HF_HUB_DOWNLOAD_TIMEOUT window
+OFFLINE_TIP: Final = (
+    "check the network, or HF_ENDPOINT if you use a mirror; files already in the Hugging Face cache "
+    "(HF_HOME) are pulled without the network with HF_HUB_OFFLINE=1"
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    commit: str
+    files: tuple[RemoteFile, ...]
+    gated: bool
+
+
+def endpoint() -> str:
+    return constants.ENDPOINT
+
+
+def repo_url(repo: str) -> str:
+    return f"{constants.ENDPOINT}/{repo}"
+
+
+def offline() -> bool:
+    return bool(constants.is_offline_mode())
+
+
+def cache_dir() -> Path:
+    return Path(constants.HF_HUB_CACHE)
+
+
+# --- HTTP: a client whose transfers cannot trickle forever -----------------------------------------
+
+
+class _GuardedStream(httpx2.SyncByteStream):
+    def __init__(self, inner: httpx2.SyncByteStream, request: httpx2.Request, window: float) -> None:
+        self._inner = inner
+        self._request = request
+        self._window = window
+
+    def __iter__(self) -> Iterator[bytes]:
+        started, received = time.monotonic(), 0
+        for chunk in self._inner:
+            received += len(chunk)
+            elapsed = time.monotonic() - started
+            if elapsed >= self._window:
+                if received < MIN_RATE * elapsed:
+                    raise httpx2.ReadTimeout(
+                        f"transfer stalled: {received} bytes in {elapsed:.0f} s", request=self._request
+                    )
+                started, received = time.monotonic(), 0
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _GuardedTransport(httpx2.BaseTransport):
+    def __init__(self, inner: httpx2.BaseTransport, window: float) -> None:
+        self._inner = inner
+        self._window = window
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = self._inner.handle_request(request)
+        if isinstance(response.stream, httpx2.SyncByteStream):
+            response.stream = _GuardedStream(response.stream, request, self._window)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _guarded_client() -> httpx2.Client:
+    return httpx2.Client(
+        event_hooks={"request": [_http.hf_request_event_hook]},
+        follow_redirects=True,
+        timeout=None,
+        transport=_GuardedTransport(httpx2.HTTPTransport(), float(constants.HF_HUB_DOWNLOAD_TIMEOUT)),
+    )
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """huggingface_hub with the guarded client and its own log lines (which quote URLs) silenced."""
+    previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    huggingface_hub.set_client_factory(_guarded_client)
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
+        huggingface_hub.set_client_factory(previous)
+
+
+# --- progress: counted, never drawn -----------------------------------------------------------------
+
+
+class _Meter:
+    """Stands in for huggingface_hub's tqdm bar: forwards byte counts, prints nothing."""
+
+    def __init__(self, on_bytes: Callable[[int], None], **kwargs: Any) -> None:
+        self._on_bytes = on_bytes
+        self.n = int(kwargs.get("initial") or 0)
+        self.total = kwargs.get("total")
+        self.format_dict: dict[str, Any] = {}
+
+    def __enter__(self) -> _Meter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        return None
+
+    def update(self, n: int | float | None = 1) -> None:
+        step = int(n or 0)
+        self.n += step
+        self._on_bytes(step)
+
+    def update_transfer(self, n: int) -> None:  # Xet transfers: the written bytes are what count
+        return None
+
+    def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def refresh(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+# --- the calls ---------------------------------------------------------------------------------------
+
+
+def resolve(repo: str, revision: str, *, with_files: bool) -> Resolved:
+    """The commit ``revision`` points at now, and (``with_files``) every file's path, size and hash."""
+    api = huggingface_hub.HfApi()
+    try:
+        info = api.model_info(
+            repo, revision=revision, files_metadata=with_files, timeout=float(constants.HF_HUB_ETAG_TIMEOUT)
+        )
+    except Exception as exc:
+        _raise_translated(exc, repo=repo, revision=revision, doing="lock")
+    commit = info.sha
+    if not isinstance(commit, str) or len(commit) != 40:
+        raise ToolFailed(f"{endpoint()}: the Hub's answer for {repo}@{revision} names no commit", tip=OFFLINE_TIP)
+    files: list[RemoteFile] = []
+    if with_files:
+        for sibling in info.siblings or []:
+            lfs = sibling.lfs
+            if sibling.size is None:
+                raise ToolFailed(
+                    f"{endpoint()}: the Hub's listing of {repo}@{revision} gives no size for {sibling.rfilename}"
+                )
+            files.append(
+                RemoteFile(
+                    path=sibling.rfilename,
+                    size=int(lfs.size if lfs is not None else sibling.size),
+                    sha256=lfs.sha256 if lfs is not None else None,
+                    git_sha1=None if lfs is not None else sibling.blob_id,
+                )
+            )
+    return Resolved(commit=commit, files=tuple(files), gated=bool(info.gated))
+
+
+def fetch(repo: str, path: str, commit: str, on_bytes: Callable[[int], None]) -> Path:
+    """``path`` at ``commit`` in the Hugging Face cache (downloaded if it is not there yet); the cached file."""
+    try:
+        cached = huggingface_hub.hf_hub_download(
+            repo, path, revision=commit, tqdm_class=cast(Any, functools.partial(_Meter, on_bytes))
+        )
+    except Exception as exc:
+        _raise_translated(exc, repo=repo, revision=commit, doing="pull", path=path)
+    return Path(cached)
+
+
+def forget(cached: Path) -> None:
+    """Remove a cached file and the blob it points at (it failed verification)."""
+    with contextlib.suppress(OSError):
+        blob = cached.resolve()
+        blob.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        cached.unlink(missing_ok=True)
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+def _login_token() -> list[str]:
+    """The token huggingface_hub would send (HF_TOKEN, or the file `hf auth login` wrote), to cut from messages."""
+    try:
+        token = huggingface_hub.get_token()
+    except Exception:  # an unreadable token file, an OIDC exchange that failed: nothing to cut then
+        return []
+    return [token] if token else []
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def _raise_translated(exc: Exception, *, repo: str, revision: str, doing: str, path: str | None = None) -> NoReturn:
+    raise translate(exc, repo=repo, revision=revision, doing=doing, path=path) from None
+
+
+def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path: str | None = None) -> EnvspecError:
+    """One EnvspecError, with a redacted one-line message, for a huggingface_hub failure."""
+    what = f"{repo}/{path}@{revision[:12]}" if path else f"{repo}@{revision}"
+    detail = redact(str(exc), _login_token()) or type(exc).__name__
+    url = repo_url(repo)
+    login = "set HF_TOKEN or run `hf auth login` (huggingface-cli login with older huggingface_hub)"
+    if isinstance(exc, EnvspecError):
+        return exc
+    if isinstance(exc, errors.GatedRepoError):
+        if _status(exc) == 403:
+            return AccessDenied(
+                f"{repo} is gated and this token has not been granted access",
+                tip=f"accept the licence at {url} with the account the token belongs to",
+            )
+        return AccessDenied(f"{repo} is gated: it needs a token", tip=f"{login}, and accept the licence at {url}")
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        if _status(exc) == 401:
+            return AccessDenied(
+                f"{repo}: not found, or private and it needs a token",
+                tip=f"check the repo id in envspec.yml; for a private or gated repo {login}",
+            )
+        return SpecError(f"no repository {repo} on {endpoint()}", tip="check the repo id in envspec.yml")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        if doing == "pull":
+            return CheckFailed(
+                f"{repo}: the locked commit {revision[:12]} is gone from the Hub (history rewritten?)",
+                tip="run `envspec models lock --update` and pull again",
+            )
+        return SpecError(f"{repo} has no revision {revision!r}", tip="fix the revision in envspec.yml")
+    if isinstance(exc, errors.RemoteEntryNotFoundError):
+        return CheckFailed(
+            f"{what}: no such file at the locked commit",
+            tip="the lockfile does not match the repository: run `envspec models lock --update`",
+        )
+    if isinstance(exc, (errors.LocalEntryNotFoundError, OfflineModeIsEnabled)) and offline():
+        return ChannelUnreachable(
+            f"{what} is not in the Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it",
+            tip="unset HF_HUB_OFFLINE to download it, or point HF_HOME at a cache that has it",
+        )
+    if isinstance(exc, OfflineModeIsEnabled):
+        return ChannelUnreachable(
+            f"cannot {doing} {what} offline (HF_HUB_OFFLINE is set)",
+            tip="unset HF_HUB_OFFLINE; locking needs the Hub, pulling needs it unless the files are cached",
+        )
+    if isinstance(exc, errors.LocalEntryNotFoundError):  # the Hub did not answer and the cache lacks the file
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, errors.HfHubHTTPError):  # it did answer: with a refusal or a server error
+            return translate(cause, repo=repo, revision=revision, doing=doing, path=path)
+        reason = redact(str(cause), _login_token()) if cause is not None else detail
+        return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {reason}", tip=OFFLINE_TIP)
+    if isinstance(exc, errors.HfHubHTTPError):
+        status = _status(exc)
+        if status == 401:
+            return AccessDenied(f"{what}: the Hub refused access (401): {detail}", tip=login)
+        if status == 403:
+            return AccessDenied(
+                f"{what}: the Hub refused access (403): {detail}",
+                tip="check that the token (HF_TOKEN, or the one `hf auth login` stored) may read this repository",
+            )
+        return ChannelUnreachable(f"{what}: the Hub answered {status}: {detail}", tip=OFFLINE_TIP)
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+        return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {detail}", tip=OFFLINE_TIP)
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        return IntegrityError(
+            f"{what}: the download did not have the size the Hub announced: {detail}",
+            tip="pull again; if it repeats, the server or a proxy is serving something else",
+        )
+    if isinstance(exc, (errors.HFValidationError, ValueError)):
+        return SpecError(f"{what}: {detail}", tip="check the repo id and revision in envspec.yml")
+    if isinstance(exc, OSError):
+        return ToolFailed(f"{what}: {detail}", tip="check free disk space and that HF_HOME is writable")
+    return ToolFailed(f"huggingface_hub failed on {what}: {type(exc).__name__}: {detail}")
