@@ -1,4 +1,4 @@
-"""Sessions: render, tests, unit, lint, lock, smoke, bench, verify.
+"""Sessions: render, tests, unit, lint, lock, smoke, bench, verify, pypi_mapping.
 
 Thin sessions over the `envspec` CLI; each installs what it needs into its own virtualenv.
 """
@@ -132,3 +132,12 @@ def verify(session: nox.Session) -> None:
     session.run("envspec", "render", "--check")
     session.run("envspec", "up", name, "--prefix", str(prefix), "--out", str(out), *allow_cpu, *mirrors)
     session.log(f"verify {name}: report at {out / 'report' / 'report.html'} and {out / 'report' / 'report.md'}")
+
+
+@nox.session(python=PYTHON)
+def pypi_mapping(session: nox.Session) -> None:
+    """Keep the shipped PyPI <-> conda name mapping current (envspec/lock/pypi_mapping.json + provenance).
+
+    Default source: conda-forge's grayskull mapping (conda-lock's own default); `-- --source FILE` for a copy."""
+    session.install("-e", ".")
+    session.run("python", "-m", "envspec.lock.pypi_mapping", *session.posargs)

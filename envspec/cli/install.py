@@ -131,5 +131,7 @@ def summary(result: InstallResult, target: str, tool: str | None) -> str:
         detail = f"with {tool}"
     verb = "replaced" if result.replaced_existing else "created"
     return (
-        f"{verb} {result.prefix}: {result.packages} packages of {target}, {detail}, in {result.seconds['total']:.2f} s"
+        f"{verb} {result.prefix}: {result.packages} packages of {target}"
+        + (f" + {result.pip_packages} from PyPI" if result.pip_packages else "")
+        + f", {detail}, in {result.seconds['total']:.2f} s"
     )

@@ -48,8 +48,11 @@ def needs_compiler(target: ResolvedTarget) -> str | None:
     names = sorted({_package_name(d) for d in target.dependencies} & COMPILER_PACKAGES)
     if names:
         return f"the spec installs {', '.join(names)}"
-    if target.pip:
-        return "the spec has pip packages, which may build from source"
+    if target.pip and target.pip_allow_sdist:  # other pip packages are locked as wheels only
+        return (
+            f"pip_allow_sdist lets {', '.join(target.pip_allow_sdist)} build from source at install time, "
+            "which needs a compiler for C extensions"
+        )
     return None
 
 
@@ -102,7 +105,11 @@ def check_installer(facts: MachineFacts, target: ResolvedTarget | None) -> Check
 def check_xcode(facts: MachineFacts, target: ResolvedTarget | None) -> Check:
     why = needs_compiler(target) if target else None
     if why is None:
-        return Check("xcode-clt", Status.PASS, "not needed: the spec has no compiler packages and no pip packages")
+        return Check(
+            "xcode-clt",
+            Status.PASS,
+            "not needed: the spec has no compiler packages and builds no pip package from source",
+        )
     if facts.xcode_clt:
         return Check("xcode-clt", Status.PASS, f"Xcode command-line tools present ({why})")
     if facts.xcode_clt is None:

@@ -152,6 +152,7 @@ class InstallResult:
     cache_hits: int = 0
     replaced_existing: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    pip_packages: int = 0  # PyPI packages installed after the conda ones (envspec.install.pip)
 
 
 class Throttle:
@@ -823,8 +824,10 @@ def install_rattler(
     progress: Progress,
     verify_cache: bool = False,
     replace: bool = False,
+    after_link: Callable[[Path, Path], None] | None = None,
 ) -> InstallResult:
-    """Fetch + verify everything, link into a staging folder, then swap it into place."""
+    """Fetch + verify everything, link into a staging folder, then swap it into place.
+    ``after_link(staging, prefix)`` runs before the swap (the PyPI packages, envspec.install.pip)."""
     lock, prefix = plan.lock, plan.prefix
     if prefix.is_symlink():  # replace the environment it points to, not the link
         prefix = prefix.resolve()
@@ -849,6 +852,8 @@ def install_rattler(
                 write_marker(staging, plan.target, plan.source)
                 write_state(staging, plan.variables)
                 share_metadata(staging)
+                if after_link is not None:
+                    after_link(staging, prefix)
                 t2 = time.perf_counter()
                 report.replaced_existing = _swap(staging, prefix)
             t3 = time.perf_counter()
@@ -859,7 +864,12 @@ def install_rattler(
 
 
 def install_with_tool(
-    plan: InstallPlan, *, executable: str, progress: Progress, replace: bool = False
+    plan: InstallPlan,
+    *,
+    executable: str,
+    progress: Progress,
+    replace: bool = False,
+    after_create: Callable[[Path, Path], None] | None = None,
 ) -> InstallResult:
     """Run conda/mamba/micromamba on the same explicit file (mirrored URLs if --mirror)."""
     tool, prefix = plan.tool, plan.prefix
@@ -885,6 +895,8 @@ def install_with_tool(
                     f"{tool} failed with exit code {proc.returncode}: {' '.join(cmd)}"
                     + ("; the new prefix it started was removed" if new_prefix and prefix.exists() else "")
                 )
+            if after_create is not None:  # the PyPI packages (envspec.install.pip), on the created prefix
+                after_create(prefix, prefix)
         except BaseException:  # a failed or interrupted tool: a new prefix must not be left half made
             if new_prefix:
                 shutil.rmtree(prefix, ignore_errors=True)

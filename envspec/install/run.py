@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from envspec.errors import IntegrityError, SpecError, ToolFailed
+from envspec.install import pip
 from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
 from envspec.install.plan import Tool, destination, plan_install, sha256_gap_message
 from envspec.lock.commit import check_pair
@@ -69,6 +70,7 @@ def install_target(
         mirrors=mirrors or {},
         tool=tool,
     )
+    pip_plan = pip.plan_pip(text, lock_path, source, mirrors or {})
     strong = sum(1 for e in plan.lock.entries if e.sha256)
     progress(f"hashes: {strong}/{len(plan.lock.entries)} packages pinned by sha256, the rest by md5")
     gap = sha256_gap_message(plan.lock, source)
@@ -79,15 +81,23 @@ def install_target(
             )
         progress(f"warning: {gap}")
     progress(f"install: {target.name} from {source} ({len(plan.lock.entries)} packages) into {plan.prefix}")
-    if tool == "rattler":
-        return install_rattler(
-            plan,
-            cache=cache_dir or default_cache_dir(),
-            progress=progress,
-            verify_cache=verify_cache,
-            replace=replace,
-        )
-    executable = shutil.which(tool)
-    if executable is None:
+    executable = shutil.which(tool) if tool != "rattler" else None
+    if tool != "rattler" and executable is None:
         raise ToolFailed(f"--with {tool}: {tool} is not on PATH", tip="install it, or omit --with")
-    return install_with_tool(plan, executable=executable, progress=progress, replace=replace)
+    with pip.fetched(pip_plan, progress) as wheel_dir:  # PyPI files verified before anything is linked
+        hook = pip.step(pip_plan, wheel_dir, progress)
+        if executable is None:
+            result = install_rattler(
+                plan,
+                cache=cache_dir or default_cache_dir(),
+                progress=progress,
+                verify_cache=verify_cache,
+                replace=replace,
+                after_link=hook,
+            )
+        else:
+            result = install_with_tool(
+                plan, executable=executable, progress=progress, replace=replace, after_create=hook
+            )
+    result.pip_packages = len(pip_plan.wheels) if pip_plan is not None else 0
+    return result

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from envspec.errors import EnvspecError, ExitCode, ToolFailed
 from envspec.lock.condalock import read_conda_lock
+from envspec.lock.pypi import diff_entries
 from envspec.project import Project
 
 Packages = dict[str, tuple[str, str]]  # name -> (version, build)
@@ -133,4 +134,7 @@ def diff_target(project: Project, target: str, base: str) -> str:
     rel = project.relative(path)
     commit = resolve_base(project.root, base)
     before = git_show(project.root, commit, rel)
-    return markdown(target, diff_packages(packages_of(before, f"{base}:{rel}"), packages_of(after, rel)))
+    old, new = packages_of(before, f"{base}:{rel}"), packages_of(after, rel)
+    old.update(diff_entries(before, f"{base}:{rel}"))  # the PyPI packages, as "NAME (pypi)"
+    new.update(diff_entries(after, rel))
+    return markdown(target, diff_packages(old, new))

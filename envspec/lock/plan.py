@@ -32,6 +32,11 @@ class LockInput:
     virtual_packages: bytes
     channels: tuple[str, ...]
     requested: frozenset[str] = frozenset()  # names the environment file asks for (not hashed: it is in there)
+    pip: tuple[tuple[str, str], ...] = ()  # a pip target's index and mapping digest (envspec.lock.pypi)
+
+    @property
+    def has_pip(self) -> bool:
+        return bool(self.pip)
 
     def components(self) -> dict[str, object]:
         return {
@@ -41,6 +46,7 @@ class LockInput:
             "environment": _text_digest(self.environment),
             "virtual_packages": _text_digest(self.virtual_packages),
             "channels": list(self.channels),
+            **({"pip": dict(self.pip)} if self.pip else {}),  # absent for conda-only targets: their hash is unchanged
         }
 
     def digest(self) -> str:
@@ -56,6 +62,7 @@ class Stored:
     conda_lock_hash: str | None = None
     packages: frozenset[str] | None = None  # package names in the lock, read only for --update
     torn: bool = False  # same input hash, but the two files list different packages
+    pip_hash: str | None = None  # the input hash in <target>.pip.txt (pip targets only)
 
 
 class Action(Enum):
@@ -73,8 +80,9 @@ class PlanItem:
     update: tuple[str, ...] = ()
 
 
-def staleness(current: str, stored: Stored) -> str | None:
-    """Why a target is stale, or None when its lockfiles match ``current``."""
+def staleness(current: str, stored: Stored, pip: bool = False) -> str | None:
+    """Why a target is stale, or None when its lockfiles match ``current`` (and, for a target
+    with pip packages, its ``.pip.txt`` does too)."""
     if stored.conda_lock_hash is None and stored.explicit_hash is None:
         return "no lockfile"
     if stored.conda_lock_hash is None:
@@ -85,6 +93,8 @@ def staleness(current: str, stored: Stored) -> str | None:
         return "its two lockfiles disagree (an interrupted write?)"
     if stored.conda_lock_hash != current:
         return "inputs changed (environment file, virtual packages or channels)"
+    if pip and stored.pip_hash != current:
+        return ".pip.txt missing or from another lock (an interrupted write?)"
     return None
 
 
@@ -109,7 +119,7 @@ def plan(
     for inp in inputs:
         current = inp.digest()
         state = stored.get(inp.target, Stored())
-        why = staleness(current, state)
+        why = staleness(current, state, inp.has_pip)
         if why is not None:
             items.append(PlanItem(inp.target, Action.SOLVE, why, current))
             found.update(wanted)  # a full solve moves every package to its latest

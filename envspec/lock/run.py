@@ -55,7 +55,7 @@ from envspec.errors import (
     UnsatisfiableError,
 )
 from envspec.fsutil import run_lock
-from envspec.lock import commit, explicit
+from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.conda_shim import REPORT_ENV, shim_executable
 from envspec.lock.condalock import read_conda_lock
@@ -116,6 +116,8 @@ class LockJob:
         """Where the channels are fetched from: the mirrors where there are some."""
         return self.solve_channels or self.channels
 
+    pip: pypi.PipJob | None = None  # the target's PyPI part, if it has one
+
     def rel(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix()
@@ -137,6 +139,7 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
             ) from None
         channels = canonical_channels(t.channels)
         solve_channels = apply_mirrors(t.channels, mirrors)
+        pip_job = pypi.make_pip_job(t, mirrors)
         jobs.append(
             LockJob(
                 target=t.name,
@@ -148,10 +151,17 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                 explicit_file=project.explicit_file(t.name),
                 channels=channels,
                 input=LockInput(
-                    t.name, t.subdir, env_bytes, vpkg_bytes, channels, frozenset(map(spec_name, t.dependencies))
+                    t.name,
+                    t.subdir,
+                    env_bytes,
+                    vpkg_bytes,
+                    channels,
+                    frozenset(map(spec_name, t.dependencies)) | pypi.requested(pip_job),
+                    pypi.hash_components(pip_job),
                 ),
                 solve_channels=solve_channels,
                 mirrors=tuple(sorted(mirrors.items())),
+                pip=pip_job,
             )
         )
     return jobs
@@ -184,13 +194,15 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     packages = None
     if with_packages:
         packages = frozenset(p.name for p in read_conda_lock(text, job.rel(job.conda_lock_file), job.subdir))
+        packages |= frozenset(p.name for p in pypi.read_pip_packages(text, job.rel(job.conda_lock_file), job.subdir))
     torn = False
     if explicit_hash is not None and explicit_hash == conda_lock_hash:  # same hash: same packages too?
         with contextlib.suppress(OSError):
             torn = (
                 commit.pair_problem(job.explicit_file.read_text(encoding="utf-8", errors="replace"), text) is not None
             )
-    return Stored(explicit_hash, conda_lock_hash, packages, torn=torn)
+    pip_hash = pypi.stored_hash(pypi.pip_file(job.explicit_file)) if job.pip is not None else None
+    return Stored(explicit_hash, conda_lock_hash, packages, torn=torn, pip_hash=pip_hash)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,6 +220,7 @@ class Outcome:
     conda_lock_text: str | None = None
     explicit_text: str | None = None
     error: EnvspecError | None = None
+    pip_text: str | None = None  # lockfiles/<t>.pip.txt (targets with pip packages)
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,10 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
 
 
 def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
+    if job.pip is not None:
+        stderr = pypi.scrub(job.pip, stderr)
+        if not report_path.exists() and (pip_error := pypi.classify_failure(job.target, job.subdir, job.pip, stderr)):
+            return pip_error
     report: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -361,9 +378,12 @@ class Prepared:
     report: Path
     stdout: Path
     stderr: Path
+    pip_env_file: Path | None = None  # the environment file plus its pip index (targets with pip packages)
 
     def cleanup(self) -> None:
         self.tmp_lock.unlink(missing_ok=True)
+        if self.pip_env_file is not None:
+            self.pip_env_file.unlink(missing_ok=True)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
@@ -421,7 +441,15 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
         "TMP": str(scratch),
         "RUNNER_TEMP": str(scratch),
     }
-    return Prepared(job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt")
+    pip_env_file = None
+    if job.pip is not None:  # conda-lock reads the environment file with the index added
+        pip_env_file = pypi.prepare(
+            job.pip, env_file=job.env_file, env_bytes=job.input.environment, argv=argv, env=env, scratch=scratch
+        )
+        argv[argv.index("--file") + 1] = job.rel(pip_env_file)
+    return Prepared(
+        job, item, argv, env, tmp_dir, tmp_lock, report, tmp_dir / "stdout.txt", tmp_dir / "stderr.txt", pip_env_file
+    )
 
 
 def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = False) -> Outcome:
@@ -435,6 +463,8 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         raise _classify_failure(job, prep.report, err + out, returncode)
     try:
         lock_text = prep.tmp_lock.read_text(encoding="utf-8").replace(prep.tmp_lock.name, job.conda_lock_file.name)
+        if prep.pip_env_file is not None:
+            lock_text = lock_text.replace(prep.pip_env_file.name, job.env_file.name)
         explicit_body = (prep.tmp_dir / f"explicit-{job.subdir}").read_text(encoding="utf-8")
     except OSError as exc:
         raise ToolFailed(
@@ -463,6 +493,16 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     problem = commit.pair_problem(explicit_text, lock_text)
     if problem is not None:
         raise ToolFailed(f"conda-lock's two lockfiles of {job.target} disagree: {problem}")
+    pip_text = None
+    if job.pip is not None:
+        pip_text = pypi.finish(
+            job.pip,
+            target=job.target,
+            subdir=job.subdir,
+            input_hash=item.input_hash,
+            lock_text=lock_text,
+            explicit_text=explicit_text,
+        )
     return Outcome(
         target=job.target,
         status="updated" if item.action is Action.UPDATE else "solved",
@@ -471,6 +511,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         torch=torch,
         conda_lock_text=_conda_lock_header(job) + lock_text,
         explicit_text=explicit_text,
+        pip_text=pip_text,
     )
 
 
@@ -610,6 +651,9 @@ def _clean_stale_temps(jobs: Sequence[LockJob], work_root: Path) -> None:
             continue
         for path in folder.glob(_TMP_GLOB):
             path.unlink(missing_ok=True)
+    for folder in {job.env_file.parent for job in jobs if job.pip is not None}:  # pypi.lock_env_path
+        for path in folder.glob(".environment-*.envspec-tmp-*.yml"):
+            path.unlink(missing_ok=True)
     shutil.rmtree(work_root, ignore_errors=True)
 
 
@@ -730,10 +774,15 @@ def lock_jobs(
             job = by_target[outcome.target]
             assert outcome.conda_lock_text is not None and outcome.explicit_text is not None
             files += [(job.conda_lock_file, outcome.conda_lock_text), (job.explicit_file, outcome.explicit_text)]
+            if outcome.pip_text is not None:  # lockfiles/<t>.pip.txt, in the same journaled commit
+                files.append((pypi.pip_file(job.explicit_file), outcome.pip_text))
         folders = _folders([by_target[o.target] for o in results])
         if len(folders) != 1:
             raise ToolFailed(f"lockfiles must share one folder to be committed together: {folders}")
         commit.commit(folders[0], files)
+        for outcome in results:  # a target that no longer has PyPI packages loses its .pip.txt
+            if outcome.pip_text is None:
+                pypi.commit(pypi.pip_file(by_target[outcome.target].explicit_file), None)
         shutil.rmtree(work_root, ignore_errors=True)
     progress(f"done in {time.monotonic() - started:.1f} s")
     return report
@@ -755,7 +804,7 @@ def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str
         (job,) = make_jobs(project, [target], mirrors)
     except SpecError:
         return None
-    return staleness(job.input.digest(), read_stored(job)) is None
+    return staleness(job.input.digest(), read_stored(job), job.input.has_pip) is None
 
 
 def lock(
@@ -772,6 +821,8 @@ def lock(
 ) -> LockSummary:
     """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``."""
     for name in unused_mirrors([c for t in targets for c in t.channels], mirrors):
+        if name == pypi.MIRROR_NAME:  # the PyPI index of the pip packages, not a conda channel
+            continue
         progress(f"warning: mirror {name!r} matches no channel of the selected targets")
     return lock_jobs(
         make_jobs(project, targets, mirrors),

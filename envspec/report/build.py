@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.lock.condalock import read_conda_lock
+from envspec.lock.pypi import read_pip_packages
 from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
@@ -289,6 +290,7 @@ class LockSummary:
     torch_version: str | None = None
     torch_build: str | None = None
     problem: str | None = None
+    pip_packages: tuple[str, ...] = ()  # "NAME VERSION" of the PyPI packages (envspec.lock.pypi)
 
 
 def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | None]:
@@ -321,7 +323,10 @@ def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, st
     except ValueError as exc:
         return LockSummary(state="unknown", problem=f"{project.relative(path)}: {exc}")
     state, problem = _freshness(project, target, mirrors)
-    return LockSummary(state=state, packages=count, torch_version=version, torch_build=build, problem=problem)
+    pip = tuple(f"{p.name} {p.version}" for p in read_pip_packages(text, "conda-lock file", target.subdir))
+    return LockSummary(
+        state=state, packages=count, torch_version=version, torch_build=build, problem=problem, pip_packages=pip
+    )
 
 
 def _freshness(
@@ -712,6 +717,8 @@ def render_markdown(report: ResultTable, image_hint: str = "") -> str:
         timings = ", ".join(f"{md_cell(label)} {_seconds(v)}" for label, v in row.timings) or "—"
         speed = f"{row.it_per_s:.1f}" if row.it_per_s is not None else "—"
         packages = str(row.lock.packages) if row.lock.packages is not None else "—"
+        if row.lock.pip_packages:
+            packages += f" + {len(row.lock.pip_packages)} PyPI: {md_cell(', '.join(row.lock.pip_packages))}"
         cells = [target, result, device, lock, packages, md_cell(row.torch) or "—", timings, speed]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

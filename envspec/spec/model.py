@@ -104,15 +104,39 @@ def _check_pip_requirement(value: str) -> str:
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:
-        Requirement(value)
+        req = Requirement(value)
     except InvalidRequirement as exc:
-        raise ValueError(f"invalid pip requirement {value!r}: {exc}") from None
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"invalid pip requirement {value!r}: {detail}") from None
+    if req.url is not None:
+        raise ValueError(
+            f"pip requirement {value!r} is a direct reference (NAME @ URL); envspec locks PyPI packages from "
+            "the index only (write NAME==VERSION, or serve the file from an index: --mirror pypi=URL)"
+        )
     return value
+
+
+def _check_pip_name(value: str) -> str:
+    from packaging.utils import InvalidName, canonicalize_name
+
+    try:
+        return str(canonicalize_name(value, validate=True))
+    except InvalidName:
+        raise ValueError(f"{value!r} is not a PyPI project name") from None
+
+
+def pip_name(requirement: str) -> str:
+    """The normalised PyPI name of a (valid) pip requirement: ``Pillow[x]>=10`` -> ``pillow``."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(Requirement(requirement).name))
 
 
 MatchSpecStr = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_match_spec)]
 VirtualValue = Annotated[str, AfterValidator(_check_vpkg_value)]
-PipRequirement = Annotated[str, AfterValidator(_check_pip_requirement)]
+PipRequirement = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_pip_requirement)]
+PipName = Annotated[str, AfterValidator(_check_pip_name)]
 Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
 #: One GitHub runner label (ubuntu-latest, macos-15-intel, a self-hosted label): no spaces or newlines.
 RunnerLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
@@ -138,6 +162,11 @@ class TargetModel(_Strict):
         description="Match specs selecting the torch variant, e.g. ['pytorch=*=cuda*', 'cuda-version=12.9'].",
     )
     packages: list[MatchSpecStr] = Field(default_factory=list, description="Extra conda packages for this target.")
+    pip: list[PipRequirement] = Field(
+        default_factory=list,
+        description="Extra PyPI requirements for this target (PEP 508, markers allowed), locked on top of its "
+        "conda packages.",
+    )
     variables: dict[EnvVarName, str] = Field(
         default_factory=dict, description="Environment variables set on activation."
     )
@@ -302,7 +331,14 @@ class SpecModel(_Strict):
     dependencies: list[MatchSpecStr] = Field(min_length=1, description="conda packages common to every target.")
     pip: list[PipRequirement] = Field(
         default_factory=list,
-        description="Optional pip requirements. Explicit lockfiles cannot carry them; unused by default.",
+        description="PyPI requirements for every target (PEP 508, markers allowed), for what conda-forge lacks. "
+        "conda-lock solves them against each target's conda packages; a requirement a conda package already "
+        "provides (torch by pytorch) is not installed again. Locked with sha256 into lockfiles/<target>.pip.txt.",
+    )
+    pip_allow_sdist: list[PipName] = Field(
+        default_factory=list,
+        description="PyPI projects that may be locked as a source distribution (built at install time, may need "
+        "a compiler). Any other project without a wheel for a target fails the lock.",
     )
     targets: dict[Name, TargetModel] = Field(min_length=1, description="One record per platform target.")
     models: dict[Name, ModelEntryModel] = Field(
@@ -322,6 +358,14 @@ class SpecModel(_Strict):
                 if name in seen:
                     raise ValueError(f"target {tname!r}: package {name!r} is given twice ({seen[name]!r} and {spec!r})")
                 seen[name] = spec
+            pip_seen: dict[str, str] = {}
+            for req in [*self.pip, *target.pip]:
+                name = pip_name(req)
+                if name in pip_seen:
+                    raise ValueError(
+                        f"target {tname!r}: pip package {name!r} is given twice ({pip_seen[name]!r} and {req!r})"
+                    )
+                pip_seen[name] = req
         return self
 
     @model_validator(mode="after")
@@ -376,6 +420,7 @@ class ResolvedTarget:
     smoke_with_model: bool = True
     smoke_steps: int | None = None
     smoke_resolution: int | None = None
+    pip_allow_sdist: tuple[str, ...] = ()
 
     @property
     def platform_family(self) -> str:
@@ -420,7 +465,7 @@ class Spec:
             accelerator=target.accelerator,
             channels=tuple(self.model.channels),
             dependencies=(*self.model.dependencies, *target.torch, *target.packages),
-            pip=tuple(self.model.pip),
+            pip=(*self.model.pip, *target.pip),
             virtual_packages=dict(target.virtual_packages),
             variables=variables,
             runner=target.runner,
@@ -432,6 +477,7 @@ class Spec:
             smoke_with_model=target.smoke_with_model,
             smoke_steps=target.smoke_steps,
             smoke_resolution=target.smoke_resolution,
+            pip_allow_sdist=tuple(self.model.pip_allow_sdist),
         )
 
     def resolve_all(self) -> list[ResolvedTarget]:

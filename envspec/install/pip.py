@@ -1,0 +1,277 @@
+"""The PyPI part of an install: the lockfile's wheels, hash-checked, installed by the environment's pip.
+
+``lockfiles/<t>.lock`` carries conda-lock's ``# pip NAME @ URL#sha256=HEX`` lines (plain conda skips
+them) and ``lockfiles/<t>.pip.txt`` the same packages as ``NAME==VERSION --hash=sha256:HEX``; the
+two must agree. After the conda packages are linked (into the staging folder, before the swap),
+
+1. every file is downloaded from its locked URL (``--mirror pypi=URL`` only adds that mirror's
+   credentials to URLs on its host; they are never printed) while its sha256 is computed; one
+   mismatch aborts the install (exit 7) before pip runs, naming every bad file;
+2. the environment's own python runs ``pip install --no-deps --require-hashes --no-index
+   --find-links DIR --prefix STAGING -r REQS``: no resolution, no index, each file checked again
+   by pip, nothing outside the staging folder touched;
+3. the scripts pip wrote (``bin/``) name the staging python in their ``#!`` line: it is rewritten
+   to the final prefix, as conda does for its own packages.
+
+A failure anywhere leaves no environment behind (the staging folder is removed). ``--with
+conda|mamba|micromamba`` runs steps 1-2 on the prefix the tool created.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from envspec.errors import ChannelUnreachable, IntegrityError, SpecError, ToolFailed
+from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins, redact
+
+Progress = Callable[[str], None]
+
+_LOCK_LINE = re.compile(
+    r"^#\s*pip\s+(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*(?P<url>\S+?)#sha256=(?P<sha>[0-9a-f]{64})\s*$"
+)
+HTTP_TIMEOUT_S: Final = 60.0
+CHUNK: Final = 1 << 20
+
+
+@dataclass(frozen=True)
+class PipWheel:
+    name: str
+    version: str
+    url: str  # as locked (no credentials)
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+
+    @property
+    def is_sdist(self) -> bool:
+        return not self.filename.endswith(".whl")
+
+
+@dataclass(frozen=True)
+class PipPlan:
+    wheels: tuple[PipWheel, ...]
+    source: str  # the .pip.txt, for messages
+    auth: tuple[str, str, str] | None = None  # (netloc, username, password) of the pypi mirror
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
+
+
+def plan_pip(lock_text: str, lock_path: Path, source: str, mirrors: Mapping[str, str]) -> PipPlan | None:
+    """The pip part of the lockfile ``lock_path`` (None when it has none). Pure but for reading
+    ``<t>.pip.txt`` beside it; raises SpecError / IntegrityError when the two files disagree."""
+    urls = {}
+    for line in lock_text.splitlines():
+        m = _LOCK_LINE.match(line.strip())
+        if m:
+            urls[_canonical(m.group("name"))] = (m.group("url"), m.group("sha"))
+    pip_path = pip_file(lock_path)
+    pip_source = source.removesuffix(".lock") + ".pip.txt"
+    try:
+        pins = read_pins(pip_path.read_text(encoding="utf-8"), pip_source)
+    except FileNotFoundError:
+        if not urls:
+            return None
+        raise SpecError(
+            f"{source} has {len(urls)} pip package(s) but {pip_source} does not exist",
+            tip="re-create both with `envspec lock`, or restore them from git",
+        ) from None
+    by_pin = {p.name: p for p in pins}
+    if set(by_pin) != set(urls):
+        only = sorted(set(by_pin) ^ set(urls))
+        raise IntegrityError(
+            f"{source} and {pip_source} disagree about the pip packages ({', '.join(only)})",
+            tip="re-create both with `envspec lock`, or restore them from git",
+        )
+    bad = [n for n, p in by_pin.items() if urls[n][1] != p.sha256]
+    if bad:
+        raise IntegrityError(
+            f"{source} and {pip_source} give different sha256 for {', '.join(sorted(bad))}",
+            tip="one of them was edited: re-create both with `envspec lock`, or restore them from git",
+        )
+    wheels = tuple(PipWheel(p.name, p.version, urls[p.name][0], p.sha256) for p in pins)
+    auth = None
+    if MIRROR_NAME in mirrors:
+        index = pip_index(mirrors)
+        if index.username is not None:
+            auth = (urlsplit(index.url).netloc, index.username, index.password or "")
+    return PipPlan(wheels, pip_source, auth)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: fetch and verify
+# ---------------------------------------------------------------------------------------------
+
+
+def _open(url: str, auth: tuple[str, str, str] | None) -> Any:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path)).open("rb")
+    headers = {"User-Agent": "envspec"}
+    if auth is not None and parts.netloc == auth[0]:
+        token = base64.b64encode(f"{auth[1]}:{auth[2]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    request = urllib.request.Request(urlunsplit(parts), headers=headers)
+    return urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
+
+
+def fetch(plan: PipPlan, dest: Path, progress: Progress) -> list[Path]:
+    """Download every file of ``plan`` into ``dest``, verified; raises IntegrityError on a mismatch."""
+    out: list[Path] = []
+    bad: list[str] = []
+    for n, wheel in enumerate(plan.wheels, 1):
+        path = dest / wheel.filename
+        sha = hashlib.sha256()
+        try:
+            with _open(wheel.url, plan.auth) as src, path.open("wb") as dst:
+                while chunk := src.read(CHUNK):
+                    sha.update(chunk)
+                    dst.write(chunk)
+        except (OSError, urllib.error.URLError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ChannelUnreachable(
+                f"pip package {wheel.name} {wheel.version}: {redact(wheel.url)} is unreachable: {redact(str(reason))}",
+                tip=f"check the network, or give the index it was locked from: --mirror {MIRROR_NAME}=URL "
+                "(credentials in the URL are used, never printed)",
+            ) from None
+        if sha.hexdigest() != wheel.sha256:
+            bad.append(f"{wheel.filename} (sha256 {sha.hexdigest()}, lockfile {wheel.sha256})")
+            path.unlink()
+            continue
+        out.append(path)
+        progress(f"pip: {n}/{len(plan.wheels)} verified ({wheel.filename})")
+    if bad:
+        raise IntegrityError(
+            f"{len(bad)} pip package(s) do not match the lockfile hash: {'; '.join(bad)}; nothing was installed",
+            tip="the index or a proxy served different files than were locked: check it, or re-lock if the "
+            "release was replaced on purpose",
+        )
+    return out
+
+
+@contextlib.contextmanager
+def fetched(plan: PipPlan | None, progress: Progress) -> Iterator[Path | None]:
+    """A temporary folder holding the verified files of ``plan`` (None when there is no pip part)."""
+    if plan is None or not plan.wheels:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="envspec-pip-") as tmp:
+        fetch(plan, Path(tmp), progress)
+        yield Path(tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 2-3: pip in the environment, shebangs
+# ---------------------------------------------------------------------------------------------
+
+
+def env_python(prefix: Path) -> Path:
+    return prefix / "python.exe" if os.name == "nt" else prefix / "bin" / "python"
+
+
+def pip_command(python: Path, prefix: Path, wheel_dir: Path, requirements: Path, sdists: bool) -> list[str]:
+    cmd = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--isolated",  # no pip.conf, no PIP_* variables: exactly these files
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--no-deps",
+        "--ignore-installed",  # a fresh prefix: whatever else is on sys.path must not count
+        "--require-hashes",
+        "--no-index",
+        "--find-links",
+        str(wheel_dir),
+        "--prefix",
+        str(prefix),
+        "-r",
+        str(requirements),
+    ]
+    if sdists:  # a build needs its backend from the environment: there is no index to fetch it from
+        cmd.insert(cmd.index("--no-deps"), "--no-build-isolation")
+    return cmd
+
+
+def install(plan: PipPlan, wheel_dir: Path, prefix: Path, *, final_prefix: Path, progress: Progress) -> list[str]:
+    """pip-install the verified files into ``prefix`` with its own python; returns the installed names."""
+    python = env_python(prefix)
+    if not python.exists():
+        raise ToolFailed(
+            f"the lockfile has {len(plan.wheels)} pip package(s) but the environment has no python ({python})",
+            tip="add python to the spec's dependencies, then `envspec render` and `envspec lock`",
+        )
+    requirements = wheel_dir / "requirements.txt"
+    requirements.write_text(
+        "".join(f"{w.name}=={w.version} --hash=sha256:{w.sha256}\n" for w in plan.wheels), encoding="utf-8"
+    )
+    cmd = pip_command(python, prefix, wheel_dir, requirements, any(w.is_sdist for w in plan.wheels))
+    progress(f"pip: installing {len(plan.wheels)} package(s) with the environment's python")
+    started = time.time()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHONUSERBASE"))}
+    env["PYTHONNOUSERSITE"] = "1"
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        tail = " | ".join(line.strip() for line in proc.stdout.strip().splitlines()[-3:])
+        raise ToolFailed(
+            f"pip failed with exit code {proc.returncode} installing {plan.source}: {tail}",
+            tip="nothing was installed; rerun with `envspec --debug` for details",
+        )
+    if prefix != final_prefix:
+        fix_shebangs(prefix, final_prefix, since=started - 1)
+    return [w.name for w in plan.wheels]
+
+
+def fix_shebangs(staging: Path, final: Path, since: float) -> int:
+    """Scripts pip just wrote name the staging python: point them at the final prefix."""
+    old, new = os.fsencode(str(staging)), os.fsencode(str(final))
+    count = 0
+    scripts = staging / ("Scripts" if os.name == "nt" else "bin")
+    for path in scripts.iterdir() if scripts.is_dir() else ():
+        if path.is_symlink() or not path.is_file() or path.stat().st_mtime < since:
+            continue
+        data = path.read_bytes()
+        head = data[:4096]  # "#!PY" or, for long paths, pip's "#!/bin/sh" + "exec PY" lines
+        if data.startswith(b"#!") and old in head:
+            mode = path.stat().st_mode
+            path.write_bytes(head.replace(old, new) + data[4096:])
+            path.chmod(mode)
+            count += 1
+    return count
+
+
+def step(plan: PipPlan | None, wheel_dir: Path | None, progress: Progress) -> Callable[[Path, Path], None] | None:
+    """The hook the installer calls with (folder being built, final prefix) after the conda part."""
+    if plan is None or wheel_dir is None:
+        return None
+
+    def run(prefix: Path, final_prefix: Path) -> None:
+        install(plan, wheel_dir, prefix, final_prefix=final_prefix, progress=progress)
+
+    return run
+
+
+def pip_names(lock_text: str) -> Sequence[str]:
+    """The names of the ``# pip`` lines of an explicit lockfile (for summaries)."""
+    return [m.group("name") for line in lock_text.splitlines() if (m := _LOCK_LINE.match(line.strip()))]

@@ -1,0 +1,283 @@
+"""PyPI packages end to end, offline: a local PEP 503 index (tests/pypi_index.py) beside the lock
+tests' conda channel (plus ``pip``, and a ``python`` whose prefix has its own site-packages).
+
+One target (the shipped spec's linux-cuda) gets PyPI-only packages; ``envspec up`` locks it with
+conda-lock's PyPI solver, installs the wheels hash-checked into the staging prefix and passes the
+smoke test; the plain ``pip install --no-deps --require-hashes -r <t>.pip.txt`` path works from the
+lockfiles; a tampered wheel, a pip/conda conflict and an sdist are refused; mirror credentials are
+used but never written or printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from envspec.cli.main import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+import pypi_index  # noqa: E402
+from pypi_index import Project  # noqa: E402
+
+TARGET = "linux-cuda"
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+if sys.platform == "win32":
+    pytest.skip("the channel's python launcher is a POSIX shell script", allow_module_level=True)
+_SMOKE = all(importlib.util.find_spec(m) is not None for m in ("torch", "diffusers", "transformers"))
+
+PROJECTS = [
+    Project("envspec-demo", "1.0", requires=("envspec-helper>=0.1",)),
+    Project("envspec-demo", "1.1", requires=("envspec-helper>=0.1",), scripts={"envspec-demo": "envspec_demo:main"}),
+    Project("envspec-helper", "0.2"),
+    Project("envspec-native", "1.0", tag="py3-none-manylinux_2_17_x86_64"),
+    Project("envspec-native", "1.0", tag="py3-none-win_amd64"),
+    Project("envspec-old-numpy", "1.0", requires=("numpy<2",)),
+    Project("envspec-src", "1.0", requires=("envspec-helper>=0.1",), sdist_only=True),
+]
+
+
+def child(
+    project: Path, *args: str, cache: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("ENVSPEC_MIRRORS", "ENVSPEC_HOST_SUBDIR")}
+    environ.update({"PYTHONPATH": str(REPO), "ENVSPEC_PKGS_DIR": str(cache), **(extra_env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+        check=False,
+    )
+
+
+def make_project(root: Path, pip: list[str], allow_sdist: list[str] | None = None) -> Path:
+    """The repository's spec + templates with ``pip`` added to the linux-cuda target, rendered."""
+    root.mkdir(parents=True)
+    spec = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))
+    spec["targets"][TARGET]["pip"] = pip
+    if allow_sdist:
+        spec["pip_allow_sdist"] = allow_sdist
+    (root / "envspec.yml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    shutil.copytree(REPO / "templates", root / "templates")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["--spec", str(root / "envspec.yml"), "render"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pypi-channel") / "conda-forge-local"
+    subprocess.run(
+        [sys.executable, str(REPO / "tests" / "pypi_index.py"), str(root), sys.executable],
+        check=True,
+        capture_output=True,
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pypi_index.Index]:
+    with pypi_index.serve(tmp_path_factory.mktemp("pypi-index"), PROJECTS) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def upped(channel: Path, index: pypi_index.Index, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """``envspec up`` of a target with PyPI-only packages, no lockfile yet: (project, prefix, work)."""
+    work = tmp_path_factory.mktemp("pypi-up")
+    project = make_project(work / "proj", ["envspec-demo>=1.0", "envspec-native", "torch>=2"])
+    args = ["--mirror", f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}"]
+    if _SMOKE:
+        proc = child(project, "up", TARGET, *args, "--lock", "--allow-cpu", "--prefix", str(work / "env"),
+                     "--out", str(work / "out"), cache=work / "pkgs")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert proc.stdout.startswith(f"up {TARGET}: PASS on cpu"), proc.stdout
+    else:  # no torch stack here: lock + install only
+        proc = child(project, "install", TARGET, *args, "--lock", "--prefix", str(work / "env"), cache=work / "pkgs")
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return project, work / "env", work
+
+
+def _pins(project: Path) -> list[str]:
+    text = (project / "lockfiles" / f"{TARGET}.pip.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_lockfiles_carry_the_pip_packages(upped: tuple[Path, Path, Path], index: pypi_index.Index) -> None:
+    project, _, _ = upped
+    lock_yml = yaml.safe_load((project / "lockfiles" / f"{TARGET}.conda-lock.yml").read_text(encoding="utf-8"))
+    pip = {p["name"]: p for p in lock_yml["package"] if p["manager"] == "pip"}
+    # the PyPI-only packages and their dependency; torch is pytorch's (conda), never installed twice
+    assert set(pip) == {"envspec-demo", "envspec-helper", "envspec-native"}
+    assert pip["envspec-demo"]["version"] == "1.1"
+    assert pip["envspec-native"]["url"].endswith("manylinux_2_17_x86_64.whl")  # the target's platform decides
+    assert all(len(p["hash"]["sha256"]) == 64 for p in pip.values())
+    assert lock_yml["metadata"]["sources"] == [f"environment-{TARGET}.yml"] or all(
+        "envspec-tmp" not in s for s in lock_yml["metadata"]["sources"]
+    )
+    explicit = (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
+    assert (
+        f"# pip envspec-demo @ {index.url.removesuffix('/simple')}/files/envspec_demo-1.1-py3-none-any.whl#sha256="
+        in explicit
+    )
+    pins = _pins(project)
+    assert len(pins) == 3 and all("==" in p and "--hash=sha256:" in p for p in pins)
+    assert not list(project.glob(".*envspec-tmp*")), "the lock-time environment file was left behind"
+
+
+def test_the_environment_imports_and_runs_the_pip_packages(upped: tuple[Path, Path, Path]) -> None:
+    _, prefix, _ = upped
+    out = subprocess.run(
+        [str(prefix / "bin" / "python"), "-c",
+         "import envspec_demo, envspec_helper, envspec_native; print(envspec_demo.__file__)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip().startswith(str(prefix)), out.stdout
+    script = prefix / "bin" / "envspec-demo"
+    first = script.read_text(encoding="utf-8").splitlines()[0]
+    assert "staging" not in first  # the real rewrite of a staging shebang: test_pypi_install.py
+    # (its #! names this interpreter, which lacks the env's site-packages: run it with the env's python)
+    ran = subprocess.run([str(prefix / "bin" / "python"), str(script)], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "envspec-demo 1.1"
+    assert not list(prefix.parent.glob(f".{prefix.name}*staging*"))
+
+
+def test_lock_check_and_plain_pip_from_the_lockfiles(
+    upped: tuple[Path, Path, Path], channel: Path, index: pypi_index.Index
+) -> None:
+    project, _, work = upped
+    args = ["--mirror", f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}"]
+    check = child(project, "lock", "--target", TARGET, "--check", *args, cache=work / "pkgs")
+    assert check.returncode == 0, check.stderr
+    # the plain-tools path: `conda run -n sd python -m pip install --no-deps --require-hashes -r <t>.pip.txt`;
+    # the test env's python is this interpreter (tests/pypi_index.py launcher), so it installs into a fresh prefix
+    plain = work / "plain"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--isolated", "--no-deps", "--require-hashes",
+         "--index-url", index.url, "--prefix", str(plain), "-r", str(project / "lockfiles" / f"{TARGET}.pip.txt")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    site = plain / "lib" / f"python{PY}" / "site-packages"
+    assert {p.name for p in site.glob("*.dist-info")} == {
+        "envspec_demo-1.1.dist-info",
+        "envspec_helper-0.2.dist-info",
+        "envspec_native-1.0.dist-info",
+    }
+
+
+def test_a_tampered_wheel_is_refused_and_nothing_is_installed(
+    upped: tuple[Path, Path, Path], channel: Path, index: pypi_index.Index
+) -> None:
+    project, _, work = upped
+    wheel = index.file("envspec_helper-0.2-py3-none-any.whl")
+    original = wheel.read_bytes()
+    wheel.write_bytes(pypi_index.wheel_bytes(Project("envspec-helper", "0.2", module_body="EVIL = True\n")))
+    try:
+        mirrors = ["--mirror", f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}"]
+        proc = child(project, "install", TARGET, "--prefix", str(work / "tampered"), *mirrors, cache=work / "pkgs")
+    finally:
+        wheel.write_bytes(original)
+    assert proc.returncode == 7, proc.stderr
+    assert "envspec_helper-0.2-py3-none-any.whl" in proc.stderr and "do not match the lockfile hash" in proc.stderr
+    assert not (work / "tampered").exists()
+
+
+def test_a_pip_requirement_conflicting_with_the_conda_solution_is_one_line(
+    channel: Path, index: pypi_index.Index, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "proj", ["envspec-old-numpy"])
+    proc = child(project, "lock", "--target", TARGET, "--mirror", f"conda-forge={channel.as_uri()}",
+                 "--mirror", f"pypi={index.url}", cache=tmp_path / "pkgs")  # fmt: skip
+    assert proc.returncode == 4, proc.stderr
+    error = next(line for line in proc.stderr.splitlines() if line.startswith("error:"))
+    assert "pip requirements cannot be met on top of its conda packages" in error
+    assert "numpy" in error and "envspec-old-numpy" in error
+    assert not (project / "lockfiles" / f"{TARGET}.pip.txt").exists()
+
+
+def test_sdists_are_refused_unless_allowed(channel: Path, index: pypi_index.Index, tmp_path: Path) -> None:
+    mirrors = ["--mirror", f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}"]
+    refused = make_project(tmp_path / "refused", ["envspec-src"])
+    proc = child(refused, "lock", "--target", TARGET, *mirrors, cache=tmp_path / "pkgs")
+    assert proc.returncode == 4, proc.stderr
+    assert "only a source distribution" in proc.stderr and "pip_allow_sdist: [envspec-src]" in proc.stderr
+    allowed = make_project(tmp_path / "allowed", ["envspec-src"], allow_sdist=["envspec-src"])
+    proc = child(allowed, "lock", "--target", TARGET, *mirrors, cache=tmp_path / "pkgs")
+    assert proc.returncode == 0, proc.stderr
+    assert "envspec-src==1.0 --hash=sha256:" in (allowed / "lockfiles" / f"{TARGET}.pip.txt").read_text()
+
+
+def test_mirror_credentials_are_used_but_never_written_or_printed(channel: Path, tmp_path: Path) -> None:
+    secret = "s3cret-Pa55word"
+    with pypi_index.serve(tmp_path / "index", PROJECTS[:3], auth=("envspec", secret)) as private:
+        url = private.url.replace("http://", f"http://envspec:{secret}@")
+        project = make_project(tmp_path / "proj", ["envspec-demo"])
+        mirrors = ["--mirror", f"conda-forge={channel.as_uri()}"]
+        proc = child(project, "lock", "--target", TARGET, *mirrors, cache=tmp_path / "pkgs",
+                     extra_env={"ENVSPEC_MIRRORS": f"pypi={url}"})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert any(r.startswith("/files/") for r in private.requests)
+        inst = child(project, "install", TARGET, "--prefix", str(tmp_path / "env"), *mirrors, "--mirror",
+                     f"pypi={url}", cache=tmp_path / "pkgs")  # fmt: skip
+        assert inst.returncode == 0, inst.stderr
+    written = [p.read_text(encoding="utf-8", errors="replace") for p in (project / "lockfiles").iterdir()]
+    for text in [*written, proc.stdout, proc.stderr, inst.stdout, inst.stderr]:
+        assert secret not in text
+    assert "envspec:" not in (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
+    assert not list(project.glob(".*envspec-tmp*"))
+
+
+def test_update_moves_one_pip_package_and_check_sees_a_missing_pip_txt(
+    upped: tuple[Path, Path, Path], channel: Path, index: pypi_index.Index, tmp_path: Path
+) -> None:
+    project = tmp_path / "proj"
+    shutil.copytree(upped[0], project, ignore=shutil.ignore_patterns(".envspec-cache"))
+    mirrors = ["--mirror", f"conda-forge={channel.as_uri()}", "--mirror", f"pypi={index.url}"]
+    conda_before = (project / "lockfiles" / f"{TARGET}.lock").read_text().split("@EXPLICIT", 1)[1]
+    conda_before = [line for line in conda_before.splitlines() if not line.startswith("# pip ")]
+    pypi_index.build_files(index.root, [Project("envspec-demo", "1.2", requires=("envspec-helper>=0.1",))])
+    pypi_index.write_pages(index.root, f"http://127.0.0.1:{index.port}")
+    try:
+        proc = child(project, "lock", "--target", TARGET, "--update", "envspec-demo", *mirrors, cache=tmp_path / "c")
+        assert proc.returncode == 0, proc.stderr
+        pins = _pins(project)
+        assert any(p.startswith("envspec-demo==1.2 ") for p in pins)
+        assert any(p.startswith("envspec-helper==0.2 ") for p in pins)
+        conda_after = (project / "lockfiles" / f"{TARGET}.lock").read_text().split("@EXPLICIT", 1)[1]
+        assert [line for line in conda_after.splitlines() if not line.startswith("# pip ")] == conda_before
+        assert "# pip envspec-demo @ " in conda_after and "envspec_demo-1.2-py3-none-any.whl" in conda_after
+        # a pip.txt that went missing makes the target stale
+        (project / "lockfiles" / f"{TARGET}.pip.txt").unlink()
+        check = child(project, "lock", "--target", TARGET, "--check", *mirrors, cache=tmp_path / "c")
+        assert check.returncode == 1 and ".pip.txt missing" in check.stderr, check.stderr
+    finally:
+        index.file("envspec_demo-1.2-py3-none-any.whl").unlink()
+        pypi_index.write_pages(index.root, f"http://127.0.0.1:{index.port}")
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not os.environ.get("ENVSPEC_NETWORK_TESTS"), reason="reaches pypi.org: set ENVSPEC_NETWORK_TESTS=1")
+def test_real_pypi(channel: Path, tmp_path: Path) -> None:
+    """Opt-in: the same lock against https://pypi.org/simple (the default index, no pypi mirror)."""
+    project = make_project(tmp_path / "proj", ["six==1.17.0", "torch>=2"])
+    proc = child(project, "lock", "--target", TARGET, "--mirror", f"conda-forge={channel.as_uri()}", cache=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.split(" ")[0] for p in _pins(project)] == ["six==1.17.0"]  # torch: pytorch's, from conda
+    explicit = (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
+    assert "# pip six @ https://files.pythonhosted.org/packages/" in explicit

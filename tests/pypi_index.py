@@ -1,0 +1,223 @@
+"""A local PEP 503 index for the PyPI tests: real wheels (and an sdist) built here, served on 127.0.0.1.
+
+Wheels are assembled by hand (a zip with ``METADATA``, ``WHEEL`` and a ``RECORD`` of sha256s),
+so no build tool and no network is needed. ``serve(root)`` starts a ``ThreadingHTTPServer`` on
+port 0 in a thread; the project pages link each file with its ``#sha256=`` as PyPI does.
+Optional basic auth tests that credentials reach the index but no file or message.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import html
+import io
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def _dist(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    version: str
+    requires: tuple[str, ...] = ()
+    tag: str = "py3-none-any"
+    sdist_only: bool = False
+    module_body: str = ""
+    scripts: dict[str, str] = field(default_factory=dict)  # console scripts: name -> "module:function"
+
+    @property
+    def module(self) -> str:
+        return _dist(self.name)
+
+    @property
+    def filename(self) -> str:
+        if self.sdist_only:
+            return f"{_dist(self.name)}-{self.version}.tar.gz"
+        return f"{_dist(self.name)}-{self.version}-{self.tag}.whl"
+
+
+def _metadata(p: Project) -> str:
+    lines = ["Metadata-Version: 2.1", f"Name: {p.name}", f"Version: {p.version}"]
+    lines += [f"Requires-Dist: {r}" for r in p.requires]
+    return "\n".join(lines) + "\n"
+
+
+def wheel_bytes(p: Project) -> bytes:
+    info = f"{_dist(p.name)}-{p.version}.dist-info"
+    body = (
+        p.module_body
+        or f"__version__ = {p.version!r}\nNAME = {p.name!r}\n\ndef main():\n    print(NAME, __version__)\n"
+    )
+    files: list[tuple[str, bytes]] = [
+        (f"{p.module}/__init__.py", body.encode()),
+        (f"{info}/METADATA", _metadata(p).encode()),
+        (
+            f"{info}/WHEEL",
+            (
+                "Wheel-Version: 1.0\nGenerator: envspec-tests\n"
+                f"Root-Is-Purelib: {'true' if p.tag.endswith('any') else 'false'}\nTag: {p.tag}\n"
+            ).encode(),
+        ),
+    ]
+    if p.scripts:
+        entry = "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in p.scripts.items())
+        files.append((f"{info}/entry_points.txt", entry.encode()))
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files) + f"{info}/RECORD,,\n"
+    files.append((f"{info}/RECORD", record.encode()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in files:
+            zf.writestr(zipfile.ZipInfo(path, date_time=(2026, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
+def sdist_bytes(p: Project) -> bytes:
+    base = f"{_dist(p.name)}-{p.version}"
+    members = {
+        f"{base}/PKG-INFO": _metadata(p).encode(),
+        f"{base}/pyproject.toml": (
+            b'[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        ),
+        f"{base}/{p.module}/__init__.py": f"__version__ = {p.version!r}\n".encode(),
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for path, data in members.items():
+            ti = tarfile.TarInfo(path)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def build_files(root: Path, projects: Sequence[Project]) -> None:
+    files = root / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    for p in projects:
+        (files / p.filename).write_bytes(sdist_bytes(p) if p.sdist_only else wheel_bytes(p))
+
+
+def write_pages(root: Path, base_url: str) -> None:
+    """``simple/index.html`` and ``simple/<project>/index.html`` for every file in ``root/files``."""
+    by_project: dict[str, list[Path]] = {}
+    for f in sorted((root / "files").iterdir()):
+        name = f.name.split("-", 1)[0].replace("_", "-").lower()
+        by_project.setdefault(name, []).append(f)
+    simple = root / "simple"
+    simple.mkdir(exist_ok=True)
+    links = "".join(f'<a href="{n}/">{n}</a>\n' for n in sorted(by_project))
+    (simple / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    for name, files in by_project.items():
+        (simple / name).mkdir(exist_ok=True)
+        anchors = "".join(
+            f'<a href="{html.escape(base_url)}/files/{f.name}#sha256={hashlib.sha256(f.read_bytes()).hexdigest()}">'
+            f"{f.name}</a><br>\n"
+            for f in files
+        )
+        (simple / name / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{anchors}</body></html>\n")
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    auth: str | None = None
+    requests: list[str]
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        if self.auth is not None and self.headers.get("Authorization") != f"Basic {self.auth}":
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="test"')
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Index:
+    root: Path
+    port: int
+    requests: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/simple"
+
+    def file(self, filename: str) -> Path:
+        return self.root / "files" / filename
+
+
+@contextlib.contextmanager
+def serve(root: Path, projects: Sequence[Project], auth: tuple[str, str] | None = None) -> Iterator[Index]:
+    build_files(root, projects)
+    requests: list[str] = []
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode() if auth else None
+    handler = type("Handler", (_Handler,), {"auth": token, "requests": requests})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    port = server.server_address[1]
+    write_pages(root, f"http://127.0.0.1:{port}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Index(root, port, requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The conda side: the lock tests' channel plus `pip`, with a python that has its own site-packages
+# ---------------------------------------------------------------------------------------------
+
+
+def launcher(interpreter: str, version: str) -> str:
+    """``bin/python`` of the test channel: execs ``interpreter`` with the prefix's own site-packages
+    first on the path (where ``pip install --prefix`` puts packages), as a real env python would."""
+    return (
+        "#!/bin/sh\n"
+        'prefix=$(cd "$(dirname "$0")/.." && pwd)\n'
+        f'PYTHONPATH="$prefix/lib/python{version}/site-packages${{PYTHONPATH:+:$PYTHONPATH}}" '
+        f'exec "{interpreter}" "$@"\n'
+    )
+
+
+def _build_channel(root: Path, interpreter: str) -> None:  # runs in a child (py-rattler)
+    import sys
+    from dataclasses import replace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import channel_factory as cf
+
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    pkgs = [*cf.stack_packages(), cf._noarch("pip", "25.3", ())]
+    script = launcher(interpreter, version)
+    pkgs = [
+        replace(p, files=(("bin/python", script),)) if p.name == "python" and p.subdir == "linux-64" else p
+        for p in pkgs
+    ]
+    cf.build_channel(root, pkgs)
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    _build_channel(Path(sys.argv[1]), sys.argv[2])
+    sys.stdout.flush()
+    os._exit(0)  # py-rattler may crash at interpreter exit
