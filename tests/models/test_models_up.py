@@ -28,9 +28,9 @@ def spec_with_model(text: str) -> str:
     linux-cuda's real-model smoke image made small (data of the spec, as a CI runner's would be)."""
     models = "models:\n" + entry_yaml(variant="fp16", smoke="true")
     text = re.sub(r"(?ms)^models:\n.*?(?=^targets:)", models + "\n", text)
-    return text.replace(
-        "    smoke_device: cuda\n", "    smoke_device: cuda\n    smoke_steps: 3\n    smoke_resolution: 64\n", 1
-    )
+    shipped = "    smoke_device: cuda\n    smoke_steps: 20\n    smoke_resolution: 512\n"
+    assert shipped in text
+    return text.replace(shipped, "    smoke_device: cuda\n    smoke_steps: 3\n    smoke_resolution: 64\n", 1)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the channel's python launcher is a POSIX shell script")
