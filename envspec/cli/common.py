@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from envspec.lock.freshness import LockMode
 from envspec.project import Project
-from envspec.spec.model import Spec, load_spec
+
+if TYPE_CHECKING:  # imported where needed: a command that never loads the spec stays light
+    from envspec.lock.freshness import LockMode
+    from envspec.spec.model import Spec
 
 
 def load(args: argparse.Namespace) -> tuple[Project, Spec]:
+    from envspec.spec.model import load_spec
+
     spec_path = Path(args.spec)
     spec = load_spec(spec_path)
     return Project.from_spec_path(spec_path), spec
@@ -72,6 +77,8 @@ def add_lock_mode_options(parser: argparse.ArgumentParser) -> None:
 
 def lock_mode(args: argparse.Namespace) -> LockMode:
     """The default solves a missing or stale lockfile first, then installs it."""
+    from envspec.lock.freshness import LockMode
+
     if args.locked:
         return LockMode.LOCKED
     return LockMode.FROZEN if args.frozen else LockMode.AUTO

@@ -6,12 +6,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.channels import parse_mirrors
-from envspec.cli.common import add_mirror_option, load, progress
-from envspec.lock.run import lock
-from envspec.spec.model import ResolvedTarget, Spec
+from envspec.cli.common import add_mirror_option, progress
+from envspec.lock import stamp
+from envspec.project import Project
+
+if TYPE_CHECKING:  # imported when the stamp misses: pydantic, py-rattler and the lock stage cost ~0.25 s
+    from envspec.spec.model import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,12 +56,34 @@ def _select(spec: Spec, names: Sequence[str]) -> list[ResolvedTarget]:
 
 
 def run(args: argparse.Namespace) -> int:
-    project, spec = load(args)
+    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+    spec_path = Path(args.spec)
+    project = Project.from_spec_path(spec_path)
+    plain = not args.update and not args.verbose and args.solver is None
+    current = stamp.digest(project.root, spec_path, args.target, mirrors) if plain else None
+    known = stamp.fresh(project.cache_dir, current)
+    if known is not None:  # nothing changed since the last run that found every lockfile current
+        if args.check:
+            print(f"all {len(known.targets)} target lockfiles are up to date")
+        else:
+            for name in known.targets:
+                progress(f"{name}: up to date (inputs unchanged)")
+            sys.stdout.write(known.table)
+        return 0
+    return _run(args, project, mirrors)
+
+
+def _run(args: argparse.Namespace, project: Project, mirrors: dict[str, str]) -> int:
+    from envspec.cli.common import load
+    from envspec.lock.run import LockSummary, Outcome, lock
+
+    _, spec = load(args)
     targets = _select(spec, args.target)
+    stamp.forget(project.cache_dir)
     report = lock(
         project,
         targets,
-        mirrors=parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)),
+        mirrors=mirrors,
         update=args.update,
         check=args.check,
         solver=args.solver,
@@ -68,4 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"all {len(targets)} target lockfiles are up to date")
     else:
         sys.stdout.write(report.table())
+    names = [t.name for t in targets]  # every selected lockfile is current now (lock raised otherwise)
+    current = LockSummary(outcomes=[Outcome(name, "up to date") for name in names]).table()
+    stamp.record(project.cache_dir, stamp.digest(project.root, Path(args.spec), args.target, mirrors), names, current)
     return 0
