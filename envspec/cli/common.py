@@ -36,11 +36,17 @@ def add_mirror_option(parser: argparse.ArgumentParser, purpose: str) -> None:
 
 
 def add_destination_options(parser: argparse.ArgumentParser) -> None:
-    """``--prefix PATH | --name NAME`` (one of them required), for commands that create an environment."""
+    """``--prefix PATH | --name NAME`` (one of them required) and ``--replace``, for commands that
+    create an environment."""
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--prefix", "-p", metavar="PATH", help="create the environment in this folder")
     where.add_argument(
         "--name", "-n", metavar="NAME", help="create a named environment ($CONDA_ENVS_PATH or ~/.conda/envs)"
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing environment envspec did not create (never a base install or envs/ holder)",
     )
 
 

@@ -66,11 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="refuse (exit 7) when a package has no sha256 in the lockfiles (md5 only)",
     )
-    parser.add_argument(
-        "--replace",
-        action="store_true",
-        help="replace an existing environment envspec did not create (never a base install or envs/ holder)",
-    )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -92,11 +92,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not lock or pull the spec's models: (the smoke test then uses a model pulled before, else "
         "its tiny offline one)",
     )
-    parser.add_argument(
-        "--replace",
-        action="store_true",
-        help="replace an existing environment envspec did not create (never a base install or envs/ holder)",
-    )
 
 
 class Runner:
