@@ -114,3 +114,18 @@ def test_unused_mirrors_sorted() -> None:
     mirrors = {"zz": "u", "https://conda.anaconda.org/conda-forge": "u", "https://x.org/bio": "u", "aa": "u"}
     assert unused_mirrors(channels, mirrors) == ["aa", "zz"]
     assert unused_mirrors(["conda-forge/"], {"conda-forge": "u"}) == []
+
+
+def test_only_slashes_are_stripped() -> None:
+    """Trailing '/' goes; a channel or mirror whose name ends in another character keeps it."""
+    assert normalize_url("https://m/cfX/") == "https://m/cfX"
+    assert parse_mirror("cfX/=https://m/X") == ("cfX", "https://m/X")
+    assert channel_url("https://m/chX/") == "https://m/chX"
+    assert channel_url("chX") == "https://conda.anaconda.org/chX"
+    assert apply_mirrors(["pytorch/", "chX"], {}) == ("pytorch", "chX")
+
+
+def test_a_mirror_for_the_channel_as_written_wins_over_one_for_its_url() -> None:
+    mirrors = {"conda-forge": "file:///by-name", "https://conda.anaconda.org/conda-forge": "file:///by-url"}
+    assert apply_mirrors(["conda-forge"], mirrors) == ("file:///by-name",)
+    assert apply_mirrors(["https://conda.anaconda.org/conda-forge"], mirrors) == ("file:///by-url",)

@@ -166,6 +166,8 @@ def test_parse_lock_refusals(text: str, message: str) -> None:
     with pytest.raises(SpecError) as err:
         parse_lock(text, "t.lock")
     assert err.value.message == message and err.value.exit_code == 3
+    if "malformed" not in message and "twice" not in message:
+        assert err.value.tip == "regenerate it with `envspec lock`"
 
 
 def test_conda_lock_hashes_merged_exactly() -> None:
@@ -196,7 +198,32 @@ def test_check_platform_messages() -> None:
     with pytest.raises(PlatformMismatch) as err:
         check_platform(lock, "t.lock", "t", "linux-64", "win-64")
     assert err.value.message == "t.lock is for platform linux-64, but this machine is win-64"
+    assert (
+        err.value.tip == "install the target made for win-64 (see `envspec targets`), or run this on a linux-64 machine"
+    )
     assert err.value.exit_code == 9
+
+
+def test_an_invalid_conda_lock_file_is_named() -> None:
+    with pytest.raises(SpecError, match=r"^t\.conda-lock\.yml: not a conda-lock\.yml: no 'package' list$"):
+        add_conda_lock_hashes(parse_lock(LOCK, "t.lock"), "version: 1\n", "t.conda-lock.yml")
+
+
+def test_plan_install_refusals_name_the_file_and_target() -> None:
+    with pytest.raises(PlatformMismatch) as err:
+        plan_install(
+            target_name="t",
+            target_subdir="osx-64",
+            variables={},
+            lock_text=LOCK,
+            lock_source="l.lock",
+            conda_lock=None,
+            host="osx-64",
+            destination=Destination(Path("/e")),
+            mirrors={},
+        )
+    assert err.value.message == "l.lock is for platform linux-64, but target 't' is osx-64"
+    assert err.value.tip == "regenerate it with `envspec lock --target t`"
 
 
 # ------------------------------------------------------------------------------- mirrors and state
@@ -207,6 +234,7 @@ def test_mirror_prefixes_and_urls() -> None:
     assert prefixes == {f"{CF}/": "file:///m/", "https://x.org/ch/": "https://y.org/ch/"}
     assert mirrored_url(PY, prefixes) == "file:///m/linux-64/python-3.11.9-h1_0_cpython.conda"
     assert mirrored_url("https://other/a.conda", prefixes) == "https://other/a.conda"
+    assert mirror_prefixes({"https://a/chX": "file:///mX"}) == {"https://a/chX/": "file:///mX/"}
 
 
 def test_mirrored_explicit_text_exactly() -> None:
@@ -221,6 +249,7 @@ def test_state_json_exactly() -> None:
     kept = json.loads(state_json({"env_vars": {"A": "0", "C": "3"}, "x": 1}, {"A": "1"}))
     assert kept == {"env_vars": {"A": "1", "C": "3"}, "x": 1}
     assert json.loads(state_json({"env_vars": "junk"}, {"A": "1"})) == {"env_vars": {"A": "1"}}
+    assert state_json({"z": 1, "a": 2}, {}) == '{\n  "a": 2,\n  "env_vars": {},\n  "z": 1\n}\n'
 
 
 def test_single_target_messages() -> None:

@@ -66,6 +66,10 @@ def test_render_normalises_line_ends_to_one_final_newline(body: str) -> None:
     assert _render(body).encode() == EXPECTED.encode()
 
 
+def test_render_strips_only_trailing_newlines() -> None:
+    assert _render("@EXPLICIT\n# X  \n\n").endswith("\n@EXPLICIT\n# X  \n")
+
+
 def test_header_fields_read_back() -> None:
     assert (explicit.FORMAT_VERSION, explicit.HEADER_LINES) == (1, 16)
     assert (explicit.HASH_KEY, explicit.TARGET_KEY, explicit.FORMAT_KEY) == (

@@ -102,6 +102,10 @@ def test_weights_loaded_exactly() -> None:
     assert got.detail == "1 load problem(s): 3 weight(s) missing from the checkpoint: m1, m2, m3"
     got = checks.weights_loaded([], ["unet"], missing=["m1", "m2", "m3", "m4"])
     assert got.detail == "1 load problem(s): 4 weight(s) missing from the checkpoint: m1, m2, m3 (+1 more)"
+    got = checks.weights_loaded(["missing keys: a"], ["unet"], missing=["m1"])
+    assert got.detail == "2 load problem(s): 1 weight(s) missing from the checkpoint: m1"
+    got = checks.weights_loaded([], ["unet"], on_meta=["a", "b", "c", "d"])
+    assert got.detail == "1 load problem(s): 4 parameter(s) have no data (meta device): a, b, c (+1 more)"
     got = checks.weights_loaded([], ["unet"], on_meta=["a", "b", "c"])
     assert got.detail == "1 load problem(s): 3 parameter(s) have no data (meta device): a, b, c"
 
@@ -123,6 +127,8 @@ def test_params_placed_exactly() -> None:
     assert checks.params_placed(wrong, "cuda", "float16").detail == (
         "3 of 3 parameters not on cuda/float16: w0 on cpu as float32; w1 on cpu as float32; w2 on cpu as float32"
     )
+    four = [*wrong, ("w3", _t("cuda", "float32"))]
+    assert checks.params_placed(four, "cuda", "float16").detail.endswith("w2 on cpu as float32 (+1 more)")
     many = [*good, *wrong, ("w3", _t("cuda", "float32")), ("w4", _t("mps", "float16", floating=False))]
     assert checks.params_placed(many, "cuda", "float16") == Check(
         "params_device_dtype",
