@@ -96,7 +96,23 @@ def test_invalid_yaml_is_refused_with_the_parser_problem() -> None:
     err = _refusal("version: 1\npackage: [\n")
     assert err.message.startswith("lockfiles/t.conda-lock.yml: not a conda-lock.yml: not valid YAML (")
     assert err.message.endswith(")") and "\n" not in err.message
-    assert "expected" in err.message  # the parser's problem, on one line
+    assert err.message == (  # the parser's problem, on one line, without its "while parsing" context
+        "lockfiles/t.conda-lock.yml: not a conda-lock.yml: not valid YAML (did not find expected node content)"
+    )
+
+
+def test_entries_after_skipped_ones_are_still_read() -> None:
+    text = (
+        "version: 1\npackage:\n- {name: r, version: '1', manager: pip, platform: linux-64}\n"
+        "- {name: a, version: '1', platform: osx-64}\n- {name: b, version: '2', platform: linux-64}\n"
+    )
+    assert [p.name for p in read_conda_lock(text, "s", "linux-64")] == ["b"]
+
+
+def test_a_hash_that_is_not_text_is_ignored() -> None:
+    text = "version: 1\npackage:\n- {name: a, version: '1', hash: {md5: [x], sha256: ''}}\n"
+    assert read_conda_lock(text, "s")[0].md5 is None
+    assert read_conda_lock(text, "s")[0].sha256 is None
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "version: 1\n", "version: 1\npackage: {}\n", "", "just text\n"])
@@ -134,6 +150,7 @@ def test_a_package_without_name_or_version_is_refused(entry: str) -> None:
         ("https://files.pythonhosted.org/tqdm-4.67.1-py3-none-any.whl", None),  # not .conda/.tar.bz2
         ("https://example.invalid/pkg-1-0.tar.gz", None),
         ("", None),
+        (f"{CF}/linux-64/a-1-b_0.conda#x#y", "b_0"),  # only the first '#' starts the hash
     ],
 )
 def test_build_from_url(url: str, build: str | None) -> None:
