@@ -166,7 +166,7 @@ def verify(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def mutants(session: nox.Session) -> None:
-    """Mutation testing of the pure core with mutmut; not in CI (about 15 minutes on 2 cores).
+    """Mutation testing of the pure core with mutmut; not in CI (about 20 minutes on 2 cores).
 
     nox -s mutants                            every pure module; ends with `mutation score: N% (killed K of M)`
     nox -s mutants -- "envspec.lock.plan.*"   one module (mutmut name globs), while writing its tests

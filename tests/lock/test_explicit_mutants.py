@@ -67,7 +67,7 @@ def test_render_normalises_line_ends_to_one_final_newline(body: str) -> None:
 
 
 def test_render_strips_only_trailing_newlines() -> None:
-    assert _render("@EXPLICIT\n# X  \n\n").endswith("\n@EXPLICIT\n# X  \n")
+    assert _render("@EXPLICIT\n# X  \n# X\n\n").endswith("\n@EXPLICIT\n# X  \n# X\n")
 
 
 def test_header_fields_read_back() -> None:
