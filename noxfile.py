@@ -1,4 +1,4 @@
-"""Sessions: render, tests, unit, lint, lock, smoke, bench, verify, pypi_mapping.
+"""Sessions: render, tests, unit, lint, lock, smoke, bench, verify, pypi_mapping; mutants (by hand, not in CI).
 
 Thin sessions over the `envspec` CLI; each installs what it needs into its own virtualenv.
 """
@@ -23,6 +23,42 @@ ZIZMOR_ARGS = ("--offline", "--strict-collection", "--no-progress")
 
 # What a provisioned environment gives the smoke test, pinned to versions tested together
 # (CPU torch from PyPI; the conda environments get theirs from conda-forge).
+# `nox -s mutants` (docs/mutation.md): mutmut 3 mutates the files named in pyproject's [tool.mutmut]
+# and runs, per mutant, only the unit tests that call the mutated function. These name globs narrow
+# it to the pure functions (report/build.py also reads files and renders HTML: only its model part).
+MUTMUT = "mutmut==3.8.1"
+MUTANT_NAMES = (
+    "envspec.spec.model.*",
+    "envspec.lock.plan.*",
+    "envspec.lock.explicit.*",
+    "envspec.lock.condalock.*",
+    "envspec.install.plan.*",
+    "envspec.channels.*",
+    "envspec.doctor.*",  # every check module; probe.py (the effects) is excluded in pyproject
+    "envspec.smoke.checks.*",
+    *(
+        f"envspec.report.build.x{name}__mutmut_*"
+        for name in (
+            "_parse_smoke_json",
+            "_png_size",
+            "_parse_conda_lock",
+            "__freshness",
+            "__device_verdict",
+            "__benchmark_text",
+            "__image_cell",
+            "__resultless_row",
+            "_build_row",
+            "_build_table",
+            "__seconds",
+            "_md_cell",
+            "_render_markdown",
+            "_github_context",
+        )
+    ),
+    "envspec.report.build.xǁRowǁ*",
+    "envspec.report.build.xǁResultTableǁ*",
+)
+
 SMOKE_PINS = ("torch==2.13.0", "diffusers==0.42.1", "transformers==5.24.0", "numpy==2.4.6", "pillow==13.0.0")
 
 
@@ -141,3 +177,18 @@ def pypi_mapping(session: nox.Session) -> None:
     Default source: conda-forge's grayskull mapping (conda-lock's own default); `-- --source FILE` for a copy."""
     session.install("-e", ".")
     session.run("python", "-m", "envspec.lock.pypi_mapping", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the pure core with mutmut; not in CI (about 20 minutes on 2 cores).
+
+    nox -s mutants                            every pure module; ends with `mutation score: N% (killed K of M)`
+    nox -s mutants -- "envspec.lock.plan.*"   one module (mutmut name globs), while writing its tests
+    Results stay in mutants/ (`mutmut show NAME` prints a survivor's diff); each run starts afresh.
+    """
+    session.install("-e", ".[test]", "numpy", MUTMUT)  # numpy: tests/smoke/test_smoke_checks.py
+    names = session.posargs or list(MUTANT_NAMES)
+    shutil.rmtree("mutants", ignore_errors=True)  # mutmut reuses old results; a measurement starts clean
+    session.run("mutmut", "run", *names)
+    session.run("python", "tools/mutation_report.py", *names)

@@ -520,8 +520,16 @@ def test_single_target_for_subdir(spec: Spec) -> None:
     with pytest.raises(PlatformMismatch, match="win-64"):
         single_target_for_subdir(targets, "win-64")
     twin = dataclasses.replace(spec.resolve("linux-cuda"), name="linux-cpu")
-    with pytest.raises(SpecError, match="linux-cpu"):
+    with pytest.raises(SpecError) as err:
         single_target_for_subdir([*targets, twin], "linux-64")
+    assert err.value.message == "several targets are for linux-64 (linux-cuda, linux-cpu); name the one to install"
+    assert err.value.tip == "e.g. `envspec install linux-cuda --prefix ./env`"
+    with pytest.raises(PlatformMismatch) as err2:
+        single_target_for_subdir(targets, "win-64")
+    assert err2.value.message == (
+        "no target of the spec is for this machine (win-64); targets: linux-cuda (linux-64), osx-arm64 (osx-arm64)"
+    )
+    assert err2.value.tip == "name a target, e.g. `envspec install TARGET --prefix ./env`"
 
 
 def test_a_forced_host_subdir_takes_its_single_target(spec: Spec, monkeypatch: pytest.MonkeyPatch) -> None:
