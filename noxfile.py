@@ -44,6 +44,8 @@ MUTANT_NAMES = (
             "_parse_conda_lock",
             "__freshness",
             "__device_verdict",
+            "_judge",
+            "_model_note",
             "__benchmark_text",
             "__image_cell",
             "__resultless_row",
@@ -53,6 +55,7 @@ MUTANT_NAMES = (
             "_md_cell",
             "_render_markdown",
             "_github_context",
+            "_report_title",
         )
     ),
     "envspec.report.build.xǁRowǁ*",
