@@ -1870,3 +1870,45 @@ def test_interpret_nvidia_smi_word_for_word(
     result: ProbeResult | None, retry: ProbeResult | None, proc: str | None, expected: NvidiaFacts
 ) -> None:
     assert interpret_nvidia_smi(result, retry, proc) == expected
+
+
+def test_default_target_refusal_word_for_word(spec: Spec) -> None:
+    from envspec.doctor.recommend import default_target
+    from envspec.errors import PlatformMismatch
+
+    data = recording("linux-no-gpu")
+    data["platform"]["machine"] = "aarch64"
+    with pytest.raises(PlatformMismatch) as info:
+        default_target(spec, RecordedProbe(data))
+    assert (info.value.message, info.value.tip) == (
+        (
+            f"{spec.path}: no target fits this machine (linux-aarch64); targets: osx-arm64 (osx-arm64), osx-64 (osx-64), "
+            "linux-cuda (linux-64), win-cuda (win-64)"
+        ),
+        "pass --target NAME, or add a target with subdir: linux-aarch64 to envspec.yml; `envspec doctor` explains",
+    )
+    data["platform"]["machine"] = "riscv64"
+    with pytest.raises(PlatformMismatch) as info:
+        default_target(spec, RecordedProbe(data))
+    assert info.value.message.startswith(f"{spec.path}: no target fits this machine (Linux riscv64); targets: ")
+    assert info.value.tip is not None and "subdir: Linux riscv64 to" in info.value.tip
+
+
+def test_diagnose_passes_the_project_root_and_the_models_to_the_disk_check(spec: Spec) -> None:
+    facts = collect_facts(RecordedProbe(recording("linux-low-disk")), "/p")
+    disk = next(c for c in diagnose(facts, spec.resolve_all()).checks if c.name == "disk")
+    assert disk.reason.startswith("5.0 GiB free at ., need ~16.0 GiB: ")  # the default project root
+    models = ModelsNeed(GiB, "lockfiles/models.lock.yml, files not pulled yet")
+    disk = next(
+        c for c in diagnose(facts, spec.resolve_all(), project_root="/q", models=models).checks if c.name == "disk"
+    )
+    assert disk.reason == (
+        "5.0 GiB free at /q, need ~13.0 GiB: environment ~12.0 GiB (default for a cuda environment) + models ~1.0 GiB "
+        "(lockfiles/models.lock.yml, files not pulled yet)"
+    )
+    estimate = EnvEstimate(GiB, "measured")
+    disk = next(c for c in diagnose(facts, spec.resolve_all(), estimate=estimate).checks if c.name == "disk")
+    assert disk.reason == (
+        "5.0 GiB free at ., just above the ~5.0 GiB needed: environment ~1.0 GiB (measured) + 4.0 GiB for an SD-1 "
+        "checkpoint"
+    )
