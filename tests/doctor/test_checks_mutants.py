@@ -1882,8 +1882,8 @@ def test_default_target_refusal_word_for_word(spec: Spec) -> None:
         default_target(spec, RecordedProbe(data))
     assert (info.value.message, info.value.tip) == (
         (
-            f"{spec.path}: no target fits this machine (linux-aarch64); targets: osx-arm64 (osx-arm64), osx-64 (osx-64), "
-            "linux-cuda (linux-64), win-cuda (win-64)"
+            f"{spec.path}: no target fits this machine (linux-aarch64); targets: osx-arm64 (osx-arm64), "
+            "osx-64 (osx-64), linux-cuda (linux-64), win-cuda (win-64)"
         ),
         "pass --target NAME, or add a target with subdir: linux-aarch64 to envspec.yml; `envspec doctor` explains",
     )
