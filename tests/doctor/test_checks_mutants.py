@@ -1912,3 +1912,54 @@ def test_diagnose_passes_the_project_root_and_the_models_to_the_disk_check(spec:
         "5.0 GiB free at ., just above the ~5.0 GiB needed: environment ~1.0 GiB (measured) + 4.0 GiB for an SD-1 "
         "checkpoint"
     )
+
+
+def test_thresholds_the_first_pass_left_open(spec: Spec) -> None:
+    # Two GPUs: "+1 more".
+    two = _facts(NvidiaFacts("found", gpus=(_gpu("A", mib=1024), _gpu("B")), driver="580.65.06"))
+    assert cuda_checks(two, _cuda_target(spec, "12.9"), [])[0].reason == "B (+1 more), driver 580.65.06"
+    # An old GPU exactly at the CUDA 12 floor is covered by the CUDA 12 target.
+    at_floor = _gpu_rows(spec, _gpu(cc="5.0", driver="595.45.04"), cuda="13.0", targets=("12.6",))
+    assert at_floor[2][3] == "use --target linux-cuda-12.6"
+    # A CUDA major without a known floor is taken to cover the GPU.
+    unknown = _gpu_rows(spec, _gpu(cc="6.1", driver="595.45.04"), cuda="13.0", targets=("14.0",))
+    assert unknown[2][3] == "use --target linux-cuda-14.0"
+    # Windows floors decide which lower target the driver runs (560.50 passes Linux's 560.28.03, not 560.76).
+    win, lower = _cuda_target(spec, "12.9", name="win-cuda"), _cuda_target(spec, "12.6", name="win-cuda")
+    facts = _facts(NvidiaFacts("found", gpus=(_gpu(driver="560.50"),), driver="560.50"), system="Windows")
+    assert rows(cuda_checks(facts, win, [win, lower]))[1][3] == (
+        "update the NVIDIA driver to >= 576.02, or add a target for win-64 with cuda-version 12.5 to envspec.yml"
+    )
+    # Checkpoint sizes just either side of a rounding step (MB with one decimal, GB with two).
+    assert check_checkpoint("c", 999_950_500).reason.startswith("c is only 1000.0 MB;")
+    assert check_checkpoint("c", 4_265_000_002).reason.startswith("c (4.27 GB);")
+    # An MPS target whose __osx is exactly the MPS minimum: both reasons.
+    arm = dataclasses.replace(spec.resolve("osx-arm64"), virtual_packages={"__osx": "14"})
+    assert system_checks(_mac(False, True, macos="15.1"), arm)[1].reason == (
+        "macOS 15.1 >= 14 (target's __osx and MPS minimum)"
+    )
+
+
+def test_rosetta_alone_means_apple_silicon() -> None:
+    data = recording("m1-rosetta")
+    del data["commands"]["sysctl -n hw.optional.arm64"]
+    facts = collect_facts(RecordedProbe(data), "/p")
+    assert (facts.rosetta, facts.apple_silicon, facts.hardware_subdir) == (True, True, "osx-arm64")
+
+
+def test_project_root_loses_only_its_trailing_slashes() -> None:
+    data = recording("linux-h100-580")
+    data["disk_free"] = None
+    probe = PathProbe(data)
+    facts = collect_facts(probe, "/srv/X\\/")
+    assert facts.notes["disk"] == "free space at /srv/X is unreadable"
+    assert probe.paths == ["disk_free /srv/X", "file_size /srv/X/models/ldm/stable-diffusion-v1/model.ckpt"]
+
+
+def test_installer_describes_every_tool_after_an_unreadable_one(spec: Spec) -> None:
+    target = spec.resolve("osx-arm64")
+    facts = _tools(CondaTool("conda", "/b/conda", None), CondaTool("micromamba", "/b/micromamba", "2.0.5"))
+    assert check_installer(facts, target).reason == (
+        "conda (version unknown); micromamba 2.0.5; install with "
+        "`conda create -n stable-diffusion-osx-arm64 --file lockfiles/osx-arm64.lock`"
+    )
