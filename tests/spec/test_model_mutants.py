@@ -491,3 +491,73 @@ def test_json_schema_header() -> None:
     assert schema["title"] == "envspec.yml"  # not pydantic's "SpecModel"
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["version", "name", "channels", "dependencies", "targets"]
+
+
+BAD_PATH = "is not a relative path inside the repository (no leading '/', '..' or backslash)"
+BAD_REVISION = "is not a branch, tag or commit (e.g. 'main', 'v1.0', or 40 hex digits)"
+
+
+def _model(fields: str) -> tuple[str, str]:
+    return (
+        "targets:",
+        f"models:\n  a: {{repo: o/a, revision: main, layout: diffusers, license: MIT{fields}}}\ntargets:",
+    )
+
+
+def _revision(rev: str) -> tuple[str, str]:
+    return ("targets:", f"models:\n  a: {{repo: o/a, revision: {rev}, layout: diffusers, license: MIT}}\ntargets:")
+
+
+@pytest.mark.parametrize(
+    ("edits", "message"),
+    [
+        (
+            ('__glibc: "2.28"', '__glibc: "two"'),
+            (
+                "envspec.yml:9: targets.gpu.virtual_packages.__glibc: 'two' is not 'VERSION' or 'VERSION BUILD' (e.g. "
+                '"12.9" or "1 x86_64")'
+            ),
+        ),
+        (
+            ("targets:", "pip: ['foo==']\ntargets:"),
+            (
+                "envspec.yml:5: pip.0: invalid pip requirement 'foo==': Expected semicolon (after name with no version "
+                "specifier) or end foo== ^"
+            ),
+        ),
+        (
+            ("targets:", "models:\n  a: {repo: o/a..b, revision: main, layout: diffusers, license: MIT}\ntargets:"),
+            (
+                "envspec.yml:6: models.a.repo: 'o/a..b' is not a Hugging Face repository id ('namespace/name': "
+                "letters, digits, '-', '_', '.'; no '--' or '..')"
+            ),
+        ),
+        (_revision("v1..2"), f"envspec.yml:6: models.a.revision: 'v1..2' {BAD_REVISION}"),
+        (_revision("v1."), f"envspec.yml:6: models.a.revision: 'v1.' {BAD_REVISION}"),
+        (_revision("-x"), f"envspec.yml:6: models.a.revision: '-x' {BAD_REVISION}"),
+        (_model(", include: [a//b]"), f"envspec.yml:6: models.a.include.0: 'a//b' {BAD_PATH}"),
+        (_model(", include: [./a]"), f"envspec.yml:6: models.a.include.0: './a' {BAD_PATH}"),
+        (_model(", include: ['~x']"), f"envspec.yml:6: models.a.include.0: '~x' {BAD_PATH}"),
+        (_model(", include: ['a\\b']"), f"envspec.yml:6: models.a.include.0: {'a' + chr(92) + 'b'!r} {BAD_PATH}"),
+        (
+            (
+                "targets:",
+                ("models:\n  a: {repo: o/a, revision: main, layout: single_file, file: ../x, license: MIT}\ntargets:"),
+            ),
+            f"envspec.yml:6: models.a.file: '../x' {BAD_PATH}",  # no validator name in the field path
+        ),
+        (
+            ("smoke_device: mps", "smoke_device: mps\n    variables: {1BAD: x}"),
+            "envspec.yml:20: targets.mac.variables.1BAD: String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$'",
+        ),
+    ],
+)
+def test_field_refusals_word_for_word(edits: tuple[str, ...], message: str) -> None:
+    assert refusal(edit(*edits)) == (message, SCHEMA_TIP)
+
+
+def test_what_the_model_fields_accept() -> None:
+    ok = edit(*_revision("V1.0_rc/2"))
+    assert parse_spec(ok, P).model.models["a"].revision == "V1.0_rc/2"
+    spec = parse_spec(edit(*_model(", include: ['a~', 'x/y*', 'b.c']")), P)
+    assert spec.model.models["a"].include == ["a~", "x/y*", "b.c"]
