@@ -487,3 +487,53 @@ def test_report_title_and_github_context() -> None:
     )
     assert github_context({"GITHUB_RUN_ID": "42", "GITHUB_SHA": "abc"}) == [("commit", "abc")]
     assert github_context({}) == []
+
+
+def test_details_the_first_pass_left_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A PNG wider than a signed 32-bit int.
+    png = make_png(1, 1)
+    huge = png[:16] + (2**31).to_bytes(4, "big") + png[20:]
+    assert png_size(huge) == (2**31, 1)
+    # conda-lock errors lose their "conda-lock file: " prefix.
+    with pytest.raises(ValueError) as info:
+        report.parse_conda_lock("garbage", "linux-64")
+    assert str(info.value) == "not a conda-lock.yml: no 'package' list"
+    # Rows: a resultless row keeps its target's place in the spec; a row without a target has no subdir.
+    broken = build_row("gpu", target(), SmokeRead(problem="bad"), LockSummary("unknown"))
+    assert (broken.in_spec, broken.runner, broken.subdir, broken.versions) == (True, "gpu-runner", "linux-64", ())
+    stray = build_row("x", None, SmokeRead(report=smoke(promised_device="cuda")), LockSummary("unknown"))
+    assert (stray.runner, stray.subdir, stray.in_spec) == ("", "", False)
+    assert build_table([], {}, {}).title == "envspec report"
+    assert report_title({"GITHUB_ACTIONS": "true"}) == "envspec report"
+
+
+def test_markdown_of_an_empty_reason_and_several_failed_checks() -> None:
+    clean = smoke(message="", checks=[{"name": "a", "passed": True}])
+    two = smoke(checks=[{"name": "a", "passed": False}, {"name": "b", "passed": False}])
+    table = build_table([], {"p": SmokeRead(report=clean), "q": SmokeRead(report=two)}, {})
+    lines = render_markdown(table).splitlines()
+    assert lines[-2].startswith("| **p**<br>not in envspec.yml | ✅ pass | cuda / ?")
+    assert "❌ fail<br>smoke.json says pass, but checks a, b failed<br>failed: a, b |" in lines[-1]
+
+
+def test_freshness_asks_the_lock_step_with_the_mirrors(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def is_fresh(*args: Any) -> bool | None:
+        calls.append(args)
+        return answers.pop(0)
+
+    answers: list[bool | None] = [True, False, None]
+    monkeypatch.setattr(report, "is_fresh", is_fresh)
+    assert report._freshness("proj", "tgt", {"conda-forge": "file:///m"}) == ("fresh", None)  # type: ignore[arg-type]
+    assert report._freshness("proj", "tgt") == ("stale", None)  # type: ignore[arg-type]
+    assert report._freshness("proj", "tgt") == ("unknown", None)  # type: ignore[arg-type]
+    assert calls == [("proj", "tgt", {"conda-forge": "file:///m"}), ("proj", "tgt"), ("proj", "tgt")]
+
+    def broken(*args: Any) -> bool:
+        raise RuntimeError("no  lock\n" + "x" * 300)
+
+    monkeypatch.setattr(report, "is_fresh", broken)
+    state, problem = report._freshness("proj", "tgt")  # type: ignore[arg-type]
+    assert state == "unknown"
+    assert problem == "freshness check failed: no lock " + "x" * 192
