@@ -23,8 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
-from envspec.lock.condalock import read_conda_lock
-from envspec.lock.pypi import read_pip_packages
+from envspec.lock.condalock import read_conda_lock, read_pip_packages
 from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
