@@ -376,6 +376,7 @@ class Row:
     dtype: str | None
     mode: str | None
     model_note: str | None  # which model made the image: the pinned one, or the tiny offline one
+    model_path: str | None  # where that model was loaded from (smoke.json's "model")
     lock: LockSummary
     timings: tuple[tuple[str, float], ...]
     it_per_s: float | None
@@ -515,6 +516,7 @@ def _resultless_row(
         dtype=None,
         mode=None,
         model_note=None,
+        model_path=None,
         lock=lock,
         timings=(),
         it_per_s=None,
@@ -568,6 +570,7 @@ def build_row(
         dtype=report.dtype,
         mode=report.mode,
         model_note=model_note(report.mode, report.model),
+        model_path=report.model,
         lock=lock,
         timings=timings,
         it_per_s=bench.it_per_s if bench else None,
@@ -584,7 +587,7 @@ def model_note(mode: str | None, model: str | None) -> str | None:
     if mode == "tiny":
         return "tiny offline model (random weights: a shape test, not a real picture)"
     if mode == "model" and model:
-        return f"model {Path(model).name} ({model})"
+        return f"model {Path(model).name}"
     if mode == "benchmark":
         return model or "benchmark"
     return None
