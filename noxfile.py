@@ -168,7 +168,8 @@ def verify(session: nox.Session) -> None:
     # As the CI job: the pinned models are pulled only once lockfiles/models.lock.yml is committed.
     models = [] if Path("lockfiles/models.lock.yml").is_file() else ["--no-models"]
     session.run("envspec", "render", "--check")
-    session.run("envspec", "up", name, "--prefix", str(prefix), "--out", str(out), *allow_cpu, *models, *mirrors)
+    up = ["envspec", "up", name, "--locked", "--prefix", str(prefix), "--out", str(out)]
+    session.run(*up, *allow_cpu, *models, *mirrors)
     session.log(f"verify {name}: report at {out / 'report' / 'report.html'} and {out / 'report' / 'report.md'}")
 
 
