@@ -168,8 +168,11 @@ def verify(session: nox.Session) -> None:
     for path in (prefix, out):
         shutil.rmtree(path, ignore_errors=True)
     allow_cpu = ["--allow-cpu"] if targets[name]["smoke_device"] != "cpu" else []
+    # As the CI job: the pinned models are pulled only once lockfiles/models.lock.yml is committed.
+    models = [] if Path("lockfiles/models.lock.yml").is_file() else ["--no-models"]
     session.run("envspec", "render", "--check")
-    session.run("envspec", "up", name, "--prefix", str(prefix), "--out", str(out), *allow_cpu, *mirrors)
+    up = ["envspec", "up", name, "--locked", "--prefix", str(prefix), "--out", str(out)]
+    session.run(*up, *allow_cpu, *models, *mirrors)
     session.log(f"verify {name}: report at {out / 'report' / 'report.html'} and {out / 'report' / 'report.md'}")
 
 

@@ -20,9 +20,11 @@ step passed; otherwise the failing step's exit code (doctor / smoke: 1, stale lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from envspec.doctor.diagnosis import diagnose
 from envspec.doctor.machine import collect_facts, host_subdir
 from envspec.doctor.recommend import default_target
 from envspec.doctor.resources import estimate_env_bytes, models_need
-from envspec.errors import CheckFailed, EnvspecError
+from envspec.errors import ChannelUnreachable, CheckFailed, EnvspecError
 from envspec.install.plan import destination, human_bytes
 from envspec.install.run import install_target
 from envspec.lock.freshness import LockMode, ensure_lockfile
@@ -175,8 +177,10 @@ class Runner:
                 )
             if stale:
                 progress(f"models: {lockfile}: {'; '.join(stale)}; locking first")
-                lock_models(self.project, self.spec, progress=progress)
-        pulled = pull_models(self.project, self.spec, progress=PullProgress(sys.stderr))
+                with _offer_no_models():
+                    lock_models(self.project, self.spec, progress=progress)
+        with _offer_no_models():
+            pulled = pull_models(self.project, self.spec, progress=PullProgress(sys.stderr))
         received = sum(r.received for r in pulled)
         names = ", ".join(f"{r.name} @ {r.commit[:12]}" for r in pulled)
         return state, f"{names} in place ({human_bytes(received)} downloaded)"
@@ -207,6 +211,16 @@ class Runner:
             progress=progress,
         )
         return replace(state, report_html=written.html), f"{written.html} and {written.markdown}"
+
+
+@contextlib.contextmanager
+def _offer_no_models() -> Iterator[None]:
+    """A Hub that cannot be reached: say how to go on without the pinned model."""
+    try:
+        yield
+    except ChannelUnreachable as exc:
+        exc.tip = (exc.tip + "; or " if exc.tip else "") + "pass --no-models to smoke-test with the tiny offline model"
+        raise
 
 
 def _str(value: object) -> str | None:

@@ -1,19 +1,23 @@
 """conda-lock's unified lockfile (``<target>.conda-lock.yml``, format version 1), read in one place.
 
-``envspec lock`` (package names for ``--update``, the summary table), ``envspec diff`` and
-``envspec report`` all read it through ``read_conda_lock``. A file that is not such a lockfile is a
+``envspec lock`` (package names for ``--update``, the summary table), ``envspec diff``, ``envspec
+report``, the installer and the doctor all read it through ``read_conda_lock`` (conda packages) and
+``read_pip_packages`` (PyPI packages). A file that is not such a lockfile is a
 ``SpecError`` naming its source, never a traceback.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from envspec.errors import SpecError
 
 FORMAT_VERSION: Final = 1
 _ARCHIVE_SUFFIXES: Final = (".conda", ".tar.bz2")
+_SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 _TIP: Final = "re-create it with `envspec lock`, or restore it from git"
 
 
@@ -40,8 +44,53 @@ def build_from_url(url: str) -> str | None:
     return None
 
 
-def read_conda_lock(text: str, source: str, platform: str | None = None) -> list[LockedPackage]:
-    """The conda packages of a conda-lock v1 file (of ``platform`` only, when given)."""
+@dataclass(frozen=True)
+class PipPackage:
+    """A PyPI package of a conda-lock file (``manager: pip``)."""
+
+    name: str  # canonical (PEP 503) name
+    version: str
+    url: str
+    sha256: str | None
+
+    @property
+    def filename(self) -> str:
+        return urlsplit(self.url).path.rsplit("/", 1)[-1]
+
+    @property
+    def is_sdist(self) -> bool:
+        return not self.filename.endswith(".whl")
+
+    @property
+    def tag(self) -> str:
+        """The wheel's compatibility tag (``py3-none-any``), or ``sdist``."""
+        if self.is_sdist:
+            return "sdist"
+        return "-".join(self.filename.removesuffix(".whl").split("-")[-3:])
+
+
+def read_pip_packages(text: str, source: str, platform: str | None = None) -> list[PipPackage]:
+    """The pip packages of a conda-lock v1 file (of ``platform`` only, when given), by name."""
+    from packaging.utils import canonicalize_name
+
+    out: list[PipPackage] = []
+    for _, entry in _package_entries(text, source):
+        if entry.get("manager") != "pip" or (platform is not None and entry.get("platform") != platform):
+            continue
+        sha = _hash(entry["hash"].get("sha256")) if isinstance(entry.get("hash"), dict) else None
+        out.append(
+            PipPackage(
+                name=str(canonicalize_name(str(entry.get("name", "")))),
+                version=str(entry.get("version", "")),
+                url=str(entry.get("url", "")),
+                sha256=sha if sha is not None and _SHA256.match(sha) else None,
+            )
+        )
+    return sorted(out, key=lambda p: p.name)
+
+
+def _package_entries(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(index, entry)`` of every package mapping of a conda-lock v1 file; a SpecError otherwise."""
     import yaml
 
     # Every scalar as text (BaseLoader): an all-digit md5 must not become an int and lose its
@@ -61,9 +110,14 @@ def read_conda_lock(text: str, source: str, platform: str | None = None) -> list
             f"envspec reads version {FORMAT_VERSION}",
             tip=_TIP,
         )
+    return [(index, entry) for index, entry in enumerate(packages) if isinstance(entry, dict)]
+
+
+def read_conda_lock(text: str, source: str, platform: str | None = None) -> list[LockedPackage]:
+    """The conda packages of a conda-lock v1 file (of ``platform`` only, when given)."""
     out: list[LockedPackage] = []
-    for index, entry in enumerate(packages):
-        if not isinstance(entry, dict) or entry.get("manager", "conda") != "conda":
+    for index, entry in _package_entries(text, source):
+        if entry.get("manager", "conda") != "conda":
             continue
         if not all(isinstance(entry.get(key), str) and entry[key] for key in ("name", "version")):
             raise SpecError(f"{source}: package.{index}: needs a 'name' and a 'version'", tip=_TIP)

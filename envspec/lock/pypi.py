@@ -34,6 +34,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from envspec.errors import ChannelUnreachable, EnvspecError, SpecError, ToolFailed, UnsatisfiableError
+from envspec.lock.condalock import PipPackage, read_pip_packages
 
 DEFAULT_INDEX: Final = "https://pypi.org/simple"
 MIRROR_NAME: Final = "pypi"
@@ -277,60 +278,6 @@ def conda_lock_env(job: PipJob, scratch: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # The result
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PipPackage:
-    name: str
-    version: str
-    url: str
-    sha256: str | None
-
-    @property
-    def filename(self) -> str:
-        return urlsplit(self.url).path.rsplit("/", 1)[-1]
-
-    @property
-    def is_sdist(self) -> bool:
-        return not self.filename.endswith(".whl")
-
-    @property
-    def tag(self) -> str:
-        """The wheel's compatibility tag (``py3-none-any``), or ``sdist``."""
-        if self.is_sdist:
-            return "sdist"
-        return "-".join(self.filename.removesuffix(".whl").split("-")[-3:])
-
-
-def read_pip_packages(text: str, source: str, platform: str | None = None) -> list[PipPackage]:
-    """The pip packages of a conda-lock v1 file (of ``platform`` only, when given)."""
-    import yaml
-
-    loader: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-    try:
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError:
-        raise SpecError(
-            f"{source}: not a conda-lock.yml: not valid YAML", tip="re-create it with `envspec lock`"
-        ) from None
-    packages = data.get("package") if isinstance(data, dict) else None
-    out: list[PipPackage] = []
-    for entry in packages if isinstance(packages, list) else []:
-        if not isinstance(entry, dict) or entry.get("manager") != "pip":
-            continue
-        if platform is not None and entry.get("platform") != platform:
-            continue
-        hashes = entry.get("hash") if isinstance(entry.get("hash"), dict) else {}
-        sha = hashes.get("sha256") if isinstance(hashes, dict) else None
-        out.append(
-            PipPackage(
-                name=_canonical(str(entry.get("name", ""))),
-                version=str(entry.get("version", "")),
-                url=str(entry.get("url", "")),
-                sha256=sha.lower() if isinstance(sha, str) and _SHA256.match(sha.lower()) else None,
-            )
-        )
-    return sorted(out, key=lambda p: p.name)
 
 
 def diff_entries(text: str | None, source: str) -> dict[str, tuple[str, str]]:

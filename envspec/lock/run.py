@@ -58,7 +58,7 @@ from envspec.fsutil import run_lock
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.conda_shim import REPORT_ENV, shim_executable
-from envspec.lock.condalock import read_conda_lock
+from envspec.lock.condalock import read_conda_lock, read_pip_packages
 from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
@@ -194,7 +194,7 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     packages = None
     if with_packages:
         packages = frozenset(p.name for p in read_conda_lock(text, job.rel(job.conda_lock_file), job.subdir))
-        packages |= frozenset(p.name for p in pypi.read_pip_packages(text, job.rel(job.conda_lock_file), job.subdir))
+        packages |= frozenset(p.name for p in read_pip_packages(text, job.rel(job.conda_lock_file), job.subdir))
     torn = False
     if explicit_hash is not None and explicit_hash == conda_lock_hash:  # same hash: same packages too?
         with contextlib.suppress(OSError):

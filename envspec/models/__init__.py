@@ -4,7 +4,7 @@ Stage package, between the spec and the smoke test. It imports ``envspec.errors`
 ``project`` and the spec's types, never the command layer; only ``hub.py`` imports huggingface_hub,
 and only when a function here needs the network. See docs/models.md.
 
-- ``lock_models(project, spec, *, check=False, update=False, progress=...) -> LockReport``
+- ``lock_models(project, spec, *, check=False, update=False, progress=...) -> ModelsLockSummary``
 - ``pull_models(project, spec, name=None, dest=None, *, trust_pickle=False, progress=...) -> list[ModelPullResult]``
 - ``models_size(project, names=None, *, missing_only=False, dest=None) -> int``
 - ``smoke_model_path(project, spec, dest=None) -> Path | None``, ``smoke_model_name(spec) -> str | None``
@@ -21,13 +21,13 @@ from envspec.models.local import (
     smoke_model_name,
     smoke_model_path,
 )
-from envspec.models.lock import LockReport, ModelLockResult, lock_models, stale_entries
+from envspec.models.lock import ModelLockResult, ModelsLockSummary, lock_models, stale_entries
 from envspec.models.pull import ModelPullResult, PullEvent, pull_models
 
 __all__ = [
-    "LockReport",
     "ModelLockResult",
     "ModelPullResult",
+    "ModelsLockSummary",
     "PullEvent",
     "lock_models",
     "lockfile_path",

@@ -42,7 +42,7 @@ class ModelLockResult:
 
 
 @dataclass
-class LockReport:
+class ModelsLockSummary:
     path: Path
     models: list[ModelLockResult] = field(default_factory=list)
     written: bool = False
@@ -61,7 +61,7 @@ def lock_models(
     check: bool = False,
     update: bool | Sequence[str] = False,
     progress: Progress = _quiet,
-) -> LockReport:
+) -> ModelsLockSummary:
     """Write (or, with ``check``, verify) ``lockfiles/models.lock.yml`` for the spec's ``models:``.
 
     ``update``: True re-resolves every entry, a list re-resolves those named; otherwise unchanged
@@ -84,7 +84,7 @@ def lock_models(
     except SpecError as exc:
         progress(f"warning: {exc.message}; writing it anew")
         existing = None
-    report = LockReport(path=path)
+    report = ModelsLockSummary(path=path)
     models: dict[str, LockedModel] = {}
     with run_lock(project.cache_dir / "models.lock", "locking or pulling models"):
         for name, entry in entries.items():
@@ -170,9 +170,9 @@ def stale_entries(spec: Spec, lock: ModelsLock | None) -> list[str]:
     return stale
 
 
-def _check(project: Project, spec: Spec, path: Path) -> LockReport:
+def _check(project: Project, spec: Spec, path: Path) -> ModelsLockSummary:
     lock = lockfile.read(path)
-    report = LockReport(path=path)
+    report = ModelsLockSummary(path=path)
     if lock is None:
         if not spec.model.models:
             return report

@@ -23,8 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
-from envspec.lock.condalock import read_conda_lock
-from envspec.lock.pypi import read_pip_packages
+from envspec.lock.condalock import read_conda_lock, read_pip_packages
 from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
@@ -377,6 +376,7 @@ class Row:
     dtype: str | None
     mode: str | None
     model_note: str | None  # which model made the image: the pinned one, or the tiny offline one
+    model_path: str | None  # where that model was loaded from (smoke.json's "model")
     lock: LockSummary
     timings: tuple[tuple[str, float], ...]
     it_per_s: float | None
@@ -516,6 +516,7 @@ def _resultless_row(
         dtype=None,
         mode=None,
         model_note=None,
+        model_path=None,
         lock=lock,
         timings=(),
         it_per_s=None,
@@ -569,6 +570,7 @@ def build_row(
         dtype=report.dtype,
         mode=report.mode,
         model_note=model_note(report.mode, report.model),
+        model_path=report.model,
         lock=lock,
         timings=timings,
         it_per_s=bench.it_per_s if bench else None,
@@ -585,7 +587,7 @@ def model_note(mode: str | None, model: str | None) -> str | None:
     if mode == "tiny":
         return "tiny offline model (random weights: a shape test, not a real picture)"
     if mode == "model" and model:
-        return f"model {Path(model).name} ({model})"
+        return f"model {Path(model).name}"
     if mode == "benchmark":
         return model or "benchmark"
     return None

@@ -71,6 +71,9 @@ def test_verify_without_target_runs_up_for_the_recommended_target(
     recommended = default_target(load_spec(repo / "envspec.yml"))
     assert up[0][2] == recommended.name
     assert ("--allow-cpu" in up[0]) == (recommended.smoke_device != "cpu")
+    assert "--locked" in up[0]  # as the CI job: it never re-locks
+    # as the CI job: the models are pulled only once their lockfile is committed
+    assert ("--no-models" in up[0]) == (not (repo / "lockfiles" / "models.lock.yml").is_file())
 
 
 def test_lint_runs_zizmor_offline_on_the_github_workflows(repo: Path, tmp_path: Path) -> None:

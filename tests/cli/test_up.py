@@ -200,3 +200,13 @@ def test_without_target_up_takes_the_one_recommended_for_this_machine(
     assert code == ExitCode.CHECK_FAILED  # no lockfile, and --locked
     assert "using linux-cuda, the target recommended for this machine" in captured.err
     assert captured.out.startswith("up linux-cuda: FAILED at lock;")
+
+
+def test_an_unreachable_hub_in_the_models_step_says_how_to_go_on_without_the_model() -> None:
+    from envspec.cli.up import _offer_no_models
+    from envspec.errors import ChannelUnreachable
+
+    with pytest.raises(ChannelUnreachable) as err, _offer_no_models():
+        raise ChannelUnreachable("cannot reach the Hub at https://huggingface.co", tip="check the network")
+    assert err.value.tip == "check the network; or pass --no-models to smoke-test with the tiny offline model"
+    assert err.value.exit_code == ExitCode.CHANNEL_UNREACHABLE

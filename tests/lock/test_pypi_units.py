@@ -14,6 +14,7 @@ import yaml
 from envspec.errors import ExitCode, IntegrityError, SpecError, ToolFailed, UnsatisfiableError
 from envspec.install import pip as install_pip
 from envspec.lock import pypi
+from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.plan import LockInput, Stored, staleness
 from envspec.spec.model import parse_spec
 
@@ -205,7 +206,7 @@ LOCK = yaml.safe_dump(
 
 
 def test_pip_packages_are_read_with_their_sha256_and_sdists_refused_unless_allowed() -> None:
-    pkgs = pypi.read_pip_packages(LOCK, "x", "linux-64")
+    pkgs = read_pip_packages(LOCK, "x", "linux-64")
     assert [(p.name, p.version, p.sha256, p.is_sdist, p.tag) for p in pkgs] == [
         ("envspec-demo", "1.1", SHA_A, False, "py3-none-any"),
         ("envspec-src", "1.0", SHA_B, True, "sdist"),
@@ -215,7 +216,7 @@ def test_pip_packages_are_read_with_their_sha256_and_sdists_refused_unless_allow
         pypi.check_locked("t", pkgs, refuse)
     assert "pip_allow_sdist: [envspec-src]" in (info.value.tip or "")
     pypi.check_locked("t", pkgs, pypi.PipJob(("envspec-demo",), frozenset({"envspec-src"}), pypi.pip_index({})))
-    unhashed = [pypi.PipPackage("x", "1", "http://i/x-1-py3-none-any.whl", None)]
+    unhashed = [PipPackage("x", "1", "http://i/x-1-py3-none-any.whl", None)]
     with pytest.raises(ToolFailed, match="no sha256"):
         pypi.check_locked("t", unhashed, refuse)
 
@@ -246,7 +247,7 @@ def test_poetry_conflicts_become_one_line() -> None:
 
 
 def test_pip_txt_round_trip_and_its_hash_header(tmp_path: Path) -> None:
-    pkgs = pypi.read_pip_packages(LOCK, "x", "linux-64")
+    pkgs = read_pip_packages(LOCK, "x", "linux-64")
     text = pypi.render_pip_txt(target="t", subdir="linux-64", input_hash="sha256:" + "c" * 64, index=pypi.pip_index({}),
                                packages=pkgs)  # fmt: skip
     assert f"envspec-demo==1.1 --hash=sha256:{SHA_A}\n" in text and "--require-hashes" in text

@@ -81,7 +81,8 @@ def test_up_pulls_the_pinned_model_and_the_smoke_image_is_made_with_it(
     assert smoke["resolution"] == [64, 64] and smoke["steps"] == 3
     assert str(project.root / "models" / "tiny") in str(smoke.get("model"))
     html = (out / "report" / "report.html").read_text(encoding="utf-8")
-    assert f"model tiny ({project.root / 'models' / 'tiny'})" in html  # the report says which model ran
+    assert "<strong>model tiny</strong>" in html  # the report says which model made the image
+    assert f"model tiny: {project.root / 'models' / 'tiny'}" in html
     assert "tiny offline model" not in html
     # a second run: nothing to lock, nothing to download, the same model
     again = subprocess.run(
