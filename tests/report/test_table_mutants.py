@@ -179,7 +179,8 @@ def test_a_full_row() -> None:
         device_verdict="promised",
         dtype="float16",
         mode="model",
-        model_note="model sd-v1-5 (/models/sd-v1-5)",
+        model_note="model sd-v1-5",
+        model_path="/models/sd-v1-5",
         lock=lock,
         timings=(("import", 1.5), ("load", 2.0), ("median step", 0.05), ("total", 9.0)),
         it_per_s=12.5,
@@ -214,6 +215,7 @@ def test_rows_without_results() -> None:
         (),
         None,
     )
+    assert missing.model_path is None
     broken = build_row("gpu", target(), SmokeRead(problem="smoke.json is not valid JSON: x"), lock)
     assert (broken.status, broken.reason) == ("error", "smoke.json is not valid JSON: x")
     unreadable = build_row("other", None, SmokeRead(), lock)
@@ -240,7 +242,7 @@ def test_results_filed_under_another_target_are_an_error() -> None:
     ("mode", "model", "note"),
     [
         ("tiny", "anything", "tiny offline model (random weights: a shape test, not a real picture)"),
-        ("model", "/m/sd-v1-5/", "model sd-v1-5 (/m/sd-v1-5/)"),
+        ("model", "/m/sd-v1-5/", "model sd-v1-5"),
         ("model", None, None),
         ("model", "", None),
         ("benchmark", "sd-v1-5", "sd-v1-5"),
