@@ -34,7 +34,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from envspec.errors import ChannelUnreachable, EnvspecError, SpecError, ToolFailed, UnsatisfiableError
-from envspec.lock.condalock import PipPackage, read_pip_packages
+from envspec.lock.condalock import PipPackage, read_conda_lock, read_pip_packages
 
 DEFAULT_INDEX: Final = "https://pypi.org/simple"
 MIRROR_NAME: Final = "pypi"
@@ -306,12 +306,34 @@ def check_locked(target: str, packages: Sequence[PipPackage], job: PipJob) -> No
         )
 
 
+#: PyPI torch's own CUDA runtime, which a pip package depending on torch drags in; conda's pytorch
+#: brings its CUDA libraries as conda packages, so these would be a second copy (gigabytes).
+TORCH_RUNTIME_WHEELS: Final = ("nvidia-", "triton")
+
+
+def check_not_twice(target: str, packages: Sequence[PipPackage], conda_names: frozenset[str]) -> None:
+    """No PyPI package may install what a conda package of the solution already is (pure)."""
+    to_conda = conda_names_of_pypi()
+    twice = sorted(p.name for p in packages if to_conda.get(p.name, p.name) in conda_names)
+    if "pytorch" in conda_names:
+        twice += sorted(p.name for p in packages if p.name.startswith(TORCH_RUNTIME_WHEELS) and p.name not in twice)
+    if twice:
+        raise UnsatisfiableError(
+            f"target {target}: the pip solution would install {', '.join(twice)} from PyPI beside the conda "
+            "packages that already provide them (torch and its CUDA runtime come from conda-forge here)",
+            tip="a pip package depends on them by their PyPI names: pin a version of it that does not, "
+            "or take that package from conda-forge instead",
+        )
+
+
 def finish(job: PipJob, *, target: str, subdir: str, input_hash: str, lock_text: str, explicit_text: str) -> str:
     """Check conda-lock's pip result and render ``<t>.pip.txt`` (raises EnvspecError)."""
     check_no_secrets(job, lock_text, explicit_text)
     packages = read_pip_packages(lock_text, "conda-lock output", subdir)
     check_locked(target, packages, job)
     check_provided(target, subdir, job, lock_text)
+    conda = frozenset(p.name for p in read_conda_lock(lock_text, "conda-lock output", subdir))
+    check_not_twice(target, packages, conda)
     pip_lines = [line for line in explicit_text.splitlines() if line.startswith("# pip ")]
     if len(pip_lines) != len(packages):
         raise ToolFailed(

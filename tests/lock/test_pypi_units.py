@@ -340,3 +340,23 @@ def test_doctor_needs_a_compiler_only_for_allowed_sdists() -> None:
     spec = parse_spec(spec_with("pip_allow_sdist: [envspec-demo]\n", "['envspec-demo']"), SPEC)
     why = needs_compiler(spec.resolve("linux-cuda"))
     assert why is not None and "envspec-demo" in why and "compiler" in why
+
+
+def test_nothing_is_installed_twice_from_pypi_beside_conda() -> None:
+    """A pip package conda already provides (by the shipped mapping), or PyPI torch's CUDA runtime
+    beside conda's pytorch, would be a second copy: refused with the names (exit 4)."""
+    wheel = "http://i/{}-1-py3-none-any.whl"
+    ok = [PipPackage("envspec-demo", "1", wheel.format("envspec_demo"), "a" * 64)]
+    pypi.check_not_twice("t", ok, frozenset({"python", "pytorch", "pillow"}))
+    twice = [*ok, PipPackage("torch", "2.13.0", wheel.format("torch"), "b" * 64)]
+    with pytest.raises(UnsatisfiableError) as err:
+        pypi.check_not_twice("t", twice, frozenset({"python", "pytorch"}))
+    assert "would install torch from PyPI beside the conda packages" in err.value.message
+    assert err.value.exit_code == ExitCode.UNSATISFIABLE
+    cuda = [*ok, PipPackage("nvidia-cudnn-cu12", "9", wheel.format("nvidia_cudnn_cu12"), "c" * 64)]
+    with pytest.raises(UnsatisfiableError, match="nvidia-cudnn-cu12"):
+        pypi.check_not_twice("t", cuda, frozenset({"python", "pytorch"}))
+    pypi.check_not_twice("t", cuda, frozenset({"python"}))  # no conda torch: PyPI's runtime is the only one
+    pillow = [PipPackage("pillow", "11", wheel.format("pillow"), "d" * 64)]
+    with pytest.raises(UnsatisfiableError, match="pillow"):
+        pypi.check_not_twice("t", pillow, frozenset({"pillow"}))
