@@ -31,6 +31,7 @@ The lockfiles are checked to pin exactly the packages the floor picks. Asserts n
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -43,13 +44,24 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS_JSON = REPO / "tests" / "data" / "conda-forge" / "targets.json"
+
+
+def _load_torch_only() -> ModuleType:
+    """tests/data/conda-forge/torch_only.py, by path (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("envspec_torch_only", TARGETS_JSON.with_name("torch_only.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+torch_only = _load_torch_only()
 DEFAULT_TARBALL = REPO.parent / "shared" / "data" / "conda-forge-records.tar.gz"
-ACCELERATOR = {"osx-arm64": "mps", "osx-64": "cpu", "linux-cuda": "cuda", "win-cuda": "cuda"}
-COMMON = ["tzdata"]  # the spec's common dependencies (every python here depends on tzdata)
 GOAL_COLD = 2.0  # cold lock <= 2x the floor (issue #10 section 3)
 GOAL_NOOP = 0.1  # nothing-changed run <= 0.1 s
 
@@ -130,25 +142,6 @@ def unpack(tarball: Path, cache: Path) -> tuple[Path, int]:
         data = json.loads(repodata.read_text(encoding="utf-8"))
         total += len(data.get("packages", {})) + len(data.get("packages.conda", {}))
     return root, total
-
-
-def spec_text(cases: dict[str, Any]) -> str:
-    import yaml
-
-    out: dict[str, Any] = {"version": 1, "name": "torch-only", "channels": ["conda-forge"], "dependencies": COMMON}
-    out["targets"] = {
-        name: {
-            "description": f"torch-only {name} on real conda-forge records",
-            "subdir": case["subdir"],
-            "accelerator": ACCELERATOR[name],
-            "virtual_packages": case["virtual_packages"],
-            "torch": case["specs"],
-            "runner": "ubuntu-latest",
-            "smoke_device": ACCELERATOR[name],
-        }
-        for name, case in cases.items()
-    }
-    return yaml.safe_dump(out, sort_keys=False)
 
 
 def timed(argv: list[str], *, check: bool = True, env: dict[str, str] | None = None) -> tuple[float, float, str, str]:
@@ -300,12 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     channel, records = unpack(args.tarball, args.cache)
     mirror = f"conda-forge={channel.resolve().as_uri()}"
     cases = json.loads(TARGETS_JSON.read_text(encoding="utf-8"))["targets"]
-    floor_cases = json.dumps({n: {**c, "specs": [*COMMON, *c["specs"]]} for n, c in cases.items()})
+    floor_cases = json.dumps({n: {**c, "specs": [*torch_only.COMMON, *c["specs"]]} for n, c in cases.items()})
     with tempfile.TemporaryDirectory(prefix="envspec-bench-real-") as tmp_name:
         tmp = Path(tmp_name)
         base = tmp / "base"
         base.mkdir()
-        (base / "envspec.yml").write_text(spec_text(cases), encoding="utf-8")
+        (base / "envspec.yml").write_text(torch_only.spec_text(cases), encoding="utf-8")
         shutil.copytree(REPO / "templates", base / "templates")
         envspec(base, "render")
 

@@ -9,10 +9,12 @@ process: tests/lock/test_conda_forge_records.py). Here the whole locker must agr
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,26 +28,18 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "conda-forge"
 CASES: dict[str, Any] = json.loads((DATA / "targets.json").read_text(encoding="utf-8"))
-ACCELERATOR = {"osx-arm64": "mps", "osx-64": "cpu", "linux-cuda": "cuda", "win-cuda": "cuda"}
 
 
-def spec_text(targets: dict[str, dict[str, Any]]) -> str:
-    """An envspec.yml whose targets are the torch-only variants (python pinned per target; tzdata, which
-    every python here depends on, stands in for the common dependencies the spec needs one of)."""
-    out: dict[str, Any] = {"version": 1, "name": "torch-only", "channels": ["conda-forge"], "dependencies": ["tzdata"]}
-    out["targets"] = {
-        name: {
-            "description": f"torch-only {name} on real conda-forge records",
-            "subdir": case["subdir"],
-            "accelerator": ACCELERATOR[name],
-            "virtual_packages": case["virtual_packages"],
-            "torch": case["specs"],
-            "runner": "ubuntu-latest",
-            "smoke_device": ACCELERATOR[name],
-        }
-        for name, case in targets.items()
-    }
-    return yaml.safe_dump(out, sort_keys=False)
+def _load_torch_only() -> ModuleType:
+    """tests/data/conda-forge/torch_only.py, by path (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("envspec_torch_only", DATA / "torch_only.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+torch_only = _load_torch_only()
 
 
 def envspec(project: Path, *args: str) -> tuple[int, str, str]:
@@ -57,7 +51,7 @@ def envspec(project: Path, *args: str) -> tuple[int, str, str]:
 
 def make_project(root: Path, targets: dict[str, dict[str, Any]]) -> Path:
     root.mkdir(parents=True)
-    (root / "envspec.yml").write_text(spec_text(targets), encoding="utf-8")
+    (root / "envspec.yml").write_text(torch_only.spec_text(targets), encoding="utf-8")
     shutil.copytree(REPO / "templates", root / "templates")
     code, _, err = envspec(root, "render")
     assert code == 0, err
