@@ -15,9 +15,10 @@ from pathlib import Path
 from envspec.cli.common import load, progress
 from envspec.doctor.recommend import default_target
 from envspec.models import smoke_model_name, smoke_model_path
+from envspec.project import Project
 from envspec.smoke import cli as smoke_cli
 from envspec.smoke.host import activation_vars, model_argv, plan, run_in_prefix
-from envspec.spec.model import ResolvedTarget
+from envspec.spec.model import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     smoke_cli.add_arguments(parser)  # --target, --expect, --device, --allow-cpu, --model, --benchmark...
 
 
-def find_target(args: argparse.Namespace, state: dict[str, str]) -> ResolvedTarget | None:
+def _load_if_needed(args: argparse.Namespace) -> tuple[Project, Spec] | None:
+    """The project and spec when a target is named or a spec file is there (else the prefix's state decides)."""
+    return load(args) if args.target is not None or Path(args.spec).is_file() else None
+
+
+def find_target(
+    args: argparse.Namespace, state: dict[str, str], loaded: tuple[Project, Spec] | None = None
+) -> ResolvedTarget | None:
     """The target whose promise the smoke test checks.
 
     ``--target`` wins. Without it: the target the environment was installed for (``ENVSPEC_TARGET``
@@ -33,12 +41,12 @@ def find_target(args: argparse.Namespace, state: dict[str, str]) -> ResolvedTarg
     machine. Outside a project (no spec file) nothing is loaded and the smoke test reads the
     promise from the prefix's state itself, so ``envspec smoke --prefix ENV`` works anywhere.
     """
-    if args.target is not None:
-        _, spec = load(args)
-        return spec.resolve(args.target)
-    if not Path(args.spec).is_file():
+    loaded = loaded or _load_if_needed(args)
+    if loaded is None:
         return None
-    _, spec = load(args)
+    _, spec = loaded
+    if args.target is not None:
+        return spec.resolve(args.target)
     installed_for = state.get("ENVSPEC_TARGET")
     if installed_for is not None:
         return spec.resolve(installed_for) if installed_for in spec.targets else None
@@ -50,10 +58,11 @@ def find_target(args: argparse.Namespace, state: dict[str, str]) -> ResolvedTarg
 def run(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix).resolve() if args.prefix else None
     state = activation_vars(prefix) if prefix is not None else {}
-    target = find_target(args, state)
+    loaded = _load_if_needed(args)
+    target = find_target(args, state, loaded)
     smoke_argv = smoke_cli.to_argv(args, skip=frozenset({"target"}))
-    if target is not None and Path(args.spec).is_file():  # the pinned model, where it is pulled
-        project, spec = load(args)
+    if target is not None and loaded is not None:  # the pinned model, where it is pulled
+        project, spec = loaded
         extra = model_argv(target, smoke_model_path(project, spec), smoke_argv)
         if extra:
             progress(f"smoke: the pinned model {smoke_model_name(spec)} ({extra[1]})")
