@@ -53,7 +53,8 @@ class Project:
 
 
 def _metadata(p: Project) -> str:
-    lines = ["Metadata-Version: 2.1", f"Name: {p.name}", f"Version: {p.version}"]
+    # an sdist's PKG-INFO is 2.2 (PEP 643: nothing dynamic), so a resolver may read it without building
+    lines = [f"Metadata-Version: {'2.2' if p.sdist_only else '2.1'}", f"Name: {p.name}", f"Version: {p.version}"]
     lines += [f"Requires-Dist: {r}" for r in p.requires]
     return "\n".join(lines) + "\n"
 
@@ -92,8 +93,9 @@ def sdist_bytes(p: Project) -> bytes:
     members = {
         f"{base}/PKG-INFO": _metadata(p).encode(),
         f"{base}/pyproject.toml": (
-            b'[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
-        ),
+            '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+            f"[project]\nname = {p.name!r}\nversion = {p.version!r}\ndependencies = {list(p.requires)!r}\n"
+        ).encode(),
         f"{base}/{p.module}/__init__.py": f"__version__ = {p.version!r}\n".encode(),
     }
     buf = io.BytesIO()

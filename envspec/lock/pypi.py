@@ -1,26 +1,27 @@
-"""PyPI packages beside the conda packages of a target: index, name mapping, ``<t>.pip.txt``.
+"""PyPI packages beside the conda packages of a target: index, conda part, PyPI part, ``<t>.pip.txt``.
 
-conda-lock solves the ``pip:`` section of an environment file itself (its vendored Poetry
-solver), against the conda solution of the same platform: the target's python decides the wheel
-tags, its virtual packages the manylinux level, and every conda package that depends on python
-counts as an installed PyPI distribution (``pytorch`` provides ``torch``, ``pillow`` provides
-``pillow``), so a pip requirement a conda package already satisfies is never installed twice.
-envspec only feeds it what it needs to run offline and reproducibly:
+conda-lock solves the conda part of a pip target alone: envspec hands it the rendered environment
+file without its ``pip:`` section (:func:`prepare`). The PyPI part is then resolved by uv on top of
+that conda solution (:mod:`envspec.lock.pypi_resolve`): every PyPI distribution a conda package of
+the solution provides is fixed at its conda version with no dependencies of its own, so PyPI never
+contributes a second torch, its ``nvidia-*`` wheels or a second numpy, and a pip requirement that
+contradicts the conda solution fails at once (exit 4) with uv's explanation, naming the conda
+package. :func:`finish` writes the result where conda-lock itself would have: ``manager: pip``
+entries of ``<t>.conda-lock.yml`` (written by conda-lock's own lockfile model, so ``conda-lock
+render`` and ``conda-lock install`` read them), ``# pip NAME @ URL#sha256=...`` lines of the explicit
+``<t>.lock``, and ``lockfiles/<t>.pip.txt`` (``name==version --hash=sha256:...``, the file plain pip
+installs with ``--no-deps --require-hashes``).
 
 * the **index**: ``https://pypi.org/simple``, or the ``pypi`` mirror (``--mirror pypi=URL`` /
-  ``ENVSPEC_MIRRORS``). It goes into a temporary copy of the environment file as conda-lock's
-  ``pip-repositories`` (with ``allow-pypi-requests: false``, so pypi.org's JSON API is never asked
-  behind the mirror's back). Credentials never touch a file: the copy names ``$ENVSPEC_PYPI_USERNAME``
-  and ``$ENVSPEC_PYPI_PASSWORD``, which conda-lock expands from the child's environment, and
-  ``--strip-auth`` keeps them out of its output (envspec checks that they stayed out);
-* the **PyPI <-> conda name mapping**: ``--pypi_to_conda_lookup_file`` with the small mapping
-  shipped beside this module (``pypi_mapping.json``; refresh with ``nox -s pypi_mapping``), never
-  the download from GitHub;
+  ``ENVSPEC_MIRRORS``); credentials reach uv only as environment variables
+  (``UV_INDEX_ENVSPEC_PYPI_USERNAME``/``_PASSWORD``) and are checked to stay out of every output;
+* the **PyPI <-> conda name mapping**: :mod:`envspec.lock.pypi_mapping` (shipped, with provenance;
+  refresh with ``nox -s pypi_mapping``).
 
-and it checks the result: every pip package needs a sha256, and a source distribution is refused
-unless ``pip_allow_sdist`` names it. The locked packages are also written as
-``lockfiles/<t>.pip.txt`` (``name==version --hash=sha256:...``), the file plain pip installs with
-``--no-deps --require-hashes``.
+What uv returns is what is written, or refused by name: a source distribution unless
+``pip_allow_sdist`` names it, a package without a sha256, a distribution a conda package of the
+solution already provides, and PyPI torch's CUDA runtime wheels (:data:`TORCH_RUNTIME_WHEELS`,
+the names PyPI torch's own metadata lists) beside conda's pytorch.
 """
 
 from __future__ import annotations
@@ -33,18 +34,16 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from envspec.errors import ChannelUnreachable, EnvspecError, SpecError, ToolFailed, UnsatisfiableError
-from envspec.lock.condalock import PipPackage, read_conda_lock, read_pip_packages
+from envspec.errors import SpecError, ToolFailed, UnsatisfiableError
+from envspec.lock.condalock import PipPackage, read_pip_packages
+from envspec.lock.pypi_mapping import MAPPING_FILE, conda_to_pypi, pypi_to_conda
 
 DEFAULT_INDEX: Final = "https://pypi.org/simple"
 MIRROR_NAME: Final = "pypi"
-MAPPING_FILE: Final = Path(__file__).with_name("pypi_mapping.json")
-USERNAME_ENV: Final = "ENVSPEC_PYPI_USERNAME"
-PASSWORD_ENV: Final = "ENVSPEC_PYPI_PASSWORD"
+USERNAME_ENV: Final = "UV_INDEX_ENVSPEC_PYPI_USERNAME"  # uv's credentials of its index "envspec-pypi"
+PASSWORD_ENV: Final = "UV_INDEX_ENVSPEC_PYPI_PASSWORD"
 PIP_SUFFIX: Final = ".pip.txt"
 HASH_KEY: Final = "envspec-input-hash"
-_SDIST_SUFFIXES: Final = (".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HASH_LINE = re.compile(rf"^#\s*{HASH_KEY}:\s*(sha256:[0-9a-f]{{64}})\s*$", re.MULTILINE)
 _PIN_LINE = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)\s+--hash=sha256:(?P<sha256>[0-9a-f]{64})\s*$"
@@ -75,14 +74,6 @@ class PipIndex:
     @property
     def has_credentials(self) -> bool:
         return self.username is not None
-
-    def conda_lock_url(self) -> str:
-        """The URL written into conda-lock's ``pip-repositories``: credentials as variables only."""
-        if not self.has_credentials:
-            return self.url
-        parts = urlsplit(self.url)
-        auth = f"${USERNAME_ENV}" + (f":${PASSWORD_ENV}" if self.password is not None else "")
-        return urlunsplit(parts._replace(netloc=f"{auth}@{parts.netloc}"))
 
     def child_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -129,7 +120,7 @@ def mapping_digest() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The conda-lock run
+# The job, and the conda-lock run of its conda part
 # ---------------------------------------------------------------------------------------------
 
 
@@ -142,29 +133,15 @@ class PipJob:
     index: PipIndex
     conda_names: frozenset[str] = frozenset()  # the conda packages the spec names for the target
 
-    def split(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-        """(requirements for conda-lock's PyPI solver, (requirement, conda name) pairs the spec's
-        conda packages provide). The latter never reach the PyPI solver: it would fetch the PyPI
-        release's metadata (torch's pulls in nvidia-* wheels) instead of trusting the conda package;
-        envspec checks them against the conda solution instead."""
-        mapping = conda_names_of_pypi()
-        to_pip: list[str] = []
-        provided: list[tuple[str, str]] = []
-        for req in self.requirements:
-            name = requirement_name(req)
-            conda = mapping.get(name, name)
-            if conda in self.conda_names:
-                provided.append((req, conda))
-            else:
-                to_pip.append(req)
-        return tuple(to_pip), tuple(provided)
-
 
 def hash_components(job: PipJob | None) -> tuple[tuple[str, str], ...]:
-    """What a pip target's lock depends on beyond its files: the index (no credentials) and the mapping."""
+    """What a pip target's lock depends on beyond its files: the index (no credentials), the
+    mapping and the resolver's version."""
     if job is None:
         return ()
-    return (("index", job.index.url), ("pypi_mapping", mapping_digest()))
+    from envspec.lock.pypi_resolve import resolver_version
+
+    return (("index", job.index.url), ("pypi_mapping", mapping_digest()), ("resolver", resolver_version()))
 
 
 def requested(job: PipJob | None) -> frozenset[str]:
@@ -195,10 +172,7 @@ def requirement_name(requirement: str) -> str:
 
 def conda_names_of_pypi() -> dict[str, str]:
     """The shipped mapping as {PyPI name: conda name} (``torch`` -> ``pytorch``)."""
-    import json
-
-    data = json.loads(MAPPING_FILE.read_text(encoding="utf-8"))
-    return {_canonical(k): str(v.get("conda_name") or k) for k, v in data.items() if isinstance(v, dict)}
+    return pypi_to_conda()
 
 
 def requested_names(requirements: Sequence[str]) -> frozenset[str]:
@@ -213,27 +187,20 @@ def _canonical(name: str) -> str:
     return str(canonicalize_name(name))
 
 
-def lock_environment_text(env_text: str, index: PipIndex, pip_requirements: Sequence[str] | None = None) -> str:
-    """The environment file conda-lock reads for a pip target: the rendered one plus its index,
-    and (when given) only ``pip_requirements`` in its ``pip:`` section."""
+def lock_environment_text(env_text: str) -> str:
+    """The environment file conda-lock reads for a pip target: the rendered one without its
+    ``pip:`` section (conda-lock solves the conda part only; uv the rest, :func:`finish`)."""
     import json
 
     import yaml
 
     data = yaml.safe_load(env_text)
-    if pip_requirements is not None and isinstance(data, dict):
-        deps = []
-        for dep in data.get("dependencies") or []:
-            if isinstance(dep, dict) and "pip" in dep:
-                if pip_requirements:
-                    deps.append({**dep, "pip": list(pip_requirements)})
-            else:
-                deps.append(dep)
-        data["dependencies"] = deps
-    data["pip-repositories"] = [index.conda_lock_url()]
-    data["allow-pypi-requests"] = False
+    if isinstance(data, dict):
+        data["dependencies"] = [
+            dep for dep in data.get("dependencies") or [] if not (isinstance(dep, dict) and "pip" in dep)
+        ]
     return (
-        "# written by `envspec lock` for conda-lock's PyPI solver from the rendered environment file\n"
+        "# written by `envspec lock` for conda-lock from the rendered environment file, without its pip: section\n"
         + json.dumps(data, indent=1, ensure_ascii=False)
         + "\n"
     )
@@ -247,32 +214,14 @@ def lock_env_path(env_file: Path, pid: int) -> Path:
 def prepare(
     job: PipJob, *, env_file: Path, env_bytes: bytes, argv: list[str], env: dict[str, str], scratch: Path
 ) -> Path:
-    """Write the environment file conda-lock reads and add the pip flags and variables (in place)."""
+    """Write the environment file conda-lock reads (its conda part only). ``argv``/``env`` need
+    nothing for the PyPI part any more: conda-lock never sees the index or its credentials."""
     import os
 
+    del job, argv, env, scratch  # kept for the caller's signature
     path = lock_env_path(env_file, os.getpid())
-    to_pip, _ = job.split()
-    path.write_text(lock_environment_text(env_bytes.decode("utf-8"), job.index, to_pip), encoding="utf-8")
-    argv += conda_lock_argv(job)
-    env.update(conda_lock_env(job, scratch))
+    path.write_text(lock_environment_text(env_bytes.decode("utf-8")), encoding="utf-8")
     return path
-
-
-def conda_lock_argv(job: PipJob) -> list[str]:
-    argv = ["--pypi_to_conda_lookup_file", str(MAPPING_FILE)]
-    if job.index.has_credentials:
-        argv.append("--strip-auth")
-    return argv
-
-
-def conda_lock_env(job: PipJob, scratch: Path) -> dict[str, str]:
-    """The child's additions: credentials (as variables) and a per-run Poetry cache."""
-    return {
-        **job.index.child_env(),
-        "POETRY_CACHE_DIR": str(scratch / "poetry-cache"),
-        # Poetry asks the system keyring for index credentials: never (it can block, or find others')
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,40 +255,110 @@ def check_locked(target: str, packages: Sequence[PipPackage], job: PipJob) -> No
         )
 
 
-#: PyPI torch's own CUDA runtime, which a pip package depending on torch drags in; conda's pytorch
-#: brings its CUDA libraries as conda packages, so these would be a second copy (gigabytes).
-TORCH_RUNTIME_WHEELS: Final = ("nvidia-", "triton")
+#: PyPI torch's own CUDA runtime: the names the ``Requires-Dist`` of PyPI's torch 2.2-2.14 wheels
+#: (CPython 3.12, manylinux x86-64; read from pypi.org 2026-12-07) list beside ``filelock``,
+#: ``sympy``... Conda's pytorch brings its CUDA libraries as conda packages, so these would be a
+#: second copy (gigabytes). Refused by these names, never by a prefix: ``nvidia-ml-py`` (NVML
+#: bindings, which pynvml needs and conda's pytorch does not provide) is fine.
+TORCH_RUNTIME_WHEELS: Final = frozenset(
+    {
+        "cuda-bindings",
+        "cuda-toolkit",
+        "nvidia-cublas",
+        "nvidia-cublas-cu12",
+        "nvidia-cuda-cupti-cu12",
+        "nvidia-cuda-nvrtc-cu12",
+        "nvidia-cuda-runtime-cu12",
+        "nvidia-cudnn-cu12",
+        "nvidia-cudnn-cu13",
+        "nvidia-cufft-cu12",
+        "nvidia-cufile-cu12",
+        "nvidia-curand-cu12",
+        "nvidia-cusolver-cu12",
+        "nvidia-cusparse-cu12",
+        "nvidia-cusparselt-cu12",
+        "nvidia-cusparselt-cu13",
+        "nvidia-nccl-cu12",
+        "nvidia-nccl-cu13",
+        "nvidia-nvjitlink-cu12",
+        "nvidia-nvshmem-cu12",
+        "nvidia-nvshmem-cu13",
+        "nvidia-nvtx-cu12",
+        "triton",
+    }
+)
+TORCH_CONDA_NAMES: Final = frozenset({"pytorch", "libtorch", "pytorch-gpu", "pytorch-cpu"})
 
 
 def check_not_twice(target: str, packages: Sequence[PipPackage], conda_names: frozenset[str]) -> None:
     """No PyPI package may install what a conda package of the solution already is (pure)."""
-    to_conda = conda_names_of_pypi()
-    twice = sorted(p.name for p in packages if to_conda.get(p.name, p.name) in conda_names)
-    if "pytorch" in conda_names:
-        twice += sorted(p.name for p in packages if p.name.startswith(TORCH_RUNTIME_WHEELS) and p.name not in twice)
+    to_conda = pypi_to_conda()
+    provided = {name for conda in conda_names for name in conda_to_pypi().get(conda, ())}
+    twice = sorted(p.name for p in packages if p.name in provided or to_conda.get(p.name, p.name) in conda_names)
     if twice:
+        pairs = ", ".join(f"{n} (conda's {to_conda.get(n, n)})" for n in twice)
         raise UnsatisfiableError(
-            f"target {target}: the pip solution would install {', '.join(twice)} from PyPI beside the conda "
-            "packages that already provide them (torch and its CUDA runtime come from conda-forge here)",
+            f"target {target}: the pip solution would install {pairs} from PyPI beside the conda packages that "
+            "already provide them",
             tip="a pip package depends on them by their PyPI names: pin a version of it that does not, "
             "or take that package from conda-forge instead",
         )
-
-
-def finish(job: PipJob, *, target: str, subdir: str, input_hash: str, lock_text: str, explicit_text: str) -> str:
-    """Check conda-lock's pip result and render ``<t>.pip.txt`` (raises EnvspecError)."""
-    check_no_secrets(job, lock_text, explicit_text)
-    packages = read_pip_packages(lock_text, "conda-lock output", subdir)
-    check_locked(target, packages, job)
-    check_provided(target, subdir, job, lock_text)
-    conda = frozenset(p.name for p in read_conda_lock(lock_text, "conda-lock output", subdir))
-    check_not_twice(target, packages, conda)
-    pip_lines = [line for line in explicit_text.splitlines() if line.startswith("# pip ")]
-    if len(pip_lines) != len(packages):
-        raise ToolFailed(
-            f"{target}: conda-lock.yml has {len(packages)} pip packages but the explicit file {len(pip_lines)}"
+    runtime = sorted(p.name for p in packages if p.name in TORCH_RUNTIME_WHEELS)
+    if runtime and conda_names & TORCH_CONDA_NAMES:
+        raise UnsatisfiableError(
+            f"target {target}: the pip solution would install {', '.join(runtime)} from PyPI: PyPI torch's own "
+            "CUDA runtime, beside conda's pytorch, which brings its CUDA libraries as conda packages",
+            tip="a pip package depends on them directly: pin a version of it that does not, or take it from "
+            "conda-forge instead",
         )
-    return render_pip_txt(target=target, subdir=subdir, input_hash=input_hash, index=job.index, packages=packages)
+
+
+def finish(
+    job: PipJob,
+    *,
+    target: str,
+    subdir: str,
+    input_hash: str,
+    lock_text: str,
+    explicit_text: str,
+    virtual_packages: bytes = b"",
+    work: Path | None = None,
+    lock_name: str = "conda-lock.yml",
+    previous: str | None = None,
+    update: Sequence[str] = (),
+    verbose: bool = False,
+) -> tuple[str, str, str]:
+    """Resolve the PyPI part on top of conda-lock's conda solution (``lock_text``) and merge it in:
+    (conda-lock.yml text, explicit text, ``<t>.pip.txt`` text). Raises EnvspecError."""
+    import tempfile
+
+    from envspec.lock import pypi_merge
+
+    cache = work.parent.parent / "uv-cache" if work is not None else None  # .envspec-cache/uv-cache
+    with tempfile.TemporaryDirectory(prefix=f"envspec-pypi-{target}-", dir=work) as tmp:
+        packages = pypi_merge.resolve(
+            job,
+            target=target,
+            subdir=subdir,
+            lock_text=lock_text,
+            vpkg_text=virtual_packages.decode("utf-8", "replace"),
+            work=Path(tmp),
+            cache=cache,
+            previous=previous,
+            update=update,
+            verbose=verbose,
+        )
+        check_locked(target, packages, job)
+        conda = frozenset(r.name for r in pypi_merge.conda_part(lock_text, subdir))
+        check_not_twice(target, packages, conda)
+        lock_text = pypi_merge.merge_conda_lock(lock_text, packages, subdir, Path(tmp) / lock_name)
+    explicit_text = pypi_merge.merge_explicit(explicit_text, packages)
+    check_no_secrets(job, lock_text, explicit_text)
+    merged = read_pip_packages(lock_text, "the merged conda-lock.yml", subdir)
+    if sorted(merged, key=lambda p: p.name) != sorted(packages, key=lambda p: p.name):
+        raise ToolFailed(f"{target}: the pip packages written to conda-lock.yml differ from uv's resolution")
+    text = render_pip_txt(target=target, subdir=subdir, input_hash=input_hash, index=job.index, packages=packages)
+    return lock_text, explicit_text, text
 
 
 def commit(path: Path, text: str | None) -> None:
@@ -357,82 +376,6 @@ def scrub(job: PipJob | None, text: str) -> str:
     for secret in job.index.secrets() if job is not None else ():
         text = text.replace(secret, "***")
     return text
-
-
-def classify_failure(target: str, subdir: str, job: PipJob, output: str) -> EnvspecError | None:
-    """A failed conda-lock run that failed in its PyPI part, as envspec's error; else None."""
-    why = conflict_message(output)
-    if why is not None:
-        return UnsatisfiableError(
-            f"target {target} ({subdir}): its pip requirements cannot be met on top of its conda packages: {why}",
-            tip=f"relax the pip requirement (pip: or targets.{target}.pip in envspec.yml), or the conda package it "
-            "meets, then `envspec render` and `envspec lock`",
-        )
-    if re.search(
-        r"ConnectionError|Max retries exceeded|Failed to establish a new connection|Name or service not known"
-        r"|Connection refused|RepositoryError|HTTPError|404 Client Error|SSLError",
-        output,
-    ):
-        return ChannelUnreachable(
-            f"PyPI index {job.index.url} is unreachable while locking {target}: {_last_error_line(output)}",
-            tip=f"check the network/URL, or map it to a reachable index: --mirror {MIRROR_NAME}=URL "
-            f"(or ENVSPEC_MIRRORS={MIRROR_NAME}=URL), e.g. {MIRROR_NAME}=https://mirror.example/pypi/simple",
-        )
-    return None
-
-
-def _last_error_line(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if re.search(r"Error|error|refused|failed", line)]
-    return redact_urls(lines[-1])[:300] if lines else "no response"
-
-
-def redact_urls(text: str) -> str:
-    return re.sub(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1", text)
-
-
-def check_provided(target: str, subdir: str, job: PipJob, lock_text: str) -> None:
-    """The pip requirements a conda package provides must be met by the version conda solved."""
-    from packaging.markers import default_environment
-    from packaging.requirements import Requirement
-    from packaging.version import InvalidVersion, Version
-
-    from envspec.lock.condalock import read_conda_lock
-
-    _, provided = job.split()
-    if not provided:
-        return
-    solved = {p.name: p.version for p in read_conda_lock(lock_text, "conda-lock output", subdir)}
-    python = solved.get("python", "3")
-    family = subdir.split("-", maxsplit=1)[0]
-    env: dict[str, str] = {
-        **{k: str(v) for k, v in default_environment().items()},
-        "sys_platform": {"linux": "linux", "osx": "darwin", "win": "win32"}.get(family, family),
-        "platform_system": {"linux": "Linux", "osx": "Darwin", "win": "Windows"}.get(family, family),
-        "os_name": "nt" if family == "win" else "posix",
-        "python_version": ".".join(python.split(".")[:2]),
-        "python_full_version": python,
-    }
-    for text, conda in provided:
-        req = Requirement(text)
-        if req.marker is not None and not req.marker.evaluate(env):
-            continue
-        version = solved.get(conda)
-        if version is None:
-            raise UnsatisfiableError(
-                f"target {target}: pip requirement {text!r} is provided by conda package {conda}, "
-                "which the conda solution does not contain",
-                tip="check the spec's conda packages for this target",
-            )
-        try:
-            ok = req.specifier.contains(Version(version), prereleases=True)
-        except InvalidVersion:
-            ok = True  # a conda-only version scheme: the conda spec is authoritative
-        if not ok:
-            raise UnsatisfiableError(
-                f"target {target} ({subdir}): its pip requirements cannot be met on top of its conda packages: "
-                f"{text!r} is provided by conda package {conda} {version}, which does not satisfy it",
-                tip=f"relax the pip requirement, or pin {conda} in the spec's conda packages to match it",
-            )
 
 
 def check_no_secrets(job: PipJob, *texts: str) -> None:
@@ -459,7 +402,7 @@ def render_pip_txt(
         else f"# Index: {index.url} (the pypi mirror it was locked from; add --index-url URL for pip).\n"
     )
     lines = [
-        f"# GENERATED by `envspec lock` (conda-lock) from environment-{target}.yml — do not edit.\n",
+        f"# GENERATED by `envspec lock` (uv, on top of the conda part) from environment-{target}.yml — do not edit.\n",
         f"# To change it: edit envspec.yml, run `envspec render`, then `envspec lock --target {target}`.\n",
         f"# Target {target} ({subdir}): the PyPI packages installed after lockfiles/{target}.lock.\n",
         index_note,
@@ -504,15 +447,3 @@ def read_pins(text: str, source: str) -> list[Pin]:
             )
         pins.append(Pin(_canonical(m.group("name")), m.group("version"), m.group("sha256")))
     return pins
-
-
-def conflict_message(output: str) -> str | None:
-    """Poetry's version-solving failure in conda-lock's output as one line, or None."""
-    if "version solving failed" not in output and "SolverProblemError" not in output:
-        return None
-    lines = [" ".join(line.split()) for line in output.splitlines()]
-    lines = [line.removeprefix("conda_lock._vendor.poetry.puzzle.exceptions.SolverProblemError: ") for line in lines]
-    picked = [line for line in lines if line.startswith(("Because", "And because", "and ", "So,", "Thus,"))]
-    text = " ".join(picked) if picked else next((line for line in lines if "version solving failed" in line), "")
-    text = text.replace("_dummy_package_", "the spec")
-    return text or "pip requirements conflict with the conda packages"

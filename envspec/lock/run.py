@@ -250,10 +250,6 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
 
 
 def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
-    if job.pip is not None:
-        stderr = pypi.scrub(job.pip, stderr)
-        if not report_path.exists() and (pip_error := pypi.classify_failure(job.target, job.subdir, job.pip, stderr)):
-            return pip_error
     report: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -494,14 +490,20 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     if problem is not None:
         raise ToolFailed(f"conda-lock's two lockfiles of {job.target} disagree: {problem}")
     pip_text = None
-    if job.pip is not None:
-        pip_text = pypi.finish(
+    if job.pip is not None:  # the PyPI part, resolved by uv on top of this conda solution, merged in
+        lock_text, explicit_text, pip_text = pypi.finish(
             job.pip,
             target=job.target,
             subdir=job.subdir,
             input_hash=item.input_hash,
             lock_text=lock_text,
             explicit_text=explicit_text,
+            virtual_packages=job.input.virtual_packages,
+            work=prep.tmp_dir,
+            lock_name=job.conda_lock_file.name,
+            previous=_read_head(job.conda_lock_file, 1 << 26) if item.action is Action.UPDATE else None,
+            update=item.update,
+            verbose=verbose,
         )
     return Outcome(
         target=job.target,

@@ -1,0 +1,183 @@
+"""The PyPI part of one target: resolve it on top of the conda solution, merge it into the lockfiles.
+
+:func:`resolve` builds the uv request from the job (requirements, index, sdist allowance), the
+conda solution (stand-ins, python) and the target's virtual packages (platform), runs it
+(:mod:`envspec.lock.pypi_resolve`) and returns what uv chose minus the stand-ins.
+:func:`merge_conda_lock` adds the result to conda-lock's own lockfile through conda-lock's own
+lockfile model (``manager: pip`` entries, category ``main``: what ``conda-lock render`` and
+``conda-lock install`` read), :func:`merge_explicit` as ``# pip NAME @ URL#sha256=...`` lines, as
+conda-lock's explicit renderer writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envspec.errors import SpecError, ToolFailed
+from envspec.lock import pypi_resolve as uvr
+from envspec.lock.condalock import PipPackage, read_pip_packages
+from envspec.lock.pypi_mapping import conda_to_pypi
+
+if TYPE_CHECKING:
+    from envspec.lock.pypi import PipJob
+
+DEFAULT_TIMEOUT = 900.0
+
+
+def conda_part(lock_text: str, subdir: str) -> list[uvr.CondaRecord]:
+    return uvr.conda_records(lock_text, subdir)
+
+
+def _timeout() -> float:
+    try:
+        value = float(os.environ.get("ENVSPEC_LOCK_TIMEOUT", "") or DEFAULT_TIMEOUT)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if 0 < value < float("inf") else DEFAULT_TIMEOUT
+
+
+def build_request(
+    job: PipJob,
+    *,
+    subdir: str,
+    records: Sequence[uvr.CondaRecord],
+    vpkg_text: str,
+    previous: Sequence[PipPackage] = (),
+    update: Sequence[str] = (),
+) -> uvr.Request:
+    python = next((r.version for r in records if r.name == "python"), None)
+    if python is None:
+        raise SpecError(
+            f"pip packages need python: the conda solution for {subdir} has none",
+            tip="add python to the target's dependencies in envspec.yml",
+        )
+    standins, _ = uvr.provided(records, conda_to_pypi())
+    platform = uvr.platform_for(subdir, uvr.virtual_packages(vpkg_text, subdir), python)
+    upgrade = tuple(sorted({uvr.canonical(n) for n in update}))
+    preferences = tuple(uvr.Resolved(p.name, p.version, p.url, p.sha256) for p in previous if p.name not in upgrade)
+    return uvr.Request(
+        requirements=job.requirements,
+        index_url=job.index.url,
+        index_env=job.index.child_env(),
+        allow_sdist=job.allow_sdist,
+        platform=platform,
+        standins=tuple(standins),
+        preferences=preferences if update else (),
+        upgrade=upgrade if update else (),
+    )
+
+
+def resolve(
+    job: PipJob,
+    *,
+    target: str,
+    subdir: str,
+    lock_text: str,
+    vpkg_text: str,
+    work: Path,
+    cache: Path | None = None,
+    previous: str | None = None,
+    update: Sequence[str] = (),
+    verbose: bool = False,
+) -> list[PipPackage]:
+    """The PyPI packages of the target, stand-ins dropped (raises EnvspecError)."""
+    from envspec.lock.pypi import scrub
+
+    records = conda_part(lock_text, subdir)
+    old = read_pip_packages(previous, "the previous conda-lock.yml", subdir) if previous else []
+    request = build_request(job, subdir=subdir, records=records, vpkg_text=vpkg_text, previous=old, update=update)
+    code, pylock, stderr = uvr.run_uv(request, work, cache or work / "uv-cache", _timeout())
+    if verbose:
+        sys.stderr.write(scrub(job, stderr))
+    if code != 0:
+        raise uvr.classify(
+            stderr,
+            target=target,
+            subdir=subdir,
+            index_url=job.index.url,
+            standins=request.standins,
+            scrub=lambda text: scrub(job, text),
+        )
+    return chosen(uvr.parse_pylock(pylock), request, target)
+
+
+def chosen(resolved: Sequence[uvr.Resolved], request: uvr.Request, target: str) -> list[PipPackage]:
+    """uv's result without the stand-ins; a package whose marker excludes the target is an error,
+    never dropped in silence."""
+    from packaging.markers import InvalidMarker, Marker
+
+    standin = {p.pypi: p for p in request.standins}
+    out: list[PipPackage] = []
+    for r in resolved:
+        if r.name in standin and r.url.startswith("file:") and "/standins/" in r.url:
+            if r.version != standin[r.name].version:
+                raise ToolFailed(f"{target}: uv chose {r.name} {r.version}, not conda's {standin[r.name].version}")
+            continue
+        if r.marker:
+            try:
+                applies = Marker(r.marker).evaluate(dict(request.platform.markers))
+            except InvalidMarker:
+                applies = True
+            if not applies:
+                raise ToolFailed(
+                    f"{target}: uv resolved {r.name} {r.version} with marker {r.marker!r}, which excludes "
+                    f"{request.platform.python_platform}",
+                    tip="report this as an envspec bug",
+                )
+        out.append(PipPackage(r.name, r.version, r.url, r.sha256))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing it where conda-lock would
+# ---------------------------------------------------------------------------------------------
+
+
+def merge_conda_lock(lock_text: str, packages: Sequence[PipPackage], subdir: str, path: Path) -> str:
+    """``lock_text`` with ``packages`` as its ``manager: pip`` entries of ``subdir``, written by
+    conda-lock's own lockfile model (``path`` names the file as the lockfile will be named)."""
+    from conda_lock.lockfile import parse_conda_lock_file, write_conda_lock_file
+    from conda_lock.lockfile.v1.models import HashModel
+    from conda_lock.lockfile.v2prelim.models import LockedDependency
+
+    path.write_text(lock_text, encoding="utf-8")
+    try:
+        lockfile = parse_conda_lock_file(path)
+    except Exception as exc:  # conda-lock's own reader: its errors are pydantic's, yaml's...
+        raise ToolFailed(f"conda-lock cannot read back its own lockfile: {exc}") from None
+    kept = [p for p in lockfile.package if not (p.manager == "pip" and p.platform == subdir)]
+    added = [
+        LockedDependency(
+            name=p.name,
+            version=p.version,
+            manager="pip",
+            platform=subdir,
+            dependencies={},
+            url=p.url,
+            hash=HashModel(sha256=p.sha256),
+            categories={"main"},
+        )
+        for p in packages
+    ]
+    lockfile.package = kept + added
+    write_conda_lock_file(lockfile, path, metadata_choices=None)
+    return path.read_text(encoding="utf-8")
+
+
+def merge_explicit(explicit_text: str, packages: Sequence[PipPackage]) -> str:
+    """The explicit file with one ``# pip NAME @ URL#sha256=HASH`` line per package (conda-lock's form)."""
+    lines = [line for line in explicit_text.rstrip("\n").split("\n") if not line.startswith("# pip ")]
+    lines += [f"# pip {p.name} @ {p.url.split('#', 1)[0]}#sha256={p.sha256}" for p in packages]
+    return "\n".join(lines) + "\n"
+
+
+def standin_summary(records: Sequence[uvr.CondaRecord]) -> str:
+    """For ``-v``: the stand-ins a conda solution gives (one JSON line)."""
+    standins, unversioned = uvr.provided(records, conda_to_pypi())
+    return json.dumps({"standins": [f"{p.pypi}=={p.version}" for p in standins],
+                       "no_pep440_version": [r.name for r in unversioned]})  # fmt: skip

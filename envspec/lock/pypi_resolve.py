@@ -1,0 +1,443 @@
+"""The PyPI part of a target, resolved by uv on top of the target's conda solution.
+
+conda-lock solves the conda part alone; then, per target, ``uv pip compile`` resolves the pip
+requirements for the target's platform (``--python-platform``: the manylinux level from
+``__glibc``, the macOS deployment target from ``__osx`` as ``MACOSX_DEPLOYMENT_TARGET``) and its
+python (the conda solution's), with ``--generate-hashes``, ``--no-build`` (unless
+``pip_allow_sdist`` names a project) and, as its **first index**, a local folder of metadata-only
+stand-in wheels: one per PyPI distribution the conda solution provides (by the shipped mapping,
+:mod:`envspec.lock.pypi_mapping`), named and versioned as conda solved it and with no
+dependencies. uv's default ``first-index`` strategy then never asks the real index about those
+names: torch is conda's pytorch at its version, so PyPI torch's metadata (and its ``nvidia-*`` and
+``triton`` wheels) never enter, and a requirement that contradicts the conda solution fails at
+once with uv's explanation. The stand-ins are dropped from the result; everything else uv
+returns is written, or refused by name (:mod:`envspec.lock.pypi`): nothing is dropped silently.
+
+The output is uv's PEP 751 ``pylock.toml``, one wheel (or allowed sdist) per package, with its URL
+and sha256.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from envspec.errors import ChannelUnreachable, EnvspecError, SpecError, ToolFailed, UnsatisfiableError
+
+STANDIN_INDEX: Final = "envspec-conda"  # uv's name of the stand-in index
+PYPI_INDEX: Final = "envspec-pypi"  # uv's name of the real index (credentials: UV_INDEX_ENVSPEC_PYPI_*)
+_GLIBC_DEFAULT: Final = "2.17"  # conda-forge's floor when a target names no __glibc
+#: manylinux levels uv's --python-platform knows (glibc 2.N), highest first.
+_MANYLINUX: Final = (40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 28, 17)
+#: conda subdir -> (uv --python-platform, or its stem for Linux; marker values).
+_PLATFORMS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = {
+    "linux-64": ("x86_64-manylinux_2_{minor}", {"sys_platform": "linux", "platform_system": "Linux",
+                                                "platform_machine": "x86_64", "os_name": "posix"}),
+    "linux-aarch64": ("aarch64-manylinux_2_{minor}", {"sys_platform": "linux", "platform_system": "Linux",
+                                                      "platform_machine": "aarch64", "os_name": "posix"}),
+    "osx-64": ("x86_64-apple-darwin", {"sys_platform": "darwin", "platform_system": "Darwin",
+                                       "platform_machine": "x86_64", "os_name": "posix"}),
+    "osx-arm64": ("aarch64-apple-darwin", {"sys_platform": "darwin", "platform_system": "Darwin",
+                                           "platform_machine": "arm64", "os_name": "posix"}),
+    "win-64": ("x86_64-pc-windows-msvc", {"sys_platform": "win32", "platform_system": "Windows",
+                                          "platform_machine": "AMD64", "os_name": "nt"}),
+    "win-arm64": ("aarch64-pc-windows-msvc", {"sys_platform": "win32", "platform_system": "Windows",
+                                              "platform_machine": "ARM64", "os_name": "nt"}),
+}  # fmt: skip
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# What the conda solution provides
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CondaRecord:
+    name: str
+    version: str
+    build: str
+    depends_on_python: bool = False
+
+
+@dataclass(frozen=True)
+class Provided:
+    """A PyPI distribution the conda solution provides (a stand-in in the resolution)."""
+
+    pypi: str  # canonical PyPI name
+    version: str  # the conda version, as PEP 440 text
+    conda: CondaRecord
+
+    def describe(self) -> str:
+        return f"conda package {self.conda.name} {self.conda.version} ({self.conda.build})"
+
+
+def conda_records(lock_text: str, subdir: str) -> list[CondaRecord]:
+    """The conda packages of conda-lock's output for ``subdir`` (with whether they need python)."""
+    import yaml
+
+    from envspec.lock.condalock import read_conda_lock
+
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(lock_text, Loader=loader)
+    depends = {
+        str(e.get("name")): "python" in (e.get("dependencies") or {})
+        for e in (data.get("package") or [])
+        if isinstance(e, dict) and e.get("platform") == subdir and e.get("manager", "conda") == "conda"
+    }
+    return [
+        CondaRecord(p.name, p.version, p.build or "", depends.get(p.name, False))
+        for p in read_conda_lock(lock_text, "conda-lock output", subdir)
+        if not p.name.startswith("__")
+    ]
+
+
+def provided(
+    records: Iterable[CondaRecord], mapping: Mapping[str, tuple[str, ...]]
+) -> tuple[list[Provided], list[CondaRecord]]:
+    """(the stand-ins, the conda packages that provide a PyPI name but have no PEP 440 version).
+
+    A conda package provides the PyPI names the mapping lists for it; one the mapping does not
+    know provides its own name when it depends on python (conda-lock's rule)."""
+    from packaging.version import InvalidVersion, Version
+
+    out: dict[str, Provided] = {}
+    unversioned: list[CondaRecord] = []
+    for record in records:
+        names = mapping.get(record.name) or ((canonical(record.name),) if record.depends_on_python else ())
+        if not names or record.name == "python":
+            continue
+        try:
+            version = str(Version(record.version))
+        except InvalidVersion:
+            unversioned.append(record)
+            continue
+        for name in names:
+            out.setdefault(canonical(name), Provided(canonical(name), version, record))
+    return sorted(out.values(), key=lambda p: p.pypi), unversioned
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def standin_wheel(name: str, version: str, note: str) -> tuple[str, bytes]:
+    """A metadata-only wheel: ``Name``/``Version``, no ``Requires-Dist``, nothing to install."""
+    dist = re.sub(r"[-_.]+", "_", name)
+    info = f"{dist}-{version}.dist-info"
+    files = [
+        (f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {note}\n".encode()),
+        (f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: envspec\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+    ]
+    record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in files) + f"{info}/RECORD,,\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path, data in [*files, (f"{info}/RECORD", record.encode())]:
+            zf.writestr(zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0)), data)
+    return f"{dist}-{version}-py3-none-any.whl", buf.getvalue()
+
+
+def write_standin_index(root: Path, standins: Sequence[Provided]) -> str:
+    """A PEP 503 index of stand-in wheels under ``root``; returns its ``file://`` URL."""
+    import html
+
+    simple = root / "simple"
+    files = root / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    simple.mkdir(exist_ok=True)
+    for p in standins:
+        filename, data = standin_wheel(p.pypi, p.version, f"stand-in for {p.describe()}")
+        (files / filename).write_bytes(data)
+        page = simple / p.pypi
+        page.mkdir(exist_ok=True)
+        href = (files / filename).as_uri() + "#sha256=" + hashlib.sha256(data).hexdigest()
+        (page / "index.html").write_text(f'<a href="{html.escape(href)}">{filename}</a>\n', encoding="utf-8")
+    return simple.as_uri()
+
+
+# ---------------------------------------------------------------------------------------------
+# The target's platform as uv sees it
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Platform:
+    python_platform: str  # uv --python-platform
+    python_version: str  # the conda solution's python (X.Y.Z)
+    env: Mapping[str, str]  # extra environment for uv (MACOSX_DEPLOYMENT_TARGET)
+    markers: Mapping[str, str]  # PEP 508 marker values of the target
+
+
+def virtual_packages(vpkg_text: str, subdir: str) -> dict[str, str]:
+    """``{"__glibc": "2.28", ...}`` of a rendered ``<t>.virtual-packages.yml``."""
+    import yaml
+
+    data = yaml.safe_load(vpkg_text) or {}
+    packages = ((data.get("subdirs") or {}).get(subdir) or {}).get("packages") or {}
+    return {str(k): str(v).split()[0] for k, v in packages.items()}
+
+
+def platform_for(subdir: str, vpkgs: Mapping[str, str], python: str) -> Platform:
+    if subdir not in _PLATFORMS:
+        raise SpecError(
+            f"PyPI packages are not supported for subdir {subdir}",
+            tip=f"supported: {', '.join(_PLATFORMS)}; move the pip requirement to a target of one of them",
+        )
+    template, markers = _PLATFORMS[subdir]
+    env: dict[str, str] = {}
+    if "{minor}" in template:
+        glibc = vpkgs.get("__glibc", _GLIBC_DEFAULT).split(".")
+        minor = int(glibc[1]) if len(glibc) > 1 and glibc[0] == "2" and glibc[1].isdigit() else 17
+        level = next((m for m in _MANYLINUX if m <= minor), None)
+        if level is None:
+            raise SpecError(f"__glibc {vpkgs.get('__glibc')}: below manylinux_2_17, no PyPI wheel fits")
+        template = template.format(minor=level)
+    if "__osx" in vpkgs:
+        env["MACOSX_DEPLOYMENT_TARGET"] = vpkgs["__osx"]
+    major_minor = ".".join(python.split(".")[:2])
+    full = {**markers, "python_version": major_minor, "python_full_version": python,
+            "implementation_name": "cpython", "platform_python_implementation": "CPython"}  # fmt: skip
+    return Platform(template, python, env, full)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running uv
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str  # canonical
+    version: str
+    url: str
+    sha256: str | None
+    marker: str | None = None
+
+    @property
+    def is_sdist(self) -> bool:
+        return not self.url.split("#", 1)[0].endswith(".whl")
+
+
+@dataclass(frozen=True)
+class Request:
+    requirements: tuple[str, ...]
+    index_url: str
+    index_env: Mapping[str, str]  # credentials for PYPI_INDEX, as uv reads them
+    allow_sdist: frozenset[str]
+    platform: Platform
+    standins: tuple[Provided, ...]
+    preferences: tuple[Resolved, ...] = ()  # the previous pins, kept where possible (--update)
+    upgrade: tuple[str, ...] = ()  # names that may move (--update NAME)
+
+
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+    except ImportError:  # pragma: no cover - a dependency of envspec
+        raise ToolFailed("the `uv` package is not installed", tip="pip install uv (envspec depends on it)") from None
+    return str(find_uv_bin())
+
+
+def resolver_version() -> str:
+    """``uv X.Y.Z``: part of a pip target's input hash (another resolver may resolve otherwise)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"uv {version('uv')}"
+    except PackageNotFoundError:
+        return "uv (not installed)"
+
+
+def uv_command(request: Request, work: Path, standin_url: str) -> list[str]:
+    cmd = [
+        uv_binary(), "pip", "compile", str(work / "requirements.in"),
+        "--output-file", str(work / "pylock.toml"), "--format", "pylock.toml",
+        "--python-platform", request.platform.python_platform,
+        "--python-version", request.platform.python_version,
+        "--generate-hashes", "--no-header", "--no-annotate", "--quiet", "--color", "never", "--no-progress",
+        "--no-python-downloads", "--python", sys.executable,
+        "--index", f"{STANDIN_INDEX}={standin_url}", "--default-index", f"{PYPI_INDEX}={request.index_url}",
+        "--index-strategy", "first-index", "--keyring-provider", "disabled",
+    ]  # fmt: skip
+    if not request.allow_sdist:
+        cmd.append("--no-build")
+    for name in request.upgrade:
+        cmd += ["--upgrade-package", name]
+    return cmd
+
+
+def uv_environment(request: Request, cache: Path) -> dict[str, str]:
+    """The child's environment: no user/system uv configuration or UV_* settings leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update({"UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(cache), **request.platform.env, **request.index_env})
+    return env
+
+
+def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[int, str, str]:
+    """Run ``uv pip compile``: (exit status, pylock.toml text, stderr)."""
+    standin_url = write_standin_index(work / "standins", request.standins)
+    (work / "requirements.in").write_text("".join(f"{r}\n" for r in request.requirements), encoding="utf-8")
+    out_file = work / "pylock.toml"
+    out_file.unlink(missing_ok=True)
+    if request.preferences:  # uv keeps the pins of an existing output file where it can
+        out_file.write_text(pylock_text(request.preferences), encoding="utf-8")
+    try:
+        proc = subprocess.run(
+            uv_command(request, work, standin_url),
+            env=uv_environment(request, cache),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolFailed(
+            f"uv took longer than {timeout:g} s to resolve the PyPI packages",
+            tip="a slow or unreachable index? try --mirror pypi=URL, or raise ENVSPEC_LOCK_TIMEOUT",
+        ) from None
+    except OSError as exc:
+        raise ToolFailed(f"cannot run uv: {exc}", tip="reinstall envspec (it depends on the `uv` package)") from None
+    out = ""
+    with contextlib.suppress(OSError):
+        out = (work / "pylock.toml").read_text(encoding="utf-8")
+    return proc.returncode, out, proc.stderr
+
+
+def pylock_text(packages: Sequence[Resolved]) -> str:
+    """A minimal PEP 751 ``pylock.toml`` of ``packages`` (uv reads it as preferences)."""
+    import json
+
+    lines = ['lock-version = "1.0"', 'created-by = "envspec"', ""]
+    for p in packages:
+        file = f"{{ url = {json.dumps(p.url)}, hashes = {{ sha256 = {json.dumps(p.sha256 or '')} }} }}"
+        kind = f"sdist = {file}" if p.is_sdist else f"wheels = [{file}]"
+        lines += ["[[packages]]", f"name = {json.dumps(p.name)}", f"version = {json.dumps(p.version)}", kind, ""]
+    return "\n".join(lines)
+
+
+def parse_pylock(text: str) -> list[Resolved]:
+    """The packages of uv's ``pylock.toml``: one wheel or sdist each (raises ToolFailed otherwise)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ToolFailed(f"uv wrote a pylock.toml envspec cannot read: {exc}") from None
+    out: list[Resolved] = []
+    for pkg in data.get("packages") or []:
+        name, version = canonical(str(pkg.get("name", ""))), str(pkg.get("version", ""))
+        files = list(pkg.get("wheels") or []) + ([pkg["sdist"]] if isinstance(pkg.get("sdist"), dict) else [])
+        if len(files) != 1 or not isinstance(files[0], dict) or not files[0].get("url"):
+            raise ToolFailed(f"uv's pylock.toml gives {len(files)} files for {name} {version}; envspec expects one")
+        sha = (files[0].get("hashes") or {}).get("sha256")
+        out.append(Resolved(name, version, str(files[0]["url"]), str(sha).lower() if sha else None, pkg.get("marker")))
+    return sorted(out, key=lambda p: p.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# uv's failures, as envspec's errors
+# ---------------------------------------------------------------------------------------------
+
+_NETWORK = re.compile(
+    r"error sending request|dns error|Connection refused|failed to lookup address|Failed to fetch|"
+    r"timed out|tcp connect error|HTTP status server error|status code 5\d\d|401 Unauthorized|403 Forbidden"
+)
+
+
+def classify(
+    stderr: str, *, target: str, subdir: str, index_url: str, standins: Sequence[Provided], scrub: Any
+) -> EnvspecError:
+    text = scrub(stderr)
+    sdists = re.findall(r"Wheels are required for `([^`]+)` because building from source is disabled", text)
+    if "No solution found" in text or "unsatisfiable" in text:
+        chain = explain(text, standins)
+        flat = " ".join(text.split())
+        names = sorted(n for n in set(sdists) if _only_sdists(n, flat))
+        if names:
+            return UnsatisfiableError(
+                f"target {target} ({subdir}): no wheel fits this target for {', '.join(names)}; only a source "
+                f"distribution, which needs building (often a compiler): {chain}",
+                tip="pin a version that has a wheel for the target's python and platform, or allow the build: "
+                f"pip_allow_sdist: [{', '.join(names)}] in envspec.yml",
+            )
+        return UnsatisfiableError(
+            f"target {target} ({subdir}): its pip requirements cannot be met on top of its conda packages: {chain}",
+            tip=f"relax the pip requirement (pip: or targets.{target}.pip in envspec.yml), or the conda package it "
+            "meets, then `envspec render` and `envspec lock`",
+        )
+    if _NETWORK.search(text):
+        last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no response")
+        return ChannelUnreachable(
+            f"PyPI index {index_url} is unreachable while locking {target}: {_redact_urls(last)[:300]}",
+            tip="check the network/URL, or map it to a reachable index: --mirror pypi=URL "
+            "(or ENVSPEC_MIRRORS=pypi=URL), e.g. pypi=https://mirror.example/pypi/simple",
+        )
+    tail = " ".join(" ".join(text.strip().splitlines()[-6:]).split())
+    return ToolFailed(
+        f"uv failed to resolve the PyPI packages of {target}: {_redact_urls(tail)[:500]}",
+        tip=f"rerun with `envspec lock --target {target} -v` for uv's full output",
+    )
+
+
+def _only_sdists(name: str, flat: str) -> bool:
+    """Does uv say that no version of ``name`` (a direct need) has a wheel for the target?"""
+    n = re.escape(name)
+    return bool(
+        re.search(rf"all versions of {n} cannot be used|{n}[^\s,;]* has no usable wheels and you require {n}", flat)
+    )
+
+
+def _redact_urls(text: str) -> str:
+    return re.sub(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1", text)
+
+
+_SENTENCE = re.compile(
+    r"(?:^|(?<=\.\s))(?:And because|Because)\s+(?P<why>.+?),\s+we can conclude that\s+(?P<then>.+?)\.(?=\s|$)"
+)
+
+
+def explain(stderr: str, standins: Sequence[Provided]) -> str:
+    """uv's explanation as one line: the last conclusion before "unsatisfiable" and its reasons,
+    with each stand-in named as the conda package that provides it."""
+    body = stderr.split("No solution found when resolving dependencies", 1)[-1]
+    body = re.sub(r"^\s*:?\s*(cause:)?", "", body)
+    body = body.split("\nhint:", 1)[0]
+    flat = " ".join(body.replace("cause:", " ").split())
+    flat = re.sub(r"\(\d+\)", "", flat)
+    sentences = [(m.group("why"), m.group("then")) for m in _SENTENCE.finditer(flat)]
+    if sentences:
+        why, _ = sentences[-1]
+        parts = [why]
+        if len(sentences) > 1:
+            parts.insert(0, sentences[-2][1])
+        line = "; ".join(parts)
+    else:
+        line = flat[:600]
+    by_name = {p.pypi: p for p in standins}
+
+    def conda_says(m: re.Match[str]) -> str:
+        p = by_name.get(canonical(m.group("name")))
+        if p is None:
+            return m.group(0)
+        return f"conda provides {p.pypi} {p.version} ({p.describe()})"
+
+    line = re.sub(r"only (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<v>\S+?) is available", conda_says, line)
+    line = re.sub(r"\s+", " ", line).strip()
+    return line[:1000]
