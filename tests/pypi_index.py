@@ -2,8 +2,13 @@
 
 Wheels are assembled by hand (a zip with ``METADATA``, ``WHEEL`` and a ``RECORD`` of sha256s),
 so no build tool and no network is needed. ``serve(root)`` starts a ``ThreadingHTTPServer`` on
-port 0 in a thread; the project pages link each file with its ``#sha256=`` as PyPI does.
-Optional basic auth tests that credentials reach the index but no file or message.
+port 0 in a thread; the project pages link each file with its ``#sha256=`` as PyPI does, and
+its PEP 658 ``.metadata`` file (``data-dist-info-metadata``). Optional basic auth tests that
+credentials reach the index but no file or message.
+
+``recorded()`` gives the projects of ``tests/data/pypi/metadata``: real PyPI metadata (torch with
+its ``nvidia-*`` requirements, torchvision, accelerate...; see ``tests/data/pypi/record.py`` and
+``provenance.json``), each as a tiny wheel of the real file name whose ``METADATA`` is PyPI's.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Project:
     sdist_only: bool = False
     module_body: str = ""
     scripts: dict[str, str] = field(default_factory=dict)  # console scripts: name -> "module:function"
+    metadata: str | None = None  # a recorded METADATA (real PyPI), used as it is
+    wheel_name: str | None = None  # the recorded wheel's real file name
 
     @property
     def module(self) -> str:
@@ -47,12 +54,16 @@ class Project:
 
     @property
     def filename(self) -> str:
+        if self.wheel_name is not None:
+            return self.wheel_name
         if self.sdist_only:
             return f"{_dist(self.name)}-{self.version}.tar.gz"
         return f"{_dist(self.name)}-{self.version}-{self.tag}.whl"
 
 
 def _metadata(p: Project) -> str:
+    if p.metadata is not None:
+        return p.metadata
     # an sdist's PKG-INFO is 2.2 (PEP 643: nothing dynamic), so a resolver may read it without building
     lines = [f"Metadata-Version: {'2.2' if p.sdist_only else '2.1'}", f"Name: {p.name}", f"Version: {p.version}"]
     lines += [f"Requires-Dist: {r}" for r in p.requires]
@@ -112,12 +123,33 @@ def build_files(root: Path, projects: Sequence[Project]) -> None:
     files.mkdir(parents=True, exist_ok=True)
     for p in projects:
         (files / p.filename).write_bytes(sdist_bytes(p) if p.sdist_only else wheel_bytes(p))
+        if not p.sdist_only:  # PEP 658: the wheel's METADATA beside it
+            (files / f"{p.filename}.metadata").write_bytes(_metadata(p).encode())
+
+
+RECORDED = Path(__file__).resolve().parent / "data" / "pypi" / "metadata"
+
+
+def recorded(names: Sequence[str] | None = None) -> list[Project]:
+    """The recorded real-PyPI projects (all, or those of ``names``), as tiny wheels of their real names."""
+    out = []
+    for path in sorted(RECORDED.glob("*.whl.metadata")):
+        text = path.read_text(encoding="utf-8")
+        fields = dict(line.split(": ", 1) for line in text.splitlines()[:8] if ": " in line)
+        name = fields["Name"].lower().replace("_", "-")
+        if names is None or name in names:
+            tag = "-".join(path.name.removesuffix(".whl.metadata").split("-")[-3:])
+            wheel = path.name.removesuffix(".metadata")
+            out.append(Project(name, fields["Version"], tag=tag, metadata=text, wheel_name=wheel))
+    return out
 
 
 def write_pages(root: Path, base_url: str) -> None:
     """``simple/index.html`` and ``simple/<project>/index.html`` for every file in ``root/files``."""
     by_project: dict[str, list[Path]] = {}
     for f in sorted((root / "files").iterdir()):
+        if f.name.endswith(".metadata"):
+            continue
         name = f.name.split("-", 1)[0].replace("_", "-").lower()
         by_project.setdefault(name, []).append(f)
     simple = root / "simple"
@@ -127,11 +159,19 @@ def write_pages(root: Path, base_url: str) -> None:
     for name, files in by_project.items():
         (simple / name).mkdir(exist_ok=True)
         anchors = "".join(
-            f'<a href="{html.escape(base_url)}/files/{f.name}#sha256={hashlib.sha256(f.read_bytes()).hexdigest()}">'
-            f"{f.name}</a><br>\n"
+            f'<a href="{html.escape(base_url)}/files/{f.name}#sha256={hashlib.sha256(f.read_bytes()).hexdigest()}"'
+            f"{_core_metadata(f)}>{f.name}</a><br>\n"
             for f in files
         )
         (simple / name / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{anchors}</body></html>\n")
+
+
+def _core_metadata(f: Path) -> str:
+    meta = f.with_name(f.name + ".metadata")
+    if not meta.is_file():
+        return ""
+    digest = hashlib.sha256(meta.read_bytes()).hexdigest()
+    return f' data-dist-info-metadata="sha256={digest}" data-core-metadata="sha256={digest}"'
 
 
 class _Handler(SimpleHTTPRequestHandler):

@@ -413,31 +413,39 @@ _SENTENCE = re.compile(
 )
 
 
+_SPEC = r"(?:[<>=!~]=?[^\s,;]+)(?:,[<>=!~]=?[^\s,;]+)*"
+_DEPENDS = re.compile(
+    rf"(?P<who>[A-Za-z0-9][\w.-]*(?:{_SPEC})?) depends on (?P<dep>[A-Za-z0-9][\w.-]*)(?P<spec>{_SPEC})?"
+)
+_REQUIRE = re.compile(r"you require (?P<req>.+?), we can conclude that your requirements are unsatisfiable")
+
+
 def explain(stderr: str, standins: Sequence[Provided]) -> str:
-    """uv's explanation as one line: the last conclusion before "unsatisfiable" and its reasons,
-    with each stand-in named as the conda package that provides it."""
+    """uv's explanation as one line. Where the conflict meets the conda solution: each requirement
+    on a conda-provided distribution uv names, what conda provides, and what the spec asks for
+    ("torchvision==0.24.0 depends on torch==2.9.0; conda provides torch 2.7.1 (conda package pytorch
+    2.7.1 (cuda129_...)); you require torchvision>=0.24"). Otherwise uv's last conclusion and its reasons."""
     body = stderr.split("No solution found when resolving dependencies", 1)[-1]
-    body = re.sub(r"^\s*:?\s*(cause:)?", "", body)
     body = body.split("\nhint:", 1)[0]
-    flat = " ".join(body.replace("cause:", " ").split())
-    flat = re.sub(r"\(\d+\)", "", flat)
+    flat = " ".join(re.sub(r"\(\d+\)", "", body.replace("cause:", " ")).split()).lstrip(": ")
+    by_name = {p.pypi: p for p in standins}
+    edges = list(dict.fromkeys(
+        f"{m.group('who')} depends on {m.group('dep')}{m.group('spec') or ''}"
+        for m in _DEPENDS.finditer(flat) if canonical(m.group("dep")) in by_name
+    ))  # fmt: skip
+    required = _REQUIRE.search(flat)
+    if edges:
+        met = list(dict.fromkeys(canonical(m.group("dep")) for m in _DEPENDS.finditer(flat)))
+        conda = [f"conda provides {n} {by_name[n].version} ({by_name[n].describe()})" for n in met if n in by_name]
+        shown = edges[:4] + ([f"{len(edges) - 4} more such"] if len(edges) > 4 else [])
+        line = "; ".join([*shown, *conda, *([f"you require {required.group('req')}"] if required else [])])
+        return line[:1000]
     sentences = [(m.group("why"), m.group("then")) for m in _SENTENCE.finditer(flat)]
-    if sentences:
-        why, _ = sentences[-1]
-        parts = [why]
-        if len(sentences) > 1:
-            parts.insert(0, sentences[-2][1])
-        line = "; ".join(parts)
+    if len(sentences) > 1:
+        (why, then), (last, _) = sentences[-2], sentences[-1]
+        line = f"{why}, so {then}; {last}"
+    elif sentences:
+        line = sentences[-1][0]
     else:
         line = flat[:600]
-    by_name = {p.pypi: p for p in standins}
-
-    def conda_says(m: re.Match[str]) -> str:
-        p = by_name.get(canonical(m.group("name")))
-        if p is None:
-            return m.group(0)
-        return f"conda provides {p.pypi} {p.version} ({p.describe()})"
-
-    line = re.sub(r"only (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<v>\S+?) is available", conda_says, line)
-    line = re.sub(r"\s+", " ", line).strip()
-    return line[:1000]
+    return " ".join(line.split())[:1000]

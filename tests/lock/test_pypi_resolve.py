@@ -1,0 +1,183 @@
+"""The PyPI part against real PyPI metadata, offline: uv on top of a conda solution (issue #18).
+
+The index is ``tests/pypi_index.py`` serving the recorded real ``Requires-Dist`` of torch 2.7.1 /
+2.9.0 (with their ``nvidia-*`` and ``triton`` requirements), torchvision 0.22.1 / 0.24.0,
+accelerate, kornia, torchmetrics, pynvml, nvidia-ml-py, compel... (``tests/data/pypi``). The conda
+solution is a conda-lock v1 file of real conda-forge linux-64 records for pytorch 2.7.1 (cuda129),
+python 3.12.11, numpy and pillow (from ``../shared/data/conda-forge-records.tar.gz``: names,
+versions and build strings copied here), plus the Hugging Face stack at illustrative versions
+(the snapshot has none of it). Each case of the issue is one test; each fails without its fix.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from envspec.errors import ExitCode, UnsatisfiableError
+from envspec.lock import pypi, pypi_merge
+from envspec.lock.condalock import read_pip_packages
+
+pytestmark = [pytest.mark.integration]
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pypi_index  # noqa: E402
+
+SUBDIR = "linux-64"
+VPKG = "subdirs:\n  linux-64:\n    packages:\n      __cuda: '12.9'\n      __glibc: '2.28'\n"
+PYTORCH_BUILD = "cuda129_mkl_py312_hfde4d7d_304"
+#: (name, version, build, depends on python): real linux-64 conda-forge records first.
+CONDA = [
+    ("python", "3.12.11", "h9e4cc4f_0_cpython", False),
+    ("pytorch", "2.7.1", PYTORCH_BUILD, True),
+    ("numpy", "2.3.0", "py312h6cf2f7f_0", True),
+    ("pillow", "11.2.1", "py312h80c1187_0", True),
+    # the Hugging Face stack and the usual pure-Python packages (illustrative conda-forge versions)
+    ("transformers", "4.20.1", "pyhd8ed1ab_0", True),
+    ("diffusers", "0.34.0", "pyhd8ed1ab_0", True),
+    ("huggingface_hub", "0.34.4", "pyhd8ed1ab_0", True),
+    ("safetensors", "0.5.3", "py312h12e396e_0", True),
+    ("pyyaml", "6.0.2", "py312h178313f_2", True),
+    ("packaging", "25.0", "pyh29332c3_1", True),
+    ("psutil", "7.0.0", "py312h66e93f0_0", True),
+    ("typing_extensions", "4.14.1", "pyhe01879c_0", True),
+    ("setuptools", "80.9.0", "pyhff2d567_0", True),
+    ("notebook", "7.4.5", "pyhd8ed1ab_0", True),
+    ("filelock", "3.18.0", "pyhd8ed1ab_0", True),
+]
+
+
+def conda_lock_text(records: list[tuple[str, str, str, bool]] = CONDA) -> str:
+    """A conda-lock v1 file of ``records`` for linux-64, as conda-lock writes one."""
+    packages = [
+        {
+            "name": name,
+            "version": version,
+            "manager": "conda",
+            "platform": SUBDIR,
+            "dependencies": {"python": ">=3.12,<3.13.0a0"} if python else {},
+            "url": f"https://conda.anaconda.org/conda-forge/{SUBDIR}/{name}-{version}-{build}.conda",
+            "hash": {"md5": "0" * 32, "sha256": "1" * 64},
+            "category": "main",
+            "optional": False,
+        }
+        for name, version, build, python in records
+    ]
+    meta = {
+        "content_hash": {SUBDIR: "x"},
+        "channels": [{"url": "conda-forge", "used_env_vars": []}],
+        "platforms": [SUBDIR],
+        "sources": ["environment-linux-cuda.yml"],
+        "custom_metadata": {"envspec-input-hash": "sha256:" + "c" * 64},
+    }
+    return yaml.safe_dump({"version": 1, "metadata": meta, "package": packages}, sort_keys=False)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pypi_index.Index]:
+    with pypi_index.serve(tmp_path_factory.mktemp("real-metadata"), pypi_index.recorded()) as served:
+        yield served
+
+
+def job(index: pypi_index.Index, *requirements: str) -> pypi.PipJob:
+    return pypi.PipJob(tuple(requirements), frozenset(), pypi.pip_index({"pypi": index.url}), frozenset({"pytorch"}))
+
+
+def resolve(index: pypi_index.Index, tmp_path: Path, *requirements: str, lock: str | None = None) -> list[str]:
+    packages = pypi_merge.resolve(
+        job(index, *requirements), target="linux-cuda", subdir=SUBDIR, lock_text=lock or conda_lock_text(),
+        vpkg_text=VPKG, work=tmp_path / "work", cache=tmp_path / "uv-cache",
+    )  # fmt: skip
+    return [f"{p.name}=={p.version}" for p in packages]
+
+
+def test_torch_is_condas_and_pypi_is_never_asked_about_it(index: pypi_index.Index, tmp_path: Path) -> None:
+    """Right by accident before: PyPI torch's metadata was fetched and its nvidia-* wheels solved.
+    Now torch is conda's pytorch 2.7.1 (a stand-in), so torchvision lands on 0.22.1 (torch==2.7.1),
+    and the index is never asked about torch, nvidia-* or triton."""
+    index.requests.clear()
+    assert resolve(index, tmp_path, "accelerate", "torchvision") == ["accelerate==1.9.0", "torchvision==0.22.1"]
+    asked = {r.split("/")[2] for r in index.requests if r.startswith("/simple/")}
+    assert asked == {"accelerate", "torchvision"}, asked
+    assert not any("torch-" in r or "nvidia" in r or "triton" in r for r in index.requests)
+
+
+def test_a_requirement_against_the_conda_solution_is_exit_4_naming_the_chain(
+    index: pypi_index.Index, tmp_path: Path
+) -> None:
+    with pytest.raises(UnsatisfiableError) as info:
+        resolve(index, tmp_path, "accelerate", "torchvision>=0.24")
+    line = info.value.one_line()
+    assert info.value.exit_code == ExitCode.UNSATISFIABLE and "\n" not in line
+    assert "torchvision" in line and "torch==2.9.0" in line, line
+    assert f"conda provides torch 2.7.1 (conda package pytorch 2.7.1 ({PYTORCH_BUILD}))" in line, line
+
+
+def test_compel_against_condas_old_transformers_is_exit_4(index: pypi_index.Index, tmp_path: Path) -> None:
+    with pytest.raises(UnsatisfiableError) as info:
+        resolve(index, tmp_path, "compel>=2.0")
+    line = info.value.one_line()
+    assert "compel" in line and "conda provides transformers 4.20.1" in line, line
+
+
+def test_pynvml_gets_nvidia_ml_py_and_it_is_not_refused(index: pypi_index.Index, tmp_path: Path) -> None:
+    """nvidia-ml-py (NVML bindings) is no torch runtime wheel: the old prefix check refused it."""
+    lock, explicit, pip_txt = pypi.finish(
+        job(index, "pynvml"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:" + "c" * 64,
+        lock_text=conda_lock_text(), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=tmp_path,
+    )  # fmt: skip
+    assert [p.name for p in read_pip_packages(lock, "x", SUBDIR)] == ["nvidia-ml-py", "pynvml"]
+    assert "# pip nvidia-ml-py @ " in explicit and "nvidia-ml-py==13.615.71 --hash=sha256:" in pip_txt
+
+
+def test_torch_runtime_wheels_asked_for_directly_are_refused_by_name(index: pypi_index.Index, tmp_path: Path) -> None:
+    extra = pypi_index.Project("nvidia-cudnn-cu12", "9.5.1.17", tag="py3-none-manylinux_2_27_x86_64")
+    served = pypi_index.serve(tmp_path / "idx", [*pypi_index.recorded(["pynvml", "nvidia-ml-py"]), extra])
+    with served as idx, pytest.raises(UnsatisfiableError) as info:
+        pypi.finish(
+                job(idx, "nvidia-cudnn-cu12", "pynvml"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x",
+                lock_text=conda_lock_text(), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(),
+                work=tmp_path,
+            )  # fmt: skip
+    assert "nvidia-cudnn-cu12" in info.value.message and "nvidia-ml-py" not in info.value.message
+
+
+def test_a_second_copy_of_a_conda_package_is_refused_naming_it(index: pypi_index.Index, tmp_path: Path) -> None:
+    """conda's pyparsing has a version PyPI cannot express, so it gets no stand-in; compel 2.3.1's
+    pyparsing from PyPI would be a second copy: refused by name, never written."""
+    records = [r for r in CONDA if r[0] != "transformers"] + [
+        ("transformers", "4.46.3", "pyhd8ed1ab_0", True),
+        ("pyparsing", "3.3.3.conda_1", "pyhd8ed1ab_0", True),
+    ]
+    with pytest.raises(UnsatisfiableError) as info:
+        pypi.finish(
+            job(index, "compel<2.4"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x",
+            lock_text=conda_lock_text(records), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(),
+            work=tmp_path,
+        )  # fmt: skip
+    assert "would install pyparsing (conda's pyparsing) from PyPI" in info.value.message
+
+
+def test_the_result_is_condas_own_lockfile_format(index: pypi_index.Index, tmp_path: Path) -> None:
+    """conda-lock's own reader and renderer take the merged file: `conda-lock render` keeps working."""
+    from conda_lock.conda_lock import render_lockfile_for_platform
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    lock, _, _ = pypi.finish(
+        job(index, "kornia", "torchmetrics"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x",
+        lock_text=conda_lock_text(), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=tmp_path,
+    )  # fmt: skip
+    path = tmp_path / "linux-cuda.conda-lock.yml"
+    path.write_text(lock, encoding="utf-8")
+    parsed = parse_conda_lock_file(path)
+    pip = sorted(p.name for p in parsed.package if p.manager == "pip")
+    assert pip == ["kornia", "kornia-rs", "lightning-utilities", "torchmetrics"]
+    rendered = render_lockfile_for_platform(
+        lockfile=parsed, include_dev_dependencies=False, extras=None, kind="explicit", platform=SUBDIR
+    )
+    assert any(line.startswith("# pip kornia @ http://127.0.0.1:") for line in rendered)
+    assert len([line for line in rendered if line.startswith("https://conda.anaconda.org/")]) == len(CONDA)
