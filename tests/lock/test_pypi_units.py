@@ -3,6 +3,7 @@ the checks of its result, ``<t>.pip.txt``, staleness, diff, the install plan and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import yaml
 
 from envspec.errors import ExitCode, IntegrityError, SpecError, ToolFailed, UnsatisfiableError
 from envspec.install import pip as install_pip
-from envspec.lock import pypi
+from envspec.lock import pypi, pypi_mapping, pypi_merge, pypi_resolve
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.plan import LockInput, Stored, staleness
 from envspec.spec.model import parse_spec
@@ -89,8 +90,7 @@ def test_default_index_is_pypi_and_a_mirror_keeps_credentials_out_of_files() -> 
     index = pypi.pip_index({"pypi": "https://me:p%40ss@mirror.example/simple/"})
     assert index.url == "https://mirror.example/simple"
     assert (index.username, index.password) == ("me", "p@ss")
-    assert index.conda_lock_url() == "https://$ENVSPEC_PYPI_USERNAME:$ENVSPEC_PYPI_PASSWORD@mirror.example/simple"
-    assert index.child_env() == {"ENVSPEC_PYPI_USERNAME": "me", "ENVSPEC_PYPI_PASSWORD": "p@ss"}
+    assert index.child_env() == {"UV_INDEX_ENVSPEC_PYPI_USERNAME": "me", "UV_INDEX_ENVSPEC_PYPI_PASSWORD": "p@ss"}
     assert index.secrets() == ["p@ss"]
     assert pypi.pip_index({"pypi": "https://TOKEN123@mirror.example/simple"}).secrets() == ["TOKEN123"]
     with pytest.raises(SpecError):
@@ -101,7 +101,7 @@ def test_scrub_and_redact() -> None:
     job = pypi.PipJob(("x",), frozenset(), pypi.pip_index({"pypi": "https://u:hunter22@h/simple"}))
     assert pypi.scrub(job, "GET https://u:hunter22@h/x failed") == "GET https://u:***@h/x failed"
     assert pypi.redact("https://u:p@h:8080/simple") == "https://h:8080/simple"
-    assert pypi.redact_urls("see http://u:p@h/a and https://t@k/b") == "see http://h/a and https://k/b"
+    assert pypi_resolve._redact_urls("see http://u:p@h/a and https://t@k/b") == "see http://h/a and https://k/b"
     with pytest.raises(ToolFailed, match="credentials"):
         pypi.check_no_secrets(job, "url: https://u:hunter22@h/x.whl")
 
@@ -117,54 +117,190 @@ class _Target:
     pip_allow_sdist = ("Envspec_Src",)
 
 
-def test_requirements_a_spec_conda_package_provides_stay_away_from_the_pypi_solver() -> None:
-    job = pypi.make_pip_job(_Target(), {})
-    assert job is not None and job.allow_sdist == frozenset({"envspec-src"})
-    to_pip, provided = job.split()
-    assert to_pip == ("envspec-demo==1.0",)
-    assert provided == (("torch>=2", "pytorch"), ("Pillow", "pillow"))
+def test_conda_lock_gets_the_environment_file_without_its_pip_section(tmp_path: Path) -> None:
+    """conda-lock solves the conda part only: its own PyPI solver never sees a pip requirement."""
     env_text = "name: x\nchannels: [conda-forge]\ndependencies:\n  - python=3.12\n  - pip\n  - pip:\n      - torch>=2\n"
-    data = yaml.safe_load(pypi.lock_environment_text(env_text, job.index, to_pip))
-    assert data["dependencies"] == ["python=3.12", "pip", {"pip": ["envspec-demo==1.0"]}]
-    assert data["pip-repositories"] == ["https://pypi.org/simple"] and data["allow-pypi-requests"] is False
-    # only provided requirements: no pip section at all
-    data = yaml.safe_load(pypi.lock_environment_text(env_text, job.index, ()))
-    assert data["dependencies"] == ["python=3.12", "pip"]
-
-
-def test_conda_lock_flags_and_child_environment(tmp_path: Path) -> None:
+    data = yaml.safe_load(pypi.lock_environment_text(env_text))
+    assert data["dependencies"] == ["python=3.12", "pip"] and "pip-repositories" not in data
     job = pypi.PipJob(("x",), frozenset(), pypi.pip_index({"pypi": "http://u:pw@127.0.0.1:1/simple"}))
     argv: list[str] = ["lock"]
     env: dict[str, str] = {}
-    env_file = tmp_path / "environment-t.yml"
-    path = pypi.prepare(job, env_file=env_file, env_bytes=b"dependencies: [python, {pip: [x]}]\n", argv=argv, env=env,
-                        scratch=tmp_path)  # fmt: skip
+    path = pypi.prepare(job, env_file=tmp_path / "environment-t.yml", env_bytes=env_text.encode(), argv=argv,
+                        env=env, scratch=tmp_path)  # fmt: skip
     assert path.name.startswith(".environment-t.yml.envspec-tmp-") and "pw" not in path.read_text()
-    assert argv == ["lock", "--pypi_to_conda_lookup_file", str(pypi.MAPPING_FILE), "--strip-auth"]
-    assert env["ENVSPEC_PYPI_PASSWORD"] == "pw" and env["POETRY_CACHE_DIR"].startswith(str(tmp_path))
-    assert env["PYTHON_KEYRING_BACKEND"] == "keyring.backends.null.Keyring"
+    assert argv == ["lock"] and env == {}  # neither the index nor its credentials reach conda-lock
 
 
-def test_the_shipped_mapping_is_conda_locks_format_and_maps_torch() -> None:
-    data = json.loads(pypi.MAPPING_FILE.read_text(encoding="utf-8"))
-    assert all(set(v) == {"pypi_name", "conda_name", "conda_forge"} for v in data.values())
-    assert pypi.conda_names_of_pypi()["torch"] == "pytorch"
-    provenance = json.loads(pypi.MAPPING_FILE.with_name("pypi_mapping.provenance.json").read_text(encoding="utf-8"))
-    assert provenance["entries"] == len(data) and "grayskull_pypi_mapping.json" in provenance["source"]
+def test_the_shipped_mapping_is_the_maintained_one_with_provenance() -> None:
+    text = pypi_mapping.MAPPING_FILE.read_text(encoding="utf-8")
+    mapping = pypi_mapping.parse(text)
+    assert len(mapping) > 10_000  # the maintained table, not a hand seed of 41
+    assert mapping["pytorch"] == ("torch",) and mapping["matplotlib-base"] == ("matplotlib",)
+    assert mapping["nvidia-ml-py"] == ("nvidia-ml-py",) and pypi.conda_names_of_pypi()["torch"] == "pytorch"
+    provenance = json.loads(pypi_mapping.PROVENANCE_FILE.read_text(encoding="utf-8"))
+    assert provenance["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert provenance["conda_names"] == str(len(mapping)) and len(provenance["source_sha256"]) == 64
+    assert provenance["source"] and provenance["generated"]
 
 
-def test_refresh_keeps_wanted_entries_from_the_source() -> None:
-    from envspec.lock.pypi_mapping import select
-
-    source = {
-        "torch": {"pypi_name": "torch", "conda_name": "pytorch", "conda_forge": "pytorch"},
-        "Msgpack": {"pypi_name": "msgpack", "conda_name": "msgpack-python", "conda_forge": "msgpack-python"},
-        "unwanted": {"pypi_name": "unwanted", "conda_name": "unwanted"},
+def test_refresh_reads_parselmouth_and_grayskull_and_writes_a_small_sorted_file() -> None:
+    parselmouth = {"pytorch": ["torch"], "libpng": None, "msgpack-python": ["msgpack"], "numpy": ["numpy"]}
+    grayskull = {
+        "torch": {"pypi_name": "torch", "conda_name": "pytorch"},
+        "Msgpack": {"pypi_name": "msgpack", "conda_name": "msgpack-python"},
+        "numpy": {"pypi_name": "numpy", "conda_name": "numpy"},
     }
-    current = {"local-only": {"pypi_name": "local-only", "conda_name": "lo", "conda_forge": "lo"}}
-    mapping, origin = select(source, current, ["pytorch", "msgpack", "local-only", "absent"])
-    assert set(mapping) == {"torch", "msgpack", "local-only"}
-    assert origin == {"local-only": "kept", "msgpack": "source", "torch": "source"}
+    expected = {"pytorch": ("torch",), "msgpack-python": ("msgpack",), "numpy": ("numpy",)}
+    for source in (parselmouth, grayskull):
+        text = pypi_mapping.render(pypi_mapping.from_source(source))
+        assert pypi_mapping.parse(text) == expected
+        assert json.loads(text)["same"] == ["numpy"]
+    with pytest.raises(ValueError):
+        pypi_mapping.from_source({})
+    with pytest.raises(ValueError, match="format"):
+        pypi_mapping.parse('{"format": 99}')
+
+
+@pytest.mark.parametrize(
+    ("subdir", "vpkgs", "platform", "env"),
+    [
+        ("linux-64", {"__glibc": "2.28"}, "x86_64-manylinux_2_28", {}),
+        ("linux-64", {"__glibc": "2.30"}, "x86_64-manylinux_2_28", {}),  # uv knows 2_28, then 2_31
+        ("linux-64", {"__glibc": "2.35"}, "x86_64-manylinux_2_35", {}),
+        ("linux-64", {}, "x86_64-manylinux_2_17", {}),
+        ("linux-aarch64", {"__glibc": "2.17"}, "aarch64-manylinux_2_17", {}),
+        ("osx-arm64", {"__osx": "14.0"}, "aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "14.0"}),
+        ("osx-64", {"__osx": "13.0"}, "x86_64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "13.0"}),
+        ("win-64", {"__cuda": "12.8"}, "x86_64-pc-windows-msvc", {}),
+    ],
+)
+def test_uv_platform_comes_from_the_targets_virtual_packages(
+    subdir: str, vpkgs: dict[str, str], platform: str, env: dict[str, str]
+) -> None:
+    got = pypi_resolve.platform_for(subdir, vpkgs, "3.12.11")
+    assert (got.python_platform, dict(got.env), got.python_version) == (platform, env, "3.12.11")
+    assert got.markers["python_version"] == "3.12"
+
+
+def test_no_wheel_platform_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match="manylinux_2_17"):
+        pypi_resolve.platform_for("linux-64", {"__glibc": "2.12"}, "3.12.0")
+    with pytest.raises(SpecError, match="linux-ppc64le"):
+        pypi_resolve.platform_for("linux-ppc64le", {}, "3.12.0")
+    vp = "subdirs:\n  osx-arm64:\n    packages:\n      __osx: '14.0'\n      __archspec: 1 m1\n"
+    assert pypi_resolve.virtual_packages(vp, "osx-arm64") == {"__osx": "14.0", "__archspec": "1"}
+
+
+def test_what_the_conda_solution_provides_becomes_stand_ins() -> None:
+    records = [
+        pypi_resolve.CondaRecord("python", "3.12.11", "h_cpython", False),
+        pypi_resolve.CondaRecord("pytorch", "2.7.1", "cuda129_mkl_py312_h_304", True),
+        pypi_resolve.CondaRecord("matplotlib-base", "3.10.5", "py312h_0", True),
+        pypi_resolve.CondaRecord("envspec-unmapped", "1.0", "py_0", True),  # not mapped, needs python: own name
+        pypi_resolve.CondaRecord("libpng", "1.6.50", "h_0", False),  # not mapped, no python: nothing
+        pypi_resolve.CondaRecord("pyparsing", "3.3.3.conda_1", "py_0", True),  # no PEP 440 version
+    ]
+    standins, unversioned = pypi_resolve.provided(records, pypi_mapping.conda_to_pypi())
+    assert [(p.pypi, p.version, p.conda.name) for p in standins] == [
+        ("envspec-unmapped", "1.0", "envspec-unmapped"),
+        ("matplotlib", "3.10.5", "matplotlib-base"),
+        ("torch", "2.7.1", "pytorch"),
+    ]
+    assert [r.name for r in unversioned] == ["pyparsing"]
+    assert standins[2].describe() == "conda package pytorch 2.7.1 (cuda129_mkl_py312_h_304)"
+
+
+def test_a_stand_in_wheel_is_metadata_only(tmp_path: Path) -> None:
+    import zipfile
+
+    filename, data = pypi_resolve.standin_wheel("torch", "2.7.1", "stand-in for conda package pytorch")
+    assert filename == "torch-2.7.1-py3-none-any.whl"
+    path = tmp_path / filename
+    path.write_bytes(data)
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == [f"torch-2.7.1.dist-info/{n}" for n in ("METADATA", "RECORD", "WHEEL")]
+        metadata = zf.read("torch-2.7.1.dist-info/METADATA").decode()
+    assert "Name: torch\nVersion: 2.7.1\n" in metadata and "Requires-Dist" not in metadata
+    standin = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "b"))
+    url = pypi_resolve.write_standin_index(tmp_path / "idx", [standin])
+    page = (tmp_path / "idx" / "simple" / "torch" / "index.html").read_text()
+    assert url.startswith("file://") and "torch-2.7.1-py3-none-any.whl#sha256=" in page
+
+
+def _request(**kw: object) -> pypi_resolve.Request:
+    base: dict[str, object] = {
+        "requirements": ("accelerate",), "index_url": "https://m.example/simple",
+        "index_env": {"UV_INDEX_ENVSPEC_PYPI_PASSWORD": "s3cret"}, "allow_sdist": frozenset(),
+        "platform": pypi_resolve.platform_for("osx-arm64", {"__osx": "14.0"}, "3.12.11"), "standins": (),
+    }  # fmt: skip
+    base.update(kw)
+    return pypi_resolve.Request(**base)  # type: ignore[arg-type]
+
+
+def test_the_uv_command_puts_the_stand_ins_first_and_no_credential_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cmd = pypi_resolve.uv_command(_request(), tmp_path, "file:///s/simple")
+    assert cmd[1:3] == ["pip", "compile"] and "--no-build" in cmd and "--generate-hashes" in cmd
+    assert cmd[cmd.index("--index") + 1] == "envspec-conda=file:///s/simple"
+    assert cmd[cmd.index("--default-index") + 1] == "envspec-pypi=https://m.example/simple"
+    assert cmd[cmd.index("--index-strategy") + 1] == "first-index"
+    assert cmd[cmd.index("--python-platform") + 1] == "aarch64-apple-darwin"
+    assert "s3cret" not in " ".join(cmd)
+    assert "--no-build" not in pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x"})), tmp_path, "file:///s")
+    upgrade = pypi_resolve.uv_command(_request(upgrade=("envspec-demo",)), tmp_path, "file:///s")
+    assert upgrade[upgrade.index("--upgrade-package") + 1] == "envspec-demo"
+    monkeypatch.setenv("UV_INDEX_URL", "https://elsewhere.example/simple")
+    monkeypatch.setenv("PIP_INDEX_URL", "https://elsewhere.example/simple")
+    env = pypi_resolve.uv_environment(_request(), tmp_path)
+    assert "UV_INDEX_URL" not in env and "PIP_INDEX_URL" not in env and env["UV_NO_CONFIG"] == "1"
+    assert env["MACOSX_DEPLOYMENT_TARGET"] == "14.0" and env["UV_INDEX_ENVSPEC_PYPI_PASSWORD"] == "s3cret"
+
+
+PYLOCK = """lock-version = "1.0"
+created-by = "uv"
+requires-python = ">=3.12"
+
+[[packages]]
+name = "Accelerate"
+version = "1.9.0"
+wheels = [{{ url = "https://f.example/accelerate-1.9.0-py3-none-any.whl", hashes = {{ sha256 = "AB{}" }} }}]
+
+[[packages]]
+name = "torch"
+version = "2.7.1"
+wheels = [{{ url = "file:///tmp/w/standins/files/torch-2.7.1-py3-none-any.whl", hashes = {{ sha256 = "{}" }} }}]
+
+[[packages]]
+name = "pywin32"
+version = "311"
+marker = "sys_platform == 'win32'"
+wheels = [{{ url = "https://f.example/pywin32-311-cp312-cp312-win_amd64.whl", hashes = {{ sha256 = "{}" }} }}]
+""".format("a" * 62, "b" * 64, "c" * 64)
+
+
+def test_uvs_pylock_is_read_stand_ins_dropped_and_nothing_else_dropped_silently() -> None:
+    resolved = pypi_resolve.parse_pylock(PYLOCK)
+    assert next((r.name, r.version, r.sha256) for r in resolved) == ("accelerate", "1.9.0", "ab" + "a" * 62)
+    torch = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "b"))
+    request = _request(standins=(torch,), platform=pypi_resolve.platform_for("win-64", {}, "3.12.11"))
+    assert [p.name for p in pypi_merge.chosen(resolved, request, "t")] == ["accelerate", "pywin32"]
+    linux = _request(standins=(torch,), platform=pypi_resolve.platform_for("linux-64", {}, "3.12.11"))
+    with pytest.raises(ToolFailed, match="pywin32 311 with marker"):
+        pypi_merge.chosen(resolved, linux, "t")
+    again = pypi_resolve.parse_pylock(pypi_resolve.pylock_text(resolved))
+    assert [(r.name, r.version, r.url, r.sha256) for r in again] == [
+        (r.name, r.version, r.url, r.sha256) for r in resolved
+    ]
+    with pytest.raises(ToolFailed, match="envspec expects one"):
+        pypi_resolve.parse_pylock('[[packages]]\nname = "x"\nversion = "1"\n')
+
+
+def test_pip_lines_of_the_explicit_file_are_conda_locks_form() -> None:
+    packages = [PipPackage("envspec-demo", "1.1", "http://i/f/envspec_demo-1.1-py3-none-any.whl", SHA_A)]
+    text = pypi_merge.merge_explicit("# header\n@EXPLICIT\nhttps://c/x-1-0.conda#" + "0" * 32 + "\n", packages)
+    assert text.endswith(f"\n# pip envspec-demo @ http://i/f/envspec_demo-1.1-py3-none-any.whl#sha256={SHA_A}\n")
+    assert pypi_merge.merge_explicit(text, packages) == text  # idempotent: old pip lines replaced
 
 
 def test_input_hash_of_conda_only_targets_is_unchanged_and_pip_targets_hash_the_index() -> None:
@@ -221,29 +357,50 @@ def test_pip_packages_are_read_with_their_sha256_and_sdists_refused_unless_allow
         pypi.check_locked("t", unhashed, refuse)
 
 
-def test_a_provided_requirement_must_be_met_by_the_conda_version() -> None:
-    ok = pypi.PipJob(
-        ("torch>=2", "torch<1; sys_platform == 'win32'"), frozenset(), pypi.pip_index({}), frozenset({"pytorch"})
-    )
-    pypi.check_provided("t", "linux-64", ok, LOCK)  # the win32-only requirement does not apply
-    bad = pypi.PipJob(("torch>=3",), frozenset(), pypi.pip_index({}), frozenset({"pytorch"}))
-    with pytest.raises(UnsatisfiableError) as info:
-        pypi.check_provided("t", "linux-64", bad, LOCK)
-    assert "'torch>=3' is provided by conda package pytorch 2.13.0, which does not satisfy it" in info.value.message
-    assert info.value.exit_code == ExitCode.UNSATISFIABLE
+#: uv 0.13's own explanation of `accelerate` + `torchvision>=0.24` on top of conda's pytorch 2.7.1
+#: (recorded from a real run against pypi.org with a stand-in for torch, 2026-12-07; abridged).
+UV_CONFLICT = """error: No solution found when resolving dependencies
+  cause: Because torchvision==0.24.0 depends on torch==2.9.0 and torchvision==0.24.1 depends on torch==2.9.1, we can conclude that torchvision>=0.24.0,<=0.24.1 depends on one of:
+             torch==2.9.0
+             torch==2.9.1
+
+         And because only torch==2.7.1 is available, we can conclude that torchvision>=0.24.0,<=0.24.1 cannot be used.
+         And because torchvision==0.29.0 depends on torch==2.14.0 and torchvision>=0.29.1 depends on torch>=2.14.0, we can conclude that torchvision>=0.24.0 depends on torch>=2.14.0.
+         And because only torch==2.7.1 is available and you require torchvision>=0.24, we can conclude that your requirements are unsatisfiable.
+
+hint: `torch` was found on file:///tmp/x/idx, but not at the requested version
+"""  # noqa: E501
+UV_SDIST = """error: No solution found when resolving dependencies:
+  cause: Because envspec-src==1.0 has no usable wheels and you require envspec-src, we can conclude that your requirements are unsatisfiable.
+
+hint: Wheels are required for `envspec-src` because building from source is disabled for all packages (i.e., with `--no-build`)
+"""  # noqa: E501
 
 
-def test_poetry_conflicts_become_one_line() -> None:
-    output = (
-        "Traceback (most recent call last):\n  File x\n"
-        "conda_lock._vendor.poetry.puzzle.exceptions.SolverProblemError: Because envspec-old-numpy (1.0) depends on "
-        "numpy (<2)\n and _dummy_package_ depends on envspec-old-numpy (*), numpy is required.\n"
-        "So, because no versions of numpy match <2, version solving failed.\n"
+def test_uvs_conflict_becomes_one_line_naming_the_chain_and_the_conda_package() -> None:
+    torch = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "cuda129_mkl_h_304"))
+    line = pypi_resolve.explain(UV_CONFLICT, [torch])
+    assert "\n" not in line
+    assert line.startswith("torchvision==0.24.0 depends on torch==2.9.0; torchvision==0.24.1 depends on torch==2.9.1")
+    assert "conda provides torch 2.7.1 (conda package pytorch 2.7.1 (cuda129_mkl_h_304))" in line
+    assert line.endswith("you require torchvision>=0.24")
+    err = pypi_resolve.classify(UV_CONFLICT, target="t", subdir="linux-64", index_url="i", standins=[torch],
+                                scrub=str)  # fmt: skip
+    assert isinstance(err, UnsatisfiableError) and "cannot be met on top of its conda packages" in err.message
+
+
+def test_uv_failures_map_to_envspecs_exit_codes() -> None:
+    sdist = pypi_resolve.classify(UV_SDIST, target="t", subdir="linux-64", index_url="i", standins=[], scrub=str)
+    assert isinstance(sdist, UnsatisfiableError) and "only a source distribution" in sdist.message
+    assert "pip_allow_sdist: [envspec-src]" in (sdist.tip or "")
+    down = "error: Failed to fetch: `http://u:pw@127.0.0.1:9/simple/x/`\n  Caused by: error sending request\n"
+    err = pypi_resolve.classify(down, target="t", subdir="linux-64", index_url="http://127.0.0.1:9/simple",
+                                standins=[], scrub=lambda s: s.replace("pw", "***"))  # fmt: skip
+    assert err.exit_code == ExitCode.CHANNEL_UNREACHABLE and "pw" not in err.one_line()
+    other = pypi_resolve.classify(
+        "error: something odd\n", target="t", subdir="s", index_url="i", standins=[], scrub=str
     )
-    message = pypi.conflict_message(output)
-    assert message is not None and "\n" not in message
-    assert message.startswith("Because envspec-old-numpy (1.0) depends on numpy (<2)") and "the spec" in message
-    assert pypi.conflict_message("some other failure") is None
+    assert isinstance(other, ToolFailed) and "something odd" in other.message
 
 
 def test_pip_txt_round_trip_and_its_hash_header(tmp_path: Path) -> None:
@@ -343,7 +500,7 @@ def test_doctor_needs_a_compiler_only_for_allowed_sdists() -> None:
 
 
 def test_nothing_is_installed_twice_from_pypi_beside_conda() -> None:
-    """A pip package conda already provides (by the shipped mapping), or PyPI torch's CUDA runtime
+    """A pip package conda already provides (by the maintained mapping), or PyPI torch's CUDA runtime
     beside conda's pytorch, would be a second copy: refused with the names (exit 4)."""
     wheel = "http://i/{}-1-py3-none-any.whl"
     ok = [PipPackage("envspec-demo", "1", wheel.format("envspec_demo"), "a" * 64)]
@@ -351,8 +508,12 @@ def test_nothing_is_installed_twice_from_pypi_beside_conda() -> None:
     twice = [*ok, PipPackage("torch", "2.13.0", wheel.format("torch"), "b" * 64)]
     with pytest.raises(UnsatisfiableError) as err:
         pypi.check_not_twice("t", twice, frozenset({"python", "pytorch"}))
-    assert "would install torch from PyPI beside the conda packages" in err.value.message
+    assert "would install torch (conda's pytorch) from PyPI beside the conda packages" in err.value.message
     assert err.value.exit_code == ExitCode.UNSATISFIABLE
+    # a name the old 41-entry seed did not know: conda-forge's matplotlib-base provides matplotlib
+    mpl = [PipPackage("matplotlib", "3.10.5", wheel.format("matplotlib"), "e" * 64)]
+    with pytest.raises(UnsatisfiableError, match="matplotlib"):
+        pypi.check_not_twice("t", mpl, frozenset({"python", "matplotlib-base"}))
     cuda = [*ok, PipPackage("nvidia-cudnn-cu12", "9", wheel.format("nvidia_cudnn_cu12"), "c" * 64)]
     with pytest.raises(UnsatisfiableError, match="nvidia-cudnn-cu12"):
         pypi.check_not_twice("t", cuda, frozenset({"python", "pytorch"}))
@@ -360,3 +521,25 @@ def test_nothing_is_installed_twice_from_pypi_beside_conda() -> None:
     pillow = [PipPackage("pillow", "11", wheel.format("pillow"), "d" * 64)]
     with pytest.raises(UnsatisfiableError, match="pillow"):
         pypi.check_not_twice("t", pillow, frozenset({"pillow"}))
+
+
+def test_nvidia_ml_py_is_no_torch_runtime_wheel() -> None:
+    """NVML's bindings (pynvml needs them; conda's pytorch does not provide them): no false refusal."""
+    nvml = [PipPackage("nvidia-ml-py", "13.615.71", "http://i/nvidia_ml_py-13.615.71-py3-none-any.whl", "a" * 64)]
+    pypi.check_not_twice("t", nvml, frozenset({"python", "pytorch"}))
+
+
+def test_the_runtime_names_are_those_pypi_torch_lists() -> None:
+    """Every non-extra requirement of the recorded PyPI torch wheels that is not a plain Python
+    library is in TORCH_RUNTIME_WHEELS, and every name there looks like one of torch's."""
+    from packaging.requirements import Requirement
+
+    recorded = Path(__file__).resolve().parents[1] / "data" / "pypi" / "metadata"
+    listed: set[str] = set()
+    for path in recorded.glob("torch-*.metadata"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("Requires-Dist:") and "extra ==" not in line:
+                listed.add(pypi_resolve.canonical(Requirement(line.split(":", 1)[1]).name))
+    runtime = {n for n in listed if n.startswith(("nvidia-", "triton", "cuda-"))}
+    assert len(runtime) >= 15 and runtime <= pypi.TORCH_RUNTIME_WHEELS
+    assert "nvidia-ml-py" not in pypi.TORCH_RUNTIME_WHEELS
