@@ -139,7 +139,7 @@ def hash_components(job: PipJob | None) -> tuple[tuple[str, str], ...]:
     mapping and the resolver's version."""
     if job is None:
         return ()
-    from envspec.lock.pypi_resolve import resolver_version
+    from envspec.lock.pypi_version import resolver_version
 
     return (("index", job.index.url), ("pypi_mapping", mapping_digest()), ("resolver", resolver_version()))
 
@@ -347,6 +347,7 @@ def finish(
             previous=previous,
             update=update,
             verbose=verbose,
+            scrub=lambda text: scrub(job, text),
         )
         check_locked(target, packages, job)
         conda = frozenset(r.name for r in pypi_merge.conda_part(lock_text, subdir))

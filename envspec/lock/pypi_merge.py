@@ -14,19 +14,33 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from envspec.errors import SpecError, ToolFailed
 from envspec.lock import pypi_resolve as uvr
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.pypi_mapping import conda_to_pypi
 
-if TYPE_CHECKING:
-    from envspec.lock.pypi import PipJob
-
 DEFAULT_TIMEOUT = 900.0
+
+
+class IndexLike(Protocol):
+    @property
+    def url(self) -> str: ...
+    def child_env(self) -> dict[str, str]: ...
+
+
+class PipJob(Protocol):
+    """What :func:`resolve` needs of ``envspec.lock.pypi.PipJob``."""
+
+    @property
+    def requirements(self) -> tuple[str, ...]: ...
+    @property
+    def allow_sdist(self) -> frozenset[str]: ...
+    @property
+    def index(self) -> IndexLike: ...
 
 
 def conda_part(lock_text: str, subdir: str) -> list[uvr.CondaRecord]:
@@ -84,16 +98,16 @@ def resolve(
     previous: str | None = None,
     update: Sequence[str] = (),
     verbose: bool = False,
+    scrub: Callable[[str], str] = str,
 ) -> list[PipPackage]:
-    """The PyPI packages of the target, stand-ins dropped (raises EnvspecError)."""
-    from envspec.lock.pypi import scrub
-
+    """The PyPI packages of the target, stand-ins dropped (raises EnvspecError). ``scrub`` takes
+    the index's credentials out of uv's output."""
     records = conda_part(lock_text, subdir)
     old = read_pip_packages(previous, "the previous conda-lock.yml", subdir) if previous else []
     request = build_request(job, subdir=subdir, records=records, vpkg_text=vpkg_text, previous=old, update=update)
     code, pylock, stderr = uvr.run_uv(request, work, cache or work / "uv-cache", _timeout())
     if verbose:
-        sys.stderr.write(scrub(job, stderr))
+        sys.stderr.write(scrub(stderr))
     if code != 0:
         raise uvr.classify(
             stderr,
@@ -101,7 +115,7 @@ def resolve(
             subdir=subdir,
             index_url=job.index.url,
             standins=request.standins,
-            scrub=lambda text: scrub(job, text),
+            scrub=scrub,
         )
     return chosen(uvr.parse_pylock(pylock), request, target)
 

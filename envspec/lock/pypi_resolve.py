@@ -252,16 +252,6 @@ def uv_binary() -> str:
     return str(find_uv_bin())
 
 
-def resolver_version() -> str:
-    """``uv X.Y.Z``: part of a pip target's input hash (another resolver may resolve otherwise)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"uv {version('uv')}"
-    except PackageNotFoundError:
-        return "uv (not installed)"
-
-
 def uv_command(request: Request, work: Path, standin_url: str) -> list[str]:
     cmd = [
         uv_binary(), "pip", "compile", str(work / "requirements.in"),

@@ -2,11 +2,11 @@
 
 Whether every lockfile is current is a pure function of the files it reads: ``envspec.yml``, the
 rendered ``environment-*.yml``, everything in ``lockfiles/`` (lockfiles, virtual-package specs, a
-pending commit journal), the shipped PyPI name mapping, the mirrors and the target selection, and
-envspec itself. After a run that ends with every selected lockfile current, ``envspec lock`` stores
-the digest of all of them in ``.envspec-cache/lock-stamp.json``; the next run with the same digest
-knows the answer without loading the spec or importing the solver stack (pydantic, py-rattler,
-conda-lock), which is most of a no-op run's time. Any changed byte, added or removed file, another
+pending commit journal), the shipped PyPI name mapping and the PyPI resolver's version, the mirrors
+and the target selection, and envspec itself. After a run that ends with every selected lockfile
+current, ``envspec lock`` stores the digest of all of them in ``.envspec-cache/lock-stamp.json``; the
+next run with the same digest knows the answer without loading the spec or importing the solver
+stack (pydantic, py-rattler, conda-lock), which is most of a no-op run's time. Any changed byte, added or removed file, another
 selection or another envspec version misses the stamp and takes the full path. Standard library only.
 """
 
@@ -21,6 +21,7 @@ from typing import Final, NamedTuple
 
 import envspec
 from envspec.fsutil import atomic_write_text
+from envspec.lock.pypi_version import resolver_version
 
 STAMP_VERSION: Final = 1
 STAMP_FILE: Final = "lock-stamp.json"
@@ -41,6 +42,7 @@ def digest(root: Path, spec_path: Path, selection: Sequence[str], mirrors: Mappi
     try:
         feed("spec", spec_path.read_bytes())
         feed("mapping", _MAPPING.read_bytes() if _MAPPING.is_file() else b"")
+        feed("pypi-resolver", resolver_version().encode())  # in a pip target's input hash too
         lock_dir = root / "lockfiles"
         files = sorted(root.glob("environment-*.yml")) + sorted(p for p in lock_dir.iterdir() if p.is_file())
         for path in files:

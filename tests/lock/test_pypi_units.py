@@ -543,3 +543,17 @@ def test_the_runtime_names_are_those_pypi_torch_lists() -> None:
     runtime = {n for n in listed if n.startswith(("nvidia-", "triton", "cuda-"))}
     assert len(runtime) >= 15 and runtime <= pypi.TORCH_RUNTIME_WHEELS
     assert "nvidia-ml-py" not in pypi.TORCH_RUNTIME_WHEELS
+
+
+def test_the_resolver_version_is_an_input_of_the_hash_and_the_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envspec.lock import stamp
+
+    job = pypi.PipJob(("x",), frozenset(), pypi.pip_index({}))
+    assert dict(pypi.hash_components(job))["resolver"].startswith("uv 0.")
+    (tmp_path / "lockfiles").mkdir()
+    (tmp_path / "envspec.yml").write_text("x: 1\n")
+    before = stamp.digest(tmp_path, tmp_path / "envspec.yml", [], {})
+    monkeypatch.setattr(stamp, "resolver_version", lambda: "uv 99.0.0")
+    assert stamp.digest(tmp_path, tmp_path / "envspec.yml", [], {}) != before
