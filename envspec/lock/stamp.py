@@ -6,8 +6,9 @@ pending commit journal), the shipped PyPI name mapping and the PyPI resolver's v
 and the target selection, and envspec itself. After a run that ends with every selected lockfile
 current, ``envspec lock`` stores the digest of all of them in ``.envspec-cache/lock-stamp.json``; the
 next run with the same digest knows the answer without loading the spec or importing the solver
-stack (pydantic, py-rattler, conda-lock), which is most of a no-op run's time. Any changed byte, added or removed file, another
-selection or another envspec version misses the stamp and takes the full path. Standard library only.
+stack (pydantic, py-rattler, conda-lock), which is most of a no-op run's time. Any changed byte,
+added or removed file, another selection or another envspec version misses the stamp and takes the
+full path. Standard library only.
 """
 
 from __future__ import annotations
