@@ -178,9 +178,11 @@ def verify(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def pypi_mapping(session: nox.Session) -> None:
-    """Keep the shipped PyPI <-> conda name mapping current (envspec/lock/pypi_mapping.json + provenance).
+    """Keep the shipped conda <-> PyPI name mapping current (envspec/lock/pypi_mapping.json + provenance).
 
-    Default source: conda-forge's grayskull mapping (conda-lock's own default); `-- --source FILE` for a copy."""
+    Default source: prefix-dev/parselmouth's conda-forge mapping (what pixi uses); `-- --source URL_OR_FILE`
+    for another copy (parselmouth or grayskull format); `-- --from-pypi conda-pypi` takes the grayskull
+    mapping the conda-pypi wheel ships (for machines that reach PyPI but not GitHub)."""
     session.install("-e", ".")
     session.run("python", "-m", "envspec.lock.pypi_mapping", *session.posargs)
 

@@ -1,11 +1,12 @@
 """PyPI packages end to end, offline: a local PEP 503 index (tests/pypi_index.py) beside the lock
 tests' conda channel (plus ``pip``, and a ``python`` whose prefix has its own site-packages).
 
-One target (the shipped spec's linux-cuda) gets PyPI-only packages; ``envspec up`` locks it with
-conda-lock's PyPI solver, installs the wheels hash-checked into the staging prefix and passes the
-smoke test; the plain ``pip install --no-deps --require-hashes -r <t>.pip.txt`` path works from the
-lockfiles; a tampered wheel, a pip/conda conflict and an sdist are refused; mirror credentials are
-used but never written or printed.
+One target (the shipped spec's linux-cuda) gets PyPI-only packages; ``envspec up`` locks it
+(conda-lock for the conda part, uv for the PyPI part on top of it; conda-lock's own CLI renders the
+result), installs the wheels hash-checked into the staging prefix and passes the smoke test; the
+plain ``pip install --no-deps --require-hashes -r <t>.pip.txt`` path works from the lockfiles; a
+tampered wheel, a pip/conda conflict and an sdist are refused; mirror credentials are used but
+never written or printed.
 """
 
 from __future__ import annotations
@@ -138,6 +139,21 @@ def test_lockfiles_carry_the_pip_packages(upped: tuple[Path, Path, Path], index:
     pins = _pins(project)
     assert len(pins) == 3 and all("==" in p and "--hash=sha256:" in p for p in pins)
     assert not list(project.glob(".*envspec-tmp*")), "the lock-time environment file was left behind"
+
+
+def test_conda_lock_itself_renders_the_pip_packages(upped: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """The pip entries envspec merges (uv's resolution) are conda-lock's own: its CLI renders them."""
+    project, _, _ = upped
+    lockfile = project / "lockfiles" / f"{TARGET}.conda-lock.yml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "conda_lock", "render", "--kind", "explicit", "--platform", "linux-64", str(lockfile)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rendered = (tmp_path / "conda-linux-64.lock").read_text(encoding="utf-8")
+    ours = (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
+    pip = sorted(line for line in rendered.splitlines() if line.startswith("# pip "))
+    assert len(pip) == 3 and pip == sorted(line for line in ours.splitlines() if line.startswith("# pip "))
 
 
 def test_the_environment_imports_and_runs_the_pip_packages(upped: tuple[Path, Path, Path]) -> None:
