@@ -335,6 +335,7 @@ def finish(
     from envspec.lock import pypi_merge
 
     cache = work.parent.parent / "uv-cache" if work is not None else None  # .envspec-cache/uv-cache
+    records = pypi_merge.conda_part(lock_text, subdir)
     with tempfile.TemporaryDirectory(prefix=f"envspec-pypi-{target}-", dir=work) as tmp:
         packages = pypi_merge.resolve(
             job,
@@ -348,15 +349,17 @@ def finish(
             update=update,
             verbose=verbose,
             scrub=lambda text: scrub(job, text),
+            records=records,
         )
         check_locked(target, packages, job)
-        conda = frozenset(r.name for r in pypi_merge.conda_part(lock_text, subdir))
-        check_not_twice(target, packages, conda)
-        lock_text = pypi_merge.merge_conda_lock(lock_text, packages, subdir, Path(tmp) / lock_name)
+        check_not_twice(target, packages, frozenset(r.name for r in records))
+        fast = pypi_merge.merge_conda_lock_fast(lock_text, packages, subdir)
+        # not the shape conda-lock writes: through its own model (slower, same result)
+        lock_text = fast or pypi_merge.merge_conda_lock(lock_text, packages, subdir, Path(tmp) / lock_name)
     explicit_text = pypi_merge.merge_explicit(explicit_text, packages)
     check_no_secrets(job, lock_text, explicit_text)
-    merged = read_pip_packages(lock_text, "the merged conda-lock.yml", subdir)
-    if sorted(merged, key=lambda p: p.name) != sorted(packages, key=lambda p: p.name):
+    written = read_pip_packages(lock_text, "the merged conda-lock.yml", subdir)
+    if sorted(written, key=lambda p: p.name) != sorted(packages, key=lambda p: p.name):
         raise ToolFailed(f"{target}: the pip packages written to conda-lock.yml differ from uv's resolution")
     text = render_pip_txt(target=target, subdir=subdir, input_hash=input_hash, index=job.index, packages=packages)
     return lock_text, explicit_text, text

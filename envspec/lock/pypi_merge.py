@@ -99,13 +99,14 @@ def resolve(
     update: Sequence[str] = (),
     verbose: bool = False,
     scrub: Callable[[str], str] = str,
+    records: Sequence[uvr.CondaRecord] | None = None,
 ) -> list[PipPackage]:
     """The PyPI packages of the target, stand-ins dropped (raises EnvspecError). ``scrub`` takes
-    the index's credentials out of uv's output."""
-    records = conda_part(lock_text, subdir)
+    the index's credentials out of uv's output; ``records``: the conda part, when already read."""
+    records = conda_part(lock_text, subdir) if records is None else records
     old = read_pip_packages(previous, "the previous conda-lock.yml", subdir) if previous else []
     request = build_request(job, subdir=subdir, records=records, vpkg_text=vpkg_text, previous=old, update=update)
-    code, pylock, stderr = uvr.run_uv(request, work, cache or work / "uv-cache", _timeout())
+    code, pylock, stderr, standin_base = uvr.run_uv(request, work, cache or work / "uv-cache", _timeout())
     if verbose:
         sys.stderr.write(scrub(stderr))
     if code != 0:
@@ -117,10 +118,10 @@ def resolve(
             standins=request.standins,
             scrub=scrub,
         )
-    return chosen(uvr.parse_pylock(pylock), request, target)
+    return chosen(uvr.parse_pylock(pylock), request, target, standin_base)
 
 
-def chosen(resolved: Sequence[uvr.Resolved], request: uvr.Request, target: str) -> list[PipPackage]:
+def chosen(resolved: Sequence[uvr.Resolved], request: uvr.Request, target: str, standin_base: str) -> list[PipPackage]:
     """uv's result without the stand-ins; a package whose marker excludes the target is an error,
     never dropped in silence."""
     from packaging.markers import InvalidMarker, Marker
@@ -128,7 +129,7 @@ def chosen(resolved: Sequence[uvr.Resolved], request: uvr.Request, target: str) 
     standin = {p.pypi: p for p in request.standins}
     out: list[PipPackage] = []
     for r in resolved:
-        if r.name in standin and r.url.startswith("file:") and "/standins/" in r.url:
+        if r.name in standin and r.url.startswith(standin_base):
             if r.version != standin[r.name].version:
                 raise ToolFailed(f"{target}: uv chose {r.name} {r.version}, not conda's {standin[r.name].version}")
             continue
@@ -181,6 +182,36 @@ def merge_conda_lock(lock_text: str, packages: Sequence[PipPackage], subdir: str
     lockfile.package = kept + added
     write_conda_lock_file(lockfile, path, metadata_choices=None)
     return path.read_text(encoding="utf-8")
+
+
+def pip_entries_text(packages: Sequence[PipPackage], subdir: str) -> str:
+    """The ``package:`` entries of ``packages`` exactly as conda-lock's writer prints them: its v1
+    entry's fields in its order, its YAML emitter's options, sorted by name (a test holds this
+    byte-equal to conda-lock's own writer; importing conda-lock here would cost ~0.5 s)."""
+    import yaml
+
+    entries = [
+        {"name": p.name, "version": p.version, "manager": "pip", "platform": subdir, "dependencies": {},
+         "url": p.url, "hash": {"sha256": p.sha256}, "category": "main", "optional": False}
+        for p in sorted(packages, key=lambda p: p.name)
+    ]  # fmt: skip
+    return yaml.dump(entries, sort_keys=False) if entries else ""
+
+
+def merge_conda_lock_fast(lock_text: str, packages: Sequence[PipPackage], subdir: str) -> str | None:
+    """:func:`merge_conda_lock` without re-reading and re-writing the whole file: conda-lock sorts
+    pip entries after the conda ones and ``package:`` is its last key, so they are appended. None
+    when ``lock_text`` is not of that shape (the caller takes the slow path)."""
+    if "\nmanager: pip" in lock_text or "  manager: pip" in lock_text or not lock_text.endswith("\n"):
+        return None
+    tail = lock_text[lock_text.rfind("\npackage:") :] if "\npackage:" in lock_text else ""
+    if (
+        not tail
+        or "\n- name:" not in tail
+        or any(line and not line.startswith(("- ", "  ")) for line in tail.split("\n")[2:])
+    ):
+        return None
+    return lock_text + pip_entries_text(packages, subdir)
 
 
 def merge_explicit(explicit_text: str, packages: Sequence[PipPackage]) -> str:

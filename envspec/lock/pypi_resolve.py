@@ -28,7 +28,7 @@ import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -90,20 +90,24 @@ def conda_records(lock_text: str, subdir: str) -> list[CondaRecord]:
     """The conda packages of conda-lock's output for ``subdir`` (with whether they need python)."""
     import yaml
 
-    from envspec.lock.condalock import read_conda_lock
+    from envspec.lock.condalock import build_from_url
 
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar as text: 2.10 stays "2.10"
     data = yaml.load(lock_text, Loader=loader)
-    depends = {
-        str(e.get("name")): "python" in (e.get("dependencies") or {})
-        for e in (data.get("package") or [])
-        if isinstance(e, dict) and e.get("platform") == subdir and e.get("manager", "conda") == "conda"
-    }
+    entries = data.get("package") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ToolFailed("conda-lock wrote a lockfile without a package list")
     return [
-        CondaRecord(p.name, p.version, p.build or "", depends.get(p.name, False))
-        for p in read_conda_lock(lock_text, "conda-lock output", subdir)
-        if not p.name.startswith("__")
-    ]
+        CondaRecord(
+            str(e["name"]),
+            str(e.get("version", "")),
+            str(e.get("build") or build_from_url(str(e.get("url", ""))) or ""),
+            isinstance(e.get("dependencies"), dict) and "python" in e["dependencies"],
+        )
+        for e in entries
+        if isinstance(e, dict) and e.get("platform") == subdir and e.get("manager", "conda") == "conda"
+        and isinstance(e.get("name"), str) and not e["name"].startswith("__")
+    ]  # fmt: skip
 
 
 def provided(
@@ -151,22 +155,61 @@ def standin_wheel(name: str, version: str, note: str) -> tuple[str, bytes]:
     return f"{dist}-{version}-py3-none-any.whl", buf.getvalue()
 
 
-def write_standin_index(root: Path, standins: Sequence[Provided]) -> str:
-    """A PEP 503 index of stand-in wheels under ``root``; returns its ``file://`` URL."""
+def standin_files(standins: Sequence[Provided]) -> dict[str, bytes]:
+    """The stand-in index as ``{URL path: body}``: PEP 503 pages, wheels and PEP 658 ``.metadata``."""
     import html
 
-    simple = root / "simple"
-    files = root / "files"
-    files.mkdir(parents=True, exist_ok=True)
-    simple.mkdir(exist_ok=True)
+    files: dict[str, bytes] = {}
     for p in standins:
         filename, data = standin_wheel(p.pypi, p.version, f"stand-in for {p.describe()}")
-        (files / filename).write_bytes(data)
-        page = simple / p.pypi
-        page.mkdir(exist_ok=True)
-        href = (files / filename).as_uri() + "#sha256=" + hashlib.sha256(data).hexdigest()
-        (page / "index.html").write_text(f'<a href="{html.escape(href)}">{filename}</a>\n', encoding="utf-8")
-    return simple.as_uri()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            metadata = zf.read(next(n for n in zf.namelist() if n.endswith("/METADATA")))
+        files[f"/files/{filename}"] = data
+        files[f"/files/{filename}.metadata"] = metadata
+        href = f"/files/{filename}#sha256={hashlib.sha256(data).hexdigest()}"
+        meta = f"sha256={hashlib.sha256(metadata).hexdigest()}"
+        files[f"/simple/{p.pypi}/"] = (
+            f'<a href="{html.escape(href)}" data-dist-info-metadata="{meta}" data-core-metadata="{meta}">'
+            f"{filename}</a>\n"
+        ).encode()
+    return files
+
+
+@contextlib.contextmanager
+def serve_standins(standins: Sequence[Provided]) -> Iterator[str]:
+    """The stand-in index, served from memory on 127.0.0.1 while uv runs (no file per stand-in:
+    an environment has a few hundred); yields its ``/simple`` URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    files = standin_files(standins)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            body = files.get(path) if path.startswith("/files/") else files.get(path.rstrip("/") + "/")
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            kind = "text/html" if path.startswith("/simple/") else "application/octet-stream"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="envspec-standins", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,9 +320,15 @@ def uv_environment(request: Request, cache: Path) -> dict[str, str]:
     return env
 
 
-def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[int, str, str]:
-    """Run ``uv pip compile``: (exit status, pylock.toml text, stderr)."""
-    standin_url = write_standin_index(work / "standins", request.standins)
+def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[int, str, str, str]:
+    """Run ``uv pip compile``: (exit status, pylock.toml text, stderr, the stand-ins' URL prefix)."""
+    with serve_standins(request.standins) as standin_url:
+        code, out, err = _run_uv(request, work, cache, timeout, standin_url)
+    return code, out, err, standin_url.removesuffix("/simple") + "/files/"
+
+
+def _run_uv(request: Request, work: Path, cache: Path, timeout: float, standin_url: str) -> tuple[int, str, str]:
+    work.mkdir(parents=True, exist_ok=True)
     (work / "requirements.in").write_text("".join(f"{r}\n" for r in request.requirements), encoding="utf-8")
     out_file = work / "pylock.toml"
     out_file.unlink(missing_ok=True)

@@ -181,3 +181,25 @@ def test_the_result_is_condas_own_lockfile_format(index: pypi_index.Index, tmp_p
     )
     assert any(line.startswith("# pip kornia @ http://127.0.0.1:") for line in rendered)
     assert len([line for line in rendered if line.startswith("https://conda.anaconda.org/")]) == len(CONDA)
+
+
+def test_the_fast_merge_writes_what_conda_locks_own_writer_writes(tmp_path: Path) -> None:
+    """The pip entries are appended as text (no YAML round trip of the whole lockfile); the result
+    is byte-identical to conda-lock's own model and writer doing the merge."""
+    from conda_lock.lockfile import parse_conda_lock_file, write_conda_lock_file
+
+    from envspec.lock.condalock import PipPackage
+
+    # what conda-lock itself writes for the conda part: its own writer's output
+    path = tmp_path / "linux-cuda.conda-lock.yml"
+    path.write_text(conda_lock_text(), encoding="utf-8")
+    write_conda_lock_file(parse_conda_lock_file(path), path, metadata_choices=None)
+    conda_only = path.read_text(encoding="utf-8")
+    packages = [
+        PipPackage("zeta-pkg", "1.0", "https://f.example/zeta_pkg-1.0-py3-none-any.whl", "a" * 64),
+        PipPackage("alpha-pkg", "2.10", "https://f.example/alpha_pkg-2.10-py3-none-any.whl", "b" * 64),
+    ]
+    fast = pypi_merge.merge_conda_lock_fast(conda_only, packages, SUBDIR)
+    slow = pypi_merge.merge_conda_lock(conda_only, packages, SUBDIR, tmp_path / "linux-cuda.conda-lock.yml")
+    assert fast == slow
+    assert pypi_merge.merge_conda_lock_fast(slow, packages, SUBDIR) is None  # already has pip entries: slow path

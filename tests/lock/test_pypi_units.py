@@ -221,10 +221,21 @@ def test_a_stand_in_wheel_is_metadata_only(tmp_path: Path) -> None:
         assert sorted(zf.namelist()) == [f"torch-2.7.1.dist-info/{n}" for n in ("METADATA", "RECORD", "WHEEL")]
         metadata = zf.read("torch-2.7.1.dist-info/METADATA").decode()
     assert "Name: torch\nVersion: 2.7.1\n" in metadata and "Requires-Dist" not in metadata
+    import urllib.error
+    import urllib.request
+
     standin = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "b"))
-    url = pypi_resolve.write_standin_index(tmp_path / "idx", [standin])
-    page = (tmp_path / "idx" / "simple" / "torch" / "index.html").read_text()
-    assert url.startswith("file://") and "torch-2.7.1-py3-none-any.whl#sha256=" in page
+    with pypi_resolve.serve_standins([standin]) as url:  # from memory, on 127.0.0.1
+        with urllib.request.urlopen(f"{url}/torch/", timeout=10) as response:
+            page = response.read().decode()
+        href, digest = page.split('href="', 1)[1].split('"', 1)[0].split("#sha256=")
+        with urllib.request.urlopen(url.removesuffix("/simple") + href, timeout=10) as response:
+            assert hashlib.sha256(response.read()).hexdigest() == digest
+        with urllib.request.urlopen(url.removesuffix("/simple") + href + ".metadata", timeout=10) as response:
+            assert "Name: torch\nVersion: 2.7.1\n" in response.read().decode()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{url}/numpy/", timeout=10)
+    assert "torch-2.7.1-py3-none-any.whl#sha256=" in page and 'data-dist-info-metadata="sha256=' in page
 
 
 def _request(**kw: object) -> pypi_resolve.Request:
@@ -269,7 +280,7 @@ wheels = [{{ url = "https://f.example/accelerate-1.9.0-py3-none-any.whl", hashes
 [[packages]]
 name = "torch"
 version = "2.7.1"
-wheels = [{{ url = "file:///tmp/w/standins/files/torch-2.7.1-py3-none-any.whl", hashes = {{ sha256 = "{}" }} }}]
+wheels = [{{ url = "http://127.0.0.1:1/files/torch-2.7.1-py3-none-any.whl", hashes = {{ sha256 = "{}" }} }}]
 
 [[packages]]
 name = "pywin32"
@@ -284,10 +295,11 @@ def test_uvs_pylock_is_read_stand_ins_dropped_and_nothing_else_dropped_silently(
     assert next((r.name, r.version, r.sha256) for r in resolved) == ("accelerate", "1.9.0", "ab" + "a" * 62)
     torch = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "b"))
     request = _request(standins=(torch,), platform=pypi_resolve.platform_for("win-64", {}, "3.12.11"))
-    assert [p.name for p in pypi_merge.chosen(resolved, request, "t")] == ["accelerate", "pywin32"]
+    standins = "http://127.0.0.1:1/files/"
+    assert [p.name for p in pypi_merge.chosen(resolved, request, "t", standins)] == ["accelerate", "pywin32"]
     linux = _request(standins=(torch,), platform=pypi_resolve.platform_for("linux-64", {}, "3.12.11"))
     with pytest.raises(ToolFailed, match="pywin32 311 with marker"):
-        pypi_merge.chosen(resolved, linux, "t")
+        pypi_merge.chosen(resolved, linux, "t", standins)
     again = pypi_resolve.parse_pylock(pypi_resolve.pylock_text(resolved))
     assert [(r.name, r.version, r.url, r.sha256) for r in again] == [
         (r.name, r.version, r.url, r.sha256) for r in resolved
