@@ -109,9 +109,9 @@ def conflict(url: str, work: Path) -> tuple[float, str]:
     (work / "tmp" / "t").mkdir(parents=True)
     start = time.perf_counter()
     try:
-        pypi.finish(job, target="bench", subdir="linux-64", input_hash="sha256:x", lock_text=conda_lock_text("linux-64"),
-                    explicit_text="@EXPLICIT\n", virtual_packages=PLATFORMS["linux-64"][0].encode(),
-                    work=work / "tmp" / "t")  # fmt: skip
+        pypi.finish(job, target="bench", subdir="linux-64", input_hash="sha256:x",
+                    lock_text=conda_lock_text("linux-64"), explicit_text="@EXPLICIT\n",
+                    virtual_packages=PLATFORMS["linux-64"][0].encode(), work=work / "tmp" / "t")  # fmt: skip
     except UnsatisfiableError as exc:
         return time.perf_counter() - start, exc.one_line()
     raise SystemExit("the conflict resolved: the benchmark's premise is broken")
