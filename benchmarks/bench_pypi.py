@@ -61,7 +61,8 @@ def conda_lock_text(subdir: str) -> str:
     """The tests' conda solution (real linux-64 records + the Hugging Face stack), for ``subdir``."""
     import test_pypi_resolve as t
 
-    return t.conda_lock_text().replace("linux-64", subdir)
+    text: str = t.conda_lock_text()
+    return text.replace("linux-64", subdir)
 
 
 def floor(requirements: tuple[str, ...], url: str, subdir: str, work: Path) -> float:
