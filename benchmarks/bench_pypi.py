@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -74,7 +75,8 @@ def floor(requirements: tuple[str, ...], url: str, subdir: str, work: Path) -> f
            "--python-platform", platform, "--python-version", "3.12.11", "--generate-hashes", "--no-build",
            "--default-index", url, "--cache-dir", str(work / "cache"), "--no-python-downloads",
            "--python", sys.executable, "--quiet"]  # fmt: skip
-    env = {"UV_NO_CONFIG": "1", "PATH": "/usr/bin:/bin", **({"MACOSX_DEPLOYMENT_TARGET": osx} if osx else {})}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}  # as envspec runs uv
+    env.update({"UV_NO_CONFIG": "1", **({"MACOSX_DEPLOYMENT_TARGET": osx} if osx else {})})
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
