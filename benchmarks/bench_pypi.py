@@ -58,11 +58,18 @@ def index_url(choice: str | None) -> Iterator[str]:
         yield served.url
 
 
+#: The tests' conda solution has an old transformers (4.20.1: the compel conflict); against the real
+#: registry the benchmark resolves the issue's requirements on a current one.
+TRANSFORMERS = {"local": "4.20.1", "real": "4.46.3"}
+MODE = "local"
+
+
 def conda_lock_text(subdir: str) -> str:
     """The tests' conda solution (real linux-64 records + the Hugging Face stack), for ``subdir``."""
     import test_pypi_resolve as t
 
-    text: str = t.conda_lock_text()
+    records = [(n, TRANSFORMERS[MODE] if n == "transformers" else v, b, p) for n, v, b, p in t.CONDA]
+    text: str = t.conda_lock_text(records)
     return text.replace("linux-64", subdir)
 
 
@@ -126,6 +133,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     requirements = REAL_REQUIREMENTS if args.index else LOCAL_REQUIREMENTS
+    global MODE  # noqa: PLW0603 - one switch for the helpers above
+    MODE = "real" if args.index else "local"
     with index_url(args.index) as url:
         print(f"PyPI lock benchmark: {url} ({'real registry' if args.index else 'local, real metadata'}), "
               f"requirements {' '.join(requirements)}; cold caches, median of {args.repeat}")  # fmt: skip
