@@ -118,7 +118,7 @@ def resolve(
             standins=request.standins,
             scrub=scrub,
         )
-    return chosen(uvr.parse_pylock(pylock), request, target, standin_base)
+    return chosen(uvr.parse_pylock(pylock, request.platform), request, target, standin_base)
 
 
 def chosen(resolved: Sequence[uvr.Resolved], request: uvr.Request, target: str, standin_base: str) -> list[PipPackage]:

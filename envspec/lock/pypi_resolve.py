@@ -224,6 +224,35 @@ class Platform:
     env: Mapping[str, str]  # extra environment for uv (MACOSX_DEPLOYMENT_TARGET)
     markers: Mapping[str, str]  # PEP 508 marker values of the target
 
+    def wheel_platforms(self) -> list[str]:
+        """The target's wheel platform tags, best first (as pip on the target would rank them)."""
+        from packaging.tags import mac_platforms
+
+        plat = self.python_platform
+        arch = self.markers["platform_machine"]
+        if "manylinux_2_" in plat:
+            level = int(plat.rsplit("_", 1)[1])
+            legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+            tags = [f"manylinux_2_{m}_{arch}" for m in range(level, 4, -1)]
+            tags += [f"{legacy[m]}_{arch}" for m in sorted(legacy, reverse=True) if m <= level]
+            return [*tags, f"linux_{arch}"]
+        if plat.endswith("apple-darwin"):
+            default = "11.0" if arch == "arm64" else "10.12"  # uv's defaults without MACOSX_DEPLOYMENT_TARGET
+            major, minor = (int(x) for x in (self.env.get("MACOSX_DEPLOYMENT_TARGET", default) + ".0").split(".")[:2])
+            return list(mac_platforms((major, minor), arch))
+        return ["win_arm64" if arch == "ARM64" else "win_amd64"]
+
+    def tag_ranks(self) -> dict[str, int]:
+        """``{str(tag): rank}`` of every tag a wheel for the target may carry, 0 the best."""
+        from packaging.tags import compatible_tags, cpython_tags
+
+        version = tuple(int(x) for x in self.python_version.split(".")[:2])
+        cp = f"cp{version[0]}{version[1]}"
+        plats = self.wheel_platforms()
+        tags = [*cpython_tags(version, abis=[cp, "abi3", "none"], platforms=plats),
+                *compatible_tags(version, interpreter=cp, platforms=plats)]  # fmt: skip
+        return {str(t): i for i, t in reversed(list(enumerate(tags)))}
+
 
 def virtual_packages(vpkg_text: str, subdir: str) -> dict[str, str]:
     """``{"__glibc": "2.28", ...}`` of a rendered ``<t>.virtual-packages.yml``."""
@@ -371,22 +400,48 @@ def pylock_text(packages: Sequence[Resolved]) -> str:
     return "\n".join(lines)
 
 
-def parse_pylock(text: str) -> list[Resolved]:
-    """The packages of uv's ``pylock.toml``: one wheel or sdist each (raises ToolFailed otherwise)."""
+def best_file(files: Sequence[Mapping[str, Any]], ranks: Mapping[str, int] | None) -> Mapping[str, Any] | None:
+    """The wheel the target installs among ``files`` (uv lists every compatible one: ``abi3`` and
+    ``py3-none-any`` alike), else the sdist; None when no wheel fits and there is no sdist."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    wheels = [f for f in files if str(f.get("url", "")).split("#", 1)[0].endswith(".whl")]
+    if len(files) == 1 or ranks is None:
+        return files[0] if len(files) == 1 else None
+    scored = []
+    for f in wheels:
+        try:
+            _, _, _, tags = parse_wheel_filename(str(f["url"]).split("#", 1)[0].rsplit("/", 1)[-1])
+        except InvalidWheelFilename:
+            continue
+        rank = min((ranks[str(t)] for t in tags if str(t) in ranks), default=None)
+        if rank is not None:
+            scored.append((rank, str(f["url"]), f))
+    if scored:
+        return min(scored, key=lambda s: (s[0], s[1]))[2]
+    return next((f for f in files if f not in wheels), None)
+
+
+def parse_pylock(text: str, platform: Platform | None = None) -> list[Resolved]:
+    """The packages of uv's ``pylock.toml``, each with the one file the target installs (the best
+    wheel for ``platform`` when uv lists several; raises ToolFailed when none fits)."""
     import tomllib
 
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ToolFailed(f"uv wrote a pylock.toml envspec cannot read: {exc}") from None
+    ranks = platform.tag_ranks() if platform is not None else None
     out: list[Resolved] = []
     for pkg in data.get("packages") or []:
         name, version = canonical(str(pkg.get("name", ""))), str(pkg.get("version", ""))
-        files = list(pkg.get("wheels") or []) + ([pkg["sdist"]] if isinstance(pkg.get("sdist"), dict) else [])
-        if len(files) != 1 or not isinstance(files[0], dict) or not files[0].get("url"):
-            raise ToolFailed(f"uv's pylock.toml gives {len(files)} files for {name} {version}; envspec expects one")
-        sha = (files[0].get("hashes") or {}).get("sha256")
-        out.append(Resolved(name, version, str(files[0]["url"]), str(sha).lower() if sha else None, pkg.get("marker")))
+        files = [f for f in [*(pkg.get("wheels") or []), pkg.get("sdist")] if isinstance(f, dict) and f.get("url")]
+        chosen = best_file(files, ranks)
+        if chosen is None:
+            listed = ", ".join(str(f["url"]).rsplit("/", 1)[-1] for f in files) or "none"
+            raise ToolFailed(f"uv's pylock.toml has no file of {name} {version} for this target (files: {listed})")
+        sha = (chosen.get("hashes") or {}).get("sha256")
+        out.append(Resolved(name, version, str(chosen["url"]), str(sha).lower() if sha else None, pkg.get("marker")))
     return sorted(out, key=lambda p: p.name)
 
 

@@ -304,8 +304,33 @@ def test_uvs_pylock_is_read_stand_ins_dropped_and_nothing_else_dropped_silently(
     assert [(r.name, r.version, r.url, r.sha256) for r in again] == [
         (r.name, r.version, r.url, r.sha256) for r in resolved
     ]
-    with pytest.raises(ToolFailed, match="envspec expects one"):
+    with pytest.raises(ToolFailed, match="no file of x 1"):
         pypi_resolve.parse_pylock('[[packages]]\nname = "x"\nversion = "1"\n')
+
+
+def test_of_the_wheels_uv_lists_the_one_the_target_installs_is_locked() -> None:
+    """uv's pylock lists every compatible wheel (wcwidth 0.9.5 on PyPI: cp310-abi3 and py3-none-any);
+    the lock takes the one pip on the target would, by the target's tags."""
+    files = ("wcwidth-0.9.5-py3-none-any.whl",
+             "wcwidth-0.9.5-cp310-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+             "wcwidth-0.9.5-cp310-abi3-win_amd64.whl", "wcwidth-0.9.5-cp310-abi3-macosx_11_0_arm64.whl")  # fmt: skip
+    wheels = ", ".join(
+        f'{{ url = "https://f.example/{f}", hashes = {{ sha256 = "{i}" }} }}' for i, f in enumerate(files)
+    )
+    text = f'[[packages]]\nname = "wcwidth"\nversion = "0.9.5"\nwheels = [{wheels}]\n'
+    expected = {
+        ("linux-64", "2.28"): files[1],
+        ("win-64", ""): files[2],
+        ("osx-arm64", "14.0"): files[3],
+        ("osx-64", "13.0"): files[0],  # no x86-64 Mac wheel: the pure one
+    }
+    for (subdir, version), wheel in expected.items():
+        vp = {"__glibc": version} if subdir.startswith("linux") else {"__osx": version} if version else {}
+        platform = pypi_resolve.platform_for(subdir, vp, "3.12.11")
+        (got,) = pypi_resolve.parse_pylock(text, platform)
+        assert got.url.endswith(wheel), (subdir, got.url)
+    old_glibc = pypi_resolve.platform_for("linux-64", {"__glibc": "2.17"}, "3.12.11").wheel_platforms()
+    assert "manylinux_2_17_x86_64" in old_glibc and "manylinux_2_28_x86_64" not in old_glibc
 
 
 def test_pip_lines_of_the_explicit_file_are_conda_locks_form() -> None:
