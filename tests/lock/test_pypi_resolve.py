@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envspec.errors import ExitCode, UnsatisfiableError
+from envspec.errors import ChannelUnreachable, ExitCode, UnsatisfiableError
 from envspec.lock import pypi, pypi_merge
 from envspec.lock.condalock import read_pip_packages
 
@@ -203,3 +203,18 @@ def test_the_fast_merge_writes_what_conda_locks_own_writer_writes(tmp_path: Path
     slow = pypi_merge.merge_conda_lock(conda_only, packages, SUBDIR, tmp_path / "linux-cuda.conda-lock.yml")
     assert fast == slow
     assert pypi_merge.merge_conda_lock_fast(slow, packages, SUBDIR) is None  # already has pip entries: slow path
+
+
+@pytest.mark.slow  # uv retries a refused connection with backoff (~20 s)
+def test_an_unreachable_index_is_exit_5_without_its_credentials(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    closed = pypi.PipJob(("six",), frozenset(), pypi.pip_index({"pypi": f"http://me:s3cret@127.0.0.1:{port}/simple"}))
+    with pytest.raises(ChannelUnreachable) as info:
+        pypi_merge.resolve(closed, target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), vpkg_text=VPKG,
+                           work=tmp_path / "w", scrub=lambda text: pypi.scrub(closed, text))  # fmt: skip
+    assert info.value.exit_code == ExitCode.CHANNEL_UNREACHABLE and "s3cret" not in info.value.one_line()
+    assert f"127.0.0.1:{port}" in info.value.one_line()
