@@ -218,3 +218,36 @@ def test_an_unreachable_index_is_exit_5_without_its_credentials(tmp_path: Path) 
                            work=tmp_path / "w", scrub=lambda text: pypi.scrub(closed, text))  # fmt: skip
     assert info.value.exit_code == ExitCode.CHANNEL_UNREACHABLE and "s3cret" not in info.value.one_line()
     assert f"127.0.0.1:{port}" in info.value.one_line()
+
+
+@pytest.mark.parametrize(
+    ("subdir", "vpkgs", "ok"),
+    [
+        ("osx-arm64", "__osx: '14.0'", True),  # MACOSX_DEPLOYMENT_TARGET=14.0: a macosx_14_0 wheel fits
+        ("osx-arm64", "__osx: '13.0'", False),
+        ("linux-64", "__glibc: '2.31'", True),  # --python-platform x86_64-manylinux_2_31
+        ("linux-64", "__glibc: '2.28'", False),
+    ],
+)
+def test_the_targets_virtual_packages_decide_which_wheels_fit(
+    subdir: str, vpkgs: str, ok: bool, tmp_path: Path
+) -> None:
+    projects = [
+        pypi_index.Project("envspec-mac", "1.0", tag="py3-none-macosx_14_0_arm64"),
+        pypi_index.Project("envspec-glibc", "1.0", tag="py3-none-manylinux_2_31_x86_64"),
+    ]
+    name = "envspec-mac" if subdir.startswith("osx") else "envspec-glibc"
+    vpkg = f"subdirs:\n  {subdir}:\n    packages:\n      {vpkgs}\n"
+    with pypi_index.serve(tmp_path / "idx", projects) as idx:
+        call = lambda: pypi_merge.resolve(  # noqa: E731
+            job(idx, name), target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir),
+            vpkg_text=vpkg, work=tmp_path / "w",
+        )  # fmt: skip
+        if ok:
+            (package,) = call()
+            assert package.name == name and package.url.endswith(
+                f"{projects[0 if subdir.startswith('osx') else 1].tag}.whl"
+            )
+        else:
+            with pytest.raises(UnsatisfiableError, match=name):
+                call()
