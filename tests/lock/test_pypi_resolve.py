@@ -251,3 +251,32 @@ def test_the_targets_virtual_packages_decide_which_wheels_fit(
         else:
             with pytest.raises(UnsatisfiableError, match=name):
                 call()
+
+
+def test_update_moves_the_named_package_and_keeps_the_other_pins(tmp_path: Path) -> None:
+    """``envspec lock --update NAME``: the previous PyPI pins are uv's preferences, NAME may move."""
+    import hashlib
+
+    from envspec.lock.condalock import PipPackage
+
+    projects = [pypi_index.Project(n, v) for n in ("envspec-a", "envspec-b") for v in ("1.0", "1.1")]
+    with pypi_index.serve(tmp_path / "idx", projects) as idx:
+
+        def pin(name: str, version: str) -> PipPackage:
+            filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+            digest = hashlib.sha256(idx.file(filename).read_bytes()).hexdigest()
+            return PipPackage(name, version, f"http://127.0.0.1:{idx.port}/files/{filename}", digest)
+
+        pins = [pin("envspec-a", "1.0"), pin("envspec-b", "1.0")]
+        previous = pypi_merge.merge_conda_lock_fast(conda_lock_text(), pins, SUBDIR)
+        assert previous is not None
+
+        def lock(update: tuple[str, ...], prev: str | None) -> list[str]:
+            packages = pypi_merge.resolve(
+                job(idx, "envspec-a", "envspec-b"), target="t", subdir=SUBDIR, lock_text=conda_lock_text(),
+                vpkg_text=VPKG, work=tmp_path / "w", previous=prev, update=update,
+            )  # fmt: skip
+            return [f"{p.name}=={p.version}" for p in packages]
+
+        assert lock(("envspec-a",), previous) == ["envspec-a==1.1", "envspec-b==1.0"]
+        assert lock((), None) == ["envspec-a==1.1", "envspec-b==1.1"]  # a full solve: the latest of each
