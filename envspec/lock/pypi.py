@@ -7,7 +7,7 @@ the solution provides is fixed at its conda version with no dependencies of its 
 contributes a second torch, its ``nvidia-*`` wheels or a second numpy, and a pip requirement that
 contradicts the conda solution fails at once (exit 4) with uv's explanation, naming the conda
 package. :func:`finish` writes the result where conda-lock itself would have: ``manager: pip``
-entries of ``<t>.conda-lock.yml`` (written by conda-lock's own lockfile model, so ``conda-lock
+entries of ``<t>.conda-lock.yml`` (as conda-lock's own writer prints them, so ``conda-lock
 render`` and ``conda-lock install`` read them), ``# pip NAME @ URL#sha256=...`` lines of the explicit
 ``<t>.lock``, and ``lockfiles/<t>.pip.txt`` (``name==version --hash=sha256:...``, the file plain pip
 installs with ``--no-deps --require-hashes``).
@@ -324,17 +324,18 @@ def finish(
     virtual_packages: bytes = b"",
     work: Path | None = None,
     lock_name: str = "conda-lock.yml",
+    cache: Path | None = None,
     previous: str | None = None,
     update: Sequence[str] = (),
     verbose: bool = False,
 ) -> tuple[str, str, str]:
     """Resolve the PyPI part on top of conda-lock's conda solution (``lock_text``) and merge it in:
-    (conda-lock.yml text, explicit text, ``<t>.pip.txt`` text). Raises EnvspecError."""
+    (conda-lock.yml text, explicit text, ``<t>.pip.txt`` text). Raises EnvspecError. ``cache``: uv's
+    cache folder (default: a fresh one in the temporary folder, i.e. cold)."""
     import tempfile
 
     from envspec.lock import pypi_merge
 
-    cache = work.parent.parent / "uv-cache" if work is not None else None  # .envspec-cache/uv-cache
     records = pypi_merge.conda_part(lock_text, subdir)
     with tempfile.TemporaryDirectory(prefix=f"envspec-pypi-{target}-", dir=work) as tmp:
         packages = pypi_merge.resolve(
@@ -386,7 +387,7 @@ def check_no_secrets(job: PipJob, *texts: str) -> None:
     for secret in job.index.secrets():
         if any(secret in text for text in texts):
             raise ToolFailed(
-                "conda-lock's output contains the pypi mirror's credentials; nothing was written",
+                "the lock's output contains the pypi mirror's credentials; nothing was written",
                 tip="report this as an envspec bug",
             )
 

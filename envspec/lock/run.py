@@ -500,6 +500,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
             explicit_text=explicit_text,
             virtual_packages=job.input.virtual_packages,
             work=prep.tmp_dir,
+            cache=prep.tmp_dir.parent.parent / "uv-cache",  # <cache_dir>/uv-cache (tmp_dir: <cache_dir>/lock-tmp/x)
             lock_name=job.conda_lock_file.name,
             previous=_read_head(job.conda_lock_file, 1 << 26) if item.action is Action.UPDATE else None,
             update=item.update,
