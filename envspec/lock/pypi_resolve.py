@@ -185,6 +185,8 @@ def serve_standins(standins: Sequence[Provided]) -> Iterator[str]:
     files = standin_files(standins)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: uv asks about every name it meets
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             body = files.get(path) if path.startswith("/files/") else files.get(path.rstrip("/") + "/")
