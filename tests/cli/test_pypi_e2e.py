@@ -290,10 +290,14 @@ def test_update_moves_one_pip_package_and_check_sees_a_missing_pip_txt(
 @pytest.mark.network
 @pytest.mark.skipif(not os.environ.get("ENVSPEC_NETWORK_TESTS"), reason="reaches pypi.org: set ENVSPEC_NETWORK_TESTS=1")
 def test_real_pypi(channel: Path, tmp_path: Path) -> None:
-    """Opt-in: the same lock against https://pypi.org/simple (the default index, no pypi mirror)."""
-    project = make_project(tmp_path / "proj", ["six==1.17.0", "torch>=2"])
+    """Opt-in: the same lock against https://pypi.org/simple (the default index, no pypi mirror).
+    torchvision is PyPI's release made for the channel's conda pytorch (2.13.0: torchvision 0.28.x);
+    PyPI's torch, its nvidia-* and triton wheels are not in the result."""
+    project = make_project(tmp_path / "proj", ["six==1.17.0", "torch>=2", "torchvision"])
     proc = child(project, "lock", "--target", TARGET, "--mirror", f"conda-forge={channel.as_uri()}", cache=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert [p.split(" ")[0] for p in _pins(project)] == ["six==1.17.0"]  # torch: pytorch's, from conda
+    pins = [p.split(" ")[0] for p in _pins(project)]
+    assert "six==1.17.0" in pins and any(p.startswith("torchvision==0.28.") for p in pins), pins
+    assert not [p for p in pins if p.startswith(("torch==", "nvidia-", "triton", "cuda-"))], pins
     explicit = (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
     assert "# pip six @ https://files.pythonhosted.org/packages/" in explicit
