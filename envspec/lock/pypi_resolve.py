@@ -356,6 +356,8 @@ def uv_environment(request: Request, cache: Path) -> dict[str, str]:
     """The child's environment: no user/system uv configuration or UV_* settings leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
     env.update({"UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(cache), **request.platform.env, **request.index_env})
+    for key in ("NO_PROXY", "no_proxy"):  # the stand-ins are on 127.0.0.1: never through a proxy
+        env[key] = ",".join(filter(None, [env.get(key, ""), "127.0.0.1", "localhost"]))
     return env
 
 
