@@ -280,3 +280,16 @@ def test_update_moves_the_named_package_and_keeps_the_other_pins(tmp_path: Path)
 
         assert lock(("envspec-a",), previous) == ["envspec-a==1.1", "envspec-b==1.0"]
         assert lock((), None) == ["envspec-a==1.1", "envspec-b==1.1"]  # a full solve: the latest of each
+
+
+def test_requirement_markers_are_evaluated_for_the_target_not_this_machine(
+    index: pypi_index.Index, tmp_path: Path
+) -> None:
+    requirements = ("six; sys_platform == 'win32'", "pyparsing; sys_platform == 'linux'")
+    for subdir, expected in (("win-64", ["six==1.17.0"]), ("linux-64", ["pyparsing==3.3.3"])):
+        vpkg = f"subdirs:\n  {subdir}:\n    packages: {{}}\n"
+        packages = pypi_merge.resolve(
+            job(index, *requirements), target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir),
+            vpkg_text=vpkg, work=tmp_path / subdir,
+        )  # fmt: skip
+        assert [f"{p.name}=={p.version}" for p in packages] == expected
