@@ -30,7 +30,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "lock"))
 
 PLATFORMS = {  # subdir: (virtual packages file text, uv --python-platform, MACOSX_DEPLOYMENT_TARGET)
     "linux-64": ("subdirs:\n  linux-64:\n    packages:\n      __glibc: '2.28'\n", "x86_64-manylinux_2_28", None),
@@ -66,10 +65,10 @@ MODE = "local"
 
 def conda_lock_text(subdir: str) -> str:
     """The tests' conda solution (real linux-64 records + the Hugging Face stack), for ``subdir``."""
-    import test_pypi_resolve as t
+    import pypi_index
 
-    records = [(n, TRANSFORMERS[MODE] if n == "transformers" else v, b, p) for n, v, b, p in t.CONDA]
-    text: str = t.conda_lock_text(records)
+    records = [(n, TRANSFORMERS[MODE] if n == "transformers" else v, b, p) for n, v, b, p in pypi_index.CONDA]
+    text: str = pypi_index.conda_lock_text(records)
     return text.replace("linux-64", subdir)
 
 

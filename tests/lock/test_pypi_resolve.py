@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from envspec.errors import ChannelUnreachable, ExitCode, UnsatisfiableError
 from envspec.lock import pypi, pypi_merge
@@ -27,54 +26,11 @@ pytestmark = [pytest.mark.integration]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pypi_index  # noqa: E402
 
-SUBDIR = "linux-64"
-VPKG = "subdirs:\n  linux-64:\n    packages:\n      __cuda: '12.9'\n      __glibc: '2.28'\n"
-PYTORCH_BUILD = "cuda129_mkl_py312_hfde4d7d_304"
-#: (name, version, build, depends on python): real linux-64 conda-forge records first.
-CONDA = [
-    ("python", "3.12.11", "h9e4cc4f_0_cpython", False),
-    ("pytorch", "2.7.1", PYTORCH_BUILD, True),
-    ("numpy", "2.3.0", "py312h6cf2f7f_0", True),
-    ("pillow", "11.2.1", "py312h80c1187_0", True),
-    # the Hugging Face stack and the usual pure-Python packages (illustrative conda-forge versions)
-    ("transformers", "4.20.1", "pyhd8ed1ab_0", True),
-    ("diffusers", "0.34.0", "pyhd8ed1ab_0", True),
-    ("huggingface_hub", "0.34.4", "pyhd8ed1ab_0", True),
-    ("safetensors", "0.5.3", "py312h12e396e_0", True),
-    ("pyyaml", "6.0.2", "py312h178313f_2", True),
-    ("packaging", "25.0", "pyh29332c3_1", True),
-    ("psutil", "7.0.0", "py312h66e93f0_0", True),
-    ("typing_extensions", "4.14.1", "pyhe01879c_0", True),
-    ("setuptools", "80.9.0", "pyhff2d567_0", True),
-    ("notebook", "7.4.5", "pyhd8ed1ab_0", True),
-    ("filelock", "3.18.0", "pyhd8ed1ab_0", True),
-]
-
-
-def conda_lock_text(records: list[tuple[str, str, str, bool]] = CONDA) -> str:
-    """A conda-lock v1 file of ``records`` for linux-64, as conda-lock writes one."""
-    packages = [
-        {
-            "name": name,
-            "version": version,
-            "manager": "conda",
-            "platform": SUBDIR,
-            "dependencies": {"python": ">=3.12,<3.13.0a0"} if python else {},
-            "url": f"https://conda.anaconda.org/conda-forge/{SUBDIR}/{name}-{version}-{build}.conda",
-            "hash": {"md5": "0" * 32, "sha256": "1" * 64},
-            "category": "main",
-            "optional": False,
-        }
-        for name, version, build, python in records
-    ]
-    meta = {
-        "content_hash": {SUBDIR: "x"},
-        "channels": [{"url": "conda-forge", "used_env_vars": []}],
-        "platforms": [SUBDIR],
-        "sources": ["environment-linux-cuda.yml"],
-        "custom_metadata": {"envspec-input-hash": "sha256:" + "c" * 64},
-    }
-    return yaml.safe_dump({"version": 1, "metadata": meta, "package": packages}, sort_keys=False)
+SUBDIR = pypi_index.SUBDIR
+VPKG = pypi_index.VPKG
+PYTORCH_BUILD = pypi_index.PYTORCH_BUILD
+CONDA = pypi_index.CONDA
+conda_lock_text = pypi_index.conda_lock_text
 
 
 @pytest.fixture(scope="module")
