@@ -33,26 +33,20 @@ def test_environment_files_are_valid_conda_env_files(project_copy: Path) -> None
         data = yaml.safe_load(plan[project.env_file(target.name)])
         assert data["name"] == target.env_name
         assert data["channels"] == ["conda-forge", "nodefaults"]
-        conda = [d for d in data["dependencies"] if not isinstance(d, dict)]
-        pip = [d["pip"] for d in data["dependencies"] if isinstance(d, dict)]
-        assert conda == [*target.dependencies, *(["pip"] if target.pip else [])]
-        assert pip == ([list(target.pip)] if target.pip else [])
+        assert data["dependencies"] == list(target.dependencies)
         assert data["platforms"] == [target.subdir]
         assert data["variables"] == target.variables
 
 
 def test_cuda_targets_carry_cuda_selection(project_copy: Path) -> None:
     project, plan = _plan(project_copy)
-    for name, torch, cuda, driver in (
-        ("linux-cuda", "pytorch=2.7.*=cuda*", "12.9", "12.9"),
-        ("win-cuda", "pytorch=*=cuda*", "12.9", "12.8"),
-    ):
+    for name, cuda in (("linux-cuda", "12.9"), ("win-cuda", "12.8")):
         deps = yaml.safe_load(plan[project.env_file(name)])["dependencies"]
-        assert torch in deps
+        assert "pytorch=*=cuda*" in deps
         assert f"cuda-version={cuda}" in deps
         vp = yaml.safe_load(plan[project.vpkg_file(name)])
         subdir = "linux-64" if name == "linux-cuda" else "win-64"
-        assert vp["subdirs"][subdir]["packages"]["__cuda"] == driver
+        assert vp["subdirs"][subdir]["packages"]["__cuda"] == cuda
 
 
 def test_osx_targets(project_copy: Path) -> None:
