@@ -363,12 +363,13 @@ def solved_from_test_channel(job: LockJob) -> bool:
 
 
 def _warn_test_channel(jobs: Sequence[LockJob], progress: Progress) -> None:
-    for job in jobs:
-        if solved_from_test_channel(job):
-            progress(
-                f"warning: {job.rel(job.explicit_file)} was solved against the tests' synthetic channel: "
-                "never commit it"
-            )
+    """One line (no target names: a check's output names only the stale targets)."""
+    marked = sum(solved_from_test_channel(job) for job in jobs)
+    if marked:
+        progress(
+            f"warning: {marked} lockfile(s) here were solved against the tests' synthetic channel "
+            f"(# {explicit.SOLVED_FROM_KEY}: {explicit.TEST_CHANNEL}): never commit them"
+        )
 
 
 def _conda_lock_header(job: LockJob) -> str:
