@@ -154,6 +154,7 @@ def vendor(channel: Path, targets: dict[str, dict[str, Any]]) -> dict[str, dict[
             problems.append(f"{name}: no lockfiles/{name}.conda-lock.yml")
             continue
         stamps: list[int] = []
+        sizes: dict[str, int] = {}
         conda, pip, torch, python = 0, 0, "-", "-"
         for pkg in conda_lock_packages(name):
             if pkg.get("manager") == "pip":
@@ -175,6 +176,7 @@ def vendor(channel: Path, targets: dict[str, dict[str, Any]]) -> dict[str, dict[
                 problems.append(f"{name}: {subdir}/{fn}: the lockfile's hashes differ from the snapshot's record")
                 continue
             chosen.setdefault(subdir, {})[fn] = record
+            sizes[fn] = int(record.get("size", 0))
             if record.get("timestamp"):  # old records have none
                 stamps.append(int(record["timestamp"]))
             if pkg["name"] == "pytorch":
@@ -188,6 +190,8 @@ def vendor(channel: Path, targets: dict[str, dict[str, Any]]) -> dict[str, dict[
             "pytorch": torch,
             "python": python,
             "record_timestamps": [_day(min(stamps)), _day(max(stamps))] if stamps else None,
+            "conda_bytes": sum(sizes.values()),
+            "largest_conda_package": max(sizes.items(), key=lambda kv: kv[1]) if sizes else None,
         }
     if problems:
         raise SystemExit("error: the lockfiles do not check out against the snapshot:\n  " + "\n  ".join(problems))
@@ -260,14 +264,17 @@ def readme_block(provenance: dict[str, Any]) -> str:
     conda, pypi = provenance["conda"], provenance["pypi"]
     first, last = conda["pinned_record_timestamps"] or ["?", "?"]
     rows = [
-        "| target | subdir | pytorch | python | conda records | PyPI wheels | record dates |",
-        "| --- | --- | --- | --- | ---: | ---: | --- |",
+        (
+            "| target | subdir | pytorch | python | conda records | PyPI wheels | record dates | conda download "
+            "| largest |"
+        ),
+        "| --- | --- | --- | --- | ---: | ---: | --- | ---: | --- |",
     ]
     for name, f in provenance["targets"].items():
         dates = " – ".join(f["record_timestamps"]) if f["record_timestamps"] else "-"
         rows.append(
             f"| `{name}` | {f['subdir']} | `{f['pytorch']}` | `{f['python']}` | {f['conda_records']} "
-            f"| {f['pypi_wheels']} | {dates} |"
+            f"| {f['pypi_wheels']} | {dates} | {_mib(f['conda_bytes'])} | {_largest(f['largest_conda_package'])} |"
         )
     return "\n".join(
         [
@@ -290,6 +297,14 @@ def readme_block(provenance: dict[str, Any]) -> str:
             END,
         ]
     )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.0f} MiB"
+
+
+def _largest(item: list[Any] | tuple[str, int] | None) -> str:
+    return f"`{item[0]}` ({_mib(int(item[1]))})" if item else "-"
 
 
 def update_readme(block: str) -> None:
@@ -328,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = run_lock(channel, chosen, args.keep_fresh)
     facts = vendor(channel, targets)
     previous = json.loads(PROVENANCE.read_text(encoding="utf-8")) if PROVENANCE.is_file() else None
-    solved = lockfile_digests(targets) != before or previous is None
+    # a from-scratch run is a new solve (PyPI as of now) even when it reproduces the same bytes
+    solved = not args.keep_fresh or lockfile_digests(targets) != before or previous is None
     provenance = write_provenance(args.snapshot, digest, facts, seconds, None if solved else previous)
     update_readme(readme_block(provenance))
     for name, f in facts.items():
