@@ -38,6 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -228,27 +229,34 @@ def lockfile_digests(targets: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {p.name: sha256_of(p) for p in paths}
 
 
-def write_provenance(
-    tarball: Path, digest: str, facts: dict[str, dict[str, Any]], seconds: float, unchanged: dict[str, Any] | None
-) -> dict[str, Any]:
-    """``unchanged``: the previous provenance when no lockfile changed (its solve date and time stay)."""
+def snapshot_source(tarball: Path, digest: str) -> dict[str, Any]:
     with tarfile.open(tarball, "r:gz") as tar:
         members = sorted(m.name for m in tar.getmembers() if m.name.endswith("/repodata.json"))
+    return {
+        "source": "conda-forge-records.tar.gz: real conda-forge repodata records rebuilt from public "
+        "pixi.lock files (see tests/data/conda-forge/README.md for the list of projects)",
+        "summary": f"real conda-forge records (snapshot `conda-forge-records.tar.gz`, sha256 `{digest[:16]}…`)",
+        "snapshot_sha256": digest,
+        "snapshot_bytes": tarball.stat().st_size,
+        "snapshot_members": members,
+    }
+
+
+def write_provenance(
+    conda_source: dict[str, Any], facts: dict[str, dict[str, Any]], seconds: float, unchanged: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``unchanged``: the previous provenance when nothing was solved (its solve date and time stay)."""
     stamps = [d for f in facts.values() if f["record_timestamps"] for d in f["record_timestamps"]]
     provenance = {
         "about": "Where the committed lockfiles/ came from; written by tools/lock_real.py. The records under "
-        "this folder are exactly those the lockfiles pin, copied unchanged from the snapshot.",
+        "this folder are exactly those the lockfiles pin, copied unchanged from their channel.",
         "command": "python tools/lock_real.py PATH/TO/conda-forge-records.tar.gz  (or: nox -s lock_real -- PATH)",
         "locked_at": unchanged["locked_at"]
         if unchanged
         else dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "conda": {
             "channel": CANONICAL,
-            "source": "conda-forge-records.tar.gz: real conda-forge repodata records rebuilt from public "
-            "pixi.lock files (see tests/data/conda-forge/README.md for the list of projects)",
-            "snapshot_sha256": digest,
-            "snapshot_bytes": tarball.stat().st_size,
-            "snapshot_members": members,
+            **conda_source,
             "pinned_record_timestamps": [min(stamps), max(stamps)] if stamps else None,
         },
         "pypi": {"index": pypi_index(), "resolved_at": "locked_at (the index as it was then)"},
@@ -258,6 +266,23 @@ def write_provenance(
     PROVENANCE.parent.mkdir(parents=True, exist_ok=True)
     PROVENANCE.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     return provenance
+
+
+def fetch_channel(url: str, subdirs: set[str]) -> Path:
+    """A local copy of ``url``'s repodata.json for ``subdirs`` + noarch (a local folder is used as it is)."""
+    if not url.startswith(("http://", "https://")):
+        return Path(url.removeprefix("file://")).resolve()
+    root = REPO / ".envspec-cache" / "vendor-from" / hashlib.sha256(url.encode()).hexdigest()[:16] / "conda-forge"
+    for subdir in sorted(subdirs | {"noarch"}):
+        out = root / subdir / "repodata.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        print(f"fetching {url.rstrip('/')}/{subdir}/repodata.json", file=sys.stderr)
+        with urllib.request.urlopen(f"{url.rstrip('/')}/{subdir}/repodata.json", timeout=120) as response:
+            tmp = out.with_suffix(".tmp")
+            with tmp.open("wb") as fh:
+                shutil.copyfileobj(response, fh, 1 << 20)
+        os.replace(tmp, out)
+    return root
 
 
 def readme_block(provenance: dict[str, Any]) -> str:
@@ -282,11 +307,13 @@ def readme_block(provenance: dict[str, Any]) -> str:
             (
                 f"Solved {provenance['locked_at']} by `tools/lock_real.py` ({provenance['lock_seconds']} s for "
                 "`envspec lock`):"
+                if provenance["lock_seconds"] is not None
+                else f"Records vendored {provenance['locked_at']} by `tools/lock_real.py --vendor-from` (solved "
+                "by the relock workflow or by hand):"
             ),
             "",
             (
-                f"* **conda**: real conda-forge records (snapshot `conda-forge-records.tar.gz`, sha256 "
-                f"`{conda['snapshot_sha256'][:16]}…`), pinned records built {first} – {last}; URLs name "
+                f"* **conda**: {conda['summary']}, pinned records built {first} – {last}; URLs name "
                 f"`{conda['channel']}`."
             ),
             f"* **PyPI**: {pypi['index']} as of {provenance['locked_at'][:10]}.",
@@ -322,13 +349,30 @@ def update_readme(block: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("snapshot", type=Path, help="conda-forge-records.tar.gz (see ../shared/data/README.md)")
+    parser.add_argument(
+        "snapshot", type=Path, nargs="?", help="conda-forge-records.tar.gz (see ../shared/data/README.md)"
+    )
     parser.add_argument("--target", action="append", default=[], help="lock only these targets (repeatable)")
     parser.add_argument("--keep-fresh", action="store_true", help="keep targets whose lockfiles match their inputs")
+    parser.add_argument(
+        "--vendor-from",
+        metavar="CHANNEL",
+        help="lock nothing: vendor the records the committed lockfiles pin from CHANNEL (a conda-forge URL, "
+        "e.g. after the relock workflow, or a local copy)",
+    )
     args = parser.parse_args(argv)
-    if not args.snapshot.is_file():
-        parser.error(f"{args.snapshot}: no such file")
     targets = spec_targets(REPO / "envspec.yml")
+    if args.vendor_from:
+        channel = fetch_channel(args.vendor_from, {t["subdir"] for t in targets.values()})
+        facts = vendor(channel, targets)
+        source = {"source": args.vendor_from, "summary": f"conda-forge records read from {args.vendor_from}"}
+        provenance = write_provenance(source, facts, 0.0, None)
+        provenance["lock_seconds"] = None  # solved elsewhere (the relock workflow): only vendored here
+        PROVENANCE.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+        update_readme(readme_block(provenance))
+        return 0
+    if args.snapshot is None or not args.snapshot.is_file():
+        parser.error(f"{args.snapshot}: no such file (pass the snapshot, or --vendor-from CHANNEL)")
     unknown = [t for t in args.target if t not in targets]
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}; envspec.yml has {', '.join(targets)}")
@@ -345,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(PROVENANCE.read_text(encoding="utf-8")) if PROVENANCE.is_file() else None
     # a from-scratch run is a new solve (PyPI as of now) even when it reproduces the same bytes
     solved = not args.keep_fresh or lockfile_digests(targets) != before or previous is None
-    provenance = write_provenance(args.snapshot, digest, facts, seconds, None if solved else previous)
+    provenance = write_provenance(snapshot_source(args.snapshot, digest), facts, seconds, None if solved else previous)
     update_readme(readme_block(provenance))
     for name, f in facts.items():
         print(
