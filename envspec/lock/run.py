@@ -250,14 +250,17 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
 
 
 def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
-    if job.pip is not None:
-        stderr = pypi.scrub(job.pip, stderr)
-        if not report_path.exists() and (pip_error := pypi.classify_failure(job.target, job.subdir, job.pip, stderr)):
-            return pip_error
     report: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         report = json.loads(report_path.read_text(encoding="utf-8"))
+    if not isinstance(report, dict):
+        report = {}
     kind = report.get("envspec_kind")
+    if job.pip is not None:
+        stderr = pypi.scrub(job.pip, stderr)
+        # the shim's report of a solution (its test-channel note) is no conda failure: the PyPI part failed
+        if kind is None and (pip_error := pypi.classify_failure(job.target, job.subdir, job.pip, stderr)):
+            return pip_error
     if kind is None:  # a real conda/mamba: recognise its error names in conda-lock's output
         if re.search(r"Unsatisfiable|PackagesNotFound|LibMambaUnsatisfiable|Could not solve|nothing provides", stderr):
             kind = "unsatisfiable"
