@@ -252,9 +252,8 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
 def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
     report: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    if not isinstance(report, dict):
-        report = {}
+        loaded: object = json.loads(report_path.read_text(encoding="utf-8"))
+        report = loaded if isinstance(loaded, dict) else {}
     kind = report.get("envspec_kind")
     if job.pip is not None:
         stderr = pypi.scrub(job.pip, stderr)
