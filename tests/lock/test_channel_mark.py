@@ -26,6 +26,9 @@ from envspec.cli.main import main
 from envspec.lock import explicit
 from envspec.lock.conda_shim import REPORT_ENV, TEST_CHANNEL_LICENSE, TEST_CHANNEL_REPORT_KEY, _note_test_channel
 from envspec.lock.run import _test_channel_packages
+from envspec.project import Project
+from envspec.report.build import TEST_CHANNEL_TEXT, read_lock
+from envspec.spec.model import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"
@@ -112,6 +115,15 @@ def test_a_lock_against_the_synthetic_channel_is_marked_and_check_says_so(local_
     assert "https://conda.anaconda.org/conda-forge/osx-64/pytorch-" in (project / "lockfiles/osx-64.lock").read_text()
     code, _, err = envspec(project, "lock", "--check", "--target", "osx-64")
     assert code == 0 and f"({MARK}): never commit them" in err, err
+    # the report: fresh, and says what it is
+    summary = read_lock(Project(project), load_spec(project / "envspec.yml").resolve("osx-64"), {})
+    assert summary.state == "fresh" and summary.problem == TEST_CHANNEL_TEXT
+    (project / "results").mkdir()  # no smoke results yet: every row is "missing", the lock column still says it
+    code, _, err = envspec(project, "report", str(project / "results"), "--out", str(project / "report"))
+    assert (project / "report" / "report.md").is_file(), err
+    md = (project / "report" / "report.md").read_text(encoding="utf-8")
+    assert f"fresh<br>{TEST_CHANNEL_TEXT}" in md, md
+    assert "synthetic channel: never commit it" in (project / "report" / "report.html").read_text(encoding="utf-8")
 
 
 def _load_torch_only() -> ModuleType:
