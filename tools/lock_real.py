@@ -42,6 +42,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from envspec.errors import EnvspecError
+
 REPO = Path(__file__).resolve().parents[1]
 RECORDS_DIR = REPO / "tests" / "data" / "locked-records"
 PROVENANCE = RECORDS_DIR / "provenance.json"
@@ -106,28 +108,32 @@ def envspec(*args: str) -> int:
 
 
 def run_lock(channel: Path, chosen: list[str], keep_fresh: bool) -> float:
-    """``envspec lock`` through the local channel; the old lockfiles are restored if it fails."""
+    """``envspec lock`` through the local channel; the old lockfiles come back if it fails or is interrupted."""
     backup = Path(tempfile.mkdtemp(prefix="lock-real-backup-"))
     moved: list[tuple[Path, Path]] = []
-    if not keep_fresh:
-        for name in chosen:
-            for path in lockfile_paths(name, True):
-                if path.exists():
-                    shutil.move(path, backup / path.name)
-                    moved.append((backup / path.name, path))
     args = ["lock", "--mirror", f"conda-forge={channel.as_uri()}"]
     for name in chosen:
         args += ["--target", name]
-    start = time.monotonic()
-    code = envspec(*args)
-    seconds = time.monotonic() - start
+    code = 1
+    try:
+        if not keep_fresh:  # from scratch: envspec lock sees no lockfile to keep
+            for name in chosen:
+                for path in lockfile_paths(name, True):
+                    if path.exists():
+                        shutil.move(path, backup / path.name)
+                        moved.append((backup / path.name, path))
+        start = time.monotonic()
+        code = envspec(*args)
+        seconds = time.monotonic() - start
+    finally:
+        if code != 0:
+            for src, dest in moved:
+                if not dest.exists():
+                    shutil.move(src, dest)
+            print(f"error: envspec lock exited {code}; the previous lockfiles are back", file=sys.stderr)
+        shutil.rmtree(backup, ignore_errors=True)
     if code != 0:
-        for src, dest in moved:
-            if not dest.exists():
-                shutil.move(src, dest)
-        print(f"error: envspec lock exited {code}; the previous lockfiles are back", file=sys.stderr)
         raise SystemExit(code)
-    shutil.rmtree(backup, ignore_errors=True)
     return seconds
 
 
@@ -361,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. after the relock workflow, or a local copy)",
     )
     args = parser.parse_args(argv)
-    targets = spec_targets(REPO / "envspec.yml")
+    try:
+        targets = spec_targets(REPO / "envspec.yml")
+    except EnvspecError as exc:
+        print(exc.one_line(), file=sys.stderr)
+        return int(exc.exit_code)
     if args.vendor_from:
         channel = fetch_channel(args.vendor_from, {t["subdir"] for t in targets.values()})
         facts = vendor(channel, targets)
@@ -379,7 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.target or list(targets)
     digest = sha256_of(args.snapshot)
     print(f"snapshot {args.snapshot} sha256 {digest}", file=sys.stderr)
-    channel = unpack(args.snapshot, digest, {targets[t]["subdir"] for t in targets})
+    try:
+        channel = unpack(args.snapshot, digest, {targets[t]["subdir"] for t in targets})
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        print(f"error: {args.snapshot} is not a readable snapshot tarball: {exc}", file=sys.stderr)
+        return 3
     if envspec("render", "--check") != 0:
         print("error: generated files drift from envspec.yml: run `envspec render` first", file=sys.stderr)
         return 1
