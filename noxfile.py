@@ -1,4 +1,4 @@
-"""Sessions: render, tests, unit, lint, lock, smoke, bench, verify, pypi_mapping; mutants (by hand, not in CI).
+"""Sessions: render, tests, unit, lint, lock, smoke, bench, verify, pypi_mapping; lock_real, mutants (by hand).
 
 Thin sessions over the `envspec` CLI; each installs what it needs into its own virtualenv.
 """
@@ -102,6 +102,16 @@ def lock(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("envspec", "render")
     session.run("envspec", "lock", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def lock_real(session: nox.Session) -> None:
+    """The committed lockfiles: lock every target against the real conda-forge records snapshot
+    (`-- PATH/TO/conda-forge-records.tar.gz`) and the real PyPI registry, vendor the pinned records."""
+    if not session.posargs:
+        session.error("pass the snapshot: nox -s lock_real -- PATH/TO/conda-forge-records.tar.gz [--target T]")
+    session.install("-e", ".")
+    session.run("python", "tools/lock_real.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="envspec-bench-") as tmp:
         base = Path(tmp) / "base"
         base.mkdir()
-        shutil.copy2(REPO / "envspec.yml", base / "envspec.yml")
+        shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", base / "envspec.yml")
         shutil.copytree(REPO / "templates", base / "templates")
         envspec(base, "render")
         envspec(base, "targets")  # warm the interpreter's bytecode caches, as a user's second command is

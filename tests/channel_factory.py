@@ -34,6 +34,8 @@ from pathlib import Path
 
 import zstandard
 
+from envspec.lock.conda_shim import TEST_CHANNEL_LICENSE
+
 SUBDIRS: tuple[str, ...] = ("linux-64", "osx-64", "osx-arm64", "win-64")
 ALL_SUBDIRS: tuple[str, ...] = (*SUBDIRS, "noarch")
 TIMESTAMP_MS = 1_761_955_200_000  # 2025-11-01, fixed so archives are reproducible
@@ -343,7 +345,7 @@ def _index_json(pkg: Pkg) -> dict[str, object]:
         "build": pkg.build,
         "build_number": pkg.build_number,
         "depends": list(pkg.depends),
-        "license": "BSD-3-Clause",
+        "license": TEST_CHANNEL_LICENSE,  # the mark envspec lock records: never commit what it solves
         "name": pkg.name,
         "platform": None if pkg.subdir == "noarch" else pkg.subdir.split("-")[0],
         "subdir": pkg.subdir,

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+#: The spec that fits the tests' synthetic channel (tests/channel_factory.py); the shipped
+#: envspec.yml fits real conda-forge records (its lockfiles are committed) and is not for it.
+SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"
 
 
 class SpawnForbidden(AssertionError):
@@ -39,10 +42,10 @@ def repo() -> Path:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    """A scratch copy of the project's inputs (spec + templates) to render into."""
+    """A scratch project to render into: the synthetic channel's spec (SYNTHETIC_SPEC) + the templates."""
     dest = tmp_path / "proj"
     dest.mkdir()
-    shutil.copy2(REPO / "envspec.yml", dest / "envspec.yml")
+    shutil.copy2(SYNTHETIC_SPEC, dest / "envspec.yml")
     shutil.copytree(REPO / "templates", dest / "templates")
     return dest
 

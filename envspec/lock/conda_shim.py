@@ -44,6 +44,10 @@ from urllib.parse import unquote, urlsplit
 CONDA_VERSION = "25.11.0"  # the conda CLI whose behaviour (JSON shapes) this mimics
 SHIM_NAME = "envspec-conda"
 REPORT_ENV = "ENVSPEC_SHIM_REPORT"
+#: The ``license`` every record of the tests' synthetic channel carries (tests/channel_factory.py):
+#: a solve that picks one is reported, and envspec lock marks the lockfiles (never commit them).
+TEST_CHANNEL_LICENSE = "LicenseRef-envspec-test-channel"
+TEST_CHANNEL_REPORT_KEY = "envspec_test_channel"
 MIRRORS_ENV = "ENVSPEC_SHIM_MIRRORS"
 TIMEOUT_ENV = "ENVSPEC_CHANNEL_TIMEOUT"
 _VIRTUAL_REPODATA_MAX_BYTES = 256 * 1024
@@ -511,6 +515,15 @@ def _plan(records: Sequence[Any], prefix: str | None, canonical: Mapping[str, st
     }
 
 
+def _note_test_channel(records: Sequence[Any], environ: Mapping[str, str]) -> None:
+    """Records of the tests' synthetic channel in a solution: listed in the report file for envspec lock."""
+    marked = sorted({r.name.normalized for r in records if getattr(r, "license", None) == TEST_CHANNEL_LICENSE})
+    path = environ.get(REPORT_ENV)
+    if marked and path:
+        with contextlib.suppress(OSError):
+            Path(path).write_text(json.dumps({TEST_CHANNEL_REPORT_KEY: marked}), encoding="utf-8")
+
+
 def _installed(prefix: str) -> list[dict[str, Any]]:
     meta = Path(prefix) / "conda-meta"
     out: list[dict[str, Any]] = []
@@ -570,6 +583,7 @@ def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     channels, virtual_records = _split_channels(routed.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
     records = asyncio.run(_solve(channels, subdir, cmd.specs, vpkgs, (), environ, routed.auth))
+    _note_test_channel(records, environ)
     return _plan(records, cmd.prefix, routed.canonical)
 
 
@@ -605,6 +619,7 @@ def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
         return await _solve(channels, subdir, specs, vpkgs, locked, environ, routed.auth)
 
     records = asyncio.run(run())
+    _note_test_channel(records, environ)
     before = {str(e["name"]): str(e.get("fn", "")) for e in installed}
     changed = [r for r in records if before.get(r.name.normalized) != r.file_name]
     plan = _plan(changed, cmd.prefix, routed.canonical)

@@ -16,6 +16,9 @@ FORMAT_VERSION = 1
 HASH_KEY = "envspec-input-hash"
 TARGET_KEY = "envspec-target"
 FORMAT_KEY = "envspec-lock-format"
+#: Present only in lockfiles solved against the tests' synthetic channel (never commit those).
+SOLVED_FROM_KEY = "envspec-solved-from"
+TEST_CHANNEL = "test-channel"
 _KEY_RE = re.compile(r"^#\s*(envspec-[a-z-]+):\s*(\S+)\s*$")
 _LINE_RE = re.compile(r"^(?P<url>[^#\s]+)#(?P<hash>(?:sha256:)?[0-9a-f]{32,64})$")
 #: ``name-version-build.conda|.tar.bz2`` with conda's characters only (no separators, no spaces).
@@ -59,12 +62,29 @@ def header(*, target: str, subdir: str, input_hash: str, sources: list[str], cha
     )
 
 
+def test_channel_note(packages: list[str]) -> str:
+    """The header lines of a lockfile solved against the tests' synthetic channel."""
+    shown = ", ".join(packages[:5]) + (f" and {len(packages) - 5} more" if len(packages) > 5 else "")
+    return (
+        f"# WARNING: solved against the tests' synthetic channel ({shown}): never commit this lockfile.\n"
+        f"# {SOLVED_FROM_KEY}: {TEST_CHANNEL}\n"
+    )
+
+
 def render(
-    conda_lock_explicit: str, *, target: str, subdir: str, input_hash: str, sources: list[str], channels: list[str]
+    conda_lock_explicit: str,
+    *,
+    target: str,
+    subdir: str,
+    input_hash: str,
+    sources: list[str],
+    channels: list[str],
+    note: str = "",
 ) -> str:
-    """envspec's header + conda-lock's explicit rendering, ``\\n`` line ends, final newline."""
+    """envspec's header (+ ``note`` lines) + conda-lock's explicit rendering, ``\\n`` line ends, final newline."""
     body = conda_lock_explicit.replace("\r\n", "\n").rstrip("\n") + "\n"
-    return header(target=target, subdir=subdir, input_hash=input_hash, sources=sources, channels=channels) + body
+    head = header(target=target, subdir=subdir, input_hash=input_hash, sources=sources, channels=channels)
+    return head + note + body
 
 
 def header_fields(text: str) -> dict[str, str]:

@@ -252,8 +252,14 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
 def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: int) -> EnvspecError:
     report: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        report = json.loads(report_path.read_text(encoding="utf-8"))
+        loaded: object = json.loads(report_path.read_text(encoding="utf-8"))
+        report = loaded if isinstance(loaded, dict) else {}
     kind = report.get("envspec_kind")
+    if job.pip is not None:
+        stderr = pypi.scrub(job.pip, stderr)
+        # the shim's report of a solution (its test-channel note) is no conda failure: the PyPI part failed
+        if kind is None and (pip_error := pypi.classify_failure(job.target, job.subdir, job.pip, stderr)):
+            return pip_error
     if kind is None:  # a real conda/mamba: recognise its error names in conda-lock's output
         if re.search(r"Unsatisfiable|PackagesNotFound|LibMambaUnsatisfiable|Could not solve|nothing provides", stderr):
             kind = "unsatisfiable"
@@ -338,6 +344,34 @@ def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
     torch = next((p for p in pkgs if p.name in TORCH_NAMES), None)
     torch_text = f"{torch.version} {torch.build or '?'}" if torch else "-"
     return len(pkgs), torch_text
+
+
+def _test_channel_packages(report: Path) -> list[str]:
+    """Packages of the tests' synthetic channel the shim saw in the solution (its report file)."""
+    from envspec.lock.conda_shim import TEST_CHANNEL_REPORT_KEY
+
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    names = data.get(TEST_CHANNEL_REPORT_KEY) if isinstance(data, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def solved_from_test_channel(job: LockJob) -> bool:
+    """Does the target's explicit lockfile say it was solved against the tests' synthetic channel?"""
+    head = _read_head(job.explicit_file)
+    return head is not None and explicit.header_fields(head).get(explicit.SOLVED_FROM_KEY) == explicit.TEST_CHANNEL
+
+
+def _warn_test_channel(jobs: Sequence[LockJob], progress: Progress) -> None:
+    """One line (no target names: a check's output names only the stale targets)."""
+    marked = sum(solved_from_test_channel(job) for job in jobs)
+    if marked:
+        progress(
+            f"warning: {marked} lockfile(s) here were solved against the tests' synthetic channel "
+            f"(# {explicit.SOLVED_FROM_KEY}: {explicit.TEST_CHANNEL}): never commit them"
+        )
 
 
 def _conda_lock_header(job: LockJob) -> str:
@@ -469,6 +503,8 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         ) from None
     if f"{CONDA_LOCK_HASH_KEY}:" not in lock_text:
         raise ToolFailed(f"conda-lock dropped envspec's metadata from the lockfile of {job.target}")
+    marked = _test_channel_packages(prep.report)
+    note = explicit.test_channel_note(marked) if marked else ""
     explicit_text = explicit.render(
         explicit_body,
         target=job.target,
@@ -476,6 +512,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         input_hash=item.input_hash,
         sources=[job.rel(job.env_file), job.rel(job.vpkg_file)],
         channels=list(job.channels),
+        note=note,
     )
     try:
         entries = explicit.entries(explicit_text)
@@ -512,7 +549,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         seconds=seconds,
         packages=count,
         torch=torch,
-        conda_lock_text=_conda_lock_header(job) + lock_text,
+        conda_lock_text=_conda_lock_header(job) + note + lock_text,
         explicit_text=explicit_text,
         pip_text=pip_text,
     )
@@ -703,6 +740,7 @@ def lock_jobs(
     if check:
         stale = [i for i in items if i.action is not Action.SKIP]
         report.outcomes = [Outcome(i.target, "stale" if i.action is not Action.SKIP else "up to date") for i in items]
+        _warn_test_channel(jobs, progress)
         if stale:
             raise CheckFailed(
                 "lockfiles out of date: " + "; ".join(f"{i.target} ({i.reason})" for i in stale),
@@ -787,6 +825,7 @@ def lock_jobs(
             if outcome.pip_text is None:
                 pypi.commit(pypi.pip_file(by_target[outcome.target].explicit_file), None)
         shutil.rmtree(work_root, ignore_errors=True)
+    _warn_test_channel([by_target[o.target] for o in results], progress)
     progress(f"done in {time.monotonic() - started:.1f} s")
     return report
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.lock.condalock import read_conda_lock, read_pip_packages
+from envspec.lock.explicit import SOLVED_FROM_KEY, TEST_CHANNEL
 from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
@@ -42,6 +43,8 @@ MAX_JSON_BYTES: Final = 4 * 1024 * 1024
 
 Status = Literal["pass", "fail", "error", "missing"]
 LockState = Literal["fresh", "stale", "unknown", "missing"]
+#: Shown beside the lock state of a lockfile solved against the tests' synthetic channel.
+TEST_CHANNEL_TEXT = "solved against the tests' synthetic channel: never commit it"
 DeviceVerdict = Literal["promised", "allowed-cpu", "wrong", "unknown"]
 
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +325,8 @@ def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, st
     except ValueError as exc:
         return LockSummary(state="unknown", problem=f"{project.relative(path)}: {exc}")
     state, problem = _freshness(project, target, mirrors)
+    if f"# {SOLVED_FROM_KEY}: {TEST_CHANNEL}" in text:  # the lock step's mark: fresh, but never to commit
+        problem = f"{problem}; {TEST_CHANNEL_TEXT}" if problem else TEST_CHANNEL_TEXT
     pip = tuple(f"{p.name} {p.version}" for p in read_pip_packages(text, "conda-lock file", target.subdir))
     return LockSummary(
         state=state, packages=count, torch_version=version, torch_build=build, problem=problem, pip_packages=pip
@@ -716,6 +721,8 @@ def render_markdown(report: ResultTable, image_hint: str = "") -> str:
         if row.device_verdict != "unknown":
             device += f"<br>{md_cell(DEVICE_TEXT[row.device_verdict])}"
         lock = md_cell(row.lock.state)
+        if row.lock.problem and TEST_CHANNEL_TEXT in row.lock.problem:
+            lock += f"<br>{md_cell(TEST_CHANNEL_TEXT)}"
         timings = ", ".join(f"{md_cell(label)} {_seconds(v)}" for label, v in row.timings) or "—"
         speed = f"{row.it_per_s:.1f}" if row.it_per_s is not None else "—"
         packages = str(row.lock.packages) if row.lock.packages is not None else "—"

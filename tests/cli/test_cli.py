@@ -22,7 +22,7 @@ def test_targets_json(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["version"] == 1
     by_name = {t["name"]: t for t in data["targets"]}
-    assert by_name["win-cuda"]["cuda"] == "12.8"
+    assert by_name["win-cuda"]["cuda"] == "12.9"
     assert by_name["osx-arm64"]["accelerator"] == "mps"
     # every column the table has, from the spec's own records
     spec = load_spec(repo / "envspec.yml")

@@ -67,9 +67,9 @@ def child(
 
 
 def make_project(root: Path, pip: list[str], allow_sdist: list[str] | None = None) -> Path:
-    """The repository's spec + templates with ``pip`` added to the linux-cuda target, rendered."""
+    """The synthetic channel's spec + templates with ``pip`` added to the linux-cuda target, rendered."""
     root.mkdir(parents=True)
-    spec = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load((REPO / "tests" / "data" / "synthetic" / "envspec.yml").read_text(encoding="utf-8"))
     spec["targets"][TARGET]["pip"] = pip
     if allow_sdist:
         spec["pip_allow_sdist"] = allow_sdist

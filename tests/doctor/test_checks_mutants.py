@@ -414,7 +414,7 @@ EXPECTED: dict[str, tuple[str, list[tuple[str, str, str, str | None]]]] = {
             ("platform", "PASS", "Windows AMD64 (win-64); target win-cuda is for win-64", None),
             ("conda-subdir", "PASS", "conda installs win-64 packages", None),
             ("nvidia-gpu", "PASS", "NVIDIA GeForce RTX 4090, driver 576.88", None),
-            ("nvidia-driver", "PASS", "driver 576.88 >= 570.65 for CUDA 12.8 (supports CUDA <= 12.9)", None),
+            ("nvidia-driver", "PASS", "driver 576.88 >= 576.02 for CUDA 12.9 (supports CUDA <= 12.9)", None),
             ("compute-capability", "PASS", "sm_89 (Ada) >= sm_50 for CUDA 12", None),
             ("gpu-memory", "PASS", "24.0 GiB of GPU memory (SD-1 fp16 512x512 fits)", None),
             (

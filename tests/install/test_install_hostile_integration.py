@@ -33,6 +33,7 @@ from test_install_hostile import FILE, channel_factory, hostile_conda
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"  # fits the synthetic channel
 HANDLER_LIMIT_S = 30.0  # no handler runs longer than this, whatever the client does
 ENDLESS_LIMIT = 256 << 20  # nor sends more than this
 
@@ -173,7 +174,7 @@ def test_sigterm_during_a_trickle_exits_promptly_and_leaves_nothing(
     lockfile.write_text(f"# platform: linux-64\n@EXPLICIT\n{base}/trickle/linux-64/slow-1.0-h_0.conda#{'0' * 32}\n")
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_HOST_SUBDIR": "linux-64", "ENVSPEC_STALL_TIMEOUT": "600"}
-    args = [sys.executable, "-m", "envspec", "--spec", str(REPO / "envspec.yml"), "install", "linux-cuda",
+    args = [sys.executable, "-m", "envspec", "--spec", str(SYNTHETIC_SPEC), "install", "linux-cuda",
             "--lockfile", str(lockfile), "--prefix", str(tmp_path / "env"), "--cache-dir", str(cache)]  # fmt: skip
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -204,7 +205,7 @@ def test_sigterm_during_a_trickle_exits_promptly_and_leaves_nothing(
 def install(lockfile: Path, prefix: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_HOST_SUBDIR": "linux-64"}
     env.pop("ENVSPEC_MIRRORS", None)
-    args = [sys.executable, "-m", "envspec", "--spec", str(REPO / "envspec.yml"), "install", "linux-cuda",
+    args = [sys.executable, "-m", "envspec", "--spec", str(SYNTHETIC_SPEC), "install", "linux-cuda",
             "--lockfile", str(lockfile), "--prefix", str(prefix), "--cache-dir", str(cache), *extra]  # fmt: skip
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
 
@@ -272,7 +273,7 @@ def test_with_conda_repairs_what_a_killed_swap_left(tmp_path: Path) -> None:
     (old / "conda-meta" / "envspec.marker").write_text('{"created_by": "envspec"}')
     env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_HOST_SUBDIR": "linux-64"}
     env["PATH"] = f"{bindir}:{env['PATH']}"
-    args = [sys.executable, "-m", "envspec", "--spec", str(REPO / "envspec.yml"), "install", "linux-cuda",
+    args = [sys.executable, "-m", "envspec", "--spec", str(SYNTHETIC_SPEC), "install", "linux-cuda",
             "--lockfile", str(lockfile), "--prefix", str(tmp_path / "env"), "--with", "conda"]  # fmt: skip
     proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -111,7 +111,7 @@ def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """The repository's spec rendered, and linux-cuda + osx-arm64 locked against the local channel."""
     project = tmp_path_factory.mktemp("install") / "proj"
     project.mkdir()
-    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
     shutil.copytree(REPO / "templates", project / "templates")
     assert envspec_inproc(project, "render")[0] == 0
     code, _, err = envspec_inproc(
@@ -525,7 +525,7 @@ def test_a_first_install_without_lockfile_solves_it_first_and_locked_refuses(
     """As `pixi install` / `uv sync`: a fresh clone with no lockfile gets one, then the environment."""
     project = tmp_path / "proj"
     project.mkdir()
-    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
     shutil.copytree(REPO / "templates", project / "templates")
     assert envspec_inproc(project, "render")[0] == 0
     mirror = ["--mirror", f"conda-forge={local_channel.as_uri()}"]

@@ -62,7 +62,7 @@ def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """The repository's spec rendered and locked once against the local channel."""
     project = tmp_path_factory.mktemp("locked") / "proj"
     project.mkdir()
-    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
     shutil.copytree(REPO / "templates", project / "templates")
     assert envspec(project, "render")[0] == 0
     code, out, err = envspec(project, "lock", "--mirror", f"conda-forge={local_channel.as_uri()}")

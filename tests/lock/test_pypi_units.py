@@ -24,7 +24,8 @@ SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 def spec_with(extra_top: str = "", target_pip: str = "") -> str:
-    text = SPEC.read_text(encoding="utf-8")
+    """The shipped spec without its own top-level ``pip:`` section, plus the test's."""
+    text = re.sub(r"^pip:\n(?:  - .*\n)+", "", SPEC.read_text(encoding="utf-8"), count=1, flags=re.MULTILINE)
     if target_pip:
         text = text.replace("    runner: ubuntu-latest\n", f"    runner: ubuntu-latest\n    pip: {target_pip}\n")
     return text.replace("targets:\n", f"{extra_top}targets:\n", 1)

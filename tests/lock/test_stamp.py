@@ -29,7 +29,7 @@ def envspec(project: Path, *args: str) -> tuple[int, str, str]:
 def locked(local_channel: Path, tmp_path: Path) -> tuple[Path, str]:
     project = tmp_path / "proj"
     project.mkdir()
-    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
     shutil.copytree(REPO / "templates", project / "templates")
     assert envspec(project, "render")[0] == 0
     mirror = f"conda-forge={local_channel.as_uri()}"

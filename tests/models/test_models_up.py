@@ -44,7 +44,10 @@ def test_up_pulls_the_pinned_model_and_the_smoke_image_is_made_with_it(
         check=True,
         capture_output=True,
     )
-    project.spec.write_text(spec_with_model((REPO / "envspec.yml").read_text(encoding="utf-8")), encoding="utf-8")
+    project.spec.write_text(
+        spec_with_model((REPO / "tests" / "data" / "synthetic" / "envspec.yml").read_text(encoding="utf-8")),
+        encoding="utf-8",
+    )
     shutil.copytree(REPO / "templates", project.root / "templates")
     env = project.env(PYTHONPATH=str(REPO), ENVSPEC_PKGS_DIR=str(tmp_path / "pkgs"))
     env.pop("ENVSPEC_MIRRORS", None)

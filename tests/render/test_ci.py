@@ -208,7 +208,7 @@ def test_relock_opens_a_pull_request_with_the_diff(project_copy: Path) -> None:
     assert COMMIT.fullmatch(pr["uses"])
     assert pr["with"]["branch"] == "envspec/relock"  # fixed: every run updates the same pull request
     assert pr["with"]["body-path"].endswith("relock-body.md")
-    assert pr["with"]["add-paths"] == "lockfiles/"
+    assert pr["with"]["add-paths"] == "lockfiles/,tests/data/locked-records/"  # the records the lockfiles pin
 
 
 def test_relock_on_push_runs_only_when_lockfiles_are_missing_or_stale(project_copy: Path) -> None:

@@ -26,10 +26,11 @@ def test_cuda_targets_pin_cuda_builds_and_toolkit(repo: Path) -> None:
     for name in ("linux-cuda", "win-cuda"):
         t = spec.resolve(name)
         assert t.accelerator == "cuda"
-        assert t.torch_spec == "pytorch=*=cuda*"
+        assert t.torch_spec.startswith("pytorch=") and t.torch_spec.endswith("=cuda*")
         assert t.cuda_version is not None
         assert f"cuda-version={t.cuda_version}" in t.dependencies
-        assert t.virtual_packages["__cuda"] == t.cuda_version
+        # cuda-version 12.x constrains __cuda >=12 (CUDA minor-version compatibility): same major
+        assert t.virtual_packages["__cuda"].split(".")[0] == t.cuda_version.split(".")[0]
 
 
 def test_mps_target_has_fallback_and_recent_osx(repo: Path) -> None:
@@ -105,14 +106,14 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ),
     (
         "cpu-build-could-win",
-        "      - pytorch=*=cuda*\n      - cuda-version=12.9",
-        "      - pytorch\n      - cuda-version=12.9",
+        "      - pytorch=2.7.*=cuda*\n      - cuda-version=12.9\n",
+        "      - pytorch=2.7.*\n      - cuda-version=12.9\n",
         r"targets\.linux-cuda: .*build pinned to 'cuda\*'",
     ),
     (
         "cuda-without-toolkit-pin",
-        "      - pytorch=*=cuda*\n      - cuda-version=12.9\n",
-        "      - pytorch=*=cuda*\n",
+        "      - pytorch=2.7.*=cuda*\n      - cuda-version=12.9\n",
+        "      - pytorch=2.7.*=cuda*\n",
         r"needs 'cuda-version' pinned",
     ),
     ("cuda-without-__cuda", '      __cuda: "12.9"\n', "", r"needs virtual package '__cuda'"),
@@ -127,7 +128,7 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("top-level-list", "version: 1\n", "- version: 1\n", r"expected a mapping|not valid YAML"),
     ("bad-version", "version: 1\n", "version: 2\n", r"version: Input should be 1"),
     ("bad-env-var", "PYTORCH_ENABLE_MPS_FALLBACK:", "1BAD-NAME:", r"variables"),
-    ("bad-pip", "targets:\n", "pip: ['torch==']\ntargets:\n", r"pip\.0: invalid pip requirement"),
+    ("bad-pip", "pip:\n  - diffusers", "pip:\n  - torch==\n  - diffusers", r"pip\.0: invalid pip requirement"),
     ("misspelled-required-key", "name: stable", "nmae: stable", r"envspec\.yml:\d+: nmae: unknown key"),
     (
         "misspelled-required-target-key",
