@@ -39,13 +39,12 @@ from packaging import tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from envspec.cli.main import main
-from envspec.lock import explicit
+from envspec.lock import explicit, pypi_mapping
 from envspec.spec.model import ResolvedTarget, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 LOCKFILES = REPO / "lockfiles"
 RECORDS = REPO / "tests" / "data" / "locked-records"
-MAPPING = REPO / "envspec" / "lock" / "pypi_mapping.json"
 CANONICAL = "https://conda.anaconda.org/conda-forge"
 RELOCK = "re-solve with `python tools/lock_real.py PATH/TO/conda-forge-records.tar.gz` (see lockfiles/README.md)"
 TARGETS: dict[str, ResolvedTarget] = {t.name: t for t in load_spec(REPO / "envspec.yml").resolve_all()}
@@ -320,13 +319,8 @@ def test_the_pypi_part_is_the_same_in_all_three_files(target: ResolvedTarget) ->
 
 
 def conda_names_of_pypi() -> dict[str, str]:
-    """PyPI project -> conda package name, from the mapping envspec ships (both shapes it has had)."""
-    data = json.loads(MAPPING.read_text(encoding="utf-8"))
-    out = {}
-    for pypi_name, value in data.items():
-        conda = value.get("conda_name") if isinstance(value, dict) else value
-        if isinstance(conda, str):
-            out[str(canonicalize_name(pypi_name))] = conda
+    """PyPI project -> conda package name, read by the shipped mapping's own reader (one reader per format)."""
+    out = pypi_mapping.pypi_to_conda()
     assert out.get("torch") == "pytorch", "the shipped mapping must map torch to pytorch"
     return out
 

@@ -106,13 +106,13 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ),
     (
         "cpu-build-could-win",
-        "      - pytorch=2.7.*=cuda*\n      - cuda-version=12.9\n",
+        "      - pytorch=*=cuda*\n      - cuda-version=12.9\n",
         "      - pytorch=2.7.*\n      - cuda-version=12.9\n",
         r"targets\.linux-cuda: .*build pinned to 'cuda\*'",
     ),
     (
         "cuda-without-toolkit-pin",
-        "      - pytorch=2.7.*=cuda*\n      - cuda-version=12.9\n",
+        "      - pytorch=*=cuda*\n      - cuda-version=12.9\n",
         "      - pytorch=2.7.*=cuda*\n",
         r"needs 'cuda-version' pinned",
     ),
