@@ -1,0 +1,223 @@
+"""`envspec pack` and `envspec install --from`: carry an environment to a machine without network.
+
+The bundle is packed from the real lock of the local channel through a local HTTP mirror (see
+conftest.built_env); the mirror is then gone, and no network is reachable (proxies point at a
+closed port), so ``install --from`` can only use the bundle. Tampered bundles must be refused
+like a tampered download: exit 7, nothing installed, nothing left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Built, envspec, serve
+
+from envspec.errors import ExitCode
+from envspec.install.plan import parse_lock
+
+pytestmark = pytest.mark.integration
+
+#: Nothing outside this machine is reachable during an install --from (a closed local port).
+OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+#: conda-meta fields that name where a package was fetched from or unpacked, not what it is.
+WHERE = ("url", "channel", "extracted_package_dir", "package_tarball_full_path", "link")
+
+
+@pytest.fixture(scope="module")
+def bundle(built_env: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "sd linux-cuda.tar"
+    with serve(built_env.channel) as url:
+        proc = envspec(built_env.project, "pack", "linux-cuda", "-o", str(out), "--mirror", f"conda-forge={url}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"packed {out}: ") and f"({out.stat().st_size} bytes)" in proc.stdout
+    assert "no lockfiles/models.lock.yml: no models in the bundle" in proc.stderr
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary folder left
+    return out
+
+
+def records(prefix: Path) -> dict[str, dict[str, object]]:
+    return {p.name: json.loads(p.read_text()) for p in (prefix / "conda-meta").glob("*.json")}
+
+
+def files(prefix: Path) -> list[str]:
+    return sorted(p.relative_to(prefix).as_posix() for p in prefix.rglob("*") if "conda-meta" not in p.parts)
+
+
+def test_pack_then_install_from_without_network_gives_the_same_environment(
+    built_env: Built, bundle: Path, tmp_path: Path
+) -> None:
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile(names[0]).read())  # type: ignore[union-attr]
+    lock = parse_lock((built_env.project / "lockfiles" / "linux-cuda.lock").read_text(), "x")
+    assert names[0] == "envspec-bundle.json" and manifest["target"] == "linux-cuda"
+    assert {f"conda/{e.filename}" for e in lock.entries} <= set(names)
+    assert {"lockfiles/linux-cuda.lock", "lockfiles/linux-cuda.conda-lock.yml"} <= set(names)
+    assert sorted(f["path"] for f in manifest["files"]) == sorted(names[1:])
+
+    prefix = tmp_path / "offline-env"
+    proc = envspec(built_env.project, "install", "linux-cuda", "--from", str(bundle), "--prefix", str(prefix),
+                   "--cache-dir", str(tmp_path / "fresh-cache"), env=OFFLINE)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "bundle lockfiles match this project's" in proc.stderr
+    assert proc.stdout.startswith(f"created {prefix}: {len(lock.entries)} packages of linux-cuda")
+    before, after = records(built_env.prefix), records(prefix)
+    assert set(after) == set(before)
+    for name, record in after.items():
+        assert {k: v for k, v in record.items() if k not in WHERE} == {
+            k: v for k, v in before[name].items() if k not in WHERE
+        }, name
+        assert record["link"]["type"] == before[name]["link"]["type"]  # type: ignore[index]
+    by_stem = {e.stem: e for e in lock.entries}
+    for name, record in after.items():  # recorded under the locked URL, not the bundle's temporary file
+        assert record["url"] == by_stem[name.removesuffix(".json")].url
+    assert files(prefix) == files(built_env.prefix)
+    state = json.loads((prefix / "conda-meta" / "state").read_text())
+    assert state == json.loads((built_env.prefix / "conda-meta" / "state").read_text())
+    assert not list((tmp_path / "fresh-cache" / ".envspec").glob("bundle-*"))  # unpacked copy removed
+    run = envspec(built_env.project, "run", "-p", str(prefix), "--", "python", "-c",
+                  "import os; print(os.environ['ENVSPEC_TEST_ACTIVATED'])", env=OFFLINE)  # fmt: skip
+    assert run.returncode == 0 and run.stdout == "set by activate.d\n", run.stderr
+
+
+def _rewrite(
+    src: Path, dest: Path, edit: Callable[[tarfile.TarInfo, bytes], list[tuple[tarfile.TarInfo, bytes]]]
+) -> None:
+    with tarfile.open(src) as old, tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as new:
+        for info in old.getmembers():
+            data = old.extractfile(info).read() if info.isreg() else b""  # type: ignore[union-attr]
+            for out_info, out_data in edit(info, data):
+                new.addfile(out_info, io.BytesIO(out_data) if out_info.isreg() else None)
+
+
+def _member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.type, info.linkname = (len(data) if kind == tarfile.REGTYPE else 0), kind, link
+    return info
+
+
+def _first_conda(names: list[str]) -> str:
+    return next(n for n in names if n.startswith("conda/pytorch-"))
+
+
+def tamper(kind: str, src: Path, dest: Path) -> None:
+    with tarfile.open(src) as tar:
+        names = tar.getnames()
+        victim = tar.getmember(_first_conda(names))
+    if kind == "changed byte":
+        data = bytearray(src.read_bytes())
+        data[victim.offset_data + victim.size // 2] ^= 0x01
+        dest.write_bytes(bytes(data))
+    elif kind == "truncated":
+        dest.write_bytes(src.read_bytes()[: victim.offset_data + victim.size // 2])
+    elif kind == "member missing":
+        last = names[-1]
+        _rewrite(src, dest, lambda i, d: [] if i.name == last else [(i, d)])
+    elif kind == "extra member":
+        _rewrite(
+            src,
+            dest,
+            lambda i, d: [(i, d)] + ([(_member("conda/extra.conda", b"x"), b"x")] if i.name == victim.name else []),
+        )
+    elif kind == "dotdot member":
+        _rewrite(
+            src, dest, lambda i, d: [(i, d)] + ([(_member("../escaped", b"x"), b"x")] if i.name == victim.name else [])
+        )
+    elif kind == "symlink member":
+        link = _member(victim.name, kind=tarfile.SYMTYPE, link="/etc/passwd")
+        link.size = victim.size  # as the manifest says: only the member's type gives it away
+        _rewrite(src, dest, lambda i, d: [(link, b"")] if i.name == victim.name else [(i, d)])
+    elif kind == "dotdot in manifest":
+
+        def edit(info: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+            if info.name != "envspec-bundle.json":
+                return [(info, data)]
+            doc = json.loads(data)
+            doc["files"][0]["path"] = "lockfiles/../../escaped"
+            new = json.dumps(doc).encode()
+            return [(_member(info.name, new), new)]
+
+        _rewrite(src, dest, edit)
+    elif kind == "package and manifest changed together":
+
+        def swap(info: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+            import hashlib
+
+            if info.name == victim.name:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+                return [(_member(info.name, data), data)]
+            if info.name == "envspec-bundle.json":
+                doc = json.loads(data)
+                with tarfile.open(src) as tar:
+                    changed = tar.extractfile(victim).read()  # type: ignore[union-attr]
+                changed = changed[:-1] + bytes([changed[-1] ^ 1])
+                for f in doc["files"]:
+                    if f["path"] == victim.name:
+                        f["sha256"] = hashlib.sha256(changed).hexdigest()
+                new = json.dumps(doc).encode()
+                return [(_member(info.name, new), new)]
+            return [(info, data)]
+
+        _rewrite(src, dest, swap)
+    else:
+        raise AssertionError(kind)
+
+
+#: Each way to tamper with a bundle, and the reason the refusal gives.
+TAMPERED = {
+    "changed byte": "does not match its sha256 in the manifest",
+    "truncated": "not a complete tar file",
+    "member missing": "missing (truncated?)",
+    "extra member": "'conda/extra.conda' is not in its manifest",
+    "dotdot member": "'../escaped' is not in its manifest",
+    "symlink member": "is a link, folder or device, not a file",
+    "dotdot in manifest": "has a '..' in its path",
+    "package and manifest changed together": "does not match the lockfile's sha256",
+}
+
+
+@pytest.mark.parametrize("kind", list(TAMPERED))
+def test_a_tampered_bundle_is_refused_and_nothing_installed(
+    built_env: Built, bundle: Path, tmp_path: Path, kind: str
+) -> None:
+    bad = tmp_path / "work" / "bad.tar"
+    bad.parent.mkdir()
+    tamper(kind, bundle, bad)
+    prefix, cache = tmp_path / "work" / "env", tmp_path / "work" / "cache"
+    proc = envspec(built_env.project, "install", "linux-cuda", "--from", str(bad), "--prefix", str(prefix),
+                   "--cache-dir", str(cache), env=OFFLINE)  # fmt: skip
+    assert proc.returncode == ExitCode.INTEGRITY, proc.stderr
+    assert "nothing was installed" in proc.stderr and "Traceback" not in proc.stderr
+    assert TAMPERED[kind] in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert not prefix.exists()
+    assert not list((cache / ".envspec").glob("bundle-*"))  # the unpacked part is gone
+    assert not list(tmp_path.rglob("escaped"))  # nothing written outside the unpack folder
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) in (["bad.tar"], ["bad.tar", "cache"])
+
+
+def test_install_from_refuses_another_target_or_another_lockfile(
+    built_env: Built, bundle: Path, tmp_path: Path
+) -> None:
+    other = envspec(
+        built_env.project, "install", "osx-arm64", "--from", str(bundle), "-p", str(tmp_path / "e"), env=OFFLINE
+    )
+    assert other.returncode in (ExitCode.SPEC_INVALID, ExitCode.PLATFORM_MISMATCH), other.stderr
+    assert "Traceback" not in other.stderr and not (tmp_path / "e").exists()
+    project = tmp_path / "proj"
+    shutil.copytree(built_env.project, project)
+    lockfile = project / "lockfiles" / "linux-cuda.lock"
+    lockfile.write_text(lockfile.read_text() + "\n")
+    moved = envspec(project, "install", "linux-cuda", "--from", str(bundle), "-p", str(tmp_path / "e"), env=OFFLINE)
+    assert moved.returncode == ExitCode.INTEGRITY, moved.stderr
+    assert "packed from another lockfiles/linux-cuda.lock" in moved.stderr
+    missing = envspec(project, "install", "linux-cuda", "--from", str(tmp_path / "nope.tar"), "-p", str(tmp_path / "e"))
+    assert missing.returncode == ExitCode.SPEC_INVALID and "does not exist" in missing.stderr
+    assert not (tmp_path / "e").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["proj"]
