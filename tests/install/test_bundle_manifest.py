@@ -1,0 +1,53 @@
+"""The bundle manifest reader (pure): anything but what `envspec pack` writes is refused (exit 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from envspec.errors import ExitCode
+from envspec.install.bundle import BundleInvalid, parse_manifest
+
+SHA = "0" * 64
+GOOD = {"path": "conda/a-1-0.conda", "kind": "conda", "size": 3, "sha256": SHA, "url": "https://x/c/noarch/a-1-0.conda"}
+
+
+def doc(*files: dict[str, object], **top: object) -> bytes:
+    return json.dumps(
+        {"format": "envspec-bundle/1", "target": "t", "subdir": "linux-64", "files": list(files), **top}
+    ).encode()
+
+
+def test_a_valid_manifest_is_read() -> None:
+    target, subdir, members = parse_manifest(
+        Path("b.tar"), doc(GOOD, {**GOOD, "path": "models/m/unet/x.bin", "kind": "model"})
+    )
+    assert (target, subdir) == ("t", "linux-64")
+    assert members["conda/a-1-0.conda"].url == GOOD["url"] and members["models/m/unet/x.bin"].kind == "model"
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"\xff", "not JSON"),
+        (doc(format="envspec-bundle/2"), "not an envspec-bundle/1 manifest"),
+        (doc(GOOD, {**GOOD, "path": "conda/A-1-0.conda"}), "twice"),
+        (doc({**GOOD, "sha256": "abc"}), "no valid sha256"),
+        (doc({**GOOD, "size": -1}), "no valid size"),
+        (doc({**GOOD, "size": True}), "no valid size"),
+        (doc({**GOOD, "path": "/etc/passwd"}), "absolute path"),
+        (doc({**GOOD, "path": "conda/../../x"}), "'..'"),
+        (doc({**GOOD, "path": "conda\\x.conda"}), "not a plain relative path"),
+        (doc({**GOOD, "path": "models/x.conda"}), "does not belong to a conda file"),
+        (doc({**GOOD, "path": "conda/sub/x.conda"}), "does not belong to a conda file"),
+        (doc({**GOOD, "kind": "script"}), "no valid path or kind"),
+        (doc({**GOOD, "url": 5}), "invalid url"),
+        (json.dumps({"format": "envspec-bundle/1"}).encode(), "lacks target"),
+    ],
+)
+def test_a_hostile_manifest_is_refused(data: bytes, why: str) -> None:
+    with pytest.raises(BundleInvalid) as info:
+        parse_manifest(Path("b.tar"), data)
+    assert why in str(info.value) and info.value.exit_code == ExitCode.INTEGRITY
