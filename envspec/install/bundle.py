@@ -53,7 +53,8 @@ from envspec.install.run import install_target
 from envspec.lock.commit import check_pair
 from envspec.lock.pypi import pip_file
 from envspec.models import local
-from envspec.models.lockfile import LockedFile
+from envspec.models.lockfile import LockedFile, LockedModel
+from envspec.models.pull import file_digest
 from envspec.project import Project
 from envspec.spec.model import ResolvedTarget
 
@@ -448,37 +449,55 @@ def check_lockfiles(bundle: Path, unpacked: Unpacked, project: Project, target: 
     return f"this project has no lockfiles/{explicit.name}: the bundle's lockfile is installed as it is"
 
 
-def restore_models(unpacked: Unpacked, project: Project, progress: Progress) -> str:
-    """Place the bundle's model files into ``models/<name>/`` when the project's models.lock.yml is
-    the bundle's; each file was checked against the manifest, and the manifest's hash is the lock's."""
-    files = [m for m in unpacked.members.values() if m.kind == "model"]
-    if not files:
-        return "the bundle carries no models"
+@dataclass(frozen=True)
+class ModelPlacement:
+    name: str
+    model: LockedModel
+    files: tuple[tuple[LockedFile, Path], ...]  # each locked file and its checked copy in the unpacked bundle
+
+
+def check_models(bundle: Path, unpacked: Unpacked, project: Project) -> tuple[list[ModelPlacement], str]:
+    """The bundle's models to place into ``models/<name>/`` (checked against this project's
+    ``models.lock.yml``, which must be the bundle's), and a note for people. Runs before the install."""
+    if not any(m.kind == "model" for m in unpacked.members.values()):
+        return [], "the bundle carries no models"
     carried = unpacked.lockfile(local.LOCKFILE)
     mine = local.lockfile_path(project)
     if carried is None or not mine.is_file() or _sha256(carried) != _sha256(mine):
-        return "models in the bundle not placed: this project's lockfiles/models.lock.yml is missing or different"
+        return [], "models in the bundle not placed: this project's lockfiles/models.lock.yml is missing or different"
     lock = local.read_lock(project)
     assert lock is not None
-    placed = 0
-    for name, model in lock.models.items():
-        if local.pulled_model_path(project, name) is not None:
-            continue
-        folder = local.model_dir(project, name)
+    out: list[ModelPlacement] = []
+    for name, model in sorted(lock.models.items()):
+        members = [unpacked.members.get(f"models/{name}/{f.target}") for f in model.files]
+        if any(m is None for m in members) or local.pulled_model_path(project, name) is not None:
+            continue  # not carried (it was not pulled where it was packed), or already here
+        files = []
+        for f, member in zip(model.files, members, strict=True):
+            assert member is not None
+            path = unpacked.root / member.path
+            same = member.sha256 == f.sha256 if f.sha256 is not None else file_digest(path, f) == f.digest
+            if not same or member.size != f.size:
+                raise _bad(bundle, f"model file {member.path} does not match lockfiles/models.lock.yml")
+            files.append((f, path))
+        out.append(ModelPlacement(name, model, tuple(files)))
+    return out, f"{len(out)} model(s) to place from the bundle"
+
+
+def place_models(placements: list[ModelPlacement], project: Project, progress: Progress) -> None:
+    """Move each checked model into ``models/<name>/``; its manifest is written last, so a model
+    counts as pulled only when all of its files are there."""
+    for placement in placements:
+        folder = local.model_dir(project, placement.name)
         records = {}
-        for f in model.files:
-            member = unpacked.members.get(f"models/{name}/{f.target}")
-            if member is None or (f.sha256 is not None and member.sha256 != f.sha256) or member.size != f.size:
-                break
+        for f, path in placement.files:
             out = folder / f.target
             out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(unpacked.root / member.path, out)
+            shutil.move(path, out)
             records[f.target] = local.ManifestFile(f.target, f.size, f.digest, out.stat().st_mtime_ns)
-        else:
-            local.write_manifest(folder, local.Manifest(name, model.repo, model.commit, model.load, records))
-            placed += 1
-            progress(f"models: {name} placed in {project.relative(folder)}")
-    return f"{placed} model(s) placed from the bundle"
+        model = placement.model
+        local.write_manifest(folder, local.Manifest(placement.name, model.repo, model.commit, model.load, records))
+        progress(f"models: {placement.name} placed in {project.relative(folder)}")
 
 
 @contextlib.contextmanager
@@ -527,6 +546,8 @@ def install_from_bundle(
         if unified is not None:
             lock = add_conda_lock_hashes(lock, unified.read_text(encoding="utf-8", errors="replace"), unified.name)
         check_against_lock(bundle, unpacked, lock)
+        models, models_note = check_models(bundle, unpacked, project)
+        progress(models_note)
         result = install_target(
             project,
             target,
@@ -542,5 +563,5 @@ def install_from_bundle(
             local_files=unpacked.local_files(),
             lock_source=f"{bundle.name}:lockfiles/{lock_path.name}",
         )
-        progress(restore_models(unpacked, project, progress))
+        place_models(models, project, progress)
     return result

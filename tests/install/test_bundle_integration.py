@@ -8,6 +8,7 @@ like a tampered download: exit 7, nothing installed, nothing left behind.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -221,3 +222,93 @@ def test_install_from_refuses_another_target_or_another_lockfile(
     assert missing.returncode == ExitCode.SPEC_INVALID and "does not exist" in missing.stderr
     assert not (tmp_path / "e").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["proj"]
+
+
+def _with_pulled_model(project: Path, *, pulled: bool = True) -> dict[str, bytes]:
+    """A models.lock.yml pinning model ``tiny`` (one LFS file by sha256, one git file by blob id),
+    and, when ``pulled``, its files in models/tiny/ as `envspec models pull` leaves them."""
+    from envspec.models import local, lockfile
+    from envspec.models.lockfile import LockedFile, LockedModel
+    from envspec.project import Project
+
+    content = {"unet/weights.safetensors": b"\x00weights" * 1000, "model_index.json": b'{"_class_name": "x"}\n'}
+    weights, index = content["unet/weights.safetensors"], content["model_index.json"]
+    blob = hashlib.sha1(b"blob %d\0" % len(index) + index, usedforsecurity=False).hexdigest()
+    files = [
+        LockedFile(path="unet/weights.safetensors", size=len(weights), sha256=hashlib.sha256(weights).hexdigest()),
+        LockedFile(path="model_index.json", size=len(index), git_sha1=blob),
+    ]
+    model = LockedModel(
+        repo="example/tiny", revision="main", commit="a" * 40, layout="diffusers", license="MIT", load=".",
+        input_hash="sha256:" + "b" * 64, size=sum(f.size for f in files), files=files,
+    )  # fmt: skip
+    proj = Project(project)
+    lockfile.write(local.lockfile_path(proj), lockfile.build({"tiny": model}))
+    if pulled:
+        folder = local.model_dir(proj, "tiny")
+        records = {}
+        for rel, data in content.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(data)
+            f = next(f for f in files if f.target == rel)
+            records[rel] = local.ManifestFile(rel, f.size, f.digest, (folder / rel).stat().st_mtime_ns)
+        local.write_manifest(folder, local.Manifest("tiny", model.repo, model.commit, model.load, records))
+        assert local.pulled_model_path(proj, "tiny") == folder
+    return content
+
+
+def test_pulled_models_travel_in_the_bundle(built_env: Built, tmp_path: Path) -> None:
+    from envspec.models import local
+    from envspec.project import Project
+
+    source = tmp_path / "source"
+    shutil.copytree(built_env.project, source)
+    content = _with_pulled_model(source)
+    out = tmp_path / "b.tar"
+    with serve(built_env.channel) as url:
+        proc = envspec(source, "pack", "linux-cuda", "-o", str(out), "--mirror", f"conda-forge={url}")
+        assert proc.returncode == 0, proc.stderr
+        assert "2 model files" in proc.stdout and "1 model(s) in the bundle" in proc.stderr
+        # a pulled file changed since (same size): the pack stops, and writes no bundle
+        weights = source / "models" / "tiny" / "unet" / "weights.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-1] + b"!")
+        changed = envspec(source, "pack", "linux-cuda", "-o", str(tmp_path / "c.tar"), "--mirror", f"conda-forge={url}")
+        assert changed.returncode == ExitCode.INTEGRITY and "does not match its lockfile sha256" in changed.stderr
+        assert not (tmp_path / "c.tar").exists() and not list(tmp_path.glob(".envspec-pack-*"))
+        # not pulled: packed without them, and it says so
+        shutil.rmtree(source / "models")
+        bare = envspec(source, "pack", "linux-cuda", "-o", str(tmp_path / "d.tar"), "--mirror", f"conda-forge={url}")
+        assert bare.returncode == 0 and "models not pulled, left out: tiny" in bare.stderr
+    # the offline machine: the same lockfiles (models.lock.yml too), no models yet
+    target = tmp_path / "target"
+    shutil.copytree(source, target)
+    proc = envspec(target, "install", "linux-cuda", "--from", str(out), "-p", str(tmp_path / "env"),
+                   "--cache-dir", str(tmp_path / "cache"), env=OFFLINE)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "models: tiny placed in models/tiny" in proc.stderr
+    folder = local.pulled_model_path(Project(target), "tiny")  # counts as pulled: manifest and files agree
+    assert folder is not None
+    assert {rel: (folder / rel).read_bytes() for rel in content} == content
+
+    # a git-pinned model file changed in the bundle, its manifest entry changed to match: the
+    # project's models.lock.yml still catches it, before anything is installed
+    def edit(info: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+        if info.name == "models/tiny/model_index.json":
+            return [(_member(info.name, b'{"_class_name": "y"}\n'), b'{"_class_name": "y"}\n')]
+        if info.name == "envspec-bundle.json":
+            doc = json.loads(data)
+            for f in doc["files"]:
+                if f["path"] == "models/tiny/model_index.json":
+                    f["sha256"] = hashlib.sha256(b'{"_class_name": "y"}\n').hexdigest()
+            new = json.dumps(doc).encode()
+            return [(_member(info.name, new), new)]
+        return [(info, data)]
+
+    _rewrite(out, tmp_path / "bad.tar", edit)
+    again = tmp_path / "again"
+    shutil.copytree(source, again)
+    proc = envspec(again, "install", "linux-cuda", "--from", str(tmp_path / "bad.tar"), "-p", str(tmp_path / "env2"),
+                   "--cache-dir", str(tmp_path / "cache"), env=OFFLINE)  # fmt: skip
+    assert proc.returncode == ExitCode.INTEGRITY, proc.stderr
+    assert "models/tiny/model_index.json does not match lockfiles/models.lock.yml" in proc.stderr
+    assert not (tmp_path / "env2").exists() and not (again / "models").exists()
