@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from envspec.cli.run import add_environment_options, resolve
 from envspec.install.activate import SHELLS, Shell, hook_script
 
 
-def default_shell(environ: dict[str, str] | os._Environ[str]) -> Shell:
+def default_shell(environ: Mapping[str, str]) -> Shell:
     """The shell named by ``$SHELL`` when envspec knows it; else cmd on Windows, bash elsewhere."""
     name = Path(environ.get("SHELL", "")).name
     for shell in SHELLS:

@@ -66,6 +66,8 @@ CHUNK: Final = 1 << 20
 MAX_MANIFEST_BYTES: Final = 64 << 20
 KINDS: Final = ("lockfile", "conda", "pypi", "model")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+UNPACK_PREFIX: Final = "bundle-"  # in the package cache's .envspec/, while install --from runs
+PACK_PREFIX: Final = ".envspec-pack-"  # beside the bundle being written
 _FIXED_MTIME: Final = 1_700_000_000  # members carry no build time: the same inputs give the same bundle
 
 
@@ -87,6 +89,22 @@ class PackResult:
     model_files: int
     models_note: str
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def remove_dead_temps(folder: Path, prefix: str) -> None:
+    """Temporary folders ``<prefix><pid>-…`` that a killed run left in ``folder`` (its process is gone)."""
+    if os.name != "posix":
+        return
+    for path in folder.glob(prefix + "*"):
+        pid = path.name.removeprefix(prefix).split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _sha256(path: Path) -> str:
@@ -201,7 +219,8 @@ def pack(
     output = output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     models, models_note = _model_members(project)
-    with tempfile.TemporaryDirectory(prefix=".envspec-pack-", dir=output.parent) as tmp:
+    remove_dead_temps(output.parent, PACK_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{PACK_PREFIX}{os.getpid()}-", dir=output.parent) as tmp:
         work = Path(tmp)
         # a fresh cache folder: every package is downloaded (verified) as an archive, never a cache hit
         fetched = fetch_all(plan.lock, plan.urls, work / "pkgs", progress)
@@ -349,6 +368,10 @@ def parse_manifest(bundle: Path, data: bytes) -> tuple[str, str, dict[str, Membe
             raise _bad(bundle, f"manifest lists {path!r} twice")
         folded.add(path.casefold())
         members[path] = Member(path, str(item["kind"]), size, sha, url)
+    folders = {"/".join(p.split("/")[:n]) for p in members for n in range(1, p.count("/") + 1)}
+    clash = sorted(set(members) & folders)
+    if clash:
+        raise _bad(bundle, f"manifest lists {clash[0]!r} both as a file and as a folder")
     return target, subdir, members
 
 
@@ -506,11 +529,13 @@ def unpacked_bundle(bundle: Path, cache: Path, progress: Progress) -> Iterator[U
     as the packages' next stop), removed afterwards."""
     base = cache.absolute() / SIDECAR_DIR
     base.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bundle-", dir=base) as tmp:
+    remove_dead_temps(base, UNPACK_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{UNPACK_PREFIX}{os.getpid()}-", dir=base) as tmp:
         try:
-            yield unpack(bundle, Path(tmp), progress)
-        except OSError as exc:
+            unpacked = unpack(bundle, Path(tmp), progress)
+        except OSError as exc:  # disk full, a folder that cannot be written
             raise ToolFailed(f"cannot unpack bundle {bundle}: {exc.strerror or exc}") from None
+        yield unpacked
 
 
 def install_from_bundle(

@@ -76,3 +76,12 @@ def test_only_an_envspec_environment_is_activated(tmp_path: Path, prefix_kind: s
     with redirect_stderr(err):
         code = main(["shell-hook", "linux-cuda", "--prefix", str(prefix)])
     assert code == ExitCode.USAGE and err.getvalue().count("\n") == 1
+
+
+def test_the_default_shell_follows_shell() -> None:
+    from envspec.cli.shell_hook import default_shell
+
+    assert default_shell({"SHELL": "/usr/bin/fish"}) == "fish"
+    assert default_shell({"SHELL": "/bin/zsh"}) == "zsh"
+    assert default_shell({"SHELL": "/usr/local/bin/pwsh"}) == "powershell"
+    assert default_shell({"SHELL": "/bin/tcsh"}) == ("cmd" if os.name == "nt" else "bash")

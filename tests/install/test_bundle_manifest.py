@@ -44,6 +44,10 @@ def test_a_valid_manifest_is_read() -> None:
         (doc({**GOOD, "path": "conda/sub/x.conda"}), "does not belong to a conda file"),
         (doc({**GOOD, "kind": "script"}), "no valid path or kind"),
         (doc({**GOOD, "url": 5}), "invalid url"),
+        (
+            doc({**GOOD, "path": "models/m/a", "kind": "model"}, {**GOOD, "path": "models/m/a/b", "kind": "model"}),
+            "both as a file and as a folder",
+        ),
         (json.dumps({"format": "envspec-bundle/1"}).encode(), "lacks target"),
     ],
 )
@@ -51,3 +55,16 @@ def test_a_hostile_manifest_is_refused(data: bytes, why: str) -> None:
     with pytest.raises(BundleInvalid) as info:
         parse_manifest(Path("b.tar"), data)
     assert why in str(info.value) and info.value.exit_code == ExitCode.INTEGRITY
+
+
+def test_folders_left_by_killed_runs_are_removed(tmp_path: Path) -> None:
+    import os
+
+    from envspec.install.bundle import UNPACK_PREFIX, remove_dead_temps
+
+    mine, dead, other = (tmp_path / f"{UNPACK_PREFIX}{os.getpid()}-x", tmp_path / f"{UNPACK_PREFIX}999999999-x",
+                         tmp_path / "bundle-notapid")  # fmt: skip
+    for folder in (mine, dead, other):
+        folder.mkdir()
+    remove_dead_temps(tmp_path, UNPACK_PREFIX)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])
