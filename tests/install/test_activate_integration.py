@@ -31,8 +31,10 @@ PRINT_ENV = (
 
 def test_run_activates_the_environment(built_env: Built, tmp_path: Path) -> None:
     prefix = built_env.prefix
+    old = tmp_path / "previously active env"  # conda activate'd before: its folder leaves PATH
+    environ = {"CONDA_PREFIX": str(old), "PATH": os.pathsep.join([str(old / "bin"), os.environ["PATH"]])}
     proc = envspec(built_env.project, "run", "--prefix", str(prefix), "--", "python", "-c", PRINT_ENV,
-                   "--prefix", "-- x", "$HOME", cwd=tmp_path)  # fmt: skip
+                   "--prefix", "-- x", "$HOME", cwd=tmp_path, env=environ)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert seen["ENVSPEC_TEST_ACTIVATED"] == ACTIVATED  # the package's activate.d script ran
@@ -41,7 +43,9 @@ def test_run_activates_the_environment(built_env: Built, tmp_path: Path) -> None
     assert seen["TEST_SPACE"] == "x y"
     assert seen["ENVSPEC_TARGET"] == "linux-cuda"
     assert seen["CONDA_PREFIX"] == str(prefix)
-    assert seen["PATH"].split(os.pathsep)[0] == str(prefix / "bin")
+    path = seen["PATH"].split(os.pathsep)
+    assert path[0] == str(prefix / "bin") and str(old / "bin") not in path
+    assert path[1:] == [p for p in os.environ["PATH"].split(os.pathsep) if p and p != str(prefix / "bin")]
     assert seen["argv"] == ["--prefix", "-- x", "$HOME"]  # everything after the first -- verbatim
     assert not (tmp_path / "PWNED").exists()
 
