@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "target", nargs="?", metavar="TARGET", help="refuse an environment installed for another target"
     )
     add_environment_options(parser)
+    parser.usage = "%(prog)s [-h] [TARGET] (--prefix PATH | --name NAME) -- CMD [ARGS ...]"
     parser.epilog = "everything after -- is the command and its arguments, passed on unchanged"
 
 

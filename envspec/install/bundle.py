@@ -398,7 +398,9 @@ def unpack(bundle: Path, dest: Path, progress: Progress) -> Unpacked:
         )
     seen: set[str] = set()
     try:
-        with bundle.open("rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+        # one pass, front to back ("r:" reads each member's data straight from the file: much faster
+        # than the "r|" stream mode; the bundle is a regular file, checked above)
+        with bundle.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
             first = tar.next()
             if first is None or first.name != MANIFEST or not first.isreg():
                 raise _bad(bundle, f"its first member is not {MANIFEST}")
@@ -421,7 +423,10 @@ def unpack(bundle: Path, dest: Path, progress: Progress) -> Unpacked:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(info)
                 assert source is not None
-                if _copy_member(source, out, member.size) != member.sha256:
+                digest = _copy_member(source, out, member.size)
+                if not digest:
+                    raise _bad(bundle, f"member {info.name!r} is truncated")
+                if digest != member.sha256:
                     raise _bad(bundle, f"member {info.name!r} does not match its sha256 in the manifest")
                 seen.add(info.name)
                 done += member.size

@@ -117,6 +117,8 @@ def tamper(kind: str, src: Path, dest: Path) -> None:
         dest.write_bytes(bytes(data))
     elif kind == "truncated":
         dest.write_bytes(src.read_bytes()[: victim.offset_data + victim.size // 2])
+    elif kind == "not a tar":
+        dest.write_bytes(b"\x00garbage" * 1000)
     elif kind == "member missing":
         last = names[-1]
         _rewrite(src, dest, lambda i, d: [] if i.name == last else [(i, d)])
@@ -173,7 +175,8 @@ def tamper(kind: str, src: Path, dest: Path) -> None:
 #: Each way to tamper with a bundle, and the reason the refusal gives.
 TAMPERED = {
     "changed byte": "does not match its sha256 in the manifest",
-    "truncated": "not a complete tar file",
+    "truncated": "not a complete tar file (unexpected end of data)",
+    "not a tar": "not a complete tar file",
     "member missing": "missing (truncated?)",
     "extra member": "'conda/extra.conda' is not in its manifest",
     "dotdot member": "'../escaped' is not in its manifest",
