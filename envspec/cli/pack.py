@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     project, spec = load(args)
     target = spec.resolve(args.target)
     mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
-    result = pack(project, target, args.output, mirrors=mirrors, cache_dir=None, progress=progress)
+    result = pack(project, target, args.output, mirrors=mirrors, progress=progress)
     progress(result.models_note)
     print(
         f"packed {result.path}: {human_bytes(result.size)} ({result.size} bytes), {result.conda} conda packages"

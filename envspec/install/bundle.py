@@ -174,11 +174,13 @@ def _add(tar: tarfile.TarFile, member: Member, path: Path, check: LockedFile | N
             raise IntegrityError(f"{path} is not {member.size} bytes as locked; the bundle was not written")
         reader = _Hashing(handle)
         tar.addfile(_tarinfo(member), reader)
-    if reader.sha.hexdigest() != member.sha256 and (check is None or check.sha256 is not None):
-        raise IntegrityError(
-            f"{path} does not match its lockfile sha256; the bundle was not written",
-            tip="pull the models again (`envspec models pull`) or re-lock",
-        )
+    if reader.sha.hexdigest() != member.sha256:
+        if check is not None and check.sha256 is not None:
+            raise IntegrityError(
+                f"{path} does not match its lockfile sha256; the bundle was not written",
+                tip="pull the models again (`envspec models pull`)",
+            )
+        raise IntegrityError(f"{path} changed while it was packed; the bundle was not written", tip="pack again")
 
 
 def pack(
@@ -187,7 +189,6 @@ def pack(
     output: Path,
     *,
     mirrors: Mapping[str, str],
-    cache_dir: Path | None,
     progress: Progress,
 ) -> PackResult:
     """Write the bundle of ``target`` to ``output`` (atomically); see the module doc."""
@@ -442,8 +443,19 @@ def unpack(bundle: Path, dest: Path, progress: Progress) -> Unpacked:
     return Unpacked(root=dest, target=target, subdir=subdir, members=members)
 
 
-def check_against_lock(bundle: Path, unpacked: Unpacked, lock: ExplicitLock) -> None:
-    """Every package of ``lock`` is in the bundle, with the lockfile's hash; nothing else is."""
+def check_against_lock(
+    bundle: Path, unpacked: Unpacked, lock: ExplicitLock, wheels: Mapping[str, str] | None = None
+) -> None:
+    """Every package of ``lock`` (and every wheel, ``{url: sha256}`` of the pip lockfile) is in the
+    bundle, with the lockfile's hash; nothing else is."""
+    pypi = {m.url or m.path: m for m in unpacked.members.values() if m.kind == "pypi"}
+    for url, sha in (wheels or {}).items():
+        if url not in pypi or pypi[url].sha256 != sha:
+            raise _bad(bundle, f"its wheel for {url.rsplit('/', 1)[-1]} is missing or differs from the pip lockfile")
+    if set(pypi) - set(wheels or {}):
+        raise _bad(
+            bundle, f"it holds wheels its pip lockfile does not name ({sorted(set(pypi) - set(wheels or {}))[0]})"
+        )
     conda = {m.url or m.path: m for m in unpacked.members.values() if m.kind == "conda"}
     wanted = {e.url for e in lock.entries}
     for entry in lock.entries:
@@ -575,7 +587,8 @@ def install_from_bundle(
         unified = unpacked.lockfile(f"{target.name}.conda-lock.yml")
         if unified is not None:
             lock = add_conda_lock_hashes(lock, unified.read_text(encoding="utf-8", errors="replace"), unified.name)
-        check_against_lock(bundle, unpacked, lock)
+        pip_plan = pip.plan_pip(text, lock_path, f"{bundle.name}:lockfiles/{lock_path.name}", {})
+        check_against_lock(bundle, unpacked, lock, {w.url: w.sha256 for w in pip_plan.wheels} if pip_plan else {})
         models, models_note = check_models(bundle, unpacked, project)
         progress(models_note)
         result = install_target(

@@ -68,3 +68,32 @@ def test_folders_left_by_killed_runs_are_removed(tmp_path: Path) -> None:
         folder.mkdir()
     remove_dead_temps(tmp_path, UNPACK_PREFIX)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])
+
+
+def test_the_bundle_holds_exactly_the_locked_packages_and_wheels(tmp_path: Path) -> None:
+    from envspec.install.bundle import Member, Unpacked, check_against_lock
+    from envspec.install.plan import ExplicitLock, LockEntry
+
+    pkg = LockEntry(url="https://c/conda-forge/noarch/a-1-0.conda", sha256="1" * 64)
+    wheel = "https://files/x-1-py3-none-any.whl"
+    members = {
+        "conda/a-1-0.conda": Member("conda/a-1-0.conda", "conda", 1, "1" * 64, pkg.url),
+        "pypi/x-1-py3-none-any.whl": Member("pypi/x-1-py3-none-any.whl", "pypi", 1, "2" * 64, wheel),
+    }
+    lock = ExplicitLock("linux-64", (pkg,))
+
+    def check(members: dict[str, Member], wheels: dict[str, str]) -> str:
+        try:
+            check_against_lock(Path("b.tar"), Unpacked(tmp_path, "t", "linux-64", members), lock, wheels)
+        except BundleInvalid as exc:
+            return str(exc)
+        return "ok"
+
+    assert check(members, {wheel: "2" * 64}) == "ok"
+    assert "differs from the pip lockfile" in check(members, {wheel: "3" * 64})
+    assert "wheels its pip lockfile does not name" in check(members, {})
+    assert "lacks a-1-0.conda" in check({k: v for k, v in members.items() if v.kind == "pypi"}, {wheel: "2" * 64})
+    other = Member("conda/a-1-0.conda", "conda", 1, "9" * 64, pkg.url)
+    assert "does not match the lockfile's sha256" in check({**members, "conda/a-1-0.conda": other}, {wheel: "2" * 64})
+    extra = Member("conda/b-1-0.conda", "conda", 1, "1" * 64, "https://c/conda-forge/noarch/b-1-0.conda")
+    assert "packages its lockfile does not name" in check({**members, extra.path: extra}, {wheel: "2" * 64})
