@@ -11,8 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -315,3 +320,33 @@ def test_pulled_models_travel_in_the_bundle(built_env: Built, tmp_path: Path) ->
     assert proc.returncode == ExitCode.INTEGRITY, proc.stderr
     assert "models/tiny/model_index.json does not match lockfiles/models.lock.yml" in proc.stderr
     assert not (tmp_path / "env2").exists() and not (again / "models").exists()
+
+
+def test_a_killed_pack_leaves_no_bundle_and_the_next_one_cleans_up(built_env: Built, tmp_path: Path) -> None:
+    """SIGKILL while packing: no half-written bundle appears (it is renamed into place whole), and
+    the next pack removes the temporary folder the killed one left."""
+    out = tmp_path / "out" / "b.tar"
+    with serve(built_env.channel) as url:
+        environ = {k: v for k, v in os.environ.items() if k != "ENVSPEC_MIRRORS"}
+        environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        child = subprocess.Popen(
+            [sys.executable, "-m", "envspec", "--spec", str(built_env.project / "envspec.yml"), "pack", "linux-cuda",
+             "-o", str(out), "--mirror", f"conda-forge={url}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environ,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while child.poll() is None and not list(out.parent.glob(".envspec-pack-*")):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait(timeout=60)
+        if out.exists():  # killed after the rename: the bundle is whole
+            with tarfile.open(out) as tar:
+                assert tar.getnames()[0] == "envspec-bundle.json"
+        leftovers = list(out.parent.glob(".envspec-pack-*"))
+        again = envspec(built_env.project, "pack", "linux-cuda", "-o", str(out), "--mirror", f"conda-forge={url}")
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in out.parent.iterdir()] == ["b.tar"]  # the killed run's folder is gone too
+    assert all(not p.exists() for p in leftovers)
