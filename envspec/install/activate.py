@@ -241,7 +241,8 @@ def run_argv(act: Activation, command: Sequence[str], env: Mapping[str, str]) ->
     if not scripts:
         return list(command)
     shell = shutil.which("bash", path=env.get("PATH")) or shutil.which("sh", path=env.get("PATH")) or "/bin/sh"
-    body = "".join(f". {shlex.quote(str(s))} || exit $?\n" for s in scripts)
+    # as conda does: a script's status is not a verdict (many end with `[ -n "$X" ] && ...`, status 1)
+    body = "".join(f". {shlex.quote(str(s))}\n" for s in scripts)
     missing = (  # the same one-line error (and code) as a command not found without scripts
         f'echo "error: $1: command not found in {_sh_text(act.prefix)} or on PATH '
         f'(tip: install it into the environment, or check the name)" >&2; exit {int(ExitCode.TOOL_FAILED)}'

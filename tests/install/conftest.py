@@ -46,7 +46,7 @@ from pathlib import Path
 spec = importlib.util.spec_from_file_location("cf", sys.argv[1])
 cf = importlib.util.module_from_spec(spec); sys.modules["cf"] = cf; spec.loader.exec_module(cf)
 files = (
-    ("etc/conda/activate.d/envspec-test.sh", 'export ENVSPEC_TEST_ACTIVATED="{value}"\\n'),
+    ("etc/conda/activate.d/envspec-test.sh", 'export ENVSPEC_TEST_ACTIVATED="{value}"\\n[ -n "$NOPE" ] && :\\n'),
     ("etc/conda/activate.d/envspec-test.fish", 'set -gx ENVSPEC_TEST_ACTIVATED "{value}"\\n'),
     ("etc/conda/activate.d/envspec-test.ps1", '$Env:ENVSPEC_TEST_ACTIVATED = "{value}"\\n'),
     ("etc/conda/activate.d/envspec-test.bat", '@SET "ENVSPEC_TEST_ACTIVATED={value}"\\n'),
