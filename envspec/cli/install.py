@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 from pathlib import Path
 
@@ -123,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         replace=args.replace,
         progress=progress,
     )
+    progress(use_hint(result.prefix))
     print(summary(result, target.name, args.tool))
     return 0
 
@@ -147,8 +149,15 @@ def _from_bundle(args: argparse.Namespace, project: Project, target: ResolvedTar
         replace=args.replace,
         progress=progress,
     )
+    progress(use_hint(result.prefix))
     print(summary(result, target.name, None).replace(" downloaded", " from the bundle", 1))
     return 0
+
+
+def use_hint(prefix: Path) -> str:
+    """How to use the environment without conda (stderr: stdout keeps the one result line)."""
+    where = shlex.quote(str(prefix))
+    return f'use it: envspec run --prefix {where} -- python, or eval "$(envspec shell-hook --prefix {where})"'
 
 
 def summary(result: InstallResult, target: str, tool: str | None) -> str:

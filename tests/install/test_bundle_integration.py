@@ -72,6 +72,7 @@ def test_pack_then_install_from_without_network_gives_the_same_environment(
                    "--cache-dir", str(tmp_path / "fresh-cache"), env=OFFLINE)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "bundle lockfiles match this project's" in proc.stderr
+    assert f"use it: envspec run --prefix {prefix} -- python" in proc.stderr  # not `conda activate`
     assert proc.stdout.startswith(f"created {prefix}: {len(lock.entries)} packages of linux-cuda")
     before, after = records(built_env.prefix), records(prefix)
     assert set(after) == set(before)
