@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 from pathlib import Path
 
@@ -25,10 +26,13 @@ from envspec.cli.common import (
 )
 from envspec.doctor.machine import host_subdir
 from envspec.doctor.recommend import default_target
+from envspec.errors import SpecError
 from envspec.install.execute import InstallResult
 from envspec.install.plan import human_bytes
 from envspec.install.run import install_target
 from envspec.lock.freshness import ensure_lockfile
+from envspec.project import Project
+from envspec.spec.model import ResolvedTarget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_lock_mode_options(parser)
     parser.add_argument(
+        "--from",
+        dest="from_bundle",
+        type=Path,
+        metavar="BUNDLE",
+        help="install from a bundle `envspec pack` wrote: every package from it, checked, no network",
+    )
+    parser.add_argument(
         "--require-sha256",
         action="store_true",
         help="refuse (exit 7) when a package has no sha256 in the lockfiles (md5 only)",
@@ -93,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         target = spec.resolve(args.target)
     mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+    if args.from_bundle is not None:
+        return _from_bundle(args, project, target, host)
     if args.lockfile is None:
         _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=lock_mode(args), progress=progress)
         progress(detail)
@@ -111,8 +124,40 @@ def _run(args: argparse.Namespace) -> int:
         replace=args.replace,
         progress=progress,
     )
+    progress(use_hint(result.prefix))
     print(summary(result, target.name, args.tool))
     return 0
+
+
+def _from_bundle(args: argparse.Namespace, project: Project, target: ResolvedTarget, host: str) -> int:
+    from envspec.install.bundle import install_from_bundle
+
+    if args.tool or args.lockfile or args.mirror:
+        raise SpecError(
+            "--from installs the bundle's lockfile with envspec's installer: drop --with, --lockfile, --mirror"
+        )
+    result = install_from_bundle(
+        project,
+        target,
+        args.from_bundle,
+        host=host,
+        prefix=args.prefix,
+        name=args.name,
+        cache_dir=args.cache_dir,
+        verify_cache=args.verify_cache,
+        require_sha256=args.require_sha256,
+        replace=args.replace,
+        progress=progress,
+    )
+    progress(use_hint(result.prefix))
+    print(summary(result, target.name, None).replace(" downloaded", " from the bundle", 1))
+    return 0
+
+
+def use_hint(prefix: Path) -> str:
+    """How to use the environment without conda (stderr: stdout keeps the one result line)."""
+    where = shlex.quote(str(prefix))
+    return f'use it: envspec run --prefix {where} -- python, or eval "$(envspec shell-hook --prefix {where})"'
 
 
 def summary(result: InstallResult, target: str, tool: str | None) -> str:

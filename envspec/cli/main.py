@@ -30,7 +30,14 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("smoke", "envspec.cli.smoke", "generate one image in an environment and check it works on its device"),
     ("models", "envspec.cli.models", "lock Hugging Face models (commit, sizes, hashes) and pull them hash-checked"),
     ("up", "envspec.cli.up", "doctor, lock check, install, smoke test and report for one target in one command"),
+    ("run", "envspec.cli.run", "run a command in an environment, activated without conda (envspec run -p ENV -- CMD)"),
+    ("shell-hook", "envspec.cli.shell_hook", "print the script that activates an environment in your shell"),
+    ("pack", "envspec.cli.pack", "pack a target's packages, wheels, models and lockfiles into one bundle"),
+    ("completion", "envspec.cli.completion", "print the shell completion script (bash, zsh, fish)"),
 ]
+
+#: Commands that take everything after the first ``--`` verbatim, as ``args.passthrough``.
+PASSTHROUGH: frozenset[str] = frozenset({"run"})
 
 
 DEBUG_ENV = "ENVSPEC_DEBUG"
@@ -81,11 +88,17 @@ def _requested_command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=_requested_command(args_list))
+    requested = _requested_command(args_list)
+    passthrough: list[str] = []
+    if requested in PASSTHROUGH and "--" in args_list:
+        cut = args_list.index("--")
+        args_list, passthrough = args_list[:cut], args_list[cut + 1 :]
+    parser = build_parser(only=requested)
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+    args.passthrough = passthrough
     try:
         return _command(args._module).run(args)
     except BaseException as exc:

@@ -11,15 +11,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from envspec.errors import IntegrityError, SpecError, ToolFailed
+from envspec.fsutil import atomic_write_text
 from envspec.install import pip
 from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
-from envspec.install.plan import Tool, destination, plan_install, sha256_gap_message
+from envspec.install.plan import InstallPlan, Tool, destination, plan_install, sha256_gap_message
 from envspec.lock.commit import check_pair
 from envspec.project import Project
 from envspec.spec.model import ResolvedTarget
@@ -42,10 +45,16 @@ def install_target(
     require_sha256: bool = False,
     replace: bool = False,
     progress: Progress,
+    local_files: Mapping[str, Path] | None = None,
+    lock_source: str | None = None,
 ) -> InstallResult:
-    """Create (or replace) the environment of ``target`` from its lockfile; see the module doc."""
+    """Create (or replace) the environment of ``target`` from its lockfile; see the module doc.
+
+    ``local_files`` (``install --from BUNDLE``): verified local copies of locked URLs, fetched from
+    there instead (and checked again), recorded in conda-meta under the locked URL; ``lock_source``
+    names the lockfile in messages and the environment's marker instead of its path."""
     lock_path = lockfile or project.explicit_file(target.name)
-    source = project.relative(lock_path.absolute())
+    source = lock_source or project.relative(lock_path.absolute())
     try:
         text = lock_path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -71,6 +80,9 @@ def install_target(
         tool=tool,
     )
     pip_plan = pip.plan_pip(text, lock_path, source, mirrors or {})
+    local_urls: dict[str, str] = {}
+    if local_files:
+        plan, pip_plan, local_urls = with_local_files(plan, pip_plan, local_files)
     strong = sum(1 for e in plan.lock.entries if e.sha256)
     progress(f"hashes: {strong}/{len(plan.lock.entries)} packages pinned by sha256, the rest by md5")
     gap = sha256_gap_message(plan.lock, source)
@@ -86,6 +98,8 @@ def install_target(
         raise ToolFailed(f"--with {tool}: {tool} is not on PATH", tip="install it, or omit --with")
     with pip.fetched(pip_plan, progress) as wheel_dir:  # PyPI files verified before anything is linked
         hook = pip.step(pip_plan, wheel_dir, progress)
+        if local_urls:
+            hook = _recording_locked_urls(local_urls, hook)
         if executable is None:
             result = install_rattler(
                 plan,
@@ -101,3 +115,43 @@ def install_target(
             )
     result.pip_packages = len(pip_plan.wheels) if pip_plan is not None else 0
     return result
+
+
+def with_local_files(
+    plan: InstallPlan, pip_plan: pip.PipPlan | None, local_files: Mapping[str, Path]
+) -> tuple[InstallPlan, pip.PipPlan | None, dict[str, str]]:
+    """The plans with each locked URL that has a local copy fetched from it; and ``{file URL: locked URL}``."""
+    urls = tuple(
+        local_files[e.url].absolute().as_uri() if e.url in local_files else url
+        for e, url in zip(plan.lock.entries, plan.urls, strict=True)
+    )
+    back = {u: e.url for e, u in zip(plan.lock.entries, urls, strict=True) if e.url in local_files}
+    if pip_plan is not None:
+        wheels = tuple(
+            dataclasses.replace(w, url=local_files[w.url].absolute().as_uri()) if w.url in local_files else w
+            for w in pip_plan.wheels
+        )
+        pip_plan = dataclasses.replace(pip_plan, wheels=wheels)
+    return dataclasses.replace(plan, urls=urls), pip_plan, back
+
+
+def _recording_locked_urls(
+    local_urls: Mapping[str, str], then: Callable[[Path, Path], None] | None
+) -> Callable[[Path, Path], None]:
+    def hook(staging: Path, prefix: Path) -> None:
+        restore_urls(staging, local_urls)
+        if then is not None:
+            then(staging, prefix)
+
+    return hook
+
+
+def restore_urls(staging: Path, local_urls: Mapping[str, str]) -> None:
+    """conda-meta records each package's locked URL and channel, not the local file it came from."""
+    for meta in (staging / "conda-meta").glob("*.json"):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        url = local_urls.get(data.get("url", "")) if isinstance(data, dict) else None
+        if url is not None:
+            data["url"] = url
+            data["channel"] = url.rsplit("/", 2)[0]
+            atomic_write_text(meta, json.dumps(data, indent=2) + "\n")

@@ -168,7 +168,7 @@ def test_verify_steps(project_copy: Path) -> None:
     # the pinned models: cached by their lockfile, pulled hash-checked before the smoke test (which then
     # uses the smoke model with the target's steps and size), skipped while no models lockfile exists
     names = [s.get("name", "") for s in smoke["steps"]]
-    cache = next(s for s in smoke["steps"] if str(s.get("uses", "")).startswith("actions/cache@"))
+    cache = next(s for s in smoke["steps"] if s.get("name") == "cache the pinned models")
     assert (
         COMMIT.fullmatch(cache["uses"])
         and cache["with"]["key"] == "models-${{ hashFiles('lockfiles/models.lock.yml') }}"
@@ -187,6 +187,21 @@ def test_verify_steps(project_copy: Path) -> None:
     assert download["with"]["merge-multiple"] is True and download["with"]["path"] == "results"
     for job in jobs.values():
         assert isinstance(job["timeout-minutes"], int)
+
+
+def test_verify_caches_the_package_cache_keyed_on_the_lockfile(project_copy: Path) -> None:
+    """envspec's package cache is restored before the install, keyed on the target's lockfile."""
+    project, plan = _plan(project_copy)
+    steps = load_workflow(plan[project.ci_dir / "verify.yml"])["jobs"]["smoke"]["steps"]
+    lockfile_hash = "hashFiles(format('lockfiles/{0}.lock', matrix.target))"
+    cache = next(s for s in steps if s.get("name", "").startswith("cache the conda packages"))
+    assert COMMIT.fullmatch(cache["uses"]) and cache["uses"].startswith("actions/cache@")
+    assert cache["with"]["path"] == "~/.cache/envspec/pkgs"  # install's default cache (no --cache-dir in CI)
+    assert cache["with"]["key"] == f"envspec-pkgs-${{{{ matrix.target }}}}-${{{{ {lockfile_hash} }}}}"
+    assert cache["with"]["restore-keys"] == "envspec-pkgs-${{ matrix.target }}-"
+    assert cache["if"] == f"{lockfile_hash} != ''"
+    install = next(i for i, s in enumerate(steps) if "envspec install" in str(s.get("run", "")))
+    assert steps.index(cache) < install
 
 
 def test_relock_opens_a_pull_request_with_the_diff(project_copy: Path) -> None:

@@ -1,0 +1,39 @@
+"""`envspec pack TARGET -o PATH`: one bundle that installs TARGET on a machine without network.
+
+The target's conda packages and wheels (downloaded hash-checked, ``--mirror`` honoured), its
+lockfiles, the pulled model files, and a manifest of sha256s, in one tar written atomically
+(:mod:`envspec.install.bundle`). Install it with ``envspec install TARGET --from PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from envspec.channels import ENV_VAR as MIRRORS_ENV
+from envspec.channels import parse_mirrors
+from envspec.cli.common import add_mirror_option, load, progress
+from envspec.install.bundle import pack
+from envspec.install.plan import human_bytes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET", help="the target to pack (its lockfile must exist)")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="PATH", help="the bundle to write")
+    add_mirror_option(parser, "download channel NAME from URL instead")
+
+
+def run(args: argparse.Namespace) -> int:
+    project, spec = load(args)
+    target = spec.resolve(args.target)
+    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+    result = pack(project, target, args.output, mirrors=mirrors, progress=progress)
+    progress(result.models_note)
+    print(
+        f"packed {result.path}: {human_bytes(result.size)} ({result.size} bytes), {result.conda} conda packages"
+        + (f", {result.pypi} wheels" if result.pypi else "")
+        + (f", {result.model_files} model files" if result.model_files else "")
+        + f" of {target.name}, in {result.seconds['total']:.2f} s"
+    )
+    return 0
