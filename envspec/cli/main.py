@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import json
 import os
 import sys
 import traceback
@@ -81,18 +84,41 @@ def _requested_command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=_requested_command(args_list))
+    command = _requested_command(args_list)
+    parser = build_parser(only=command)
+    usage = io.StringIO()
     try:
-        args = parser.parse_args(args_list)
+        with contextlib.redirect_stderr(usage) if "--json" in args_list else contextlib.nullcontext():
+            args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
-        return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+        code = int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+        sys.stderr.write(usage.getvalue())
+        if code != 0 and usage.getvalue():
+            _json_error(command, code, usage.getvalue().strip().splitlines()[-1], None)
+        return code
     try:
         return _command(args._module).run(args)
     except BaseException as exc:
         code = _report(exc)
         if args.debug and not isinstance(exc, SystemExit):
             traceback.print_exception(exc, file=sys.stderr)
+        if getattr(args, "json", False) and not getattr(args, "json_printed", False):
+            message, tip = (
+                (exc.message, exc.tip) if isinstance(exc, EnvspecError) else (str(exc) or type(exc).__name__, None)
+            )
+            _json_error(command, code, " ".join(message.split("\n")), tip)
         return code
+
+
+ERROR_SCHEMA = "envspec.error/1"
+
+
+def _json_error(command: str | None, code: int, message: str, tip: str | None) -> None:
+    """With ``--json``, an error is a JSON document on stdout too (docs/json.md), beside its line on stderr."""
+    document = {"schema": ERROR_SCHEMA, "command": command, "exit_code": code, "error": message, "tip": tip}
+    with contextlib.suppress(OSError):
+        sys.stdout.write(json.dumps(document, sort_keys=True, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
 
 
 def _report(exc: BaseException) -> int:

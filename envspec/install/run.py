@@ -71,8 +71,7 @@ def install_target(
         tool=tool,
     )
     pip_plan = pip.plan_pip(text, lock_path, source, mirrors or {})
-    strong = sum(1 for e in plan.lock.entries if e.sha256)
-    progress(f"hashes: {strong}/{len(plan.lock.entries)} packages pinned by sha256, the rest by md5")
+    progress(hash_summary(sum(1 for e in plan.lock.entries if e.sha256), len(plan.lock.entries)))
     gap = sha256_gap_message(plan.lock, source)
     if gap is not None:
         if require_sha256:
@@ -101,3 +100,9 @@ def install_target(
             )
     result.pip_packages = len(pip_plan.wheels) if pip_plan is not None else 0
     return result
+
+
+def hash_summary(strong: int, total: int) -> str:
+    """How the lockfile pins its packages: "the other K by md5" only when there are K of them."""
+    rest = total - strong
+    return f"hashes: {strong}/{total} packages pinned by sha256" + (f", the other {rest} by md5" if rest else "")

@@ -16,6 +16,7 @@ FORMAT_VERSION = 1
 HASH_KEY = "envspec-input-hash"
 TARGET_KEY = "envspec-target"
 FORMAT_KEY = "envspec-lock-format"
+EXCLUDE_NEWER_KEY = "envspec-exclude-newer"
 _KEY_RE = re.compile(r"^#\s*(envspec-[a-z-]+):\s*(\S+)\s*$")
 _LINE_RE = re.compile(r"^(?P<url>[^#\s]+)#(?P<hash>(?:sha256:)?[0-9a-f]{32,64})$")
 #: ``name-version-build.conda|.tar.bz2`` with conda's characters only (no separators, no spaces).
@@ -40,7 +41,15 @@ class ExplicitEntry:
     filename: str = ""
 
 
-def header(*, target: str, subdir: str, input_hash: str, sources: list[str], channels: list[str]) -> str:
+def header(
+    *,
+    target: str,
+    subdir: str,
+    input_hash: str,
+    sources: list[str],
+    channels: list[str],
+    exclude_newer: str | None = None,
+) -> str:
     src = " and ".join(sources)
     return "".join(
         [
@@ -55,16 +64,32 @@ def header(*, target: str, subdir: str, input_hash: str, sources: list[str], cha
             f"# {FORMAT_KEY}: {FORMAT_VERSION}\n",
             f"# {TARGET_KEY}: {target}\n",
             f"# {HASH_KEY}: {input_hash}\n",
+            *([f"# {EXCLUDE_NEWER_KEY}: {exclude_newer}\n"] if exclude_newer else []),
         ]
     )
 
 
 def render(
-    conda_lock_explicit: str, *, target: str, subdir: str, input_hash: str, sources: list[str], channels: list[str]
+    conda_lock_explicit: str,
+    *,
+    target: str,
+    subdir: str,
+    input_hash: str,
+    sources: list[str],
+    channels: list[str],
+    exclude_newer: str | None = None,
 ) -> str:
     """envspec's header + conda-lock's explicit rendering, ``\\n`` line ends, final newline."""
     body = conda_lock_explicit.replace("\r\n", "\n").rstrip("\n") + "\n"
-    return header(target=target, subdir=subdir, input_hash=input_hash, sources=sources, channels=channels) + body
+    head = header(
+        target=target,
+        subdir=subdir,
+        input_hash=input_hash,
+        sources=sources,
+        channels=channels,
+        exclude_newer=exclude_newer,
+    )
+    return head + body
 
 
 def header_fields(text: str) -> dict[str, str]:

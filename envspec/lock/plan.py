@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from enum import Enum
 
 INPUT_HASH_VERSION = 2  # 2: channels are canonical URLs (mirrors left out)
@@ -33,6 +34,7 @@ class LockInput:
     channels: tuple[str, ...]
     requested: frozenset[str] = frozenset()  # names the environment file asks for (not hashed: it is in there)
     pip: tuple[tuple[str, str], ...] = ()  # a pip target's index and mapping digest (envspec.lock.pypi)
+    exclude_newer: str | None = None  # the solve's cutoff (normalised by parse_exclude_newer), if any
 
     @property
     def has_pip(self) -> bool:
@@ -47,11 +49,34 @@ class LockInput:
             "virtual_packages": _text_digest(self.virtual_packages),
             "channels": list(self.channels),
             **({"pip": dict(self.pip)} if self.pip else {}),  # absent for conda-only targets: their hash is unchanged
+            **({"exclude_newer": self.exclude_newer} if self.exclude_newer else {}),  # absent: hash unchanged
         }
 
     def digest(self) -> str:
         canonical = json.dumps(self.components(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_exclude_newer(text: str) -> str:
+    """``--exclude-newer``: an RFC 3339 date (``2025-06-01``: that day's first instant, UTC) or
+    datetime with an offset (``2025-06-01T12:00:00+02:00``), as the UTC instant ``2025-06-01T10:00:00Z``.
+    ``ValueError`` for anything else: a datetime without an offset would mean another instant on each
+    machine."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return f"{day.isoformat()}T00:00:00Z"
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an RFC 3339 date or datetime (e.g. 2025-06-01 or 2025-06-01T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{text!r} has no time zone: add Z or an offset (e.g. {value}Z), or give a date")
+    utc = moment.astimezone(UTC)
+    stamp = utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else "")
+    return stamp + "Z"
 
 
 @dataclass(frozen=True)
