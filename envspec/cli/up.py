@@ -134,7 +134,7 @@ class Runner:
             advice=replace(UP_ADVICE, install=f"envspec up {{target}} --prefix {shlex.quote(str(state.prefix))}"),
             models=None if self.args.no_models else models_need(self.project, self.spec),
         )
-        progress(cmd_doctor.render_text(report, self.project))
+        progress(cmd_doctor.render_text(report, self.project, install_line=False))
         gate = up.doctor_gate(report.checks, t.accelerator, self.args.allow_cpu)
         if not gate.ok:
             raise up.gate_error(gate, t.name, t.accelerator, self.args.allow_cpu)
