@@ -299,6 +299,12 @@ def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path:
             f"{what}: no such file at the locked commit",
             tip="the lockfile does not match the repository: run `envspec models lock --update`",
         )
+    if isinstance(exc, (errors.LocalEntryNotFoundError, OfflineModeIsEnabled)) and offline() and doing == "lock":
+        return ChannelUnreachable(
+            f"locking {what} needs the Hub, and HF_HUB_OFFLINE=1 forbids reaching it",
+            tip="unset HF_HUB_OFFLINE: locking resolves the revision on the Hub "
+            "(`envspec models lock --check` works offline, and so does pulling cached files)",
+        )
     if isinstance(exc, (errors.LocalEntryNotFoundError, OfflineModeIsEnabled)) and offline():
         return ChannelUnreachable(
             f"{what} is not in the Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it",
