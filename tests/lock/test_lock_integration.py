@@ -28,7 +28,7 @@ from .conftest import FACTORY
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TARGETS = ("osx-arm64", "osx-64", "linux-cuda", "win-cuda")
+TARGETS = ("osx-arm64", "osx-64", "linux-cuda", "linux-cpu", "win-cuda")
 CANONICAL = "https://conda.anaconda.org/conda-forge"
 
 
