@@ -39,11 +39,10 @@ def repo() -> Path:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    """A scratch copy of the project's inputs (spec + templates) to render into."""
+    """A scratch copy of the project's input (envspec.yml; the templates are envspec's own) to render into."""
     dest = tmp_path / "proj"
     dest.mkdir()
     shutil.copy2(REPO / "envspec.yml", dest / "envspec.yml")
-    shutil.copytree(REPO / "templates", dest / "templates")
     return dest
 
 

@@ -19,6 +19,7 @@ from envspec.errors import EnvspecError, ExitCode
 #: (name, module, help). Each module defines add_arguments(parser) and run(args) -> int.
 #: Modules are imported only when their command runs, so `envspec targets` stays fast.
 COMMANDS: list[tuple[str, str, str]] = [
+    ("init", "envspec.cli.init", "write a starting envspec.yml in this folder (never over an existing one)"),
     ("targets", "envspec.cli.targets", "list the targets of envspec.yml"),
     ("render", "envspec.cli.render", "render environment files, virtual-package specs, schema and CI from envspec.yml"),
     (

@@ -112,7 +112,6 @@ def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     project = tmp_path_factory.mktemp("install") / "proj"
     project.mkdir()
     shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec_inproc(project, "render")[0] == 0
     code, _, err = envspec_inproc(
         project,
@@ -526,7 +525,6 @@ def test_a_first_install_without_lockfile_solves_it_first_and_locked_refuses(
     project = tmp_path / "proj"
     project.mkdir()
     shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec_inproc(project, "render")[0] == 0
     mirror = ["--mirror", f"conda-forge={local_channel.as_uri()}"]
     env = {"ENVSPEC_HOST_SUBDIR": "linux-64", "ENVSPEC_PKGS_DIR": str(cache)}

@@ -63,7 +63,6 @@ def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     project = tmp_path_factory.mktemp("locked") / "proj"
     project.mkdir()
     shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec(project, "render")[0] == 0
     code, out, err = envspec(project, "lock", "--mirror", f"conda-forge={local_channel.as_uri()}")
     assert code == 0, err

@@ -51,7 +51,6 @@ def project(tmp_path: Path) -> Path:
     dest = tmp_path / "proj"
     dest.mkdir()
     shutil.copy2(REPO / "envspec.yml", dest / "envspec.yml")
-    shutil.copytree(REPO / "templates", dest / "templates")
     assert envspec(dest, "render")[0] == 0
     return dest
 

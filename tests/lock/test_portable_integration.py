@@ -68,7 +68,6 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("portable") / "proj"
     project.mkdir()
     shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec(project, "render")[0] == 0
     return project
 
