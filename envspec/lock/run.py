@@ -58,7 +58,7 @@ from envspec.fsutil import run_lock
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
-from envspec.lock.condalock import read_conda_lock, read_pip_packages
+from envspec.lock.condalock import read_conda_lock, read_pip_packages, torch_build_label
 from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
@@ -390,7 +390,7 @@ def _precheck_channels(job: LockJob) -> None:
 def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
     pkgs = [p for p in read_conda_lock(conda_lock_text, "conda-lock output", subdir) if not p.name.startswith("__")]
     torch = next((p for p in pkgs if p.name in TORCH_NAMES), None)
-    torch_text = f"{torch.version} {torch.build or '?'}" if torch else "-"
+    torch_text = f"{torch.version} {torch_build_label(torch.build, subdir) if torch.build else '?'}" if torch else "-"
     return len(pkgs), torch_text
 
 

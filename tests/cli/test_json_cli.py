@@ -172,3 +172,27 @@ def test_an_unreachable_hub_while_locking_does_not_offer_hf_hub_offline() -> Non
     assert lock_error.tip is not None and pull_error.tip is not None
     assert "locking needs the Hub" in lock_error.tip and "HF_HUB_OFFLINE=1 does not help" in lock_error.tip
     assert "pulled without the network with HF_HUB_OFFLINE=1" in pull_error.tip
+
+
+def test_an_apple_silicon_cpu_generic_torch_build_is_called_the_mps_build() -> None:
+    from envspec.lock.condalock import torch_build_label
+
+    build = "cpu_generic_py313_h459cd70_4"
+    assert torch_build_label(build, "osx-arm64") == f"{build}, the MPS build"
+    assert torch_build_label(build, "osx-64") == build  # an Intel Mac's CPU build is a CPU build
+    assert torch_build_label("cpu_mkl_py312_h1_0", "linux-64") == "cpu_mkl_py312_h1_0"
+
+
+def test_the_report_row_says_which_torch_build_is_the_mps_one() -> None:
+    from envspec.report.build import LockSummary, Row
+
+    def row(subdir: str) -> Row:
+        made = Row.__new__(Row)  # only the fields Row.torch reads
+        object.__setattr__(made, "subdir", subdir)
+        object.__setattr__(
+            made, "lock", LockSummary(state="fresh", torch_version="2.10.0", torch_build="cpu_generic_4")
+        )
+        return made
+
+    assert row("osx-arm64").torch == "2.10.0 (cpu_generic_4, the MPS build)"
+    assert row("osx-64").torch == "2.10.0 (cpu_generic_4)"

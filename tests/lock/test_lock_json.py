@@ -111,6 +111,7 @@ def test_lock_json_outcomes_stamp_and_check(project: Path, dated_channel: Path) 
     doc = only_document(out, "lock")
     assert [(r["target"], r["status"], r["exclude_newer"]) for r in doc["targets"]] == [("osx-arm64", "solved", None)]
     assert doc["targets"][0]["torch"].startswith("2.") and doc["solver"]
+    assert doc["targets"][0]["torch"].endswith(", the MPS build")  # cpu_generic on Apple silicon
     code, out, _ = envspec(project, "lock", "-t", "osx-arm64", *mirror, "--json")  # the stamp's fast path
     assert code == 0
     assert only_document(out, "lock")["targets"][0]["status"] == "up to date"
