@@ -38,6 +38,9 @@ from envspec.lock.condalock import PipPackage, read_conda_lock, read_pip_package
 
 DEFAULT_INDEX: Final = "https://pypi.org/simple"
 MIRROR_NAME: Final = "pypi"
+#: Whether the PyPI step solves as of ``LockJob.input.exclude_newer`` (``envspec lock --exclude-newer``);
+#: conda-lock's PyPI solver has no such option. The uv-based step sets it True and passes ``--exclude-newer``.
+HONOURS_EXCLUDE_NEWER = False
 MAPPING_FILE: Final = Path(__file__).with_name("pypi_mapping.json")
 USERNAME_ENV: Final = "ENVSPEC_PYPI_USERNAME"
 PASSWORD_ENV: Final = "ENVSPEC_PYPI_PASSWORD"

@@ -909,8 +909,15 @@ def lock(
         if name == pypi.MIRROR_NAME:  # the PyPI index of the pip packages, not a conda channel
             continue
         progress(f"warning: mirror {name!r} matches no channel of the selected targets")
+    planned = make_jobs(project, targets, mirrors, exclude_newer)
+    for job in planned:
+        if job.pip is not None and job.input.exclude_newer and not pypi.HONOURS_EXCLUDE_NEWER:
+            progress(
+                f"warning: {job.target}: --exclude-newer {job.input.exclude_newer} applies to its conda packages; "
+                "its PyPI packages are solved without it"
+            )
     return lock_jobs(
-        make_jobs(project, targets, mirrors, exclude_newer),
+        planned,
         cache_dir=project.cache_dir,
         update=update,
         check=check,
