@@ -382,8 +382,8 @@ def _gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) ->
 
 def exclude_newer(environ: Mapping[str, str]) -> Any:
     """The solve's cutoff as an aware UTC ``datetime`` (None without one). rattler's solver drops
-    records whose timestamp is newer; records without a timestamp are kept (``allow-missing``): old
-    conda-forge packages lack one, and dropping them would make old-but-needed packages vanish."""
+    records whose timestamp is newer; records without a timestamp are kept (``allow-missing``): there is
+    no date to compare (1,055 of the 22,713 real conda-forge records in the shared snapshot lack one)."""
     from datetime import UTC, datetime
 
     text = environ.get(EXCLUDE_NEWER_ENV, "").strip()
