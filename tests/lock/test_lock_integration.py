@@ -311,7 +311,7 @@ def test_explicit_files_parse_with_the_mamba_ecosystem_parser(locked: Path) -> N
         name, platform, count = line.split()
         expected = len(explicit.entries((locked / "lockfiles" / f"{target}.lock").read_text()))
         assert (name, int(count)) == (f"{target}.lock", expected)
-        assert platform == {"linux-cuda": "linux-64", "win-cuda": "win-64"}.get(target, target)
+        assert platform == {"linux-cuda": "linux-64", "linux-cpu": "linux-64", "win-cuda": "win-64"}.get(target, target)
 
 
 def test_explicit_files_are_topologically_ordered(locked: Path) -> None:
