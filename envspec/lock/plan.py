@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -57,25 +58,34 @@ class LockInput:
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RFC3339_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def parse_exclude_newer(text: str) -> str:
     """``--exclude-newer``: an RFC 3339 date (``2025-06-01``: that day's first instant, UTC) or
     datetime with an offset (``2025-06-01T12:00:00+02:00``), as the UTC instant ``2025-06-01T10:00:00Z``.
     ``ValueError`` for anything else: a datetime without an offset would mean another instant on each
-    machine."""
+    machine, and ISO 8601's other forms (week dates, ``20250601``) are not RFC 3339."""
     value = text.strip()
+    bad = f"{text!r} is not an RFC 3339 date or datetime (e.g. 2025-06-01 or 2025-06-01T12:00:00Z)"
+    if _RFC3339_DATE.fullmatch(value):
+        try:
+            return f"{date.fromisoformat(value).isoformat()}T00:00:00Z"
+        except ValueError:
+            raise ValueError(bad) from None
+    if not _RFC3339_DATETIME.fullmatch(value):
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?", value):
+            raise ValueError(f"{text!r} has no time zone: add Z or an offset (e.g. {value}Z), or give a date")
+        raise ValueError(bad)
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return f"{day.isoformat()}T00:00:00Z"
-        moment = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not an RFC 3339 date or datetime (e.g. 2025-06-01 or 2025-06-01T12:00:00Z)"
-        ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{text!r} has no time zone: add Z or an offset (e.g. {value}Z), or give a date")
-    utc = moment.astimezone(UTC)
-    stamp = utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else "")
+        utc = datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(bad) from None
+    stamp = f"{utc.date().isoformat()}T{utc.strftime('%H:%M:%S')}"  # isoformat: %Y is not 4 digits everywhere
+    stamp += f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
     return stamp + "Z"
 
 

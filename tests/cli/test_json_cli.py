@@ -137,13 +137,30 @@ def test_up_outcome_json_carries_the_failing_steps_code() -> None:
         ("2025-06-01T12:30:00Z", "2025-06-01T12:30:00Z"),
         ("2025-06-01T12:30:00+02:00", "2025-06-01T10:30:00Z"),
         ("2025-06-01 12:30:00.250-01:00", "2025-06-01T13:30:00.25Z"),
+        ("0002-01-01T00:00:00+01:00", "0001-12-31T23:00:00Z"),  # four-digit years everywhere
+        ("2025-06-01t12:00:00z", "2025-06-01T12:00:00Z"),
     ],
 )
 def test_exclude_newer_is_normalised_to_one_utc_instant(text: str, instant: str) -> None:
     assert parse_exclude_newer(text) == instant
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2025-06-01T12:00:00", "2025-13-01", "", "1717200000"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "2025-06-01T12:00:00",  # no zone: another instant on each machine
+        "2025-13-01",
+        "",
+        "1717200000",
+        "2025-W22-1",  # ISO 8601 week date, not RFC 3339
+        "20250601",
+        "2025-06-01T12",
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: refused, not an OverflowError
+        "2025-06-01\x00",
+        "\uff12\uff10\uff12\uff15-06-01",  # fullwidth digits
+    ],
+)
 def test_exclude_newer_refuses_what_is_not_one_instant(text: str) -> None:
     with pytest.raises(ValueError, match=r"RFC 3339|no time zone"):
         parse_exclude_newer(text)
