@@ -4,10 +4,14 @@ local channel in which some packages were published later than the rest (their r
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import io
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,3 +137,27 @@ def test_a_missing_top_level_package_points_at_dependencies(project: Path, dated
     line = err.strip().splitlines()[-1]
     assert "`no-such-package` has no matching package" in line and "under `dependencies:`" in line
     assert "targets.linux-cuda" not in line
+
+
+@pytest.fixture
+def http_channel(dated_channel: Path) -> Iterator[str]:
+    """The dated channel behind a real HTTP server (the shim's gateway path, not the local-file one)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dated_channel))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_exclude_newer_through_an_http_mirror(project: Path, http_channel: str) -> None:
+    mirror = ("--mirror", f"conda-forge={http_channel}")
+    code, _, err = envspec(project, "lock", "-t", "linux-cpu", *mirror, "--exclude-newer", BEFORE)
+    assert code == 0, err
+    assert versions(project, "linux-cpu")["tqdm"] == "4.67.1"
+    code, _, err = envspec(project, "lock", "-t", "linux-cpu", *mirror, "--exclude-newer", "none")
+    assert code == 0, err
+    assert versions(project, "linux-cpu")["tqdm"] == "4.68.0"
