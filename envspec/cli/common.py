@@ -104,5 +104,5 @@ def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def print_json(document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, keys in a stable order, one line."""
-    sys.stdout.write(json.dumps(document, sort_keys=True, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
     sys.stdout.flush()

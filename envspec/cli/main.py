@@ -118,7 +118,7 @@ def _json_error(command: str | None, code: int, message: str, tip: str | None) -
     """With ``--json``, an error is a JSON document on stdout too (docs/json.md), beside its line on stderr."""
     document = {"schema": ERROR_SCHEMA, "command": command, "exit_code": code, "error": message, "tip": tip}
     with contextlib.suppress(OSError):
-        sys.stdout.write(json.dumps(document, sort_keys=True, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
         sys.stdout.flush()
 
 

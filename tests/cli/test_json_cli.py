@@ -213,3 +213,16 @@ def test_the_report_row_says_which_torch_build_is_the_mps_one() -> None:
 
     assert row("osx-arm64").torch == "2.10.0 (cpu_generic_4, the MPS build)"
     assert row("osx-64").torch == "2.10.0 (cpu_generic_4)"
+
+
+def test_a_json_document_is_ascii_whatever_the_message_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A console that cannot encode "é" still gets the document: non-ASCII is escaped."""
+    spec = tmp_path / "projé" / "envspec.yml"
+    spec.parent.mkdir()
+    spec.write_text("version: 1\nname: [x]\n", encoding="utf-8")
+    assert main(["--spec", str(spec), "lock", "--json"]) == ExitCode.SPEC_INVALID
+    out = capsys.readouterr().out
+    assert out.isascii() and "proj\\u00e9" in out
+    assert "projé" in only_document(out, "error")["error"]
