@@ -103,11 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _report(exc)
         if args.debug and not isinstance(exc, SystemExit):
             traceback.print_exception(exc, file=sys.stderr)
-        if getattr(args, "json", False) and not getattr(args, "json_printed", False):
+        if code != 0 and getattr(args, "json", False) and not getattr(args, "json_printed", False):
             message, tip = (
                 (exc.message, exc.tip) if isinstance(exc, EnvspecError) else (str(exc) or type(exc).__name__, None)
             )
-            _json_error(command, code, " ".join(message.split("\n")), tip)
+            action = getattr(args, "models_command", None)  # `models lock` / `models pull`
+            _json_error(f"{command} {action}" if action else command, code, " ".join(message.split("\n")), tip)
         return code
 
 

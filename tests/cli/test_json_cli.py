@@ -74,6 +74,7 @@ def test_an_error_is_a_json_document_with_the_same_exit_code(
     assert code == ExitCode.SPEC_INVALID
     doc = only_document(captured.out, "error")
     assert doc["exit_code"] == code and "nope" in doc["error"]
+    assert doc["command"] == (" ".join(argv[:2]) if argv[0] == "models" else argv[0])
     assert captured.err.strip().splitlines()[-1].startswith("error: ")  # the one line stays on stderr
 
 
