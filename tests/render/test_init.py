@@ -71,7 +71,9 @@ def test_init_refuses_a_name_the_spec_refuses(tmp_path: Path, capsys: pytest.Cap
     assert not spec.exists() and "name" in capsys.readouterr().err
 
 
-def test_a_project_template_replaces_envspecs_file_by_file(project_copy: Path) -> None:
+def test_a_project_template_replaces_envspecs_file_by_file(
+    project_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     own = project_copy / "templates" / "ci"
     own.mkdir(parents=True)
     shipped = (PACKAGE_TEMPLATES / "ci" / "verify.yml.j2").read_text()
@@ -82,6 +84,8 @@ def test_a_project_template_replaces_envspecs_file_by_file(project_copy: Path) -
     relock = yaml.safe_load(plan[project.ci_dir / "relock.yml"])
     assert verify["name"] == "verify (ours)" and relock["name"] == "relock"  # the rest stays envspec's
     assert overridden_templates(project.templates_dir) == ["ci/verify.yml.j2"]
+    assert main(["--spec", str(project.spec_path), "render", "--check"]) == 1  # not rendered yet
+    assert "template templates/ci/verify.yml.j2 replaces envspec's ci/verify.yml.j2" in capsys.readouterr().err
     # the drift check sees the override too: rendered files match, then an edit of the template is drift
     render.apply(project, plan)
     assert render.drift(project, render.plan_render(load_spec(project.spec_path), project)) == ""
