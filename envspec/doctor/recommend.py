@@ -4,7 +4,7 @@ The recommended target is chosen from the spec's targets as data, never by name:
 targets whose ``subdir`` is the hardware's own (``osx-arm64`` on an M1 even when Python runs under
 Rosetta), then those the hardware can emulate (``osx-64`` on Apple silicon); among them the one
 whose accelerator the machine has, preferring cuda > mps > cpu (a GPU with a too-old driver still
-gets its CUDA target, whose FAIL says how to fix it), then the fewest FAILs, then the fewest WARNs,
+gets its CUDA target, whose FAIL names the driver it needs), then the fewest FAILs, then the fewest WARNs,
 then the newest CUDA. A GPU-less Linux box (a laptop, every hosted CI runner)
 therefore gets the shipped ``linux-cpu`` target; a spec without a CPU target for Linux gives it
 ``linux-cuda`` with a FAIL that says there is no NVIDIA GPU and how to go on (add a CPU target, or
@@ -63,8 +63,8 @@ class Fit:
         return (
             self.tier,
             not self.present,
-            # a GPU the machine has beats the CPU even with a FAIL (an old driver): its FAIL says how to
-            # fix it, where recommending the CPU target would hide the GPU ("torch silently on the CPU")
+            # a GPU the machine has beats the CPU even with a FAIL (an old driver): its FAIL names the
+            # driver it needs, where recommending the CPU target would hide the GPU ("torch silently on the CPU")
             ACCELERATOR_PREFERENCE.get(self.target.accelerator, 9),
             self.fails,
             self.warns,
