@@ -127,7 +127,7 @@ def staleness(current: str, stored: Stored, pip: bool = False) -> str | None:
     if stored.conda_lock_hash != stored.explicit_hash or stored.torn:
         return "its two lockfiles disagree (an interrupted write?)"
     if stored.conda_lock_hash != current:
-        return "inputs changed (environment file, virtual packages or channels)"
+        return "inputs changed (environment file, virtual packages, channels or --exclude-newer)"
     if pip and stored.pip_hash != current:
         return ".pip.txt missing or from another lock (an interrupted write?)"
     return None
