@@ -6,7 +6,9 @@ Thin sessions over the `envspec` CLI; each installs what it needs into its own v
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -15,6 +17,34 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
+
+
+def envspec(session: nox.Session, *args: str, **kwargs: Any) -> Any:
+    """``envspec ARGS`` in the session. nox ends every failed session with exit status 1, whatever the
+    command's own code; so a failure says envspec's code and what it means (README "Exit codes"). A
+    script that branches on the code runs envspec itself, as the CI workflows do."""
+    try:
+        return session.run("envspec", *args, **kwargs)
+    except nox.command.CommandFailed as exc:
+        code = exc.return_code
+        session.error(
+            f"`envspec {' '.join(args)}` exited {code}{_meaning(code)}; nox reports every failed session as "
+            "exit 1: run the envspec command itself where its exit code matters"
+        )
+
+
+def _meaning(code: int | None) -> str:
+    try:  # envspec/errors.py needs only the standard library; nox's own interpreter may lack envspec
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from envspec.errors import ExitCode
+
+        return f" ({ExitCode(code).name.lower().replace('_', ' ')})" if code is not None else ""
+    except (ImportError, ValueError):
+        return ""
+    finally:
+        sys.path.pop(0)
+
+
 LINTED = ("envspec", "tests", "benchmarks", "noxfile.py")
 # zizmor exits non-zero on any finding; --offline: no GitHub API calls (CI and this machine alike);
 # --strict-collection: a workflow it cannot parse fails instead of being skipped with a warning.
@@ -69,7 +99,7 @@ SMOKE_PINS = ("torch==2.13.0", "diffusers==0.42.1", "transformers==5.24.0", "num
 def render(session: nox.Session) -> None:
     """Render environment-<target>.yml, virtual-package specs, schema and CI workflows."""
     session.install("-e", ".")
-    session.run("envspec", "render", *session.posargs)
+    envspec(session, "render", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -100,8 +130,8 @@ def lint(session: nox.Session) -> None:
 def lock(session: nox.Session) -> None:
     """Render, then lock every target with conda-lock (pass e.g. `-- --mirror conda-forge=file:///srv/cf`)."""
     session.install("-e", ".")
-    session.run("envspec", "render")
-    session.run("envspec", "lock", *session.posargs)
+    envspec(session, "render")
+    envspec(session, "lock", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -182,9 +212,9 @@ def verify(session: nox.Session) -> None:
     allow_cpu = ["--allow-cpu"] if targets[name]["smoke_device"] != "cpu" else []
     # As the CI job: the pinned models are pulled only once lockfiles/models.lock.yml is committed.
     models = [] if Path("lockfiles/models.lock.yml").is_file() else ["--no-models"]
-    session.run("envspec", "render", "--check")
+    envspec(session, "render", "--check")
     up = ["envspec", "up", name, "--locked", "--prefix", str(prefix), "--out", str(out)]
-    session.run(*up, *allow_cpu, *models, *mirrors)
+    envspec(session, *up[1:], *allow_cpu, *models, *mirrors)
     session.log(f"verify {name}: report at {out / 'report' / 'report.html'} and {out / 'report' / 'report.md'}")
 
 

@@ -79,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp) / "base"
         base.mkdir()
         shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", base / "envspec.yml")
-        shutil.copytree(REPO / "templates", base / "templates")
         envspec(base, "render")
         envspec(base, "targets")  # warm the interpreter's bytecode caches, as a user's second command is
         cold, noop, one = [], [], []

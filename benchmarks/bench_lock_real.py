@@ -299,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         base = tmp / "base"
         base.mkdir()
         (base / "envspec.yml").write_text(torch_only.spec_text(cases), encoding="utf-8")
-        shutil.copytree(REPO / "templates", base / "templates")
         envspec(base, "render")
 
         def floor() -> tuple[float, float, dict[str, Any]]:

@@ -57,6 +57,7 @@ class Pkg:
     constrains: tuple[str, ...] = ()
     noarch: str | None = None
     files: tuple[tuple[str, str], ...] = field(default=())
+    timestamp: int = TIMESTAMP_MS  # ms since the epoch (``envspec lock --exclude-newer`` tests publish later ones)
 
     @property
     def filename(self) -> str:
@@ -349,7 +350,7 @@ def _index_json(pkg: Pkg) -> dict[str, object]:
         "name": pkg.name,
         "platform": None if pkg.subdir == "noarch" else pkg.subdir.split("-")[0],
         "subdir": pkg.subdir,
-        "timestamp": TIMESTAMP_MS,
+        "timestamp": pkg.timestamp,
         "version": pkg.version,
     }
     if pkg.constrains:
@@ -416,6 +417,20 @@ def index_channel(root: Path) -> None:
     from rattler.index import index_fs
 
     asyncio.run(index_fs(root, write_zst=False, write_shards=False, force=True))
+    _published_when_indexed(root)
+
+
+def _published_when_indexed(root: Path) -> None:
+    """rattler's indexer stamps each record with ``indexed_timestamp`` = now, which a solve with a
+    cutoff (``envspec lock --exclude-newer``) prefers to ``timestamp``; a channel of this factory is
+    taken to index each package when it was published, so repodata stays the same from run to run."""
+    for repodata in root.glob("*/repodata.json"):
+        data = json.loads(repodata.read_text(encoding="utf-8"))
+        for key in ("packages", "packages.conda"):
+            for record in data.get(key, {}).values():
+                if "indexed_timestamp" in record:
+                    record["indexed_timestamp"] = record.get("timestamp", record["indexed_timestamp"])
+        repodata.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def build_channel(root: Path, pkgs: Iterable[Pkg] | None = None) -> Path:
@@ -437,11 +452,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filler", type=int, default=0, help="add N synthetic records")
     parser.add_argument("--bump", action="store_true", help="add bump_packages() to an existing channel")
     parser.add_argument(
+        "--published", type=int, default=TIMESTAMP_MS, metavar="MS", help="timestamp of the --bump packages (ms)"
+    )
+    parser.add_argument(
         "--python-launcher", metavar="PYTHON", help="linux-64 python packages ship bin/python exec'ing PYTHON"
     )
     args = parser.parse_args(argv)
     if args.bump:
-        pkgs = bump_packages()
+        pkgs = [replace(p, timestamp=args.published) for p in bump_packages()]
         write_packages(args.root, pkgs)
         index_channel(args.root)
     else:

@@ -42,11 +42,10 @@ def repo() -> Path:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    """A scratch project to render into: the synthetic channel's spec (SYNTHETIC_SPEC) + the templates."""
+    """A scratch project to render into: the synthetic channel's spec (SYNTHETIC_SPEC); templates are envspec's."""
     dest = tmp_path / "proj"
     dest.mkdir()
     shutil.copy2(SYNTHETIC_SPEC, dest / "envspec.yml")
-    shutil.copytree(REPO / "templates", dest / "templates")
     return dest
 
 

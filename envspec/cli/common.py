@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envspec.project import Project
 
@@ -88,3 +90,19 @@ def lock_mode(args: argparse.Namespace) -> LockMode:
     if args.locked:
         return LockMode.LOCKED
     return LockMode.FROZEN if args.frozen else LockMode.AUTO
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: stdout carries only one JSON document (docs/json.md); progress stays on stderr, and
+    an error is a JSON document too (``envspec.error/1``) with the same exit code."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print {what} as one JSON document on stdout (schema in docs/json.md); errors too",
+    )
+
+
+def print_json(document: Mapping[str, Any]) -> None:
+    """One JSON document on stdout, keys in a stable order, one line."""
+    sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+    sys.stdout.flush()

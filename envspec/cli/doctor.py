@@ -72,7 +72,9 @@ def _target_line(label: str, target: ResolvedTarget | None) -> str:
     return f"{label}: {target.name} ({target.subdir}, {target.accelerator}){about}"
 
 
-def render_text(report: Diagnosis, project: Project) -> str:
+def render_text(report: Diagnosis, project: Project, *, install_line: bool = True) -> str:
+    """The doctor's table; ``install_line``: end with how to install the target (``envspec up``, which
+    installs it itself into its own prefix, leaves it out)."""
     f = report.facts
     gpu = f.nvidia.best
     rosetta = " under Rosetta" if f.rosetta else ""
@@ -94,7 +96,7 @@ def render_text(report: Diagnosis, project: Project) -> str:
         if check.fix and check.status is not Status.PASS:
             lines.append(f"{'':<6}  {'':<{width}}  fix: {check.fix}")
     lines.append("")
-    if report.target is not None:
+    if report.target is not None and install_line:
         commands = install_commands(f, report.target)
         lines.append(f"install: {commands[0]}")
     counts = report.counts()

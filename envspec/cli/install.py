@@ -18,10 +18,12 @@ from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.channels import parse_mirrors
 from envspec.cli.common import (
     add_destination_options,
+    add_json_option,
     add_lock_mode_options,
     add_mirror_option,
     load,
     lock_mode,
+    print_json,
     progress,
 )
 from envspec.doctor.machine import host_subdir
@@ -77,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="refuse (exit 7) when a package has no sha256 in the lockfiles (md5 only)",
     )
+    add_json_option(parser, "the installed environment")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -125,7 +128,13 @@ def _run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress(use_hint(result.prefix))
-    print(summary(result, target.name, args.tool))
+    if args.json:
+        lockfile = (
+            str(args.lockfile) if args.lockfile is not None else project.relative(project.explicit_file(target.name))
+        )
+        print_json(result.to_json(target=target.name, tool=args.tool or "rattler", lockfile=lockfile))
+    else:
+        print(summary(result, target.name, args.tool))
     return 0
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import json
 import os
 import sys
 import traceback
@@ -16,6 +19,7 @@ from envspec.errors import EnvspecError, ExitCode
 #: (name, module, help). Each module defines add_arguments(parser) and run(args) -> int.
 #: Modules are imported only when their command runs, so `envspec targets` stays fast.
 COMMANDS: list[tuple[str, str, str]] = [
+    ("init", "envspec.cli.init", "write a starting envspec.yml in this folder (never over an existing one)"),
     ("targets", "envspec.cli.targets", "list the targets of envspec.yml"),
     ("render", "envspec.cli.render", "render environment files, virtual-package specs, schema and CI from envspec.yml"),
     (
@@ -88,16 +92,22 @@ def _requested_command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    requested = _requested_command(args_list)
+    command = _requested_command(args_list)
     passthrough: list[str] = []
-    if requested in PASSTHROUGH and "--" in args_list:
+    if command in PASSTHROUGH and "--" in args_list:
         cut = args_list.index("--")
         args_list, passthrough = args_list[:cut], args_list[cut + 1 :]
-    parser = build_parser(only=requested)
+    parser = build_parser(only=command)
+    usage = io.StringIO()
     try:
-        args = parser.parse_args(args_list)
+        with contextlib.redirect_stderr(usage) if "--json" in args_list else contextlib.nullcontext():
+            args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
-        return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+        code = int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+        sys.stderr.write(usage.getvalue())
+        if code != 0 and usage.getvalue():
+            _json_error(command, code, usage.getvalue().strip().splitlines()[-1], None)
+        return code
     args.passthrough = passthrough
     try:
         return _command(args._module).run(args)
@@ -105,7 +115,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _report(exc)
         if args.debug and not isinstance(exc, SystemExit):
             traceback.print_exception(exc, file=sys.stderr)
+        if code != 0 and getattr(args, "json", False) and not getattr(args, "json_printed", False):
+            message, tip = (
+                (exc.message, exc.tip) if isinstance(exc, EnvspecError) else (str(exc) or type(exc).__name__, None)
+            )
+            action = getattr(args, "models_command", None)  # `models lock` / `models pull`
+            _json_error(f"{command} {action}" if action else command, code, " ".join(message.split("\n")), tip)
         return code
+
+
+ERROR_SCHEMA = "envspec.error/1"
+
+
+def _json_error(command: str | None, code: int, message: str, tip: str | None) -> None:
+    """With ``--json``, an error is a JSON document on stdout too (docs/json.md), beside its line on stderr."""
+    document = {"schema": ERROR_SCHEMA, "command": command, "exit_code": code, "error": message, "tip": tip}
+    with contextlib.suppress(OSError):
+        sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+        sys.stdout.flush()
 
 
 def _report(exc: BaseException) -> int:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from envspec.cli.common import load, progress, table
-from envspec.models import PullEvent, lock_models, pull_models
+from envspec.cli.common import add_json_option, load, print_json, progress, table
+from envspec.models import PullEvent, lock_models, pull_document, pull_models
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="move these models (all without NAME) to the commit their revision points at now",
     )
+    add_json_option(lock, "every model's pin")
     pull_help = "fetch the locked files, check each size and hash, and place them in models/<name>/"
     pull = sub.add_parser("pull", help=pull_help, description=pull_help)
     pull.add_argument("name", nargs="?", metavar="NAME", help="one model (default: every model of envspec.yml)")
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="hash every file already in place (default: trust those whose size and time are as pulled)",
     )
+    add_json_option(pull, "every pulled model")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +73,11 @@ def _lock(args: argparse.Namespace) -> int:
     update: bool | list[str] = False if args.update is None else (args.update or True)
     report = lock_models(project, spec, check=args.check, update=update, progress=progress)
     where = project.relative(report.path)
+    if args.json:
+        print_json(report.to_json(lockfile=where, check=args.check))
     if args.check:
+        if args.json:
+            return 0
         moved = "" if report.moved_checked else " (moved revisions not checked: HF_HUB_OFFLINE is set)"
         print(f"{where}: {len(report.models)} models up to date{moved}")
         return 0
@@ -96,7 +102,7 @@ def _lock(args: argparse.Namespace) -> int:
         ]
         for r in report.models
     ]
-    if rows:
+    if rows and not args.json:
         print(table(["MODEL", "STATUS", "REVISION", "COMMIT", "FILES", "SIZE"], rows))
     progress(f"{'wrote' if report.written else 'unchanged:'} {where}")
     return 0
@@ -160,6 +166,9 @@ def _pull(args: argparse.Namespace) -> int:
     )
     if not results:
         progress("no models in envspec.yml")
+    if args.json:
+        print_json(pull_document(results, project.relative))
+        return 0
     for r in results:
         print(
             f"{r.name}: {project.relative(r.load_path)} at {r.commit[:12]} "

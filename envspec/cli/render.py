@@ -7,6 +7,7 @@ import sys
 
 from envspec.cli.common import load, progress
 from envspec.render import files as render
+from envspec.render.context import overridden_templates
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     project, spec = load(args)
     plan = render.plan_render(spec, project)
+    for name in overridden_templates(project.templates_dir):
+        progress(f"template {project.relative(project.templates_dir / name)} replaces envspec's {name}")
     if args.check:
         diff = render.drift(project, plan)
         if diff:

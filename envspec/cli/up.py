@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -35,10 +36,12 @@ from envspec.cli import doctor as cmd_doctor
 from envspec.cli import up_plan as up
 from envspec.cli.common import (
     add_destination_options,
+    add_json_option,
     add_lock_mode_options,
     add_mirror_option,
     load,
     lock_mode,
+    print_json,
     progress,
 )
 from envspec.cli.install import summary as install_summary
@@ -94,6 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not lock or pull the spec's models: (the smoke test then uses a model pulled before, else "
         "its tiny offline one)",
     )
+    add_json_option(parser, "the verdict and every step")
 
 
 class Runner:
@@ -127,10 +131,10 @@ class Runner:
             chosen=t,
             estimate=estimate,
             project_root=str(self.project.root),
-            advice=UP_ADVICE,
+            advice=replace(UP_ADVICE, install=f"envspec up {{target}} --prefix {shlex.quote(str(state.prefix))}"),
             models=None if self.args.no_models else models_need(self.project, self.spec),
         )
-        progress(cmd_doctor.render_text(report, self.project))
+        progress(cmd_doctor.render_text(report, self.project, install_line=False))
         gate = up.doctor_gate(report.checks, t.accelerator, self.args.allow_cpu)
         if not gate.ok:
             raise up.gate_error(gate, t.name, t.accelerator, self.args.allow_cpu)
@@ -254,7 +258,11 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).absolute()
     runner = Runner(args, project, spec, target)
     outcome = up.run_steps(runner.steps(), up.UpState(target.name, prefix, out_dir), progress)
-    print(up.final_line(outcome), flush=True)
+    if args.json:
+        print_json(outcome.to_json())
+        args.json_printed = True  # the error below is in the document: main prints only its line on stderr
+    else:
+        print(up.final_line(outcome), flush=True)
     failed = outcome.failed
     if failed is not None:
         assert isinstance(failed.error, EnvspecError)

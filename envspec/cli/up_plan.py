@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from envspec.doctor.check import Check
 from envspec.doctor.check import Status as CheckStatus
@@ -36,6 +36,7 @@ ACCELERATOR_ABSENT_CHECKS: Final[Mapping[str, frozenset[str]]] = {
 }
 
 DEFAULT_OUT: Final = Path("outputs/up")
+UP_SCHEMA: Final = "envspec.up/1"
 REPORT_DIR: Final = "report"
 
 
@@ -104,6 +105,27 @@ class Outcome:
             return int(ExitCode.OK) if self.ok else int(ExitCode.CHECK_FAILED)
         assert failed.error is not None
         return int(failed.error.exit_code)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``envspec up --json`` document (schema ``envspec.up/1``, docs/json.md): the verdict,
+        every step, and the failing step's error with the run's exit code."""
+        s, failed = self.state, self.failed
+        error = failed.error if failed is not None else None
+        return {
+            "schema": UP_SCHEMA,
+            "target": s.target,
+            "prefix": str(s.prefix),
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "failed_step": failed.name if failed is not None else None,
+            "error": None if error is None else error.message,
+            "tip": None if error is None else error.tip,
+            "relocked": s.relocked,
+            "waived": list(s.waived),
+            "smoke": {"verdict": s.smoke_verdict, "device": s.smoke_device},
+            "report_html": str(s.report_html) if s.report_html is not None else None,
+            "steps": [{"name": r.name, "status": str(r.status), "detail": r.detail} for r in self.results],
+        }
 
 
 def run_steps(steps: Sequence[Step], initial: UpState, progress: Callable[[str], None]) -> Outcome:

@@ -47,6 +47,9 @@ class Advice:
 
     other_target: str
     allow_cpu: str
+    #: the envspec command that installs the lockfile, ``{target}`` filled in (None: ``envspec install``
+    #: with ``--prefix ./env``); ``envspec up`` names itself and its own prefix instead
+    install: str | None = None
 
 
 DOCTOR_ADVICE: Final = Advice(

@@ -109,7 +109,7 @@ def diagnose(
         checks.extend(fit_checks(facts, target, targets, advice))
         if estimate is None:
             estimate = estimate_env_bytes(None, target)
-    checks.extend(resource_checks(facts, target, estimate, project_root, models))
+    checks.extend(resource_checks(facts, target, estimate, project_root, models, advice=advice))
     return Diagnosis(facts=facts, recommended=recommended, target=target, checks=tuple(checks))
 
 
@@ -119,6 +119,8 @@ def resource_checks(
     estimate: EnvEstimate | None,
     project_root: str,
     models: ModelsNeed | None = None,
+    *,
+    advice: Advice = DOCTOR_ADVICE,
 ) -> list[Check]:
     """Room and tools: Xcode (macOS), disk (when there is a target), memory, installer, checkpoint."""
     checks = []
@@ -127,6 +129,6 @@ def resource_checks(
     if target is not None and estimate is not None:
         checks.append(check_disk(facts, estimate, project_root, models))
     checks.append(check_memory(facts, target))
-    checks.append(check_installer(facts, target))
+    checks.append(check_installer(facts, target, advice))
     checks.append(check_checkpoint(facts.checkpoint_path, facts.checkpoint_size))
     return checks

@@ -3,10 +3,12 @@
 The recommended target is chosen from the spec's targets as data, never by name: first the
 targets whose ``subdir`` is the hardware's own (``osx-arm64`` on an M1 even when Python runs under
 Rosetta), then those the hardware can emulate (``osx-64`` on Apple silicon); among them the one
-whose accelerator the machine has, with the fewest FAILs, preferring cuda > mps > cpu, then the
-fewest WARNs, then the newest CUDA. A GPU-less Linux box therefore gets a ``linux-cpu`` target when
-the spec has one; with the shipped four targets it gets ``linux-cuda`` with a FAIL that says there
-is no NVIDIA GPU and how to go on (add a CPU target, or accept CPU with ``envspec smoke --allow-cpu``).
+whose accelerator the machine has, preferring cuda > mps > cpu (a GPU with a too-old driver still
+gets its CUDA target, whose FAIL names the driver it needs), then the fewest FAILs, then the fewest WARNs,
+then the newest CUDA. A GPU-less Linux box (a laptop, every hosted CI runner)
+therefore gets the shipped ``linux-cpu`` target; a spec without a CPU target for Linux gives it
+``linux-cuda`` with a FAIL that says there is no NVIDIA GPU and how to go on (add a CPU target, or
+accept CPU with ``envspec smoke --allow-cpu``).
 
 ``envspec install`` and ``envspec smoke`` call ``default_target(spec, probe)``; ``envspec doctor``
 explains the same choice check by check (``envspec.doctor.diagnosis``).
@@ -61,8 +63,10 @@ class Fit:
         return (
             self.tier,
             not self.present,
-            self.fails,
+            # a GPU the machine has beats the CPU even with a FAIL (an old driver): its FAIL names the
+            # driver it needs, where recommending the CPU target would hide the GPU ("torch silently on the CPU")
             ACCELERATOR_PREFERENCE.get(self.target.accelerator, 9),
+            self.fails,
             self.warns,
             newest_cuda,
             order,
@@ -75,25 +79,19 @@ def rank_targets(facts: MachineFacts, targets: Sequence[ResolvedTarget]) -> list
     if hw is None:
         return []
     tiers = {hw: 0, **dict.fromkeys(EMULATED_SUBDIRS.get(hw, ()), 1)}
-    fits = []
-    for order, target in enumerate(targets):
-        tier = tiers.get(target.subdir)
-        if tier is None:
-            continue
-        checks = fit_checks(facts, target, ())
-        fits.append(
-            (
-                order,
-                Fit(
-                    target=target,
-                    tier=tier,
-                    present=accelerator_present(facts, target.accelerator),
-                    fails=sum(c.status is Status.FAIL for c in checks),
-                    warns=sum(c.status is Status.WARN for c in checks),
-                ),
-            )
-        )
+    fits = [(order, _fit(facts, t, tiers[t.subdir])) for order, t in enumerate(targets) if t.subdir in tiers]
     return [fit for _, fit in sorted(fits, key=lambda pair: pair[1].key(pair[0]))]
+
+
+def _fit(facts: MachineFacts, target: ResolvedTarget, tier: int) -> Fit:
+    checks = fit_checks(facts, target, ())
+    return Fit(
+        target=target,
+        tier=tier,
+        present=accelerator_present(facts, target.accelerator),
+        fails=sum(c.status is Status.FAIL for c in checks),
+        warns=sum(c.status is Status.WARN for c in checks),
+    )
 
 
 def recommend_target(facts: MachineFacts, targets: Sequence[ResolvedTarget]) -> ResolvedTarget | None:
@@ -105,14 +103,21 @@ def default_target(spec: Spec, probe: Probe | None = None) -> ResolvedTarget:
     """The spec's target that fits this machine best; ``PlatformMismatch`` when none is for it.
 
     The one default for every command run without a target (install, smoke, up, doctor). With
-    ``$ENVSPEC_HOST_SUBDIR`` set, the machine is taken to be that subdir: its single target.
+    ``$ENVSPEC_HOST_SUBDIR`` set, the machine is taken to be that subdir: its single target, or, when
+    the spec has several for it (``linux-cuda`` and ``linux-cpu``), the one this machine's GPU fits.
     """
     probe = probe or SystemProbe()
     forced = probe.env(HOST_SUBDIR_ENV)
-    if forced:
-        return single_target_for_subdir(spec.resolve_all(), forced)
-    facts = collect_facts(probe, str(spec.path.parent), hardware_only=True)
     targets = spec.resolve_all()
+    if forced and sum(t.subdir == forced for t in targets) != 1:
+        if not any(t.subdir == forced for t in targets):
+            return single_target_for_subdir(targets, forced)  # raises, naming the targets
+        facts = collect_facts(probe, str(spec.path.parent), hardware_only=True)  # linux-cuda or linux-cpu?
+        candidates = [(order, t) for order, t in enumerate(targets) if t.subdir == forced]
+        return min(candidates, key=lambda pair: _fit(facts, pair[1], 0).key(pair[0]))[1]
+    if forced:
+        return single_target_for_subdir(targets, forced)
+    facts = collect_facts(probe, str(spec.path.parent), hardware_only=True)
     best = recommend_target(facts, targets)
     if best is None:
         machine = facts.hardware_subdir or f"{facts.platform.system} {facts.platform.machine}"

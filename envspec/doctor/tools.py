@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from envspec.doctor.check import Check, Status
+from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, Status
 from envspec.doctor.machine import MachineFacts
 from envspec.spec.model import ResolvedTarget
 from envspec.versions import version_tuple
@@ -56,18 +56,20 @@ def needs_compiler(target: ResolvedTarget) -> str | None:
     return None
 
 
-def install_commands(facts: MachineFacts, target: ResolvedTarget | None) -> list[str]:
+def install_commands(
+    facts: MachineFacts, target: ResolvedTarget | None, envspec_install: str | None = None
+) -> list[str]:
     """The commands that install this target's explicit lockfile with the tools found here."""
     env = target.env_name if target else "ENV"
     file = f"lockfiles/{target.name}.lock" if target else "lockfiles/TARGET.lock"
     found = {t.name for t in facts.conda_tools}
     commands = [r.command.format(env=env, file=file) for r in INSTALL_RECIPES if r.tool in found]
-    commands.append(ENVSPEC_INSTALL.format(target=target.name if target else "TARGET"))
+    commands.append((envspec_install or ENVSPEC_INSTALL).format(target=target.name if target else "TARGET"))
     return commands
 
 
-def check_installer(facts: MachineFacts, target: ResolvedTarget | None) -> Check:
-    commands = install_commands(facts, target)
+def check_installer(facts: MachineFacts, target: ResolvedTarget | None, advice: Advice = DOCTOR_ADVICE) -> Check:
+    commands = install_commands(facts, target, advice.install)
     if not facts.conda_tools:
         return Check(
             "installer",

@@ -143,6 +143,9 @@ class Fetched:
     archive: Path | None  # a freshly downloaded, verified archive; None for a cache hit
 
 
+INSTALL_SCHEMA: Final = "envspec.install/1"
+
+
 @dataclass
 class InstallResult:
     prefix: Path
@@ -153,6 +156,23 @@ class InstallResult:
     replaced_existing: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     pip_packages: int = 0  # PyPI packages installed after the conda ones (envspec.install.pip)
+
+    def to_json(self, *, target: str, tool: str, lockfile: str | None) -> dict[str, Any]:
+        """The ``envspec install --json`` document (schema ``envspec.install/1``, docs/json.md)."""
+        return {
+            "schema": INSTALL_SCHEMA,
+            "target": target,
+            "prefix": str(self.prefix),
+            "tool": tool,
+            "lockfile": lockfile,
+            "packages": self.packages,
+            "pip_packages": self.pip_packages,
+            "downloaded": self.downloaded,
+            "downloaded_bytes": self.downloaded_bytes,
+            "cache_hits": self.cache_hits,
+            "replaced_existing": self.replaced_existing,
+            "seconds": {k: round(v, 3) for k, v in sorted(self.seconds.items())},
+        }
 
 
 class Throttle:

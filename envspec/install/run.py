@@ -83,8 +83,7 @@ def install_target(
     local_urls: dict[str, str] = {}
     if local_files:
         plan, pip_plan, local_urls = with_local_files(plan, pip_plan, local_files)
-    strong = sum(1 for e in plan.lock.entries if e.sha256)
-    progress(f"hashes: {strong}/{len(plan.lock.entries)} packages pinned by sha256, the rest by md5")
+    progress(hash_summary(sum(1 for e in plan.lock.entries if e.sha256), len(plan.lock.entries)))
     gap = sha256_gap_message(plan.lock, source)
     if gap is not None:
         if require_sha256:
@@ -155,3 +154,9 @@ def restore_urls(staging: Path, local_urls: Mapping[str, str]) -> None:
             data["url"] = url
             data["channel"] = url.rsplit("/", 2)[0]
             atomic_write_text(meta, json.dumps(data, indent=2) + "\n")
+
+
+def hash_summary(strong: int, total: int) -> str:
+    """How the lockfile pins its packages: "the other K by md5" only when there are K of them."""
+    rest = total - strong
+    return f"hashes: {strong}/{total} packages pinned by sha256" + (f", the other {rest} by md5" if rest else "")

@@ -19,6 +19,16 @@ FORMAT_VERSION: Final = 1
 _ARCHIVE_SUFFIXES: Final = (".conda", ".tar.bz2")
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 _TIP: Final = "re-create it with `envspec lock`, or restore it from git"
+#: conda-forge's Apple-silicon torch builds have MPS enabled although their build string says
+#: ``cpu_generic`` (their build test asserts MPS works): a target must not require ``*mps*``.
+MPS_BUILD_SUBDIRS: Final = frozenset({"osx-arm64"})
+
+
+def torch_build_label(build: str, subdir: str) -> str:
+    """A torch build string as people should read it: ``cpu_generic_…`` on osx-arm64 is the MPS build."""
+    if subdir in MPS_BUILD_SUBDIRS and build.startswith("cpu"):
+        return f"{build}, the MPS build"
+    return build
 
 
 @dataclass(frozen=True)

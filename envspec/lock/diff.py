@@ -5,7 +5,8 @@ Compares ``lockfiles/<target>.conda-lock.yml`` in the working tree with the same
 ``GIT_REF`` must name a commit (it is resolved with ``git rev-parse --verify`` first; a ref that
 starts with ``-`` or names no commit is a usage error, exit 2). A lockfile absent at the base shows
 every package as added; git failing to read it is ``ToolFailed`` (exit 6), never "absent".
-Prints nothing when nothing changed, so a CI step can paste the output into a pull request body.
+Prints nothing on stdout when nothing changed, so a CI step can paste the output into a pull request
+body (the command says why on stderr: no changes, or no lockfiles on either side).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from envspec.errors import EnvspecError, ExitCode, ToolFailed
 from envspec.lock.condalock import read_conda_lock
@@ -126,9 +128,44 @@ def git_show(root: Path, commit: str, rel_path: str) -> str | None:
     return proc.stdout.decode("utf-8", errors="replace")
 
 
-def diff_target(project: Project, target: str, base: str) -> str:
-    """The markdown table of one target's lockfile changes since ``base``, a ref resolved to a commit
-    first (empty when none)."""
+DIFF_SCHEMA = "envspec.diff/1"
+
+
+@dataclass(frozen=True)
+class TargetDiff:
+    """One target's lockfile at the base commit and in the working tree, and what changed."""
+
+    target: str
+    lockfile: str  # relative to the project
+    in_base: bool
+    in_tree: bool
+    changes: list[Change]
+
+    def markdown(self) -> str:
+        return markdown(self.target, self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        def side(value: tuple[str, str] | None) -> dict[str, str] | None:
+            return None if value is None else {"version": value[0], "build": value[1]}
+
+        return {
+            "target": self.target,
+            "lockfile": self.lockfile,
+            "in_base": self.in_base,
+            "in_tree": self.in_tree,
+            "changes": [
+                {"name": c.name, "kind": c.kind, "before": side(c.before), "after": side(c.after)} for c in self.changes
+            ],
+        }
+
+
+def diff_document(base_ref: str, base: str, diffs: list[TargetDiff]) -> dict[str, Any]:
+    """The ``envspec diff --json`` document (schema ``envspec.diff/1``, docs/json.md)."""
+    return {"schema": DIFF_SCHEMA, "base_ref": base_ref, "base": base, "targets": [d.to_json() for d in diffs]}
+
+
+def target_diff(project: Project, target: str, base: str) -> TargetDiff:
+    """One target's lockfile changes since ``base``, a ref resolved to a commit first."""
     path = project.conda_lock_file(target)
     after = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
     rel = project.relative(path)
@@ -137,4 +174,9 @@ def diff_target(project: Project, target: str, base: str) -> str:
     old, new = packages_of(before, f"{base}:{rel}"), packages_of(after, rel)
     old.update(diff_entries(before, f"{base}:{rel}"))  # the PyPI packages, as "NAME (pypi)"
     new.update(diff_entries(after, rel))
-    return markdown(target, diff_packages(old, new))
+    return TargetDiff(target, rel, before is not None, after is not None, diff_packages(old, new))
+
+
+def diff_target(project: Project, target: str, base: str) -> str:
+    """The markdown table of one target's lockfile changes since ``base`` (empty when none)."""
+    return target_diff(project, target, base).markdown()

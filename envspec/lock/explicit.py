@@ -19,6 +19,7 @@ FORMAT_KEY = "envspec-lock-format"
 #: Present only in lockfiles solved against the tests' synthetic channel (never commit those).
 SOLVED_FROM_KEY = "envspec-solved-from"
 TEST_CHANNEL = "test-channel"
+EXCLUDE_NEWER_KEY = "envspec-exclude-newer"
 _KEY_RE = re.compile(r"^#\s*(envspec-[a-z-]+):\s*(\S+)\s*$")
 _LINE_RE = re.compile(r"^(?P<url>[^#\s]+)#(?P<hash>(?:sha256:)?[0-9a-f]{32,64})$")
 #: ``name-version-build.conda|.tar.bz2`` with conda's characters only (no separators, no spaces).
@@ -43,7 +44,15 @@ class ExplicitEntry:
     filename: str = ""
 
 
-def header(*, target: str, subdir: str, input_hash: str, sources: list[str], channels: list[str]) -> str:
+def header(
+    *,
+    target: str,
+    subdir: str,
+    input_hash: str,
+    sources: list[str],
+    channels: list[str],
+    exclude_newer: str | None = None,
+) -> str:
     src = " and ".join(sources)
     return "".join(
         [
@@ -58,6 +67,7 @@ def header(*, target: str, subdir: str, input_hash: str, sources: list[str], cha
             f"# {FORMAT_KEY}: {FORMAT_VERSION}\n",
             f"# {TARGET_KEY}: {target}\n",
             f"# {HASH_KEY}: {input_hash}\n",
+            *([f"# {EXCLUDE_NEWER_KEY}: {exclude_newer}\n"] if exclude_newer else []),
         ]
     )
 
@@ -80,10 +90,18 @@ def render(
     sources: list[str],
     channels: list[str],
     note: str = "",
+    exclude_newer: str | None = None,
 ) -> str:
     """envspec's header (+ ``note`` lines) + conda-lock's explicit rendering, ``\\n`` line ends, final newline."""
     body = conda_lock_explicit.replace("\r\n", "\n").rstrip("\n") + "\n"
-    head = header(target=target, subdir=subdir, input_hash=input_hash, sources=sources, channels=channels)
+    head = header(
+        target=target,
+        subdir=subdir,
+        input_hash=input_hash,
+        sources=sources,
+        channels=channels,
+        exclude_newer=exclude_newer,
+    )
     return head + note + body
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from enum import Enum
 
 INPUT_HASH_VERSION = 2  # 2: channels are canonical URLs (mirrors left out)
@@ -33,6 +35,7 @@ class LockInput:
     channels: tuple[str, ...]
     requested: frozenset[str] = frozenset()  # names the environment file asks for (not hashed: it is in there)
     pip: tuple[tuple[str, str], ...] = ()  # a pip target's index and mapping digest (envspec.lock.pypi)
+    exclude_newer: str | None = None  # the solve's cutoff (normalised by parse_exclude_newer), if any
 
     @property
     def has_pip(self) -> bool:
@@ -47,11 +50,43 @@ class LockInput:
             "virtual_packages": _text_digest(self.virtual_packages),
             "channels": list(self.channels),
             **({"pip": dict(self.pip)} if self.pip else {}),  # absent for conda-only targets: their hash is unchanged
+            **({"exclude_newer": self.exclude_newer} if self.exclude_newer else {}),  # absent: hash unchanged
         }
 
     def digest(self) -> str:
         canonical = json.dumps(self.components(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RFC3339_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def parse_exclude_newer(text: str) -> str:
+    """``--exclude-newer``: an RFC 3339 date (``2025-06-01``: that day's first instant, UTC) or
+    datetime with an offset (``2025-06-01T12:00:00+02:00``), as the UTC instant ``2025-06-01T10:00:00Z``.
+    ``ValueError`` for anything else: a datetime without an offset would mean another instant on each
+    machine, and ISO 8601's other forms (week dates, ``20250601``) are not RFC 3339."""
+    value = text.strip()
+    bad = f"{text!r} is not an RFC 3339 date or datetime (e.g. 2025-06-01 or 2025-06-01T12:00:00Z)"
+    if _RFC3339_DATE.fullmatch(value):
+        try:
+            return f"{date.fromisoformat(value).isoformat()}T00:00:00Z"
+        except ValueError:
+            raise ValueError(bad) from None
+    if not _RFC3339_DATETIME.fullmatch(value):
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?", value):
+            raise ValueError(f"{text!r} has no time zone: add Z or an offset (e.g. {value}Z), or give a date")
+        raise ValueError(bad)
+    try:
+        utc = datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(bad) from None
+    stamp = f"{utc.date().isoformat()}T{utc.strftime('%H:%M:%S')}"  # isoformat: %Y is not 4 digits everywhere
+    stamp += f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
+    return stamp + "Z"
 
 
 @dataclass(frozen=True)
@@ -92,7 +127,7 @@ def staleness(current: str, stored: Stored, pip: bool = False) -> str | None:
     if stored.conda_lock_hash != stored.explicit_hash or stored.torn:
         return "its two lockfiles disagree (an interrupted write?)"
     if stored.conda_lock_hash != current:
-        return "inputs changed (environment file, virtual packages or channels)"
+        return "inputs changed (environment file, virtual packages, channels or --exclude-newer)"
     if pip and stored.pip_hash != current:
         return ".pip.txt missing or from another lock (an interrupted write?)"
     return None

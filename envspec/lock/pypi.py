@@ -132,6 +132,7 @@ class PipJob:
     allow_sdist: frozenset[str]
     index: PipIndex
     conda_names: frozenset[str] = frozenset()  # the conda packages the spec names for the target
+    exclude_newer: str | None = None  # `envspec lock --exclude-newer`: uv's cutoff too
 
 
 def hash_components(job: PipJob | None) -> tuple[tuple[str, str], ...]:
@@ -149,14 +150,14 @@ def requested(job: PipJob | None) -> frozenset[str]:
     return requested_names(job.requirements) if job is not None else frozenset()
 
 
-def make_pip_job(target: Any, mirrors: Mapping[str, str]) -> PipJob | None:
+def make_pip_job(target: Any, mirrors: Mapping[str, str], exclude_newer: str | None = None) -> PipJob | None:
     """The pip part of a target (``ResolvedTarget.pip``), None when it has none."""
     requirements = tuple(getattr(target, "pip", ()) or ())
     if not requirements:
         return None
     allow = frozenset(_canonical(n) for n in getattr(target, "pip_allow_sdist", ()) or ())
     conda = frozenset(_conda_spec_name(d) for d in getattr(target, "dependencies", ()))
-    return PipJob(requirements, allow, pip_index(mirrors), conda)
+    return PipJob(requirements, allow, pip_index(mirrors), conda, exclude_newer)
 
 
 def _conda_spec_name(match_spec: str) -> str:

@@ -83,6 +83,7 @@ def build_request(
         standins=tuple(standins),
         preferences=preferences if update else (),
         upgrade=upgrade if update else (),
+        exclude_newer=job.exclude_newer,
     )
 
 

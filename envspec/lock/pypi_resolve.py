@@ -31,6 +31,7 @@ import base64
 import contextlib
 import hashlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -44,6 +45,9 @@ from typing import Any, Final
 from envspec.errors import ChannelUnreachable, EnvspecError, SpecError, ToolFailed, UnsatisfiableError
 
 STANDIN_INDEX: Final = "envspec-conda"  # uv's name of the stand-in index
+#: The stand-ins' upload time (PEP 700): before any cutoff, so `--exclude-newer` never drops one
+STANDIN_UPLOAD_TIME: Final = "1970-01-01T00:00:00Z"
+SIMPLE_JSON: Final = "application/vnd.pypi.simple.v1+json"  # PEP 691
 PYPI_INDEX: Final = "envspec-pypi"  # uv's name of the real index (credentials: UV_INDEX_ENVSPEC_PYPI_*)
 _GLIBC_DEFAULT: Final = "2.17"  # conda-forge's floor when a target names no __glibc
 #: manylinux levels uv's --python-platform knows (glibc 2.N), highest first.
@@ -164,9 +168,9 @@ def standin_wheel(name: str, version: str, note: str) -> tuple[str, bytes]:
 
 
 def standin_files(standins: Sequence[Provided]) -> dict[str, bytes]:
-    """The stand-in index as ``{URL path: body}``: PEP 503 pages, wheels and PEP 658 ``.metadata``."""
-    import html
-
+    """The stand-in index as ``{URL path: body}``: PEP 691 JSON pages (with a PEP 700 upload time, so
+    ``--exclude-newer`` keeps them: the conda solve they stand for is dated already), wheels and
+    PEP 658 ``.metadata``."""
     files: dict[str, bytes] = {}
     for p in standins:
         filename, data = standin_wheel(p.pypi, p.version, f"stand-in for {p.describe()}")
@@ -174,12 +178,21 @@ def standin_files(standins: Sequence[Provided]) -> dict[str, bytes]:
             metadata = zf.read(next(n for n in zf.namelist() if n.endswith("/METADATA")))
         files[f"/files/{filename}"] = data
         files[f"/files/{filename}.metadata"] = metadata
-        href = f"/files/{filename}#sha256={hashlib.sha256(data).hexdigest()}"
-        meta = f"sha256={hashlib.sha256(metadata).hexdigest()}"
-        files[f"/simple/{p.pypi}/"] = (
-            f'<a href="{html.escape(href)}" data-dist-info-metadata="{meta}" data-core-metadata="{meta}">'
-            f"{filename}</a>\n"
-        ).encode()
+        page = {
+            "meta": {"api-version": "1.1"},
+            "name": p.pypi,
+            "versions": [p.version],
+            "files": [
+                {
+                    "filename": filename,
+                    "url": f"/files/{filename}",
+                    "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+                    "core-metadata": {"sha256": hashlib.sha256(metadata).hexdigest()},
+                    "upload-time": STANDIN_UPLOAD_TIME,
+                }
+            ],
+        }
+        files[f"/simple/{p.pypi}/"] = json.dumps(page).encode()
     return files
 
 
@@ -202,7 +215,7 @@ def serve_standins(standins: Sequence[Provided]) -> Iterator[str]:
                 self.send_error(404)
                 return
             self.send_response(200)
-            kind = "text/html" if path.startswith("/simple/") else "application/octet-stream"
+            kind = SIMPLE_JSON if path.startswith("/simple/") else "application/octet-stream"
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -324,6 +337,7 @@ class Request:
     standins: tuple[Provided, ...]
     preferences: tuple[Resolved, ...] = ()  # the previous pins, kept where possible (--update)
     upgrade: tuple[str, ...] = ()  # names that may move (--update NAME)
+    exclude_newer: str | None = None  # RFC 3339 cutoff (`envspec lock --exclude-newer`); stand-ins exempt
 
 
 def uv_binary() -> str:
@@ -349,6 +363,8 @@ def uv_command(request: Request, work: Path, standin_url: str) -> list[str]:
         cmd.append("--no-build")
     for name in request.upgrade:
         cmd += ["--upgrade-package", name]
+    if request.exclude_newer:  # the stand-ins carry an upload time before any cutoff (standin_files)
+        cmd += ["--exclude-newer", request.exclude_newer]
     return cmd
 
 

@@ -56,12 +56,15 @@ from envspec.errors import (
 )
 from envspec.fsutil import run_lock
 from envspec.lock import commit, explicit, pypi
+from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
-from envspec.lock.conda_shim import REPORT_ENV, shim_executable
-from envspec.lock.condalock import read_conda_lock, read_pip_packages
+from envspec.lock.condalock import read_conda_lock, read_pip_packages, torch_build_label
 from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
+#: The cutoff of ``--exclude-newer`` in conda-lock.yml's metadata (the explicit file's header says
+#: ``# envspec-exclude-newer: ...``); both files carry it inside the input hash as well.
+CONDA_LOCK_EXCLUDE_NEWER_KEY = "envspec_exclude_newer"
 _META_HASH_RE = commit.META_HASH_RE
 TORCH_NAMES = ("pytorch", "torch", "libtorch")
 TIMEOUT_ENV = "ENVSPEC_LOCK_TIMEOUT"
@@ -109,6 +112,7 @@ class LockJob:
     channels: tuple[str, ...]  # canonical channel URLs: what conda-lock and the lockfiles see
     input: LockInput
     solve_channels: tuple[str, ...] = ()  # where they are fetched from (mirrors applied, no credentials)
+    common: frozenset[str] = frozenset()  # names the spec's top-level `dependencies:` asks for (error tips)
     mirrors: tuple[tuple[str, str], ...] = ()  # (name or URL, mirror URL) pairs that apply to it
 
     @property
@@ -125,8 +129,17 @@ class LockJob:
             return str(path)
 
 
-def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapping[str, str]) -> list[LockJob]:
-    """Read each target's inputs (raises SpecError when a rendered file is missing)."""
+def make_jobs(
+    project: ProjectLike,
+    targets: Sequence[TargetLike],
+    mirrors: Mapping[str, str],
+    exclude_newer: str | None = None,
+) -> list[LockJob]:
+    """Read each target's inputs (raises SpecError when a rendered file is missing).
+
+    ``exclude_newer``: the solve's cutoff (``parse_exclude_newer``), ``""`` for none, or None to keep
+    the cutoff each target's lockfile records (what every command that does not set one does).
+    """
     jobs = []
     for t in targets:
         env_file, vpkg_file = project.env_file(t.name), project.vpkg_file(t.name)
@@ -139,7 +152,10 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
             ) from None
         channels = canonical_channels(t.channels)
         solve_channels = apply_mirrors(t.channels, mirrors)
-        pip_job = pypi.make_pip_job(t, mirrors)
+        cutoff = (
+            recorded_exclude_newer(project.explicit_file(t.name)) if exclude_newer is None else exclude_newer or None
+        )
+        pip_job = pypi.make_pip_job(t, mirrors, exclude_newer=cutoff)
         jobs.append(
             LockJob(
                 target=t.name,
@@ -158,13 +174,21 @@ def make_jobs(project: ProjectLike, targets: Sequence[TargetLike], mirrors: Mapp
                     channels,
                     frozenset(map(spec_name, t.dependencies)) | pypi.requested(pip_job),
                     pypi.hash_components(pip_job),
+                    cutoff,
                 ),
                 solve_channels=solve_channels,
+                common=frozenset(map(spec_name, getattr(t, "common_dependencies", ()))),
                 mirrors=tuple(sorted(mirrors.items())),
                 pip=pip_job,
             )
         )
     return jobs
+
+
+def recorded_exclude_newer(explicit_file: Path) -> str | None:
+    """The ``--exclude-newer`` cutoff an explicit lockfile records in its header, if any."""
+    head = _read_head(explicit_file)
+    return explicit.header_fields(head).get(explicit.EXCLUDE_NEWER_KEY) if head is not None else None
 
 
 def spec_name(match_spec: str) -> str:
@@ -269,10 +293,11 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
         explanation = _flatten_tree(str(report.get("message") or _tail(stderr, 15)))
         vp = report.get("virtual_packages")
         vp_text = f" with virtual packages {', '.join(f'{k} {v}' for k, v in vp.items())}" if vp else ""
+        if job.input.exclude_newer:
+            vp_text += f" and records newer than {job.input.exclude_newer} excluded"
         return UnsatisfiableError(
             f"target {job.target} ({job.subdir}) is unsatisfiable{vp_text}:\n{explanation}",
-            tip=f"relax the conflicting requirements in envspec.yml (targets.{job.target}) or its virtual packages, "
-            "then `envspec render` and `envspec lock`",
+            tip=unsatisfiable_tip(job, explanation),
         )
     if kind == "channel_unreachable":
         url = str(report.get("url") or next(iter(job.fetch_channels), "?"))
@@ -280,6 +305,32 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
     return ToolFailed(
         f"conda-lock failed for target {job.target} (exit {returncode}): {redact(_failure_detail(stderr))}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
+    )
+
+
+_NO_CANDIDATES_RE = re.compile(r"No candidates were found for ([A-Za-z0-9_][A-Za-z0-9_.+-]*)")
+
+
+def unsatisfiable_tip(job: LockJob, explanation: str) -> str:
+    """Where in envspec.yml to look: ``dependencies:`` when a package every target asks for has no
+    candidate in the channels (missing, or no version matches), else the target's own record."""
+    missing = [n.lower() for n in _NO_CANDIDATES_RE.findall(explanation)]
+    common = [n for n in dict.fromkeys(missing) if n in job.common]
+    if job.input.exclude_newer and (missing or "after the cutoff" in explanation):
+        return (
+            f"what the solve needs was not all published by {job.input.exclude_newer}: pass a later "
+            "--exclude-newer DATE (or `--exclude-newer none`)"
+        )
+    if common:
+        names = ", ".join(f"`{n}`" for n in common)
+        return (
+            f"{names} has no matching package in {', '.join(job.channels)}: fix or remove it under `dependencies:` "
+            "in envspec.yml (every target asks for it; a package only PyPI has goes under `pip:`), then "
+            "`envspec render` and `envspec lock`"
+        )
+    return (
+        f"relax the conflicting requirements in envspec.yml (targets.{job.target}) or its virtual packages, "
+        "then `envspec render` and `envspec lock`"
     )
 
 
@@ -342,7 +393,7 @@ def _precheck_channels(job: LockJob) -> None:
 def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
     pkgs = [p for p in read_conda_lock(conda_lock_text, "conda-lock output", subdir) if not p.name.startswith("__")]
     torch = next((p for p in pkgs if p.name in TORCH_NAMES), None)
-    torch_text = f"{torch.version} {torch.build or '?'}" if torch else "-"
+    torch_text = f"{torch.version} {torch_build_label(torch.build, subdir) if torch.build else '?'}" if torch else "-"
     return len(pkgs), torch_text
 
 
@@ -423,7 +474,12 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
     tmp_dir = Path(tempfile.mkdtemp(prefix=f"{job.target}-", dir=work_dir))
     tmp_lock = job.conda_lock_file.with_name(f".{job.conda_lock_file.name}.envspec-tmp-{os.getpid()}.yml")
     meta = tmp_dir / "envspec-metadata.yml"
-    meta.write_text(f"envspec_target: {job.target}\n{CONDA_LOCK_HASH_KEY}: '{item.input_hash}'\n", encoding="utf-8")
+    cutoff = job.input.exclude_newer
+    meta.write_text(
+        f"envspec_target: {job.target}\n{CONDA_LOCK_HASH_KEY}: '{item.input_hash}'\n"
+        + (f"{CONDA_LOCK_EXCLUDE_NEWER_KEY}: '{cutoff}'\n" if cutoff else ""),
+        encoding="utf-8",
+    )
     if item.action is Action.UPDATE:
         shutil.copyfile(job.conda_lock_file, tmp_lock)
     else:
@@ -465,6 +521,7 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
         REPORT_ENV: str(report),
         # mirror URLs and their credentials for the shim alone: in its environment, never argv/files
         **({SHIM_MIRRORS_ENV: json.dumps(routes)} if routes else {}),
+        **({EXCLUDE_NEWER_ENV: cutoff} if cutoff else {}),  # the shim's solve ignores newer records
         "CONDA_LOCK_SUBPROCESS_STDERR_DEFAULT_LOG_LEVEL": "WARNING",
         "TMPDIR": str(scratch),
         "TEMP": str(scratch),
@@ -513,6 +570,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
         sources=[job.rel(job.env_file), job.rel(job.vpkg_file)],
         channels=list(job.channels),
         note=note,
+        exclude_newer=job.input.exclude_newer,
     )
     try:
         entries = explicit.entries(explicit_text)
@@ -652,10 +710,34 @@ def _pythonpath() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+LOCK_SCHEMA = "envspec.lock/1"
+
+
 @dataclass
 class LockSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     solver: str = ""
+
+    def to_json(self, *, check: bool = False, cutoffs: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+        """The ``envspec lock --json`` document (schema ``envspec.lock/1``, docs/json.md); ``cutoffs``:
+        the ``--exclude-newer`` each target's lockfile records."""
+        cutoffs = cutoffs or {}
+        return {
+            "schema": LOCK_SCHEMA,
+            "check": check,
+            "solver": self.solver or None,
+            "targets": [
+                {
+                    "target": o.target,
+                    "status": o.status,
+                    "packages": o.packages,
+                    "torch": o.torch or None,
+                    "seconds": round(o.seconds, 3),
+                    "exclude_newer": cutoffs.get(o.target),
+                }
+                for o in self.outcomes
+            ],
+        }
 
     def table(self) -> str:
         rows = [("target", "status", "packages", "torch build", "seconds")]
@@ -860,14 +942,19 @@ def lock(
     jobs: int | None = None,
     verbose: bool = False,
     progress: Progress = _stderr,
+    exclude_newer: str | None = None,
 ) -> LockSummary:
-    """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``."""
+    """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``.
+
+    ``exclude_newer`` (see :func:`make_jobs`): a cutoff, ``""`` to drop a recorded one, None to keep it.
+    """
     for name in unused_mirrors([c for t in targets for c in t.channels], mirrors):
         if name == pypi.MIRROR_NAME:  # the PyPI index of the pip packages, not a conda channel
             continue
         progress(f"warning: mirror {name!r} matches no channel of the selected targets")
+    planned = make_jobs(project, targets, mirrors, exclude_newer)
     return lock_jobs(
-        make_jobs(project, targets, mirrors),
+        planned,
         cache_dir=project.cache_dir,
         update=update,
         check=check,

@@ -22,7 +22,7 @@ from envspec.models.local import (
     smoke_model_path,
 )
 from envspec.models.lock import ModelLockResult, ModelsLockSummary, lock_models, stale_entries
-from envspec.models.pull import ModelPullResult, PullEvent, pull_models
+from envspec.models.pull import ModelPullResult, PullEvent, pull_document, pull_models
 
 __all__ = [
     "ModelLockResult",
@@ -34,6 +34,7 @@ __all__ = [
     "model_dir",
     "models_root",
     "models_size",
+    "pull_document",
     "pull_models",
     "pulled_model_path",
     "smoke_model_name",

@@ -47,6 +47,17 @@ OFFLINE_TIP: Final = (
     "check the network, or HF_ENDPOINT if you use a mirror; files already in the Hugging Face cache "
     "(HF_HOME) are pulled without the network with HF_HUB_OFFLINE=1"
 )
+#: Locking resolves a revision to a commit: only the Hub answers that, so HF_HUB_OFFLINE=1 is no way
+#: around an unreachable Hub for ``models lock`` (docs/models.md, "Offline").
+LOCK_OFFLINE_TIP: Final = (
+    "check the network, or HF_ENDPOINT if you use a mirror; locking needs the Hub (HF_HUB_OFFLINE=1 does not "
+    "help here), while `envspec models lock --check` and pulling already-cached files work offline"
+)
+
+
+def offline_tip(doing: str) -> str:
+    """The tip for an unreachable Hub, in the words of what was being done (lock or pull)."""
+    return LOCK_OFFLINE_TIP if doing == "lock" else OFFLINE_TIP
 
 
 @dataclass(frozen=True)
@@ -192,7 +203,7 @@ def resolve(repo: str, revision: str, *, with_files: bool) -> Resolved:
         _raise_translated(exc, repo=repo, revision=revision, doing="lock")
     commit = info.sha
     if not isinstance(commit, str) or len(commit) != 40:
-        raise ToolFailed(f"{endpoint()}: the Hub's answer for {repo}@{revision} names no commit", tip=OFFLINE_TIP)
+        raise ToolFailed(f"{endpoint()}: the Hub's answer for {repo}@{revision} names no commit", tip=LOCK_OFFLINE_TIP)
     files: list[RemoteFile] = []
     if with_files:
         for sibling in info.siblings or []:
@@ -288,6 +299,12 @@ def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path:
             f"{what}: no such file at the locked commit",
             tip="the lockfile does not match the repository: run `envspec models lock --update`",
         )
+    if isinstance(exc, (errors.LocalEntryNotFoundError, OfflineModeIsEnabled)) and offline() and doing == "lock":
+        return ChannelUnreachable(
+            f"locking {what} needs the Hub, and HF_HUB_OFFLINE=1 forbids reaching it",
+            tip="unset HF_HUB_OFFLINE: locking resolves the revision on the Hub "
+            "(`envspec models lock --check` works offline, and so does pulling cached files)",
+        )
     if isinstance(exc, (errors.LocalEntryNotFoundError, OfflineModeIsEnabled)) and offline():
         return ChannelUnreachable(
             f"{what} is not in the Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it",
@@ -296,14 +313,15 @@ def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path:
     if isinstance(exc, OfflineModeIsEnabled):
         return ChannelUnreachable(
             f"cannot {doing} {what} offline (HF_HUB_OFFLINE is set)",
-            tip="unset HF_HUB_OFFLINE; locking needs the Hub, pulling needs it unless the files are cached",
+            tip="unset HF_HUB_OFFLINE: locking needs the Hub (`envspec models lock --check` works offline), "
+            "pulling needs it unless the files are cached",
         )
     if isinstance(exc, errors.LocalEntryNotFoundError):  # the Hub did not answer and the cache lacks the file
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, errors.HfHubHTTPError):  # it did answer: with a refusal or a server error
             return translate(cause, repo=repo, revision=revision, doing=doing, path=path)
         reason = redact(str(cause), _login_token()) if cause is not None else detail
-        return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {reason}", tip=OFFLINE_TIP)
+        return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {reason}", tip=offline_tip(doing))
     if isinstance(exc, errors.HfHubHTTPError):
         status = _status(exc)
         if status == 401:
@@ -313,9 +331,9 @@ def translate(exc: BaseException, *, repo: str, revision: str, doing: str, path:
                 f"{what}: the Hub refused access (403): {detail}",
                 tip="check that the token (HF_TOKEN, or the one `hf auth login` stored) may read this repository",
             )
-        return ChannelUnreachable(f"{what}: the Hub answered {status}: {detail}", tip=OFFLINE_TIP)
+        return ChannelUnreachable(f"{what}: the Hub answered {status}: {detail}", tip=offline_tip(doing))
     if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
-        return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {detail}", tip=OFFLINE_TIP)
+        return ChannelUnreachable(f"cannot reach the Hub at {endpoint()} for {what}: {detail}", tip=offline_tip(doing))
     if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
         return IntegrityError(
             f"{what}: the download did not have the size the Hub announced: {detail}",

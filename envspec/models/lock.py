@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
 from envspec.errors import CheckFailed, SpecError
 from envspec.fsutil import run_lock
@@ -25,6 +25,7 @@ from envspec.spec.model import ModelEntryModel, Spec
 
 Progress = Callable[[str], None]
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+MODELS_LOCK_SCHEMA: Final = "envspec.models.lock/1"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,32 @@ class ModelsLockSummary:
     written: bool = False
     dropped: list[str] = field(default_factory=list)  # locked before, no longer in envspec.yml
     moved_checked: bool = True  # False when --check could not resolve revisions (offline)
+
+    def to_json(self, *, lockfile: str, check: bool) -> dict[str, Any]:
+        """The ``envspec models lock --json`` document (schema ``envspec.models.lock/1``, docs/json.md)."""
+        return {
+            "schema": MODELS_LOCK_SCHEMA,
+            "lockfile": lockfile,
+            "check": check,
+            "written": self.written,
+            "moved_checked": self.moved_checked,
+            "dropped": list(self.dropped),
+            "models": [
+                {
+                    "name": m.name,
+                    "status": m.status,
+                    "repo": m.repo,
+                    "revision": m.revision,
+                    "commit": m.commit,
+                    "previous_commit": m.previous_commit,
+                    "files": m.files,
+                    "size": m.size,
+                    "pickles": list(m.pickles),
+                    "notes": list(m.notes),
+                }
+                for m in self.models
+            ],
+        }
 
 
 def _quiet(message: str) -> None:

@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
 from envspec.errors import CheckFailed, IntegrityError, SpecError, ToolFailed, UntrustedPickle
 from envspec.fsutil import run_lock
@@ -51,6 +51,7 @@ class PullEvent:
 
 
 PullProgress = Callable[[PullEvent], None]
+MODELS_PULL_SCHEMA: Final = "envspec.models.pull/1"
 
 
 @dataclass
@@ -63,6 +64,23 @@ class ModelPullResult:
     kept: int = 0  # files already in place
     removed: list[str] = field(default_factory=list)
     received: int = 0  # bytes that came over the network (0 when the cache had everything)
+
+    def to_json(self, relative: Callable[[Path], str] = str) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "folder": relative(self.folder),
+            "load_path": relative(self.load_path),
+            "commit": self.commit,
+            "fetched": self.fetched,
+            "kept": self.kept,
+            "removed": list(self.removed),
+            "received_bytes": self.received,
+        }
+
+
+def pull_document(results: Sequence[ModelPullResult], relative: Callable[[Path], str] = str) -> dict[str, Any]:
+    """The ``envspec models pull --json`` document (schema ``envspec.models.pull/1``, docs/json.md)."""
+    return {"schema": MODELS_PULL_SCHEMA, "models": [r.to_json(relative) for r in results]}
 
 
 def _ignore(event: PullEvent) -> None:

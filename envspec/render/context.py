@@ -47,9 +47,30 @@ def one_line_comment(value: object) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
-def make_environment(templates_dir: Path) -> jinja2.Environment:
+#: The templates envspec ships (package data): what renders a project without a ``templates/`` of its own.
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def template_dirs(project_templates: Path | None) -> list[Path]:
+    """Where templates are looked up, first match wins: the project's own ``templates/`` (when it has
+    one), then envspec's. A project overrides one file (``templates/ci/verify.yml.j2``) and keeps the rest."""
+    dirs = [project_templates] if project_templates is not None and project_templates.is_dir() else []
+    return [*dirs, PACKAGE_TEMPLATES]
+
+
+def overridden_templates(project_templates: Path) -> list[str]:
+    """The project's templates that replace one of envspec's (relative names, sorted)."""
+    if not project_templates.is_dir():
+        return []
+    own = {p.relative_to(project_templates).as_posix() for p in project_templates.rglob("*.j2") if p.is_file()}
+    shipped = {p.relative_to(PACKAGE_TEMPLATES).as_posix() for p in PACKAGE_TEMPLATES.rglob("*.j2")}
+    return sorted(own & shipped)
+
+
+def make_environment(templates_dir: Path | None = None) -> jinja2.Environment:
+    """``templates_dir``: the project's own templates, searched before envspec's (None: envspec's only)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(templates_dir)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,

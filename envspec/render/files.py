@@ -67,13 +67,16 @@ def plan_render(spec: Spec, project: Project) -> dict[Path, str]:
         from envspec.errors import SpecError
 
         raise SpecError(
-            f"{project.templates_dir / str(exc.name)}: template not found",
-            tip="run envspec from the repository root, or restore templates/",
+            f"{exc.name}: template not found in {project.relative(project.templates_dir)}/ or envspec's own templates",
+            tip="a project template may only include templates that exist; reinstall envspec if its own are missing",
         ) from None
     except jinja2.UndefinedError as exc:
         from envspec.errors import SpecError
 
-        raise SpecError(f"{project.templates_dir}: template uses an undefined value: {exc.message}") from None
+        raise SpecError(
+            f"{project.relative(project.templates_dir)}/ or envspec's templates: a template uses an undefined value: "
+            f"{exc.message}"
+        ) from None
     return dict(sorted(plan.items()))
 
 

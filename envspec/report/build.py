@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
-from envspec.lock.condalock import read_conda_lock, read_pip_packages
+from envspec.lock.condalock import read_conda_lock, read_pip_packages, torch_build_label
 from envspec.lock.explicit import SOLVED_FROM_KEY, TEST_CHANNEL
 from envspec.lock.run import is_fresh
 from envspec.project import Project
@@ -399,9 +399,9 @@ class Row:
     def torch(self) -> str:
         if self.lock.torch_version is None:
             return ""
-        return (
-            f"{self.lock.torch_version} ({self.lock.torch_build})" if self.lock.torch_build else self.lock.torch_version
-        )
+        if not self.lock.torch_build:
+            return self.lock.torch_version
+        return f"{self.lock.torch_version} ({torch_build_label(self.lock.torch_build, self.subdir)})"
 
 
 @dataclass(frozen=True)

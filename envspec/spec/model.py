@@ -421,6 +421,7 @@ class ResolvedTarget:
     smoke_steps: int | None = None
     smoke_resolution: int | None = None
     pip_allow_sdist: tuple[str, ...] = ()
+    common_dependencies: tuple[str, ...] = ()  # the spec's top-level `dependencies:` (in `dependencies` too)
 
     @property
     def platform_family(self) -> str:
@@ -478,6 +479,7 @@ class Spec:
             smoke_steps=target.smoke_steps,
             smoke_resolution=target.smoke_resolution,
             pip_allow_sdist=tuple(self.model.pip_allow_sdist),
+            common_dependencies=tuple(self.model.dependencies),
         )
 
     def resolve_all(self) -> list[ResolvedTarget]:

@@ -74,7 +74,6 @@ def make_project(root: Path, pip: list[str], allow_sdist: list[str] | None = Non
     if allow_sdist:
         spec["pip_allow_sdist"] = allow_sdist
     (root / "envspec.yml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    shutil.copytree(REPO / "templates", root / "templates")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["--spec", str(root / "envspec.yml"), "render"]) == 0
     return root

@@ -198,8 +198,8 @@ def test_without_target_up_takes_the_one_recommended_for_this_machine(
     code = main([*argv, "--prefix", str(tmp_path / "env")])
     captured = capsys.readouterr()
     assert code == ExitCode.CHECK_FAILED  # no lockfile, and --locked
-    assert "using linux-cuda, the target recommended for this machine" in captured.err
-    assert captured.out.startswith("up linux-cuda: FAILED at lock;")
+    assert "using linux-cpu, the target recommended for this machine" in captured.err  # no NVIDIA GPU
+    assert captured.out.startswith("up linux-cpu: FAILED at lock;")
 
 
 def test_an_unreachable_hub_in_the_models_step_says_how_to_go_on_without_the_model() -> None:

@@ -73,7 +73,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("up") / "proj"
     root.mkdir()
     shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", root / "envspec.yml")
-    shutil.copytree(REPO / "templates", root / "templates")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["--spec", str(root / "envspec.yml"), "render"]) == 0
     return root

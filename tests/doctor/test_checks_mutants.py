@@ -214,28 +214,32 @@ EXPECTED: dict[str, tuple[str, list[tuple[str, str, str, str | None]]]] = {
             CKPT,
         ],
     ),
-    "linux-no-gpu": (
-        "linux-cuda",
+    "linux-no-gpu": (  # no NVIDIA GPU: the shipped linux-cpu target (#22), no FAIL
+        "linux-cpu",
         [
-            LINUX_PLATFORM,
+            ("platform", "PASS", "Linux x86_64 (linux-64); target linux-cpu is for linux-64", None),
             UBUNTU,
             GLIBC_239,
             KERNEL_68,
             (
-                "nvidia-gpu",
-                "FAIL",
+                "disk",
+                "PASS",
                 (
-                    "no NVIDIA GPU found (no nvidia-smi and no NVIDIA kernel module); target linux-cuda's torch would "
-                    "only run on the CPU"
+                    "412.0 GiB free, need ~8.0 GiB: environment ~4.0 GiB (default for a cpu environment) + 4.0 GiB "
+                    "for an SD-1 checkpoint"
                 ),
-                (
-                    "on a machine with an NVIDIA GPU install its driver; here add a target for linux-64 with "
-                    "accelerator: cpu to envspec.yml, or accept CPU with `envspec smoke --allow-cpu`"
-                ),
+                None,
             ),
-            DISK_CUDA_412,
             ("memory", "PASS", "16.0 GiB RAM", None),
-            RATTLER_INSTALL,
+            (
+                "installer",
+                "PASS",
+                (
+                    "no conda, mamba or micromamba; `envspec install linux-cpu --prefix ./env` installs the lockfile "
+                    "itself (py-rattler, no conda)"
+                ),
+                None,
+            ),
             CKPT,
         ],
     ),
@@ -1517,7 +1521,7 @@ def test_ranking_tiers_native_before_emulated(spec: Spec) -> None:
     assert recommend_target(MachineFacts(platform=_plat(), python_subdir=None, hardware_subdir=None), targets) is None
 
 
-def test_ranking_accelerator_present_then_fails_then_preference_then_warns_then_newest_cuda(spec: Spec) -> None:
+def test_ranking_accelerator_present_then_preference_then_fails_then_warns_then_newest_cuda(spec: Spec) -> None:
     cuda = spec.resolve("linux-cuda")
     cpu = dataclasses.replace(
         cuda, name="cpu", accelerator="cpu", cuda_version=None, virtual_packages={"__glibc": "2.28"}
@@ -1536,9 +1540,9 @@ def test_ranking_accelerator_present_then_fails_then_preference_then_warns_then_
     # No GPU: the CUDA targets are absent accelerators and go last, whatever they fail.
     none = _linux(NvidiaFacts("no-driver", detail="none"))
     assert _ranked(none, [c129, cpu]) == [("cpu", 0, True, 0, 0), ("linux-cuda-12.9", 0, False, 1, 0)]
-    # Fewer FAILs beat the preferred accelerator...
+    # A GPU the machine has beats fewer FAILs (an old driver): its FAIL says how to fix it...
     old = _linux(NvidiaFacts("found", gpus=(_gpu(driver="470.256.02"),), driver="470.256.02"))
-    assert _ranked(old, [c129, cpu]) == [("cpu", 0, True, 0, 0), ("linux-cuda-12.9", 0, True, 1, 0)]
+    assert _ranked(old, [cpu, c129]) == [("linux-cuda-12.9", 0, True, 1, 0), ("cpu", 0, True, 0, 0)]
     # ...and the preferred accelerator beats fewer WARNs.
     compat = _linux(NvidiaFacts("found", gpus=(_gpu(driver="560.28.03"),), driver="560.28.03"))
     assert _ranked(compat, [cpu, c129]) == [("linux-cuda-12.9", 0, True, 0, 1), ("cpu", 0, True, 0, 0)]
@@ -1549,9 +1553,9 @@ def test_ranking_accelerator_present_then_fails_then_preference_then_warns_then_
 def test_fit_key_orders_unknown_accelerators_last_and_keeps_spec_order(spec: Spec) -> None:
     cpu = dataclasses.replace(spec.resolve("linux-cuda"), accelerator="cpu", cuda_version=None, virtual_packages={})
     fit = Fit(target=cpu, tier=0, present=True, fails=0, warns=2)
-    assert fit.key(3) == (0, False, 0, 2, 2, (), 3)
+    assert fit.key(3) == (0, False, 2, 0, 2, (), 3)
     odd = Fit(target=dataclasses.replace(cpu, accelerator="rocm"), tier=1, present=False, fails=1, warns=0)  # type: ignore[arg-type]
-    assert odd.key(0) == (1, True, 1, 9, 0, (), 0)
+    assert odd.key(0) == (1, True, 9, 1, 0, (), 0)
     cuda = Fit(target=_cuda_target(spec, "12.9"), tier=0, present=True, fails=0, warns=0)
     assert cuda.key(1) == (0, False, 0, 0, 0, (-12, -9), 1)
 
@@ -1883,7 +1887,7 @@ def test_default_target_refusal_word_for_word(spec: Spec) -> None:
     assert (info.value.message, info.value.tip) == (
         (
             f"{spec.path}: no target fits this machine (linux-aarch64); targets: osx-arm64 (osx-arm64), "
-            "osx-64 (osx-64), linux-cuda (linux-64), win-cuda (win-64)"
+            "osx-64 (osx-64), linux-cuda (linux-64), linux-cpu (linux-64), win-cuda (win-64)"
         ),
         "pass --target NAME, or add a target with subdir: linux-aarch64 to envspec.yml; `envspec doctor` explains",
     )

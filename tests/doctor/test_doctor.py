@@ -268,13 +268,13 @@ def test_windows_driver_too_old(spec: Spec) -> None:
     assert check(report, "nvidia-driver").status is Status.FAIL
 
 
-def test_no_gpu_gets_the_cuda_target_with_a_fail_and_the_way_on(spec: Spec) -> None:
-    report = run_doctor(recording("linux-no-gpu"), spec)
-    assert report.recommended is not None and report.recommended.name == "linux-cuda"
+def test_no_gpu_checking_the_cuda_target_gets_a_fail_and_the_way_on(spec: Spec) -> None:
+    report = run_doctor(recording("linux-no-gpu"), spec, "linux-cuda")
+    assert report.recommended is not None and report.recommended.name == "linux-cpu"  # the shipped CPU target
     gpu = check(report, "nvidia-gpu")
     assert gpu.status is Status.FAIL
     assert "no NVIDIA GPU" in gpu.reason
-    assert "--allow-cpu" in gpu.fix and "accelerator: cpu" in gpu.fix
+    assert "--allow-cpu" in gpu.fix and "use --target linux-cpu" in gpu.fix
     s = statuses(report)
     assert "nvidia-driver" not in s and "gpu-memory" not in s  # one FAIL, not a wall of them
     assert s["installer"] is Status.PASS and "py-rattler" in check(report, "installer").reason
@@ -375,7 +375,7 @@ def test_nvidia_smi_failures(spec: Spec, result: dict[str, Any], status: Status,
     data = recording("linux-garbage-smi")
     key = next(iter(data["commands"]))
     data["commands"][key] = result
-    gpu = check(run_doctor(data, spec), "nvidia-gpu")
+    gpu = check(run_doctor(data, spec, "linux-cuda"), "nvidia-gpu")
     assert gpu.status is status and words in gpu.reason
 
 
@@ -473,7 +473,7 @@ def test_no_target_for_this_platform(spec: Spec) -> None:
         ("m1-rosetta", "osx-arm64"),
         ("intel-mac", "osx-64"),
         ("linux-h100-580", "linux-cuda"),
-        ("linux-no-gpu", "linux-cuda"),
+        ("linux-no-gpu", "linux-cpu"),
         ("windows-cuda", "win-cuda"),
     ],
 )

@@ -17,7 +17,6 @@ import http.server
 import importlib.util
 import io
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -127,7 +126,7 @@ def built_env(tmp_path_factory: pytest.TempPathFactory) -> Built:
     )
     project = base / "proj"
     project.mkdir()
-    shutil.copytree(REPO / "templates", project / "templates")
+
     spec = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))
     spec["dependencies"].append(ACTIVATE_PKG)
     spec["targets"]["linux-cuda"]["variables"] = {"TEST_HOSTILE": HOSTILE_VALUE, "TEST_SPACE": "x y"}

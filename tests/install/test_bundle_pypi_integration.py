@@ -7,7 +7,6 @@ packed, and the index is stopped before ``install --from`` runs with no network.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ def test_wheels_travel_in_the_bundle(tmp_path: Path) -> None:
     spec = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))
     spec["targets"]["linux-cuda"]["pip"] = ["envspec-demo>=1.0"]
     (project / "envspec.yml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    shutil.copytree(REPO / "templates", project / "templates")
+
     assert envspec_inproc(project, "render")[0] == 0
     bundle = tmp_path / "b.tar"
     projects = [pypi_index.Project("envspec-demo", "1.0", requires=("envspec-helper>=0.1",)),

@@ -112,7 +112,6 @@ def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     project = tmp_path_factory.mktemp("install") / "proj"
     project.mkdir()
     shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec_inproc(project, "render")[0] == 0
     code, _, err = envspec_inproc(
         project,
@@ -188,9 +187,9 @@ def test_install_creates_the_locked_environment(locked: Path, tmp_path: Path, ca
 
     # again, into the same prefix: everything from the verified cache, the prefix replaced
     (prefix / "stray.txt").write_text("not from the lockfile")
-    again = install(locked, "--prefix", str(prefix), "--cache-dir", str(cache))  # TARGET from the host
+    # (named: without TARGET a linux-64 host gets linux-cuda or linux-cpu by its GPU, tests/doctor/test_linux_cpu.py)
+    again = install(locked, "linux-cuda", "--prefix", str(prefix), "--cache-dir", str(cache))
     assert again.returncode == 0, again.stderr
-    assert "target: linux-cuda" in again.stderr
     assert f"0 downloaded (0 B), {len(lock.entries)} from the verified cache" in again.stdout
     assert again.stdout.startswith(f"replaced {prefix}")
     assert not (prefix / "stray.txt").exists()
@@ -199,7 +198,7 @@ def test_install_creates_the_locked_environment(locked: Path, tmp_path: Path, ca
     # through a symlink to it: the environment it points to is replaced, the link stays a link
     link = tmp_path / "env-link"
     link.symlink_to(prefix, target_is_directory=True)
-    third = install(locked, "--prefix", str(link), "--cache-dir", str(cache))
+    third = install(locked, "linux-cuda", "--prefix", str(link), "--cache-dir", str(cache))
     assert third.returncode == 0, third.stderr
     assert link.is_symlink() and (link / "conda-meta" / "state").is_file()
     assert [p.name for p in tmp_path.iterdir() if "envspec" in p.name] == []
@@ -526,7 +525,6 @@ def test_a_first_install_without_lockfile_solves_it_first_and_locked_refuses(
     project = tmp_path / "proj"
     project.mkdir()
     shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec_inproc(project, "render")[0] == 0
     mirror = ["--mirror", f"conda-forge={local_channel.as_uri()}"]
     env = {"ENVSPEC_HOST_SUBDIR": "linux-64", "ENVSPEC_PKGS_DIR": str(cache)}

@@ -95,7 +95,6 @@ def test_the_note_is_a_header_field_of_the_explicit_file() -> None:
 def _project(root: Path, spec_text: str) -> Path:
     root.mkdir(parents=True)
     (root / "envspec.yml").write_text(spec_text, encoding="utf-8")
-    shutil.copytree(REPO / "templates", root / "templates")
     code, _, err = envspec(root, "render")
     assert code == 0, err
     return root

@@ -52,7 +52,6 @@ def envspec(project: Path, *args: str) -> tuple[int, str, str]:
 def make_project(root: Path, targets: dict[str, dict[str, Any]]) -> Path:
     root.mkdir(parents=True)
     (root / "envspec.yml").write_text(torch_only.spec_text(targets), encoding="utf-8")
-    shutil.copytree(REPO / "templates", root / "templates")
     code, _, err = envspec(root, "render")
     assert code == 0, err
     return root

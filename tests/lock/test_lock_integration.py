@@ -28,7 +28,7 @@ from .conftest import FACTORY
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TARGETS = ("osx-arm64", "osx-64", "linux-cuda", "win-cuda")
+TARGETS = ("osx-arm64", "osx-64", "linux-cuda", "linux-cpu", "win-cuda")
 CANONICAL = "https://conda.anaconda.org/conda-forge"
 
 
@@ -63,7 +63,6 @@ def locked(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     project = tmp_path_factory.mktemp("locked") / "proj"
     project.mkdir()
     shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec(project, "render")[0] == 0
     code, out, err = envspec(project, "lock", "--mirror", f"conda-forge={local_channel.as_uri()}")
     assert code == 0, err
@@ -312,7 +311,7 @@ def test_explicit_files_parse_with_the_mamba_ecosystem_parser(locked: Path) -> N
         name, platform, count = line.split()
         expected = len(explicit.entries((locked / "lockfiles" / f"{target}.lock").read_text()))
         assert (name, int(count)) == (f"{target}.lock", expected)
-        assert platform == {"linux-cuda": "linux-64", "win-cuda": "win-64"}.get(target, target)
+        assert platform == {"linux-cuda": "linux-64", "linux-cpu": "linux-64", "win-cuda": "win-64"}.get(target, target)
 
 
 def test_explicit_files_are_topologically_ordered(locked: Path) -> None:

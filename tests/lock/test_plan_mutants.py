@@ -92,7 +92,10 @@ def test_action_words_shown_in_progress() -> None:
         (Stored("sha256:x", None), "conda-lock file missing or without envspec input hash"),
         (Stored(None, "sha256:x"), "explicit .lock missing or without envspec input hash"),
         (Stored("sha256:x", "sha256:y"), "its two lockfiles disagree (an interrupted write?)"),
-        (Stored("sha256:y", "sha256:y"), "inputs changed (environment file, virtual packages or channels)"),
+        (
+            Stored("sha256:y", "sha256:y"),
+            "inputs changed (environment file, virtual packages, channels or --exclude-newer)",
+        ),
         (Stored("sha256:x", "sha256:x"), None),
     ],
 )
@@ -104,7 +107,12 @@ def test_plan_items_exactly() -> None:
     a, b, c = _inp("a"), _inp("b"), _inp("c")
     items = plan([a, b, c], {"a": STALE, "c": _fresh(c)})  # b: nothing stored
     assert items == [
-        PlanItem("a", Action.SOLVE, "inputs changed (environment file, virtual packages or channels)", a.digest()),
+        PlanItem(
+            "a",
+            Action.SOLVE,
+            "inputs changed (environment file, virtual packages, channels or --exclude-newer)",
+            a.digest(),
+        ),
         PlanItem("b", Action.SOLVE, "no lockfile", b.digest()),
         PlanItem("c", Action.SKIP, "inputs unchanged", c.digest()),
     ]

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 CF = "https://conda.anaconda.org/conda-forge"
 SECRET = "s3cret-Tok3n"
-TARGETS = ("osx-arm64", "osx-64", "linux-cuda", "win-cuda")
+TARGETS = ("osx-arm64", "osx-64", "linux-cuda", "linux-cpu", "win-cuda")
 
 
 def envspec(project: Path, *args: str) -> tuple[int, str, str]:
@@ -68,7 +68,6 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("portable") / "proj"
     project.mkdir()
     shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec(project, "render")[0] == 0
     return project
 

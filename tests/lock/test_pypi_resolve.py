@@ -11,6 +11,7 @@ versions and build strings copied here), plus the Hugging Face stack at illustra
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,3 +250,18 @@ def test_requirement_markers_are_evaluated_for_the_target_not_this_machine(
             vpkg_text=vpkg, work=tmp_path / subdir,
         )  # fmt: skip
         assert [f"{p.name}=={p.version}" for p in packages] == expected
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not os.environ.get("ENVSPEC_NETWORK_TESTS"), reason="reaches pypi.org: set ENVSPEC_NETWORK_TESTS=1")
+def test_exclude_newer_dates_pypi_and_keeps_condas_stand_ins(tmp_path: Path) -> None:
+    """`envspec lock --exclude-newer`: uv drops what pypi.org says was uploaded later (accelerate 1.7.0
+    was the newest on 2025-06-01), while conda's torch and numpy stay (the stand-ins carry an upload
+    time before any cutoff; without it uv dropped them and fell back to accelerate 0.0.1, which needs
+    nothing)."""
+    real = pypi.PipJob(("accelerate",), frozenset(), pypi.pip_index({}), frozenset({"pytorch"}), "2025-06-01T00:00:00Z")
+    packages = pypi_merge.resolve(
+        real, target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), vpkg_text=VPKG,
+        work=tmp_path / "work", cache=tmp_path / "uv-cache",
+    )  # fmt: skip
+    assert [f"{p.name}=={p.version}" for p in packages] == ["accelerate==1.7.0"]

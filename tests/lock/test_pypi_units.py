@@ -228,15 +228,21 @@ def test_a_stand_in_wheel_is_metadata_only(tmp_path: Path) -> None:
     standin = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "b"))
     with pypi_resolve.serve_standins([standin]) as url:  # from memory, on 127.0.0.1
         with urllib.request.urlopen(f"{url}/torch/", timeout=10) as response:
-            page = response.read().decode()
-        href, digest = page.split('href="', 1)[1].split('"', 1)[0].split("#sha256=")
+            assert response.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"  # PEP 691
+            page = json.loads(response.read())
+        (entry,) = page["files"]
+        href, digest = entry["url"], entry["hashes"]["sha256"]
         with urllib.request.urlopen(url.removesuffix("/simple") + href, timeout=10) as response:
             assert hashlib.sha256(response.read()).hexdigest() == digest
         with urllib.request.urlopen(url.removesuffix("/simple") + href + ".metadata", timeout=10) as response:
-            assert "Name: torch\nVersion: 2.7.1\n" in response.read().decode()
+            metadata_bytes = response.read()
+            assert "Name: torch\nVersion: 2.7.1\n" in metadata_bytes.decode()
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"{url}/numpy/", timeout=10)
-    assert "torch-2.7.1-py3-none-any.whl#sha256=" in page and 'data-dist-info-metadata="sha256=' in page
+    assert entry["filename"] == "torch-2.7.1-py3-none-any.whl" and page["versions"] == ["2.7.1"]
+    assert entry["core-metadata"] == {"sha256": hashlib.sha256(metadata_bytes).hexdigest()}  # PEP 658/714
+    # PEP 700: an upload time before any --exclude-newer cutoff (without one, uv drops every stand-in)
+    assert entry["upload-time"] == "1970-01-01T00:00:00Z"
 
 
 def _request(**kw: object) -> pypi_resolve.Request:
@@ -262,6 +268,9 @@ def test_the_uv_command_puts_the_stand_ins_first_and_no_credential_on_it(
     assert "--no-build" not in pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x"})), tmp_path, "file:///s")
     upgrade = pypi_resolve.uv_command(_request(upgrade=("envspec-demo",)), tmp_path, "file:///s")
     assert upgrade[upgrade.index("--upgrade-package") + 1] == "envspec-demo"
+    assert "--exclude-newer" not in cmd
+    dated = pypi_resolve.uv_command(_request(exclude_newer="2025-06-01T00:00:00Z"), tmp_path, "file:///s")
+    assert dated[dated.index("--exclude-newer") + 1] == "2025-06-01T00:00:00Z"  # `envspec lock --exclude-newer`
     monkeypatch.setenv("UV_INDEX_URL", "https://elsewhere.example/simple")
     monkeypatch.setenv("PIP_INDEX_URL", "https://elsewhere.example/simple")
     env = pypi_resolve.uv_environment(_request(), tmp_path)

@@ -30,7 +30,6 @@ def locked(local_channel: Path, tmp_path: Path) -> tuple[Path, str]:
     project = tmp_path / "proj"
     project.mkdir()
     shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
     assert envspec(project, "render")[0] == 0
     mirror = f"conda-forge={local_channel.as_uri()}"
     code, _, err = envspec(project, "lock", "--target", "osx-64", "--mirror", mirror)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +47,6 @@ def test_up_pulls_the_pinned_model_and_the_smoke_image_is_made_with_it(
         spec_with_model((REPO / "tests" / "data" / "synthetic" / "envspec.yml").read_text(encoding="utf-8")),
         encoding="utf-8",
     )
-    shutil.copytree(REPO / "templates", project.root / "templates")
     env = project.env(PYTHONPATH=str(REPO), ENVSPEC_PKGS_DIR=str(tmp_path / "pkgs"))
     env.pop("ENVSPEC_MIRRORS", None)
     env.pop("ENVSPEC_HOST_SUBDIR", None)

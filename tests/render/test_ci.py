@@ -107,13 +107,14 @@ def test_matrix_is_the_specs_targets(project_copy: Path) -> None:
         "osx-arm64": True,
         "osx-64": False,
         "linux-cuda": True,
+        "linux-cpu": False,  # the CPU target needs no waiver on a hosted runner
         "win-cuda": True,
     }
     assert {n: m["smoke_device"] for n, m in by_name.items()} == {t.name: t.smoke_device for t in spec.resolve_all()}
 
 
 FIFTH_TARGET = """
-  linux-cpu:
+  linux-cpu-2404:
     description: Linux x86-64 without a GPU
     subdir: linux-64
     accelerator: cpu
@@ -139,15 +140,15 @@ def test_adding_a_target_adds_a_matrix_job(project_copy: Path) -> None:
     spec_path.write_text(spec_path.read_text(encoding="utf-8") + FIFTH_TARGET, encoding="utf-8")
     project, plan = _plan(project_copy)
     include = _matrix(plan[project.ci_dir / "verify.yml"])
-    assert len(include) == 6
+    assert len(include) == 7
     by_name = {m["target"]: m for m in include}
-    assert by_name["linux-cpu"]["runner"] == "ubuntu-24.04"
-    assert by_name["linux-cpu"]["allow_cpu"] is False
+    assert by_name["linux-cpu-2404"]["runner"] == "ubuntu-24.04"
+    assert by_name["linux-cpu-2404"]["allow_cpu"] is False
     # a self-hosted GPU runner keeps the promise enforced: no --allow-cpu
     assert by_name["linux-cuda-selfhosted"]["allow_cpu"] is False
     relock = plan[project.ci_dir / "relock.yml"]
-    assert "rm -f lockfiles/linux-cpu.conda-lock.yml" in relock
-    assert "rm -f lockfiles/linux-cpu.lock" in relock
+    assert "rm -f lockfiles/linux-cpu-2404.conda-lock.yml" in relock
+    assert "rm -f lockfiles/linux-cpu-2404.lock" in relock
 
 
 def test_verify_steps(project_copy: Path) -> None:

@@ -18,7 +18,7 @@ from envspec.spec.model import ResolvedTarget, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_DATA = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))
-TEMPLATE = context.make_environment(REPO / "templates").get_template("environment.yml.j2")
+TEMPLATE = context.make_environment().get_template("environment.yml.j2")
 
 #: YAML 1.1 booleans and nulls (PyYAML's resolver) that are also valid variable names.
 MISREAD_KEYS = ["ON", "On", "on", "OFF", "Off", "YES", "Yes", "yes", "NO", "No", "no", "y", "Y", "n", "N",

@@ -46,15 +46,16 @@ def test_table_model_has_every_target_with_its_status(project_copy: Path, result
     (results / "osx-64" / "smoke.json").unlink()  # osx-64: no results at all -> missing
     model = _model(project_copy, results)
     rows = _rows(model)
-    assert [r.target for r in model.rows] == ["osx-arm64", "osx-64", "linux-cuda", "win-cuda"]  # spec order
+    assert [r.target for r in model.rows] == ["osx-arm64", "osx-64", "linux-cuda", "linux-cpu", "win-cuda"]
     assert {n: r.status for n, r in rows.items()} == {
         "osx-arm64": "pass",
         "osx-64": "missing",
         "linux-cuda": "pass",
+        "linux-cpu": "missing",  # the fixture has no results for it
         "win-cuda": "fail",
     }
-    assert model.counts == {"pass": 2, "missing": 1, "fail": 1}
-    assert model.headline == "2/4 targets passed (2 pass, 1 fail, 1 missing)"
+    assert model.counts == {"pass": 2, "missing": 2, "fail": 1}
+    assert model.headline == "2/5 targets passed (2 pass, 1 fail, 2 missing)"
     assert rows["osx-64"].image is None and "no smoke results" in rows["osx-64"].reason
 
 
@@ -138,7 +139,7 @@ def test_results_of_unknown_targets_are_shown_not_dropped(project_copy: Path, tm
     model = _model(project_copy, results)
     extra = model.rows[-1]
     assert extra.target == "linux-rocm" and not extra.in_spec and extra.status == "pass"
-    assert len(model.rows) == 5
+    assert len(model.rows) == 6
 
 
 def test_bad_png_and_unsafe_image_names(project_copy: Path, tmp_path: Path) -> None:
@@ -224,7 +225,7 @@ def test_html_is_self_contained_and_escaped(project_copy: Path, results: Path) -
     refs = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
     assert "@import" not in page and "url(" not in page and "http://" not in page and "https://" not in page
-    assert page.count('<tr class="row ') == 4
+    assert page.count('<tr class="row ') == 5
     assert page.count("<img ") == 3  # osx-64 errored before it made an image
 
 
@@ -256,7 +257,7 @@ def test_markdown_table(project_copy: Path, results: Path) -> None:
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| target |"))
     table = [line for line in lines[header + 2 :] if line.startswith("|")]
-    assert len(table) == 4
+    assert len(table) == 5
     # the pipe inside the message is escaped: every row has exactly the header's 8 cells
     assert all(len(re.split(r"(?<!\\)\|", line)) == len(re.split(r"(?<!\\)\|", lines[header])) for line in table)
     by_target = {re.search(r"\*\*(.+?)\*\*", line).group(1): line for line in table}  # type: ignore[union-attr]
@@ -306,7 +307,7 @@ def test_cli_writes_both_files(project_copy: Path, results: Path, capsys: pytest
     assert code == 0
     captured = capsys.readouterr()
     assert captured.out.split() == [str(out / "report.html"), str(out / "report.md")]
-    assert "2/4 targets passed" in captured.err
+    assert "2/5 targets passed" in captured.err
     assert (out / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert "| target |" in (out / "report.md").read_text(encoding="utf-8")
     assert {p.name for p in out.iterdir()} == {"report.html", "report.md"}

@@ -440,6 +440,7 @@ def test_resolve_folds_the_common_parts_into_the_target() -> None:
         smoke_steps=20,
         smoke_resolution=256,
         pip_allow_sdist=("foo-bar",),
+        common_dependencies=("python=3.12", "tqdm"),
     )
     mac = spec.resolve("mac")
     assert (mac.cuda_version, mac.torch_spec, mac.smoke_with_model, mac.smoke_steps, mac.smoke_resolution) == (

@@ -15,9 +15,9 @@ def shipped_text(repo: Path) -> str:
     return (repo / "envspec.yml").read_text()
 
 
-def test_shipped_spec_has_four_targets(repo: Path) -> None:
+def test_shipped_spec_has_five_targets(repo: Path) -> None:
     spec = load_spec(repo / "envspec.yml")
-    assert list(spec.targets) == ["osx-arm64", "osx-64", "linux-cuda", "win-cuda"]
+    assert list(spec.targets) == ["osx-arm64", "osx-64", "linux-cuda", "linux-cpu", "win-cuda"]
     assert spec.channels == ["conda-forge"]
 
 
@@ -51,12 +51,12 @@ def test_unknown_target_is_a_spec_error(repo: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(repo / "envspec.yml").resolve("nope")
     assert "no target named 'nope'" in info.value.one_line()
-    assert "choose one of: osx-arm64, osx-64, linux-cuda, win-cuda" in info.value.one_line()
+    assert "choose one of: osx-arm64, osx-64, linux-cuda, linux-cpu, win-cuda" in info.value.one_line()
 
 
 def test_fifth_target_is_an_edit_of_data_only(repo: Path) -> None:
     text = shipped_text(repo) + (
-        "  linux-cpu:\n"
+        "  linux-cpu-old:\n"
         "    subdir: linux-64\n"
         "    accelerator: cpu\n"
         "    virtual_packages: {__unix: '0', __glibc: '2.28'}\n"
@@ -65,7 +65,7 @@ def test_fifth_target_is_an_edit_of_data_only(repo: Path) -> None:
         "    smoke_device: cpu\n"
     )
     spec = parse_spec(text, P)
-    assert spec.resolve("linux-cpu").subdir == "linux-64"
+    assert spec.resolve("linux-cpu-old").subdir == "linux-64"
 
 
 MUTATIONS: list[tuple[str, str, str, str]] = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ACCELERATOR = {"osx-arm64": "mps", "osx-64": "cpu", "linux-cuda": "cuda", "win-cuda": "cuda"}
+ACCELERATOR = {"osx-arm64": "mps", "osx-64": "cpu", "linux-cuda": "cuda", "linux-cpu": "cpu", "win-cuda": "cuda"}
 #: The spec's common dependencies: it needs one, and every python in the records depends on tzdata.
 COMMON = ["tzdata"]
 
