@@ -227,12 +227,13 @@ class Outcome:
 class Solver:
     executable: Path
     label: str
+    builtin: bool = False  # envspec's py-rattler shim: the runner serves its solves from one process
 
 
 def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
     """``None``/``rattler``: envspec's shim; ``conda``/``mamba``/``micromamba``: from PATH; else a path."""
     if choice in {None, "", "rattler", "envspec"}:
-        return Solver(shim_executable(cache_dir), "rattler (envspec shim)")
+        return Solver(shim_executable(cache_dir), "rattler (envspec shim)", builtin=True)
     assert choice is not None
     if choice in {"conda", "mamba", "micromamba"}:
         found = shutil.which(choice)
@@ -275,6 +276,11 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
     if kind == "channel_unreachable":
         url = str(report.get("url") or next(iter(job.fetch_channels), "?"))
         return _unreachable(job, url, str(report.get("message") or _tail(stderr, 3)))
+    if kind == "internal" and report.get("message"):  # py-rattler failed or its process crashed
+        return ToolFailed(
+            f"py-rattler failed solving target {job.target} ({job.subdir}): {redact(str(report['message']))[:500]}",
+            tip=f"rerun `envspec lock --target {job.target}`; if it fails again, try --solver conda|mamba|micromamba",
+        )
     return ToolFailed(
         f"conda-lock failed for target {job.target} (exit {returncode}): {redact(_failure_detail(stderr))}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
@@ -521,14 +527,24 @@ def run_conda_lock(
     cwd: Path,
     max_workers: int,
     on_done: Callable[[Prepared, int, float], None],
+    shim: Path | None = None,
 ) -> None:
     """Run all prepared conda-lock invocations through :mod:`envspec.lock.conda_lock_runner` (one
-    conda-lock import, forked per target on POSIX). Interrupts kill the whole process group."""
+    conda-lock import, forked per target on POSIX; with ``shim``, envspec's conda shim, one solver
+    process for all of them). Interrupts kill the whole process group."""
     request = {
         "watch_parent": os.name == "posix",
         "max_workers": max_workers,
+        "shim": str(shim) if shim is not None else None,
         "jobs": [
-            {"id": p.job.target, "argv": p.argv, "env": p.env, "stdout": str(p.stdout), "stderr": str(p.stderr)}
+            {
+                "id": p.job.target,
+                "argv": p.argv,
+                "env": p.env,
+                "stdout": str(p.stdout),
+                "stderr": str(p.stderr),
+                "pip": p.pip_env_file is not None,  # conda-lock's PyPI solver is imported only when one is
+            }
             for p in preps
         ],
     }
@@ -749,7 +765,8 @@ def lock_jobs(
                 results.append(outcome)
 
             if preps:
-                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done)
+                shim = resolved.executable if resolved.builtin else None
+                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done, shim=shim)
         finally:
             for prep in preps:
                 prep.cleanup()
