@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import json
 import os
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import threading
@@ -21,10 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envspec.errors import ExitCode
 from envspec.lock import conda_shim
-from envspec.lock.conda_lock_runner import DEFERRED, ShimRouter, defer_imports, real_module
+from envspec.lock.conda_lock_runner import DEFERRED, FastYaml, ShimRouter, defer_imports, real_module
 
 from .test_lock_integration import envspec, snapshot
 
@@ -234,3 +239,29 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
     assert "crashed" in message and "no lockfile was changed" in message and "Traceback" not in err
     assert snapshot(project) == before
     assert not set(_service_pids()) - before_services
+
+
+# ------------------------------------------------------------------------------- the lockfile writer
+
+PLAIN = st.text(alphabet=string.printable, max_size=300)
+NAME = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=30)
+ENTRY = st.dictionaries(
+    NAME, st.one_of(PLAIN, st.integers(), st.none(), st.booleans(), st.lists(PLAIN, max_size=3),
+                    st.dictionaries(NAME, PLAIN, max_size=4)), max_size=8,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ENTRY, max_size=4))
+def test_libyaml_writes_plain_lockfile_data_byte_for_byte_as_pyyaml(entries: list[dict[str, object]]) -> None:
+    data = {"version": 1, "metadata": {"platforms": ["linux-64"]}, "package": entries}
+    assert FastYaml().dump(data, sort_keys=False) == yaml.dump(data, sort_keys=False)
+
+
+def test_data_libyaml_would_fold_differently_goes_to_pyyaml() -> None:
+    data = {"package": [{"name": "\x16Mº" + "é" * 90}]}  # libyaml folds long escaped lines elsewhere
+    assert yaml.dump(data, Dumper=yaml.CDumper) != yaml.dump(data)
+    assert FastYaml().dump(data) == yaml.dump(data)
+    out = io.StringIO()
+    FastYaml().dump({"a": [1, "b"]}, out, sort_keys=False)
+    assert out.getvalue() == "a:\n- 1\n- b\n"
