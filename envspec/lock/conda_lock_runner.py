@@ -161,12 +161,14 @@ def route_shim(conda_lock_modules: Sequence[Any], shim: str, socket_path: str | 
 
 
 #: Modules conda-lock imports at start-up but calls into only in some runs, with the names it takes
-#: from them (tests/lock/test_runner_units.py checks these against conda-lock's own imports): the
-#: bootstrap of a conda executable (envspec always passes ``--conda``) and the PyPI solver (a run
-#: whose targets have no ``pip:``). About 0.4 s of CPU per run, before the first target can start.
+#: from them (tests/lock/test_runner.py checks these against conda-lock's own imports): the
+#: bootstrap of a conda executable (envspec always passes ``--conda``), the PyPI solver (a run
+#: whose targets have no ``pip:``) and the meta.yaml reader (envspec gives environment files).
+#: About a third of conda-lock's import, before the first target can start.
 DEFERRED: Final[Mapping[str, tuple[str, ...]]] = {
     "ensureconda.api": ("ensureconda", "determine_micromamba_version"),
     "conda_lock.pypi_solver": ("solve_pypi", "PlatformEnv"),
+    "conda_lock.src_parser.meta_yaml": ("parse_meta_yaml_file",),  # conda-build recipes (and jinja2)
 }
 _DEFERRED_MARK: Final = "__envspec_deferred__"
 
