@@ -12,12 +12,14 @@ process kills its own process group, so no conda-lock outlives the run that star
 Each finished job is reported as one JSON line ``{"id": ..., "returncode": N}`` on stdout, as soon
 as it finishes. At most ``max_workers`` jobs run at once.
 
-Input: ``{"max_workers": 2, "jobs": [{"id": "t", "argv": [...], "env": {...}, "stdout": PATH,
-"stderr": PATH, "pip": false}], "shim": PATH}``. Modules conda-lock imports but a run may not need
-(:data:`DEFERRED`; the PyPI solver only when no job has ``pip``) are imported on first use.
+``python -m envspec.lock.conda_lock_runner [--shim PATH] [--pip]`` imports conda-lock first, then
+reads its request (envspec starts it early and prepares the jobs meanwhile; EOF instead of a
+request: nothing to run): ``{"max_workers": 2, "jobs": [{"id": "t", "argv": [...], "env": {...},
+"stdout": PATH, "stderr": PATH}]}``. Modules conda-lock imports but a run may not need
+(:data:`DEFERRED`; the PyPI solver unless ``--pip``) are imported on first use.
 
-**One solver process per run.** With ``shim`` (the path of envspec's conda shim, given to conda-lock
-as ``--conda``) and fork, this process starts one :func:`envspec.lock.conda_shim.serve` process
+**One solver process per run.** With ``--shim`` (the path of envspec's conda shim, given to
+conda-lock as ``--conda``) and fork, this process starts one :func:`envspec.lock.conda_shim.serve` process
 first (its ``import rattler`` overlaps conda-lock's import) and points conda-lock's own calls of
 that executable at it: conda-lock calls ``subprocess.run``/``check_output`` from
 ``conda_lock.conda_solver`` and ``conda_lock.conda_lock``, and those two modules see a
@@ -46,6 +48,7 @@ import threading
 import traceback
 import types
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -235,9 +238,19 @@ class FastYaml:
         return yaml.dump(data, stream, **kwargs)
 
 
-def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int, shim: str | None = None, pip: bool = True) -> None:
+@dataclass
+class Warm:
+    """conda-lock imported (and routed), the solver service started: what a run forks jobs from."""
+
+    conda_lock_main: Any
+    service: tuple[subprocess.Popen[bytes], str, str] | None
+
+
+def warm_up(shim: str | None, pip: bool) -> Warm:
+    """Start the service (with ``shim``), then import conda-lock once (its rarely used modules
+    deferred; the PyPI solver only when ``pip``) and route its calls of ``shim`` to the service."""
     service = start_service() if shim else None
-    defer_imports({k: v for k, v in DEFERRED.items() if pip is False or k != "conda_lock.pypi_solver"})
+    defer_imports({k: v for k, v in DEFERRED.items() if not pip or k != "conda_lock.pypi_solver"})
     from conda_lock import conda_lock as conda_lock_module
     from conda_lock import conda_solver, lockfile
     from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once
@@ -246,12 +259,20 @@ def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int, shim: str | 
     if shim:
         socket_path = service[1] if service is not None and service_ready(service[0]) else None
         route_shim([conda_lock_module, conda_solver], shim, socket_path)
+    return Warm(conda_lock_main, service)
+
+
+def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int, warm: Warm) -> None:
     try:
-        _fork_jobs(jobs, max_workers, conda_lock_main)
+        _fork_jobs(jobs, max_workers, warm.conda_lock_main)
     finally:
-        if service is not None:
-            stop_service(service[0])
-            shutil.rmtree(service[2], ignore_errors=True)
+        cool_down(warm)
+
+
+def cool_down(warm: Warm) -> None:
+    if warm.service is not None:
+        stop_service(warm.service[0])
+        shutil.rmtree(warm.service[2], ignore_errors=True)
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> None:
@@ -331,24 +352,40 @@ def _die_with_parent() -> None:
 
 
 def _read_request() -> dict[str, Any]:
+    """The JSON request line on stdin; ``{}`` when stdin ends first (envspec had nothing to run)."""
     data = b""
     while not data.endswith(b"\n"):
-        chunk = os.read(0, 65536)
+        try:
+            chunk = os.read(0, 65536)
+        except OSError:
+            chunk = b""
         if not chunk:
             break
         data += chunk
+    if not data.strip():
+        return {}
     request: dict[str, Any] = json.loads(data.decode("utf-8"))
     return request
 
 
 def main() -> None:
+    """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--pip] [--no-fork]``: conda-lock is
+    imported (and the service started) before the request is read, so envspec can start this
+    process first and prepare its jobs meanwhile. EOF instead of a request: nothing to run."""
+    args = sys.argv[1:]
+    shim = args[args.index("--shim") + 1] if "--shim" in args[:-1] else None
+    warm = warm_up(shim, pip="--pip" in args) if hasattr(os, "fork") and "--no-fork" not in args else None
     request = _read_request()
+    if not request:
+        if warm is not None:
+            cool_down(warm)
+        os._exit(0)
     if request.get("watch_parent") and hasattr(os, "killpg"):
         threading.Thread(target=_die_with_parent, daemon=True).start()
     jobs = request["jobs"]
     workers = max(1, int(request.get("max_workers") or 1))
-    if hasattr(os, "fork") and not request.get("no_fork"):
-        run_forked(jobs, workers, request.get("shim"), pip=any(job.get("pip", True) for job in jobs))
+    if warm is not None:
+        run_forked(jobs, workers, warm)
     else:
         run_spawned(jobs, workers)
     sys.stdout.flush()

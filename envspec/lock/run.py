@@ -521,39 +521,14 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     )
 
 
-def run_conda_lock(
-    preps: Sequence[Prepared],
-    *,
-    cwd: Path,
-    max_workers: int,
-    on_done: Callable[[Prepared, int, float], None],
-    shim: Path | None = None,
-) -> None:
-    """Run all prepared conda-lock invocations through :mod:`envspec.lock.conda_lock_runner` (one
-    conda-lock import, forked per target on POSIX; with ``shim``, envspec's conda shim, one solver
-    process for all of them). Interrupts kill the whole process group."""
-    request = {
-        "watch_parent": os.name == "posix",
-        "max_workers": max_workers,
-        "shim": str(shim) if shim is not None else None,
-        "jobs": [
-            {
-                "id": p.job.target,
-                "argv": p.argv,
-                "env": p.env,
-                "stdout": str(p.stdout),
-                "stderr": str(p.stderr),
-                "pip": p.pip_env_file is not None,  # conda-lock's PyPI solver is imported only when one is
-            }
-            for p in preps
-        ],
-    }
-    by_id = {p.job.target: p for p in preps}
-    timeout = lock_timeout(os.environ)
-    start = time.monotonic()
+def start_runner(cwd: Path, *, shim: Path | None, pip: bool) -> subprocess.Popen[str]:
+    """Start :mod:`envspec.lock.conda_lock_runner` now: it imports conda-lock (and starts the one
+    solver process, with ``shim``: envspec's conda shim) while envspec prepares the jobs it then
+    sends (:func:`run_conda_lock`); :func:`stop_runner` if they never come."""
+    flags = (["--shim", str(shim)] if shim is not None else []) + (["--pip"] if pip else [])
     popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "envspec.lock.conda_lock_runner"],
+    return subprocess.Popen(
+        [sys.executable, "-m", "envspec.lock.conda_lock_runner", *flags],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": _pythonpath()},
         stdin=subprocess.PIPE,
@@ -563,10 +538,74 @@ def run_conda_lock(
         **popen_extra,
     )
 
+
+def stop_runner(proc: subprocess.Popen[str]) -> None:
+    """Kill a runner and all it started (its process group), and reap it."""
+    with contextlib.suppress(OSError):  # already gone
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    proc.wait()
+
+
+class EarlyRunner:
+    """A runner started on entry (:func:`start_runner`: conda-lock imports while envspec takes the
+    run lock and prepares the jobs); :meth:`take` hands it over, and on exit one not taken is stopped."""
+
+    def __init__(self, cwd: Path, *, shim: Path | None, pip: bool) -> None:
+        self.args = (cwd, shim, pip)
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> EarlyRunner:
+        cwd, shim, pip = self.args
+        self.proc = start_runner(cwd, shim=shim, pip=pip)
+        return self
+
+    def take(self) -> subprocess.Popen[str] | None:
+        proc, self.proc = self.proc, None
+        return proc
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.take()
+        if proc is not None:
+            stop_runner(proc)
+
+
+def run_conda_lock(
+    preps: Sequence[Prepared],
+    *,
+    cwd: Path,
+    max_workers: int,
+    on_done: Callable[[Prepared, int, float], None],
+    shim: Path | None = None,
+    runner: subprocess.Popen[str] | None = None,
+) -> None:
+    """Run all prepared conda-lock invocations through :mod:`envspec.lock.conda_lock_runner` (one
+    conda-lock import, forked per target on POSIX; with ``shim``, envspec's conda shim, one solver
+    process for all of them), in ``runner`` when :func:`start_runner` started it already.
+    Interrupts kill the whole process group."""
+    request = {
+        "watch_parent": os.name == "posix",
+        "max_workers": max_workers,
+        "jobs": [
+            {"id": p.job.target, "argv": p.argv, "env": p.env, "stdout": str(p.stdout), "stderr": str(p.stderr)}
+            for p in preps
+        ],
+    }
+    by_id = {p.job.target: p for p in preps}
+    timeout = lock_timeout(os.environ)
+    start = time.monotonic()
+    pip = any(p.pip_env_file is not None for p in preps)  # conda-lock's PyPI solver is imported only then
+    proc = runner if runner is not None else start_runner(cwd, shim=shim, pip=pip)
+
     def kill() -> None:
         with contextlib.suppress(OSError):  # already gone
             if os.name == "posix":
-                os.killpg(proc.pid, signal.SIGKILL)  # the runner and its forked conda-locks
+                os.killpg(proc.pid, signal.SIGKILL)  # the runner, its forked conda-locks, the solver process
             else:
                 proc.kill()
 
@@ -734,7 +773,9 @@ def lock_jobs(
     resolved = resolve_solver(solver, cache_dir)
     report.solver = resolved.label
     work_root = cache_dir / "lock-tmp"
-    with run_lock(cache_dir / "lock.lock", "locking"):
+    shim = resolved.executable if resolved.builtin else None
+    pip = any(by_target[i.target].pip is not None for i in todo)
+    with EarlyRunner(jobs[0].root, shim=shim, pip=pip) as early, run_lock(cache_dir / "lock.lock", "locking"):
         _clean_stale_temps(jobs, work_root)
         work_root.mkdir(parents=True, exist_ok=True)
         workers = max(1, min(len(todo), max_workers or os.cpu_count() or 1))
@@ -765,8 +806,7 @@ def lock_jobs(
                 results.append(outcome)
 
             if preps:
-                shim = resolved.executable if resolved.builtin else None
-                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done, shim=shim)
+                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done, runner=early.take())
         finally:
             for prep in preps:
                 prep.cleanup()
