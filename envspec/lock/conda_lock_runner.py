@@ -139,7 +139,10 @@ def start_service() -> tuple[subprocess.Popen[bytes], str, str] | None:
     (process, socket path, folder); None where Unix sockets do not exist."""
     if not hasattr(socket, "AF_UNIX"):
         return None
-    folder = tempfile.mkdtemp(prefix="envspec-solve-")  # 0700: only this user reaches the socket
+    try:
+        folder = tempfile.mkdtemp(prefix="envspec-solve-")  # 0700: only this user reaches the socket
+    except OSError:
+        return None
     path = str(Path(folder) / "s")
     proc = subprocess.Popen(
         [sys.executable, "-m", "envspec.lock.conda_shim", "--envspec-serve", path],

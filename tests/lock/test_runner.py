@@ -203,11 +203,7 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    project = tmp_path / "proj"  # rendered, never locked: every target is solved
-    project.mkdir()
-    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
-    assert envspec(project, "render")[0] == 0
+    project = _fresh_project(tmp_path)  # rendered, never locked: every target is solved
     before = snapshot(project)
     before_services = set(_service_pids())
     url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
@@ -265,3 +261,43 @@ def test_data_libyaml_would_fold_differently_goes_to_pyyaml() -> None:
     out = io.StringIO()
     FastYaml().dump({"a": [1, "b"]}, out, sort_keys=False)
     assert out.getvalue() == "a:\n- 1\n- b\n"
+
+
+@pytest.mark.integration
+def test_a_service_that_cannot_listen_says_so_in_one_line_and_is_not_ready(tmp_path: Path) -> None:
+    from envspec.lock.conda_lock_runner import service_ready
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    path = tmp_path / ("x" * 200) / "s"  # longer than a Unix socket path may be
+    cmd = [sys.executable, "-m", "envspec.lock.conda_shim", conda_shim.SERVE_FLAG, str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert not service_ready(proc, timeout=30)  # the runner then runs the shim executable per solve
+    assert proc.wait(timeout=10) == 1
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    assert "no solver process" in err and "Traceback" not in err
+
+
+def _fresh_project(root: Path) -> Path:
+    project = root / "proj"
+    project.mkdir()
+    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copytree(REPO / "templates", project / "templates")
+    assert envspec(project, "render")[0] == 0
+    return project
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+def test_without_a_solver_process_the_run_solves_with_the_shim_executable(local_channel: Path, tmp_path: Path) -> None:
+    """A TMPDIR too long for a Unix socket: no service, the same lockfiles all the same."""
+    project = _fresh_project(tmp_path)
+    long_tmp = tmp_path / ("t" * 120)
+    long_tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(long_tmp)}
+    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--target",
+            "linux-cuda", "--mirror", f"conda-forge={local_channel.as_uri()}"]  # fmt: skip
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "no solver process" in proc.stderr
+    assert "pytorch" in (project / "lockfiles" / "linux-cuda.lock").read_text(encoding="utf-8")
