@@ -301,11 +301,18 @@ def _relative(path: str, start: str) -> str:
     return os.path.relpath(path, start).replace(os.sep, "/")
 
 
+def launcher_interpreter(where: Target) -> str:
+    """The final prefix's python as scripts name it; quoted for a Windows launcher when it has a space
+    (the launcher splits its ``#!`` line at spaces; POSIX scripts get :func:`shebang`'s trampoline)."""
+    path = str(where.final / where.layout.python)
+    return f'"{path}"' if where.layout.launcher != "posix" and " " in path else path
+
+
 def _install_one(wheel: Path, where: Target, requested: bool) -> Destination:
     dist = parse_wheel_filename(wheel.name).distribution
     dest = Destination(
         scheme_dict(where.layout, where.staging, where.py, dist),
-        interpreter=str(where.final / where.layout.python),
+        interpreter=launcher_interpreter(where),
         script_kind=where.layout.launcher,
     )
     extra = {"INSTALLER": INSTALLER_NAME, **({"REQUESTED": b""} if requested else {})}

@@ -303,3 +303,13 @@ def test_a_wheel_built_from_an_sdist_must_be_what_was_locked() -> None:
         wheels.check_built("envspec_src-1.0.tar.gz", "envspec_src-0.0.0-py3-none-any.whl")
     with pytest.raises(IntegrityError):
         wheels.check_built("envspec_src-1.0.tar.gz", "UNKNOWN-1.0-py3-none-any.whl")
+
+
+def test_a_windows_launcher_quotes_a_final_prefix_with_a_space(tmp_path: Path) -> None:
+    staging, final = conda_env(tmp_path / "staging"), tmp_path / "my envs" / "sd"
+    wheel_dir = tmp_path / "w"
+    wheel_dir.mkdir()
+    install_files([write_wheel(wheel_dir, DEMO)], staging, final, subdir="win-64", requested=[], progress=quiet,
+                  work=wheel_dir)  # fmt: skip
+    data = (staging / "Scripts" / "envspec-demo.exe").read_bytes()
+    assert data[pe_image_end(data) :].startswith(f'#!"{final / "python.exe"}"\n'.encode())
