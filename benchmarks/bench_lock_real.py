@@ -12,7 +12,8 @@ The targets are the four torch-only targets of ``tests/data/conda-forge/targets.
 and rendered once. Each round alternates, measured from this process as a user would see them:
 
 * **cold**: ``envspec lock`` of the 4 targets in a fresh copy of the project (no lockfiles), the
-  whole process (envspec, the conda-lock runner, conda-lock per target, the shim processes);
+  whole process (envspec, the conda-lock runner, conda-lock forked per target, the one py-rattler
+  solver process of the run);
 * **floor**: one ``python`` process that imports py-rattler and solves the same 4 spec sets
   (tzdata + the target's specs, as parsed ``MatchSpec`` objects) with the same virtual packages
   (``GenericVirtualPackage``) against the same channel with ``rattler.solve``, one after the other;
@@ -62,7 +63,7 @@ def _load_torch_only() -> ModuleType:
 
 torch_only = _load_torch_only()
 DEFAULT_TARBALL = REPO.parent / "shared" / "data" / "conda-forge-records.tar.gz"
-GOAL_COLD = 2.0  # cold lock <= 2x the floor (issue #10 section 3)
+GOAL_COLD = 3.0  # cold lock <= 3x the floor (issue #18: conda-lock once, one solver process per run)
 GOAL_NOOP = 0.1  # nothing-changed run <= 0.1 s
 
 # One process: import py-rattler, solve every target in turn. argv: channel URL, cases JSON, cache dir.
@@ -223,7 +224,9 @@ def profile(base: Path, tmp: Path, mirror: str, lines: list[str]) -> None:
         if keep.search(row):
             cols = row.split()
             lines.append(f"    {float(cols[3]):6.3f} s  {cols[-1]}")
-    # 3. the shim processes conda-lock starts (a logging wrapper around the real shim, via --solver)
+    # 3. the shim processes conda-lock starts when the solver is given as a path (a logging wrapper
+    # around the real shim, via --solver): one per solve. The built-in solver starts none of them:
+    # one py-rattler process serves the whole run (envspec.lock.conda_lock_runner).
     sys.path.insert(0, str(REPO))
     from envspec.lock.conda_shim import SHIM_NAME, shim_executable
 
@@ -242,7 +245,7 @@ def profile(base: Path, tmp: Path, mirror: str, lines: list[str]) -> None:
         by_action[action] = by_action.get(action, 0) + 1
     per_target = re.findall(r"^  (\S+): solved, .*, ([\d.]+) s$", err, re.MULTILINE)
     lines.append(
-        f"  shim processes in one cold 4-target run: {len(calls)} "
+        f"  with --solver PATH (the built-in solver: 1 process per run): shim processes in one cold run: {len(calls)} "
         f"({', '.join(f'{n} {a}' for a, n in sorted(by_action.items()))}), "
         f"{sum(durations):.2f} s in all, {statistics.median(durations):.3f} s median each (run {wall:.2f} s)"
     )
@@ -314,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         differ = [t for t in cases if lock_picks(warm, [t])[t] != floor_out["picks"][t]]
 
         fig: dict[str, list[float]] = {k: [] for k in ("cold", "cold_cpu", "floor", "floor_cpu", "noop", "noop_cpu")}
-        fig.update({k: [] for k in ("ratio", "in_lock", "in_load", "in_import", "solve", "floor_import")})
+        fig.update({k: [] for k in ("ratio", "cpu_ratio", "in_lock", "in_load", "in_import", "solve", "floor_import")})
         for i in range(args.rounds):
             project = fresh(base, tmp, f"round{i}")
             order = ("cold", "floor") if i % 2 == 0 else ("floor", "cold")
@@ -330,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                     fig["solve"].append(sum(out["solves"].values()))
                     fig["floor_import"].append(out["import"])
             fig["ratio"].append(fig["cold"][-1] / fig["floor"][-1])
+            fig["cpu_ratio"].append(fig["cold_cpu"][-1] / fig["floor_cpu"][-1])
             wall, cpu, _, _ = envspec(project, "lock", "--mirror", mirror)
             fig["noop"].append(wall)
             fig["noop_cpu"].append(cpu)
@@ -363,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  of which import rattler                              {stats(fig['floor_import'])}",
             f"  of which the 4 solves                                {stats(fig['solve'])}",
             f"ratio cold / floor (per round)                         {stats(fig['ratio'])}   goal <= {GOAL_COLD:g}",
+            f"  the same in CPU s (what a loaded machine shows)      {stats(fig['cpu_ratio'])}",
             f"no-op envspec lock (whole process)                     {stats(fig['noop'])}   goal <= {GOAL_NOOP:g}",
             f"  CPU                                                  {stats(fig['noop_cpu'])}",
             f"  in-process lock(...) after imports                   {stats(fig['in_lock'])}   goal <= {GOAL_NOOP:g}",

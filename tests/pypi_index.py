@@ -285,15 +285,44 @@ def conda_lock_text(records: list[tuple[str, str, str, bool]] = CONDA) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def launcher(interpreter: str, version: str) -> str:
-    """``bin/python`` of the test channel: execs ``interpreter`` with the prefix's own site-packages
-    first on the path (where ``pip install --prefix`` puts packages), as a real env python would."""
+def launcher(interpreter: str) -> str:
+    """``bin/python`` of the test channel: execs ``interpreter`` (another X.Y than the channel's
+    python record, whose X.Y names the site-packages envspec installs into) with the ``sitecustomize``
+    below first on its path."""
     return (
         "#!/bin/sh\n"
         'prefix=$(cd "$(dirname "$0")/.." && pwd)\n'
-        f'PYTHONPATH="$prefix/lib/python{version}/site-packages${{PYTHONPATH:+:$PYTHONPATH}}" '
-        f'exec "{interpreter}" "$@"\n'
+        'export ENVSPEC_TEST_PREFIX="$prefix"\n'
+        f'PYTHONPATH="$prefix/envspec-test-site${{PYTHONPATH:+:$PYTHONPATH}}" exec "{interpreter}" "$@"\n'
     )
+
+
+#: Makes importable the top-level modules of what envspec installed from PyPI into the prefix
+#: (dist-infos whose INSTALLER is envspec), and nothing else of its site-packages: the channel's
+#: stand-in packages there must not shadow (or add to) the interpreter's real torch stack.
+SITECUSTOMIZE = """import glob, os, sys
+from importlib.machinery import PathFinder
+prefix = os.environ.get("ENVSPEC_TEST_PREFIX", "/nonexistent")
+sites = glob.glob(os.path.join(prefix, "lib", "python3.*", "site-packages"))
+names = set()
+for info in glob.glob(os.path.join(prefix, "lib", "python3.*", "site-packages", "*.dist-info")):
+    try:
+        if open(os.path.join(info, "INSTALLER")).read().strip() != "envspec":
+            continue
+        rows = open(os.path.join(info, "RECORD")).read().splitlines()
+    except OSError:
+        continue
+    names |= {r.split(",")[0].split("/")[0].removesuffix(".py") for r in rows if not r.startswith("..")}
+
+
+class EnvspecInstalled:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return PathFinder.find_spec(name, sites) if path is None and name in names else None
+
+
+sys.meta_path.append(EnvspecInstalled)
+"""
 
 
 def _build_channel(root: Path, interpreter: str) -> None:  # runs in a child (py-rattler)
@@ -303,13 +332,9 @@ def _build_channel(root: Path, interpreter: str) -> None:  # runs in a child (py
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import channel_factory as cf
 
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
     pkgs = [*cf.stack_packages(), cf._noarch("pip", "25.3", ())]
-    script = launcher(interpreter, version)
-    pkgs = [
-        replace(p, files=(("bin/python", script),)) if p.name == "python" and p.subdir == "linux-64" else p
-        for p in pkgs
-    ]
+    files = (("bin/python", launcher(interpreter)), ("envspec-test-site/sitecustomize.py", SITECUSTOMIZE))
+    pkgs = [replace(p, files=files) if p.name == "python" and p.subdir == "linux-64" else p for p in pkgs]
     cf.build_channel(root, pkgs)
 
 

@@ -1,4 +1,4 @@
-"""The PyPI part of an install: the lockfile's wheels, hash-checked, installed by the environment's pip.
+"""The PyPI part of an install: the lockfile's wheels, hash-checked, installed by pypa ``installer``.
 
 ``lockfiles/<t>.lock`` carries conda-lock's ``# pip NAME @ URL#sha256=HEX`` lines (plain conda skips
 them) and ``lockfiles/<t>.pip.txt`` the same packages as ``NAME==VERSION --hash=sha256:HEX``; the
@@ -6,15 +6,12 @@ two must agree. After the conda packages are linked (into the staging folder, be
 
 1. every file is downloaded from its locked URL (``--mirror pypi=URL`` only adds that mirror's
    credentials to URLs on its host; they are never printed) while its sha256 is computed; one
-   mismatch aborts the install (exit 7) before pip runs, naming every bad file;
-2. the environment's own python runs ``pip install --no-deps --require-hashes --no-index
-   --find-links DIR --prefix STAGING -r REQS``: no resolution, no index, each file checked again
-   by pip, nothing outside the staging folder touched;
-3. the scripts pip wrote (``bin/``) name the staging python in their ``#!`` line: it is rewritten
-   to the final prefix, as conda does for its own packages.
+   mismatch aborts the install (exit 7) before anything is installed, naming every bad file;
+2. the verified files are installed by pypa ``installer`` into the staging folder, already right
+   for the final prefix (scripts, Windows launchers, RECORD, bytecode): :mod:`envspec.install.wheels`.
 
 A failure anywhere leaves no environment behind (the staging folder is removed). ``--with
-conda|mamba|micromamba`` runs steps 1-2 on the prefix the tool created.
+conda|mamba|micromamba`` runs both steps on the prefix the tool created.
 """
 
 from __future__ import annotations
@@ -22,11 +19,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import os
 import re
-import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +29,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from envspec.errors import ChannelUnreachable, IntegrityError, SpecError, ToolFailed
+from envspec.errors import ChannelUnreachable, IntegrityError, SpecError
+from envspec.install.wheels import install_files
 from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins, redact
 
 Progress = Callable[[str], None]
@@ -180,94 +175,24 @@ def fetched(plan: PipPlan | None, progress: Progress) -> Iterator[Path | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Steps 2-3: pip in the environment, shebangs
+# Step 2: installed with pypa installer (envspec.install.wheels)
 # ---------------------------------------------------------------------------------------------
 
 
-def env_python(prefix: Path) -> Path:
-    return prefix / "python.exe" if os.name == "nt" else prefix / "bin" / "python"
-
-
-def pip_command(python: Path, prefix: Path, wheel_dir: Path, requirements: Path, sdists: bool) -> list[str]:
-    cmd = [
-        str(python),
-        "-m",
-        "pip",
-        "install",
-        "--isolated",  # no pip.conf, no PIP_* variables: exactly these files
-        "--no-input",
-        "--disable-pip-version-check",
-        "--no-warn-script-location",
-        "--no-deps",
-        "--ignore-installed",  # a fresh prefix: whatever else is on sys.path must not count
-        "--require-hashes",
-        "--no-index",
-        "--find-links",
-        str(wheel_dir),
-        "--prefix",
-        str(prefix),
-        "-r",
-        str(requirements),
-    ]
-    if sdists:  # a build needs its backend from the environment: there is no index to fetch it from
-        cmd.insert(cmd.index("--no-deps"), "--no-build-isolation")
-    return cmd
-
-
-def install(plan: PipPlan, wheel_dir: Path, prefix: Path, *, final_prefix: Path, progress: Progress) -> list[str]:
-    """pip-install the verified files into ``prefix`` with its own python; returns the installed names."""
-    python = env_python(prefix)
-    if not python.exists():
-        raise ToolFailed(
-            f"the lockfile has {len(plan.wheels)} pip package(s) but the environment has no python ({python})",
-            tip="add python to the spec's dependencies, then `envspec render` and `envspec lock`",
-        )
-    requirements = wheel_dir / "requirements.txt"
-    requirements.write_text(
-        "".join(f"{w.name}=={w.version} --hash=sha256:{w.sha256}\n" for w in plan.wheels), encoding="utf-8"
-    )
-    cmd = pip_command(python, prefix, wheel_dir, requirements, any(w.is_sdist for w in plan.wheels))
-    progress(f"pip: installing {len(plan.wheels)} package(s) with the environment's python")
-    started = time.time()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHONUSERBASE"))}
-    env["PYTHONNOUSERSITE"] = "1"
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        tail = " | ".join(line.strip() for line in proc.stdout.strip().splitlines()[-3:])
-        raise ToolFailed(
-            f"pip failed with exit code {proc.returncode} installing {plan.source}: {tail}",
-            tip="nothing was installed; rerun with `envspec --debug` for details",
-        )
-    if prefix != final_prefix:
-        fix_shebangs(prefix, final_prefix, since=started - 1)
-    return [w.name for w in plan.wheels]
-
-
-def fix_shebangs(staging: Path, final: Path, since: float) -> int:
-    """Scripts pip just wrote name the staging python: point them at the final prefix."""
-    old, new = os.fsencode(str(staging)), os.fsencode(str(final))
-    count = 0
-    scripts = staging / ("Scripts" if os.name == "nt" else "bin")
-    for path in scripts.iterdir() if scripts.is_dir() else ():
-        if path.is_symlink() or not path.is_file() or path.stat().st_mtime < since:
-            continue
-        data = path.read_bytes()
-        head = data[:4096]  # "#!PY" or, for long paths, pip's "#!/bin/sh" + "exec PY" lines
-        if data.startswith(b"#!") and old in head:
-            mode = path.stat().st_mode
-            path.write_bytes(head.replace(old, new) + data[4096:])
-            path.chmod(mode)
-            count += 1
-    return count
-
-
-def step(plan: PipPlan | None, wheel_dir: Path | None, progress: Progress) -> Callable[[Path, Path], None] | None:
-    """The hook the installer calls with (folder being built, final prefix) after the conda part."""
+def step(
+    plan: PipPlan | None, wheel_dir: Path | None, *, subdir: str, requested: Sequence[str], progress: Progress
+) -> Callable[[Path, Path], None] | None:
+    """The hook the installer calls with (folder being built, final prefix) after the conda part.
+    ``requested``: the spec's ``pip:`` requirements (they get ``REQUESTED``)."""
     if plan is None or wheel_dir is None:
         return None
+    files = [wheel_dir / w.filename for w in plan.wheels]
 
     def run(prefix: Path, final_prefix: Path) -> None:
-        install(plan, wheel_dir, prefix, final_prefix=final_prefix, progress=progress)
+        progress(f"pip: installing {len(files)} package(s) with pypa installer")
+        install_files(
+            files, prefix, final_prefix, subdir=subdir, requested=requested, progress=progress, work=wheel_dir
+        )
 
     return run
 

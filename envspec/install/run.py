@@ -96,7 +96,7 @@ def install_target(
     if tool != "rattler" and executable is None:
         raise ToolFailed(f"--with {tool}: {tool} is not on PATH", tip="install it, or omit --with")
     with pip.fetched(pip_plan, progress) as wheel_dir:  # PyPI files verified before anything is linked
-        hook = pip.step(pip_plan, wheel_dir, progress)
+        hook = pip.step(pip_plan, wheel_dir, subdir=target.subdir, requested=target.pip, progress=progress)
         if local_urls:
             hook = _recording_locked_urls(local_urls, hook)
         if executable is None:

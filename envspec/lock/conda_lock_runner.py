@@ -12,24 +12,49 @@ process kills its own process group, so no conda-lock outlives the run that star
 Each finished job is reported as one JSON line ``{"id": ..., "returncode": N}`` on stdout, as soon
 as it finishes. At most ``max_workers`` jobs run at once.
 
-Input: ``{"max_workers": 2, "jobs": [{"id": "t", "argv": [...], "env": {...}, "stdout": PATH,
-"stderr": PATH}]}``.
+``python -m envspec.lock.conda_lock_runner [--shim PATH]`` imports conda-lock first, then
+reads its request (envspec starts it early and prepares the jobs meanwhile; EOF instead of a
+request: nothing to run): ``{"max_workers": 2, "jobs": [{"id": "t", "argv": [...], "env": {...},
+"stdout": PATH, "stderr": PATH}]}``. Modules conda-lock imports but a run may not need
+(:data:`DEFERRED`) are imported on first use.
+
+**One solver process per run.** With ``--shim`` (the path of envspec's conda shim, given to
+conda-lock as ``--conda``) and fork, this process starts one :func:`envspec.lock.conda_shim.serve` process
+first (its ``import rattler`` overlaps conda-lock's import) and points conda-lock's own calls of
+that executable at it: conda-lock calls ``subprocess.run``/``check_output`` from
+``conda_lock.conda_solver`` and ``conda_lock.conda_lock``, and those two modules see a
+``subprocess`` whose calls of the shim's path are answered by the service (solves) or in place
+(``--version``, ``info``, ``list``: no py-rattler needed); any other command line runs as before.
+So a run starts no interpreter per solve, and the service opens each subdir's repodata once. A
+crash of py-rattler ends only the service: the solve in flight fails with a clear error, later
+ones run the shim executable as before, and envspec, the runner and conda-lock carry on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
+import select
+import shutil
 import signal
+import socket
+import string
 import subprocess
 import sys
 import tempfile
 import threading
 import traceback
+import types
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import yaml
+
+from envspec.lock import conda_shim  # stdlib imports only: imported once, before the forks
 
 
 def _child(job: Mapping[str, Any], conda_lock_main: Any) -> int:
@@ -61,8 +86,212 @@ def _report(job_id: str, returncode: int) -> None:
     sys.stdout.flush()
 
 
-def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int) -> None:
+class ShimRouter:
+    """``subprocess`` as two conda-lock modules see it: the shim's command lines go to the service."""
+
+    def __init__(self, shim: str, socket_path: str | None) -> None:
+        self.shim = shim
+        self.socket_path = socket_path
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    def _ours(self, args: Any) -> bool:
+        return isinstance(args, (list, tuple)) and bool(args) and str(args[0]) == self.shim
+
+    def _call(self, args: Sequence[Any], env: Mapping[str, str] | None) -> tuple[int, str]:
+        argv = [str(a) for a in args[1:]]
+        environ = dict(os.environ if env is None else env)
+        if conda_shim.parse_command(argv).action not in conda_shim.SOLVES:
+            return conda_shim.run(argv, environ)  # no py-rattler: answered here
+        if self.socket_path is not None:
+            try:
+                return conda_shim.ask(self.socket_path, argv, environ)
+            except OSError:  # the service is gone (crashed earlier): run the shim itself
+                self.socket_path = None
+        proc = subprocess.run([self.shim, *argv], env=environ, capture_output=True, text=True, check=False)
+        sys.stderr.write(proc.stderr)
+        return proc.returncode, proc.stdout
+
+    def run(self, args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        if not self._ours(args):
+            return subprocess.run(args, **kwargs)  # noqa: PLW1510 - the caller's own check=
+        code, out = self._call(args, kwargs.get("env"))
+        text = bool(kwargs.get("text") or kwargs.get("encoding") or kwargs.get("universal_newlines"))
+        result = subprocess.CompletedProcess(args, code, out if text else out.encode(), "" if text else b"")
+        if kwargs.get("check"):
+            result.check_returncode()
+        return result
+
+    def check_output(self, args: Any, **kwargs: Any) -> Any:
+        if not self._ours(args):
+            return subprocess.check_output(args, **kwargs)
+        code, out = self._call(args, kwargs.get("env"))
+        text = bool(kwargs.get("text") or kwargs.get("encoding") or kwargs.get("universal_newlines"))
+        data = out if text else out.encode()
+        if code != 0:
+            raise subprocess.CalledProcessError(code, args, output=data)
+        return data
+
+
+def start_service() -> tuple[subprocess.Popen[bytes], str, str] | None:
+    """The solver service (:func:`envspec.lock.conda_shim.serve`) on a socket in a private folder:
+    (process, socket path, folder); None where Unix sockets do not exist."""
+    if not hasattr(socket, "AF_UNIX"):
+        return None
+    try:
+        folder = tempfile.mkdtemp(prefix="envspec-solve-")  # 0700: only this user reaches the socket
+    except OSError:
+        return None
+    path = str(Path(folder) / "s")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envspec.lock.conda_shim", "--envspec-serve", path],
+        stdin=subprocess.PIPE,  # closed when this process ends: the service leaves then
+        stdout=subprocess.PIPE,
+    )
+    return proc, path, folder
+
+
+def service_ready(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
+    """Did the service start (its ``ready`` line)? False if it ended or stayed silent."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return bool(ready) and proc.stdout.readline().strip() == b"ready"
+
+
+def route_shim(conda_lock_modules: Sequence[Any], shim: str, socket_path: str | None) -> None:
+    """Point the given conda-lock modules' ``subprocess`` at a :class:`ShimRouter`."""
+    router = ShimRouter(shim, socket_path)
+    for module in conda_lock_modules:
+        module.subprocess = router
+
+
+#: Modules conda-lock imports at start-up but calls into only in some runs, with the names it takes
+#: from them (tests/lock/test_runner.py checks these against conda-lock's own imports): the
+#: bootstrap of a conda executable (envspec always passes ``--conda``), the PyPI solver (conda-lock
+#: never solves a PyPI part: envspec's uv step does, after it) and the meta.yaml reader (envspec
+#: gives environment files).
+#: About a third of conda-lock's import, before the first target can start.
+DEFERRED: Final[Mapping[str, tuple[str, ...]]] = {
+    "ensureconda.api": ("ensureconda", "determine_micromamba_version"),
+    "conda_lock.pypi_solver": ("solve_pypi", "PlatformEnv"),
+    "conda_lock.src_parser.meta_yaml": ("parse_meta_yaml_file",),  # conda-build recipes (and jinja2)
+}
+_DEFERRED_MARK: Final = "__envspec_deferred__"
+
+
+def defer_imports(deferred: Mapping[str, Sequence[str]]) -> list[str]:
+    """Put a stand-in for each module of ``deferred`` (not yet imported) in ``sys.modules``: each of
+    its names is a function that imports the real module on first call and forwards to it, so code
+    that only imports them pays nothing. Returns the modules deferred."""
+    done = []
+    for name, attrs in deferred.items():
+        if name in sys.modules:
+            continue
+        stand_in = types.ModuleType(name, "imported on first use (envspec.lock.conda_lock_runner.defer_imports)")
+        setattr(stand_in, _DEFERRED_MARK, True)
+        for attr in attrs:
+            setattr(stand_in, attr, _forwarder(name, attr))
+        sys.modules[name] = stand_in
+        done.append(name)
+    return done
+
+
+def _forwarder(module: str, attr: str) -> Any:
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        return getattr(real_module(module), attr)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = attr
+    return forward
+
+
+def real_module(name: str) -> types.ModuleType:
+    """The module ``name`` itself, imported now if a stand-in held its place."""
+    found = sys.modules.get(name)
+    if found is None or getattr(found, _DEFERRED_MARK, False):
+        sys.modules.pop(name, None)
+        found = importlib.import_module(name)
+    return found
+
+
+#: What PyYAML's pure-Python emitter and libyaml's write identically (tests/lock/test_runner.py): plain
+#: printable ASCII. conda-lock's lockfile is that (names, versions, URLs, hashes, match specs).
+_PLAIN = frozenset(string.printable)
+
+
+def _plain(data: Any) -> bool:
+    if isinstance(data, str):
+        return _PLAIN.issuperset(data)
+    if isinstance(data, dict):
+        return all(_plain(k) and _plain(v) for k, v in data.items())
+    if isinstance(data, (list, tuple)):
+        return all(_plain(v) for v in data)
+    return data is None or isinstance(data, (bool, int, float))
+
+
+class FastYaml:
+    """``yaml`` as conda-lock's lockfile writer sees it: ``dump`` by libyaml when the data is plain
+    (the same bytes, several times faster: it was about half of a target's time), else as before."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(yaml, name)
+
+    def dump(self, data: Any, stream: Any = None, **kwargs: Any) -> Any:
+        if "Dumper" not in kwargs and hasattr(yaml, "CDumper") and _plain(data):
+            kwargs["Dumper"] = yaml.CDumper
+        return yaml.dump(data, stream, **kwargs)
+
+
+@dataclass
+class Warm:
+    """conda-lock imported (and routed), the solver service started: what a run forks jobs from."""
+
+    conda_lock_main: Any
+    service: tuple[subprocess.Popen[bytes], str, str] | None
+
+
+def warm_up(shim: str | None) -> Warm:
+    """Start the service (with ``shim``), then import conda-lock once (its rarely used modules
+    deferred) and route its calls of ``shim`` to the service."""
+    service = start_service() if shim else None
+    defer_imports(DEFERRED)
+    from conda_lock import conda_lock as conda_lock_module
+    from conda_lock import conda_solver, lockfile
     from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once
+
+    lockfile.yaml = FastYaml()
+    if shim:
+        socket_path = service[1] if service is not None and service_ready(service[0]) else None
+        route_shim([conda_lock_module, conda_solver], shim, socket_path)
+    return Warm(conda_lock_main, service)
+
+
+def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int, warm: Warm) -> None:
+    try:
+        _fork_jobs(jobs, max_workers, warm.conda_lock_main)
+    finally:
+        cool_down(warm)
+
+
+def cool_down(warm: Warm) -> None:
+    if warm.service is not None:
+        stop_service(warm.service[0])
+        shutil.rmtree(warm.service[2], ignore_errors=True)
+
+
+def stop_service(proc: subprocess.Popen[bytes]) -> None:
+    """Close its stdin (it leaves at once) and reap it: nothing of the run outlives the runner."""
+    assert proc.stdin is not None
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _fork_jobs(jobs: Sequence[Mapping[str, Any]], max_workers: int, conda_lock_main: Any) -> None:
 
     running: dict[int, str] = {}
     queue = list(jobs)
@@ -127,24 +356,40 @@ def _die_with_parent() -> None:
 
 
 def _read_request() -> dict[str, Any]:
+    """The JSON request line on stdin; ``{}`` when stdin ends first (envspec had nothing to run)."""
     data = b""
     while not data.endswith(b"\n"):
-        chunk = os.read(0, 65536)
+        try:
+            chunk = os.read(0, 65536)
+        except OSError:
+            chunk = b""
         if not chunk:
             break
         data += chunk
+    if not data.strip():
+        return {}
     request: dict[str, Any] = json.loads(data.decode("utf-8"))
     return request
 
 
 def main() -> None:
+    """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--no-fork]``: conda-lock is
+    imported (and the service started) before the request is read, so envspec can start this
+    process first and prepare its jobs meanwhile. EOF instead of a request: nothing to run."""
+    args = sys.argv[1:]
+    shim = args[args.index("--shim") + 1] if "--shim" in args[:-1] else None
+    warm = warm_up(shim) if hasattr(os, "fork") and "--no-fork" not in args else None
     request = _read_request()
+    if not request:
+        if warm is not None:
+            cool_down(warm)
+        os._exit(0)
     if request.get("watch_parent") and hasattr(os, "killpg"):
         threading.Thread(target=_die_with_parent, daemon=True).start()
     jobs = request["jobs"]
     workers = max(1, int(request.get("max_workers") or 1))
-    if hasattr(os, "fork") and not request.get("no_fork"):
-        run_forked(jobs, workers)
+    if warm is not None:
+        run_forked(jobs, workers, warm)
     else:
         run_spawned(jobs, workers)
     sys.stdout.flush()

@@ -313,6 +313,12 @@ def _split_channels(channels: Sequence[str], subdir: str) -> tuple[list[str], li
     return real, virtual
 
 
+#: What one process opened, kept for its later solves: a serving process (:func:`serve`) opens each
+#: subdir's repodata once per ``envspec lock`` run (noarch once, not once per target).
+_SPARSE: dict[tuple[str, str], Any] = {}
+_GATEWAYS: dict[tuple[str | None, tuple[tuple[str, str, str], ...]], Any] = {}
+
+
 def _sparse_sources(channels: Sequence[str], subdir: str) -> list[Any] | None:
     """SparseRepoData for local channels (fast, lazy); None when a channel is remote."""
     from rattler import Channel, SparseRepoData
@@ -329,15 +335,26 @@ def _sparse_sources(channels: Sequence[str], subdir: str) -> list[Any] | None:
                 f"channel {url} is unreachable: {root / 'noarch' / 'repodata.json'} does not exist",
                 url=url,
             )
-        channel = Channel(root.as_uri() if not url.startswith("file://") else url)
+        channel_url = root.as_uri() if not url.startswith("file://") else url
         for sub in (subdir, "noarch"):
             path = root / sub / "repodata.json"
-            if path.is_file():
-                sources.append(SparseRepoData(channel, sub, path))
+            key = (channel_url, sub)
+            if key not in _SPARSE and path.is_file():
+                _SPARSE[key] = SparseRepoData(Channel(channel_url), sub, path)
+            if key in _SPARSE:
+                sources.append(_SPARSE[key])
     return sources
 
 
 def _gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) -> Any:
+    """rattler's gateway (one per cache folder and credentials, kept: it holds the repodata it read)."""
+    key = (environ.get("ENVSPEC_RATTLER_CACHE"), tuple(sorted((m, u, p) for m, (u, p) in auth.items())))
+    if key not in _GATEWAYS:
+        _GATEWAYS[key] = _new_gateway(environ, auth)
+    return _GATEWAYS[key]
+
+
+def _new_gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) -> Any:
     """rattler's gateway; with mirror credentials, its client adds their ``Authorization`` header
     to every request under the mirror (rattler's own default middlewares stay in place)."""
     from rattler import Gateway
@@ -770,6 +787,103 @@ def _entry() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# One process for a whole run: the solver service
+# ---------------------------------------------------------------------------------------------
+
+#: ``python -m envspec.lock.conda_shim --envspec-serve SOCKET``: see :func:`serve`.
+SERVE_FLAG = "--envspec-serve"
+#: The commands that need py-rattler (and so go to the service); the others are answered in place.
+SOLVES = frozenset({"create", "install", "update"})
+
+
+def _read_all(conn: Any) -> bytes:
+    chunks = []
+    while chunk := conn.recv(1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def serve(path: str) -> None:
+    """Answer shim commands sent to the Unix socket ``path`` until stdin closes (the conda-lock runner
+    that started this process has ended), then leave with ``os._exit``.
+
+    One such process per ``envspec lock`` run replaces one interpreter per solve, and keeps what it
+    opened (each subdir's repodata, rattler's gateway) for the next target's solve. A request is one
+    JSON line ``{"argv": [...], "env": {...}}``; the answer ``{"code": N, "stdout": TEXT}``, exactly
+    what :func:`run` returns. Solves run one at a time. A py-rattler exception or panic answers as an
+    error; a crash of this whole process ends the in-flight request (the client says so) and no more.
+    """
+    import socket
+    import threading
+
+    lock = threading.Lock()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(path)
+        server.listen(16)
+    except OSError as exc:  # e.g. a path too long for a Unix socket: the runner runs the shim instead
+        sys.stderr.write(f"envspec: no solver process ({exc}); solving with one shim process per solve\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    def answer(conn: Any) -> None:
+        environ: dict[str, str] = {}
+        with conn:
+            try:
+                request = json.loads(conn.makefile("rb").readline())
+                environ = {str(k): str(v) for k, v in request["env"].items()}
+                with lock:
+                    code, text = run([str(a) for a in request["argv"]], environ)
+            except BaseException as exc:  # pyo3's PanicException is a BaseException: answered, not fatal
+                error = ShimError("internal", "CondaError", repr(exc)).to_json()
+                code, text = 1, json.dumps(scrub(error, environ)) + "\n"
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps({"code": code, "stdout": text}).encode("utf-8") + b"\n")
+
+    def accept() -> None:
+        while True:
+            conn, _ = server.accept()
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        while os.read(0, 4096):
+            pass
+    os._exit(0)
+
+
+def ask(path: str, argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, str]:
+    """One command answered by the service at ``path``: ``(exit code, stdout text)`` as :func:`run`.
+
+    Raises OSError when the service cannot be reached (the caller runs the shim itself instead);
+    a service that ends before answering (py-rattler crashed it) is an error answer, reported like
+    the shim's own errors (``ENVSPEC_SHIM_REPORT``)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(path)
+        conn.sendall(json.dumps({"argv": list(argv), "env": dict(environ)}).encode("utf-8") + b"\n")
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+        data = _read_all(conn)
+    if data.endswith(b"\n"):
+        reply = json.loads(data)
+        return int(reply["code"]), str(reply["stdout"])
+    err = ShimError(
+        "internal",
+        "CondaError",
+        "py-rattler's solver process ended during this solve (it crashed); the other targets are unaffected",
+    )
+    report = scrub(err.to_json(), environ)
+    if environ.get(REPORT_ENV):
+        with contextlib.suppress(OSError):
+            Path(environ[REPORT_ENV]).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 1, json.dumps(report, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # The executable conda-lock is given with --conda
 # ---------------------------------------------------------------------------------------------
 
@@ -823,4 +937,6 @@ def shim_executable(cache_dir: Path) -> Path:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == [SERVE_FLAG] and len(sys.argv) == 3:
+        serve(sys.argv[2])
     _entry()

@@ -251,12 +251,13 @@ class Outcome:
 class Solver:
     executable: Path
     label: str
+    builtin: bool = False  # envspec's py-rattler shim: the runner serves its solves from one process
 
 
 def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
     """``None``/``rattler``: envspec's shim; ``conda``/``mamba``/``micromamba``: from PATH; else a path."""
     if choice in {None, "", "rattler", "envspec"}:
-        return Solver(shim_executable(cache_dir), "rattler (envspec shim)")
+        return Solver(shim_executable(cache_dir), "rattler (envspec shim)", builtin=True)
     assert choice is not None
     if choice in {"conda", "mamba", "micromamba"}:
         found = shutil.which(choice)
@@ -281,9 +282,6 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
     kind = report.get("envspec_kind")
     if job.pip is not None:
         stderr = pypi.scrub(job.pip, stderr)
-        # the shim's report of a solution (its test-channel note) is no conda failure: the PyPI part failed
-        if kind is None and (pip_error := pypi.classify_failure(job.target, job.subdir, job.pip, stderr)):
-            return pip_error
     if kind is None:  # a real conda/mamba: recognise its error names in conda-lock's output
         if re.search(r"Unsatisfiable|PackagesNotFound|LibMambaUnsatisfiable|Could not solve|nothing provides", stderr):
             kind = "unsatisfiable"
@@ -302,6 +300,11 @@ def _classify_failure(job: LockJob, report_path: Path, stderr: str, returncode: 
     if kind == "channel_unreachable":
         url = str(report.get("url") or next(iter(job.fetch_channels), "?"))
         return _unreachable(job, url, str(report.get("message") or _tail(stderr, 3)))
+    if kind == "internal" and report.get("message"):  # py-rattler failed or its process crashed
+        return ToolFailed(
+            f"py-rattler failed solving target {job.target} ({job.subdir}): {redact(str(report['message']))[:500]}",
+            tip=f"rerun `envspec lock --target {job.target}`; if it fails again, try --solver conda|mamba|micromamba",
+        )
     return ToolFailed(
         f"conda-lock failed for target {job.target} (exit {returncode}): {redact(_failure_detail(stderr))}",
         tip=f"rerun with `envspec lock --target {job.target} -v` for the full conda-lock output",
@@ -613,15 +616,73 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
     )
 
 
+def start_runner(cwd: Path, *, shim: Path | None) -> subprocess.Popen[str]:
+    """Start :mod:`envspec.lock.conda_lock_runner` now: it imports conda-lock (and starts the one
+    solver process, with ``shim``: envspec's conda shim) while envspec prepares the jobs it then
+    sends (:func:`run_conda_lock`); :func:`stop_runner` if they never come."""
+    flags = ["--shim", str(shim)] if shim is not None else []
+    popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
+    return subprocess.Popen(
+        [sys.executable, "-m", "envspec.lock.conda_lock_runner", *flags],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": _pythonpath()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        **popen_extra,
+    )
+
+
+def stop_runner(proc: subprocess.Popen[str]) -> None:
+    """Kill a runner and all it started (its process group), and reap it."""
+    with contextlib.suppress(OSError):  # already gone
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    proc.wait()
+
+
+class EarlyRunner:
+    """A runner started on entry (:func:`start_runner`: conda-lock imports while envspec takes the
+    run lock and prepares the jobs); :meth:`take` hands it over, and on exit one not taken is stopped."""
+
+    def __init__(self, cwd: Path, *, shim: Path | None) -> None:
+        self.args = (cwd, shim)
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> EarlyRunner:
+        cwd, shim = self.args
+        self.proc = start_runner(cwd, shim=shim)
+        return self
+
+    def take(self) -> subprocess.Popen[str] | None:
+        proc, self.proc = self.proc, None
+        return proc
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.take()
+        if proc is not None:
+            stop_runner(proc)
+
+
 def run_conda_lock(
     preps: Sequence[Prepared],
     *,
     cwd: Path,
     max_workers: int,
     on_done: Callable[[Prepared, int, float], None],
+    shim: Path | None = None,
+    runner: subprocess.Popen[str] | None = None,
 ) -> None:
     """Run all prepared conda-lock invocations through :mod:`envspec.lock.conda_lock_runner` (one
-    conda-lock import, forked per target on POSIX). Interrupts kill the whole process group."""
+    conda-lock import, forked per target on POSIX; with ``shim``, envspec's conda shim, one solver
+    process for all of them), in ``runner`` when :func:`start_runner` started it already.
+    Interrupts kill the whole process group."""
     request = {
         "watch_parent": os.name == "posix",
         "max_workers": max_workers,
@@ -633,22 +694,12 @@ def run_conda_lock(
     by_id = {p.job.target: p for p in preps}
     timeout = lock_timeout(os.environ)
     start = time.monotonic()
-    popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "envspec.lock.conda_lock_runner"],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": _pythonpath()},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        **popen_extra,
-    )
+    proc = runner if runner is not None else start_runner(cwd, shim=shim)
 
     def kill() -> None:
         with contextlib.suppress(OSError):  # already gone
             if os.name == "posix":
-                os.killpg(proc.pid, signal.SIGKILL)  # the runner and its forked conda-locks
+                os.killpg(proc.pid, signal.SIGKILL)  # the runner, its forked conda-locks, the solver process
             else:
                 proc.kill()
 
@@ -841,7 +892,8 @@ def lock_jobs(
     resolved = resolve_solver(solver, cache_dir)
     report.solver = resolved.label
     work_root = cache_dir / "lock-tmp"
-    with run_lock(cache_dir / "lock.lock", "locking"):
+    shim = resolved.executable if resolved.builtin else None
+    with EarlyRunner(jobs[0].root, shim=shim) as early, run_lock(cache_dir / "lock.lock", "locking"):
         _clean_stale_temps(jobs, work_root)
         work_root.mkdir(parents=True, exist_ok=True)
         workers = max(1, min(len(todo), max_workers or os.cpu_count() or 1))
@@ -872,7 +924,7 @@ def lock_jobs(
                 results.append(outcome)
 
             if preps:
-                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done)
+                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done, runner=early.take())
         finally:
             for prep in preps:
                 prep.cleanup()

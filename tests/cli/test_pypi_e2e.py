@@ -165,10 +165,15 @@ def test_the_environment_imports_and_runs_the_pip_packages(upped: tuple[Path, Pa
     assert out.stdout.strip().startswith(str(prefix)), out.stdout
     script = prefix / "bin" / "envspec-demo"
     first = script.read_text(encoding="utf-8").splitlines()[0]
-    assert "staging" not in first  # the real rewrite of a staging shebang: test_pypi_install.py
-    # (its #! names this interpreter, which lacks the env's site-packages: run it with the env's python)
-    ran = subprocess.run([str(prefix / "bin" / "python"), str(script)], capture_output=True, text=True, check=True)
+    assert first == f"#!{prefix}/bin/python"  # written for the final prefix (pypa installer), not rewritten
+    ran = subprocess.run([str(script)], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "envspec-demo 1.1"
+    (site,) = (prefix / "lib").glob("python3.*/site-packages")  # the conda python record's X.Y
+    assert len(list(site.glob("envspec_*.dist-info"))) == 3
+    for info in site.glob("envspec_*.dist-info"):
+        assert (info / "INSTALLER").read_text(encoding="utf-8") == "envspec\n", info
+        # REQUESTED: what the spec's pip: names (envspec-demo, envspec-native), not the dependency
+        assert (info / "REQUESTED").exists() == (not info.name.startswith("envspec_helper")), info
     assert not list(prefix.parent.glob(f".{prefix.name}*staging*"))
 
 
@@ -236,6 +241,11 @@ def test_sdists_are_refused_unless_allowed(channel: Path, index: pypi_index.Inde
     proc = child(allowed, "lock", "--target", TARGET, *mirrors, cache=tmp_path / "pkgs")
     assert proc.returncode == 0, proc.stderr
     assert "envspec-src==1.0 --hash=sha256:" in (allowed / "lockfiles" / f"{TARGET}.pip.txt").read_text()
+    # installed: built into a wheel by the environment's pip, then installed by pypa installer
+    proc = child(allowed, "install", TARGET, "--prefix", str(tmp_path / "env"), *mirrors, cache=tmp_path / "pkgs")
+    assert proc.returncode == 0, proc.stderr
+    (info,) = (tmp_path / "env" / "lib").glob("python3.*/site-packages/envspec_src-1.0.dist-info")
+    assert (info / "INSTALLER").read_text(encoding="utf-8") == "envspec\n" and (info / "REQUESTED").exists()
 
 
 def test_mirror_credentials_are_used_but_never_written_or_printed(channel: Path, tmp_path: Path) -> None:

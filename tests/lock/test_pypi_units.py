@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
@@ -512,30 +511,6 @@ def test_a_tampered_file_is_refused_before_pip_runs(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="do not match the lockfile hash") as info:
         install_pip.fetch(install_pip.PipPlan((wheel,), "t.pip.txt"), dest, lambda _: None)
     assert info.value.exit_code == ExitCode.INTEGRITY and not any(dest.iterdir())
-
-
-def test_pip_runs_without_index_resolution_or_outside_writes(tmp_path: Path) -> None:
-    cmd = install_pip.pip_command(Path("/s/bin/python"), Path("/s"), tmp_path, tmp_path / "r.txt", sdists=False)
-    for flag in ("--no-deps", "--require-hashes", "--no-index", "--isolated", "--ignore-installed"):
-        assert flag in cmd
-    assert cmd[cmd.index("--prefix") + 1] == "/s" and "--no-build-isolation" not in cmd
-    assert "--no-build-isolation" in install_pip.pip_command(
-        Path("p"), Path("s"), tmp_path, tmp_path / "r", sdists=True
-    )
-
-
-@pytest.mark.skipif(os.name == "nt", reason="POSIX scripts")
-def test_staging_shebangs_are_rewritten_for_the_final_prefix(tmp_path: Path) -> None:
-    staging, final = tmp_path / ".env.staging-1", tmp_path / "env"
-    (staging / "bin").mkdir(parents=True)
-    script = staging / "bin" / "demo"
-    script.write_text(f"#!{staging}/bin/python\nimport x\n")
-    script.chmod(0o755)
-    other = staging / "bin" / "python"
-    other.write_bytes(b"\x7fELF binary naming " + str(staging).encode())
-    assert install_pip.fix_shebangs(staging, final, since=0) == 1
-    assert script.read_text() == f"#!{final}/bin/python\nimport x\n" and os.access(script, os.X_OK)
-    assert str(staging).encode() in other.read_bytes()  # not a script: untouched
 
 
 def test_doctor_needs_a_compiler_only_for_allowed_sdists() -> None:

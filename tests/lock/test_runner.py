@@ -1,0 +1,303 @@
+"""The conda part's fixed cost (issue #18): conda-lock's rarely used modules imported on first use,
+one solver process per run (envspec.lock.conda_shim.serve) that conda-lock's calls of the shim are
+routed to (envspec.lock.conda_lock_runner.ShimRouter), and a crash of it that fails one solve, not
+the run. Unit tests first (no process), then the real service and a real run whose service is killed.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from envspec.errors import ExitCode
+from envspec.lock import conda_shim
+from envspec.lock.conda_lock_runner import DEFERRED, FastYaml, ShimRouter, defer_imports, real_module
+
+from .test_lock_integration import envspec, snapshot
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------------------- deferred imports
+
+
+def test_deferred_names_are_all_conda_lock_takes_from_those_modules() -> None:
+    """A conda-lock release that imports another name from a deferred module fails here, not for users."""
+    import conda_lock
+
+    taken: dict[str, set[str]] = {}
+    for path in Path(conda_lock.__file__).parent.rglob("*.py"):
+        if "_vendor" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in DEFERRED:
+                taken.setdefault(node.module, set()).update(a.name for a in node.names)
+    assert set(taken) == set(DEFERRED)
+    for module, names in taken.items():
+        assert names <= set(DEFERRED[module]), module
+        real = real_module(module)
+        assert all(callable(getattr(real, name)) for name in DEFERRED[module]), module
+
+
+def test_a_deferred_module_is_imported_at_its_first_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "envspec_deferred_demo.py").write_text("LOADED = True\ndef double(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "envspec_deferred_demo", raising=False)
+    assert defer_imports({"envspec_deferred_demo": ("double",)}) == ["envspec_deferred_demo"]
+    from envspec_deferred_demo import double  # what conda-lock's own import does: nothing runs
+
+    assert not hasattr(sys.modules["envspec_deferred_demo"], "LOADED")
+    assert double(21) == 42  # the first call imports the real module
+    assert sys.modules["envspec_deferred_demo"].LOADED is True
+    assert defer_imports({"envspec_deferred_demo": ("double",)}) == []  # never replaces a real module
+    monkeypatch.delitem(sys.modules, "envspec_deferred_demo")
+
+
+# ------------------------------------------------------------------------------- the router
+
+
+def test_the_router_answers_what_needs_no_solver_in_place(tmp_path: Path) -> None:
+    shim = str(tmp_path / "envspec-conda")
+    router = ShimRouter(shim, None)
+    assert router.check_output([shim, "--version"], encoding="utf-8") == f"conda {conda_shim.CONDA_VERSION}\n"
+    info = router.run([shim, "info", "--json"], env={"CONDA_SUBDIR": "win-64"}, stdout=subprocess.PIPE, text=True)
+    assert info.returncode == 0 and json.loads(info.stdout)["platform"] == "win-64"
+    with pytest.raises(subprocess.CalledProcessError) as err:  # an unknown command: the shim's own refusal
+        router.check_output([shim, "remove", "-p", "/p", "x"], env={"CONDA_SUBDIR": "linux-64"})
+    assert b"does not implement" in err.value.output
+    assert router.PIPE is subprocess.PIPE  # the rest of subprocess is subprocess's
+    with pytest.raises(AssertionError, match="spawn a process"):  # another program: really spawned
+        router.run(["some-other-tool", "--version"], capture_output=True)
+
+
+@contextlib.contextmanager
+def dying_service(path: Path) -> Iterator[list[bytes]]:
+    """A Unix socket that reads one request and closes without answering (a crashed service)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    seen: list[bytes] = []
+
+    def once() -> None:
+        conn, _ = server.accept()
+        with conn:
+            seen.append(conn.makefile("rb").readline())
+
+    thread = threading.Thread(target=once, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        thread.join(5)
+        server.close()
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+def test_a_service_that_dies_mid_solve_is_an_error_answer_and_a_report(tmp_path: Path) -> None:
+    path, report = tmp_path / "s", tmp_path / "report.json"
+    env = {"CONDA_SUBDIR": "linux-64", conda_shim.REPORT_ENV: str(report)}
+    with dying_service(path) as seen:
+        code, out = conda_shim.ask(str(path), ["create", "--dry-run", "--json", "tqdm"], env)
+    assert json.loads(seen[0])["argv"][0] == "create"
+    assert code == 1 and json.loads(out)["envspec_kind"] == "internal"
+    assert "crashed" in json.loads(report.read_text())["message"]
+    with pytest.raises(OSError):  # nothing listening: the router then runs the shim itself
+        conda_shim.ask(str(tmp_path / "absent"), ["create"], env)
+
+
+# ------------------------------------------------------------------------------- the real service
+
+
+def _start(path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "envspec.lock.conda_shim", conda_shim.SERVE_FLAG, str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+@pytest.mark.integration
+def test_the_service_answers_as_the_shim_executable_does(local_channel: Path, tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    proc = _start(path)
+    shim = conda_shim.shim_executable(tmp_path / "cache")
+    try:
+        for subdir in ("linux-64", "osx-arm64", "linux-64"):  # noarch and linux-64 opened once, reused
+            argv = ["create", "--prefix", "/p", "--dry-run", "--json", "--override-channels",
+                    "--channel", local_channel.as_uri(), "python", "tqdm"]  # fmt: skip
+            override = (
+                {"CONDA_OVERRIDE_GLIBC": "2.28"} if subdir.startswith("linux") else {"CONDA_OVERRIDE_OSX": "14.0"}
+            )
+            env = {**os.environ, "CONDA_SUBDIR": subdir, **override}
+            code, out = conda_shim.ask(str(path), argv, env)
+            alone = subprocess.run([str(shim), *argv], env=env, capture_output=True, text=True, check=False)
+            assert (code, json.loads(out)) == (alone.returncode, json.loads(alone.stdout)), subdir
+            assert code == 0 and {a["name"] for a in json.loads(out)["actions"]["FETCH"]} >= {"python", "tqdm"}
+        assert proc.poll() is None
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()  # the runner ended: the service leaves
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.integration
+def test_one_process_opens_each_subdirs_repodata_once(local_channel: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from envspec.lock import conda_shim as s\n"
+        "a = s._sparse_sources([sys.argv[1]], 'linux-64'); b = s._sparse_sources([sys.argv[1]], 'osx-64')\n"
+        "c = s._sparse_sources([sys.argv[1]], 'linux-64')\n"
+        "print(a[1] is b[1], a[0] is c[0], a[0] is not b[0], len(s._SPARSE)); sys.stdout.flush(); os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, local_channel.as_uri()], env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.split() == ["True", "True", "True", "3"]  # noarch once; linux-64 once; osx-64 once
+
+
+def _service_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if conda_shim.SERVE_FLAG.encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the service in /proc")
+def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    """The service is SIGKILLed while it waits on a channel that never answers (as a py-rattler
+    crash would end it): the solve in flight fails naming it, the run ends with exit 6 and one
+    line, no traceback, no lockfile changed, and nothing of the run is left running."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    project = _fresh_project(tmp_path)  # rendered, never locked: every target is solved
+    before = snapshot(project)
+    before_services = set(_service_pids())
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": "3"}
+    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--mirror",
+            f"conda-forge={url}"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not held or not (set(_service_pids()) - before_services):  # a solve is waiting on the channel
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no solve reached the channel"
+            time.sleep(0.05)
+        service = sorted(set(_service_pids()) - before_services)
+        for pid in service:
+            os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.TOOL_FAILED, err
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: py-rattler failed solving target "), err
+    assert "crashed" in message and "no lockfile was changed" in message and "Traceback" not in err
+    assert snapshot(project) == before
+    assert not set(_service_pids()) - before_services
+
+
+# ------------------------------------------------------------------------------- the lockfile writer
+
+PLAIN = st.text(alphabet=string.printable, max_size=300)
+NAME = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=30)
+ENTRY = st.dictionaries(
+    NAME, st.one_of(PLAIN, st.integers(), st.none(), st.booleans(), st.lists(PLAIN, max_size=3),
+                    st.dictionaries(NAME, PLAIN, max_size=4)), max_size=8,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ENTRY, max_size=4))
+def test_libyaml_writes_plain_lockfile_data_byte_for_byte_as_pyyaml(entries: list[dict[str, object]]) -> None:
+    data = {"version": 1, "metadata": {"platforms": ["linux-64"]}, "package": entries}
+    assert FastYaml().dump(data, sort_keys=False) == yaml.dump(data, sort_keys=False)
+
+
+def test_data_libyaml_would_fold_differently_goes_to_pyyaml() -> None:
+    data = {"package": [{"name": "\x16Mº" + "é" * 90}]}  # libyaml folds long escaped lines elsewhere
+    assert yaml.dump(data, Dumper=yaml.CDumper) != yaml.dump(data)
+    assert FastYaml().dump(data) == yaml.dump(data)
+    out = io.StringIO()
+    FastYaml().dump({"a": [1, "b"]}, out, sort_keys=False)
+    assert out.getvalue() == "a:\n- 1\n- b\n"
+
+
+@pytest.mark.integration
+def test_a_service_that_cannot_listen_says_so_in_one_line_and_is_not_ready(tmp_path: Path) -> None:
+    from envspec.lock.conda_lock_runner import service_ready
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    path = tmp_path / ("x" * 200) / "s"  # longer than a Unix socket path may be
+    cmd = [sys.executable, "-m", "envspec.lock.conda_shim", conda_shim.SERVE_FLAG, str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert not service_ready(proc, timeout=30)  # the runner then runs the shim executable per solve
+    assert proc.wait(timeout=10) == 1
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    assert "no solver process" in err and "Traceback" not in err
+
+
+def _fresh_project(root: Path) -> Path:
+    project = root / "proj"
+    project.mkdir()
+    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    shutil.copytree(REPO / "templates", project / "templates")
+    assert envspec(project, "render")[0] == 0
+    return project
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+def test_without_a_solver_process_the_run_solves_with_the_shim_executable(local_channel: Path, tmp_path: Path) -> None:
+    """A TMPDIR too long for a Unix socket: no service, the same lockfiles all the same."""
+    project = _fresh_project(tmp_path)
+    long_tmp = tmp_path / ("t" * 120)
+    long_tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(long_tmp)}
+    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--target",
+            "linux-cuda", "--mirror", f"conda-forge={local_channel.as_uri()}"]  # fmt: skip
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "no solver process" in proc.stderr
+    assert "pytorch" in (project / "lockfiles" / "linux-cuda.lock").read_text(encoding="utf-8")
