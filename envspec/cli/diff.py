@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
-from envspec.cli.common import load
-from envspec.lock.diff import diff_target, resolve_base
+from envspec.cli.common import Context, load
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,11 +16,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    project, spec = load(args)
-    names = list(dict.fromkeys(args.target)) if args.target else list(spec.targets)
+@dataclass(frozen=True)
+class DiffRequest:
+    base: str = "HEAD"
+    targets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DiffRequest:
+        return cls(base=args.base, targets=tuple(dict.fromkeys(args.target)))
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    return diff(DiffRequest.from_args(args), ctx)
+
+
+def diff(request: DiffRequest, ctx: Context) -> int:
+    from envspec.lock.diff import diff_target, resolve_base
+
+    project, spec = load(ctx)
+    names = list(request.targets) if request.targets else list(spec.targets)
     for name in names:
         spec.resolve(name)  # unknown names are a SpecError
-    base = resolve_base(project.root, args.base)  # before any git show: a bad ref is refused, exit 2
+    base = resolve_base(project.root, request.base)  # before any git show: a bad ref is refused, exit 2
     sys.stdout.write("".join(diff_target(project, name, base) for name in names))
     return 0

@@ -47,6 +47,10 @@ NVIDIA_PROC_VERSION: Final = "/proc/driver/nvidia/version"
 
 CONDA_TOOLS: Final = ("conda", "mamba", "micromamba")
 
+#: Windows: paths over 260 characters work only with this DWORD set to 1 (and an aware program).
+LONG_PATHS_KEY: Final = r"SYSTEM\CurrentControlSet\Control\FileSystem"
+LONG_PATHS_VALUE: Final = "LongPathsEnabled"
+
 NvidiaStatus = Literal["found", "no-gpu", "no-driver", "driver-error", "unparsable", "smi-missing"]
 
 
@@ -109,6 +113,13 @@ class MachineFacts:
     checkpoint_path: str = CHECKPOINT_RELPATH
     checkpoint_size: int | None = None
     notes: dict[str, str] = field(default_factory=dict)  # fact name -> why it is unknown
+    forced_subdir: str | None = None  # $ENVSPEC_HOST_SUBDIR: the machine is taken to be this subdir
+    long_paths: bool | None = None  # Windows: LongPathsEnabled is set (None: unknown, or not Windows)
+
+    @property
+    def install_subdir(self) -> str | None:
+        """The subdir a target must be built for to install here (``$ENVSPEC_HOST_SUBDIR`` wins)."""
+        return self.forced_subdir or self.hardware_subdir
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,6 +302,11 @@ def host_subdir(probe: Probe | None = None) -> str:
     return subdir
 
 
+def _long_paths(probe: Probe) -> bool | None:
+    value = probe.registry_dword(LONG_PATHS_KEY, LONG_PATHS_VALUE)
+    return None if value is None else value == 1
+
+
 def collect_facts(probe: Probe, project_root: str, *, hardware_only: bool = False) -> MachineFacts:
     """Ask the probe everything the doctor needs. ``hardware_only`` skips the conda tools, disk and
     checkpoint (what choosing a target does not need; `conda info` alone can take a second)."""
@@ -379,4 +395,6 @@ def collect_facts(probe: Probe, project_root: str, *, hardware_only: bool = Fals
         checkpoint_path=CHECKPOINT_RELPATH,
         checkpoint_size=None if hardware_only else probe.file_size(checkpoint),
         notes=notes,
+        forced_subdir=probe.env(HOST_SUBDIR_ENV) or None,
+        long_paths=None if plat.system != "Windows" or hardware_only else _long_paths(probe),
     )

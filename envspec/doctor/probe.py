@@ -88,12 +88,17 @@ class Probe(Protocol):
 
     def env(self, name: str) -> str | None: ...
 
+    def registry_dword(self, key: str, name: str) -> int | None:
+        """A DWORD value under ``HKEY_LOCAL_MACHINE\\key`` (Windows); ``None`` when absent or not Windows."""
+        ...
+
 
 class SystemProbe:
     """The real machine. Never raises, never waits longer than ``timeout`` per command."""
 
-    def __init__(self, timeout: float = COMMAND_TIMEOUT_S) -> None:
+    def __init__(self, timeout: float = COMMAND_TIMEOUT_S, environ: Mapping[str, str] | None = None) -> None:
         self.timeout = timeout
+        self.environ = os.environ if environ is None else environ
 
     def run(self, cmd: Sequence[str]) -> ProbeResult | None:
         exe = cmd[0] if Path(cmd[0]).is_absolute() else shutil.which(cmd[0])
@@ -188,7 +193,19 @@ class SystemProbe:
         return pages * size if pages > 0 and size > 0 else None
 
     def env(self, name: str) -> str | None:
-        return os.environ.get(name)
+        return self.environ.get(name)
+
+    def registry_dword(self, key: str, name: str) -> int | None:
+        if sys.platform == "win32":  # a check mypy --platform understands: winreg exists only there
+            import winreg
+
+            try:
+                with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key) as handle:
+                    value, kind = winreg.QueryValueEx(handle, name)
+            except OSError:
+                return None
+            return int(value) if kind == winreg.REG_DWORD else None
+        return None
 
 
 def parse_os_release(text: str) -> DistroFacts | None:
@@ -254,7 +271,8 @@ class RecordedProbe:
                        "nvidia-smi": null},            # null: the command does not exist
           "files": {"/etc/os-release": "NAME=...", "models/ldm/stable-diffusion-v1/model.ckpt": 4265380512},
           "glibc": "2.39", "disk_free": 123456789, "memory_total": 17179869184,
-          "env": {"CONDA_SUBDIR": "osx-arm64"}
+          "env": {"CONDA_SUBDIR": "osx-arm64"},
+          "registry": {"SYSTEM\\CurrentControlSet\\Control\\FileSystem\\LongPathsEnabled": 1}
         }
 
     Commands are keyed by their words joined with one space; a command not in the recording does
@@ -334,3 +352,7 @@ class RecordedProbe:
     def env(self, name: str) -> str | None:
         value = self.data.get("env", {}).get(name)
         return None if value is None else str(value)
+
+    def registry_dword(self, key: str, name: str) -> int | None:
+        value = self.data.get("registry", {}).get(f"{key}\\{name}")
+        return None if value is None else int(value)

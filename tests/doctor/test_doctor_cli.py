@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from envspec.cli import doctor as cmd_doctor
 from envspec.cli.main import main
 from envspec.doctor.probe import RecordedProbe, SystemProbe
 from envspec.errors import ExitCode
@@ -39,16 +40,17 @@ MACHINE_KEYS = {
 }
 
 
-def use_recording(monkeypatch: pytest.MonkeyPatch, name: str, **changes: Any) -> None:
+def recorded_main(name: str, **changes: Any) -> Callable[[list[str]], int]:
+    """main() on a recorded machine: the probe is a parameter of main."""
     data = json.loads((DATA / f"{name}.json").read_text())
     data.update(changes)
-    monkeypatch.setattr(cmd_doctor, "PROBE_FACTORY", lambda: RecordedProbe(data))
+    return functools.partial(main, probe=RecordedProbe(data))
 
 
 def test_json_report_has_stable_versioned_keys(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580")
+    main = recorded_main("linux-h100-580")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--json"]) == ExitCode.OK
     captured = capsys.readouterr()
     data = json.loads(captured.out)  # stdout is only the JSON; progress went to stderr
@@ -70,7 +72,7 @@ def test_json_report_has_stable_versioned_keys(
 def test_text_report_puts_the_recommendation_on_top_and_exits_1_on_fail(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "m1-rosetta")
+    main = recorded_main("m1-rosetta")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor"]) == ExitCode.CHECK_FAILED
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("machine: Darwin x86_64, Python 3.11.5 under Rosetta, macOS 14.6.1")
@@ -84,7 +86,7 @@ def test_text_report_puts_the_recommendation_on_top_and_exits_1_on_fail(
 def test_target_option_checks_another_target(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580")
+    main = recorded_main("linux-h100-580")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--json", "--target", "osx-arm64"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["recommended"] == "linux-cuda" and data["target"] == "osx-arm64"
@@ -95,7 +97,7 @@ def test_target_option_checks_another_target(
 def test_unknown_target_is_a_spec_error(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580")
+    main = recorded_main("linux-h100-580")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--target", "nope"]) == ExitCode.SPEC_INVALID
     err = capsys.readouterr().err
     assert "no target named 'nope'" in err and "Traceback" not in err
@@ -104,7 +106,7 @@ def test_unknown_target_is_a_spec_error(
 def test_disk_estimate_reads_the_projects_lockfile(
     project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580", disk_free=9 * 1024**3)
+    main = recorded_main("linux-h100-580", disk_free=9 * 1024**3)
     spec = str(project_copy / "envspec.yml")
     # Without a lockfile: the 12 GiB CUDA default + the checkpoint does not fit in 9 GiB.
     assert main(["--spec", spec, "doctor", "--json"]) == 1
@@ -213,16 +215,12 @@ def test_install_without_target_uses_the_recommended_target(
 ) -> None:
     """Issue 5 item 2: `envspec install` without TARGET takes the doctor's recommendation (here a
     recorded Windows box with an NVIDIA GPU, so not this Linux machine's only linux-64 target)."""
-    from envspec.cli import install as cmd_install
-    from envspec.doctor import recommend as targeting
     from envspec.spec.model import load_spec
 
-    monkeypatch.delenv("ENVSPEC_HOST_SUBDIR", raising=False)
     data = json.loads((DATA / "windows-cuda.json").read_text())
-    real_default = targeting.default_target
-    monkeypatch.setattr(cmd_install, "default_target", lambda spec, probe=None: real_default(spec, RecordedProbe(data)))
     assert load_spec(project_copy / "envspec.yml").resolve("win-cuda").subdir == "win-64"
-    code = main(["--spec", str(project_copy / "envspec.yml"), "install", "--prefix", str(project_copy / "env")])
+    argv = ["--spec", str(project_copy / "envspec.yml"), "install", "--prefix", str(project_copy / "env")]
+    code = main(argv, environ={}, probe=RecordedProbe(data))
     err = capsys.readouterr().err
     assert "target: win-cuda" in err  # chosen before the unrendered project stops the install
     assert code != 0 and "lock: win-cuda: its environment file" in err

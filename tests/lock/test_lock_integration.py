@@ -384,14 +384,15 @@ def test_shim_answers_conda_lock_commands_directly(local_channel: Path, tmp_path
 
 
 def test_is_fresh_answers_the_report(project: Path, mirror: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from envspec.cli.common import load
+    from envspec.cli.common import Context, load
     from envspec.lock.run import is_fresh
+    from envspec.settings import Settings
 
     monkeypatch.setenv("ENVSPEC_MIRRORS", mirror)
-    proj, spec = load(type("Args", (), {"spec": str(project / "envspec.yml")})())
+    proj, spec = load(Context(Settings(spec=project / "envspec.yml")))
     assert all(is_fresh(proj, spec.resolve(t)) for t in TARGETS)
     edit_spec(project, '__glibc: "2.28"', '__glibc: "2.34"')
-    proj, spec = load(type("Args", (), {"spec": str(project / "envspec.yml")})())
+    proj, spec = load(Context(Settings(spec=project / "envspec.yml")))
     assert [t for t in TARGETS if not is_fresh(proj, spec.resolve(t))] == ["linux-cuda"]
     (project / "environment-osx-64.yml").unlink()
     assert is_fresh(proj, spec.resolve("osx-64")) is None
