@@ -108,6 +108,7 @@ def lock(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: print figures (speed/memory goals are checked here, never by timed tests)."""
     session.install("-e", ".")
+    session.run("python", "benchmarks/bench_cli.py")  # --help, targets, render --check, no-change lock vs yaml
     session.run("python", "benchmarks/bench_lock.py", *session.posargs)
     session.run("python", "benchmarks/bench_install.py")
     # The real conda-forge snapshot (../shared/data, see its README) is not part of the repository.

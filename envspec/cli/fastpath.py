@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import envspec
-from envspec.fsutil import atomic_write_text
 
 STAMP_VERSION: Final = 1
 _PACKAGE: Final = Path(envspec.__file__).resolve().parent
@@ -77,6 +76,8 @@ def recall(cache_dir: Path, name: str, current: str | None) -> Any:
 def remember(cache_dir: Path, name: str, current: str | None, answer: Any) -> None:
     if current is None:
         return
+    from envspec.fsutil import atomic_write_text  # tempfile and friends: only when writing
+
     data = {"version": STAMP_VERSION, "digest": current, "answer": answer}
     with contextlib.suppress(OSError):
         atomic_write_text(cache_dir / f"{name}-stamp.json", json.dumps(data, indent=2) + "\n")

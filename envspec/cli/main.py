@@ -6,7 +6,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -133,6 +132,8 @@ def main(
     except BaseException as exc:
         code = _report(exc)
         if ctx.settings.debug and not isinstance(exc, SystemExit):
+            import traceback
+
             traceback.print_exception(exc, file=sys.stderr)
         return code
 
