@@ -62,25 +62,26 @@ def _report(job_id: str, returncode: int) -> None:
 
 
 def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int) -> None:
-    from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once
+    if sys.platform != "win32":  # no fork() there: main() runs run_spawned (a check mypy understands)
+        from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once
 
-    running: dict[int, str] = {}
-    queue = list(jobs)
-    while queue or running:
-        while queue and len(running) < max_workers:
-            job = queue.pop(0)
-            sys.stdout.flush()
-            pid = os.fork()
-            if pid == 0:  # child
-                code = 1
-                try:
-                    code = _child(job, conda_lock_main)
-                finally:
-                    os._exit(code)
-            running[pid] = str(job["id"])
-        pid, status = os.wait()
-        if pid in running:
-            _report(running.pop(pid), os.waitstatus_to_exitcode(status))
+        running: dict[int, str] = {}
+        queue = list(jobs)
+        while queue or running:
+            while queue and len(running) < max_workers:
+                job = queue.pop(0)
+                sys.stdout.flush()
+                pid = os.fork()
+                if pid == 0:  # child
+                    code = 1
+                    try:
+                        code = _child(job, conda_lock_main)
+                    finally:
+                        os._exit(code)
+                running[pid] = str(job["id"])
+            pid, status = os.wait()
+            if pid in running:
+                _report(running.pop(pid), os.waitstatus_to_exitcode(status))
 
 
 def run_spawned(jobs: Sequence[Mapping[str, Any]], max_workers: int) -> None:
@@ -120,7 +121,7 @@ def _die_with_parent() -> None:
             chunk = b""
         if not chunk:
             break
-    if hasattr(os, "killpg"):
+    if sys.platform != "win32":
         with contextlib.suppress(OSError):
             os.killpg(os.getpgid(0), signal.SIGKILL)
     os._exit(1)

@@ -549,7 +549,7 @@ def run_conda_lock(
 
     def kill() -> None:
         with contextlib.suppress(OSError):  # already gone
-            if os.name == "posix":
+            if sys.platform != "win32":  # (a check mypy --platform understands)
                 os.killpg(proc.pid, signal.SIGKILL)  # the runner and its forked conda-locks
             else:
                 proc.kill()
