@@ -58,12 +58,11 @@ from envspec.fsutil import run_lock
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.conda_shim import REPORT_ENV, shim_executable
-from envspec.lock.condalock import read_conda_lock, read_pip_packages
+from envspec.lock.condalock import read_conda_lock, read_pip_packages, summarize
 from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
 _META_HASH_RE = commit.META_HASH_RE
-TORCH_NAMES = ("pytorch", "torch", "libtorch")
 TIMEOUT_ENV = "ENVSPEC_LOCK_TIMEOUT"
 _TMP_GLOB = ".*.envspec-tmp*"
 
@@ -338,10 +337,8 @@ def _precheck_channels(job: LockJob) -> None:
 
 
 def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
-    pkgs = [p for p in read_conda_lock(conda_lock_text, "conda-lock output", subdir) if not p.name.startswith("__")]
-    torch = next((p for p in pkgs if p.name in TORCH_NAMES), None)
-    torch_text = f"{torch.version} {torch.build or '?'}" if torch else "-"
-    return len(pkgs), torch_text
+    summary = summarize(conda_lock_text, "conda-lock output", subdir)  # the report's own summary, too
+    return summary.packages, summary.torch_text
 
 
 def _conda_lock_header(job: LockJob) -> str:

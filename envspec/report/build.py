@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
-from envspec.lock.condalock import read_conda_lock, read_pip_packages
+from envspec.lock.condalock import read_pip_packages, summarize
 from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
-from envspec.spec.model import TORCH_PACKAGE, ResolvedTarget
+from envspec.spec.model import ResolvedTarget
 
 SMOKE_SCHEMA: Final = "envspec-smoke/1"
 SMOKE_JSON: Final = "smoke.json"
@@ -298,11 +298,11 @@ def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | Non
     Raises ``ValueError`` when the text is not a conda-lock v1 lockfile.
     """
     try:
-        packages = read_conda_lock(text, "conda-lock file", subdir)
+        summary = summarize(text, "conda-lock file", subdir)  # the lock stage's own summary, too
     except SpecError as exc:
         raise ValueError(exc.message.removeprefix("conda-lock file: ")) from None
-    torch = next((p for p in packages if p.name == TORCH_PACKAGE), None)
-    return len(packages), torch.version if torch else None, torch.build if torch else None
+    torch = summary.torch
+    return summary.packages, torch.version if torch else None, torch.build if torch else None
 
 
 def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None) -> LockSummary:
