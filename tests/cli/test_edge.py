@@ -3,6 +3,7 @@ every command, the machine probed once per run, answers that need no spec load."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -200,3 +201,44 @@ def test_render_stamp_watches_every_file_render_owns() -> None:
     from envspec.render.files import OWNED_GLOBS
 
     assert cmd_render.OWNED_GLOBS == OWNED_GLOBS
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
+def test_sigterm_ends_up_as_an_interrupt(project_copy: Path, tmp_path: Path) -> None:
+    """`envspec up` handles SIGTERM as `envspec install` does: like Ctrl-C (exit 130, one line), not
+    killed mid-step. The run is caught in its first step by an `nvidia-smi` that says when it started
+    (the one tool a test may stand in for) and then waits."""
+    import os
+    import signal
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ready = tmp_path / "probing"
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\necho $$ > {ready}.tmp && mv {ready}.tmp {ready}\nexec sleep 300\n")
+    smi.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("ENVSPEC_HOST_SUBDIR", None)
+    argv = ["--spec", str(project_copy / "envspec.yml"), "up", "linux-cuda", "--prefix", str(tmp_path / "env")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envspec", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300  # a hang guard only: the verdict never depends on it
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), "envspec up never asked nvidia-smi"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if ready.exists():
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(ready.read_text()), signal.SIGKILL)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "error: interrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "env").exists()
