@@ -178,34 +178,37 @@ def test_real_doctor_in_process(repo: Path, capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.integration
 def test_real_doctor_as_a_subprocess(repo: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "envspec", "--spec", str(repo / "envspec.yml"), "doctor"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard: how fast the doctor answers is benchmarks/bench_cli.py's business
         env=env,
         check=False,
     )
-    elapsed = time.monotonic() - started
     assert done.returncode in (0, 1), done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine: ")
     assert lines[1].startswith("recommended target: ")
     assert lines[-1].startswith("doctor: " + ("ok" if done.returncode == 0 else "FAILED"))
-    assert elapsed < 60
 
 
 @pytest.mark.integration
 def test_system_probe_never_hangs(tmp_path: Path) -> None:
+    """A command past its timeout is ended with everything it started (its own session), so nothing
+    holds the probe: the verdict is what is left running, not how long it took."""
     script = tmp_path / "slow.sh"
-    script.write_text("#!/bin/sh\necho started\nsleep 30\n")
+    pid_file = tmp_path / "grandchild"
+    script.write_text(f"#!/bin/sh\necho started\nsleep 3600 &\necho $! > {pid_file}\nwait\n")
     script.chmod(0o755)
-    started = time.monotonic()
     result = SystemProbe(timeout=0.5).run([str(script)])
     assert result is not None and result.returncode == 124 and "timed out" in result.stderr
-    assert time.monotonic() - started < 10
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 300  # a hang guard: without the group kill it sleeps an hour
+    while _alive(grandchild):
+        assert time.monotonic() < deadline, "the command's child outlived the probe's timeout"
+        time.sleep(0.05)
     echo = SystemProbe().run(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert echo is not None and (echo.returncode, echo.stdout, echo.stderr) == (3, "out\n", "err\n")
 
@@ -224,3 +227,16 @@ def test_install_without_target_uses_the_recommended_target(
     err = capsys.readouterr().err
     assert "target: win-cuda" in err  # chosen before the unrendered project stops the install
     assert code != 0 and "lock: win-cuda: its environment file" in err
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for init)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
