@@ -39,11 +39,10 @@ class Settings:
 
     spec: Path = Path(DEFAULT_SPEC)
     debug: bool = False
-    #: ``$ENVSPEC_HOST_SUBDIR``: take this machine to be that conda subdir (its single target).
-    host_subdir: str | None = None
     #: ``$ENVSPEC_MIRRORS``: ``NAME=URL,...`` (``--mirror`` items win over it).
     mirrors: str | None = None
-    #: The whole environment, for what envspec hands to child processes and reports (``GITHUB_*``).
+    #: The whole environment, for what envspec hands to child processes and reports (``GITHUB_*``),
+    #: and for the machine probe (``$ENVSPEC_HOST_SUBDIR``, ``$CONDA_SUBDIR``: see ``Context.machine``).
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -51,7 +50,6 @@ class Settings:
         return cls(
             spec=Path(environ.get(SPEC_ENV) or DEFAULT_SPEC),
             debug=environ.get(DEBUG_ENV, "").strip().lower() not in _FALSE,
-            host_subdir=environ.get(HOST_SUBDIR_ENV, "").strip() or None,
             mirrors=environ.get(MIRRORS_ENV),
             environ=dict(environ),
         )

@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from envspec import settings
 from envspec.doctor.checkpoint import CHECKPOINT_RELPATH
 from envspec.doctor.probe import DistroFacts, PlatformFacts, Probe, ProbeResult, SystemProbe
 from envspec.errors import PlatformMismatch
 
 #: Set to a conda subdir, it is what ``host_subdir`` answers (e.g. osx-64 to install an Intel
 #: environment on an M1 on purpose).
-HOST_SUBDIR_ENV: Final = "ENVSPEC_HOST_SUBDIR"
+HOST_SUBDIR_ENV: Final = settings.HOST_SUBDIR_ENV
 
 #: conda subdir of a (system, machine) pair as ``platform`` reports it (machine compared in lower
 #: case: Windows says AMD64/ARM64). The one table of it: doctor and install both use ``subdir_of``
