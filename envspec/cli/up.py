@@ -212,14 +212,14 @@ class Runner:
     def smoke(self, state: up.UpState) -> tuple[up.UpState, str]:
         from envspec.models import smoke_model_path
         from envspec.report.build import SMOKE_JSON, SMOKE_PNG, read_smoke_dir
-        from envspec.smoke.host import smoke
+        from envspec.smoke.host import SmokeOptions, smoke
 
         out = state.smoke_dir
         for name in (SMOKE_JSON, SMOKE_PNG):  # a result from an earlier run must not pass for this one
             (out / name).unlink(missing_ok=True)
-        smoke_argv = ["--out", str(out)] + (["--allow-cpu"] if self.request.allow_cpu else [])
+        options = SmokeOptions(out=out, allow_cpu=self.request.allow_cpu)
         model = smoke_model_path(self.project, self.spec)
-        code = smoke(self.target, state.prefix, smoke_argv, model=model, progress=progress, stdout=_stderr_fd())
+        code = smoke(self.target, state.prefix, options, model=model, progress=progress, stdout=_stderr_fd())
         result = read_smoke_dir(out).report  # the report's own reader: None when missing or unreadable
         verdict = result.verdict if result is not None else None
         if code != 0:

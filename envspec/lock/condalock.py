@@ -174,4 +174,3 @@ def summarize(text: str, source: str, platform: str) -> CondaLockSummary:
     packages = [p for p in read_conda_lock(text, source, platform) if not p.name.startswith("__")]
     torch = next((p for p in packages if p.name == TORCH_PACKAGE), None)
     return CondaLockSummary(packages=len(packages), torch=torch)
-

@@ -130,3 +130,10 @@ def test_the_pinned_model_and_the_targets_image_settings_are_passed_when_pulled(
     assert smoke_runner.model_argv(cuda, model, ["--model", "other"]) == []  # the command line wins
     assert smoke_runner.model_argv(dataclasses.replace(cuda, smoke_with_model=False), model, []) == []
     assert smoke_runner.model_argv(None, model, []) == []
+
+
+def test_up_s_smoke_options_are_typed_until_the_child_s_command_line(tmp_path: Path) -> None:
+    options = smoke_runner.SmokeOptions(out=tmp_path / "o", allow_cpu=True)
+    args = smoke_cli.build_parser().parse_args(options.argv())
+    assert (args.out, args.allow_cpu) == (str(tmp_path / "o"), True)
+    assert smoke_runner.SmokeOptions(out=tmp_path).argv() == ["--out", str(tmp_path)]
