@@ -45,13 +45,43 @@ def targets(request: TargetsRequest, ctx: Context) -> int:
     return 0
 
 
+#: Every key of a target's entry and whether it may be null.
+_FIELDS: Final = {
+    "name": False,
+    "subdir": False,
+    "accelerator": False,
+    "cuda": True,
+    "runner": False,
+    "smoke_device": False,
+    "torch": False,
+    "virtual_packages": False,
+}
+
+
+def _well_formed(known: Any) -> bool:
+    if not isinstance(known, dict) or known.get("version") != TARGETS_JSON_VERSION:
+        return False
+    entries = known.get("targets")
+    return isinstance(entries, list) and all(
+        isinstance(t, dict)
+        and set(t) == set(_FIELDS)
+        and all(
+            isinstance(t[k], str) or (nullable and t[k] is None)
+            for k, nullable in _FIELDS.items()
+            if k != "virtual_packages"
+        )
+        and isinstance(t["virtual_packages"], dict)
+        for t in entries
+    )
+
+
 def _payload(ctx: Context) -> dict[str, Any]:
     """The targets as data: from the stamp when envspec.yml and envspec are unchanged, else from the spec."""
     project = ctx.project
     current = fastpath.digest([ctx.settings.spec], CODE)
     known = fastpath.recall(project.cache_dir, "targets", current)
-    if isinstance(known, dict) and known.get("version") == TARGETS_JSON_VERSION:
-        return known
+    if _well_formed(known):  # a stamp edited or damaged by hand misses, never crashes
+        return dict(known)
     _, spec = load(ctx)
     payload = {
         "version": TARGETS_JSON_VERSION,

@@ -242,3 +242,23 @@ def test_sigterm_ends_up_as_an_interrupt(project_copy: Path, tmp_path: Path) -> 
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "error: interrupted" in err and "Traceback" not in err
     assert not (tmp_path / "env").exists()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"version": 1, "targets": [{"name": "x"}]}, {"version": 1, "targets": "x"}, ["x"], {"version": 2, "targets": []}],
+)
+def test_a_damaged_targets_stamp_misses_and_never_crashes(
+    project_copy: Path, capsys: pytest.CaptureFixture[str], answer: Any
+) -> None:
+    spec = project_copy / "envspec.yml"
+    assert main(["--spec", str(spec), "targets", "--json"], environ={}) == 0
+    good = capsys.readouterr().out
+    stamp_file = project_copy / ".envspec-cache" / "targets-stamp.json"
+    stamp = json.loads(stamp_file.read_text())
+    stamp["answer"] = answer
+    stamp_file.write_text(json.dumps(stamp))
+    assert main(["--spec", str(spec), "targets", "--json"], environ={}) == 0
+    assert capsys.readouterr().out == good
+    stamp_file.write_text("{not json")
+    assert main(["--spec", str(spec), "targets"], environ={}) == 0
