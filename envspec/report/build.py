@@ -27,11 +27,13 @@ from envspec.lock.condalock import read_pip_packages, summarize
 from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
+from envspec.smoke import report as smoke_report
 from envspec.spec.model import ResolvedTarget
 
-SMOKE_SCHEMA: Final = "envspec-smoke/1"
-SMOKE_JSON: Final = "smoke.json"
-SMOKE_PNG: Final = "smoke.png"
+# One home for the file names and schema: the smoke test writes them (envspec.smoke.report).
+SMOKE_SCHEMA: Final = smoke_report.SCHEMA
+SMOKE_JSON: Final = smoke_report.REPORT_FILE
+SMOKE_PNG: Final = smoke_report.IMAGE_FILE
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 #: Thumbnails are at most this many pixels on their longer side (when Pillow is there to shrink them).
 THUMBNAIL_PX: Final = 256
