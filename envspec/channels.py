@@ -29,8 +29,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from envspec.errors import SpecError
+from envspec.settings import MIRRORS_ENV
 
-ENV_VAR = "ENVSPEC_MIRRORS"
+ENV_VAR = MIRRORS_ENV  # one home: envspec.settings
 DEFAULT_CHANNEL_ALIAS = "https://conda.anaconda.org"
 _SCHEMES = ("http://", "https://", "file://", "s3://", "oci://")
 MASK = "***"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,18 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+if sys.platform == "win32":
+
+    def _set_mode(fd: int, path: str, mode: int) -> None:
+        """Windows has no ``os.fchmod`` before Python 3.13; ``chmod`` by name sets what it keeps (read-only)."""
+        Path(path).chmod(mode)
+
+else:
+
+    def _set_mode(fd: int, path: str, mode: int) -> None:
+        os.fchmod(fd, mode)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -31,7 +44,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
+        _set_mode(fd, tmp, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -1,39 +1,66 @@
-"""Helpers every command shares: loading the project and spec from the global options."""
+"""What every command shares: the run's context (settings, the machine), loading the project and
+spec, and the options several commands take. Light on purpose: a command's parser imports this."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from envspec.project import Project
+from envspec.settings import MIRRORS_ENV, Settings
 
 if TYPE_CHECKING:  # imported where needed: a command that never loads the spec stays light
+    from envspec.doctor.probe import Probe
     from envspec.lock.freshness import LockMode
     from envspec.spec.model import Spec
 
 
-def load(args: argparse.Namespace) -> tuple[Project, Spec]:
+@dataclass(frozen=True)
+class Context:
+    """What a command gets besides its request: the settings read once at the edge, and the probe
+    that answers every question about the machine (None: the real one)."""
+
+    settings: Settings
+    probe: Probe | None = None
+
+    def machine(self) -> Probe:
+        """The probe: the one given, else the real machine seen through this run's environment."""
+        if self.probe is not None:
+            return self.probe
+        from envspec.doctor.probe import SystemProbe
+
+        return SystemProbe(environ=self.settings.environ)
+
+    def mirrors(self, items: Sequence[str]) -> dict[str, str]:
+        """``--mirror`` items over ``$ENVSPEC_MIRRORS`` (the items win)."""
+        from envspec.channels import parse_mirrors
+
+        return parse_mirrors(items, self.settings.mirrors)
+
+    @property
+    def project(self) -> Project:
+        return Project.from_spec_path(self.settings.spec)
+
+
+def load(ctx: Context) -> tuple[Project, Spec]:
     from envspec.spec.model import load_spec
 
-    spec_path = Path(args.spec)
-    spec = load_spec(spec_path)
-    return Project.from_spec_path(spec_path), spec
+    spec = load_spec(ctx.settings.spec)
+    return ctx.project, spec
 
 
 def add_mirror_option(parser: argparse.ArgumentParser, purpose: str) -> None:
     """``--mirror NAME=URL`` (repeatable), shared by every command that reaches channels."""
-    from envspec.channels import ENV_VAR
-
     parser.add_argument(
         "--mirror",
         action="append",
         default=[],
         metavar="NAME=URL",
-        help=f"{purpose} (repeatable; also {ENV_VAR}=NAME=URL,...); file:/// works",
+        help=f"{purpose} (repeatable; also {MIRRORS_ENV}=NAME=URL,...); file:/// works",
     )
 
 
@@ -83,13 +110,13 @@ def add_lock_mode_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def lock_mode(args: argparse.Namespace) -> LockMode:
+def lock_mode(locked: bool, frozen: bool) -> LockMode:
     """The default solves a missing or stale lockfile first, then installs it."""
     from envspec.lock.freshness import LockMode
 
-    if args.locked:
+    if locked:
         return LockMode.LOCKED
-    return LockMode.FROZEN if args.frozen else LockMode.AUTO
+    return LockMode.FROZEN if frozen else LockMode.AUTO
 
 
 def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:

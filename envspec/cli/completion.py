@@ -10,7 +10,10 @@ so it always lists the real commands and options. Install it with, e.g.,
 from __future__ import annotations
 
 import argparse
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from envspec.cli.common import Context
 
 #: Options that name a folder or a file, completed as such (their ``dest``).
 FOLDERS: Final = frozenset({"prefix", "out", "cache_dir", "dest", "results_dir"})
@@ -42,11 +45,11 @@ def script(shell: str) -> str:
 
     from envspec.cli.main import build_parser
 
-    parser = build_parser()
+    parser = build_parser(every=True)  # every command's own arguments too
     _mark_paths(parser)
     return str(shtab.complete(parser, shell=shell))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     print(script(args.shell), end="")
     return 0

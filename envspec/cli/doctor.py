@@ -8,28 +8,33 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from envspec.cli.common import load, progress
-from envspec.doctor.check import Status
-from envspec.doctor.diagnosis import Diagnosis, diagnose
-from envspec.doctor.machine import collect_facts
-from envspec.doctor.probe import Probe, SystemProbe
-from envspec.doctor.recommend import recommend_target
-from envspec.doctor.resources import estimate_env_bytes, models_need
-from envspec.doctor.tools import install_commands
-from envspec.errors import ExitCode
-from envspec.project import Project
-from envspec.spec.model import ResolvedTarget
+from envspec.cli.common import Context, load, progress
 
-#: Tests swap this for a RecordedProbe; the command itself always asks the real machine.
-PROBE_FACTORY: Callable[[], Probe] = SystemProbe
+if TYPE_CHECKING:
+    from envspec.doctor.check import Advice
+    from envspec.doctor.diagnosis import Diagnosis
+    from envspec.doctor.machine import MachineFacts
+    from envspec.project import Project
+    from envspec.spec.model import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", metavar="T", help="check this target instead of the recommended one")
     parser.add_argument("--json", action="store_true", help="print the report as JSON (schema envspec-doctor/1)")
+
+
+@dataclass(frozen=True)
+class DoctorRequest:
+    target: str | None = None
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DoctorRequest:
+        return cls(target=args.target, json=bool(args.json))
 
 
 def read_lock_data(path: Path) -> str | None:
@@ -40,25 +45,52 @@ def read_lock_data(path: Path) -> str | None:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
-    project, spec = load(args)
+def examine(
+    project: Project,
+    spec: Spec,
+    facts: MachineFacts,
+    chosen: ResolvedTarget | None,
+    *,
+    advice: Advice | None = None,
+    with_models: bool = True,
+) -> Diagnosis:
+    """The doctor's report on ``chosen`` (default: the target recommended for ``facts``), shared by
+    ``envspec doctor`` and the first step of ``envspec up``."""
+    from envspec.doctor.check import DOCTOR_ADVICE
+    from envspec.doctor.diagnosis import diagnose
+    from envspec.doctor.recommend import recommend_target
+    from envspec.doctor.resources import estimate_env_bytes, models_need
+
     targets = spec.resolve_all()
-    chosen = spec.resolve(args.target) if args.target else None
-    progress("doctor: probing this machine...")
-    facts = collect_facts(PROBE_FACTORY(), str(project.root))
     target = chosen or recommend_target(facts, targets)
     estimate = None
     if target is not None:
         estimate = estimate_env_bytes(read_lock_data(project.conda_lock_file(target.name)), target)
-    report = diagnose(
+    return diagnose(
         facts,
         targets,
         chosen=chosen,
         estimate=estimate,
         project_root=str(project.root),
-        models=models_need(project, spec),
+        advice=advice or DOCTOR_ADVICE,
+        models=models_need(project, spec) if with_models else None,
     )
-    if args.json:
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    return doctor(DoctorRequest.from_args(args), ctx)
+
+
+def doctor(request: DoctorRequest, ctx: Context) -> int:
+    from envspec.doctor.machine import collect_facts
+    from envspec.errors import ExitCode
+
+    project, spec = load(ctx)
+    chosen = spec.resolve(request.target) if request.target else None
+    progress("doctor: probing this machine...")
+    facts = collect_facts(ctx.machine(), str(project.root))
+    report = examine(project, spec, facts, chosen)
+    if request.json:
         print(json.dumps(report.as_json(project.relative(spec.path)), indent=2))
     else:
         print(render_text(report, project))
@@ -75,6 +107,9 @@ def _target_line(label: str, target: ResolvedTarget | None) -> str:
 def render_text(report: Diagnosis, project: Project, *, install_line: bool = True) -> str:
     """The doctor's table; ``install_line``: end with how to install the target (``envspec up``, which
     installs it itself into its own prefix, leaves it out)."""
+    from envspec.doctor.check import Status
+    from envspec.doctor.tools import install_commands
+
     f = report.facts
     gpu = f.nvidia.best
     rosetta = " under Rosetta" if f.rosetta else ""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from envspec.cli.common import progress
-from envspec.render.init import project_name, starting_spec, write_new_spec
+from envspec.cli.common import Context, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from envspec.render.init import project_name, starting_spec, write_new_spec
     from envspec.spec.model import parse_spec
 
-    path = Path(args.spec).absolute()
+    path = Path(ctx.settings.spec).absolute()
     text = starting_spec(args.name if args.name is not None else project_name(path.parent))
     spec = parse_spec(text, path)  # a --name the spec refuses fails here, before anything is written
     write_new_spec(path, text)

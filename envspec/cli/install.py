@@ -9,14 +9,17 @@ tool on the same file instead.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Literal
 
-from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.channels import parse_mirrors
 from envspec.cli.common import (
+    Context,
     add_destination_options,
     add_json_option,
     add_lock_mode_options,
@@ -26,15 +29,12 @@ from envspec.cli.common import (
     print_json,
     progress,
 )
-from envspec.doctor.machine import host_subdir
-from envspec.doctor.recommend import default_target
-from envspec.errors import SpecError
-from envspec.install.execute import InstallResult
-from envspec.install.plan import human_bytes
-from envspec.install.run import install_target
-from envspec.lock.freshness import ensure_lockfile
-from envspec.project import Project
-from envspec.spec.model import ResolvedTarget
+
+if TYPE_CHECKING:
+    from envspec.doctor.machine import MachineFacts
+    from envspec.install.execute import InstallResult
+    from envspec.project import Project
+    from envspec.spec.model import ResolvedTarget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,80 +82,136 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_option(parser, "the installed environment")
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+@dataclass(frozen=True)
+class InstallRequest:
+    target: str | None
+    prefix: str | None
+    name: str | None
+    replace: bool = False
+    tool: Literal["conda", "mamba", "micromamba"] | None = None
+    mirrors: tuple[str, ...] = ()
+    cache_dir: Path | None = None
+    verify_cache: bool = False
+    lockfile: Path | None = None
+    locked: bool = False
+    frozen: bool = False
+    require_sha256: bool = False
+    from_bundle: Path | None = None
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> InstallRequest:
+        return cls(
+            target=args.target,
+            prefix=args.prefix,
+            name=args.name,
+            replace=bool(args.replace),
+            tool=args.tool,
+            mirrors=tuple(args.mirror),
+            cache_dir=args.cache_dir,
+            verify_cache=bool(args.verify_cache),
+            lockfile=args.lockfile,
+            locked=bool(args.locked),
+            frozen=bool(args.frozen),
+            require_sha256=bool(args.require_sha256),
+            from_bundle=args.from_bundle,
+            json=bool(args.json),
+        )
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run(args: argparse.Namespace) -> int:
-    """SIGTERM is handled like Ctrl-C, so a killed install removes its staging folder."""
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM is handled like Ctrl-C while the block runs, so a killed install (or up) removes its
+    staging folder and leaves files being replaced as they were. Outside the main thread: as is."""
     try:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     except ValueError:  # not the main thread
-        return _run(args)
+        yield
+        return
     try:
-        return _run(args)
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args: argparse.Namespace) -> int:
-    project, spec = load(args)
-    host = host_subdir()
-    if args.target is None:
-        target = default_target(spec)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    with sigterm_as_interrupt():
+        return install(InstallRequest.from_args(args), ctx)
+
+
+def install(request: InstallRequest, ctx: Context) -> int:
+    from envspec.doctor.machine import collect_facts
+    from envspec.doctor.recommend import choose_target
+    from envspec.install.run import install_target
+    from envspec.lock.freshness import ensure_lockfile
+
+    project, spec = load(ctx)
+    facts = collect_facts(ctx.machine(), str(project.root), hardware_only=True)  # probed once
+    host = host_of(facts)
+    if request.target is None:
+        target = choose_target(spec, facts)
         progress(f"target: {target.name} (detected for this machine)")
     else:
-        target = spec.resolve(args.target)
-    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
-    if args.from_bundle is not None:
-        return _from_bundle(args, project, target, host)
-    if args.lockfile is None:
-        _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=lock_mode(args), progress=progress)
+        target = spec.resolve(request.target)
+    mirrors = ctx.mirrors(request.mirrors)
+    if request.from_bundle is not None:
+        return _from_bundle(request, project, target, host)
+    if request.lockfile is None:
+        mode = lock_mode(request.locked, request.frozen)
+        _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=mode, progress=progress)
         progress(detail)
     result = install_target(
         project,
         target,
         host=host,
-        prefix=args.prefix,
-        name=args.name,
-        tool=args.tool or "rattler",
+        prefix=request.prefix,
+        name=request.name,
+        tool=request.tool or "rattler",
         mirrors=mirrors,
-        cache_dir=args.cache_dir,
-        verify_cache=args.verify_cache,
-        lockfile=args.lockfile,
-        require_sha256=args.require_sha256,
-        replace=args.replace,
+        cache_dir=request.cache_dir,
+        verify_cache=request.verify_cache,
+        lockfile=request.lockfile,
+        require_sha256=request.require_sha256,
+        replace=request.replace,
         progress=progress,
     )
     progress(use_hint(result.prefix))
-    if args.json:
+    if request.json:
         lockfile = (
-            str(args.lockfile) if args.lockfile is not None else project.relative(project.explicit_file(target.name))
+            str(request.lockfile)
+            if request.lockfile is not None
+            else project.relative(project.explicit_file(target.name))
         )
-        print_json(result.to_json(target=target.name, tool=args.tool or "rattler", lockfile=lockfile))
+        print_json(result.to_json(target=target.name, tool=request.tool or "rattler", lockfile=lockfile))
     else:
-        print(summary(result, target.name, args.tool))
+        print(summary(result, target.name, request.tool))
     return 0
 
 
-def _from_bundle(args: argparse.Namespace, project: Project, target: ResolvedTarget, host: str) -> int:
+def _from_bundle(request: InstallRequest, project: Project, target: ResolvedTarget, host: str) -> int:
+    from envspec.errors import SpecError
     from envspec.install.bundle import install_from_bundle
 
-    if args.tool or args.lockfile or args.mirror:
+    if request.tool or request.lockfile or request.mirrors:
         raise SpecError(
             "--from installs the bundle's lockfile with envspec's installer: drop --with, --lockfile, --mirror"
         )
+    assert request.from_bundle is not None
     result = install_from_bundle(
         project,
         target,
-        args.from_bundle,
+        request.from_bundle,
         host=host,
-        prefix=args.prefix,
-        name=args.name,
-        cache_dir=args.cache_dir,
-        verify_cache=args.verify_cache,
-        require_sha256=args.require_sha256,
-        replace=args.replace,
+        prefix=request.prefix,
+        name=request.name,
+        cache_dir=request.cache_dir,
+        verify_cache=request.verify_cache,
+        require_sha256=request.require_sha256,
+        replace=request.replace,
         progress=progress,
     )
     progress(use_hint(result.prefix))
@@ -169,8 +225,21 @@ def use_hint(prefix: Path) -> str:
     return f'use it: envspec run --prefix {where} -- python, or eval "$(envspec shell-hook --prefix {where})"'
 
 
+def host_of(facts: MachineFacts) -> str:
+    """The subdir this machine installs (``$ENVSPEC_HOST_SUBDIR`` wins); ``PlatformMismatch`` when unknown."""
+    from envspec.errors import PlatformMismatch
+
+    subdir = facts.install_subdir
+    if subdir is None:
+        plat = facts.platform
+        raise PlatformMismatch(f"no conda subdir is known for this machine ({plat.system} {plat.machine})")
+    return subdir
+
+
 def summary(result: InstallResult, target: str, tool: str | None) -> str:
     """The one result line of an install."""
+    from envspec.install.plan import human_bytes
+
     if tool is None:
         detail = (
             f"{result.downloaded} downloaded ({human_bytes(result.downloaded_bytes)}), "

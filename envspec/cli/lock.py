@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.channels import parse_mirrors
-from envspec.cli.common import add_json_option, add_mirror_option, print_json, progress
+from envspec.cli.common import Context, add_json_option, add_mirror_option, print_json, progress
 from envspec.lock import stamp
 from envspec.project import Project
 
@@ -76,27 +73,58 @@ def _select(spec: Spec, names: Sequence[str]) -> list[ResolvedTarget]:
     return [spec.resolve(n) for n in dict.fromkeys(names)]
 
 
-def run(args: argparse.Namespace) -> int:
-    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
-    spec_path = Path(args.spec)
-    project = Project.from_spec_path(spec_path)
-    plain = not args.update and not args.verbose and args.solver is None and args.exclude_newer is None
-    current = stamp.digest(project.root, spec_path, args.target, mirrors) if plain else None
+@dataclass(frozen=True)
+class LockRequest:
+    targets: tuple[str, ...] = ()
+    update: tuple[str, ...] = ()
+    check: bool = False
+    mirrors: tuple[str, ...] = ()
+    solver: str | None = None
+    jobs: int | None = None
+    verbose: bool = False
+    exclude_newer: str | None = None  # a normalised cutoff, "" to drop the recorded one, None to keep it
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LockRequest:
+        return cls(
+            targets=tuple(args.target),
+            update=tuple(args.update),
+            check=bool(args.check),
+            mirrors=tuple(args.mirror),
+            solver=args.solver,
+            jobs=args.jobs,
+            verbose=bool(args.verbose),
+            exclude_newer=args.exclude_newer,
+            json=bool(args.json),
+        )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    return lock(LockRequest.from_args(args), ctx)
+
+
+def lock(request: LockRequest, ctx: Context) -> int:
+    mirrors = ctx.mirrors(request.mirrors)
+    spec_path = ctx.settings.spec
+    project = ctx.project
+    plain = not request.update and not request.verbose and request.solver is None and request.exclude_newer is None
+    current = stamp.digest(project.root, spec_path, request.targets, mirrors) if plain else None
     known = stamp.fresh(project.cache_dir, current)
     if known is not None:  # nothing changed since the last run that found every lockfile current
-        if args.json:
+        if request.json:
             from envspec.lock.run import LockSummary, Outcome
 
             summary = LockSummary(outcomes=[Outcome(name, "up to date") for name in known.targets])
-            print_json(summary.to_json(check=args.check, cutoffs=_cutoffs(project, known.targets)))
-        elif args.check:
+            print_json(summary.to_json(check=request.check, cutoffs=_cutoffs(project, known.targets)))
+        elif request.check:
             print(f"all {len(known.targets)} target lockfiles are up to date")
         else:
             for name in known.targets:
                 progress(f"{name}: up to date (inputs unchanged)")
             sys.stdout.write(known.table)
         return 0
-    return _run(args, project, mirrors)
+    return _run(request, ctx, project, mirrors)
 
 
 def _cutoffs(project: Project, names: Sequence[str]) -> dict[str, str | None]:
@@ -106,32 +134,34 @@ def _cutoffs(project: Project, names: Sequence[str]) -> dict[str, str | None]:
     return {name: recorded_exclude_newer(project.explicit_file(name)) for name in names}
 
 
-def _run(args: argparse.Namespace, project: Project, mirrors: dict[str, str]) -> int:
+def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str, str]) -> int:
     from envspec.cli.common import load
-    from envspec.lock.run import LockSummary, Outcome, lock
+    from envspec.lock.run import LockSummary, Outcome
+    from envspec.lock.run import lock as lock_targets
 
-    _, spec = load(args)
-    targets = _select(spec, args.target)
+    _, spec = load(ctx)
+    targets = _select(spec, request.targets)
     stamp.forget(project.cache_dir)
-    report = lock(
+    report = lock_targets(
         project,
         targets,
         mirrors=mirrors,
-        update=args.update,
-        check=args.check,
-        solver=args.solver,
-        jobs=args.jobs,
-        verbose=args.verbose,
+        update=list(request.update),
+        check=request.check,
+        solver=request.solver,
+        jobs=request.jobs,
+        verbose=request.verbose,
         progress=progress,
-        exclude_newer=args.exclude_newer,
+        exclude_newer=request.exclude_newer,
     )
-    if args.json:
-        print_json(report.to_json(check=args.check, cutoffs=_cutoffs(project, [t.name for t in targets])))
-    elif args.check:
+    if request.json:
+        print_json(report.to_json(check=request.check, cutoffs=_cutoffs(project, [t.name for t in targets])))
+    elif request.check:
         print(f"all {len(targets)} target lockfiles are up to date")
     else:
         sys.stdout.write(report.table())
     names = [t.name for t in targets]  # every selected lockfile is current now (lock raised otherwise)
     current = LockSummary(outcomes=[Outcome(name, "up to date") for name in names]).table()
-    stamp.record(project.cache_dir, stamp.digest(project.root, Path(args.spec), args.target, mirrors), names, current)
+    digest = stamp.digest(project.root, ctx.settings.spec, request.targets, mirrors)
+    stamp.record(project.cache_dir, digest, names, current)
     return 0

@@ -9,24 +9,27 @@ import io
 import json
 import os
 import sys
-import traceback
-from collections.abc import Sequence
-from typing import Protocol, cast
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 from envspec import __version__
+from envspec.cli.common import Context
 from envspec.errors import EnvspecError, ExitCode
+from envspec.settings import DEBUG_ENV, SPEC_ENV, Settings
 
-#: (name, module, help). Each module defines add_arguments(parser) and run(args) -> int.
-#: Modules are imported only when their command runs, so `envspec targets` stays fast.
+if TYPE_CHECKING:
+    from envspec.doctor.probe import Probe
+
+#: (name, module, help), one line per command. Each module defines add_arguments(parser) and
+#: run(args, ctx) -> int, and imports its stage only inside run(): the parser of one command costs
+#: one light module, and `envspec --help` imports none of them.
 COMMANDS: list[tuple[str, str, str]] = [
     ("init", "envspec.cli.init", "write a starting envspec.yml in this folder (never over an existing one)"),
     ("targets", "envspec.cli.targets", "list the targets of envspec.yml"),
     ("render", "envspec.cli.render", "render environment files, virtual-package specs, schema and CI from envspec.yml"),
-    (
-        "lock",
-        "envspec.cli.lock",
-        "solve every target with conda-lock into lockfiles/ (incremental, offline with --mirror)",
-    ),
+    ("lock", "envspec.cli.lock", "solve every target with conda-lock into lockfiles/ (offline with --mirror)"),
     ("install", "envspec.cli.install", "create an environment from a target's lockfile (no solve, hash-checked)"),
     ("diff", "envspec.cli.diff", "markdown table of lockfile changes per target against a git ref (for PR bodies)"),
     ("doctor", "envspec.cli.doctor", "recommend the target for this machine and check what stands in the way"),
@@ -44,55 +47,87 @@ COMMANDS: list[tuple[str, str, str]] = [
 PASSTHROUGH: frozenset[str] = frozenset({"run"})
 
 
-DEBUG_ENV = "ENVSPEC_DEBUG"
-
-
 class CommandModule(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
-    def run(self, args: argparse.Namespace) -> int: ...
+    def run(self, args: argparse.Namespace, ctx: Context) -> int: ...
 
 
 def _command(module: str) -> CommandModule:
     return cast(CommandModule, importlib.import_module(module))
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="envspec",
-        description="Reproducible Stable Diffusion environments on four platforms from one source.",
-    )
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """Options that come before the command (pip's way): ``envspec --spec PATH COMMAND ...``."""
     parser.add_argument("--version", action="version", version=f"envspec {__version__}")
     parser.add_argument(
         "--debug",
         action="store_true",
-        default=bool(os.environ.get(DEBUG_ENV)),
+        default=None,
         help=f"show the traceback behind an error (also {DEBUG_ENV}=1)",
     )
     parser.add_argument(
         "--spec",
-        default=os.environ.get("ENVSPEC_SPEC", "envspec.yml"),
+        default=None,
         metavar="PATH",
-        help="the one source (default: ./envspec.yml, or $ENVSPEC_SPEC)",
+        help=f"the one source (default: ./envspec.yml, or ${SPEC_ENV})",
     )
+
+
+class _GlobalsError(Exception):
+    """The global options do not parse: the full parser will say why."""
+
+
+class _GlobalsParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _GlobalsError(message)
+
+
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The command word, found by parsing the global options as options (``--spec targets report``
+    names the spec file ``targets``); None for ``--help``, no command, or global options that do not parse."""
+    pre = _GlobalsParser(prog="envspec", add_help=False)
+    pre.add_argument("--debug", action="store_true")
+    pre.add_argument("--spec")
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("rest", nargs=argparse.REMAINDER)
+    try:
+        known, _ = pre.parse_known_args(list(argv))
+    except _GlobalsError:
+        return None
+    names = {name for name, _, _ in COMMANDS}
+    return known.command if known.command in names else None
+
+
+def build_parser(only: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
+    """The whole command line. Only the command ``only`` gets its own arguments (its module imported);
+    ``only=None`` lists every command from :data:`COMMANDS` without importing any; ``every``: each
+    command with its own arguments (``envspec completion``)."""
+    parser = argparse.ArgumentParser(
+        prog="envspec",
+        description="Reproducible Stable Diffusion environments on four platforms from one source.",
+    )
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module, help_text in COMMANDS:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(_module=module)
-        if only is None or only == name:
+        if every or only == name:
             _command(module).add_arguments(cmd)
     return parser
 
 
-def _requested_command(argv: Sequence[str]) -> str | None:
-    names = {name for name, _, _ in COMMANDS}
-    return next((a for a in argv if a in names), None)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    probe: Probe | None = None,
+) -> int:
+    """Run one command. ``environ`` (default ``os.environ``) is read once, into :class:`Settings`;
+    ``probe`` (default: the real machine) answers every question about the machine."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    command = _requested_command(args_list)
+    command = requested_command(args_list)
     passthrough: list[str] = []
     if command in PASSTHROUGH and "--" in args_list:
         cut = args_list.index("--")
@@ -109,11 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             _json_error(command, code, usage.getvalue().strip().splitlines()[-1], None)
         return code
     args.passthrough = passthrough
+    settings = Settings.from_environ(os.environ if environ is None else environ)
+    overrides: dict[str, Any] = {}
+    if args.spec is not None:
+        overrides["spec"] = Path(args.spec)
+    if args.debug:
+        overrides["debug"] = True
+    ctx = Context(replace(settings, **overrides), probe)
     try:
-        return _command(args._module).run(args)
+        return _command(args._module).run(args, ctx)
     except BaseException as exc:
         code = _report(exc)
-        if args.debug and not isinstance(exc, SystemExit):
+        if ctx.settings.debug and not isinstance(exc, SystemExit):
+            import traceback
+
             traceback.print_exception(exc, file=sys.stderr)
         if code != 0 and getattr(args, "json", False) and not getattr(args, "json_printed", False):
             message, tip = (

@@ -8,11 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from envspec.cli.common import add_json_option, load, print_json, progress, table
-from envspec.models import PullEvent, lock_models, pull_document, pull_models
+from envspec.cli.common import Context, add_json_option, load, print_json, progress, table
+
+if TYPE_CHECKING:
+    from envspec.models import PullEvent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,10 +56,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_option(pull, "every pulled model")
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class ModelsLockRequest:
+    check: bool = False
+    update: bool | tuple[str, ...] = False  # True: every model; names: these
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ModelsLockRequest:
+        update: bool | tuple[str, ...] = False if args.update is None else (tuple(args.update) or True)
+        return cls(check=bool(args.check), update=update, json=bool(args.json))
+
+
+@dataclass(frozen=True)
+class ModelsPullRequest:
+    name: str | None = None
+    dest: Path | None = None
+    trust_pickle: bool = False
+    verify: bool = False
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ModelsPullRequest:
+        dest = Path(args.dest).expanduser() if args.dest else None
+        return cls(
+            name=args.name,
+            dest=dest,
+            trust_pickle=bool(args.trust_pickle),
+            verify=bool(args.verify),
+            json=bool(args.json),
+        )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.models_command == "lock":
-        return _lock(args)
-    return _pull(args)
+        return _lock(ModelsLockRequest.from_args(args), ctx)
+    return _pull(ModelsPullRequest.from_args(args), ctx)
 
 
 def _size(n: int) -> str:
@@ -68,15 +103,17 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _lock(args: argparse.Namespace) -> int:
-    project, spec = load(args)
-    update: bool | list[str] = False if args.update is None else (args.update or True)
-    report = lock_models(project, spec, check=args.check, update=update, progress=progress)
+def _lock(request: ModelsLockRequest, ctx: Context) -> int:
+    from envspec.models import lock_models
+
+    project, spec = load(ctx)
+    update = request.update if isinstance(request.update, bool) else list(request.update)
+    report = lock_models(project, spec, check=request.check, update=update, progress=progress)
     where = project.relative(report.path)
-    if args.json:
-        print_json(report.to_json(lockfile=where, check=args.check))
-    if args.check:
-        if args.json:
+    if request.json:
+        print_json(report.to_json(lockfile=where, check=request.check))
+    if request.check:
+        if request.json:
             return 0
         moved = "" if report.moved_checked else " (moved revisions not checked: HF_HUB_OFFLINE is set)"
         print(f"{where}: {len(report.models)} models up to date{moved}")
@@ -102,7 +139,7 @@ def _lock(args: argparse.Namespace) -> int:
         ]
         for r in report.models
     ]
-    if rows and not args.json:
+    if rows and not request.json:
         print(table(["MODEL", "STATUS", "REVISION", "COMMIT", "FILES", "SIZE"], rows))
     progress(f"{'wrote' if report.written else 'unchanged:'} {where}")
     return 0
@@ -152,21 +189,22 @@ class PullProgress:
             print(text, file=self.stream, flush=True)
 
 
-def _pull(args: argparse.Namespace) -> int:
-    project, spec = load(args)
-    dest = Path(args.dest).expanduser() if args.dest else None
+def _pull(request: ModelsPullRequest, ctx: Context) -> int:
+    from envspec.models import pull_document, pull_models
+
+    project, spec = load(ctx)
     results = pull_models(
         project,
         spec,
-        args.name,
-        dest,
-        trust_pickle=args.trust_pickle,
-        verify=args.verify,
+        request.name,
+        request.dest,
+        trust_pickle=request.trust_pickle,
+        verify=request.verify,
         progress=PullProgress(sys.stderr),
     )
     if not results:
         progress("no models in envspec.yml")
-    if args.json:
+    if request.json:
         print_json(pull_document(results, project.relative))
         return 0
     for r in results:

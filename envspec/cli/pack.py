@@ -8,14 +8,9 @@ lockfiles, the pulled model files, and a manifest of sha256s, in one tar written
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.channels import parse_mirrors
-from envspec.cli.common import add_mirror_option, load, progress
-from envspec.install.bundle import pack
-from envspec.install.plan import human_bytes
+from envspec.cli.common import Context, add_mirror_option, load, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,10 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_mirror_option(parser, "download channel NAME from URL instead")
 
 
-def run(args: argparse.Namespace) -> int:
-    project, spec = load(args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from envspec.install.bundle import pack
+    from envspec.install.plan import human_bytes
+
+    project, spec = load(ctx)
     target = spec.resolve(args.target)
-    mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+    mirrors = ctx.mirrors(args.mirror)
     result = pack(project, target, args.output, mirrors=mirrors, progress=progress)
     progress(result.models_note)
     print(

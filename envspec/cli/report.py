@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.channels import parse_mirrors
-from envspec.cli.common import add_mirror_option, load, progress
-from envspec.report.build import build_report
+from envspec.cli.common import Context, add_mirror_option, load, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,15 +24,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_mirror_option(parser, "the mirrors the lockfiles were solved with, for their freshness")
 
 
-def run(args: argparse.Namespace) -> int:
-    project, spec = load(args)
+@dataclass(frozen=True)
+class ReportRequest:
+    results_dir: Path
+    out: Path = Path("outputs/report")
+    mirrors: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ReportRequest:
+        return cls(results_dir=Path(args.results_dir), out=Path(args.out), mirrors=tuple(args.mirror))
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    return report(ReportRequest.from_args(args), ctx)
+
+
+def report(request: ReportRequest, ctx: Context) -> int:
+    from envspec.report.build import build_report
+
+    project, spec = load(ctx)
     _, written = build_report(
         project,
         spec.resolve_all(),
-        Path(args.results_dir),
-        Path(args.out),
-        mirrors=parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV)) or None,  # None: is_fresh's own default
-        environ=os.environ,
+        request.results_dir,
+        request.out,
+        mirrors=ctx.mirrors(request.mirrors),
+        environ=ctx.settings.environ,
         progress=progress,
     )
     print(written.html)

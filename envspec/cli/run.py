@@ -7,12 +7,14 @@ as ``conda activate`` would (:mod:`envspec.install.activate`); CMD's exit code i
 from __future__ import annotations
 
 import argparse
-import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from envspec.errors import SpecError
-from envspec.install import activate
-from envspec.install.plan import destination
+from envspec.cli.common import Context
+
+if TYPE_CHECKING:
+    from envspec.install import activate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,15 +33,22 @@ def add_environment_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--name", "-n", metavar="NAME", help="the named environment ($CONDA_ENVS_PATH or ~/.conda/envs)")
 
 
-def resolve(args: argparse.Namespace) -> activate.Activation:
-    """The activation of the environment the command line names (checked to be envspec's)."""
-    where = destination(args.prefix, args.name, os.environ, Path.home())
+def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> activate.Activation:
+    """The activation of the environment the command line names (checked to be envspec's), on top of ``environ``."""
+    from envspec.install import activate
+    from envspec.install.plan import destination
+
+    where = destination(args.prefix, args.name, environ, Path.home())
     activate.check_environment(where.prefix, args.target)
-    return activate.activation(where.prefix, platform=activate.host_platform(), environ=os.environ, name=where.name)
+    return activate.activation(where.prefix, platform=activate.host_platform(), environ=environ, name=where.name)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from envspec.errors import SpecError
+    from envspec.install import activate
+
     command = list(getattr(args, "passthrough", None) or [])
     if not command:
         raise SpecError("no command to run", tip="give it after --: envspec run --prefix ./env -- python -V")
-    return activate.run_command(resolve(args), command, os.environ)
+    environ = ctx.settings.environ
+    return activate.run_command(resolve(args, environ), command, environ)

@@ -12,8 +12,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from envspec.cli.common import Context
 from envspec.cli.run import add_environment_options, resolve
-from envspec.install.activate import SHELLS, Shell, hook_script
+from envspec.install.activate import SHELLS, Shell
 
 
 def default_shell(environ: Mapping[str, str]) -> Shell:
@@ -33,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shell", choices=SHELLS, help="the shell to write for (default: from $SHELL)")
 
 
-def run(args: argparse.Namespace) -> int:
-    shell: Shell = args.shell or default_shell(os.environ)
-    print(hook_script(resolve(args), shell), end="")
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from envspec.install.activate import hook_script
+
+    environ = ctx.settings.environ
+    shell: Shell = args.shell or default_shell(environ)
+    print(hook_script(resolve(args, environ), shell), end="")
     return 0

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from envspec.cli.common import load, progress
-from envspec.doctor.recommend import default_target
-from envspec.models import smoke_model_name, smoke_model_path
-from envspec.project import Project
+from envspec.cli.common import Context, load, progress
 from envspec.smoke import cli as smoke_cli
-from envspec.smoke.host import activation_vars, model_argv, plan, run_in_prefix
-from envspec.spec.model import ResolvedTarget, Spec
+
+if TYPE_CHECKING:
+    from envspec.project import Project
+    from envspec.spec.model import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,13 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     smoke_cli.add_arguments(parser)  # --target, --expect, --device, --allow-cpu, --model, --benchmark...
 
 
-def _load_if_needed(args: argparse.Namespace) -> tuple[Project, Spec] | None:
+def _load_if_needed(target: str | None, ctx: Context) -> tuple[Project, Spec] | None:
     """The project and spec when a target is named or a spec file is there (else the prefix's state decides)."""
-    return load(args) if args.target is not None or Path(args.spec).is_file() else None
+    return load(ctx) if target is not None or ctx.settings.spec.is_file() else None
 
 
 def find_target(
-    args: argparse.Namespace, state: dict[str, str], loaded: tuple[Project, Spec] | None = None
+    named: str | None, state: dict[str, str], ctx: Context, loaded: tuple[Project, Spec] | None = None
 ) -> ResolvedTarget | None:
     """The target whose promise the smoke test checks.
 
@@ -41,25 +41,32 @@ def find_target(
     machine. Outside a project (no spec file) nothing is loaded and the smoke test reads the
     promise from the prefix's state itself, so ``envspec smoke --prefix ENV`` works anywhere.
     """
-    loaded = loaded or _load_if_needed(args)
+    from envspec.doctor.machine import collect_facts
+    from envspec.doctor.recommend import choose_target
+
+    loaded = loaded or _load_if_needed(named, ctx)
     if loaded is None:
         return None
-    _, spec = loaded
-    if args.target is not None:
-        return spec.resolve(args.target)
+    project, spec = loaded
+    if named is not None:
+        return spec.resolve(named)
     installed_for = state.get("ENVSPEC_TARGET")
     if installed_for is not None:
         return spec.resolve(installed_for) if installed_for in spec.targets else None
-    target = default_target(spec)
+    target = choose_target(spec, collect_facts(ctx.machine(), str(project.root), hardware_only=True))
     progress(f"smoke: no --target given; using {target.name}, the target recommended for this machine")
     return target
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """The smoke test's own options stay a command line: they are the child's ``argv``."""
+    from envspec.models import smoke_model_name, smoke_model_path
+    from envspec.smoke.host import activation_vars, model_argv, plan, run_in_prefix
+
     prefix = Path(args.prefix).resolve() if args.prefix else None
     state = activation_vars(prefix) if prefix is not None else {}
-    loaded = _load_if_needed(args)
-    target = find_target(args, state, loaded)
+    loaded = _load_if_needed(args.target, ctx)
+    target = find_target(args.target, state, ctx, loaded)
     smoke_argv = smoke_cli.to_argv(args, skip=frozenset({"target"}))
     if target is not None and loaded is not None:  # the pinned model, where it is pulled
         project, spec = loaded

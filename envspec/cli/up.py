@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import shlex
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.channels import parse_mirrors
-from envspec.cli import doctor as cmd_doctor
 from envspec.cli import up_plan as up
 from envspec.cli.common import (
+    Context,
     add_destination_options,
     add_json_option,
     add_lock_mode_options,
@@ -44,27 +40,11 @@ from envspec.cli.common import (
     print_json,
     progress,
 )
-from envspec.cli.install import summary as install_summary
-from envspec.cli.models import PullProgress
-from envspec.doctor.check import UP_ADVICE
-from envspec.doctor.diagnosis import diagnose
-from envspec.doctor.machine import collect_facts, host_subdir
-from envspec.doctor.recommend import default_target
-from envspec.doctor.resources import estimate_env_bytes, models_need
-from envspec.errors import ChannelUnreachable, CheckFailed, EnvspecError
-from envspec.install.plan import destination, human_bytes
-from envspec.install.run import install_target
-from envspec.lock.freshness import LockMode, ensure_lockfile
-from envspec.models import lock_models, pull_models, smoke_model_path, stale_entries
-from envspec.models.local import lockfile_path as models_lockfile
-from envspec.models.local import read_lock as read_models_lock
-from envspec.project import Project
-from envspec.report.build import build_report
-from envspec.smoke.host import smoke
-from envspec.spec.model import ResolvedTarget, Spec
 
-SMOKE_JSON = "smoke.json"
-SMOKE_PNG = "smoke.png"
+if TYPE_CHECKING:
+    from envspec.doctor.machine import MachineFacts
+    from envspec.project import Project
+    from envspec.spec.model import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,15 +80,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_option(parser, "the verdict and every step")
 
 
-class Runner:
-    """The effects of each step, over one project, spec and command line."""
+@dataclass(frozen=True)
+class UpRequest:
+    target: str | None
+    prefix: str | None
+    name: str | None
+    replace: bool = False
+    mirrors: tuple[str, ...] = ()
+    allow_cpu: bool = False
+    out: Path = up.DEFAULT_OUT
+    locked: bool = False
+    frozen: bool = False
+    no_models: bool = False
+    json: bool = False
 
-    def __init__(self, args: argparse.Namespace, project: Project, spec: Spec, target: ResolvedTarget) -> None:
-        self.args = args
-        self.project = project
-        self.spec = spec
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> UpRequest:
+        return cls(
+            target=args.target,
+            prefix=args.prefix,
+            name=args.name,
+            replace=bool(args.replace),
+            mirrors=tuple(args.mirror),
+            allow_cpu=bool(args.allow_cpu),
+            out=Path(args.out),
+            locked=bool(args.locked),
+            frozen=bool(args.frozen),
+            no_models=bool(args.no_models),
+            json=bool(args.json),
+        )
+
+
+class Runner:
+    """The effects of each step, over one request, project, spec, target and the machine's facts."""
+
+    def __init__(
+        self,
+        request: UpRequest,
+        ctx: Context,
+        loaded: tuple[Project, Spec],
+        target: ResolvedTarget,
+        facts: MachineFacts,
+    ) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.project, self.spec = loaded
         self.target = target
-        self.mirrors = parse_mirrors(args.mirror, os.environ.get(MIRRORS_ENV))
+        self.facts = facts  # probed once, at the start of the run
+        self.mirrors = ctx.mirrors(request.mirrors)
 
     def steps(self) -> list[up.Step]:
         fns = {
@@ -122,22 +141,19 @@ class Runner:
         return [up.Step(name, fns[name]) for name in up.STEP_NAMES]
 
     def doctor(self, state: up.UpState) -> tuple[up.UpState, str]:
-        t = self.target
-        facts = collect_facts(cmd_doctor.PROBE_FACTORY(), str(self.project.root))
-        estimate = estimate_env_bytes(cmd_doctor.read_lock_data(self.project.conda_lock_file(t.name)), t)
-        report = diagnose(
-            facts,
-            self.spec.resolve_all(),
-            chosen=t,
-            estimate=estimate,
-            project_root=str(self.project.root),
-            advice=replace(UP_ADVICE, install=f"envspec up {{target}} --prefix {shlex.quote(str(state.prefix))}"),
-            models=None if self.args.no_models else models_need(self.project, self.spec),
-        )
-        progress(cmd_doctor.render_text(report, self.project, install_line=False))
-        gate = up.doctor_gate(report.checks, t.accelerator, self.args.allow_cpu)
+        from dataclasses import replace
+
+        from envspec.cli.doctor import examine, render_text
+        from envspec.doctor.check import UP_ADVICE
+
+        t, req = self.target, self.request
+        # the doctor's fixes name up's own prefix, not the doctor's `--prefix ./env`
+        advice = replace(UP_ADVICE, install=f"envspec up {{target}} --prefix {shlex.quote(str(state.prefix))}")
+        report = examine(self.project, self.spec, self.facts, t, advice=advice, with_models=not req.no_models)
+        progress(render_text(report, self.project, install_line=False))
+        gate = up.doctor_gate(report.checks, t.accelerator, req.allow_cpu)
         if not gate.ok:
-            raise up.gate_error(gate, t.name, t.accelerator, self.args.allow_cpu)
+            raise up.gate_error(gate, t.name, t.accelerator, req.allow_cpu)
         counts = report.counts()
         detail = f"{counts['PASS']} PASS, {counts['WARN']} WARN"
         if gate.waived:
@@ -145,32 +161,46 @@ class Runner:
         return replace(state, waived=tuple(c.name for c in gate.waived)), detail
 
     def lock(self, state: up.UpState) -> tuple[up.UpState, str]:
+        from envspec.lock.freshness import ensure_lockfile
+
+        mode = lock_mode(self.request.locked, self.request.frozen)
         relocked, detail = ensure_lockfile(
-            self.project, self.target, mirrors=self.mirrors, mode=lock_mode(self.args), progress=progress
+            self.project, self.target, mirrors=self.mirrors, mode=mode, progress=progress
         )
         return replace(state, relocked=relocked), detail
 
     def install(self, state: up.UpState) -> tuple[up.UpState, str]:
+        from envspec.cli.install import host_of, summary
+        from envspec.install.run import install_target
+
         result = install_target(
             self.project,
             self.target,
-            host=host_subdir(),
+            host=host_of(self.facts),
             prefix=str(state.prefix),
             mirrors=self.mirrors,
-            replace=self.args.replace,
+            replace=self.request.replace,
             progress=progress,
         )
-        progress(install_summary(result, self.target.name, None))
+        progress(summary(result, self.target.name, None))
         return state, f"{state.prefix} from {self.project.relative(self.project.explicit_file(self.target.name))}"
 
     def models(self, state: up.UpState) -> tuple[up.UpState, str]:
         """Lock (per --locked/--frozen, as for packages) and pull the spec's models: the smoke test then
         makes a real image with the pinned smoke model."""
+        from envspec.cli.models import PullProgress
+        from envspec.errors import CheckFailed
+        from envspec.install.plan import human_bytes
+        from envspec.lock.freshness import LockMode
+        from envspec.models import lock_models, pull_models, stale_entries
+        from envspec.models.local import lockfile_path as models_lockfile
+        from envspec.models.local import read_lock as read_models_lock
+
         if not self.spec.model.models:
             return state, "no models: in envspec.yml; the smoke test uses its tiny offline model"
-        if self.args.no_models:
+        if self.request.no_models:
             return state, "skipped (--no-models); the smoke test uses a model pulled before, else the tiny one"
-        mode = lock_mode(self.args)
+        mode = lock_mode(self.request.locked, self.request.frozen)
         lockfile = self.project.relative(models_lockfile(self.project))
         if mode is not LockMode.FROZEN:
             stale = stale_entries(self.spec, read_models_lock(self.project))
@@ -190,28 +220,35 @@ class Runner:
         return state, f"{names} in place ({human_bytes(received)} downloaded)"
 
     def smoke(self, state: up.UpState) -> tuple[up.UpState, str]:
+        from envspec.models import smoke_model_path
+        from envspec.report.build import SMOKE_JSON, SMOKE_PNG, read_smoke_dir
+        from envspec.smoke.host import SmokeOptions, smoke
+
         out = state.smoke_dir
         for name in (SMOKE_JSON, SMOKE_PNG):  # a result from an earlier run must not pass for this one
             (out / name).unlink(missing_ok=True)
-        smoke_argv = ["--out", str(out)] + (["--allow-cpu"] if self.args.allow_cpu else [])
+        options = SmokeOptions(out=out, allow_cpu=self.request.allow_cpu)
         model = smoke_model_path(self.project, self.spec)
-        code = smoke(self.target, state.prefix, smoke_argv, model=model, progress=progress, stdout=_stderr_fd())
-        result = _read_json(out / SMOKE_JSON)
-        verdict, message = result.get("verdict"), result.get("message")
+        code = smoke(self.target, state.prefix, options, model=model, progress=progress, stdout=_stderr_fd())
+        result = read_smoke_dir(out).report  # the report's own reader: None when missing or unreadable
+        verdict = result.verdict if result is not None else None
         if code != 0:
-            raise up.smoke_error(code, _str(verdict), _str(message), str(out / SMOKE_JSON))
-        device = _str(result.get("device"))
-        new = replace(state, smoke_verdict=_str(verdict), smoke_device=device)
+            message = result.message if result is not None else None
+            raise up.smoke_error(code, verdict, message, str(out / SMOKE_JSON))
+        device = result.device if result is not None else None
+        new = replace(state, smoke_verdict=verdict, smoke_device=device)
         return new, f"{verdict} on {device}: {out / SMOKE_PNG}"
 
     def report(self, state: up.UpState) -> tuple[up.UpState, str]:
+        from envspec.report.build import build_report
+
         _, written = build_report(
             self.project,
             self.spec.resolve_all(),
             state.out_dir,
             state.report_dir,
-            mirrors=self.mirrors or None,
-            environ=os.environ,
+            mirrors=self.mirrors,
+            environ=self.ctx.settings.environ,
             progress=progress,
         )
         return replace(state, report_html=written.html), f"{written.html} and {written.markdown}"
@@ -220,23 +257,13 @@ class Runner:
 @contextlib.contextmanager
 def _offer_no_models() -> Iterator[None]:
     """A Hub that cannot be reached: say how to go on without the pinned model."""
+    from envspec.errors import ChannelUnreachable
+
     try:
         yield
     except ChannelUnreachable as exc:
         exc.tip = (exc.tip + "; or " if exc.tip else "") + "pass --no-models to smoke-test with the tiny offline model"
         raise
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _stderr_fd() -> int | None:
@@ -247,24 +274,50 @@ def _stderr_fd() -> int | None:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
-    project, spec = load(args)
-    if args.target is None:
-        target = default_target(spec, cmd_doctor.PROBE_FACTORY())
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """SIGTERM is handled like Ctrl-C (as for ``envspec install``): a killed run removes its staging folder."""
+    from envspec.cli.install import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():
+        try:
+            return set_up(UpRequest.from_args(args), ctx)
+        except _InTheDocument as reported:
+            args.json_printed = True  # the error is in the document: main prints only its line on stderr
+            raise reported.error from None
+
+
+class _InTheDocument(Exception):
+    """A failed step's error, already in ``up --json``'s document."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def set_up(request: UpRequest, ctx: Context) -> int:
+    from envspec.doctor.machine import collect_facts
+    from envspec.doctor.recommend import choose_target
+    from envspec.errors import EnvspecError
+    from envspec.install.plan import destination
+
+    project, spec = load(ctx)
+    progress("up: probing this machine...")
+    facts = collect_facts(ctx.machine(), str(project.root))  # once: target choice, doctor and install use it
+    if request.target is None:
+        target = choose_target(spec, facts)
         progress(f"up: no TARGET given; using {target.name}, the target recommended for this machine")
     else:
-        target = spec.resolve(args.target)
-    prefix = destination(args.prefix, args.name, os.environ, Path.home()).prefix
-    out_dir = Path(args.out).absolute()
-    runner = Runner(args, project, spec, target)
+        target = spec.resolve(request.target)
+    prefix = destination(request.prefix, request.name, ctx.settings.environ, Path.home()).prefix
+    out_dir = request.out.absolute()
+    runner = Runner(request, ctx, (project, spec), target, facts)
     outcome = up.run_steps(runner.steps(), up.UpState(target.name, prefix, out_dir), progress)
-    if args.json:
+    if request.json:
         print_json(outcome.to_json())
-        args.json_printed = True  # the error below is in the document: main prints only its line on stderr
     else:
         print(up.final_line(outcome), flush=True)
     failed = outcome.failed
     if failed is not None:
         assert isinstance(failed.error, EnvspecError)
-        raise failed.error
+        raise _InTheDocument(failed.error) if request.json else failed.error
     return outcome.exit_code

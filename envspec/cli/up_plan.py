@@ -201,13 +201,35 @@ def gate_error(gate: Gate, target: str, accelerator: str, allow_cpu: bool) -> Ch
 
 
 def smoke_error(code: int, verdict: str | None, message: str | None, smoke_json: str) -> EnvspecError:
-    """A smoke test that exited non-zero: its own code of the one table (1 a check failed, 10 it could not run)."""
-    said = message or f"exit status {code}, no {smoke_json} written"
+    """A smoke test that exited non-zero: its own code of the one table (1 a check failed, 10 it could not run).
+
+    smoke.json's message is a line of its own (``error: X (tip: Y)``): its prefix is dropped and its
+    tip becomes the error's, so the line printed has one ``error:`` and one tip."""
+    said, tip = _split_tip(message or "")
+    said = said or f"exit status {code}, no {smoke_json} written"
     kind = SmokeSetupFailed if code == ExitCode.SMOKE_SETUP else CheckFailed
+    where = f"details in {smoke_json}"
+    label = "" if verdict in (None, "error") else f"{verdict}: "  # main() prints the one "error: "
     return kind(
-        f"smoke: {verdict or 'error'}: {said}",
-        tip=f"details in {smoke_json}; rerun with ENVSPEC_DEBUG=1 for a traceback",
+        f"smoke: {label}{said}",
+        tip=f"{tip}; {where}" if tip else f"{where}; rerun with ENVSPEC_DEBUG=1 for a traceback",
     )
+
+
+_PREFIXES: Final = ("error: ", "fail: ", "error:", "fail:")
+_TIP: Final = " (tip: "
+
+
+def _split_tip(message: str) -> tuple[str, str | None]:
+    """``"error: X (tip: Y)"`` -> ``("X", "Y")``: a one-line message without its prefix, and its tip."""
+    text = " ".join(message.split())
+    while text.lower().startswith(_PREFIXES):
+        text = text.split(":", 1)[1].lstrip()
+    tip = None
+    at = text.rfind(_TIP)
+    if at >= 0 and text.endswith(")"):
+        text, tip = text[:at].rstrip(), text[at + len(_TIP) : -1].strip() or None
+    return text, tip
 
 
 def final_line(outcome: Outcome) -> str:

@@ -18,7 +18,7 @@ from envspec.doctor.machine import MachineFacts
 from envspec.doctor.platform import check_platform
 from envspec.doctor.recommend import fit_checks, recommend_target
 from envspec.doctor.resources import EnvEstimate, ModelsNeed, check_disk, check_memory, estimate_env_bytes
-from envspec.doctor.tools import check_installer, check_xcode, install_commands
+from envspec.doctor.tools import check_installer, check_long_paths, check_xcode, install_commands
 from envspec.spec.model import ResolvedTarget
 
 SCHEMA: Final = "envspec-doctor/1"
@@ -122,10 +122,13 @@ def resource_checks(
     *,
     advice: Advice = DOCTOR_ADVICE,
 ) -> list[Check]:
-    """Room and tools: Xcode (macOS), disk (when there is a target), memory, installer, checkpoint."""
+    """Room and tools: Xcode (macOS), long paths (Windows), disk (when there is a target), memory,
+    installer, checkpoint."""
     checks = []
     if facts.platform.system == "Darwin":
         checks.append(check_xcode(facts, target))
+    if facts.platform.system == "Windows":
+        checks.append(check_long_paths(facts))
     if target is not None and estimate is not None:
         checks.append(check_disk(facts, estimate, project_root, models))
     checks.append(check_memory(facts, target))

@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from envspec import settings
 from envspec.doctor.checkpoint import CHECKPOINT_RELPATH
 from envspec.doctor.probe import DistroFacts, PlatformFacts, Probe, ProbeResult, SystemProbe
 from envspec.errors import PlatformMismatch
 
 #: Set to a conda subdir, it is what ``host_subdir`` answers (e.g. osx-64 to install an Intel
 #: environment on an M1 on purpose).
-HOST_SUBDIR_ENV: Final = "ENVSPEC_HOST_SUBDIR"
+HOST_SUBDIR_ENV: Final = settings.HOST_SUBDIR_ENV
 
 #: conda subdir of a (system, machine) pair as ``platform`` reports it (machine compared in lower
 #: case: Windows says AMD64/ARM64). The one table of it: doctor and install both use ``subdir_of``
@@ -46,6 +47,10 @@ NVIDIA_SMI_WINDOWS_FALLBACK: Final = r"C:\Program Files\NVIDIA Corporation\NVSMI
 NVIDIA_PROC_VERSION: Final = "/proc/driver/nvidia/version"
 
 CONDA_TOOLS: Final = ("conda", "mamba", "micromamba")
+
+#: Windows: paths over 260 characters work only with this DWORD set to 1 (and an aware program).
+LONG_PATHS_KEY: Final = r"SYSTEM\CurrentControlSet\Control\FileSystem"
+LONG_PATHS_VALUE: Final = "LongPathsEnabled"
 
 NvidiaStatus = Literal["found", "no-gpu", "no-driver", "driver-error", "unparsable", "smi-missing"]
 
@@ -109,6 +114,13 @@ class MachineFacts:
     checkpoint_path: str = CHECKPOINT_RELPATH
     checkpoint_size: int | None = None
     notes: dict[str, str] = field(default_factory=dict)  # fact name -> why it is unknown
+    forced_subdir: str | None = None  # $ENVSPEC_HOST_SUBDIR: the machine is taken to be this subdir
+    long_paths: bool | None = None  # Windows: LongPathsEnabled is set (None: unknown, or not Windows)
+
+    @property
+    def install_subdir(self) -> str | None:
+        """The subdir a target must be built for to install here (``$ENVSPEC_HOST_SUBDIR`` wins)."""
+        return self.forced_subdir or self.hardware_subdir
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,6 +303,11 @@ def host_subdir(probe: Probe | None = None) -> str:
     return subdir
 
 
+def _long_paths(probe: Probe) -> bool | None:
+    value = probe.registry_dword(LONG_PATHS_KEY, LONG_PATHS_VALUE)
+    return None if value is None else value == 1
+
+
 def collect_facts(probe: Probe, project_root: str, *, hardware_only: bool = False) -> MachineFacts:
     """Ask the probe everything the doctor needs. ``hardware_only`` skips the conda tools, disk and
     checkpoint (what choosing a target does not need; `conda info` alone can take a second)."""
@@ -379,4 +396,6 @@ def collect_facts(probe: Probe, project_root: str, *, hardware_only: bool = Fals
         checkpoint_path=CHECKPOINT_RELPATH,
         checkpoint_size=None if hardware_only else probe.file_size(checkpoint),
         notes=notes,
+        forced_subdir=probe.env(HOST_SUBDIR_ENV) or None,
+        long_paths=None if plat.system != "Windows" or hardware_only else _long_paths(probe),
     )

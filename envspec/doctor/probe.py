@@ -88,12 +88,17 @@ class Probe(Protocol):
 
     def env(self, name: str) -> str | None: ...
 
+    def registry_dword(self, key: str, name: str) -> int | None:
+        """A DWORD value under ``HKEY_LOCAL_MACHINE\\key`` (Windows); ``None`` when absent or not Windows."""
+        ...
+
 
 class SystemProbe:
     """The real machine. Never raises, never waits longer than ``timeout`` per command."""
 
-    def __init__(self, timeout: float = COMMAND_TIMEOUT_S) -> None:
+    def __init__(self, timeout: float = COMMAND_TIMEOUT_S, environ: Mapping[str, str] | None = None) -> None:
         self.timeout = timeout
+        self.environ = os.environ if environ is None else environ
 
     def run(self, cmd: Sequence[str]) -> ProbeResult | None:
         exe = cmd[0] if Path(cmd[0]).is_absolute() else shutil.which(cmd[0])
@@ -161,10 +166,10 @@ class SystemProbe:
             return None
 
     def glibc(self) -> str | None:
-        try:
-            text = os.confstr("CS_GNU_LIBC_VERSION")  # "glibc 2.39"
-        except (ValueError, OSError, AttributeError):
-            text = None
+        text: str | None = None
+        if sys.platform != "win32":  # confstr is POSIX only; the name is glibc's own
+            with contextlib.suppress(ValueError, OSError):
+                text = os.confstr("CS_GNU_LIBC_VERSION")  # "glibc 2.39"
         if text and text.startswith("glibc "):
             return text.split()[1]
         lib, version = _platform.libc_ver()
@@ -180,15 +185,13 @@ class SystemProbe:
             return None
 
     def memory_total(self) -> int | None:
-        try:
-            pages = os.sysconf("SC_PHYS_PAGES")
-            size = os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return _windows_memory()
-        return pages * size if pages > 0 and size > 0 else None
+        return _memory_total()
 
     def env(self, name: str) -> str | None:
-        return os.environ.get(name)
+        return self.environ.get(name)
+
+    def registry_dword(self, key: str, name: str) -> int | None:
+        return _registry_dword(key, name)
 
 
 def parse_os_release(text: str) -> DistroFacts | None:
@@ -211,15 +214,49 @@ def parse_os_release(text: str) -> DistroFacts | None:
     )
 
 
-def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
-    """End a timed-out command and its children (its own session on POSIX), then reap it."""
-    with contextlib.suppress(OSError):
-        if posix:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
+# Platform-only calls sit behind ``sys.platform`` checks, which ``mypy --platform win32|darwin|linux``
+# understands (nox -s lint runs all three): each definition below is checked where it runs.
+if sys.platform == "win32":
+
+    def _memory_total() -> int | None:
+        return _windows_memory()
+
+    def _registry_dword(key: str, name: str) -> int | None:
+        import winreg
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key) as handle:
+                value, kind = winreg.QueryValueEx(handle, name)
+        except OSError:
+            return None
+        return int(value) if kind == winreg.REG_DWORD else None
+
+    def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
+        """End a timed-out command, then reap it."""
+        with contextlib.suppress(OSError):
             proc.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-        proc.communicate(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            proc.communicate(timeout=5)
+
+else:
+
+    def _memory_total() -> int | None:
+        try:
+            pages = os.sysconf("SC_PHYS_PAGES")
+            size = os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return None
+        return pages * size if pages > 0 and size > 0 else None
+
+    def _registry_dword(key: str, name: str) -> int | None:
+        return None  # no registry off Windows
+
+    def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
+        """End a timed-out command and its children (its own session), then reap it."""
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            proc.communicate(timeout=5)
 
 
 def _windows_memory() -> int | None:
@@ -254,7 +291,8 @@ class RecordedProbe:
                        "nvidia-smi": null},            # null: the command does not exist
           "files": {"/etc/os-release": "NAME=...", "models/ldm/stable-diffusion-v1/model.ckpt": 4265380512},
           "glibc": "2.39", "disk_free": 123456789, "memory_total": 17179869184,
-          "env": {"CONDA_SUBDIR": "osx-arm64"}
+          "env": {"CONDA_SUBDIR": "osx-arm64"},
+          "registry": {"SYSTEM\\CurrentControlSet\\Control\\FileSystem\\LongPathsEnabled": 1}
         }
 
     Commands are keyed by their words joined with one space; a command not in the recording does
@@ -334,3 +372,7 @@ class RecordedProbe:
     def env(self, name: str) -> str | None:
         value = self.data.get("env", {}).get(name)
         return None if value is None else str(value)
+
+    def registry_dword(self, key: str, name: str) -> int | None:
+        value = self.data.get("registry", {}).get(f"{key}\\{name}")
+        return None if value is None else int(value)

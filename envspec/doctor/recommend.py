@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, Status
 from envspec.doctor.gpu import accelerator_present, cuda_checks, target_cuda
-from envspec.doctor.machine import HOST_SUBDIR_ENV, MachineFacts, collect_facts
+from envspec.doctor.machine import MachineFacts, collect_facts
 from envspec.doctor.platform import EMULATED_SUBDIRS, system_checks
 from envspec.doctor.probe import Probe, SystemProbe
 from envspec.errors import PlatformMismatch, SpecError
@@ -95,29 +95,38 @@ def _fit(facts: MachineFacts, target: ResolvedTarget, tier: int) -> Fit:
 
 
 def recommend_target(facts: MachineFacts, targets: Sequence[ResolvedTarget]) -> ResolvedTarget | None:
+    """The target the doctor recommends. With ``$ENVSPEC_HOST_SUBDIR`` (``facts.forced_subdir``) the
+    machine is taken to be that subdir: its single target (the best ranked of several), as
+    :func:`choose_target` picks for install, smoke and up."""
+    if facts.forced_subdir:
+        matches = [t for t in targets if t.subdir == facts.forced_subdir]
+        if len(matches) == 1:
+            return matches[0]
+        ranked = [f for f in rank_targets(facts, matches) if f.target.subdir == facts.forced_subdir]
+        return ranked[0].target if ranked else (matches[0] if matches else None)
     ranked = rank_targets(facts, targets)
     return ranked[0].target if ranked else None
 
 
 def default_target(spec: Spec, probe: Probe | None = None) -> ResolvedTarget:
+    """The spec's target that fits this machine best (probing its hardware); see :func:`choose_target`."""
+    facts = collect_facts(probe or SystemProbe(), str(spec.path.parent), hardware_only=True)
+    return choose_target(spec, facts)
+
+
+def choose_target(spec: Spec, facts: MachineFacts) -> ResolvedTarget:
     """The spec's target that fits this machine best; ``PlatformMismatch`` when none is for it.
 
     The one default for every command run without a target (install, smoke, up, doctor). With
     ``$ENVSPEC_HOST_SUBDIR`` set, the machine is taken to be that subdir: its single target, or, when
     the spec has several for it (``linux-cuda`` and ``linux-cpu``), the one this machine's GPU fits.
     """
-    probe = probe or SystemProbe()
-    forced = probe.env(HOST_SUBDIR_ENV)
     targets = spec.resolve_all()
-    if forced and sum(t.subdir == forced for t in targets) != 1:
-        if not any(t.subdir == forced for t in targets):
-            return single_target_for_subdir(targets, forced)  # raises, naming the targets
-        facts = collect_facts(probe, str(spec.path.parent), hardware_only=True)  # linux-cuda or linux-cpu?
-        candidates = [(order, t) for order, t in enumerate(targets) if t.subdir == forced]
-        return min(candidates, key=lambda pair: _fit(facts, pair[1], 0).key(pair[0]))[1]
-    if forced:
-        return single_target_for_subdir(targets, forced)
-    facts = collect_facts(probe, str(spec.path.parent), hardware_only=True)
+    if facts.forced_subdir:
+        if not any(t.subdir == facts.forced_subdir for t in targets):
+            return single_target_for_subdir(targets, facts.forced_subdir)  # raises, naming the targets
+        chosen = recommend_target(facts, targets)  # its single target, or the one this machine's GPU fits
+        return chosen if chosen is not None else single_target_for_subdir(targets, facts.forced_subdir)
     best = recommend_target(facts, targets)
     if best is None:
         machine = facts.hardware_subdir or f"{facts.platform.system} {facts.platform.machine}"

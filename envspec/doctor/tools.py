@@ -117,3 +117,30 @@ def check_xcode(facts: MachineFacts, target: ResolvedTarget | None) -> Check:
     if facts.xcode_clt is None:
         return Check("xcode-clt", Status.WARN, f"cannot tell whether Xcode's CLT are installed ({why})", None)
     return Check("xcode-clt", Status.FAIL, f"Xcode command-line tools missing and {why}", "xcode-select --install")
+
+
+#: Windows' classic path limit; a conda environment of torch has files ~150 characters below its prefix.
+MAX_PATH: Final = 260
+LONG_PATHS_FIX: Final = (
+    r"as administrator: reg add HKLM\SYSTEM\CurrentControlSet\Control\FileSystem /v LongPathsEnabled "
+    "/t REG_DWORD /d 1 /f (or keep the project and --prefix in a short folder such as C:\\sd)"
+)
+
+
+def check_long_paths(facts: MachineFacts) -> Check:
+    """Windows only: paths over 260 characters need ``LongPathsEnabled`` (registry) set to 1."""
+    if facts.long_paths:
+        return Check("long-paths", Status.PASS, f"LongPathsEnabled is set: paths may exceed {MAX_PATH} characters")
+    if facts.long_paths is None:
+        return Check(
+            "long-paths",
+            Status.WARN,
+            f"cannot read LongPathsEnabled: paths over {MAX_PATH} characters may fail",
+            LONG_PATHS_FIX,
+        )
+    return Check(
+        "long-paths",
+        Status.WARN,
+        f"LongPathsEnabled is off: a file path over {MAX_PATH} characters in an environment fails to install",
+        LONG_PATHS_FIX,
+    )

@@ -25,6 +25,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,11 +265,13 @@ def _resolve(argv: list[str], env: Mapping[str, str]) -> list[str]:
 
 def _foreground(pid_group: int) -> bool:
     """Whether this process group owns the terminal (then Ctrl-C already reached the child too)."""
-    try:
-        with Path("/dev/tty").open("rb") as tty:
-            return os.tcgetpgrp(tty.fileno()) == pid_group
-    except OSError:
-        return False
+    if sys.platform != "win32":  # no process groups or controlling terminal there (a check mypy understands)
+        try:
+            with Path("/dev/tty").open("rb") as tty:
+                return os.tcgetpgrp(tty.fileno()) == pid_group
+        except OSError:
+            pass
+    return False
 
 
 def run_command(act: Activation, command: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -293,7 +296,7 @@ def run_command(act: Activation, command: Sequence[str], environ: Mapping[str, s
 
 def _wait_forwarding(child: subprocess.Popen[bytes]) -> int:
     def forward(signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and os.name == "posix" and _foreground(os.getpgrp()):
+        if signum == signal.SIGINT and sys.platform != "win32" and _foreground(os.getpgrp()):
             return
         if child.poll() is None:
             child.send_signal(signum)

@@ -292,24 +292,24 @@ def stop_service(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _fork_jobs(jobs: Sequence[Mapping[str, Any]], max_workers: int, conda_lock_main: Any) -> None:
-
-    running: dict[int, str] = {}
-    queue = list(jobs)
-    while queue or running:
-        while queue and len(running) < max_workers:
-            job = queue.pop(0)
-            sys.stdout.flush()
-            pid = os.fork()
-            if pid == 0:  # child
-                code = 1
-                try:
-                    code = _child(job, conda_lock_main)
-                finally:
-                    os._exit(code)
-            running[pid] = str(job["id"])
-        pid, status = os.wait()
-        if pid in running:
-            _report(running.pop(pid), os.waitstatus_to_exitcode(status))
+    if sys.platform != "win32":  # no fork() there: main() runs run_spawned (a check mypy --platform understands)
+        running: dict[int, str] = {}
+        queue = list(jobs)
+        while queue or running:
+            while queue and len(running) < max_workers:
+                job = queue.pop(0)
+                sys.stdout.flush()
+                pid = os.fork()
+                if pid == 0:  # child
+                    code = 1
+                    try:
+                        code = _child(job, conda_lock_main)
+                    finally:
+                        os._exit(code)
+                running[pid] = str(job["id"])
+            pid, status = os.wait()
+            if pid in running:
+                _report(running.pop(pid), os.waitstatus_to_exitcode(status))
 
 
 def run_spawned(jobs: Sequence[Mapping[str, Any]], max_workers: int) -> None:
@@ -349,7 +349,7 @@ def _die_with_parent() -> None:
             chunk = b""
         if not chunk:
             break
-    if hasattr(os, "killpg"):
+    if sys.platform != "win32":
         with contextlib.suppress(OSError):
             os.killpg(os.getpgid(0), signal.SIGKILL)
     os._exit(1)

@@ -817,8 +817,8 @@ def serve(path: str) -> None:
     import threading
 
     lock = threading.Lock()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        server = socket.socket(getattr(socket, "AF_UNIX"), socket.SOCK_STREAM)  # noqa: B009 - absent on Windows
         server.bind(path)
         server.listen(16)
     except OSError as exc:  # e.g. a path too long for a Unix socket: the runner runs the shim instead
@@ -862,7 +862,10 @@ def ask(path: str, argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int
     the shim's own errors (``ENVSPEC_SHIM_REPORT``)."""
     import socket
 
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    family = getattr(socket, "AF_UNIX", None)  # absent on Windows, where no service is started
+    if family is None:
+        raise OSError("no Unix sockets here")
+    with socket.socket(family, socket.SOCK_STREAM) as conn:
         conn.connect(path)
         conn.sendall(json.dumps({"argv": list(argv), "env": dict(environ)}).encode("utf-8") + b"\n")
         with contextlib.suppress(OSError):

@@ -159,3 +159,32 @@ def _hash(value: object) -> str | None:
 def _version(value: object) -> str:
     """The format version as YAML would read it: ``2`` for a number, ``'2.0'`` quoted otherwise."""
     return value if isinstance(value, str) and value.isdigit() else repr(value)
+
+
+#: The package whose build says which torch a lock holds (cuda*/cpu*/...): conda-forge's ``pytorch``
+#: (``envspec.spec.model.TORCH_PACKAGE``), never ``libtorch`` (its C++ library, listed first in lock order).
+TORCH_PACKAGE: Final = "pytorch"
+
+
+@dataclass(frozen=True)
+class CondaLockSummary:
+    """What the lock stage's summary table and the report show of one platform of a conda-lock file."""
+
+    packages: int  # conda packages (virtual ``__`` ones left out)
+    torch: LockedPackage | None  # the ``pytorch`` package, if the lock has one
+    subdir: str = ""
+
+    @property
+    def torch_text(self) -> str:
+        """``"2.9.1 cuda129_h0"`` (osx-arm64's ``cpu_generic`` builds labelled as the MPS build), or ``"-"``."""
+        if self.torch is None:
+            return "-"
+        build = torch_build_label(self.torch.build, self.subdir) if self.torch.build else "?"
+        return f"{self.torch.version} {build}"
+
+
+def summarize(text: str, source: str, platform: str) -> CondaLockSummary:
+    """The one summary of a conda-lock file's ``platform``, shared by ``envspec lock`` and the report."""
+    packages = [p for p in read_conda_lock(text, source, platform) if not p.name.startswith("__")]
+    torch = next((p for p in packages if p.name == TORCH_PACKAGE), None)
+    return CondaLockSummary(packages=len(packages), torch=torch, subdir=platform)

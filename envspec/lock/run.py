@@ -58,7 +58,7 @@ from envspec.fsutil import run_lock
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
-from envspec.lock.condalock import read_conda_lock, read_pip_packages, torch_build_label
+from envspec.lock.condalock import read_conda_lock, read_pip_packages, summarize
 from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
@@ -66,7 +66,6 @@ CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
 #: ``# envspec-exclude-newer: ...``); both files carry it inside the input hash as well.
 CONDA_LOCK_EXCLUDE_NEWER_KEY = "envspec_exclude_newer"
 _META_HASH_RE = commit.META_HASH_RE
-TORCH_NAMES = ("pytorch", "torch", "libtorch")
 TIMEOUT_ENV = "ENVSPEC_LOCK_TIMEOUT"
 _TMP_GLOB = ".*.envspec-tmp*"
 
@@ -394,10 +393,8 @@ def _precheck_channels(job: LockJob) -> None:
 
 
 def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
-    pkgs = [p for p in read_conda_lock(conda_lock_text, "conda-lock output", subdir) if not p.name.startswith("__")]
-    torch = next((p for p in pkgs if p.name in TORCH_NAMES), None)
-    torch_text = f"{torch.version} {torch_build_label(torch.build, subdir) if torch.build else '?'}" if torch else "-"
-    return len(pkgs), torch_text
+    summary = summarize(conda_lock_text, "conda-lock output", subdir)  # the report's own summary, too
+    return summary.packages, summary.torch_text
 
 
 def _test_channel_packages(report: Path) -> list[str]:
@@ -637,7 +634,7 @@ def start_runner(cwd: Path, *, shim: Path | None) -> subprocess.Popen[str]:
 def stop_runner(proc: subprocess.Popen[str]) -> None:
     """Kill a runner and all it started (its process group), and reap it."""
     with contextlib.suppress(OSError):  # already gone
-        if os.name == "posix":
+        if sys.platform != "win32":  # (a check mypy --platform understands)
             os.killpg(proc.pid, signal.SIGKILL)
         else:
             proc.kill()
@@ -698,7 +695,7 @@ def run_conda_lock(
 
     def kill() -> None:
         with contextlib.suppress(OSError):  # already gone
-            if os.name == "posix":
+            if sys.platform != "win32":  # (a check mypy --platform understands)
                 os.killpg(proc.pid, signal.SIGKILL)  # the runner, its forked conda-locks, the solver process
             else:
                 proc.kill()

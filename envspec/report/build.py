@@ -23,16 +23,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
-from envspec.lock.condalock import read_conda_lock, read_pip_packages, torch_build_label
+from envspec.lock.condalock import read_pip_packages, summarize, torch_build_label
 from envspec.lock.explicit import SOLVED_FROM_KEY, TEST_CHANNEL
 from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
-from envspec.spec.model import TORCH_PACKAGE, ResolvedTarget
+from envspec.smoke import report as smoke_report
+from envspec.spec.model import ResolvedTarget
 
-SMOKE_SCHEMA: Final = "envspec-smoke/1"
-SMOKE_JSON: Final = "smoke.json"
-SMOKE_PNG: Final = "smoke.png"
+# One home for the file names and schema: the smoke test writes them (envspec.smoke.report).
+SMOKE_SCHEMA: Final = smoke_report.SCHEMA
+SMOKE_JSON: Final = smoke_report.REPORT_FILE
+SMOKE_PNG: Final = smoke_report.IMAGE_FILE
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 #: Thumbnails are at most this many pixels on their longer side (when Pillow is there to shrink them).
 THUMBNAIL_PX: Final = 256
@@ -301,11 +303,11 @@ def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | Non
     Raises ``ValueError`` when the text is not a conda-lock v1 lockfile.
     """
     try:
-        packages = read_conda_lock(text, "conda-lock file", subdir)
+        summary = summarize(text, "conda-lock file", subdir)  # the lock stage's own summary, too
     except SpecError as exc:
         raise ValueError(exc.message.removeprefix("conda-lock file: ")) from None
-    torch = next((p for p in packages if p.name == TORCH_PACKAGE), None)
-    return len(packages), torch.version if torch else None, torch.build if torch else None
+    torch = summary.torch
+    return summary.packages, torch.version if torch else None, torch.build if torch else None
 
 
 def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None) -> LockSummary:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,9 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     os.umask(mask)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with contextlib.suppress(AttributeError, OSError):  # no fchmod on Windows
-            os.fchmod(fd, 0o666 & ~mask)
+        if sys.platform != "win32":  # no fchmod on Windows before 3.13 (and no POSIX mode to give)
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

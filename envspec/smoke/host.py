@@ -132,10 +132,22 @@ def model_argv(target: ResolvedTarget | None, model: Path | None, smoke_argv: Se
     return out
 
 
+@dataclass(frozen=True)
+class SmokeOptions:
+    """What envspec itself asks of the smoke test (``envspec up``): typed here; only the child, a
+    separate interpreter, gets them as its command line (:meth:`argv`)."""
+
+    out: Path
+    allow_cpu: bool = False
+
+    def argv(self) -> list[str]:
+        return ["--out", str(self.out)] + (["--allow-cpu"] if self.allow_cpu else [])
+
+
 def smoke(
     target: ResolvedTarget | None,
     prefix: Path,
-    smoke_argv: list[str],
+    options: SmokeOptions | list[str],
     *,
     model: Path | None = None,
     progress: Progress,
@@ -146,7 +158,8 @@ def smoke(
     ``model``: the pinned smoke model where it is pulled (``envspec.models.smoke_model_path``); the
     tiny offline model otherwise.
     """
-    smoke_argv = [*smoke_argv, *model_argv(target, model, smoke_argv)]
+    smoke_argv = options.argv() if isinstance(options, SmokeOptions) else list(options)
+    smoke_argv += model_argv(target, model, smoke_argv)
     the_plan = plan(target, prefix, smoke_argv, state=activation_vars(prefix))
     return run_in_prefix(the_plan, prefix, progress=progress, stdout=stdout)
 

@@ -20,42 +20,46 @@ IMAGE_FILE: Final = "smoke.png"
 REPORT_FILE: Final = "smoke.json"
 
 
-def peak_host_mib() -> float | None:
-    """Peak resident memory of this process (None where the platform does not tell)."""
-    try:
+if sys.platform == "win32":  # a check mypy --platform understands: resource is POSIX only
+
+    def peak_host_mib() -> float | None:
+        """Peak resident memory of this process (None where the platform does not tell)."""
+        try:  # Windows: PROCESS_MEMORY_COUNTERS.PeakWorkingSetSize
+            import ctypes
+            from ctypes import wintypes
+
+            class Counters(ctypes.Structure):
+                _fields_ = [
+                    ("cb", wintypes.DWORD),
+                    ("PageFaultCount", wintypes.DWORD),
+                    ("PeakWorkingSetSize", ctypes.c_size_t),
+                    ("WorkingSetSize", ctypes.c_size_t),
+                    ("QuotaPeakPagedPoolUsage", ctypes.c_size_t),
+                    ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                    ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t),
+                    ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                    ("PagefileUsage", ctypes.c_size_t),
+                    ("PeakPagefileUsage", ctypes.c_size_t),
+                ]
+
+            counters = Counters()
+            counters.cb = ctypes.sizeof(Counters)
+            windll = ctypes.windll  # type: ignore[attr-defined,unused-ignore]
+            handle = windll.kernel32.GetCurrentProcess()
+            if windll.psapi.GetProcessMemoryInfo(handle, ctypes.byref(counters), counters.cb):
+                return round(float(counters.PeakWorkingSetSize) / (1024 * 1024), 1)
+        except (ImportError, AttributeError, OSError):
+            pass
+        return None
+
+else:
+
+    def peak_host_mib() -> float | None:
+        """Peak resident memory of this process (None where the platform does not tell)."""
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return round(float(peak) / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
-    except ImportError:
-        pass
-    try:  # Windows: PROCESS_MEMORY_COUNTERS.PeakWorkingSetSize
-        import ctypes
-        from ctypes import wintypes
-
-        class Counters(ctypes.Structure):
-            _fields_ = [
-                ("cb", wintypes.DWORD),
-                ("PageFaultCount", wintypes.DWORD),
-                ("PeakWorkingSetSize", ctypes.c_size_t),
-                ("WorkingSetSize", ctypes.c_size_t),
-                ("QuotaPeakPagedPoolUsage", ctypes.c_size_t),
-                ("QuotaPagedPoolUsage", ctypes.c_size_t),
-                ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t),
-                ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
-                ("PagefileUsage", ctypes.c_size_t),
-                ("PeakPagefileUsage", ctypes.c_size_t),
-            ]
-
-        counters = Counters()
-        counters.cb = ctypes.sizeof(Counters)
-        windll = ctypes.windll  # type: ignore[attr-defined,unused-ignore]
-        handle = windll.kernel32.GetCurrentProcess()
-        if windll.psapi.GetProcessMemoryInfo(handle, ctypes.byref(counters), counters.cb):
-            return round(float(counters.PeakWorkingSetSize) / (1024 * 1024), 1)
-    except (ImportError, AttributeError, OSError):
-        pass
-    return None
 
 
 def library_versions() -> dict[str, str | None]:

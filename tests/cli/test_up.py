@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from envspec.cli import doctor as cmd_doctor
 from envspec.cli import up_plan as up
-from envspec.cli.main import main
+from envspec.cli.main import main as real_main
 from envspec.doctor.check import Check, Status
 from envspec.doctor.probe import RecordedProbe
 from envspec.errors import CheckFailed, ExitCode, IntegrityError
@@ -127,16 +126,36 @@ def test_smoke_error_names_the_verdict_and_where_to_look() -> None:
     assert "exit status 2, no /o/smoke.json written" in crashed.message
 
 
+def test_a_smoke_error_is_one_line_with_one_prefix_and_one_tip() -> None:
+    """smoke.json's own message carries "error: " and a tip: the line main() prints has one of each."""
+    said = "error: RuntimeError: CUDA out of memory (tip: set ENVSPEC_DEBUG=1 for the traceback)"
+    err = up.smoke_error(10, "error", said, "/o/linux-cuda/smoke.json")
+    line = err.one_line()
+    assert line == (
+        "error: smoke: RuntimeError: CUDA out of memory "
+        "(tip: set ENVSPEC_DEBUG=1 for the traceback; details in /o/linux-cuda/smoke.json)"
+    )
+    assert line.count("error:") == 1 and line.count("tip:") == 1 and err.exit_code == ExitCode.SMOKE_SETUP
+    setup = up.smoke_error(10, "error", "error: the promised device cuda is absent", "/o/smoke.json")
+    assert setup.one_line().count("error:") == 1 and setup.one_line().count("tip:") == 1
+
+
 # --------------------------------------------------------------------------------------------
 # Through main(): a recorded GPU-less Linux machine, a rendered project without lockfiles
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def rendered(project_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def no_gpu_main(argv: list[str], probe: RecordedProbe | None = None) -> int:
+    """main() on a recorded GPU-less Linux machine (the probe is a parameter of main)."""
     data = json.loads((DATA / "linux-no-gpu.json").read_text())
-    monkeypatch.setattr(cmd_doctor, "PROBE_FACTORY", lambda: RecordedProbe(data))
-    monkeypatch.delenv("ENVSPEC_MIRRORS", raising=False)
+    return real_main(argv, environ={}, probe=probe or RecordedProbe(data))
+
+
+main = no_gpu_main
+
+
+@pytest.fixture
+def rendered(project_copy: Path) -> Path:
     assert main(["--spec", str(project_copy / "envspec.yml"), "render"]) == 0
     return project_copy
 
@@ -180,10 +199,8 @@ def test_missing_lockfile_with_locked_stops_before_installing(
 
 
 def test_unrendered_project_says_to_render(
-    project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    project_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = json.loads((DATA / "linux-no-gpu.json").read_text())
-    monkeypatch.setattr(cmd_doctor, "PROBE_FACTORY", lambda: RecordedProbe(data))
     argv = ["--spec", str(project_copy / "envspec.yml"), "up", "linux-cuda", "--allow-cpu", "--lock"]
     code = main([*argv, "--prefix", str(tmp_path / "env")])
     assert code == ExitCode.SPEC_INVALID

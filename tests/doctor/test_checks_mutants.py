@@ -44,7 +44,7 @@ from envspec.doctor.platform import check_platform, system_checks
 from envspec.doctor.probe import DistroFacts, PlatformFacts, ProbeResult, RecordedProbe
 from envspec.doctor.recommend import Fit, rank_targets, recommend_target
 from envspec.doctor.resources import EnvEstimate, ModelsNeed, check_disk, check_memory, estimate_env_bytes
-from envspec.doctor.tools import check_installer, check_xcode, install_commands, needs_compiler
+from envspec.doctor.tools import LONG_PATHS_FIX, check_installer, check_xcode, install_commands, needs_compiler
 from envspec.spec.model import ResolvedTarget, Spec, load_spec
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "doctor"
@@ -421,6 +421,12 @@ EXPECTED: dict[str, tuple[str, list[tuple[str, str, str, str | None]]]] = {
             ("nvidia-driver", "PASS", "driver 576.88 >= 576.02 for CUDA 12.9 (supports CUDA <= 12.9)", None),
             ("compute-capability", "PASS", "sm_89 (Ada) >= sm_50 for CUDA 12", None),
             ("gpu-memory", "PASS", "24.0 GiB of GPU memory (SD-1 fp16 512x512 fits)", None),
+            (
+                "long-paths",
+                "WARN",
+                "LongPathsEnabled is off: a file path over 260 characters in an environment fails to install",
+                LONG_PATHS_FIX,
+            ),
             (
                 "disk",
                 "PASS",

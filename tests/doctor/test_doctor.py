@@ -253,11 +253,41 @@ def test_windows_with_cuda(spec: Spec) -> None:
     report = run_doctor(recording("windows-cuda"), spec)
     assert report.recommended is not None and report.recommended.name == "win-cuda"
     s = statuses(report)
+    assert s.pop("long-paths") is Status.WARN  # recorded LongPathsEnabled 0, Windows' default
     assert all(status is Status.PASS for status in s.values()), s
     # Windows numbers differ from Linux: 12.9 needs 576.02 there (575.51.03 on Linux).
     assert "576.88 >= 576.02 for CUDA 12.9" in check(report, "nvidia-driver").reason
     assert "sm_89 (Ada)" in check(report, "compute-capability").reason
     assert "glibc" not in s and "rosetta" not in s
+
+
+LONG_PATHS = "SYSTEM\\CurrentControlSet\\Control\\FileSystem\\LongPathsEnabled"
+
+
+@pytest.mark.parametrize(
+    ("registry", "status", "words"),
+    [
+        ({LONG_PATHS: 1}, Status.PASS, "LongPathsEnabled is set"),
+        ({LONG_PATHS: 0}, Status.WARN, "LongPathsEnabled is off"),
+        ({}, Status.WARN, "cannot read LongPathsEnabled"),
+    ],
+)
+def test_windows_long_paths_come_from_the_registry(
+    spec: Spec, registry: dict[str, int], status: Status, words: str
+) -> None:
+    data = recording("windows-cuda")
+    data["registry"] = registry
+    report = run_doctor(data, spec)
+    long_paths = check(report, "long-paths")
+    assert long_paths.status is status and words in long_paths.reason
+    assert (long_paths.fix is None) is (status is Status.PASS)
+    assert long_paths.fix is None or "LongPathsEnabled /t REG_DWORD /d 1" in long_paths.fix
+
+
+def test_long_paths_are_asked_of_windows_only(spec: Spec) -> None:
+    data = recording("linux-h100-580")
+    data["registry"] = {LONG_PATHS: 0}  # what a Linux probe would never answer; the doctor does not ask
+    assert "long-paths" not in statuses(run_doctor(data, spec))
 
 
 def test_windows_driver_too_old(spec: Spec) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -9,13 +10,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from envspec.cli import doctor as cmd_doctor
 from envspec.cli.main import main
 from envspec.doctor.probe import RecordedProbe, SystemProbe
 from envspec.errors import ExitCode
@@ -40,16 +41,17 @@ MACHINE_KEYS = {
 }
 
 
-def use_recording(monkeypatch: pytest.MonkeyPatch, name: str, **changes: Any) -> None:
+def recorded_main(name: str, **changes: Any) -> Callable[[list[str]], int]:
+    """main() on a recorded machine: the probe is a parameter of main."""
     data = json.loads((DATA / f"{name}.json").read_text())
     data.update(changes)
-    monkeypatch.setattr(cmd_doctor, "PROBE_FACTORY", lambda: RecordedProbe(data))
+    return functools.partial(main, probe=RecordedProbe(data))
 
 
 def test_json_report_has_stable_versioned_keys(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580")
+    main = recorded_main("linux-h100-580")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--json"]) == ExitCode.OK
     captured = capsys.readouterr()
     data = json.loads(captured.out)  # stdout is only the JSON; progress went to stderr
@@ -71,7 +73,7 @@ def test_json_report_has_stable_versioned_keys(
 def test_text_report_puts_the_recommendation_on_top_and_exits_1_on_fail(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "m1-rosetta")
+    main = recorded_main("m1-rosetta")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor"]) == ExitCode.CHECK_FAILED
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("machine: Darwin x86_64, Python 3.11.5 under Rosetta, macOS 14.6.1")
@@ -85,7 +87,7 @@ def test_text_report_puts_the_recommendation_on_top_and_exits_1_on_fail(
 def test_target_option_checks_another_target(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580")
+    main = recorded_main("linux-h100-580")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--json", "--target", "osx-arm64"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["recommended"] == "linux-cuda" and data["target"] == "osx-arm64"
@@ -96,7 +98,7 @@ def test_target_option_checks_another_target(
 def test_unknown_target_is_a_spec_error(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580")
+    main = recorded_main("linux-h100-580")
     assert main(["--spec", str(repo / "envspec.yml"), "doctor", "--target", "nope"]) == ExitCode.SPEC_INVALID
     err = capsys.readouterr().err
     assert "no target named 'nope'" in err and "Traceback" not in err
@@ -105,7 +107,7 @@ def test_unknown_target_is_a_spec_error(
 def test_disk_estimate_reads_the_projects_lockfile(
     project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_recording(monkeypatch, "linux-h100-580", disk_free=9 * 1024**3)
+    main = recorded_main("linux-h100-580", disk_free=9 * 1024**3)
     spec = str(project_copy / "envspec.yml")
     # Without a lockfile: the 12 GiB CUDA default + the checkpoint does not fit in 9 GiB.
     assert main(["--spec", spec, "doctor", "--json"]) == 1
@@ -180,34 +182,37 @@ def test_real_doctor_in_process(repo: Path, capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.integration
 def test_real_doctor_as_a_subprocess(repo: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "envspec", "--spec", str(repo / "envspec.yml"), "doctor"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard: how fast the doctor answers is benchmarks/bench_cli.py's business
         env=env,
         check=False,
     )
-    elapsed = time.monotonic() - started
     assert done.returncode in (0, 1), done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("machine: ")
     assert lines[1].startswith("recommended target: ")
     assert lines[-1].startswith("doctor: " + ("ok" if done.returncode == 0 else "FAILED"))
-    assert elapsed < 60
 
 
 @pytest.mark.integration
 def test_system_probe_never_hangs(tmp_path: Path) -> None:
+    """A command past its timeout is ended with everything it started (its own session), so nothing
+    holds the probe: the verdict is what is left running, not how long it took."""
     script = tmp_path / "slow.sh"
-    script.write_text("#!/bin/sh\necho started\nsleep 30\n")
+    pid_file = tmp_path / "grandchild"
+    script.write_text(f"#!/bin/sh\necho started\nsleep 3600 &\necho $! > {pid_file}\nwait\n")
     script.chmod(0o755)
-    started = time.monotonic()
     result = SystemProbe(timeout=0.5).run([str(script)])
     assert result is not None and result.returncode == 124 and "timed out" in result.stderr
-    assert time.monotonic() - started < 10
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 300  # a hang guard: without the group kill it sleeps an hour
+    while _alive(grandchild):
+        assert time.monotonic() < deadline, "the command's child outlived the probe's timeout"
+        time.sleep(0.05)
     echo = SystemProbe().run(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert echo is not None and (echo.returncode, echo.stdout, echo.stderr) == (3, "out\n", "err\n")
 
@@ -217,16 +222,25 @@ def test_install_without_target_uses_the_recommended_target(
 ) -> None:
     """Issue 5 item 2: `envspec install` without TARGET takes the doctor's recommendation (here a
     recorded Windows box with an NVIDIA GPU, so not this Linux machine's only linux-64 target)."""
-    from envspec.cli import install as cmd_install
-    from envspec.doctor import recommend as targeting
     from envspec.spec.model import load_spec
 
-    monkeypatch.delenv("ENVSPEC_HOST_SUBDIR", raising=False)
     data = json.loads((DATA / "windows-cuda.json").read_text())
-    real_default = targeting.default_target
-    monkeypatch.setattr(cmd_install, "default_target", lambda spec, probe=None: real_default(spec, RecordedProbe(data)))
     assert load_spec(project_copy / "envspec.yml").resolve("win-cuda").subdir == "win-64"
-    code = main(["--spec", str(project_copy / "envspec.yml"), "install", "--prefix", str(project_copy / "env")])
+    argv = ["--spec", str(project_copy / "envspec.yml"), "install", "--prefix", str(project_copy / "env")]
+    code = main(argv, environ={}, probe=RecordedProbe(data))
     err = capsys.readouterr().err
     assert "target: win-cuda" in err  # chosen before the unrendered project stops the install
     assert code != 0 and "lock: win-cuda: its environment file" in err
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for init)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

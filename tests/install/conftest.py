@@ -127,7 +127,7 @@ def built_env(tmp_path_factory: pytest.TempPathFactory) -> Built:
     project = base / "proj"
     project.mkdir()
 
-    spec = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load((REPO / "tests" / "data" / "synthetic" / "envspec.yml").read_text(encoding="utf-8"))
     spec["dependencies"].append(ACTIVATE_PKG)
     spec["targets"]["linux-cuda"]["variables"] = {"TEST_HOSTILE": HOSTILE_VALUE, "TEST_SPACE": "x y"}
     (project / "envspec.yml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")

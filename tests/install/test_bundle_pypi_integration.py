@@ -33,7 +33,7 @@ def test_wheels_travel_in_the_bundle(tmp_path: Path) -> None:
                    check=True, capture_output=True)  # fmt: skip
     project = tmp_path / "proj"
     project.mkdir()
-    spec = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load((REPO / "tests" / "data" / "synthetic" / "envspec.yml").read_text(encoding="utf-8"))
     spec["targets"]["linux-cuda"]["pip"] = ["envspec-demo>=1.0"]
     (project / "envspec.yml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
 

@@ -54,7 +54,7 @@ def dated_channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def project(tmp_path: Path) -> Path:
     dest = tmp_path / "proj"
     dest.mkdir()
-    shutil.copy2(REPO / "envspec.yml", dest / "envspec.yml")
+    shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", dest / "envspec.yml")
     assert envspec(dest, "render")[0] == 0
     return dest
 

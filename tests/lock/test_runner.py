@@ -281,8 +281,7 @@ def test_a_service_that_cannot_listen_says_so_in_one_line_and_is_not_ready(tmp_p
 def _fresh_project(root: Path) -> Path:
     project = root / "proj"
     project.mkdir()
-    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
-    shutil.copytree(REPO / "templates", project / "templates")
+    shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project / "envspec.yml")
     assert envspec(project, "render")[0] == 0
     return project
 

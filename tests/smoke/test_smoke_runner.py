@@ -10,6 +10,9 @@ import pytest
 
 from envspec.cli import main as cli
 from envspec.cli import smoke as smoke_command
+from envspec.cli.common import Context
+from envspec.doctor.probe import RecordedProbe
+from envspec.settings import Settings
 from envspec.smoke import cli as smoke_cli
 from envspec.smoke import host as smoke_runner
 from envspec.spec.model import ResolvedTarget, load_spec
@@ -75,22 +78,21 @@ def test_prefix_state_variables_are_set_as_activation_would(tmp_path: Path) -> N
     plan = smoke_runner.plan(None, tmp_path, [], state=state, windows=False)
     assert {k: plan.env[k] for k in state} == state
     assert "--expect" not in plan.argv  # the child reads the promise from the same state file
-    args = cli.build_parser("smoke").parse_args(["--spec", str(tmp_path / "no-such.yml"), "smoke"])
-    assert smoke_command.find_target(args, state) is None  # no --target, no project: no spec needed
+    ctx = Context(Settings(spec=tmp_path / "no-such.yml"))
+    assert smoke_command.find_target(None, state, ctx) is None  # no --target, no project: no spec needed
 
 
 def test_without_target_the_environment_s_own_target_is_used(tmp_path: Path) -> None:
-    args = cli.build_parser("smoke").parse_args(["--spec", str(REPO / "envspec.yml"), "smoke"])
-    target = smoke_command.find_target(args, {"ENVSPEC_TARGET": "win-cuda"})
+    ctx = Context(Settings(spec=REPO / "envspec.yml"))
+    target = smoke_command.find_target(None, {"ENVSPEC_TARGET": "win-cuda"}, ctx)
     assert target is not None and target.name == "win-cuda"
-    assert smoke_command.find_target(args, {"ENVSPEC_TARGET": "gone-from-spec"}) is None
+    assert smoke_command.find_target(None, {"ENVSPEC_TARGET": "gone-from-spec"}, ctx) is None
 
 
-def test_without_target_or_state_the_recommended_target_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    chosen = load_spec(REPO / "envspec.yml").resolve("osx-arm64")
-    monkeypatch.setattr(smoke_command, "default_target", lambda spec, probe=None: chosen)
-    args = cli.build_parser("smoke").parse_args(["--spec", str(REPO / "envspec.yml"), "smoke"])
-    assert smoke_command.find_target(args, {}) == chosen
+def test_without_target_or_state_the_recommended_target_is_used() -> None:
+    m1 = json.loads((REPO / "tests" / "data" / "doctor" / "m1-arm64.json").read_text())
+    ctx = Context(Settings(spec=REPO / "envspec.yml"), probe=RecordedProbe(m1))
+    assert smoke_command.find_target(None, {}, ctx) == load_spec(REPO / "envspec.yml").resolve("osx-arm64")
 
 
 def test_missing_prefix_python_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,3 +130,10 @@ def test_the_pinned_model_and_the_targets_image_settings_are_passed_when_pulled(
     assert smoke_runner.model_argv(cuda, model, ["--model", "other"]) == []  # the command line wins
     assert smoke_runner.model_argv(dataclasses.replace(cuda, smoke_with_model=False), model, []) == []
     assert smoke_runner.model_argv(None, model, []) == []
+
+
+def test_up_s_smoke_options_are_typed_until_the_child_s_command_line(tmp_path: Path) -> None:
+    options = smoke_runner.SmokeOptions(out=tmp_path / "o", allow_cpu=True)
+    args = smoke_cli.build_parser().parse_args(options.argv())
+    assert (args.out, args.allow_cpu) == (str(tmp_path / "o"), True)
+    assert smoke_runner.SmokeOptions(out=tmp_path).argv() == ["--out", str(tmp_path)]
