@@ -132,7 +132,8 @@ def test_up_locks_installs_smokes_and_reports(upped: tuple[Path, Path, Path], ch
     assert "tiny offline model" in html  # --no-models: the report says the image is the stand-in's
     md = (out / "report" / "report.md").read_text(encoding="utf-8")
     row = next(line for line in md.splitlines() if TARGET in line and line.startswith("|"))
-    assert "pass" in row and "| fresh |" in row
+    # fresh, and marked as solved against the tests' synthetic channel (never a lockfile to commit)
+    assert "pass" in row and "| fresh<br>solved against the tests' synthetic channel: never commit it |" in row, row
 
 
 def test_up_without_allow_cpu_stops_on_a_machine_without_the_gpu(
