@@ -147,6 +147,8 @@ class PullProgress:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    from envspec.channels import printable
+
     project, spec = load(args)
     dest = Path(args.dest).expanduser() if args.dest else None
     results = pull_models(
@@ -161,8 +163,8 @@ def _pull(args: argparse.Namespace) -> int:
     if not results:
         progress("no models in envspec.yml")
     for r in results:
-        print(
-            f"{r.name}: {project.relative(r.load_path)} at {r.commit[:12]} "
+        print(  # a path from --dest may hold undecodable bytes: shown escaped, never a UnicodeEncodeError
+            f"{r.name}: {printable(str(project.relative(r.load_path)))} at {r.commit[:12]} "
             f"({r.fetched} fetched, {r.kept} already in place, {_size(r.received)} downloaded"
             + (f", {len(r.removed)} left-over files removed" if r.removed else "")
             + ")"

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from envspec.channels import redact
 from envspec.errors import ChannelUnreachable, IntegrityError, SpecError, ToolFailed
-from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins, redact
+from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins
 
 Progress = Callable[[str], None]
 

@@ -134,3 +134,14 @@ def test_user_info_in_hf_endpoint_is_never_printed(project: Project) -> None:
     assert result.code == ExitCode.CHANNEL_UNREACHABLE, result.text
     assert "s3cr3t-pw" not in result.out + result.err
     assert "127.0.0.1:9" in error_line(result)
+
+
+def test_a_non_utf8_dest_is_printed_escaped_to_a_strict_stdout(project: Project) -> None:
+    setup_repo(project, unet_size=1 << 16, **FP16)
+    assert project.run("lock").code == 0
+    dest = project.root.parent / "out-\udcff"  # the bytes b"out-\xff" on argv
+    result = project.run("pull", "--dest", str(dest), PYTHONIOENCODING="utf-8:strict", LC_ALL="C.UTF-8")
+    assert result.code == 0, result.text
+    assert "Traceback" not in result.err
+    assert "out-\\udcff" in result.out
+    assert (dest / "tiny" / "model_index.json").is_file()
