@@ -66,3 +66,41 @@ def run_lock(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+class NotRegularFile(OSError):
+    """A path that is read as a file is a FIFO, a device, a folder or a socket (reading it could block
+    forever or never end), or it is larger than the reader's cap."""
+
+
+#: The most bytes envspec reads from a text input it parses (spec, lockfiles, manifests).
+TEXT_INPUT_MAX_BYTES = 64 << 20
+
+
+def read_regular_text(path: Path, max_bytes: int = TEXT_INPUT_MAX_BYTES) -> str:
+    """The UTF-8 text of ``path`` if it is a regular file of at most ``max_bytes`` bytes.
+
+    Opened without blocking (a FIFO with no writer must not hang the open), checked with ``fstat``
+    on the open descriptor (no check-then-open race); FileNotFoundError, UnicodeDecodeError and
+    :class:`NotRegularFile` (an OSError) are the caller's to report.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        import stat
+
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(f"not a regular file (a FIFO, device or folder): {path}")
+        if info.st_size > max_bytes:
+            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > max_bytes:
+                raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8")

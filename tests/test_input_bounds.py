@@ -1,0 +1,74 @@
+"""Inputs beyond every bound are one line, never a traceback or a hang (issue #21 families 5 and 7).
+
+A 4,301-digit integer (over Python's int-conversion limit) in envspec.yml or models.lock.yml;
+``ENVSPEC_MAX_PACKAGE_BYTES=1e309`` (float infinity); a FIFO, ``/dev/zero`` or a folder where a file
+is read (the spec, the models lockfile).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from envspec.cli.main import main
+from envspec.errors import ExitCode, SpecError
+from envspec.fsutil import NotRegularFile, read_regular_text
+from envspec.install import execute
+from envspec.models import lockfile
+
+HUGE = "1" * 4301
+
+
+def test_a_4301_digit_integer_in_envspec_yml_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "envspec.yml"
+    spec.write_text(f"version: 1\nname: {HUGE}\n")
+    assert main(["--spec", str(spec), "targets"]) == ExitCode.SPEC_INVALID
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too long" in err and "Traceback" not in err
+
+
+def test_a_4301_digit_integer_in_models_lock_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "models.lock.yml"
+    path.write_text(f"version: 1\ninput_hash: sha256:{'0' * 64}\nmodels: {{}}\nsize: {HUGE}\n")
+    with pytest.raises(SpecError, match="damaged lockfile"):
+        lockfile.read(path)
+
+
+@pytest.mark.parametrize("value", ["1e309", "inf", "nan", "-5", "0", HUGE, "12 GiB"])
+def test_max_package_bytes_out_of_range_is_one_line(value: str) -> None:
+    with pytest.raises(SpecError, match="ENVSPEC_MAX_PACKAGE_BYTES") as info:
+        execute.max_package_bytes({"ENVSPEC_MAX_PACKAGE_BYTES": value})
+    assert "\n" not in info.value.one_line()
+
+
+def test_max_package_bytes_in_range_is_taken() -> None:
+    assert execute.max_package_bytes({"ENVSPEC_MAX_PACKAGE_BYTES": "1e6"}) == 1_000_000
+    assert execute.stall_timeout({"ENVSPEC_STALL_TIMEOUT": "0.5"}) == 0.5
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and devices are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder"])
+def test_a_spec_or_models_lock_that_is_no_regular_file_never_hangs(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if kind == "fifo":
+        path = tmp_path / "envspec.yml"
+        os.mkfifo(path)  # no writer: a blocking open or read would wait forever
+    elif kind == "dev-zero":
+        path = Path("/dev/zero")  # an endless read
+    else:
+        path = tmp_path
+    assert main(["--spec", str(path), "targets"]) == ExitCode.SPEC_INVALID
+    assert "not a regular file" in capsys.readouterr().err
+    with pytest.raises(SpecError, match="not a regular file"):
+        lockfile.read(path)
+
+
+def test_read_regular_text_caps_the_size(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 2048)
+    with pytest.raises(NotRegularFile, match="larger than 1024 bytes"):
+        read_regular_text(path, max_bytes=1024)
+    assert read_regular_text(path, max_bytes=4096) == "x" * 2048
