@@ -159,3 +159,24 @@ def test_an_endless_wheel_body_stops_at_the_size_cap(
     with pytest.raises(IntegrityError, match="larger than the 300000 byte cap") as info:
         install_pip.fetch(_plan(f"{mirror}/endless/demo-1.0-py3-none-any.whl"), tmp_path, lambda _: None)
     assert "ENVSPEC_MAX_PACKAGE_BYTES" in info.value.message and list(tmp_path.iterdir()) == []
+
+
+def test_conda_mirror_credentials_never_reach_the_origin_it_redirects_to(
+    tmp_path: Path, two_origins: tuple[str, list[tuple[str, str | None]], str, list[tuple[str, str | None]]]
+) -> None:
+    from envspec import channels
+    from envspec.install.execute import fetch_all
+    from envspec.install.plan import ExplicitLock, LockEntry
+
+    mirror, mirror_seen, _, cdn_seen = two_origins
+    channels.forget_all()
+    try:
+        (url,) = channels.parse_mirrors((), f"conda-forge={mirror.replace('://', '://alice:s3cret@')}").values()
+        package = f"{url}/simple/demo-1.0-h_0.conda"  # the mirror redirects it to the other origin
+        entry = LockEntry(url=package, md5=hashlib.md5(WHEEL).hexdigest())
+        (got,) = fetch_all(ExplicitLock("linux-64", (entry,)), (package,), tmp_path / "cache", lambda _: None)
+    finally:
+        channels.forget_all()
+    assert got.sha256 == SHA
+    assert mirror_seen[0][1] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret, to the mirror itself
+    assert [auth for _, auth in cdn_seen] == [None]
