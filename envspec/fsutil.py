@@ -77,30 +77,34 @@ class NotRegularFile(OSError):
 TEXT_INPUT_MAX_BYTES = 64 << 20
 
 
-def read_regular_text(path: Path, max_bytes: int = TEXT_INPUT_MAX_BYTES) -> str:
-    """The UTF-8 text of ``path`` if it is a regular file of at most ``max_bytes`` bytes.
+def read_regular_text(
+    path: Path, max_bytes: int = TEXT_INPUT_MAX_BYTES, *, errors: str = "strict", head: bool = False
+) -> str:
+    """The UTF-8 text of ``path`` if it is a regular file of at most ``max_bytes`` bytes (``head``:
+    its first ``max_bytes`` bytes, whatever its size; ``errors`` as for ``bytes.decode``).
 
     Opened without blocking (a FIFO with no writer must not hang the open), checked with ``fstat``
     on the open descriptor (no check-then-open race); FileNotFoundError, UnicodeDecodeError and
     :class:`NotRegularFile` (an OSError) are the caller's to report.
     """
+    import stat
+
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        import stat
-
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotRegularFile(f"not a regular file (a FIFO, device or folder): {path}")
-        if info.st_size > max_bytes:
+        if info.st_size > max_bytes and not head:
             raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
-        chunks, total = [], 0
-        while chunk := os.read(fd, 1 << 20):
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total))):
             total += len(chunk)
-            if total > max_bytes:
-                raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
             chunks.append(chunk)
+        if total > max_bytes and not head:
+            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("utf-8")
+    return b"".join(chunks)[:max_bytes].decode("utf-8", errors)

@@ -72,3 +72,32 @@ def test_read_regular_text_caps_the_size(tmp_path: Path) -> None:
     with pytest.raises(NotRegularFile, match="larger than 1024 bytes"):
         read_regular_text(path, max_bytes=1024)
     assert read_regular_text(path, max_bytes=4096) == "x" * 2048
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and devices are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_install_from_a_lockfile_that_is_no_regular_file_never_hangs(
+    project_copy: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
+    lock = Path("/dev/zero")
+    if kind == "fifo":
+        lock = tmp_path / "x.lock"
+        os.mkfifo(lock)
+    args = ["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--lockfile", str(lock)]
+    code = main([*args, "--prefix", str(tmp_path / "env"), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code != 0 and "not a regular file" in err and "Traceback" not in err, err
+    assert not (tmp_path / "env").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_lock_check_with_a_fifo_lockfile_never_hangs(project_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--spec", str(project_copy / "envspec.yml"), "render"]) == 0
+    lockfiles = project_copy / "lockfiles"
+    lockfiles.mkdir(exist_ok=True)
+    os.mkfifo(lockfiles / "linux-cuda.lock")
+    os.mkfifo(lockfiles / "linux-cuda.conda-lock.yml")
+    code = main(["--spec", str(project_copy / "envspec.yml"), "lock", "--check", "--target", "linux-cuda"])
+    err = capsys.readouterr().err
+    assert code != 0 and "not a regular file" in err and "Traceback" not in err, err

@@ -278,12 +278,14 @@ def check_pair_files(explicit_file: Path, conda_lock_file: Path, *, root: Path |
                 return path.absolute().relative_to(root.absolute()).as_posix()
         return str(path)
 
+    from envspec.fsutil import read_regular_text
+
     try:
-        other = conda_lock_file.read_text(encoding="utf-8", errors="replace")
+        other = read_regular_text(conda_lock_file, errors="replace")
     except FileNotFoundError:
         return
     check_pair(
-        explicit_file.read_text(encoding="utf-8", errors="replace"),
+        read_regular_text(explicit_file, errors="replace"),
         other,
         explicit_source=rel(explicit_file),
         conda_lock_source=rel(conda_lock_file),
