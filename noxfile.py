@@ -110,6 +110,7 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_lock.py", *session.posargs)
     session.run("python", "benchmarks/bench_install.py")
+    session.run("python", "benchmarks/bench_download.py")
     # The real conda-forge snapshot (../shared/data, see its README) is not part of the repository.
     snapshot = Path("..") / "shared" / "data" / "conda-forge-records.tar.gz"
     if snapshot.is_file():
