@@ -326,9 +326,23 @@ def fetch(repo: str, path: str, commit: str, on_bytes: Callable[[int], None], *,
     """
     what = f"{repo}/{path}@{commit[:12]}"
     _budget.value = None if size is None else _Budget(what, size)
+    written = [0]
+
+    def counted(n: int) -> None:
+        # What huggingface_hub writes, after any Content-Encoding was decoded (a gzip bomb is small
+        # on the wire): never more than the locked size.
+        written[0] += n
+        if size is not None and written[0] > size:
+            raise IntegrityError(
+                f"{what}: the server sends more than the {size} bytes the lockfile records "
+                "(after decoding its Content-Encoding); stopped",
+                tip="the Hub or a proxy serves something other than the locked file: do not use it",
+            )
+        on_bytes(n)
+
     try:
         cached = huggingface_hub.hf_hub_download(
-            repo, path, revision=commit, tqdm_class=cast(Any, functools.partial(_Meter, on_bytes))
+            repo, path, revision=commit, tqdm_class=cast(Any, functools.partial(_Meter, counted))
         )
     except Exception as exc:
         _raise_translated(exc, repo=repo, revision=commit, doing="pull", path=path)

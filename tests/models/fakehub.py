@@ -21,6 +21,7 @@ Repositories live in a folder: ``<root>/<repo>/blobs/<oid>`` (content), ``commit
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import secrets
@@ -65,6 +66,7 @@ class Faults:
     endless: set[str] = field(default_factory=set)  # sha256: the CDN's body never ends (no Content-Length)
     norange_stall: set[str] = field(default_factory=set)  # sha256: 200 to every Range, half the body, then silence
     retry_after: str | None = None  # every file answers 429 with this Retry-After
+    gzip_bomb: set[str] = field(default_factory=set)  # sha256: 64 MiB of zeros, gzip-encoded (small on the wire)
     listing: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sibling fields replaced in the API
 
 
@@ -425,6 +427,10 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             faults = hub.faults
             if not head and (oid in faults.endless or oid in faults.norange_stall):
                 self._hostile_cdn(entry, oid, size)
+                return
+            if not head and oid in faults.gzip_bomb:
+                bomb = gzip.compress(b"\0" * (64 << 20), 9)
+                self._send(entry, 200, {"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"}, bomb)
                 return
             wanted = self.headers.get("Range")
             if wanted:

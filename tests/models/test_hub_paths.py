@@ -69,6 +69,17 @@ def test_an_endless_cdn_body_stops_at_the_locked_size(project: Project) -> None:
     assert not (project.root / "models/tiny" / UNET_DEST).exists()
 
 
+def test_a_gzip_bomb_stops_at_the_locked_size_after_decoding(project: Project) -> None:
+    oid = _locked(project)
+    project.hub.faults.gzip_bomb.add(oid)
+    result = project.run("pull", timeout=90)
+    assert result.code == ExitCode.INTEGRITY, result.text
+    assert "after decoding its Content-Encoding" in error_line(result)
+    assert not (project.root / "models/tiny" / UNET_DEST).exists()
+    blobs = project.hf_home / "hub"
+    assert sum(p.stat().st_size for p in blobs.rglob("*") if p.is_file()) < 64 << 20
+
+
 @pytest.mark.slow
 def test_a_cdn_ignoring_range_and_stalling_is_given_up_after_5_resumes(project: Project) -> None:
     # Half the fp16 weights (12 MiB) is more than huggingface_hub's 10 MiB read: each attempt gets
