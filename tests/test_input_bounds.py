@@ -101,3 +101,18 @@ def test_lock_check_with_a_fifo_lockfile_never_hangs(project_copy: Path, capsys:
     code = main(["--spec", str(project_copy / "envspec.yml"), "lock", "--check", "--target", "linux-cuda"])
     err = capsys.readouterr().err
     assert code != 0 and "not a regular file" in err and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_render_check_with_a_fifo_in_place_of_a_generated_file_never_hangs(
+    project_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = str(project_copy / "envspec.yml")
+    assert main(["--spec", spec, "render"]) == 0
+    generated = project_copy / "environment-linux-cuda.yml"
+    generated.unlink()
+    os.mkfifo(generated)
+    assert main(["--spec", spec, "render", "--check"]) == ExitCode.CHECK_FAILED
+    assert main(["--spec", spec, "render"]) == 0
+    assert generated.is_file() and "GENERATED" in generated.read_text()
+    capsys.readouterr()
