@@ -116,3 +116,15 @@ def test_render_check_with_a_fifo_in_place_of_a_generated_file_never_hangs(
     assert main(["--spec", spec, "render"]) == 0
     assert generated.is_file() and "GENERATED" in generated.read_text()
     capsys.readouterr()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_a_fifo_pip_txt_never_hangs_lock_or_install(tmp_path: Path) -> None:
+    from envspec.install import pip as install_pip
+    from envspec.lock import pypi
+
+    os.mkfifo(tmp_path / "t.pip.txt")
+    assert pypi.stored_hash(tmp_path / "t.pip.txt") is None  # stale: lock writes it anew
+    lock_text = f"@EXPLICIT\n# pip demo @ https://h/demo-1.0-py3-none-any.whl#sha256={'0' * 64}\n"
+    with pytest.raises(NotRegularFile):
+        install_pip.plan_pip(lock_text, tmp_path / "t.lock", "lockfiles/t.lock", {})

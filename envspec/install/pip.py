@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from envspec.channels import redact
 from envspec.errors import ChannelUnreachable, IntegrityError, SpecError, ToolFailed
+from envspec.fsutil import read_regular_text
 from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins
 
 Progress = Callable[[str], None]
@@ -82,7 +83,7 @@ def plan_pip(lock_text: str, lock_path: Path, source: str, mirrors: Mapping[str,
     pip_path = pip_file(lock_path)
     pip_source = source.removesuffix(".lock") + ".pip.txt"
     try:
-        pins = read_pins(pip_path.read_text(encoding="utf-8"), pip_source)
+        pins = read_pins(read_regular_text(pip_path), pip_source)  # never a FIFO or /dev/zero
     except FileNotFoundError:
         if not urls:
             return None

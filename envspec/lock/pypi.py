@@ -485,8 +485,10 @@ def render_pip_txt(
 
 def stored_hash(path: Path) -> str | None:
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
-    except FileNotFoundError:
+        from envspec.fsutil import read_regular_text
+
+        head = read_regular_text(path, 4096, errors="replace", head=True)
+    except OSError:  # absent, or a FIFO/device (never hung on): no stored hash, so it is stale
         return None
     m = _HASH_LINE.search(head)
     return m.group(1) if m else None
