@@ -315,6 +315,12 @@ class Downloader:
     # --- http(s):// -------------------------------------------------------------------------
 
     def _http(self, url: str, transfer: _Transfer, cancel: threading.Event | None) -> None:
+        try:
+            self._http_bounded(url, transfer, cancel)
+        except ValueError as exc:  # a malformed host or port, here or in a redirect
+            raise DownloadError(f"not a valid URL ({_reason(exc)})") from None
+
+    def _http_bounded(self, url: str, transfer: _Transfer, cancel: threading.Event | None) -> None:
         limits = self.limits
         first = origin(url)
         credentials = dict(self._headers_for(url)) if self._headers_for is not None else {}
@@ -386,6 +392,8 @@ class Downloader:
                     response = conn.getresponse()
             except TimeoutError:
                 raise Stalled(f"no answer for {self.limits.stall_s:g} s") from None
+            except http.client.InvalidURL as exc:  # never better on a retry
+                raise DownloadError(f"not a valid URL ({_reason(exc)})") from None
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
                 raise _Retry(DownloadError(_reason(exc))) from None
             status = response.status

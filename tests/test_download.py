@@ -152,6 +152,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def r_tofile(self, n: int) -> None:
         self._send_body(302, b"", {"Location": "file:///etc/passwd"})
 
+    def r_badloc(self, n: int) -> None:  # a Location http.client cannot send, or whose host is broken
+        where = {"/badloc/space": "/a b", "/badloc/ipv6": "http://[::1/x", "/badloc/port": "http://h:99999/x"}
+        self._send_body(302, b"", {"Location": where[self.path]})
+
     def r_loop(self, n: int) -> None:
         self._send_body(302, b"", {"Location": f"/loop/{n}"})
 
@@ -311,6 +315,14 @@ def test_credentials_follow_a_redirect_within_the_origin(servers: tuple[Server, 
     auth = {"Authorization": "Basic c2VjcmV0OnRva2Vu"}
     _fetch(f"{a.url}/home/x", tmp_path, headers_for=lambda url: auth)
     assert [h.get("authorization") for _, h in a.seen.requests] == [auth["Authorization"]] * 2
+
+
+@pytest.mark.parametrize("kind", ["space", "ipv6", "port"])
+def test_a_malformed_redirect_is_one_download_error(servers: tuple[Server, Server], tmp_path: Path, kind: str) -> None:
+    a, _ = servers
+    with pytest.raises(DownloadError, match="not a valid URL"):
+        _fetch(f"{a.url}/badloc/{kind}", tmp_path)
+    assert _only(tmp_path) == []
 
 
 def test_a_redirect_to_file_is_refused(servers: tuple[Server, Server], tmp_path: Path) -> None:
