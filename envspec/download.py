@@ -355,7 +355,7 @@ class Downloader:
                         f"more than the {limits.retry_after_cap_s:g} s envspec waits"
                     ) from None
                 retries += 1
-                if cancel is not None and cancel.wait(wait):
+                if (cancel or threading.Event()).wait(wait):  # a back-off that a cancel cuts short
                     raise Cancelled("cancelled") from None
                 continue
             if outcome is None:

@@ -33,12 +33,14 @@ FAST = Limits(max_bytes=1 << 20, stall_s=0.3, backoff_s=0.01, retry_after_cap_s=
 @dataclass
 class Seen:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, path: str, headers: dict[str, str]) -> int:
         with self.lock:
             self.requests.append((path, headers))
+            self.times.append(time.monotonic())
             self.counts[path] = self.counts.get(path, 0) + 1
             return self.counts[path]
 
@@ -112,6 +114,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def r_flaky(self, n: int) -> None:  # 503 twice (Retry-After: 0), then the file
         if n <= 2:
             self._send_body(503, b"busy", {"Retry-After": "0"})
+        else:
+            self._send_body(200, BODY)
+
+    def r_later(self, n: int) -> None:  # 503, Retry-After: 1, then the file
+        if n == 1:
+            self._send_body(503, b"busy", {"Retry-After": "1"})
         else:
             self._send_body(200, BODY)
 
@@ -238,6 +246,12 @@ def test_retries_honour_a_short_retry_after(servers: tuple[Server, Server], tmp_
 
 
 # --- bounds ------------------------------------------------------------------------------------
+
+
+def test_a_retry_after_within_the_cap_is_waited_for(servers: tuple[Server, Server], tmp_path: Path) -> None:
+    a, _ = servers
+    assert _fetch(f"{a.url}/later/x", tmp_path).sha256 == SHA
+    assert a.seen.times[1] - a.seen.times[0] >= 0.95  # a lower bound: a busy machine only adds to it
 
 
 def test_retry_after_100000_gives_up_at_once(servers: tuple[Server, Server], tmp_path: Path) -> None:
