@@ -550,20 +550,21 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
         raise ToolFailed(f"py-rattler could not link the environment: {detail[:300]}") from None
     _drop_cache_tag(staging)
     for item in fetched:
-        if item.archive is None:
-            continue
-        # conda-meta records the package's real origin, not the verified copy rattler read
+        # conda-meta records the package's real origin, not the verified copy rattler read, and
+        # never a secret in it (an anaconda.org /t/TOKEN/ path, user-info, a query token)
         meta = staging / "conda-meta" / f"{item.entry.stem}.json"
         data = json.loads(meta.read_text(encoding="utf-8"))
-        data["url"] = item.url
-        data["channel"] = item.url.rsplit("/", 2)[0]
+        data["url"] = redact(item.url)
+        data["channel"] = redact(item.url.rsplit("/", 2)[0])
         atomic_write_text(meta, json.dumps(data, indent=2) + "\n")
+        if item.archive is None:
+            continue
         sidecar = {
             "version": SIDECAR_VERSION,
             "md5": item.md5,
             "sha256": item.sha256,
             "size": item.size,
-            "url": item.url,
+            "url": redact(item.url),
             "rattler_stamp": _rattler_stamp(cache, item.entry),
             "paths_json_sha256": _sha256_file(cache / item.entry.stem / "info" / "paths.json"),
         }
