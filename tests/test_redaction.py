@@ -126,3 +126,28 @@ def test_a_non_utf8_target_name_on_argv_is_one_line(capsys: pytest.CaptureFixtur
     assert code in {2, 3} and "Traceback" not in err
     err.encode("utf-8")
     assert "\x9b" not in err
+
+
+def test_the_lock_children_never_see_envspec_mirrors(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """Credentials in ENVSPEC_MIRRORS reach the lock's child processes as --mirror's do: through
+    each job's own routes, never as the raw variable in conda-lock's (and its tools') environment."""
+    import subprocess
+
+    from envspec.lock import run
+
+    seen: dict[str, object] = {}
+
+    class Captured(Exception):
+        pass
+
+    def fake_popen(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise Captured
+
+    monkeypatch.setenv("ENVSPEC_MIRRORS", "conda-forge=https://bob:pw-secret-9@mirror.example/cf")
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
+    with pytest.raises(Captured):
+        run.run_conda_lock([], cwd=tmp_path, max_workers=1, on_done=lambda *a: None)  # type: ignore[arg-type]
+    env = seen["env"]
+    assert isinstance(env, dict) and "ENVSPEC_MIRRORS" not in env
+    assert not any("pw-secret-9" in str(v) for v in env.values())

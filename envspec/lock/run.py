@@ -536,7 +536,9 @@ def run_conda_lock(
     proc = subprocess.Popen(
         [sys.executable, "-m", "envspec.lock.conda_lock_runner"],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": _pythonpath()},
+        # ENVSPEC_MIRRORS may hold credentials: each job gets its own routes (and secrets) in p.env,
+        # exactly as with --mirror; conda-lock and its tools never see the variable itself
+        env={**{k: v for k, v in os.environ.items() if k != MIRRORS_ENV}, "PYTHONPATH": _pythonpath()},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
