@@ -34,6 +34,7 @@ import hashlib
 import http.client
 import os
 import re
+import socket
 import stat
 import tempfile
 import threading
@@ -55,6 +56,8 @@ RETRY_AFTER_CAP_S: Final = 60.0
 BACKOFF_S: Final = 0.5
 BACKOFF_MAX_S: Final = 8.0
 MAX_REDIRECTS: Final = 10
+#: The status line and headers must be complete within this many stall windows.
+HEADER_DEADLINE_STALLS: Final = 2
 POOL_PER_ORIGIN: Final = 8
 USER_AGENT: Final = "envspec"
 
@@ -378,23 +381,26 @@ class Downloader:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn, reused = self._connect(key)
         reusable = False
+        deadline = _HeaderDeadline(HEADER_DEADLINE_STALLS * self.limits.stall_s)
         try:
             try:
                 try:
                     conn.request("GET", target, headers=dict(headers))
-                    response = conn.getresponse()
+                    response = deadline.getresponse(conn)
                 except (ConnectionError, http.client.HTTPException):
-                    if not reused:
+                    if not reused or deadline.expired:
                         raise
                     conn.close()  # the server closed the idle keep-alive connection: one fresh try
                     conn, reused = self._connect(key, fresh=True)
                     conn.request("GET", target, headers=dict(headers))
-                    response = conn.getresponse()
+                    response = deadline.getresponse(conn)
             except TimeoutError:
                 raise Stalled(f"no answer for {self.limits.stall_s:g} s") from None
             except http.client.InvalidURL as exc:  # never better on a retry
                 raise DownloadError(f"not a valid URL ({_reason(exc)})") from None
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                if deadline.expired:  # a status line and headers trickled in a byte at a time
+                    raise Stalled(f"no complete answer in {deadline.seconds:g} s") from None
                 raise _Retry(DownloadError(_reason(exc))) from None
             status = response.status
             if status in {301, 302, 303, 307, 308}:
@@ -454,6 +460,35 @@ class Downloader:
                 if window_bytes < limits.stall_min_bytes:
                     raise Stalled(f"{window_bytes} bytes in the last {now - window_start:.0f} s")
                 window_start, window_bytes = now, 0
+
+
+class _HeaderDeadline:
+    """Bounds the status line and headers as a whole: the socket time-out only bounds each read, so a
+    server sending one header byte a second would otherwise never be done. When it expires the
+    socket is shut down from a timer thread, which ends the blocked read."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+
+    def getresponse(self, conn: http.client.HTTPConnection) -> http.client.HTTPResponse:
+        def expire() -> None:
+            self.expired = True
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(self.seconds, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = conn.getresponse()
+        finally:
+            timer.cancel()
+        if self.expired:  # the shut-down socket looked like the end of the headers: it was not
+            raise Stalled(f"no complete answer in {self.seconds:g} s")
+        return response
 
 
 class _Retry(Exception):

@@ -93,6 +93,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.stop.wait(0.05)
         self.close_connection = True
 
+    def r_slowheaders(self, n: int) -> None:  # a status line, then one header byte every 50 ms, forever
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        deadline = time.monotonic() + HANDLER_LIMIT_S
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.wfile.write(b"a")
+                self.wfile.flush()
+            except OSError:
+                break
+            self.stop.wait(0.05)
+        self.close_connection = True
+
     def r_endless(self, n: int) -> None:  # no Content-Length, never ends
         self.send_response(200)
         self.send_header("Connection", "close")
@@ -274,6 +286,13 @@ def test_a_trickle_is_a_stall(servers: tuple[Server, Server], tmp_path: Path) ->
         _fetch(f"{a.url}/trickle/x", tmp_path)
     assert a.seen.counts["/trickle/x"] == 1  # no progress worth resuming
     assert _only(tmp_path) == []
+
+
+def test_headers_trickling_in_forever_are_a_stall(servers: tuple[Server, Server], tmp_path: Path) -> None:
+    a, _ = servers
+    with pytest.raises(Stalled, match="no complete answer"):
+        _fetch(f"{a.url}/slowheaders/x", tmp_path)
+    assert a.seen.counts["/slowheaders/x"] == 1 and _only(tmp_path) == []
 
 
 def test_a_server_ignoring_range_and_stalling_is_resumed_at_most_resumes_times(
