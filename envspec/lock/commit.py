@@ -11,7 +11,10 @@ journal, the way a database does:
 
 A kill before 2 leaves the old files (and temps that the next run deletes); a kill after 2 leaves
 a journal that the next ``envspec lock`` (or ``lock --check``) finds and completes
-(:func:`recover`: every temp still present is renamed). So after a kill at any instant the lockfiles
+(:func:`recover`: every temp still present is renamed). The journal is data someone else may
+ship (a pull request): it may only name envspec's own ``.<final>.envspec-tmp-commit-<pid>`` ->
+``<final>`` renames of plain file names in its folder, anything else is refused and nothing renamed
+(:func:`journal_renames`); it is git-ignored. So after a kill at any instant the lockfiles
 are either all old or, once recovered, all new.
 
 :func:`check_pair` detects a torn pair however it came about (an older envspec, a hand edit, a
