@@ -155,6 +155,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_install.py")
     session.run("python", "benchmarks/bench_pypi.py")  # the PyPI part vs `uv pip compile`; a conflict's time
     session.run("python", "benchmarks/bench_bundle.py")  # pack / install --from vs a file:// mirror
+    session.run("python", "benchmarks/bench_download.py")
     # The real conda-forge snapshot (../shared/data, see its README) is not part of the repository.
     snapshot = Path("..") / "shared" / "data" / "conda-forge-records.tar.gz"
     if snapshot.is_file():

@@ -104,23 +104,68 @@ def forget_all() -> None:
 
 
 _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
-_BARE_USERINFO_RE = re.compile(r"(?P<pre>^|[\s'\"=,(])(?P<user>[^\s/@:'\"=,()]+):(?P<pw>[^\s/@'\"]+)@")
+#: ``scheme://TOKEN@host``: a lone user-info is a token (GitHub, PyPI proxies, Artifactory use this form).
+_LONE_USER_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]+)@")
+_BARE_USERINFO_RE = re.compile(r"(?P<pre>^|[\s'\"=,(/])(?P<user>[^\s/@:'\"=,()]+):(?P<pw>[^\s/@'\"]+)@")
 _TOKEN_RE = re.compile(r"/t/[^/\s]+/")
+#: Query parameters that carry secrets (tokens, signed-URL signatures and credentials, passwords).
+_QUERY_SECRET_RE = re.compile(
+    r"(?i)(?P<key>[?&;](?:[\w.-]*(?:token|key|secret|signature|sig|password|passwd|pwd|auth|credential)[\w.-]*))"
+    r"=(?P<value>[^&#\s'\"]+)"
+)
+_BEARER_RE = re.compile(r"(?i)\b(?P<kind>bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
 def redact(url: str) -> str:
-    """``url`` with its password (or anaconda.org ``/t/TOKEN/``) replaced by ``***``; the user stays.
+    """``url`` (or any text quoting URLs) with every secret in it replaced by ``***``: the password
+    of ``user:pw@`` (the user stays), a lone ``TOKEN@`` user-info, an anaconda.org-style path token
+    ``/t/TOKEN/``, secret-looking query values (``?token=``, ``X-Amz-Signature=``...), ``Bearer``/
+    ``Basic`` header values, and every password registered by a mirror (also percent-encoded).
 
-    Works on any text, so an error message that quotes a URL can go through it whole.
+    The one redaction of envspec: lockfiles, metadata, reports and messages all go through it.
     """
     text = _USERINFO_RE.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
+    text = _LONE_USER_RE.sub(lambda m: f"{m['scheme']}{MASK}@" if m["user"] != MASK else m[0], text)
     text = _BARE_USERINFO_RE.sub(lambda m: f"{m['pre']}{m['user']}:{MASK}@", text)  # a scheme-less typo
     text = _TOKEN_RE.sub(f"/t/{MASK}/", text)
+    text = _QUERY_SECRET_RE.sub(lambda m: f"{m['key']}={MASK}", text)
+    text = _BEARER_RE.sub(lambda m: f"{m['kind']} {MASK}", text)
     with _registry_lock:
         secrets = [c.password for c in _registry.values() if len(c.password) >= 4]
     for secret in secrets:  # a secret a tool echoed back, e.g. percent-decoded
         text = text.replace(secret, MASK).replace(quote(secret, safe=""), MASK)
     return text
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret parts of one URL (password, lone user-info token, path token, secret query
+    values), so a writer can refuse output that contains any of them (pure)."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        user, sep, password = userinfo.partition(":")
+        found += [unquote(password), password] if sep and password else [unquote(user), user]
+    found += [m.group(0)[3:-1] for m in _TOKEN_RE.finditer(parts.path)]
+    found += [m["value"] for m in _QUERY_SECRET_RE.finditer("?" + parts.query)]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal, a log or a one-line report: controls (C0, DEL, C1 such as CSI),
+    bidi overrides and other format characters, line separators and lone surrogates (undecodable
+    bytes of a file name) are shown escaped (``\\x9b``, ``\\u202e``, ``\\udcff``), never emitted."""
+    import unicodedata
+
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        c if c in " " or (unicodedata.category(c) not in _UNPRINTABLE and c.isprintable()) else ascii(c)[1:-1]
+        for c in text
+    )
 
 
 def shown(url: str) -> str:
@@ -147,6 +192,7 @@ def normalize_url(url: str) -> str:
     if not text:
         raise SpecError("empty mirror URL", tip="write --mirror NAME=URL, e.g. conda-forge=file:///srv/conda-forge")
     if text.startswith(_SCHEMES):
+        _check_host(text, url)
         return remember(text).rstrip("/")
     path = Path(text).expanduser()
     if path.is_absolute():
@@ -155,6 +201,20 @@ def normalize_url(url: str) -> str:
         f"mirror URL {redact(url)!r} is neither a URL (http://, https://, file://) nor an absolute path",
         tip="write --mirror NAME=URL, e.g. conda-forge=https://mirror.example.com/conda-forge",
     )
+
+
+def _check_host(text: str, shown_as: str) -> None:
+    """A malformed host or port (``[::1`` without its bracket, port 99999) is a one-line SpecError."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # ValueError when it is not a number in range
+        if parts.scheme in {"http", "https"} and not parts.hostname:
+            raise ValueError("no host")
+    except ValueError as exc:
+        raise SpecError(
+            f"mirror URL {redact(shown_as)!r} has a malformed host or port ({exc})",
+            tip="write it as scheme://host[:port]/path, an IPv6 host in brackets: https://[::1]:8080/conda-forge",
+        ) from None
 
 
 def parse_mirror(item: str) -> tuple[str, str]:

@@ -79,3 +79,45 @@ def run_lock(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+class NotRegularFile(OSError):
+    """A path that is read as a file is a FIFO, a device, a folder or a socket (reading it could block
+    forever or never end), or it is larger than the reader's cap."""
+
+
+#: The most bytes envspec reads from a text input it parses (spec, lockfiles, manifests).
+TEXT_INPUT_MAX_BYTES = 64 << 20
+
+
+def read_regular_text(
+    path: Path, max_bytes: int = TEXT_INPUT_MAX_BYTES, *, errors: str = "strict", head: bool = False
+) -> str:
+    """The UTF-8 text of ``path`` if it is a regular file of at most ``max_bytes`` bytes (``head``:
+    its first ``max_bytes`` bytes, whatever its size; ``errors`` as for ``bytes.decode``).
+
+    Opened without blocking (a FIFO with no writer must not hang the open), checked with ``fstat``
+    on the open descriptor (no check-then-open race); FileNotFoundError, UnicodeDecodeError and
+    :class:`NotRegularFile` (an OSError) are the caller's to report.
+    """
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(f"not a regular file (a FIFO, device or folder): {path}")
+        if info.st_size > max_bytes and not head:
+            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total))):
+            total += len(chunk)
+            chunks.append(chunk)
+        if total > max_bytes and not head:
+            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
+    finally:
+        os.close(fd)
+    return b"".join(chunks)[:max_bytes].decode("utf-8", errors)

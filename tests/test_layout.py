@@ -16,7 +16,7 @@ import envspec
 PACKAGE = Path(envspec.__file__).resolve().parent
 
 #: Shared pieces at the root: any stage may import them; they import only each other.
-SHARED = ("errors", "fsutil", "project", "channels", "versions", "settings")
+SHARED = ("errors", "fsutil", "project", "channels", "versions", "settings", "download")
 #: The stages in pipeline order; a stage imports shared modules and the stages before it, never after.
 STAGES = ("spec", "render", "lock", "models", "doctor", "install", "smoke", "report")
 #: The command layer on top (``__main__`` is its console entry).

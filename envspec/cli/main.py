@@ -184,7 +184,9 @@ def _report(exc: BaseException) -> int:
     try:
         raise exc
     except EnvspecError as err:
-        print(err.one_line(), file=sys.stderr)
+        from envspec.channels import printable, redact
+
+        print(printable(redact(err.one_line())), file=sys.stderr)
         return int(err.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted; files that were being replaced are left as they were", file=sys.stderr)

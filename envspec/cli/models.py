@@ -193,6 +193,8 @@ def _pull(request: ModelsPullRequest, ctx: Context) -> int:
     from envspec.models import pull_document, pull_models
 
     project, spec = load(ctx)
+    from envspec.channels import printable
+
     results = pull_models(
         project,
         spec,
@@ -208,8 +210,8 @@ def _pull(request: ModelsPullRequest, ctx: Context) -> int:
         print_json(pull_document(results, project.relative))
         return 0
     for r in results:
-        print(
-            f"{r.name}: {project.relative(r.load_path)} at {r.commit[:12]} "
+        print(  # a path from --dest may hold undecodable bytes: shown escaped, never a UnicodeEncodeError
+            f"{r.name}: {printable(str(project.relative(r.load_path)))} at {r.commit[:12]} "
             f"({r.fetched} fetched, {r.kept} already in place, {_size(r.received)} downloaded"
             + (f", {len(r.removed)} left-over files removed" if r.removed else "")
             + ")"

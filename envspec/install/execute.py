@@ -34,16 +34,15 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from envspec import __version__
-from envspec.channels import auth_headers
+from envspec.channels import auth_headers, redact, split_credentials
+from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, env_number, safe_name
 from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, SpecError, ToolFailed
 from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
 from envspec.install.archive import ArchiveInvalid, validate_archive
@@ -64,7 +63,6 @@ DOWNLOAD_DIR: Final = ".envspec/downloads"
 SIDECAR_VERSION: Final = 1
 FETCH_JOBS: Final = 8
 CHUNK: Final = 1 << 20
-HTTP_TIMEOUT_S: Final = 30.0
 PROGRESS_INTERVAL_S: Final = 0.5
 #: A download that receives less than STALL_MIN_BYTES in this many seconds has stalled.
 STALL_ENV: Final = "ENVSPEC_STALL_TIMEOUT"
@@ -87,29 +85,11 @@ class PrefixNotEnvironment(EnvspecError):
     exit_code = ExitCode.USAGE
 
 
-class _Stalled(Exception):
-    pass
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Cancelled(Exception):
-    pass
-
-
 def _env_number(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise SpecError(f"{name}={text!r} is not a positive number")
-    return value
+        return env_number(environ, name, default)
+    except ValueError as exc:
+        raise SpecError(str(exc), tip=f"unset {name} or give a plain number, e.g. {name}={default:g}") from None
 
 
 def stall_timeout(environ: Mapping[str, str] | None = None) -> float:
@@ -263,83 +243,30 @@ def modified_files(cache: Path, entry: LockEntry, hashes: Mapping[str, Any]) -> 
     return bad
 
 
-def _open_url(url: str, timeout: float = HTTP_TIMEOUT_S) -> Any:
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        path = unquote(parts.path)
-        if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
-            path = path[1:]
-        return Path(path).open("rb")
-    # Credentials never travel in the URL (urllib would take user:pw@host for the host): the
-    # mirror's are sent as an Authorization header, see envspec.channels.auth_headers.
-    clean, auth = auth_headers(url)
-    request = urllib.request.Request(clean, headers={"User-Agent": "envspec", **auth})
-    return urllib.request.urlopen(request, timeout=timeout)
-
-
-def _write(out: Any, chunk: bytes) -> None:
-    out.write(chunk)
-
-
 def _download(
+    downloader: Downloader,
     url: str,
     dest_dir: Path,
     filename: str,
     on_bytes: Callable[[int], None],
     *,
-    limit: int = MAX_PACKAGE_BYTES,
-    stall: float = STALL_TIMEOUT_S,
+    limit: int,
     cancel: threading.Event | None = None,
 ) -> tuple[Path, str, str, int]:
-    """Stream ``url`` into ``dest_dir`` while hashing it; returns (path, md5, sha256, size).
+    """Stream ``url`` into ``dest_dir`` while hashing it (:mod:`envspec.download`: bounded in size,
+    time, retries and resumes; credentials to their own origin only); returns (path, md5, sha256, size).
 
-    Bounded three ways: never more than ``limit`` bytes are written (one byte beyond it is read,
-    not written, and stops it: ``_TooLarge``); less than STALL_MIN_BYTES in ``stall`` seconds
-    (or no byte at all for ``stall`` seconds) is ``_Stalled``; ``cancel`` set is ``_Cancelled``,
-    checked after every read. The partial file is removed whatever stops it.
+    Credentials never travel in the URL (http.client would take user:pw@host for the host): the
+    mirror's are sent as an Authorization header, see envspec.channels.auth_headers.
     """
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha = hashlib.sha256()
-    size = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
-    try:
-        with os.fdopen(fd, "wb") as out, _open_url(url, timeout=min(HTTP_TIMEOUT_S, stall)) as src:
-            length = getattr(src, "length", None)  # an HTTP response's Content-Length
-            if isinstance(length, int) and length > limit:
-                raise _TooLarge(f"the server announces {length} bytes")
-            read = getattr(src, "read1", src.read)  # what has arrived, not a full CHUNK
-            window_start, window_bytes = time.monotonic(), 0
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise _Cancelled
-                try:
-                    chunk = read(min(CHUNK, limit - size + 1))
-                except TimeoutError:
-                    raise _Stalled(f"no data for {stall:g} s") from None
-                if not chunk:
-                    break
-                if size + len(chunk) > limit:
-                    raise _TooLarge(f"more than {limit} bytes")
-                _write(out, chunk)
-                md5.update(chunk)
-                sha.update(chunk)
-                size += len(chunk)
-                on_bytes(len(chunk))
-                window_bytes += len(chunk)
-                now = time.monotonic()
-                if now - window_start >= stall:
-                    if window_bytes < STALL_MIN_BYTES:
-                        raise _Stalled(f"{window_bytes} bytes in the last {now - window_start:.0f} s")
-                    window_start, window_bytes = now, 0
-        if cancel is not None and cancel.is_set():
-            raise _Cancelled
-        final = dest_dir / f"{sha.hexdigest()[:16]}-{filename}"
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return final, md5.hexdigest(), sha.hexdigest(), size
+    clean, _ = split_credentials(url)
+    name = safe_name(filename)
+    # The final name is made unique by a hash prefix only after verification; the downloader's
+    # own temp file and rename keep a partial file out of sight.
+    got = downloader.fetch(clean, dest_dir, name, on_bytes=on_bytes, max_bytes=limit, cancel=cancel)
+    final = dest_dir / f"{got.sha256[:16]}-{name}"
+    os.replace(got.path, final)
+    return final, got.md5, got.sha256, got.size
 
 
 def run_workers(items: Iterable[_T], work: Callable[[_T], _R], jobs: int, cancel: threading.Event) -> list[_R]:
@@ -446,20 +373,29 @@ def fetch_all(
             state["bytes"] += n
         throttle(f"fetch: {state['done']}/{len(todo)} downloaded, {human_bytes(state['bytes'])}")
 
+    downloader = Downloader(Limits(max_bytes=cap, stall_s=stall), headers_for=lambda u: auth_headers(u)[1])
+
     def one(item: tuple[int, LockEntry, str]) -> tuple[int, Fetched]:
         i, entry, url = item
         limit = entry.size if entry.size is not None else cap
         try:
             path, md5, sha, size = _download(
-                url, downloads, entry.filename, on_bytes, limit=limit, stall=stall, cancel=cancel
+                downloader, url, downloads, entry.filename, on_bytes, limit=limit, cancel=cancel
             )
-        except _Stalled as exc:
+        except ValueError as exc:  # a file name that is not one plain name in the download folder
+            raise IntegrityError(
+                f"{redact(url)}: {exc}; nothing was downloaded",
+                tip="the lockfile names a file outside its folder: restore it from git or re-lock",
+            ) from None
+        except Cancelled:
+            raise
+        except Stalled as exc:
             raise ChannelUnreachable(
                 f"download of {entry.filename} from {url} stalled ({exc}); stopped",
                 tip=f"the server or network hangs or crawls: retry, use --mirror, or raise {STALL_ENV} "
                 f"(now {stall:g} s)",
             ) from None
-        except _TooLarge as exc:
+        except TooLarge as exc:
             where = (
                 f"the {entry.size} bytes the lockfile records"
                 if entry.size is not None
@@ -492,7 +428,10 @@ def fetch_all(
         return i, Fetched(entry, url, md5, sha, size, archive=path)
 
     # The first failure (or an interrupt) cancels the rest, without waiting for a stuck download.
-    fetched = sorted(run_workers(todo, one, jobs, cancel), key=lambda pair: pair[0])
+    try:
+        fetched = sorted(run_workers(todo, one, jobs, cancel), key=lambda pair: pair[0])
+    finally:
+        downloader.close()
     throttle(f"fetch: {len(todo)}/{len(todo)} downloaded, {human_bytes(state['bytes'])}", final=True)
 
     bad: list[Fetched] = []
@@ -631,20 +570,21 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
         raise ToolFailed(f"py-rattler could not link the environment: {detail[:300]}") from None
     _drop_cache_tag(staging)
     for item in fetched:
-        if item.archive is None:
-            continue
-        # conda-meta records the package's real origin, not the verified copy rattler read
+        # conda-meta records the package's real origin, not the verified copy rattler read, and
+        # never a secret in it (an anaconda.org /t/TOKEN/ path, user-info, a query token)
         meta = staging / "conda-meta" / f"{item.entry.stem}.json"
         data = json.loads(meta.read_text(encoding="utf-8"))
-        data["url"] = item.url
-        data["channel"] = item.url.rsplit("/", 2)[0]
+        data["url"] = redact(item.url)
+        data["channel"] = redact(item.url.rsplit("/", 2)[0])
         atomic_write_text(meta, json.dumps(data, indent=2) + "\n")
+        if item.archive is None:
+            continue
         sidecar = {
             "version": SIDECAR_VERSION,
             "md5": item.md5,
             "sha256": item.sha256,
             "size": item.size,
-            "url": item.url,
+            "url": redact(item.url),
             "rattler_stamp": _rattler_stamp(cache, item.entry),
             "paths_json_sha256": _sha256_file(cache / item.entry.stem / "info" / "paths.json"),
         }

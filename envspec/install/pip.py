@@ -18,28 +18,24 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import re
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
+from envspec.channels import redact
 from envspec.errors import ChannelUnreachable, IntegrityError, SpecError
+from envspec.fsutil import read_regular_text
 from envspec.install.wheels import install_files
-from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins, redact
+from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins
 
 Progress = Callable[[str], None]
 
 _LOCK_LINE = re.compile(
     r"^#\s*pip\s+(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*(?P<url>\S+?)#sha256=(?P<sha>[0-9a-f]{64})\s*$"
 )
-HTTP_TIMEOUT_S: Final = 60.0
-CHUNK: Final = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ def plan_pip(lock_text: str, lock_path: Path, source: str, mirrors: Mapping[str,
     pip_path = pip_file(lock_path)
     pip_source = source.removesuffix(".lock") + ".pip.txt"
     try:
-        pins = read_pins(pip_path.read_text(encoding="utf-8"), pip_source)
+        pins = read_pins(read_regular_text(pip_path), pip_source)  # never a FIFO or /dev/zero
     except FileNotFoundError:
         if not urls:
             return None
@@ -117,43 +113,73 @@ def plan_pip(lock_text: str, lock_path: Path, source: str, mirrors: Mapping[str,
 # ---------------------------------------------------------------------------------------------
 
 
-def _open(url: str, auth: tuple[str, str, str] | None) -> Any:
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return Path(unquote(parts.path)).open("rb")
-    headers = {"User-Agent": "envspec"}
-    if auth is not None and parts.netloc == auth[0]:
+def _auth_headers(auth: tuple[str, str, str] | None) -> Callable[[str], dict[str, str]]:
+    """The pypi mirror's credentials for a URL on the mirror's own host; the downloader sends them
+    to that origin only (never along a redirect to another one)."""
+
+    def headers(url: str) -> dict[str, str]:
+        if auth is None or urlsplit(url).netloc != auth[0]:
+            return {}
         token = base64.b64encode(f"{auth[1]}:{auth[2]}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    request = urllib.request.Request(urlunsplit(parts), headers=headers)
-    return urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
+        return {"Authorization": f"Basic {token}"}
+
+    return headers
+
+
+def _unreachable(wheel: PipWheel, reason: object) -> ChannelUnreachable:
+    return ChannelUnreachable(
+        f"pip package {wheel.name} {wheel.version}: {redact(wheel.url)} is unreachable: {redact(str(reason))}",
+        tip=f"check the network, or give the index it was locked from: --mirror {MIRROR_NAME}=URL "
+        "(credentials in the URL are used, never printed)",
+    )
 
 
 def fetch(plan: PipPlan, dest: Path, progress: Progress) -> list[Path]:
-    """Download every file of ``plan`` into ``dest``, verified; raises IntegrityError on a mismatch."""
+    """Download every file of ``plan`` into ``dest``, verified; raises IntegrityError on a mismatch.
+
+    Through :mod:`envspec.download`: the stall guard, the size cap (``ENVSPEC_MAX_PACKAGE_BYTES``),
+    bounded retries and resumes, regular files only for ``file://``; a file name is the URL's last
+    segment decoded once and must be one plain name, so nothing lands (or is deleted) outside ``dest``.
+    """
+    from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, url_filename
+    from envspec.install.execute import MAX_BYTES_ENV, STALL_ENV, max_package_bytes, stall_timeout
+
     out: list[Path] = []
     bad: list[str] = []
-    for n, wheel in enumerate(plan.wheels, 1):
-        path = dest / wheel.filename
-        sha = hashlib.sha256()
-        try:
-            with _open(wheel.url, plan.auth) as src, path.open("wb") as dst:
-                while chunk := src.read(CHUNK):
-                    sha.update(chunk)
-                    dst.write(chunk)
-        except (OSError, urllib.error.URLError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise ChannelUnreachable(
-                f"pip package {wheel.name} {wheel.version}: {redact(wheel.url)} is unreachable: {redact(str(reason))}",
-                tip=f"check the network, or give the index it was locked from: --mirror {MIRROR_NAME}=URL "
-                "(credentials in the URL are used, never printed)",
-            ) from None
-        if sha.hexdigest() != wheel.sha256:
-            bad.append(f"{wheel.filename} (sha256 {sha.hexdigest()}, lockfile {wheel.sha256})")
-            path.unlink()
-            continue
-        out.append(path)
-        progress(f"pip: {n}/{len(plan.wheels)} verified ({wheel.filename})")
+    stall, cap = stall_timeout(), max_package_bytes()
+    with Downloader(Limits(max_bytes=cap, stall_s=stall), headers_for=_auth_headers(plan.auth)) as downloader:
+        for n, wheel in enumerate(plan.wheels, 1):
+            try:
+                name = url_filename(wheel.url)
+            except ValueError as exc:
+                raise IntegrityError(
+                    f"{plan.source}: pip package {wheel.name} {wheel.version}: {redact(wheel.url)}: {exc}; "
+                    "nothing was downloaded",
+                    tip="the lockfile names a file outside its folder: restore it from git or re-lock",
+                ) from None
+            try:
+                got = downloader.fetch(wheel.url, dest, name)
+            except Stalled as exc:
+                raise ChannelUnreachable(
+                    f"pip package {wheel.name} {wheel.version}: the download of {redact(wheel.url)} stalled ({exc})",
+                    tip=f"retry, or raise {STALL_ENV} (now {stall:g} s)",
+                ) from None
+            except TooLarge as exc:
+                raise IntegrityError(
+                    f"pip package {wheel.name} {wheel.version}: {redact(wheel.url)} is larger than the {cap} byte "
+                    f"cap ({MAX_BYTES_ENV}; {exc}); stopped, nothing was installed",
+                    tip="the index serves something other than the locked file; fix the source or re-lock",
+                ) from None
+            except Cancelled:
+                raise
+            except OSError as exc:
+                raise _unreachable(wheel, exc) from None
+            if got.sha256 != wheel.sha256:
+                bad.append(f"{name} (sha256 {got.sha256}, lockfile {wheel.sha256})")
+                got.path.unlink()
+                continue
+            out.append(got.path)
+            progress(f"pip: {n}/{len(plan.wheels)} verified ({name})")
     if bad:
         raise IntegrityError(
             f"{len(bad)} pip package(s) do not match the lockfile hash: {'; '.join(bad)}; nothing was installed",

@@ -53,10 +53,12 @@ def install_target(
     ``local_files`` (``install --from BUNDLE``): verified local copies of locked URLs, fetched from
     there instead (and checked again), recorded in conda-meta under the locked URL; ``lock_source``
     names the lockfile in messages and the environment's marker instead of its path."""
+    from envspec.fsutil import read_regular_text
+
     lock_path = lockfile or project.explicit_file(target.name)
     source = lock_source or project.relative(lock_path.absolute())
     try:
-        text = lock_path.read_text(encoding="utf-8", errors="replace")
+        text = read_regular_text(lock_path, errors="replace")  # never a FIFO or /dev/zero
     except FileNotFoundError:
         raise SpecError(
             f"lockfile {source} does not exist", tip=f"run `envspec lock --target {target.name}` first"
@@ -64,7 +66,7 @@ def install_target(
     unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
     conda_lock = None
     if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
-        conda_lock = (unified.read_text(encoding="utf-8", errors="replace"), project.relative(unified.absolute()))
+        conda_lock = (read_regular_text(unified, errors="replace"), project.relative(unified.absolute()))
         # a pair torn by an interrupted `envspec lock` (or a partial checkout) is refused
         check_pair(text, conda_lock[0], explicit_source=source, conda_lock_source=conda_lock[1])
     plan = plan_install(

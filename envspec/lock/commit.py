@@ -11,7 +11,10 @@ journal, the way a database does:
 
 A kill before 2 leaves the old files (and temps that the next run deletes); a kill after 2 leaves
 a journal that the next ``envspec lock`` (or ``lock --check``) finds and completes
-(:func:`recover`: every temp still present is renamed). So after a kill at any instant the lockfiles
+(:func:`recover`: every temp still present is renamed). The journal is data someone else may
+ship (a pull request): it may only name envspec's own ``.<final>.envspec-tmp-commit-<pid>`` ->
+``<final>`` renames of plain file names in its folder, anything else is refused and nothing renamed
+(:func:`journal_renames`); it is git-ignored. So after a kill at any instant the lockfiles
 are either all old or, once recovered, all new.
 
 :func:`check_pair` detects a torn pair however it came about (an older envspec, a hand edit, a
@@ -135,24 +138,79 @@ def pending(folder: Path) -> bool:
     return journal_path(folder).exists()
 
 
+class HostileJournal(SpecError):
+    """A journal naming a file outside its folder, or not one of envspec's temp -> final renames."""
+
+
+#: What a journal may name: a plain file name in its folder (no separator, no ``..``, no drive).
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,200}$")
+_TMP_NAME = re.compile(rf"^\.(?P<final>.+){re.escape(TMP_MARK)}-[0-9]{{1,10}}$")
+
+
+def journal_renames(record: object) -> list[tuple[str, str]]:
+    """The ``(temp, final)`` names of a parsed journal; ValueError unless every entry is a plain
+    file name inside the journal's folder and each temp is the temp name of its final (pure).
+
+    Only what :func:`commit` itself writes passes: ``.<final>.envspec-tmp-commit-<pid>`` -> ``<final>``.
+    """
+    if not isinstance(record, dict) or record.get("version") != JOURNAL_VERSION:
+        raise TypeError("not an envspec journal")
+    entries = record.get("renames")
+    if not isinstance(entries, list):
+        raise TypeError("no renames")
+    out: list[tuple[str, str]] = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) for x in entry)):
+            raise TypeError("a rename is not [temp, final]")
+        tmp, final = entry
+        m = _TMP_NAME.match(tmp)
+        if not (_PLAIN_NAME.match(final) and m and m["final"] == final) or ".." in final:
+            raise ValueError(f"{tmp[:80]!r} -> {final[:80]!r}")
+        out.append((tmp, final))
+    return out
+
+
 def recover(folder: Path) -> list[str]:
     """Complete the commit a killed run left in ``folder`` (the caller holds the run lock).
 
     Returns the names of the files it put in place (empty: no journal, or nothing left to do).
+    A journal naming anything but envspec's own temp -> final renames inside ``folder`` (``../``,
+    an absolute path, a drive, a separator: a pull request can ship one) is refused
+    (:class:`HostileJournal`) and nothing is renamed.
     """
     journal = journal_path(folder)
     try:
-        record = json.loads(journal.read_text(encoding="utf-8"))
-        renames = [(folder / str(tmp), folder / str(final)) for tmp, final in record["renames"]]
-        if record.get("version") != JOURNAL_VERSION:
-            raise ValueError(record.get("version"))
+        if journal.is_symlink() or not journal.is_file():
+            raise TypeError("not a regular file")
+        with journal.open("rb") as handle:
+            data = handle.read(1 << 20)
+        names = journal_renames(json.loads(data.decode("utf-8")))
     except FileNotFoundError:
         return []
-    except (OSError, ValueError, KeyError, TypeError):
+    except ValueError as exc:
+        if isinstance(exc, UnicodeDecodeError) or type(exc) is json.JSONDecodeError:
+            journal.unlink(missing_ok=True)
+            return []
+        rel = f"{folder.name}/{JOURNAL_NAME}"
+        raise HostileJournal(
+            f"{rel} names a file that is not an envspec lockfile temp in {folder.name}/ ({exc}); "
+            "refusing it, nothing was renamed",
+            tip=f"delete {rel} (envspec writes it only while committing lockfiles), then rerun",
+        ) from None
+    except (OSError, TypeError, RecursionError):
         # The journal is written atomically, so this is no torn journal but a foreign file: the
         # pair check below still refuses any torn pair; drop it so the next solve replaces all.
         journal.unlink(missing_ok=True)
         return []
+    renames = [(folder / tmp, folder / final) for tmp, final in names]
+    for tmp, _ in renames:
+        if tmp.is_symlink() or (tmp.exists() and not tmp.is_file()):
+            rel = f"{folder.name}/{tmp.name}"
+            raise HostileJournal(
+                f"{rel} (named by {folder.name}/{JOURNAL_NAME}) is not a regular file; "
+                "refusing it, nothing was renamed",
+                tip=f"delete {folder.name}/{JOURNAL_NAME} and {rel}, then rerun",
+            )
     done = [final.name for tmp, final in renames if tmp.exists()]
     _apply(folder, renames)
     return done
@@ -223,12 +281,14 @@ def check_pair_files(explicit_file: Path, conda_lock_file: Path, *, root: Path |
                 return path.absolute().relative_to(root.absolute()).as_posix()
         return str(path)
 
+    from envspec.fsutil import read_regular_text
+
     try:
-        other = conda_lock_file.read_text(encoding="utf-8", errors="replace")
+        other = read_regular_text(conda_lock_file, errors="replace")
     except FileNotFoundError:
         return
     check_pair(
-        explicit_file.read_text(encoding="utf-8", errors="replace"),
+        read_regular_text(explicit_file, errors="replace"),
         other,
         explicit_source=rel(explicit_file),
         conda_lock_source=rel(conda_lock_file),

@@ -527,7 +527,9 @@ def _only_sdists(name: str, flat: str) -> bool:
 
 
 def _redact_urls(text: str) -> str:
-    return re.sub(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1", text)
+    from envspec.channels import redact  # the one redaction: user-info, path and query tokens
+
+    return redact(text)
 
 
 _SENTENCE = re.compile(

@@ -54,7 +54,7 @@ from envspec.errors import (
     ToolFailed,
     UnsatisfiableError,
 )
-from envspec.fsutil import run_lock
+from envspec.fsutil import read_regular_text, run_lock
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
@@ -198,8 +198,7 @@ def spec_name(match_spec: str) -> str:
 
 def _read_head(path: Path, size: int = 4096) -> str | None:
     try:
-        with path.open("rb") as handle:
-            return handle.read(size).decode("utf-8", "replace")
+        return read_regular_text(path, size, errors="replace", head=True)  # a FIFO must not hang lock
     except FileNotFoundError:
         return None
 
@@ -209,7 +208,7 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     head = _read_head(job.explicit_file)
     explicit_hash = explicit.header_fields(head).get(explicit.HASH_KEY) if head is not None else None
     try:
-        text = job.conda_lock_file.read_text(encoding="utf-8", errors="replace")
+        text = read_regular_text(job.conda_lock_file, errors="replace")
     except FileNotFoundError:
         return Stored(explicit_hash, None, None)
     m = _META_HASH_RE.search(text)
@@ -221,9 +220,7 @@ def read_stored(job: LockJob, with_packages: bool = False) -> Stored:
     torn = False
     if explicit_hash is not None and explicit_hash == conda_lock_hash:  # same hash: same packages too?
         with contextlib.suppress(OSError):
-            torn = (
-                commit.pair_problem(job.explicit_file.read_text(encoding="utf-8", errors="replace"), text) is not None
-            )
+            torn = commit.pair_problem(read_regular_text(job.explicit_file, errors="replace"), text) is not None
     pip_hash = pypi.stored_hash(pypi.pip_file(job.explicit_file)) if job.pip is not None else None
     return Stored(explicit_hash, conda_lock_hash, packages, torn=torn, pip_hash=pip_hash)
 
@@ -622,7 +619,9 @@ def start_runner(cwd: Path, *, shim: Path | None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "envspec.lock.conda_lock_runner", *flags],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": _pythonpath()},
+        # ENVSPEC_MIRRORS may hold credentials: each job gets its own routes (and secrets) in its env,
+        # exactly as with --mirror; conda-lock and its tools never see the variable itself
+        env={**{k: v for k, v in os.environ.items() if k != MIRRORS_ENV}, "PYTHONPATH": _pythonpath()},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from huggingface_hub import constants, errors
 from huggingface_hub.errors import OfflineModeIsEnabled
 from huggingface_hub.utils import _http
 
+from envspec.download import retry_after
 from envspec.errors import (
     AccessDenied,
     ChannelUnreachable,
@@ -43,6 +46,13 @@ from envspec.models.plan import RemoteFile
 from envspec.models.redact import redact
 
 MIN_RATE: Final = 1024  # bytes per second, averaged over one HF_HUB_DOWNLOAD_TIMEOUT window
+#: Range requests (resumes) one file may take; huggingface_hub resets its own count whenever a byte arrives.
+RESUMES: Final = 5
+#: The longest ``Retry-After`` envspec waits for; huggingface_hub would sleep whatever the server asks.
+RETRY_AFTER_CAP_S: Final = 60.0
+#: What a server may name as a file's ETag or commit (huggingface_hub uses them as cache paths).
+_ETAG = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 OFFLINE_TIP: Final = (
     "check the network, or HF_ENDPOINT if you use a mirror; files already in the Hugging Face cache "
     "(HF_HOME) are pulled without the network with HF_HUB_OFFLINE=1"
@@ -68,11 +78,14 @@ class Resolved:
 
 
 def endpoint() -> str:
-    return constants.ENDPOINT
+    """The Hub's URL as shown to people (``HF_ENDPOINT`` without user-info, path token or query)."""
+    from envspec.channels import redact as redact_url
+
+    return redact_url(constants.ENDPOINT)
 
 
 def repo_url(repo: str) -> str:
-    return f"{constants.ENDPOINT}/{repo}"
+    return f"{endpoint()}/{repo}"
 
 
 def offline() -> bool:
@@ -86,16 +99,80 @@ def cache_dir() -> Path:
 # --- HTTP: a client whose transfers cannot trickle forever -----------------------------------------
 
 
+@dataclass
+class _Budget:
+    """What one file's download may take: ``max_bytes`` per response body, ``RESUMES`` Range requests."""
+
+    what: str
+    max_bytes: int
+    resumes: int = 0
+
+
+_budget = threading.local()
+
+
+def _current_budget() -> _Budget | None:
+    budget = getattr(_budget, "value", None)
+    return budget if isinstance(budget, _Budget) else None
+
+
+def _normalized_etag(value: str) -> str:
+    """As huggingface_hub normalises it (``W/"x"`` -> ``x``) before it joins it to a cache path."""
+    return value.lstrip("W/").strip('"')
+
+
+def check_headers(request: httpx2.Request, response: httpx2.Response) -> None:
+    """Refuse an answer whose ETag or commit huggingface_hub would use as a path (``../``, absolute,
+    anything but a hex hash), and a ``Retry-After`` longer than RETRY_AFTER_CAP_S (pure)."""
+    headers = response.headers
+    commit = headers.get("X-Repo-Commit")
+    if commit is not None and not _COMMIT.match(commit):
+        raise IntegrityError(
+            f"{endpoint()} answered the commit {_shown(commit)!r}, which is not a 40-hex commit id; refused",
+            tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+        )
+    if "/resolve/" in request.url.path and response.status_code < 400:
+        etag = headers.get("X-Linked-Etag") or headers.get("ETag")
+        if etag is not None and not _ETAG.match(_normalized_etag(etag)):
+            raise IntegrityError(
+                f"{endpoint()} answered the ETag {_shown(etag)!r} for a file, which is not a hash; refused "
+                "(huggingface_hub would use it as a path in its cache)",
+                tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+            )
+    if response.status_code in {429, 503}:
+        wait = retry_after(headers.get("Retry-After"))
+        if wait is not None and wait > RETRY_AFTER_CAP_S:
+            raise ChannelUnreachable(
+                f"{endpoint()} answered {response.status_code} and asks to retry after {wait:.0f} s, more than the "
+                f"{RETRY_AFTER_CAP_S:g} s envspec waits; stopped",
+                tip="try again later, or use another HF_ENDPOINT",
+            )
+
+
+def _shown(text: str) -> str:
+    return redact(text)[:80]
+
+
 class _GuardedStream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, request: httpx2.Request, window: float) -> None:
+    def __init__(
+        self, inner: httpx2.SyncByteStream, request: httpx2.Request, window: float, budget: _Budget | None = None
+    ) -> None:
         self._inner = inner
         self._request = request
         self._window = window
+        self._budget = budget
 
     def __iter__(self) -> Iterator[bytes]:
-        started, received = time.monotonic(), 0
+        started, received, total = time.monotonic(), 0, 0
         for chunk in self._inner:
             received += len(chunk)
+            total += len(chunk)
+            if self._budget is not None and total > self._budget.max_bytes:
+                raise IntegrityError(
+                    f"{self._budget.what}: the server sends more than the {self._budget.max_bytes} bytes the "
+                    "lockfile records; stopped",
+                    tip="the Hub or a proxy serves something other than the locked file: do not use it",
+                )
             elapsed = time.monotonic() - started
             if elapsed >= self._window:
                 if received < MIN_RATE * elapsed:
@@ -115,9 +192,23 @@ class _GuardedTransport(httpx2.BaseTransport):
         self._window = window
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        budget = _current_budget()
+        if budget is not None and request.method == "GET" and "range" in request.headers:
+            budget.resumes += 1
+            if budget.resumes > RESUMES:
+                raise ChannelUnreachable(
+                    f"{budget.what}: the transfer broke off or stalled {RESUMES} times; stopped",
+                    tip="the server or a proxy hangs or ignores Range requests: retry later, or use another "
+                    "HF_ENDPOINT",
+                )
         response = self._inner.handle_request(request)
+        try:
+            check_headers(request, response)
+        except EnvspecError:
+            response.close()
+            raise
         if isinstance(response.stream, httpx2.SyncByteStream):
-            response.stream = _GuardedStream(response.stream, request, self._window)
+            response.stream = _GuardedStream(response.stream, request, self._window, budget)
         return response
 
     def close(self) -> None:
@@ -202,45 +293,100 @@ def resolve(repo: str, revision: str, *, with_files: bool) -> Resolved:
     except Exception as exc:
         _raise_translated(exc, repo=repo, revision=revision, doing="lock")
     commit = info.sha
-    if not isinstance(commit, str) or len(commit) != 40:
+    if not isinstance(commit, str) or not _COMMIT.match(commit):
         raise ToolFailed(f"{endpoint()}: the Hub's answer for {repo}@{revision} names no commit", tip=LOCK_OFFLINE_TIP)
     files: list[RemoteFile] = []
     if with_files:
         for sibling in info.siblings or []:
-            lfs = sibling.lfs
-            if sibling.size is None:
-                raise ToolFailed(
-                    f"{endpoint()}: the Hub's listing of {repo}@{revision} gives no size for {sibling.rfilename}"
-                )
-            files.append(
-                RemoteFile(
-                    path=sibling.rfilename,
-                    size=int(lfs.size if lfs is not None else sibling.size),
-                    sha256=lfs.sha256 if lfs is not None else None,
-                    git_sha1=None if lfs is not None else sibling.blob_id,
-                )
-            )
+            files.append(_remote_file(sibling, f"{endpoint()}: the Hub's listing of {repo}@{revision}"))
     return Resolved(commit=commit, files=tuple(files), gated=bool(info.gated))
 
 
-def fetch(repo: str, path: str, commit: str, on_bytes: Callable[[int], None]) -> Path:
-    """``path`` at ``commit`` in the Hugging Face cache (downloaded if it is not there yet); the cached file."""
+def _listed_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 53 else None
+
+
+def _listed_hex(value: object, length: int) -> str | None:
+    return value if isinstance(value, str) and re.fullmatch(f"[0-9a-f]{{{length}}}", value) else None
+
+
+def _remote_file(sibling: Any, where: str) -> RemoteFile:
+    """One listing entry, its types and shapes checked: a malformed name, size or hash is a
+    one-line ToolFailed naming it (escaped), never a traceback or a terminal control sequence."""
+    name = getattr(sibling, "rfilename", None)
+    shown = ascii(name)[:120]
+    if not isinstance(name, str):
+        raise ToolFailed(f"{where} has a file name that is not text: {shown}")
+    lfs = sibling.lfs
+    size = _listed_int(lfs.size if lfs is not None else sibling.size)
+    if size is None:
+        raise ToolFailed(f"{where} gives no valid size for {shown}", tip=OFFLINE_TIP)
+    sha256 = _listed_hex(lfs.sha256, 64) if lfs is not None else None
+    blob = _listed_hex(sibling.blob_id, 40) if lfs is None else None
+    if (lfs is not None and sha256 is None) or (lfs is None and blob is None):
+        raise ToolFailed(f"{where} gives no valid hash for {shown}", tip=OFFLINE_TIP)
+    return RemoteFile(path=name, size=size, sha256=sha256, git_sha1=blob)
+
+
+def fetch(repo: str, path: str, commit: str, on_bytes: Callable[[int], None], *, size: int | None = None) -> Path:
+    """``path`` at ``commit`` in the Hugging Face cache (downloaded if it is not there yet); the cached file.
+
+    ``size`` (the lockfile's) bounds every response body, and Range requests are bounded to RESUMES:
+    an endless body, or a server that ignores Range and stalls, ends instead of running forever.
+    The cached file must lie inside the Hugging Face cache (see :func:`in_cache`).
+    """
+    what = f"{repo}/{path}@{commit[:12]}"
+    _budget.value = None if size is None else _Budget(what, size)
+    written = [0]
+
+    def counted(n: int) -> None:
+        # What huggingface_hub writes, after any Content-Encoding was decoded (a gzip bomb is small
+        # on the wire): never more than the locked size.
+        written[0] += n
+        if size is not None and written[0] > size:
+            raise IntegrityError(
+                f"{what}: the server sends more than the {size} bytes the lockfile records "
+                "(after decoding its Content-Encoding); stopped",
+                tip="the Hub or a proxy serves something other than the locked file: do not use it",
+            )
+        on_bytes(n)
+
     try:
         cached = huggingface_hub.hf_hub_download(
-            repo, path, revision=commit, tqdm_class=cast(Any, functools.partial(_Meter, on_bytes))
+            repo, path, revision=commit, tqdm_class=cast(Any, functools.partial(_Meter, counted))
         )
     except Exception as exc:
         _raise_translated(exc, repo=repo, revision=commit, doing="pull", path=path)
-    return Path(cached)
+    finally:
+        _budget.value = None
+    result = Path(cached)
+    if not in_cache(result):
+        raise IntegrityError(
+            f"{what}: huggingface_hub placed it at {result}, outside the Hugging Face cache; refused",
+            tip="HF_ENDPOINT points at a hostile server, or HF_HUB_CACHE holds links out of it: clear it",
+        )
+    return result
+
+
+def in_cache(path: Path) -> bool:
+    """Whether ``path`` and what it resolves to (a snapshot link to its blob) lie inside the cache."""
+    root = cache_dir().resolve()
+    try:
+        return path.absolute().resolve().is_relative_to(root)
+    except (OSError, RuntimeError):
+        return False
 
 
 def forget(cached: Path) -> None:
-    """Remove a cached file and the blob it points at (it failed verification)."""
+    """Remove a cached file and the blob it points at (it failed verification); never anything
+    outside the Hugging Face cache, whatever a link there resolves to."""
     with contextlib.suppress(OSError):
         blob = cached.resolve()
-        blob.unlink(missing_ok=True)
+        if in_cache(blob):
+            blob.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
-        cached.unlink(missing_ok=True)
+        if in_cache(cached.parent):
+            cached.unlink(missing_ok=True)
 
 
 # --- errors ------------------------------------------------------------------------------------------

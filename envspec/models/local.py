@@ -18,6 +18,7 @@ from typing import Any, Final
 from envspec.fsutil import atomic_write_text
 from envspec.models import lockfile
 from envspec.models.lockfile import LockedModel, ModelsLock
+from envspec.models.plan import PlanError, check_path
 from envspec.project import Project
 from envspec.spec.model import Spec
 
@@ -83,18 +84,49 @@ class Manifest:
         return json.dumps(data, indent=2) + "\n"
 
 
-def read_manifest(folder: Path) -> Manifest | None:
-    """The manifest of a pulled model folder; None when absent or unreadable (then nothing is trusted)."""
+MANIFEST_MAX_BYTES: Final = 16 << 20
+
+
+def inside(folder: Path, dest: str) -> Path | None:
+    """``folder/dest`` when ``dest`` is a safe relative path (no ``..``, absolute, drive, backslash or
+    control character) that resolves inside ``folder``; else None."""
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        check_path(dest)
+    except PlanError:
+        return None
+    path = folder / dest
+    try:
+        if not path.parent.resolve().is_relative_to(folder.resolve()):
+            return None
+    except (OSError, RuntimeError):
+        return None
+    return path
+
+
+def _manifest_file(f: dict[str, Any]) -> ManifestFile:
+    dest, size, digest, mtime = f["dest"], f["size"], f["digest"], f["mtime_ns"]
+    if not (isinstance(dest, str) and isinstance(digest, str)):
+        raise TypeError("dest and digest are strings")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 63 for n in (size, mtime)):
+        raise TypeError("size and mtime_ns are integers")
+    check_path(dest)  # PlanError (a ValueError): ../, absolute, a drive, odd characters
+    return ManifestFile(dest, size, digest, mtime)
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    """The manifest of a pulled model folder; None when absent, unreadable or naming a file outside
+    the folder (then nothing is trusted, and nothing it names is deleted as a left-over)."""
+    try:
+        path = folder / MANIFEST
+        if path.is_symlink() or not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            data = json.loads(handle.read(MANIFEST_MAX_BYTES + 1).decode("utf-8"))
         if data["schema"] != MANIFEST_SCHEMA:
             return None
-        files = {
-            str(f["dest"]): ManifestFile(str(f["dest"]), int(f["size"]), str(f["digest"]), int(f["mtime_ns"]))
-            for f in data["files"]
-        }
+        files = {f.dest: f for f in map(_manifest_file, data["files"])}
         return Manifest(str(data["name"]), str(data["repo"]), str(data["commit"]), str(data["load"]), files)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 

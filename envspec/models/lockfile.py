@@ -178,15 +178,17 @@ def write(path: Path, lock: ModelsLock) -> None:
 
 def read(path: Path) -> ModelsLock | None:
     """The lockfile at ``path``, or None if there is none. A damaged one is a SpecError naming it."""
+    from envspec.fsutil import read_regular_text
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)  # never a FIFO or a device; bounded
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read: {exc}", tip="run `envspec models lock` to write it anew") from None
     try:
         data = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as exc:
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:  # ValueError: an int over 4300 digits
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise SpecError(
             f"{path}: damaged lockfile: {problem}", tip="run `envspec models lock` to write it anew"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -90,16 +91,28 @@ def is_pickle(path: str) -> bool:
     return path.lower().endswith(PICKLE_SUFFIXES)
 
 
+#: Unicode categories never allowed in a file name from a server: controls (C0, DEL, C1: a CSI
+#: moves a terminal's cursor), format characters (bidi overrides reorder what is shown), surrogates,
+#: private use, line and paragraph separators.
+_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
 def check_path(path: str) -> str:
-    """A repository path that is safe to join under a folder: relative, no '..', no odd characters."""
+    """A repository path that is safe to join under a folder and to show: relative, no '..', no
+    drive or reserved characters, no control, format (bidi) or separator characters."""
+    if not isinstance(path, str):
+        raise PlanError(f"a file name in the repository listing is not a string: {type(path).__name__}")
     parts = path.split("/")
     if (
         not path
         or len(path) > 1000
         or any(part in ("", ".", "..") for part in parts)
-        or any(ord(c) < 32 or c in '\\:*?"<>|' for c in path)
+        or any(c in '\\:*?"<>|' or unicodedata.category(c) in _UNSAFE_CATEGORIES for c in path)
     ):
-        raise PlanError(f"unsafe file name {path!r} in the repository listing (absolute, '..', or odd characters)")
+        raise PlanError(
+            f"unsafe file name {ascii(path)[:200]} in the repository listing "
+            "(absolute, '..', or control, bidi or reserved characters)"
+        )
     return path
 
 
@@ -110,9 +123,9 @@ def _check_listing(files: Sequence[RemoteFile]) -> dict[str, RemoteFile]:
         if f.size < 0:
             raise PlanError(f"{f.path}: negative size in the repository listing")
         if f.sha256 is not None and not _SHA256.match(f.sha256):
-            raise PlanError(f"{f.path}: malformed sha256 {f.sha256!r} in the repository listing")
+            raise PlanError(f"{f.path}: malformed sha256 {ascii(f.sha256)[:80]} in the repository listing")
         if f.git_sha1 is not None and not _SHA1.match(f.git_sha1):
-            raise PlanError(f"{f.path}: malformed git blob id {f.git_sha1!r} in the repository listing")
+            raise PlanError(f"{f.path}: malformed git blob id {ascii(f.git_sha1)[:80]} in the repository listing")
         if f.sha256 is None and f.git_sha1 is None:
             raise PlanError(f"{f.path}: the repository listing gives no hash for it")
         if f.path in by_path:

@@ -184,7 +184,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
             got[0] += n
             progress(PullEvent("bytes", name, f.target, got[0], f.size, at, len(locked.files)))
 
-        cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes)
+        cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes, size=f.size)
         try:
             _place(cached, target, f)
         except IntegrityError:
@@ -192,7 +192,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
             if received[0]:  # it came over the network just now: the source is wrong
                 raise
             # the cached copy was damaged (or edited through a hard link): download it once more
-            cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes)
+            cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes, size=f.size)
             try:
                 _place(cached, target, f)
             except IntegrityError:
@@ -204,7 +204,10 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
         save(complete=False)
     wanted = {f.target for f in locked.files}
     for stale in sorted(set(records) - wanted):
-        path = folder / stale
+        path = local.inside(folder, stale)
+        if path is None:  # read_manifest drops such entries; never delete outside the folder anyway
+            del records[stale]
+            continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         _prune_empty(path.parent, folder)

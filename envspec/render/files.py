@@ -81,20 +81,23 @@ def plan_render(spec: Spec, project: Project) -> dict[Path, str]:
 
 
 def _is_generated(path: Path) -> bool:
+    from envspec.fsutil import read_regular_text
+
     try:
-        with path.open("rb") as handle:
-            head = handle.read(1600)
+        head = read_regular_text(path, 1600, errors="replace", head=True)  # a FIFO is never ours
     except OSError:
         return False
-    return GENERATED_MARK.encode("utf-8") in head
+    return GENERATED_MARK in head
 
 
 def _read_for_diff(path: Path) -> tuple[bytes | None, str]:
     """A file's bytes (None when absent or unreadable) and its text for a diff: "" when absent;
     bytes that are not UTF-8 shown as U+FFFD; a file that cannot be read at all as a marker line.
     Callers compare the bytes, so such a file always differs from a rendering."""
+    from envspec.fsutil import read_regular_text
+
     try:
-        raw = path.read_bytes()
+        raw = read_regular_text(path, errors="surrogateescape").encode("utf-8", "surrogateescape")  # no FIFO hang
     except FileNotFoundError:
         return None, ""
     except OSError as exc:
@@ -120,11 +123,13 @@ class RenderResult:
 
 
 def apply(project: Project, plan: dict[Path, str]) -> RenderResult:
+    from envspec.fsutil import read_regular_text
+
     written: list[Path] = []
     unchanged: list[Path] = []
     for path, content in plan.items():
         try:
-            current = path.read_text(encoding="utf-8")
+            current = read_regular_text(path)
         except (OSError, UnicodeDecodeError):
             current = None
         if current == content:

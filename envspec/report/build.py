@@ -42,6 +42,13 @@ THUMBNAIL_PX: Final = 256
 MAX_EMBED_BYTES: Final = 8 * 1024 * 1024
 #: A smoke.json larger than this is not parsed.
 MAX_JSON_BYTES: Final = 4 * 1024 * 1024
+#: A smoke.png with more pixels than this is not decoded nor embedded (a small file can inflate to
+#: gigabytes: a decompression bomb for Pillow and for the browser showing the report).
+MAX_DECODE_PIXELS: Final = 4096 * 4096
+#: GitHub stops a job summary at 1 MiB: report.md stays below it, whatever the inputs say.
+MARKDOWN_MAX_BYTES: Final = 1000 * 1000
+#: The longest text a markdown cell shows (reasons and names come from other machines' files).
+MD_CELL_MAX_CHARS: Final = 2000
 
 Status = Literal["pass", "fail", "error", "missing"]
 LockState = Literal["fresh", "stale", "unknown", "missing"]
@@ -497,6 +504,11 @@ def _image_cell(read: SmokeRead, report: SmokeReport) -> tuple[ImageCell | None,
     size = png_size(read.png)
     if size is None:  # read_smoke_dir only keeps PNGs; guard for hand-made SmokeRead values
         return None, f"{SMOKE_PNG} is not a PNG image"
+    if size[0] * size[1] > MAX_DECODE_PIXELS:
+        return None, (
+            f"{SMOKE_PNG} is {size[0]}x{size[1]} pixels, more than the {MAX_DECODE_PIXELS} the report decodes; "
+            "not shown"
+        )
     stats = ""
     img = report.image
     if img is not None and img.std is not None:
@@ -691,7 +703,10 @@ def render_html(report: ResultTable) -> str:
 
 def md_cell(value: object) -> str:
     """Text safe inside a GitHub markdown table cell: HTML-escaped, pipes and markup neutralised."""
-    text = html.escape(" ".join(str(value).split()), quote=False)
+    text = " ".join(str(value).split())
+    if len(text) > MD_CELL_MAX_CHARS:
+        text = text[: MD_CELL_MAX_CHARS - 1] + "…"
+    text = html.escape(text, quote=False)
     for char in ("\\", "|", "`", "*", "_", "[", "]"):
         text = text.replace(char, "\\" + char)
     return text
@@ -735,7 +750,28 @@ def render_markdown(report: ResultTable, image_hint: str = "") -> str:
     lines.append("")
     if image_hint:  # envspec's own markdown, not input text
         lines += [image_hint, ""]
-    return "\n".join(lines)
+    return _capped_markdown(lines, len(report.rows))
+
+
+def _capped_markdown(lines: list[str], rows: int) -> str:
+    """``lines`` joined, rows dropped from the end of the table until it fits MARKDOWN_MAX_BYTES."""
+    text = "\n".join(lines)
+    if len(text.encode("utf-8")) <= MARKDOWN_MAX_BYTES:
+        return text
+    table_start = next(i for i, line in enumerate(lines) if line.startswith("| ---")) + 1
+    head, table = lines[:table_start], lines[table_start : table_start + rows]
+    budget = MARKDOWN_MAX_BYTES - len("\n".join(head).encode("utf-8")) - 400
+    kept: list[str] = []
+    for line in table:
+        budget -= len(line.encode("utf-8")) + 1
+        if budget < 0:
+            break
+        kept.append(line)
+    note = (
+        f"{rows - len(kept)} of {rows} targets are not shown: a GitHub job summary stops at 1 MiB; "
+        "report.html has them all."
+    )
+    return "\n".join([*head, *kept, "", note, ""])
 
 
 @dataclass(frozen=True)

@@ -513,6 +513,8 @@ def parse_spec(text: str, path: Path) -> Spec:
             f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
             tip="envspec.yml needs only a few levels of nesting; remove the self-referring anchor",
         ) from None
+    except ValueError as exc:  # PyYAML's int() of a number over Python's 4300-digit limit
+        raise SpecError(f"{path}: a number in it is too long ({str(exc)[:60]})", tip="shorten the number") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -584,8 +586,10 @@ def _refuse_control_characters(data: object, source: YamlSource, path: Path) -> 
 
 
 def load_spec(path: Path) -> Spec:
+    from envspec.fsutil import read_regular_text
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)  # a FIFO or /dev/zero as envspec.yml never hangs
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found", tip="run from the repository root or pass --spec PATH") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from envspec import download
 from envspec.cli.main import main
 from envspec.errors import EnvspecError, ExitCode, SpecError, ToolFailed
 from envspec.install import execute
@@ -177,13 +178,16 @@ def test_a_full_disk_while_fetching_says_so(tmp_path: Path, monkeypatch: pytest.
     )
     written = {"n": 0}
 
-    def full(out: object, chunk: bytes) -> None:
+    real = download._Transfer.add
+
+    def full(self: download._Transfer, chunk: bytes) -> None:
         if written["n"] + len(chunk) > 100_000:
             raise OSError(errno.ENOSPC, "No space left on device")
         written["n"] += len(chunk)
+        real(self, chunk)
 
-    monkeypatch.setattr(execute, "_write", full)
-    monkeypatch.setattr(execute, "CHUNK", 65536)
+    monkeypatch.setattr(download._Transfer, "add", full)
+    monkeypatch.setattr(download, "CHUNK", 65536)
     cache = tmp_path / "cache"
     with pytest.raises(ToolFailed) as info:
         fetch_all(lock, ((chan / "alpha-1.0-h_0.conda").as_uri(),), cache, lambda _: None)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from envspec import download
 from envspec.cli.main import main
 from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError
-from envspec.install import execute
 from envspec.install.execute import fetch_all
 from envspec.install.plan import ExplicitLock, LockEntry
 
@@ -118,13 +118,13 @@ def test_a_trickling_download_stalls_within_seconds(
 
 def _count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     written = {"bytes": 0}
-    real = execute._write
+    real = download._Transfer.add
 
-    def counting(out: object, chunk: bytes) -> None:
+    def counting(self: download._Transfer, chunk: bytes) -> None:
+        real(self, chunk)
         written["bytes"] += len(chunk)
-        real(out, chunk)
 
-    monkeypatch.setattr(execute, "_write", counting)
+    monkeypatch.setattr(download._Transfer, "add", counting)
     return written
 
 

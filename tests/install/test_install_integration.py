@@ -539,3 +539,36 @@ def test_a_first_install_without_lockfile_solves_it_first_and_locked_refuses(
     assert (tmp_path / "env" / "conda-meta").is_dir()
     again = install(project, "linux-cuda", "--prefix", str(tmp_path / "env2"), "--locked", *mirror, env=env)
     assert again.returncode == 0, again.stderr[-3000:]  # now fresh: --locked installs it
+
+
+def test_a_channel_token_never_reaches_the_environment_or_the_cache(
+    locked: Path, local_channel: Path, tmp_path: Path, cache: Path
+) -> None:
+    """An anaconda.org-style private channel (``.../t/TOKEN/channel``): the token is a secret in
+    conda-meta and in the package cache's records, for downloads and for cache hits alike (#21)."""
+    token = "tk-SECRET-4242"
+    tokened = tmp_path / "t" / token / "conda-forge-local"
+    shutil.copytree(local_channel, tokened)
+    lockdir = tmp_path / "lockfiles"
+    lockdir.mkdir()
+    for name in ("linux-cuda.lock", "linux-cuda.conda-lock.yml"):
+        text = (locked / "lockfiles" / name).read_text(encoding="utf-8")
+        (lockdir / name).write_text(text.replace(local_channel.as_uri(), tokened.as_uri()), encoding="utf-8")
+    for run in ("download", "cache hit"):
+        prefix = tmp_path / f"env-{run.replace(' ', '-')}"
+        args = [
+            "linux-cuda",
+            "--prefix",
+            str(prefix),
+            "--cache-dir",
+            str(cache),
+            "--lockfile",
+            str(lockdir / "linux-cuda.lock"),
+        ]
+        proc = install(locked, *args)
+        assert proc.returncode == 0, proc.stderr
+        leaked = [p for p in prefix.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+        assert leaked == [], (run, leaked[:3])
+        assert token not in proc.stdout + proc.stderr
+    records = [p for p in (cache / ".envspec").glob("*.json") if token.encode() in p.read_bytes()]
+    assert records == []

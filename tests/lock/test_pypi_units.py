@@ -101,7 +101,10 @@ def test_scrub_and_redact() -> None:
     job = pypi.PipJob(("x",), frozenset(), pypi.pip_index({"pypi": "https://u:hunter22@h/simple"}))
     assert pypi.scrub(job, "GET https://u:hunter22@h/x failed") == "GET https://u:***@h/x failed"
     assert pypi.redact("https://u:p@h:8080/simple") == "https://h:8080/simple"
-    assert pypi_resolve._redact_urls("see http://u:p@h/a and https://t@k/b") == "see http://h/a and https://k/b"
+    assert (
+        pypi_resolve._redact_urls("see http://u:p@h/a and https://t0ken@k/b")
+        == "see http://u:***@h/a and https://***@k/b"
+    )
     with pytest.raises(ToolFailed, match="credentials"):
         pypi.check_no_secrets(job, "url: https://u:hunter22@h/x.whl")
 

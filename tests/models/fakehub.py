@@ -21,6 +21,7 @@ Repositories live in a folder: ``<root>/<repo>/blobs/<oid>`` (content), ``commit
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import secrets
@@ -59,6 +60,14 @@ class Faults:
     trickle_interval: float = 0.2
     echo_token: bool = False  # a careless server: quotes the Authorization header in its error messages
     forbidden: bool = False  # every file answers 403 without an error code (a proxy, a WAF)
+    # Hostile servers (issue #21): each names what a real Hub never sends.
+    linked_etag: dict[str, str] = field(default_factory=dict)  # sha256 -> the X-Linked-Etag value sent
+    repo_commit: str | None = None  # the X-Repo-Commit value sent for every file
+    endless: set[str] = field(default_factory=set)  # sha256: the CDN's body never ends (no Content-Length)
+    norange_stall: set[str] = field(default_factory=set)  # sha256: 200 to every Range, half the body, then silence
+    retry_after: str | None = None  # every file answers 429 with this Retry-After
+    gzip_bomb: set[str] = field(default_factory=set)  # sha256: 64 MiB of zeros, gzip-encoded (small on the wire)
+    listing: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sibling fields replaced in the API
 
 
 class FakeHub:
@@ -307,6 +316,7 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             siblings = []
             for path, info in hub.tree(repo, commit).items():
                 sibling: dict[str, Any] = {"rfilename": path}
+                patch = hub.faults.listing.get(path)
                 if blobs:
                     sibling["blobId"] = info["pointer_oid"]
                     sibling["size"] = info["pointer_size"] if info["lfs"] else info["size"]
@@ -316,6 +326,10 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                             "sha256": info["oid"],
                             "pointerSize": info["pointer_size"],
                         }
+                if patch is not None:
+                    sibling.update({k: v for k, v in patch.items() if k != "lfs"})
+                    if "lfs" in patch and "lfs" in sibling:
+                        sibling["lfs"] = {**sibling["lfs"], **patch["lfs"]}
                 siblings.append(sibling)
             settings = hub.settings(repo)
             data = {
@@ -341,6 +355,9 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             if hub.faults.forbidden:
                 self._error(entry, 403, "", "Access denied", head)
                 return
+            if hub.faults.retry_after is not None:
+                self._send(entry, 429, {"Retry-After": hub.faults.retry_after}, b"slow down", head)
+                return
             if not self._access(entry, repo, head, api=False):
                 return
             commit = hub.resolve_rev(repo, rev)
@@ -358,13 +375,13 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                     extra={"X-Repo-Commit": commit},
                 )
                 return
-            common = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes"}
+            common = {"X-Repo-Commit": hub.faults.repo_commit or commit, "Accept-Ranges": "bytes"}
             if info["lfs"]:
                 signed = f"{hub.cdn_url}/lfs/{info['oid']}?X-Amz-Signature={secrets.token_hex(16)}&Expires=9999999999"
                 headers = {
                     **common,
                     "Location": signed,
-                    "X-Linked-Etag": f'"{info["oid"]}"',
+                    "X-Linked-Etag": hub.faults.linked_etag.get(info["oid"], f'"{info["oid"]}"'),
                     "X-Linked-Size": str(info["size"]),
                     "ETag": f'"{info["pointer_oid"]}"',
                 }
@@ -376,6 +393,27 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
 
         # --- the CDN ------------------------------------------------------------------------------
 
+        def _hostile_cdn(self, entry: Logged, oid: str, size: int) -> None:
+            """A body without end (bounded here by 64 MiB and the test's stop), or half a body then silence."""
+            entry.status = 200
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            if oid in hub.faults.norange_stall:
+                self.send_header("Content-Length", str(size))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if oid in hub.faults.norange_stall:
+                self.wfile.write(b"\0" * (size // 2))
+                self.wfile.flush()
+                entry.sent = size // 2
+                hub._stop.wait(30)
+                return
+            block = b"\0" * CHUNK
+            while not hub._stop.is_set() and entry.sent < 64 << 20:
+                self.wfile.write(block)
+                entry.sent += len(block)
+
         def _cdn(self, head: bool, entry: Logged) -> None:
             url = urlsplit(self.path)
             oid = url.path.rsplit("/", 1)[-1]
@@ -386,6 +424,14 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             size = blob.stat().st_size
             start, end = 0, size - 1
             status = 200
+            faults = hub.faults
+            if not head and (oid in faults.endless or oid in faults.norange_stall):
+                self._hostile_cdn(entry, oid, size)
+                return
+            if not head and oid in faults.gzip_bomb:
+                bomb = gzip.compress(b"\0" * (64 << 20), 9)
+                self._send(entry, 200, {"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"}, bomb)
+                return
             wanted = self.headers.get("Range")
             if wanted:
                 spec = wanted.removeprefix("bytes=")
