@@ -65,17 +65,30 @@ def test_whatever_the_url_names_the_file_lands_in_its_folder(tmp_path: Path, seg
 
 @pytest.mark.skipif(os.name != "posix", reason="devices and FIFOs are POSIX")
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
-def test_a_wheel_url_naming_a_device_or_fifo_is_refused(tmp_path: Path, kind: str) -> None:
+def test_a_wheel_url_naming_a_device_or_fifo_is_refused(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # should the refusal ever break, the test must still end and never fill the disk: /dev/zero stops
+    # at a 1 MiB cap, and a late writer unblocks a FIFO a blocking open would wait on forever
+    monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", str(1 << 20))
+    unblock = None
     if kind == "fifo":
         source = tmp_path / "demo-1.0-py3-none-any.whl"
         os.mkfifo(source)
         url = source.as_uri()
+        unblock = threading.Timer(30, lambda: os.close(os.open(source, os.O_WRONLY | os.O_NONBLOCK)))
+        unblock.daemon = True
+        unblock.start()
     else:
         url = "file:///dev/zero"
     dest = tmp_path / "dest"
     dest.mkdir()
-    with pytest.raises(ChannelUnreachable, match="not a regular file"):
-        install_pip.fetch(_plan(url), dest, lambda _: None)
+    try:
+        with pytest.raises(ChannelUnreachable, match="not a regular file"):
+            install_pip.fetch(_plan(url), dest, lambda _: None)
+    finally:
+        if unblock is not None:
+            unblock.cancel()
     assert list(dest.iterdir()) == []
 
 
