@@ -95,10 +95,18 @@ def read_regular_text(
 ) -> str:
     """The UTF-8 text of ``path`` if it is a regular file of at most ``max_bytes`` bytes (``head``:
     its first ``max_bytes`` bytes, whatever its size; ``errors`` as for ``bytes.decode``).
+    FileNotFoundError, UnicodeDecodeError and :class:`NotRegularFile` (an OSError) are the caller's
+    to report; see :func:`read_regular_bytes`."""
+    return read_regular_bytes(path, max_bytes, head=head).decode("utf-8", errors)
+
+
+def read_regular_bytes(path: Path, max_bytes: int = TEXT_INPUT_MAX_BYTES, *, head: bool = False) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` bytes (``head``: its
+    first ``max_bytes`` bytes, whatever its size).
 
     Opened without blocking (a FIFO with no writer must not hang the open), checked with ``fstat``
-    on the open descriptor (no check-then-open race); FileNotFoundError, UnicodeDecodeError and
-    :class:`NotRegularFile` (an OSError) are the caller's to report.
+    on the open descriptor (no check-then-open race); raises FileNotFoundError and
+    :class:`NotRegularFile` (an OSError).
     """
     import stat
 
@@ -120,4 +128,4 @@ def read_regular_text(
             raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
     finally:
         os.close(fd)
-    return b"".join(chunks)[:max_bytes].decode("utf-8", errors)
+    return b"".join(chunks)[:max_bytes]

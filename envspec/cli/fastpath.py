@@ -50,12 +50,14 @@ def digest(files: Iterable[Path], packages: Iterable[str], extra: str = "") -> s
     feed("stamp", f"{STAMP_VERSION}".encode())
     feed("code", _code(packages))
     feed("extra", extra.encode())
+    from envspec.fsutil import read_regular_bytes  # a FIFO or /dev/zero: a miss, never a hang
+
     for path in files:
         try:
-            feed(os.fspath(path), path.read_bytes())
+            feed(os.fspath(path), read_regular_bytes(path))
         except FileNotFoundError:
             feed(os.fspath(path), b"\0absent")
-        except OSError:
+        except OSError:  # unreadable, or not a regular file: the full path says so in one line
             return None
     return h.hexdigest()
 

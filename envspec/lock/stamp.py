@@ -40,15 +40,17 @@ def digest(root: Path, spec_path: Path, selection: Sequence[str], mirrors: Mappi
     feed("stamp", f"{STAMP_VERSION} {envspec.__version__}".encode())
     feed("selection", "\0".join(sorted(set(selection))).encode())
     feed("mirrors", json.dumps(sorted(mirrors.items())).encode())
+    from envspec.fsutil import read_regular_bytes  # a FIFO or /dev/zero: a miss, never a hang
+
     try:
-        feed("spec", spec_path.read_bytes())
-        feed("mapping", _MAPPING.read_bytes() if _MAPPING.is_file() else b"")
+        feed("spec", read_regular_bytes(spec_path))
+        feed("mapping", read_regular_bytes(_MAPPING) if _MAPPING.is_file() else b"")
         feed("pypi-resolver", resolver_version().encode())  # in a pip target's input hash too
         lock_dir = root / "lockfiles"
         files = sorted(root.glob("environment-*.yml")) + sorted(p for p in lock_dir.iterdir() if p.is_file())
         for path in files:
-            feed(path.relative_to(root).as_posix(), path.read_bytes())
-    except OSError:
+            feed(path.relative_to(root).as_posix(), read_regular_bytes(path))
+    except OSError:  # unreadable, or not a regular file: the full path says so in one line
         return None
     return h.hexdigest()
 

@@ -16,6 +16,7 @@ import pytest
 from envspec.cli.main import build_parser, main, requested_command
 from envspec.doctor.probe import RecordedProbe
 from envspec.errors import ExitCode
+from envspec.render.context import PACKAGE_TEMPLATES
 from envspec.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "doctor"
@@ -163,7 +164,11 @@ def test_render_check_stamp_misses_on_any_changed_input(project_copy: Path, caps
     assert main(["--spec", spec, "render", "--check"], environ={}) == 0
     assert (project_copy / ".envspec-cache" / "render-stamp.json").is_file()
     assert main(["--spec", spec, "render", "--check"], environ={}) == 0
-    template = next((project_copy / "templates").glob("environment*.j2"))
+    # a project's own template (it overrides envspec's of the same name) counts as an input
+    template = project_copy / "templates" / "environment.yml.j2"
+    template.parent.mkdir()
+    shutil.copy2(PACKAGE_TEMPLATES / "environment.yml.j2", template)
+    assert main(["--spec", spec, "render", "--check"], environ={}) == 0  # the same text: still current
     template.write_text(template.read_text() + "# edited\n")
     assert main(["--spec", spec, "render", "--check"], environ={}) == ExitCode.CHECK_FAILED
     template.write_text(template.read_text().replace("# edited\n", ""))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from jsondocs import SCHEMAS, only_document, schema
 
-from envspec.cli import doctor as cmd_doctor
 from envspec.cli import up_plan as up
+from envspec.cli.common import Context
 from envspec.cli.main import main
 from envspec.doctor.probe import RecordedProbe
 from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError
@@ -24,7 +24,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "doctor"
 @pytest.fixture
 def rendered(project_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data = json.loads((DATA / "linux-no-gpu.json").read_text())
-    monkeypatch.setattr(cmd_doctor, "PROBE_FACTORY", lambda: RecordedProbe(data))
+    monkeypatch.setattr(Context, "machine", lambda self: RecordedProbe(data))  # a machine without an NVIDIA GPU
     monkeypatch.delenv("ENVSPEC_MIRRORS", raising=False)
     assert main(["--spec", str(project_copy / "envspec.yml"), "render"]) == 0
     return project_copy
