@@ -55,21 +55,23 @@ def test_run_lock_refuses_a_second_holder(tmp_path: Path) -> None:
 def test_atomic_write_on_a_python_without_fchmod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows before Python 3.13 has no os.fchmod (the win-cuda CI job runs 3.11): the atomic write
     takes the Windows branch and still writes, with the mode set by name."""
-    import importlib
+    import importlib.util
     import sys
 
     from envspec import fsutil
 
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.delattr(os, "fchmod")
-    try:
-        windows = importlib.reload(fsutil)
-        target = tmp_path / "f"
-        target.write_text("old")
-        target.chmod(0o640)
-        windows.atomic_write_bytes(target, b"new")
-        assert target.read_bytes() == b"new"
-        assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    finally:
-        monkeypatch.undo()
-        importlib.reload(fsutil)
+    # a second copy of the module, executed as on Windows: reloading envspec.fsutil itself would give
+    # its classes (NotRegularFile...) new identities that the modules which imported them never see
+    spec = importlib.util.spec_from_file_location("envspec_fsutil_as_on_windows", fsutil.__file__)
+    assert spec is not None and spec.loader is not None
+    windows = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(windows)
+    target = tmp_path / "f"
+    target.write_text("old")
+    target.chmod(0o640)
+    windows.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert "Windows" in (windows._set_mode.__doc__ or "")  # the Windows branch (os.fchmod is gone here)

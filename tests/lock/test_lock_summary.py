@@ -41,7 +41,7 @@ def test_without_pytorch_there_is_no_torch_build() -> None:
     only_lib = LOCK.split("- name: python")[0]
     summary = condalock.summarize(only_lib, "lock", "linux-64")
     assert summary.torch is None and summary.torch_text == "-"
-    assert condalock.summarize(LOCK, "lock", "win-64") == condalock.CondaLockSummary(0, None)
+    assert condalock.summarize(LOCK, "lock", "win-64") == condalock.CondaLockSummary(0, None, "win-64")
 
 
 def test_one_name_for_the_torch_package() -> None:
