@@ -490,12 +490,18 @@ def _reporter(total: int, progress: Progress) -> Any:
         def __init__(self) -> None:
             self.linked = 0
             self.lock = threading.Lock()
+            # Ctrl-C / SIGTERM (KeyboardInterrupt) raised while py-rattler runs this callback would be
+            # swallowed by it (the install then ran on and exited 0): kept here, re-raised by link()
+            self.interrupted = False
 
         def on_link_complete(self, index: int) -> None:
-            with self.lock:
-                self.linked += 1
-                count = self.linked
-            throttle(f"link: {count}/{total} packages", final=count == total)
+            try:
+                with self.lock:
+                    self.linked += 1
+                    count = self.linked
+                throttle(f"link: {count}/{total} packages", final=count == total)
+            except KeyboardInterrupt:
+                self.interrupted = True
 
     return Reporter()
 
@@ -547,6 +553,7 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
             ) from None
     try:
         records = _records(fetched, cache)
+        reporter = _reporter(len(records), progress)
         asyncio.run(
             rattler_install(
                 records,
@@ -555,10 +562,12 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
                 installed_packages=[],
                 execute_link_scripts=False,
                 show_progress=False,
-                reporter=_reporter(len(records), progress),
+                reporter=reporter,
                 alternative_target_prefix=final_prefix,
             )
         )
+        if reporter.interrupted:  # a signal that arrived inside the reporter's callback
+            raise KeyboardInterrupt
     except (KeyboardInterrupt, SystemExit):
         for item in fresh:
             _drop_extracted(cache, item.entry)

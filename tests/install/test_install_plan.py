@@ -339,3 +339,20 @@ def test_folders_of_killed_swaps_are_restored_or_removed(tmp_path: Path) -> None
 def _urls(lock: ExplicitLock, mirrors: dict[str, str]) -> tuple[str, ...]:
     prefixes = mirror_prefixes(mirrors)
     return tuple(mirrored_url(e.url, prefixes) for e in lock.entries)
+
+
+def test_a_signal_inside_rattlers_link_callback_is_kept_not_swallowed() -> None:
+    """py-rattler ignores what its reporter callback raises: a SIGTERM (KeyboardInterrupt) that lands
+    there let the install run on and exit 0 (a flaky killed-install test). The reporter keeps it, and
+    link() raises it once rattler returns."""
+    from envspec.install.execute import _reporter
+
+    def interrupted_progress(line: str) -> None:
+        raise KeyboardInterrupt
+
+    reporter = _reporter(2, interrupted_progress)
+    reporter.on_link_complete(0)  # never raises into rattler
+    assert reporter.interrupted and reporter.linked == 1
+    calm = _reporter(2, lambda line: None)
+    calm.on_link_complete(0)
+    assert not calm.interrupted
