@@ -52,7 +52,8 @@ def build(root: Path, mib: int, packages: int) -> tuple[Path, int]:
     index_channel(channel)
     project = root / "proj"
     (project / "lockfiles").mkdir(parents=True)
-    shutil.copy2(REPO / "envspec.yml", project / "envspec.yml")
+    synthetic = REPO / "tests" / "data" / "synthetic" / "envspec.yml"  # the synthetic channel's spec
+    shutil.copy2(synthetic, project / "envspec.yml")
     (project / "lockfiles" / "linux-cuda.lock").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return project, total
 

@@ -57,12 +57,12 @@ def medians(commands: dict[str, list[str]], runs: int, cwd: Path) -> dict[str, f
 
 
 def locked_project(dest: Path, mirror: str) -> Path:
-    """envspec.yml and templates/ of this repository in ``dest``, rendered and locked once."""
+    """The synthetic channel's envspec.yml in ``dest``, rendered and locked once."""
     if not (CHANNEL / "noarch" / "repodata.json").is_file():
         print(f"generating a small channel in {CHANNEL} (once) ...", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, str(FACTORY), str(CHANNEL)], check=True)
-    shutil.copy2(REPO / "envspec.yml", dest / "envspec.yml")
-    shutil.copytree(REPO / "templates", dest / "templates")
+    synthetic = REPO / "tests" / "data" / "synthetic" / "envspec.yml"  # templates: envspec's own
+    shutil.copy2(synthetic, dest / "envspec.yml")
     for args in (["render"], ["lock", "--mirror", mirror]):
         proc = subprocess.run(
             [sys.executable, "-m", "envspec", *args], cwd=dest, capture_output=True, text=True, check=False

@@ -6,7 +6,7 @@ TARBALL defaults to ``../shared/data/conda-forge-records.tar.gz`` (relative to t
 shared snapshot of real conda-forge repodata (22,713 records, see its README). It is unpacked once
 into ``.envspec-cache/bench-real/`` and served as ``--mirror conda-forge=file://...``.
 
-The targets are the four torch-only targets of ``tests/data/conda-forge/targets.json`` (their
+The targets are the torch-only targets (one per target of envspec.yml) of ``tests/data/conda-forge/targets.json`` (their
 ``specs`` and ``virtual_packages``); the scratch project's envspec.yml is generated from it as
 ``tests/lock/test_lock_conda_forge.py`` does (dependencies ``["tzdata"]``, per-target torch = specs)
 and rendered once. Each round alternates, measured from this process as a user would see them:
@@ -93,13 +93,15 @@ os._exit(0)
 
 # One process: every import first, then time load() and lock() of a project whose lockfiles are current.
 NOOP_IN_PROCESS = r"""
-import argparse, json, os, sys, time
+import json, os, sys, time
+from pathlib import Path
 t0 = time.perf_counter()
 from envspec.channels import parse_mirrors
-from envspec.cli.common import load
+from envspec.cli.common import Context, load
 from envspec.lock.run import lock
+from envspec.settings import Settings
 t1 = time.perf_counter()
-project, spec = load(argparse.Namespace(spec=sys.argv[1]))
+project, spec = load(Context(Settings(spec=Path(sys.argv[1]))))
 targets = list(spec.resolve_all())
 t2 = time.perf_counter()
 report = lock(project, targets, mirrors=parse_mirrors([sys.argv[2]], None), progress=lambda _m: None)
@@ -351,16 +353,18 @@ def main(argv: list[str] | None = None) -> int:
 
         load = os.getloadavg()[0]
         med = statistics.median
+        n_targets = len(json.loads(TARGETS_JSON.read_text(encoding="utf-8"))["targets"])
         lines = [
             (
-                f"envspec lock on real conda-forge records: {records} records ({args.tarball.name}), 4 torch-only "
-                f"targets, {args.rounds} alternating rounds, {os.cpu_count()} CPUs, load average {load:.1f}, "
+                f"envspec lock on real conda-forge records: {records} records ({args.tarball.name}), "
+                f"{n_targets} torch-only targets, {args.rounds} alternating rounds, {os.cpu_count()} CPUs, "
+                f"load average {load:.1f}, "
                 f"Python {sys.version.split()[0]}"
             ),
             f"lockfiles pin exactly what the floor picks: {'yes' if same else 'NO, differs for ' + ', '.join(differ)}",
             "",
             "what (seconds, wall unless noted)                          min   median",
-            f"cold 4-target envspec lock (whole process)             {stats(fig['cold'])}",
+            f"cold {n_targets}-target envspec lock (whole process)             {stats(fig['cold'])}",
             f"  CPU, all its processes                               {stats(fig['cold_cpu'])}",
             f"floor: py-rattler, 4 solves in one process             {stats(fig['floor'])}",
             f"  CPU                                                  {stats(fig['floor_cpu'])}",
