@@ -215,7 +215,10 @@ def _from_bundle(request: InstallRequest, project: Project, target: ResolvedTarg
         progress=progress,
     )
     progress(use_hint(result.prefix))
-    print(summary(result, target.name, None).replace(" downloaded", " from the bundle", 1))
+    if request.json:  # the same document as any install; its lockfile is the bundle's
+        print_json(result.to_json(target=target.name, tool="rattler", lockfile=str(request.from_bundle)))
+    else:
+        print(summary(result, target.name, None).replace(" downloaded", " from the bundle", 1))
     return 0
 
 

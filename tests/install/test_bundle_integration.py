@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Built, envspec, serve
+from jsondocs import only_document
 
 from envspec.errors import ExitCode
 from envspec.install.plan import parse_lock
@@ -91,6 +92,12 @@ def test_pack_then_install_from_without_network_gives_the_same_environment(
     run = envspec(built_env.project, "run", "-p", str(prefix), "--", "python", "-c",
                   "import os; print(os.environ['ENVSPEC_TEST_ACTIVATED'])", env=OFFLINE)  # fmt: skip
     assert run.returncode == 0 and run.stdout == "set by activate.d\n", run.stderr
+    # --json: stdout is the install document (docs/json.md), as for an install from a lockfile
+    again = envspec(built_env.project, "install", "linux-cuda", "--from", str(bundle), "--json",
+                    "--prefix", str(tmp_path / "json-env"), env=OFFLINE)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    doc = only_document(again.stdout, "install")  # one line, valid against the shipped schema
+    assert doc["target"] == "linux-cuda" and doc["lockfile"] == str(bundle)
 
 
 def _rewrite(
