@@ -163,7 +163,7 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²".isdigit() is True, float("²") fails
         return float(text[:12])
     try:
         when = parsedate_to_datetime(text).timestamp()
@@ -425,8 +425,9 @@ class Downloader:
             elif status != 200:
                 raise HTTPStatus(status, response.reason)
             length = response.getheader("Content-Length")
-            if length is not None and length.strip().isdigit() and transfer.size + int(length[:20]) > transfer.limit:
-                raise TooLarge(f"the server announces {int(length[:20])} bytes")
+            digits = length.strip() if length is not None else ""
+            if digits.isascii() and digits.isdigit() and transfer.size + int(digits[:20]) > transfer.limit:
+                raise TooLarge(f"the server announces {int(digits[:20])} bytes")
             self._body(response, transfer, cancel)
             response.close()  # complete: the connection may carry the next request
             reusable = not response.will_close

@@ -477,3 +477,9 @@ def test_environment_numbers_never_crash(value: str) -> None:
 def test_retry_after_never_crashes(value: str | None) -> None:
     got = download.retry_after(value, now=0.0)
     assert got is None or got >= 0
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "3²"])
+def test_a_retry_after_of_non_ascii_digits_is_ignored_not_a_crash(value: str) -> None:
+    """`str.isdigit` accepts '²' and Arabic-Indic digits, which float() and int() refuse (hypothesis found it)."""
+    assert download.retry_after(value, now=0.0) is None

@@ -97,7 +97,7 @@ def remove_dead_temps(folder: Path, prefix: str) -> None:
         return
     for path in folder.glob(prefix + "*"):
         pid = path.name.removeprefix(prefix).split("-", 1)[0]
-        if not pid.isdigit():
+        if not (pid.isascii() and pid.isdigit()):
             continue
         try:
             os.kill(int(pid), 0)

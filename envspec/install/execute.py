@@ -728,13 +728,13 @@ def _dead_runs(prefix: Path, name_prefix: str) -> list[Path]:
     found: list[tuple[int, Path]] = []
     for path in prefix.parent.glob(name_prefix + "*"):
         pid_text, _, rest = path.name.removeprefix(name_prefix).partition("-")
-        if not pid_text.isdigit():
+        if not (pid_text.isascii() and pid_text.isdigit()):
             continue
         try:
             os.kill(int(pid_text), 0)
         except ProcessLookupError:
             stamp = rest.split("-", 1)[0]
-            found.append((int(stamp) if stamp.isdigit() else 0, path))
+            found.append((int(stamp) if stamp.isascii() and stamp.isdigit() else 0, path))
         except OSError:
             continue
     return [path for _, path in sorted(found, reverse=True)]

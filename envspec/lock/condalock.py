@@ -146,7 +146,7 @@ def read_conda_lock(text: str, source: str, platform: str | None = None) -> list
                 platform=str(entry.get("platform", "")),
                 md5=_hash(hashes.get("md5")),
                 sha256=_hash(hashes.get("sha256")),
-                size=int(size) if isinstance(size, str) and size.isdigit() else None,
+                size=int(size) if isinstance(size, str) and size.isascii() and size.isdigit() else None,
             )
         )
     return out
@@ -158,7 +158,7 @@ def _hash(value: object) -> str | None:
 
 def _version(value: object) -> str:
     """The format version as YAML would read it: ``2`` for a number, ``'2.0'`` quoted otherwise."""
-    return value if isinstance(value, str) and value.isdigit() else repr(value)
+    return value if isinstance(value, str) and value.isascii() and value.isdigit() else repr(value)
 
 
 #: The package whose build says which torch a lock holds (cuda*/cpu*/...): conda-forge's ``pytorch``

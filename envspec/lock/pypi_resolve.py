@@ -296,7 +296,8 @@ def platform_for(subdir: str, vpkgs: Mapping[str, str], python: str) -> Platform
     env: dict[str, str] = {}
     if "{minor}" in template:
         glibc = vpkgs.get("__glibc", _GLIBC_DEFAULT).split(".")
-        minor = int(glibc[1]) if len(glibc) > 1 and glibc[0] == "2" and glibc[1].isdigit() else 17
+        known = len(glibc) > 1 and glibc[0] == "2" and glibc[1].isascii() and glibc[1].isdigit()
+        minor = int(glibc[1]) if known else 17
         level = next((m for m in _MANYLINUX if m <= minor), None)
         if level is None:
             raise SpecError(f"__glibc {vpkgs.get('__glibc')}: below manylinux_2_17, no PyPI wheel fits")
