@@ -10,6 +10,11 @@
 ``MIN_RATE`` bytes a second over an ``HF_HUB_DOWNLOAD_TIMEOUT`` window) as a read time-out, so
 huggingface_hub resumes it and finally gives up instead of waiting forever; progress is counted
 instead of drawn; and every failure becomes an ``EnvspecError`` with a redacted one-line message.
+It also turns Xet storage off (``HF_HUB_DISABLE_XET``, as huggingface_hub reads it: at each call):
+where the Hub advertises Xet for a file (``X-Xet-Hash``, a ``xet-auth`` link), hf_xet would fetch it
+from the CAS server the Hub names, in its own Rust client, outside that HTTP client (no stall guard,
+no size cap, the token sent to whatever host the token route names); without Xet huggingface_hub
+takes the same file from ``/resolve/`` over HTTP, and envspec checks its sha256 as always.
 """
 
 from __future__ import annotations
@@ -226,15 +231,18 @@ def _guarded_client() -> httpx2.Client:
 
 @contextlib.contextmanager
 def session() -> Iterator[None]:
-    """huggingface_hub with the guarded client and its own log lines (which quote URLs) silenced."""
+    """huggingface_hub with the guarded client, Xet off and its own log lines (which quote URLs) silenced."""
     previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
     hub_logger = logging.getLogger("huggingface_hub")
     level = hub_logger.level
+    xet_disabled = constants.HF_HUB_DISABLE_XET
     huggingface_hub.set_client_factory(_guarded_client)
     hub_logger.setLevel(logging.ERROR)
+    constants.HF_HUB_DISABLE_XET = True  # read by is_xet_available() and the shared blob store, per call
     try:
         yield
     finally:
+        constants.HF_HUB_DISABLE_XET = xet_disabled
         hub_logger.setLevel(level)
         huggingface_hub.set_client_factory(previous)
 

@@ -156,3 +156,18 @@ def test_a_non_utf8_dest_is_printed_escaped_to_a_strict_stdout(project: Project)
     assert "Traceback" not in result.err
     assert "out-\\udcff" in result.out
     assert (dest / "tiny" / "model_index.json").is_file()
+
+
+def test_a_hub_advertising_xet_is_pulled_over_guarded_http(project: Project) -> None:
+    # hf_xet (installed with huggingface_hub) would fetch the file from the CAS server the Hub names,
+    # outside envspec's HTTP client: no stall guard, no size cap, the token sent to another origin.
+    # Here the CAS server trickles forever; envspec's pull never asks for a Xet token and takes the
+    # file over the guarded HTTP path instead.
+    oid = _locked(project)
+    project.hub.faults.xet.add(oid)
+    result = project.run("pull", timeout=30)
+    assert result.code == 0, result.text
+    assert project.hub.requests(contains="xet") == []
+    assert project.hub.requests("cdn", "GET", contains=oid)  # the file came over HTTP
+    placed = project.root / "models/tiny" / UNET_DEST
+    assert placed.read_bytes() == project.hub.blob(REPO_ID, oid).read_bytes()

@@ -120,3 +120,14 @@ def test_the_stall_guard_stops_a_trickle_and_lets_a_slow_but_steady_transfer_thr
     assert clock.now == pytest.approx(10.0)
     steady = hub._GuardedStream(Trickle(clock, b"x" * 2048, 1.0, 100), request, window=10)  # 2 KiB/s
     assert sum(len(c) for c in steady) == 2048 * 100
+
+
+def test_the_session_turns_xet_off_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _shared_blobs, _runtime
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_SHARED_BLOBS", False)
+    with hub.session():
+        assert not _runtime.is_xet_available() and not _shared_blobs.shared_blobs_enabled()
+    assert constants.HF_HUB_DISABLE_XET is False  # what the caller had, after
