@@ -124,7 +124,7 @@ def test_the_stall_guard_stops_a_trickle_and_lets_a_slow_but_steady_transfer_thr
 
 def test_the_session_turns_xet_off_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
-    from huggingface_hub.utils import _shared_blobs, _runtime
+    from huggingface_hub.utils import _runtime, _shared_blobs
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_SHARED_BLOBS", False)
