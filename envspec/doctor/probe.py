@@ -6,7 +6,10 @@ answers from recorded outputs (a dict or a JSON file), so tests run the situatio
 platforms — an M1 under Rosetta, a Windows box with an NVIDIA driver — on one Linux machine.
 
 A probe never raises for a missing tool or file and never hangs: a command that is not installed
-answers ``None``, one that runs too long answers a ``ProbeResult`` with ``returncode`` 124.
+answers ``None``, one that runs too long answers a ``ProbeResult`` with ``returncode`` 124. It reads
+regular files only, and at most ``FILE_MAX_BYTES`` of one (``/proc`` and ``/sys`` files say size 0
+whatever they hold, so the read is capped, not their size trusted): a FIFO, a device such as
+``/dev/zero`` or a folder where a file is expected answers ``None``, as a missing file does.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from typing import Any, Final, Protocol
 #: a few seconds; nothing the doctor runs should take longer.
 COMMAND_TIMEOUT_S: Final = 15.0
 TIMEOUT_RETURNCODE: Final = 124
+#: The most bytes the probe reads from one file (``/etc/os-release`` and ``/proc/driver/nvidia/version``
+#: hold a few hundred); a longer one answers ``None``.
+FILE_MAX_BYTES: Final = 64 * 1024
+#: Where os-release(5) says the operating system describes itself, in the order it says to look.
+OS_RELEASE_FILES: Final = ("/etc/os-release", "/usr/lib/os-release")
 
 
 @dataclass(frozen=True)
@@ -94,11 +102,18 @@ class Probe(Protocol):
 
 
 class SystemProbe:
-    """The real machine. Never raises, never waits longer than ``timeout`` per command."""
+    """The real machine. Never raises, never waits longer than ``timeout`` per command, never reads
+    anything but a regular file (``os_release``: where the distribution is described)."""
 
-    def __init__(self, timeout: float = COMMAND_TIMEOUT_S, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = COMMAND_TIMEOUT_S,
+        environ: Mapping[str, str] | None = None,
+        os_release: Sequence[str] = OS_RELEASE_FILES,
+    ) -> None:
         self.timeout = timeout
         self.environ = os.environ if environ is None else environ
+        self.os_release = tuple(os_release)
 
     def run(self, cmd: Sequence[str]) -> ProbeResult | None:
         exe = cmd[0] if Path(cmd[0]).is_absolute() else shutil.which(cmd[0])
@@ -129,17 +144,21 @@ class SystemProbe:
         return shutil.which(name)
 
     def read_file(self, path: str) -> str | None:
+        from envspec.fsutil import read_regular_text
+
         try:
-            return Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            return read_regular_text(Path(path), FILE_MAX_BYTES, errors="replace")
+        except OSError:  # missing, unreadable, no regular file (NotRegularFile), or over the cap
             return None
 
     def file_size(self, path: str) -> int | None:
+        import stat
+
         try:
             st = Path(path).stat()
-        except OSError:
+        except (OSError, ValueError):
             return None
-        return st.st_size if Path(path).is_file() else None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def platform(self) -> PlatformFacts:
         return PlatformFacts(
@@ -151,19 +170,15 @@ class SystemProbe:
         )
 
     def distro(self) -> DistroFacts | None:
+        """The first os-release file there is, read as any probe file (regular, capped) and parsed by
+        :func:`parse_os_release` (the ``distro`` package would open ``/etc/*-release`` files as they come)."""
         if _platform.system() != "Linux":
             return None
-        try:
-            import distro
-
-            # Files only: lsb_release and uname would be subprocesses without a timeout.
-            linux = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
-            info = linux.info()
-            return DistroFacts(
-                id=str(info.get("id", "")), version=str(info.get("version", "")), name=linux.name(pretty=True)
-            )
-        except Exception:  # distro reads /etc/os-release and friends; any oddity means "unknown"
-            return None
+        for path in self.os_release:
+            text = self.read_file(path)
+            if text is not None:
+                return parse_os_release(text)
+        return None
 
     def glibc(self) -> str | None:
         text: str | None = None
