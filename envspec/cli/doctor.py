@@ -38,9 +38,12 @@ class DoctorRequest:
 
 
 def read_lock_data(path: Path) -> str | None:
-    """The conda-lock.yml's text, or None when it is missing or unreadable (the estimate falls back)."""
+    """The conda-lock.yml's text, or None when it is missing, unreadable or no regular file of a sane
+    size (a FIFO, /dev/zero: the estimate falls back)."""
+    from envspec.fsutil import read_regular_text
+
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular_text(path)
     except (OSError, UnicodeDecodeError):
         return None
 

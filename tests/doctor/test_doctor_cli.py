@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -244,3 +245,38 @@ def _alive(pid: int) -> bool:
             return False
         return True
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and devices are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_lockfile_that_is_no_regular_file_falls_back_to_the_default_estimate(
+    project_copy: Path, capsys: pytest.CaptureFixture[str], kind: str, bounded_memory: None
+) -> None:
+    import threading
+
+    main = recorded_main("linux-h100-580", disk_free=9 * 1024**3)
+    lock = project_copy / "lockfiles" / "linux-cuda.conda-lock.yml"
+    lock.parent.mkdir(exist_ok=True)
+    done = threading.Event()
+    if kind == "fifo":
+        os.mkfifo(lock)
+
+        def unblock() -> None:
+            # should the refusal break, a blocking open still ends, and reads a lockfile (the test fails)
+            one = {"name": "pytorch", "version": "2.8.0", "manager": "conda", "platform": "linux-64", "size": 1}
+            text = yaml.safe_dump({"version": 1, "package": [one]}).encode()
+            while not done.wait(2):
+                with contextlib.suppress(OSError):
+                    fd = os.open(lock, os.O_WRONLY | os.O_NONBLOCK)
+                    os.write(fd, text)
+                    os.close(fd)
+
+        threading.Thread(target=unblock, daemon=True).start()
+    else:
+        lock.symlink_to("/dev/zero")  # an endless read
+    try:
+        assert main(["--spec", str(project_copy / "envspec.yml"), "doctor", "--json"]) == 1
+    finally:
+        done.set()
+    disk = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "disk")
+    assert "default for a cuda environment" in disk["reason"]
