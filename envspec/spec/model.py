@@ -83,10 +83,38 @@ _VPKG_VALUE = re.compile(r"^[0-9][0-9A-Za-z._+]*( [A-Za-z0-9_.+]{1,64})?$")
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
 
 
+#: The error type (and its tip) of a secret written into envspec.yml.
+CREDENTIALS_ERROR: Final = "credentials_in_spec"
+CREDENTIALS_TIP: Final = (
+    "envspec.yml is committed and copied into every generated file: name the channel (conda-forge::NAME) "
+    "and give its mirror with the login on --mirror NAME=URL or in ENVSPEC_MIRRORS (README: Mirrors and "
+    "credentials); set a secret variable in the shell or the CI's secrets"
+)
+
+
+def _no_credentials(value: str, what: str) -> str:
+    """``value``, unless it holds a URL with a secret in it (user-info, an ``/t/TOKEN/`` path, a secret
+    query value): in a match spec, a pip requirement or a variable it would be copied into environment
+    files, lockfiles and the environment itself. Refused, the secret never quoted (conda-lock takes
+    only ``$VAR`` placeholders for credentials, pixi only ``pixi auth login``)."""
+    from pydantic_core import PydanticCustomError
+
+    from envspec.channels import redact
+
+    if "://" in value and redact(value) != value:
+        raise PydanticCustomError(
+            CREDENTIALS_ERROR,
+            "{what} {shown} has credentials in a URL, and envspec.yml must hold no secret",
+            {"what": what, "shown": repr(redact(value))},
+        )
+    return value
+
+
 def _check_match_spec(value: str) -> str:
     """Parse with rattler's real MatchSpec parser; keep the user's text."""
     from rattler import MatchSpec
 
+    _no_credentials(value, "conda match spec")
     try:
         MatchSpec(value)
     except Exception as exc:  # rattler raises its own InvalidMatchSpecError
@@ -103,6 +131,7 @@ def _check_vpkg_value(value: str) -> str:
 def _check_pip_requirement(value: str) -> str:
     from packaging.requirements import InvalidRequirement, Requirement
 
+    _no_credentials(value, "pip requirement")
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
@@ -136,6 +165,7 @@ def pip_name(requirement: str) -> str:
 MatchSpecStr = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_match_spec)]
 VirtualValue = Annotated[str, AfterValidator(_check_vpkg_value)]
 PipRequirement = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_pip_requirement)]
+VariableValue = Annotated[str, AfterValidator(lambda v: _no_credentials(v, "variable value"))]
 PipName = Annotated[str, AfterValidator(_check_pip_name)]
 Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
 #: One GitHub runner label (ubuntu-latest, macos-15-intel, a self-hosted label): no spaces or newlines.
@@ -167,7 +197,7 @@ class TargetModel(_Strict):
         description="Extra PyPI requirements for this target (PEP 508, markers allowed), locked on top of its "
         "conda packages.",
     )
-    variables: dict[EnvVarName, str] = Field(
+    variables: dict[EnvVarName, VariableValue] = Field(
         default_factory=dict, description="Environment variables set on activation."
     )
     runner: RunnerLabel = Field(description="GitHub Actions runner label that verifies this target.")
@@ -623,6 +653,8 @@ def _to_spec_error(exc: ValidationError, source: YamlSource, path: Path) -> Spec
         tip = "add it; see envspec.schema.json"
     elif kind == "literal_error":
         tip = "use one of the values listed"
+    elif kind == CREDENTIALS_ERROR:
+        tip = CREDENTIALS_TIP
     else:
         tip = "see envspec.schema.json for the expected form"
     return SpecError(f"{where}: {field_path}: {message}", tip=tip)
