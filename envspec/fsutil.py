@@ -83,7 +83,29 @@ def run_lock(path: Path, what: str) -> Iterator[None]:
 
 class NotRegularFile(OSError):
     """A path that is read as a file is a FIFO, a device, a folder or a socket (reading it could block
-    forever or never end), or it is larger than the reader's cap."""
+    forever or never end: ``kind`` says which, e.g. "a FIFO"), or it is larger than the reader's cap
+    (``cap``, the bytes allowed; ``kind`` is then None)."""
+
+    def __init__(self, message: str, *, kind: str | None = None, cap: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.cap = cap
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a message ("a FIFO", "a character device")."""
+    import stat
+
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return kind
+    return "not a plain file"
 
 
 #: The most bytes envspec reads from a text input it parses (spec, lockfiles, manifests).
@@ -114,9 +136,10 @@ def read_regular_bytes(path: Path, max_bytes: int = TEXT_INPUT_MAX_BYTES, *, hea
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NotRegularFile(f"not a regular file (a FIFO, device or folder): {path}")
+            kind = file_kind(info.st_mode)
+            raise NotRegularFile(f"not a regular file ({kind}): {path}", kind=kind)
         if info.st_size > max_bytes and not head:
-            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
+            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}", cap=max_bytes)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         chunks: list[bytes] = []
@@ -124,8 +147,8 @@ def read_regular_bytes(path: Path, max_bytes: int = TEXT_INPUT_MAX_BYTES, *, hea
         while total <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total))):
             total += len(chunk)
             chunks.append(chunk)
-        if total > max_bytes and not head:
-            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}")
+        if total > max_bytes and not head:  # /proc and /sys files say size 0: the read is what counts
+            raise NotRegularFile(f"larger than {max_bytes} bytes: {path}", cap=max_bytes)
     finally:
         os.close(fd)
     return b"".join(chunks)[:max_bytes]

@@ -75,3 +75,21 @@ def test_atomic_write_on_a_python_without_fchmod(tmp_path: Path, monkeypatch: py
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert "Windows" in (windows._set_mode.__doc__ or "")  # the Windows branch (os.fchmod is gone here)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_refused_read_says_what_the_file_is_or_which_cap_it_passed(tmp_path: Path) -> None:
+    from envspec.fsutil import NotRegularFile, read_regular_bytes
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(NotRegularFile, match=r"^not a regular file \(a FIFO\): ") as info:
+        read_regular_bytes(tmp_path / "fifo")
+    assert (info.value.kind, info.value.cap) == ("a FIFO", None)
+    with pytest.raises(NotRegularFile, match=r"\(a directory\)") as info:
+        read_regular_bytes(tmp_path)
+    assert info.value.kind == "a directory"
+    (tmp_path / "big").write_bytes(b"x" * 11)
+    with pytest.raises(NotRegularFile, match=r"^larger than 10 bytes: ") as info:
+        read_regular_bytes(tmp_path / "big", 10)
+    assert (info.value.kind, info.value.cap) == (None, 10)
+    assert read_regular_bytes(tmp_path / "big", 10, head=True) == b"x" * 10
