@@ -202,7 +202,8 @@ def test_an_apple_silicon_cpu_generic_torch_build_is_called_the_mps_build() -> N
 
 
 def test_the_report_row_says_which_torch_build_is_the_mps_one() -> None:
-    from envspec.report.build import LockSummary, Row
+    from envspec.report.inputs import LockSummary
+    from envspec.report.matrix import Row
 
     def row(subdir: str) -> Row:
         made = Row.__new__(Row)  # only the fields Row.torch reads

@@ -27,7 +27,7 @@ from envspec.lock import explicit
 from envspec.lock.conda_shim import REPORT_ENV, TEST_CHANNEL_LICENSE, TEST_CHANNEL_REPORT_KEY, _note_test_channel
 from envspec.lock.run import _test_channel_packages
 from envspec.project import Project
-from envspec.report.build import TEST_CHANNEL_TEXT, read_lock
+from envspec.report.inputs import TEST_CHANNEL_TEXT, read_lock
 from envspec.spec.model import load_spec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envspec.lock import condalock
 from envspec.lock.run import _summarise
-from envspec.report import build as report
+from envspec.report import inputs
 from envspec.spec.model import TORCH_PACKAGE
 
 
@@ -34,7 +34,7 @@ def test_the_torch_build_is_pytorch_s_not_libtorch_s() -> None:
 
 def test_lock_table_and_report_read_the_same_torch() -> None:
     assert _summarise(LOCK, "linux-64") == (3, "2.9.1 cuda129_mkl_py312_h2222222_300")
-    assert report.parse_conda_lock(LOCK, "linux-64") == (3, "2.9.1", "cuda129_mkl_py312_h2222222_300")
+    assert inputs.parse_conda_lock(LOCK, "linux-64") == (3, "2.9.1", "cuda129_mkl_py312_h2222222_300")
 
 
 def test_without_pytorch_there_is_no_torch_build() -> None:

@@ -15,15 +15,16 @@ from smokefixtures import make_png, smoke_json, write_result
 from envspec.cli.main import main
 from envspec.project import Project
 from envspec.report import build as report
+from envspec.report import inputs, matrix
 from envspec.spec.model import load_spec
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 
 
-def _rows(project_copy: Path, results: Path) -> dict[str, report.Row]:
+def _rows(project_copy: Path, results: Path) -> dict[str, matrix.Row]:
     targets = load_spec(Project(project_copy).spec_path).resolve_all()
-    locks = {t.name: report.LockSummary(state="unknown") for t in targets}
-    table = report.build_table(targets, report.read_results(results), locks)
+    locks = {t.name: inputs.LockSummary(state="unknown") for t in targets}
+    table = matrix.build_table(targets, inputs.read_results(results), locks)
     return {row.target: row for row in table.rows}
 
 
@@ -72,7 +73,7 @@ def test_a_fifo_as_smoke_png_is_an_image_note_not_a_hang(project_copy: Path, tmp
 @needs_fifo
 def test_a_fifo_as_the_single_result_is_read_not_skipped(project_copy: Path, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "smoke.json")
-    found = _within(10, lambda: report.read_results(tmp_path))
+    found = _within(10, lambda: inputs.read_results(tmp_path))
     assert found[tmp_path.name].problem == "smoke.json is not a regular file (a FIFO)"
 
 
@@ -89,8 +90,8 @@ def test_a_link_to_dev_zero_is_refused_without_reading_it(project_copy: Path, tm
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
 def test_a_device_is_not_a_regular_file(tmp_path: Path) -> None:
-    with pytest.raises(report._Unreadable, match=r"^zero is not a regular file \(a character device\)$"):
-        _within(10, lambda: report.read_capped(Path("/dev/zero"), 16, Path("/dev")))
+    with pytest.raises(inputs._Unreadable, match=r"^zero is not a regular file \(a character device\)$"):
+        _within(10, lambda: inputs.read_capped(Path("/dev/zero"), 16, Path("/dev")))
 
 
 def test_a_link_to_a_regular_file_inside_the_folder_is_followed(project_copy: Path, tmp_path: Path) -> None:
@@ -119,20 +120,20 @@ def test_reads_stop_one_byte_past_the_cap(project_copy: Path, tmp_path: Path, mo
         tmp_path / "r", "linux-cuda", smoke_json("linux-cuda", promised="cuda", device="cuda"), make_png(8, 8)
     )
     size = (folder / "smoke.json").stat().st_size
-    monkeypatch.setattr(report, "MAX_JSON_BYTES", size)  # exactly at the cap: read
+    monkeypatch.setattr(inputs, "MAX_JSON_BYTES", size)  # exactly at the cap: read
     assert _rows(project_copy, tmp_path / "r")["linux-cuda"].status == "pass"
-    monkeypatch.setattr(report, "MAX_JSON_BYTES", size - 1)
+    monkeypatch.setattr(inputs, "MAX_JSON_BYTES", size - 1)
     row = _rows(project_copy, tmp_path / "r")["linux-cuda"]
     assert (row.status, row.reason) == ("error", f"smoke.json is larger than {size - 1} bytes")
-    monkeypatch.setattr(report, "MAX_EMBED_BYTES", 10)
-    monkeypatch.setattr(report, "MAX_JSON_BYTES", size)
+    monkeypatch.setattr(inputs, "MAX_EMBED_BYTES", 10)
+    monkeypatch.setattr(inputs, "MAX_JSON_BYTES", size)
     assert _rows(project_copy, tmp_path / "r")["linux-cuda"].image_note == "smoke.png is larger than 10 bytes"
 
 
 # --- the verdict is judged, not trusted ----------------------------------------------------------
 
 
-def _row_for(project_copy: Path, tmp_path: Path, data: dict[str, Any]) -> report.Row:
+def _row_for(project_copy: Path, tmp_path: Path, data: dict[str, Any]) -> matrix.Row:
     write_result(tmp_path / "r", "linux-cuda", data, make_png(8, 8))
     return _rows(project_copy, tmp_path / "r")["linux-cuda"]
 
@@ -188,7 +189,7 @@ def test_an_error_stays_an_error(project_copy: Path, tmp_path: Path) -> None:
 def test_the_headline_counts_the_judged_status(project_copy: Path, tmp_path: Path) -> None:
     write_result(tmp_path / "r", "linux-cuda", smoke_json("linux-cuda", promised="cuda", device="cpu"), None)
     targets = load_spec(Project(project_copy).spec_path).resolve_all()
-    table = report.build_table(targets, report.read_results(tmp_path / "r"), {})
+    table = matrix.build_table(targets, inputs.read_results(tmp_path / "r"), {})
     assert table.counts.get("pass", 0) == 0 and table.counts["fail"] == 1
 
 

@@ -63,7 +63,8 @@ def test_cpu_benchmark_at_small_size(smoke: Smoke) -> None:
     assert {c["name"] for c in data["checks"]} == {"params_device_dtype", "finite", "shape"}
     assert (out / "smoke.png").is_file()
     # the report generator reads the real benchmark output and shows its figures
-    from envspec.report.build import _benchmark_text, parse_smoke_json
+    from envspec.report.inputs import parse_smoke_json
+    from envspec.report.matrix import _benchmark_text
 
     parsed = parse_smoke_json((out / "smoke.json").read_bytes())
     assert parsed.benchmark is not None and parsed.benchmark.it_per_s == bench["it_per_s"]

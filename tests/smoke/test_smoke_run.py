@@ -300,7 +300,7 @@ def test_model_folder_without_tokenizer_files_fails(smoke: Smoke, tiny_copy: Pat
 
 
 def test_the_report_generator_reads_our_smoke_json(smoke: Smoke) -> None:
-    from envspec.report.build import parse_smoke_json
+    from envspec.report.inputs import parse_smoke_json
 
     code, _, out = smoke("--target", "linux-cpu", *FAST)
     parsed = parse_smoke_json((out / "smoke.json").read_bytes())
@@ -309,7 +309,8 @@ def test_the_report_generator_reads_our_smoke_json(smoke: Smoke) -> None:
 
 
 def test_the_report_reads_a_run_without_target_from_its_folder(smoke: Smoke, tmp_path: Path, repo: Path) -> None:
-    from envspec.report.build import LockSummary, build_table, read_results
+    from envspec.report.inputs import LockSummary, read_results
+    from envspec.report.matrix import build_table
     from envspec.spec.model import load_spec
 
     code, data, out = smoke(*FAST)
