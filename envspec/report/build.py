@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from envspec.channels import printable
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.project import Project
@@ -84,8 +85,8 @@ def build_report(
         else f"Images: see {out_dir / 'report.html'}."
     )
     written = write_report(table, out_dir, image_hint=hint)
-    for row in table.rows:
-        progress(f"  {row.target:<24} {row.status:<8} lock {row.lock.state}")
+    for row in table.rows:  # a results folder's name comes from an artifact: escaped for the terminal
+        progress(f"  {printable(row.target):<24} {row.status:<8} lock {row.lock.state}")
     progress(f"report: {table.headline}")
     return table, written
 

@@ -17,7 +17,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envspec.errors import SpecError
-from envspec.fsutil import NotRegularFile, read_regular_bytes
+from envspec.fsutil import NotRegularFile, read_regular_bytes, read_regular_text
 from envspec.lock.condalock import read_pip_packages, summarize
 from envspec.lock.explicit import SOLVED_FROM_KEY, TEST_CHANNEL
 from envspec.lock.run import is_fresh
@@ -279,7 +279,7 @@ def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, st
     """
     path = project.conda_lock_file(target.name)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)  # a FIFO or /dev/zero in a checkout must not hang the report
     except FileNotFoundError:
         return LockSummary(state="missing", problem=f"no {project.relative(path)}")
     except (OSError, UnicodeDecodeError) as exc:

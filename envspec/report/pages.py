@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Final
 
+from envspec.channels import printable
 from envspec.report.inputs import TEST_CHANNEL_TEXT, png_size
 from envspec.report.matrix import DeviceVerdict, ResultTable
 
@@ -68,6 +69,7 @@ def render_html(report: ResultTable) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "assets")),
         autoescape=True,
+        finalize=_shown,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -81,9 +83,16 @@ def render_html(report: ResultTable) -> str:
     return env.get_template("report.html.j2").render(report=report, thumbs=thumbs, device_text=DEVICE_TEXT)
 
 
+def _shown(value: object) -> object:
+    """Every text a page shows, with terminal controls (ESC, CSI), bidi overrides and other format
+    characters escaped (``\\x1b``): names and messages come from other machines' files."""
+    return printable(value) if isinstance(value, str) else value
+
+
 def md_cell(value: object) -> str:
-    """Text safe inside a GitHub markdown table cell: HTML-escaped, pipes and markup neutralised."""
-    text = " ".join(str(value).split())
+    """Text safe inside a GitHub markdown table cell: HTML-escaped, pipes and markup neutralised,
+    controls and bidi overrides escaped."""
+    text = printable(" ".join(str(value).split()))
     if len(text) > MD_CELL_MAX_CHARS:
         text = text[: MD_CELL_MAX_CHARS - 1] + "…"
     text = html.escape(text, quote=False)

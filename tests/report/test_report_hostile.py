@@ -219,3 +219,40 @@ def test_a_local_report_is_not_titled_verify(
     monkeypatch.setenv("GITHUB_WORKFLOW", "verify")
     assert main(["--spec", str(project_copy / "envspec.yml"), "report", str(tmp_path / "r"), "--out", str(out)]) == 0
     assert (out / "report.md").read_text(encoding="utf-8").startswith("## envspec verify\n")
+
+
+# --- a fresh pass (issue #21): lockfiles that are no regular file, terminal controls from artifacts ---
+
+
+@needs_fifo
+def test_a_fifo_as_a_lockfile_is_an_unknown_lock_not_a_hang(project_copy: Path) -> None:
+    target = load_spec(Project(project_copy).spec_path).resolve("linux-cuda")
+    lock = Project(project_copy).conda_lock_file("linux-cuda")
+    lock.parent.mkdir(exist_ok=True)
+    os.mkfifo(lock)
+    summary = _within(10, lambda: inputs.read_lock(Project(project_copy), target, {}))
+    assert summary.state == "unknown"
+    assert summary.problem is not None and "not a regular file (a FIFO)" in summary.problem
+
+
+HOSTILE = "ev\x1b[2Jil\x9b31m\u202egpj.exe\u2028"
+
+
+def test_terminal_controls_from_results_are_escaped_everywhere(
+    project_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = smoke_json("linux-cuda", promised="cuda", device="cuda", message=f"boom {HOSTILE}", verdict="fail")
+    data["checks"].append({"name": f"check {HOSTILE}", "passed": False, "detail": HOSTILE})
+    data["device_name"] = f"GPU {HOSTILE}"
+    write_result(tmp_path / "r", "linux-cuda", data, None)
+    write_result(tmp_path / "r", HOSTILE, smoke_json(HOSTILE), None)  # a results folder of that name
+    out = tmp_path / "out"
+    assert main(["--spec", str(project_copy / "envspec.yml"), "report", str(tmp_path / "r"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for text in (err, md, page):
+        assert not any(c in text for c in "\x1b\x9b\u202e\u2028"), text
+    assert "ev\\x1b[2Jil" in err
+    assert "boom ev\\\\x1b\\[2Jil\\\\x9b31m\\\\u202egpj.exe" in md  # escaped, then markdown-escaped
+    assert "boom ev\\x1b[2Jil\\x9b31m\\u202egpj.exe\\u2028" in page
