@@ -170,7 +170,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
     load_path = folder if locked.load == "." else folder / locked.load
     result = ModelPullResult(name=name, folder=folder, load_path=load_path, commit=locked.commit)
     for index, f in enumerate(locked.files, 1):
-        target = folder / f.target
+        target = _inside(folder, f.target)
         kept = _already_there(target, f, None if verify else records.get(f.target))
         if kept is not None:
             records[f.target] = kept
@@ -216,6 +216,19 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
         progress(PullEvent("removed", name, stale))
     save(complete=True)
     return result
+
+
+def _inside(folder: Path, dest: str) -> Path:
+    """Where a locked file goes: ``folder/dest``, refused when a folder on the way is a link out of the
+    model's folder (one a checkout or someone else put there: the pull would write through it)."""
+    path = local.inside(folder, dest)
+    if path is None:
+        raise IntegrityError(
+            f"{folder / dest}: a folder on its way is a link out of the model's folder; refused "
+            "(nothing is written outside it)",
+            tip=f"remove the link from {folder} (or pull elsewhere with --dest DIR)",
+        )
+    return path
 
 
 def file_digest(path: Path, f: LockedFile) -> str:
