@@ -55,6 +55,9 @@ MIN_RATE: Final = 1024  # bytes per second, averaged over one HF_HUB_DOWNLOAD_TI
 RESUMES: Final = 5
 #: The longest ``Retry-After`` envspec waits for; huggingface_hub would sleep whatever the server asks.
 RETRY_AFTER_CAP_S: Final = 60.0
+#: The largest answer other than a file's own body (a listing, an error, a redirect) envspec reads: a
+#: listing of thousands of files with their hashes is a few MiB; an endless one must not fill memory.
+ANSWER_MAX_BYTES: Final = 32 << 20
 #: What a server may name as a file's ETag or commit (huggingface_hub uses them as cache paths).
 _ETAG = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -112,6 +115,12 @@ class _Budget:
     max_bytes: int
     resumes: int = 0
 
+    def refuse(self, limit: int) -> EnvspecError:
+        return IntegrityError(
+            f"{self.what}: the server sends more than the {limit} bytes the lockfile records; stopped",
+            tip="the Hub or a proxy serves something other than the locked file: do not use it",
+        )
+
 
 _budget = threading.local()
 
@@ -159,25 +168,28 @@ def _shown(text: str) -> str:
 
 
 class _GuardedStream(httpx2.SyncByteStream):
+    """A response body that must keep flowing (``MIN_RATE`` over each ``window``) and, given ``cap``
+    (a byte limit and the error that words it), stop past that many bytes."""
+
     def __init__(
-        self, inner: httpx2.SyncByteStream, request: httpx2.Request, window: float, budget: _Budget | None = None
+        self,
+        inner: httpx2.SyncByteStream,
+        request: httpx2.Request,
+        window: float,
+        cap: tuple[int, Callable[[int], EnvspecError]] | None = None,
     ) -> None:
         self._inner = inner
         self._request = request
         self._window = window
-        self._budget = budget
+        self._cap = cap
 
     def __iter__(self) -> Iterator[bytes]:
         started, received, total = time.monotonic(), 0, 0
         for chunk in self._inner:
             received += len(chunk)
             total += len(chunk)
-            if self._budget is not None and total > self._budget.max_bytes:
-                raise IntegrityError(
-                    f"{self._budget.what}: the server sends more than the {self._budget.max_bytes} bytes the "
-                    "lockfile records; stopped",
-                    tip="the Hub or a proxy serves something other than the locked file: do not use it",
-                )
+            if self._cap is not None and total > self._cap[0]:
+                raise self._cap[1](self._cap[0])
             elapsed = time.monotonic() - started
             if elapsed >= self._window:
                 if received < MIN_RATE * elapsed:
@@ -213,11 +225,24 @@ class _GuardedTransport(httpx2.BaseTransport):
             response.close()
             raise
         if isinstance(response.stream, httpx2.SyncByteStream):
-            response.stream = _GuardedStream(response.stream, request, self._window, budget)
+            cap: tuple[int, Callable[[int], EnvspecError]]
+            if budget is not None and request.method == "GET" and 200 <= response.status_code < 300:
+                cap = (budget.max_bytes, budget.refuse)  # the file itself: its locked size
+            else:  # a listing, an error, a redirect: never the size of a file
+                cap = (ANSWER_MAX_BYTES, functools.partial(_answer_too_long, request, response.status_code))
+            response.stream = _GuardedStream(response.stream, request, self._window, cap)
         return response
 
     def close(self) -> None:
         self._inner.close()
+
+
+def _answer_too_long(request: httpx2.Request, status: int, limit: int) -> EnvspecError:
+    return IntegrityError(
+        f"{endpoint()} answered {request.method} {_shown(request.url.path)} ({status}) with more than "
+        f"{limit >> 20} MiB; stopped (a Hub's listings and errors are far smaller)",
+        tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+    )
 
 
 def _guarded_client() -> httpx2.Client:

@@ -73,6 +73,7 @@ class Faults:
     # sha256: the Hub advertises Xet storage for the file (``X-Xet-Hash`` and a ``Link: rel="xet-auth"`` on
     # /resolve/); its token route names a CAS server (on the CDN's origin) that trickles one byte a second.
     xet: set[str] = field(default_factory=set)
+    endless_api: bool = False  # the API's listing never ends (JSON whitespace, fast; bounded here by 256 MiB)
 
 
 class FakeHub:
@@ -272,6 +273,9 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             if path.startswith("/api/models/") and "/xet-read-token/" in path:
                 self._xet_token(entry, head)
                 return
+            if path.startswith("/api/models/") and hub.faults.endless_api and not head:
+                self._endless(entry, b'{"sha": "', b"0" * CHUNK)  # a commit id that never ends
+                return
             if path.startswith("/api/models/"):
                 rest = path[len("/api/models/") :]
                 repo, _, rev = rest.partition("/revision/")
@@ -402,6 +406,19 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
             data = hub.blob(repo, info["oid"]).read_bytes()
             headers = {**common, "ETag": f'"{info["oid"]}"', "Content-Type": "text/plain; charset=utf-8"}
             self._send(entry, 200, headers, data, head)
+
+        def _endless(self, entry: Logged, start: bytes, block: bytes) -> None:
+            """A 200 without Content-Length: ``start``, then ``block`` until the client hangs up (or 256 MiB)."""
+            entry.status = 200
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            self.wfile.write(start)
+            while not hub._stop.is_set() and entry.sent < 256 << 20:
+                self.wfile.write(block)
+                entry.sent += len(block)
 
         def _xet_token(self, entry: Logged, head: bool) -> None:
             """The Xet read token: where the CAS server is, and a token for it (as the Hub answers)."""

@@ -171,3 +171,16 @@ def test_a_hub_advertising_xet_is_pulled_over_guarded_http(project: Project) -> 
     assert project.hub.requests("cdn", "GET", contains=oid)  # the file came over HTTP
     placed = project.root / "models/tiny" / UNET_DEST
     assert placed.read_bytes() == project.hub.blob(REPO_ID, oid).read_bytes()
+
+
+def test_an_endless_listing_stops_at_the_answer_cap(project: Project) -> None:
+    # only a file's own body may be as long as the lockfile says; a listing (or an error, a redirect)
+    # is capped, so a hostile HF_ENDPOINT cannot fill memory while `models lock` reads its answer
+    setup_repo(project, unet_size=1 << 16, **FP16)
+    project.hub.faults.endless_api = True
+    result = project.run("lock", timeout=90)
+    assert result.code == ExitCode.INTEGRITY, result.text
+    assert "with more than 32 MiB; stopped" in error_line(result)
+    sent = sum(e.sent for e in project.hub.requests("hub", "GET", "/api/models/"))
+    assert sent < 128 << 20  # the client hung up long before the server's own bound
+    assert not project.lockfile.exists()
