@@ -131,3 +131,27 @@ def test_the_session_turns_xet_off_and_back(monkeypatch: pytest.MonkeyPatch) -> 
     with hub.session():
         assert not _runtime.is_xet_available() and not _shared_blobs.shared_blobs_enabled()
     assert constants.HF_HUB_DISABLE_XET is False  # what the caller had, after
+
+
+def test_only_a_files_own_body_is_held_to_its_locked_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {
+        "/redirect": httpx2.Response(302, headers={"Location": "/x"}, content=b"Found. Redirecting"),
+        "/file": httpx2.Response(200, content=b"abcd"),
+        "/listing": httpx2.Response(200, content=b"x" * 2048),
+    }
+    transport = hub._GuardedTransport(httpx2.MockTransport(lambda r: answers[r.url.path]), window=60)
+
+    def body(path: str) -> bytes:
+        response = transport.handle_request(httpx2.Request("GET", f"http://127.0.0.1{path}"))
+        return b"".join(response.stream)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hub, "ANSWER_MAX_BYTES", 1024)
+    hub._budget.value = hub._Budget("a/b/tiny.safetensors@0123", 3)  # fetch() sets it for one file
+    try:
+        assert body("/redirect") == b"Found. Redirecting"  # 18 bytes: not the file, under the answer cap
+        with pytest.raises(EnvspecError, match="more than the 3 bytes the lockfile records"):
+            body("/file")
+    finally:
+        hub._budget.value = None
+    with pytest.raises(EnvspecError, match=r"answered GET /listing \(200\) with more than"):
+        body("/listing")
