@@ -77,7 +77,29 @@ def plan_render(spec: Spec, project: Project) -> dict[Path, str]:
             f"{project.relative(project.templates_dir)}/ or envspec's templates: a template uses an undefined value: "
             f"{exc.message}"
         ) from None
+    except (jinja2.TemplateError, RecursionError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        raise _template_error(exc, project) from None  # a project template's own code: 1/0, 1 | join...
     return dict(sorted(plan.items()))
+
+
+def _template_error(exc: Exception, project: Project) -> Exception:
+    """A project template that does not parse, is not UTF-8, recurses or fails while rendering (its
+    expressions are code: ``1/0``, ``1 | join``): one line naming it where known, never a traceback."""
+    from envspec.errors import SpecError
+
+    templates = f"{project.relative(project.templates_dir)}/"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = project.relative(Path(exc.filename)) if exc.filename else (exc.name or templates)
+        return SpecError(
+            f"{where}:{exc.lineno}: template syntax error: {exc.message}", tip="fix the template (Jinja2 syntax)"
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return SpecError(f"{templates}: a template is not UTF-8 text ({exc.reason} at byte {exc.start})")
+    what = "recurses without end" if isinstance(exc, RecursionError) else f"failed: {type(exc).__name__}: {exc}"
+    return SpecError(
+        f"{templates} or envspec's templates: a template {what}",
+        tip="fix the template (`envspec --debug render` shows the line)",
+    )
 
 
 def _is_generated(path: Path) -> bool:

@@ -134,3 +134,27 @@ def test_render_check_refuses_a_nul_in_the_spec_in_one_line(
     assert main(["--spec", str(project_copy / "envspec.yml"), "render", "--check"]) == 3  # not "current"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "targets.linux-cuda.description: contains U+0000" in err
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        (b"{% if %}\n", "templates/environment.yml.j2:1: template syntax error: Expected an expression"),
+        (b"ok\n{{ 'a' | nosuchfilter }}\n", "templates/environment.yml.j2:2: template syntax error: No filter"),
+        (b"\xff\xfe{{ t.name }}\n", "templates/: a template is not UTF-8 text (invalid start byte at byte 0)"),
+        (b"{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}\n", "a template recurses without end"),
+        (b"{{ 1/0 }}\n", "a template failed: ZeroDivisionError: division by zero"),
+        (b"{{ 1 | join }}\n", "a template failed: TypeError: 'int' object is not iterable"),
+    ],
+)
+def test_a_broken_project_template_is_one_line(
+    project_copy: Path, capsys: pytest.CaptureFixture[str], template: bytes, words: str
+) -> None:
+    from envspec.cli.main import main
+
+    (project_copy / "templates").mkdir(exist_ok=True)
+    (project_copy / "templates" / "environment.yml.j2").write_bytes(template)
+    assert main(["--spec", str(project_copy / "envspec.yml"), "render"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert words in err
