@@ -140,4 +140,8 @@ def render_text(report: Diagnosis, project: Project, *, install_line: bool = Tru
     counts = report.counts()
     verdict = "FAILED" if report.failed else "ok"
     lines.append(f"doctor: {verdict} ({counts['FAIL']} FAIL, {counts['WARN']} WARN, {counts['PASS']} PASS)")
-    return "\n".join(lines)
+    from envspec.channels import printable
+
+    # GPU names, the distribution's name and tools' messages come from the machine's files and tools:
+    # a control sequence or bidi override in them is shown escaped, never sent to the terminal
+    return "\n".join(printable(line) for line in lines)

@@ -280,3 +280,14 @@ def test_a_lockfile_that_is_no_regular_file_falls_back_to_the_default_estimate(
         done.set()
     disk = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "disk")
     assert "default for a cuda environment" in disk["reason"]
+
+
+def test_text_from_the_machine_reaches_the_terminal_escaped(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads((DATA / "linux-h100-580.json").read_text())
+    smi = next(k for k in data["commands"] if k.startswith("nvidia-smi"))
+    data["commands"][smi]["stdout"] = "NVIDIA \x1b[2JH100\x9b31m, 580.65.06, 81559, 9.0\n"
+    data["files"]["/etc/os-release"] = 'ID=ubuntu\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu \u202eSTL 40.42"\n'
+    assert main(["--spec", str(repo / "envspec.yml"), "doctor"], probe=RecordedProbe(data)) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x9b\u202e"), out
+    assert "NVIDIA \\x1b[2JH100\\x9b31m" in out and "Ubuntu \\u202eSTL" in out
