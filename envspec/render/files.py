@@ -127,12 +127,21 @@ def _read_for_diff(path: Path) -> tuple[bytes | None, str]:
     return raw, raw.decode("utf-8", errors="replace")
 
 
+def _in_project(project: Project, path: Path) -> bool:
+    """Whether the folder ``path`` lies in resolves inside the project (``ci/`` or ``.github/workflows``
+    could be a link a checkout ships: render must not write or delete through it)."""
+    try:
+        return path.parent.resolve().is_relative_to(project.root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def stale_files(project: Project, plan: dict[Path, str]) -> list[Path]:
-    """Generated files on disk that the plan no longer produces."""
+    """Generated files on disk that the plan no longer produces (inside the project only)."""
     stale: set[Path] = set()
     for pattern in OWNED_GLOBS:
         for path in project.root.glob(pattern):
-            if path not in plan and _is_generated(path):
+            if path not in plan and _in_project(project, path) and _is_generated(path):
                 stale.add(path)
     return sorted(stale)
 
@@ -147,6 +156,15 @@ class RenderResult:
 def apply(project: Project, plan: dict[Path, str]) -> RenderResult:
     from envspec.fsutil import read_regular_text
 
+    outside = [project.relative(p) for p in plan if not _in_project(project, p)]
+    if outside:
+        from envspec.errors import SpecError
+
+        raise SpecError(
+            f"{outside[0]}: its folder is a link out of the project; render writes only inside it "
+            f"({len(outside)} file(s) refused, nothing written)",
+            tip="replace the link with a real folder (a checkout may ship a link where envspec writes)",
+        )
     written: list[Path] = []
     unchanged: list[Path] = []
     for path, content in plan.items():
