@@ -196,10 +196,12 @@ def _mib(cap: int) -> str:
     return f"{cap // (1024 * 1024)} MiB" if cap >= 1024 * 1024 else f"{cap} bytes"
 
 
-def read_smoke_dir(folder: Path) -> SmokeRead:
-    """Read ``folder/smoke.json`` and ``folder/smoke.png``. Never raises (nor hangs): problems become text."""
+def read_smoke_dir(folder: Path, inside: Path | None = None) -> SmokeRead:
+    """Read ``folder/smoke.json`` and ``folder/smoke.png``, files that lie in ``inside`` (default:
+    ``folder``). Never raises (nor hangs): problems become text."""
+    inside = folder if inside is None else inside
     try:
-        data = read_capped(folder / SMOKE_JSON, MAX_JSON_BYTES, folder)
+        data = read_capped(folder / SMOKE_JSON, MAX_JSON_BYTES, inside)
     except FileNotFoundError:
         return SmokeRead(problem=f"no {SMOKE_JSON}")
     except _Unreadable as exc:
@@ -209,16 +211,16 @@ def read_smoke_dir(folder: Path) -> SmokeRead:
     except ValueError as exc:
         return SmokeRead(problem=str(exc))
     png_name = report.image.file if report.image and report.image.file else SMOKE_PNG
-    png, png_problem = _read_png(folder, png_name)
+    png, png_problem = _read_png(folder, png_name, inside)
     return SmokeRead(report=report, png=png, png_problem=png_problem)
 
 
-def _read_png(folder: Path, name: str) -> tuple[bytes | None, str | None]:
+def _read_png(folder: Path, name: str, inside: Path) -> tuple[bytes | None, str | None]:
     # The file name comes from the input: only a plain name inside the folder is followed.
     if Path(name).name != name or name in {"", ".", ".."}:
         return None, f"image file name {name!r} is not a plain file name"
     try:
-        data = read_capped(folder / name, MAX_EMBED_BYTES, folder)
+        data = read_capped(folder / name, MAX_EMBED_BYTES, inside)
     except FileNotFoundError:
         return None, f"no {name}"
     except _Unreadable as exc:
@@ -240,7 +242,7 @@ def read_results(results_dir: Path) -> dict[str, SmokeRead]:
         found[(single.report.target if single.report else None) or results_dir.name] = single
     for folder in sorted(p for p in results_dir.iterdir() if p.is_dir()):
         if os.path.lexists(folder / SMOKE_JSON):
-            found[folder.name] = read_smoke_dir(folder)
+            found[folder.name] = read_smoke_dir(folder, results_dir)  # a folder linked out is not followed
     return found
 
 

@@ -256,3 +256,11 @@ def test_terminal_controls_from_results_are_escaped_everywhere(
     assert "ev\\x1b[2Jil" in err
     assert "boom ev\\\\x1b\\[2Jil\\\\x9b31m\\\\u202egpj.exe" in md  # escaped, then markdown-escaped
     assert "boom ev\\x1b[2Jil\\x9b31m\\u202egpj.exe\\u2028" in page
+
+
+def test_a_results_folder_linked_out_is_not_read(project_copy: Path, tmp_path: Path) -> None:
+    elsewhere = write_result(tmp_path / "elsewhere", "linux-cuda", smoke_json("linux-cuda"), make_png(8, 8))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "linux-cuda").symlink_to(elsewhere, target_is_directory=True)
+    row = _rows(project_copy, tmp_path / "r")["linux-cuda"]
+    assert (row.status, row.reason) == ("error", "smoke.json is a link to a file outside its results folder")
