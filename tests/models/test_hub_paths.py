@@ -184,3 +184,18 @@ def test_an_endless_listing_stops_at_the_answer_cap(project: Project) -> None:
     sent = sum(e.sent for e in project.hub.requests("hub", "GET", "/api/models/"))
     assert sent < 128 << 20  # the client hung up long before the server's own bound
     assert not project.lockfile.exists()
+
+
+def test_a_token_is_not_sent_to_the_cdn_when_the_hub_advertises_xet(project: Project) -> None:
+    # huggingface_hub drops the token for a CDN only when it plans a plain download; with Xet
+    # advertised (and off for envspec) it asks /resolve/ again and follows the redirect itself
+    token = "hf_" + "Xet9" * 8
+    project.hub.create(REPO_ID, gated=True)
+    project.hub.granted.add(token)
+    oid = _locked(project)
+    project.hub.faults.xet.add(oid)
+    result = project.run("pull", timeout=30, HF_TOKEN=token)
+    assert result.code == 0, result.text
+    assert project.hub.requests("cdn", "GET", contains=oid)
+    assert all(r.authorization is None for r in project.hub.requests("cdn")), "token sent to the CDN"
+    assert any(r.authorization == f"Bearer {token}" for r in project.hub.requests("hub", contains="/resolve/"))
