@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 from typing import Final
 
-from envspec.channels import printable
+from envspec.channels import printable, redact
 from envspec.report.inputs import TEST_CHANNEL_TEXT, png_size
 from envspec.report.matrix import DeviceVerdict, ResultTable
 
@@ -84,15 +84,18 @@ def render_html(report: ResultTable) -> str:
 
 
 def _shown(value: object) -> object:
-    """Every text a page shows, with terminal controls (ESC, CSI), bidi overrides and other format
-    characters escaped (``\\x1b``): names and messages come from other machines' files."""
-    return printable(value) if isinstance(value, str) else value
+    """Every text a page shows, with secrets cut (a token in a URL or a header a message quotes) and
+    terminal controls (ESC, CSI), bidi overrides and other format characters escaped (``\\x1b``):
+    names and messages come from other machines' files. The images' data URIs are envspec's own."""
+    if not isinstance(value, str) or value.startswith("data:image/png;base64,"):
+        return value
+    return printable(redact(value))
 
 
 def md_cell(value: object) -> str:
     """Text safe inside a GitHub markdown table cell: HTML-escaped, pipes and markup neutralised,
-    controls and bidi overrides escaped."""
-    text = printable(" ".join(str(value).split()))
+    secrets cut, controls and bidi overrides escaped."""
+    text = printable(redact(" ".join(str(value).split())))
     if len(text) > MD_CELL_MAX_CHARS:
         text = text[: MD_CELL_MAX_CHARS - 1] + "…"
     text = html.escape(text, quote=False)

@@ -264,3 +264,20 @@ def test_a_results_folder_linked_out_is_not_read(project_copy: Path, tmp_path: P
     (tmp_path / "r" / "linux-cuda").symlink_to(elsewhere, target_is_directory=True)
     row = _rows(project_copy, tmp_path / "r")["linux-cuda"]
     assert (row.status, row.reason) == ("error", "smoke.json is a link to a file outside its results folder")
+
+
+def test_a_secret_a_result_quotes_never_reaches_the_report(
+    project_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "S3cr3t-9x7w"
+    message = f"401 for https://ci:{secret}@mirror.example/simple and https://h/t/{secret}/x (Bearer {secret}Zz)"
+    data = smoke_json("linux-cuda", promised="cuda", device="cuda", message=message, verdict="error")
+    data["checks"].append({"name": "load", "passed": False, "detail": f"?token={secret}"})
+    write_result(tmp_path / "r", "linux-cuda", data, make_png(8, 8))
+    out = tmp_path / "out"
+    assert main(["--spec", str(project_copy / "envspec.yml"), "report", str(tmp_path / "r"), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for text in (captured.out + captured.err, (out / "report.md").read_text(encoding="utf-8"), page):
+        assert secret not in text
+    assert "https://ci:***@mirror.example/simple" in page and "<img" in page  # the image is still there
