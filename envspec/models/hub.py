@@ -58,6 +58,9 @@ RETRY_AFTER_CAP_S: Final = 60.0
 #: The largest answer other than a file's own body (a listing, an error, a redirect) envspec reads: a
 #: listing of thousands of files with their hashes is a few MiB; an endless one must not fill memory.
 ANSWER_MAX_BYTES: Final = 32 << 20
+#: The encodings envspec accepts for such an answer; it decodes them itself, counting what they inflate to
+#: (a few KiB of gzip can inflate to gigabytes). A file's own body is asked for as it is (``identity``).
+ANSWER_ENCODINGS: Final = "gzip, deflate"
 #: What a server may name as a file's ETag or commit (huggingface_hub uses them as cache paths).
 _ETAG = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -203,6 +206,60 @@ class _GuardedStream(httpx2.SyncByteStream):
         self._inner.close()
 
 
+class _Inflated(httpx2.SyncByteStream):
+    """A gzip or zlib-deflate answer decoded here, a bounded piece at a time, so the cap after it counts
+    the inflated bytes (httpx would inflate it whole, past any cap, when huggingface_hub reads it)."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, request: httpx2.Request) -> None:
+        import zlib
+
+        self._inner = inner
+        self._request = request
+        self._inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)  # a gzip or zlib header, either
+
+    def __iter__(self) -> Iterator[bytes]:
+        import zlib
+
+        try:
+            for chunk in self._inner:
+                data = chunk
+                while data:
+                    out = self._inflate.decompress(data, 1 << 20)
+                    data = self._inflate.unconsumed_tail
+                    if out:
+                        yield out
+            if tail := self._inflate.flush():
+                yield tail
+        except zlib.error as exc:
+            raise IntegrityError(
+                f"{endpoint()} answered {self._request.method} {_shown(self._request.url.path)} with a body that "
+                f"does not decode as its Content-Encoding says ({exc})",
+                tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+            ) from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _decoded_here(request: httpx2.Request, response: httpx2.Response) -> httpx2.SyncByteStream:
+    """The answer's body as its bytes are (an encoding envspec inflates itself; any other is refused)."""
+    assert isinstance(response.stream, httpx2.SyncByteStream)
+    values = response.headers.get_list("content-encoding", split_commas=True)
+    encodings = [v.strip().lower() for v in values if v.strip().lower() not in ("", "identity")]
+    if not encodings:
+        return response.stream
+    if encodings not in (["gzip"], ["deflate"]):
+        response.close()
+        raise IntegrityError(
+            f"{endpoint()} answered {request.method} {_shown(request.url.path)} with Content-Encoding "
+            f"{_shown(', '.join(encodings))}, which envspec did not ask for ({ANSWER_ENCODINGS})",
+            tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+        )
+    del response.headers["content-encoding"]  # decoded here: httpx must not inflate it again
+    response.headers.pop("content-length", None)
+    return _Inflated(response.stream, request)
+
+
 class _GuardedTransport(httpx2.BaseTransport):
     def __init__(self, inner: httpx2.BaseTransport, window: float) -> None:
         self._inner = inner
@@ -228,9 +285,11 @@ class _GuardedTransport(httpx2.BaseTransport):
             cap: tuple[int, Callable[[int], EnvspecError]]
             if budget is not None and request.method == "GET" and 200 <= response.status_code < 300:
                 cap = (budget.max_bytes, budget.refuse)  # the file itself: its locked size
-            else:  # a listing, an error, a redirect: never the size of a file
+                stream = response.stream
+            else:  # a listing, an error, a redirect: never the size of a file, counted inflated
                 cap = (ANSWER_MAX_BYTES, functools.partial(_answer_too_long, request, response.status_code))
-            response.stream = _GuardedStream(response.stream, request, self._window, cap)
+                stream = _decoded_here(request, response)
+            response.stream = _GuardedStream(stream, request, self._window, cap)
         return response
 
     def close(self) -> None:
@@ -248,6 +307,7 @@ def _answer_too_long(request: httpx2.Request, status: int, limit: int) -> Envspe
 def _guarded_client() -> httpx2.Client:
     return httpx2.Client(
         event_hooks={"request": [_http.hf_request_event_hook]},
+        headers={"Accept-Encoding": ANSWER_ENCODINGS},  # a file's download asks for identity itself
         follow_redirects=True,
         timeout=None,
         transport=_GuardedTransport(httpx2.HTTPTransport(), float(constants.HF_HUB_DOWNLOAD_TIMEOUT)),

@@ -73,6 +73,7 @@ class Faults:
     # sha256: the Hub advertises Xet storage for the file (``X-Xet-Hash`` and a ``Link: rel="xet-auth"`` on
     # /resolve/); its token route names a CAS server (on the CDN's origin) that trickles one byte a second.
     xet: set[str] = field(default_factory=set)
+    gzip_listing: bool = False  # the API's listing, valid JSON padded to 64 MiB, gzip-encoded (~64 KiB on the wire)
     endless_api: bool = False  # the API's listing never ends (JSON whitespace, fast; bounded here by 256 MiB)
 
 
@@ -361,7 +362,12 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                 "library_name": "diffusers",
                 "siblings": siblings,
             }
-            self._send(entry, 200, {"Content-Type": "application/json"}, json.dumps(data).encode(), head)
+            body = json.dumps(data).encode()
+            if hub.faults.gzip_listing:
+                bomb = gzip.compress(body[:-1] + b" " * (64 << 20) + b"}", 9)
+                self._send(entry, 200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb, head)
+                return
+            self._send(entry, 200, {"Content-Type": "application/json"}, body, head)
 
         def _resolve(self, entry: Logged, repo: str, rev: str, path: str, head: bool) -> None:
             if hub.faults.forbidden:

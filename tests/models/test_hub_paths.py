@@ -199,3 +199,14 @@ def test_a_token_is_not_sent_to_the_cdn_when_the_hub_advertises_xet(project: Pro
     assert project.hub.requests("cdn", "GET", contains=oid)
     assert all(r.authorization is None for r in project.hub.requests("cdn")), "token sent to the CDN"
     assert any(r.authorization == f"Bearer {token}" for r in project.hub.requests("hub", contains="/resolve/"))
+
+
+def test_a_gzip_bomb_listing_stops_at_the_answer_cap_after_inflating(project: Project) -> None:
+    setup_repo(project, unet_size=1 << 16, **FP16)
+    project.hub.faults.gzip_listing = True  # 64 KiB on the wire, 64 MiB inflated: valid JSON all along
+    result = project.run("lock", timeout=90)
+    assert result.code == ExitCode.INTEGRITY, result.text
+    assert "with more than 32 MiB; stopped" in error_line(result)
+    assert not project.lockfile.exists()
+    project.hub.faults.gzip_listing = False
+    assert project.run("lock").code == 0  # a plain (or plainly gzipped) listing is read as before

@@ -155,3 +155,27 @@ def test_only_a_files_own_body_is_held_to_its_locked_size(monkeypatch: pytest.Mo
         hub._budget.value = None
     with pytest.raises(EnvspecError, match=r"answered GET /listing \(200\) with more than"):
         body("/listing")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "identity", None])
+def test_an_encoded_answer_is_inflated_once_and_read_as_sent(encoding: str | None) -> None:
+    import gzip
+    import zlib
+
+    body = b'{"sha": "' + b"0" * 40 + b'", "siblings": []}'
+    wire = {"gzip": gzip.compress(body), "deflate": zlib.compress(body)}.get(encoding or "", body)
+    headers = {"Content-Encoding": encoding} if encoding else {}
+    transport = hub._GuardedTransport(  # a stream, as from the network: content= would be inflated at once
+        httpx2.MockTransport(lambda r: httpx2.Response(200, headers=headers, stream=httpx2.ByteStream(wire))), 60
+    )
+    with httpx2.Client(transport=transport) as client:
+        assert client.get("http://127.0.0.1/api/models/a/b").content == body
+
+
+@pytest.mark.parametrize(("encoding", "words"), [("br", "which envspec did not ask for"), ("gzip", "does not decode")])
+def test_an_answer_envspec_cannot_inflate_is_refused(encoding: str, words: str) -> None:
+    body = httpx2.ByteStream(b"not compressed at all")
+    answer = httpx2.Response(200, headers={"Content-Encoding": encoding}, stream=body)
+    transport = hub._GuardedTransport(httpx2.MockTransport(lambda r: answer), 60)
+    with httpx2.Client(transport=transport) as client, pytest.raises(EnvspecError, match=words):
+        client.get("http://127.0.0.1/api/models/a/b").read()
