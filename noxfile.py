@@ -58,7 +58,7 @@ ZIZMOR_ARGS = ("--offline", "--strict-collection", "--no-progress")
 # it to the pure functions (report/build.py also reads files and renders HTML: only its model part).
 MUTMUT = "mutmut==3.8.1"
 MUTANT_NAMES = (
-    "envspec.spec.model.*",
+    "envspec.spec.schema.*",
     "envspec.lock.plan.*",
     "envspec.lock.explicit.*",
     "envspec.lock.condalock.*",

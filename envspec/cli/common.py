@@ -16,7 +16,7 @@ from envspec.settings import MIRRORS_ENV, Settings
 if TYPE_CHECKING:  # imported where needed: a command that never loads the spec stays light
     from envspec.doctor.probe import Probe
     from envspec.lock.freshness import LockMode
-    from envspec.spec.model import Spec
+    from envspec.spec.schema import Spec
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Context:
 
 
 def load(ctx: Context) -> tuple[Project, Spec]:
-    from envspec.spec.model import load_spec
+    from envspec.spec.schema import load_spec
 
     spec = load_spec(ctx.settings.spec)
     return ctx.project, spec

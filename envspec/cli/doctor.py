@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from envspec.doctor.diagnosis import Diagnosis
     from envspec.doctor.machine import MachineFacts
     from envspec.project import Project
-    from envspec.spec.model import ResolvedTarget, Spec
+    from envspec.spec.schema import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

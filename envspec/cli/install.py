@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from envspec.doctor.machine import MachineFacts
     from envspec.install.execute import InstallResult
     from envspec.project import Project
-    from envspec.spec.model import ResolvedTarget
+    from envspec.spec.schema import ResolvedTarget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

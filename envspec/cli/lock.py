@@ -13,7 +13,7 @@ from envspec.lock import stamp
 from envspec.project import Project
 
 if TYPE_CHECKING:  # imported when the stamp misses: pydantic, py-rattler and the lock stage cost ~0.25 s
-    from envspec.spec.model import ResolvedTarget, Spec
+    from envspec.spec.schema import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

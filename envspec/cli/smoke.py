@@ -18,7 +18,7 @@ from envspec.smoke import cli as smoke_cli
 
 if TYPE_CHECKING:
     from envspec.project import Project
-    from envspec.spec.model import ResolvedTarget, Spec
+    from envspec.spec.schema import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

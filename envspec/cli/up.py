@@ -44,7 +44,7 @@ from envspec.cli.common import (
 if TYPE_CHECKING:
     from envspec.doctor.machine import MachineFacts
     from envspec.project import Project
-    from envspec.spec.model import ResolvedTarget, Spec
+    from envspec.spec.schema import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,7 +196,7 @@ class Runner:
         from envspec.models.local import lockfile_path as models_lockfile
         from envspec.models.local import read_lock as read_models_lock
 
-        if not self.spec.model.models:
+        if not self.spec.document.models:
             return state, "no models: in envspec.yml; the smoke test uses its tiny offline model"
         if self.request.no_models:
             return state, "skipped (--no-models); the smoke test uses a model pulled before, else the tiny one"

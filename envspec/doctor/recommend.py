@@ -26,7 +26,7 @@ from envspec.doctor.machine import MachineFacts, collect_facts
 from envspec.doctor.platform import EMULATED_SUBDIRS, system_checks
 from envspec.doctor.probe import Probe, SystemProbe
 from envspec.errors import PlatformMismatch, SpecError
-from envspec.spec.model import ResolvedTarget, Spec
+from envspec.spec.schema import ResolvedTarget, Spec
 from envspec.versions import version_tuple
 
 #: Preference among accelerators the machine has (lower is better).

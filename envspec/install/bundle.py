@@ -56,7 +56,7 @@ from envspec.models import local
 from envspec.models.lockfile import LockedFile, LockedModel
 from envspec.models.pull import file_digest
 from envspec.project import Project
-from envspec.spec.model import ResolvedTarget
+from envspec.spec.schema import ResolvedTarget
 
 Progress = Callable[[str], None]
 

@@ -25,7 +25,7 @@ from envspec.install.execute import InstallResult, default_cache_dir, install_ra
 from envspec.install.plan import InstallPlan, Tool, destination, plan_install, sha256_gap_message
 from envspec.lock.commit import check_pair
 from envspec.project import Project
-from envspec.spec.model import ResolvedTarget
+from envspec.spec.schema import ResolvedTarget
 
 Progress = Callable[[str], None]
 

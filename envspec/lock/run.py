@@ -59,7 +59,7 @@ from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.condalock import read_conda_lock, read_pip_packages, summarize
-from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
+from envspec.lock.plan import Action, LockInput, LockPlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
 #: The cutoff of ``--exclude-newer`` in conda-lock.yml's metadata (the explicit file's header says
@@ -71,7 +71,7 @@ _TMP_GLOB = ".*.envspec-tmp*"
 
 
 class TargetLike(Protocol):
-    """What lock needs of a resolved target (``envspec.spec.model.ResolvedTarget`` has it)."""
+    """What lock needs of a resolved target (``envspec.spec.schema.ResolvedTarget`` has it)."""
 
     @property
     def name(self) -> str: ...
@@ -860,7 +860,7 @@ def lock_jobs(
     stored = {job.target: read_stored(job, with_packages=bool(update)) for job in jobs}
     try:
         items = plan([job.input for job in jobs], stored, update)
-    except PlanError as exc:
+    except LockPlanError as exc:
         raise SpecError(
             str(exc), tip="--update takes packages the spec names (dependencies or torch in envspec.yml)"
         ) from None

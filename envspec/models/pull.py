@@ -30,7 +30,7 @@ from envspec.models.local import TEMP_MARK, Manifest, ManifestFile
 from envspec.models.lockfile import LockedFile, LockedModel
 from envspec.models.plan import is_pickle
 from envspec.project import Project
-from envspec.spec.model import Spec
+from envspec.spec.schema import Spec
 
 CHUNK = 1 << 20
 
@@ -105,7 +105,7 @@ def pull_models(
     Raises CheckFailed (1: no lockfile, or stale for the model), SpecError (3), ChannelUnreachable (5),
     ToolFailed (6: disk), IntegrityError (7), BusyError (8), UntrustedPickle (10), AccessDenied (11).
     """
-    entries = spec.model.models
+    entries = spec.document.models
     if name is not None and name not in entries:
         raise SpecError(
             f"{spec.path}: no model named {name!r} in models:", tip=f"choose one of: {', '.join(entries) or '(none)'}"

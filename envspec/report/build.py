@@ -29,7 +29,7 @@ from envspec.lock.run import is_fresh
 from envspec.project import Project
 from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
 from envspec.smoke import report as smoke_report
-from envspec.spec.model import ResolvedTarget
+from envspec.spec.schema import ResolvedTarget
 
 # One home for the file names and schema: the smoke test writes them (envspec.smoke.report).
 SMOKE_SCHEMA: Final = smoke_report.SCHEMA

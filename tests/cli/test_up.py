@@ -113,7 +113,7 @@ def test_gate_error_offers_allow_cpu_only_when_the_gpu_is_all_that_is_missing() 
 def test_final_line_of_a_passing_run() -> None:
     state = replace(START, waived=("nvidia-gpu",), smoke_device="cpu", report_html=Path("/out/report/report.html"))
     results = tuple(up.StepResult(n, up.StepStatus.PASS) for n in up.STEP_NAMES)
-    assert up.final_line(up.Outcome(state, results)) == (
+    assert up.final_line(up.UpOutcome(state, results)) == (
         "up linux-cuda: PASS on cpu (--allow-cpu waived: nvidia-gpu); prefix /envs/sd; report /out/report/report.html"
     )
 

@@ -21,7 +21,7 @@ from envspec.cli.main import main
 from envspec.errors import ExitCode
 from envspec.project import Project
 from envspec.report import build as report
-from envspec.spec.model import ResolvedTarget, load_spec
+from envspec.spec.schema import ResolvedTarget, load_spec
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from envspec.report.build import (
     render_markdown,
     report_title,
 )
-from envspec.spec.model import ResolvedTarget
+from envspec.spec.schema import ResolvedTarget
 
 CHECKS_OK = [{"name": "finite", "passed": True}, {"name": "not-blank", "passed": True, "detail": "std 40"}]
 
