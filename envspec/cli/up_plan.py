@@ -21,8 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from envspec.doctor.check import Check
-from envspec.doctor.check import Status as CheckStatus
+from envspec.doctor import Check
+from envspec.doctor import Status as CheckStatus
 from envspec.errors import CheckFailed, EnvspecError, ExitCode, SmokeSetupFailed
 
 STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "models", "smoke", "report")

@@ -14,11 +14,11 @@ from envspec.doctor.check import Check, GiB, Status, gib
 from envspec.doctor.checkpoint import CHECKPOINT_BYTES, CHECKPOINT_SUSPICIOUS_BELOW
 from envspec.doctor.machine import MachineFacts
 from envspec.errors import SpecError
-from envspec.lock.condalock import read_conda_lock
+from envspec.lock import read_conda_lock
+from envspec.models import lockfile_path as models_lockfile
 from envspec.models import models_size
-from envspec.models.local import lockfile_path as models_lockfile
 from envspec.project import Project
-from envspec.spec.schema import ResolvedTarget, Spec
+from envspec.spec import ResolvedTarget, Spec
 
 #: Host RAM (on Apple silicon it is also the GPU's memory).
 RAM_FAIL_BELOW: Final = 4 * GiB

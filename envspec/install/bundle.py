@@ -45,18 +45,27 @@ from envspec.install.plan import (
     ExplicitLock,
     add_conda_lock_hashes,
     destination,
-    human_bytes,
     parse_lock,
     plan_install,
 )
 from envspec.install.run import install_target
-from envspec.lock.commit import check_pair
-from envspec.lock.pypi import pip_file
-from envspec.models import local
-from envspec.models.lockfile import LockedFile, LockedModel
-from envspec.models.pull import file_digest
+from envspec.lock import check_pair, pip_file
+from envspec.models import (
+    MODELS_LOCKFILE,
+    LockedFile,
+    LockedModel,
+    Manifest,
+    ManifestFile,
+    file_digest,
+    lockfile_path,
+    model_dir,
+    pulled_model_path,
+    read_models_lock,
+    write_manifest,
+)
 from envspec.project import Project
-from envspec.spec.schema import ResolvedTarget
+from envspec.spec import ResolvedTarget
+from envspec.units import human_bytes
 
 Progress = Callable[[str], None]
 
@@ -118,7 +127,7 @@ def _sha256(path: Path) -> str:
 def lockfile_paths(project: Project, target: str) -> list[Path]:
     """The target's lockfiles that exist (the explicit file is required)."""
     explicit = project.explicit_file(target)
-    candidates = [explicit, project.conda_lock_file(target), pip_file(explicit), local.lockfile_path(project)]
+    candidates = [explicit, project.conda_lock_file(target), pip_file(explicit), lockfile_path(project)]
     return [p for p in candidates if p.is_file()]
 
 
@@ -137,16 +146,16 @@ class _Hashing:
 
 def _model_members(project: Project) -> tuple[list[tuple[Member, Path, LockedFile]], str]:
     """The pulled model files as members (each with its lock entry), and a note for people."""
-    lock = local.read_lock(project)
+    lock = read_models_lock(project)
     if lock is None:
         return [], "no lockfiles/models.lock.yml: no models in the bundle"
     out: list[tuple[Member, Path, LockedFile]] = []
     missing = []
     for name, model in sorted(lock.models.items()):
-        if local.pulled_model_path(project, name) is None:
+        if pulled_model_path(project, name) is None:
             missing.append(name)
             continue
-        folder = local.model_dir(project, name)
+        folder = model_dir(project, name)
         for f in model.files:
             path = folder / f.target
             sha = f.sha256 if f.sha256 is not None else _sha256(path)  # git-sha1 files are small
@@ -501,16 +510,16 @@ def check_models(bundle: Path, unpacked: Unpacked, project: Project) -> tuple[li
     ``models.lock.yml``, which must be the bundle's), and a note for people. Runs before the install."""
     if not any(m.kind == "model" for m in unpacked.members.values()):
         return [], "the bundle carries no models"
-    carried = unpacked.lockfile(local.LOCKFILE)
-    mine = local.lockfile_path(project)
+    carried = unpacked.lockfile(MODELS_LOCKFILE)
+    mine = lockfile_path(project)
     if carried is None or not mine.is_file() or _sha256(carried) != _sha256(mine):
         return [], "models in the bundle not placed: this project's lockfiles/models.lock.yml is missing or different"
-    lock = local.read_lock(project)
+    lock = read_models_lock(project)
     assert lock is not None
     out: list[ModelPlacement] = []
     for name, model in sorted(lock.models.items()):
         members = [unpacked.members.get(f"models/{name}/{f.target}") for f in model.files]
-        if any(m is None for m in members) or local.pulled_model_path(project, name) is not None:
+        if any(m is None for m in members) or pulled_model_path(project, name) is not None:
             continue  # not carried (it was not pulled where it was packed), or already here
         files = []
         for f, member in zip(model.files, members, strict=True):
@@ -528,15 +537,15 @@ def place_models(placements: list[ModelPlacement], project: Project, progress: P
     """Move each checked model into ``models/<name>/``; its manifest is written last, so a model
     counts as pulled only when all of its files are there."""
     for placement in placements:
-        folder = local.model_dir(project, placement.name)
+        folder = model_dir(project, placement.name)
         records = {}
         for f, path in placement.files:
             out = folder / f.target
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, out)
-            records[f.target] = local.ManifestFile(f.target, f.size, f.digest, out.stat().st_mtime_ns)
+            records[f.target] = ManifestFile(f.target, f.size, f.digest, out.stat().st_mtime_ns)
         model = placement.model
-        local.write_manifest(folder, local.Manifest(placement.name, model.repo, model.commit, model.load, records))
+        write_manifest(folder, Manifest(placement.name, model.repo, model.commit, model.load, records))
         progress(f"models: {placement.name} placed in {project.relative(folder)}")
 
 

@@ -51,10 +51,10 @@ from envspec.install.plan import (
     ExplicitLock,
     InstallPlan,
     LockEntry,
-    human_bytes,
     state_json,
     tool_command,
 )
+from envspec.units import human_bytes
 
 Progress = Callable[[str], None]
 

@@ -16,8 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from envspec.channels import channel_url
 from envspec.errors import PlatformMismatch, SpecError
-from envspec.lock import explicit
-from envspec.lock.condalock import read_conda_lock
+from envspec.lock import explicit_entries, read_conda_lock
 
 Tool = Literal["rattler", "conda", "mamba", "micromamba"]
 TOOLS: Final[tuple[Tool, ...]] = ("rattler", "conda", "mamba", "micromamba")
@@ -90,7 +89,7 @@ def parse_lock(text: str, source: str) -> ExplicitLock:
     package listed twice is a ``SpecError`` naming the file.
     """
     try:
-        lines = explicit.entries(text)
+        lines = explicit_entries(text)
     except ValueError as exc:
         raise SpecError(f"{source}: {exc}", tip="regenerate it with `envspec lock`") from None
     platform = next((m.group(1) for m in map(_PLATFORM.match, text.splitlines()) if m), None)
@@ -328,11 +327,3 @@ def plan_install(
         tool=tool,
         tool_lock_text=tool_text,
     )
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"

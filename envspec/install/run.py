@@ -23,9 +23,9 @@ from envspec.fsutil import atomic_write_text
 from envspec.install import pip
 from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
 from envspec.install.plan import InstallPlan, Tool, destination, plan_install, sha256_gap_message
-from envspec.lock.commit import check_pair
+from envspec.lock import check_pair
 from envspec.project import Project
-from envspec.spec.schema import ResolvedTarget
+from envspec.spec import ResolvedTarget
 
 Progress = Callable[[str], None]
 

@@ -48,7 +48,7 @@ from installer.sources import WheelFile
 from installer.utils import Scheme, construct_record_file, parse_wheel_filename
 
 from envspec.errors import IntegrityError, ToolFailed
-from envspec.spec.schema import pip_name
+from envspec.spec import pip_name
 
 Progress = Callable[[str], None]
 LauncherKind = Literal["posix", "win-amd64", "win-arm64"]

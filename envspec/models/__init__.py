@@ -1,4 +1,4 @@
-"""Models from the Hugging Face Hub: lock them (pin revisions, record sizes and hashes), pull them.
+"""Stage 4 of 8, models: Hugging Face Hub models locked (revisions pinned, sizes and hashes recorded) and pulled.
 
 Stage package, between the spec and the smoke test. It imports ``envspec.errors``, ``fsutil``,
 ``project`` and the spec's types, never the command layer; only ``hub.py`` imports huggingface_hub,
@@ -8,36 +8,103 @@ and only when a function here needs the network. See docs/models.md.
 - ``pull_models(project, spec, name=None, dest=None, *, trust_pickle=False, progress=...) -> list[ModelPullResult]``
 - ``models_size(project, names=None, *, missing_only=False, dest=None) -> int``
 - ``smoke_model_path(project, spec, dest=None) -> Path | None``, ``smoke_model_name(spec) -> str | None``
+
+The stage's surface: the names other stages and the command layer may import from it
+(``__all__``), each loaded from its module on first use. Inside the stage, modules import each
+other directly.
 """
 
 from __future__ import annotations
 
-from envspec.models.local import (
-    lockfile_path,
-    model_dir,
-    models_root,
-    models_size,
-    pulled_model_path,
-    smoke_model_name,
-    smoke_model_path,
-)
-from envspec.models.lock import ModelLockResult, ModelsLockSummary, lock_models, stale_entries
-from envspec.models.pull import ModelPullResult, PullEvent, pull_document, pull_models
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from envspec.models.local import LOCKFILE as MODELS_LOCKFILE
+    from envspec.models.local import Manifest as Manifest
+    from envspec.models.local import ManifestFile as ManifestFile
+    from envspec.models.local import lockfile_path as lockfile_path
+    from envspec.models.local import model_dir as model_dir
+    from envspec.models.local import models_size as models_size
+    from envspec.models.local import pulled_model_path as pulled_model_path
+    from envspec.models.local import read_lock as read_models_lock
+    from envspec.models.local import smoke_model_name as smoke_model_name
+    from envspec.models.local import smoke_model_path as smoke_model_path
+    from envspec.models.local import write_manifest as write_manifest
+    from envspec.models.lock import ModelLockResult as ModelLockResult
+    from envspec.models.lock import ModelsLockSummary as ModelsLockSummary
+    from envspec.models.lock import lock_models as lock_models
+    from envspec.models.lock import stale_entries as stale_entries
+    from envspec.models.lockfile import LockedFile as LockedFile
+    from envspec.models.lockfile import LockedModel as LockedModel
+    from envspec.models.progress import PullProgress as PullProgress
+    from envspec.models.pull import ModelPullResult as ModelPullResult
+    from envspec.models.pull import PullEvent as PullEvent
+    from envspec.models.pull import file_digest as file_digest
+    from envspec.models.pull import pull_document as pull_document
+    from envspec.models.pull import pull_models as pull_models
 
 __all__ = [
+    "LockedFile",
+    "LockedModel",
+    "MODELS_LOCKFILE",
+    "Manifest",
+    "ManifestFile",
     "ModelLockResult",
     "ModelPullResult",
     "ModelsLockSummary",
     "PullEvent",
+    "PullProgress",
+    "file_digest",
     "lock_models",
     "lockfile_path",
     "model_dir",
-    "models_root",
     "models_size",
     "pull_document",
     "pull_models",
     "pulled_model_path",
+    "read_models_lock",
     "smoke_model_name",
     "smoke_model_path",
     "stale_entries",
+    "write_manifest",
 ]
+
+_SURFACE: Final[dict[str, tuple[str, str]]] = {
+    "LockedFile": ("lockfile", "LockedFile"),
+    "LockedModel": ("lockfile", "LockedModel"),
+    "MODELS_LOCKFILE": ("local", "LOCKFILE"),
+    "Manifest": ("local", "Manifest"),
+    "ManifestFile": ("local", "ManifestFile"),
+    "ModelLockResult": ("lock", "ModelLockResult"),
+    "ModelPullResult": ("pull", "ModelPullResult"),
+    "ModelsLockSummary": ("lock", "ModelsLockSummary"),
+    "PullEvent": ("pull", "PullEvent"),
+    "PullProgress": ("progress", "PullProgress"),
+    "file_digest": ("pull", "file_digest"),
+    "lock_models": ("lock", "lock_models"),
+    "lockfile_path": ("local", "lockfile_path"),
+    "model_dir": ("local", "model_dir"),
+    "models_size": ("local", "models_size"),
+    "pull_document": ("pull", "pull_document"),
+    "pull_models": ("pull", "pull_models"),
+    "pulled_model_path": ("local", "pulled_model_path"),
+    "read_models_lock": ("local", "read_lock"),
+    "smoke_model_name": ("local", "smoke_model_name"),
+    "smoke_model_path": ("local", "smoke_model_path"),
+    "stale_entries": ("lock", "stale_entries"),
+    "write_manifest": ("local", "write_manifest"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A surface name, imported from its module on first use (``import envspec.models`` stays cheap)."""
+    try:
+        module, attr = _SURFACE[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -20,7 +20,7 @@ from envspec.models import lockfile
 from envspec.models.lockfile import LockedModel, ModelsLock
 from envspec.models.plan import ModelsPlanError, check_path
 from envspec.project import Project
-from envspec.spec.schema import Spec
+from envspec.spec import Spec
 
 MODELS_DIR: Final = "models"
 LOCKFILE: Final = "models.lock.yml"

@@ -21,7 +21,7 @@ from envspec.models import local, lockfile
 from envspec.models.lockfile import LockedModel, ModelsLock
 from envspec.models.plan import ModelsPlanError, plan_files
 from envspec.project import Project
-from envspec.spec.schema import ModelEntryDocument, Spec
+from envspec.spec import ModelEntryDocument, Spec
 
 Progress = Callable[[str], None]
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")

@@ -39,7 +39,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.models.plan import ModelsPlanError, Plan, check_path
-from envspec.spec.schema import ModelEntryDocument, Name
+from envspec.spec import ModelEntryDocument, Name
 
 LOCK_VERSION: Final = 1
 #: Bumped when the selection rules of ``plan.py`` change, so every lock made under old rules is stale.

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from envspec.spec.schema import ModelEntryDocument
+from envspec.spec import ModelEntryDocument
 
 #: Files whose loading unpickles (runs code): refused unless the entry or the command trusts them.
 PICKLE_SUFFIXES: Final = (".ckpt", ".bin", ".pt", ".pth", ".pkl", ".pickle")

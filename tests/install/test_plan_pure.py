@@ -17,7 +17,6 @@ from envspec.install.plan import (
     check_platform,
     destination,
     envs_dir,
-    human_bytes,
     mirror_prefixes,
     mirrored_explicit_text,
     mirrored_url,
@@ -40,27 +39,6 @@ package:
    hash: {{md5: {MD5}, sha256: {SHA}}}}}
 - {{name: tqdm, version: 4.67.1, manager: conda, platform: linux-64, url: "{TQDM}", hash: {{md5: {MD5}}}}}
 """
-
-# ------------------------------------------------------------------------------- human_bytes
-
-
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [
-        (0, "0 B"),
-        (1023, "1023 B"),
-        (1024, "1.0 KiB"),
-        (1536, "1.5 KiB"),
-        (1024**2 - 1, "1024.0 KiB"),
-        (1024**2, "1.0 MiB"),
-        (5 * 1024**3, "5.0 GiB"),
-        (3 * 1024**4, "3072.0 GiB"),  # GiB is the largest unit
-        (-2048, "-2.0 KiB"),
-    ],
-)
-def test_human_bytes(n: int, text: str) -> None:
-    assert human_bytes(n) == text
-
 
 # ------------------------------------------------------------------------------- where
 
