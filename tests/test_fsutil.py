@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import BusyError
-from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
+from envspec.fsutil import atomic_create_bytes, atomic_write_bytes, atomic_write_text, current_umask, run_lock
 
 
 def test_atomic_write_creates_with_umask_mode(tmp_path: Path) -> None:
@@ -75,3 +75,13 @@ def test_atomic_write_on_a_python_without_fchmod(tmp_path: Path, monkeypatch: py
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert "Windows" in (windows._set_mode.__doc__ or "")  # the Windows branch (os.fchmod is gone here)
+
+
+def test_atomic_create_never_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "new.yml"
+    atomic_create_bytes(target, b"first\n")
+    with pytest.raises(FileExistsError):
+        atomic_create_bytes(target, b"second\n")
+    assert target.read_bytes() == b"first\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["new.yml"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()

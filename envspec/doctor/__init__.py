@@ -11,25 +11,25 @@ import importlib
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from envspec.doctor.check import UP_ADVICE as UP_ADVICE
     from envspec.doctor.check import Check as Check
     from envspec.doctor.check import Status as Status
-    from envspec.doctor.check import UP_ADVICE as UP_ADVICE
     from envspec.doctor.machine import MachineFacts as MachineFacts
     from envspec.doctor.machine import collect_facts as collect_facts
-    from envspec.doctor.overview import render_text as doctor_text
     from envspec.doctor.overview import examine as examine
+    from envspec.doctor.overview import render_text as doctor_text
     from envspec.doctor.probe import Probe as Probe
     from envspec.doctor.probe import SystemProbe as SystemProbe
     from envspec.doctor.recommend import choose_target as choose_target
     from envspec.doctor.recommend import host_of as host_of
 
 __all__ = [
+    "UP_ADVICE",
     "Check",
     "MachineFacts",
     "Probe",
     "Status",
     "SystemProbe",
-    "UP_ADVICE",
     "choose_target",
     "collect_facts",
     "doctor_text",

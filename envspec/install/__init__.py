@@ -11,8 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from envspec.install.activate import Activation as Activation
     from envspec.install.activate import SHELLS as SHELLS
+    from envspec.install.activate import Activation as Activation
     from envspec.install.activate import Shell as Shell
     from envspec.install.activate import activation as activation
     from envspec.install.activate import check_environment as check_environment
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from envspec.install.summary import install_summary as install_summary
 
 __all__ = [
+    "SHELLS",
     "Activation",
     "InstallResult",
-    "SHELLS",
     "Shell",
     "activation",
     "check_environment",

@@ -44,7 +44,7 @@ from envspec import __version__
 from envspec.channels import auth_headers, redact, split_credentials
 from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, env_number, safe_name
 from envspec.errors import ChannelUnreachable, EnvspecError, ExitCode, IntegrityError, SpecError, ToolFailed
-from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
+from envspec.fsutil import atomic_write_bytes, atomic_write_text, current_umask, run_lock
 from envspec.install.archive import ArchiveInvalid, validate_archive
 from envspec.install.plan import (
     STATE_FILE,
@@ -602,17 +602,11 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
             item.archive.unlink()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def share_metadata(prefix: Path) -> None:
     """rattler (and atomic writes) leave ``conda-meta/*`` owner-only; conda's are world-readable."""
     if os.name != "posix":
         return
-    mode = 0o666 & ~_umask()
+    mode = 0o666 & ~current_umask()
     for path in (prefix / "conda-meta").iterdir():
         if path.is_file():
             path.chmod(mode)
@@ -775,7 +769,7 @@ def _staging_dir(prefix: Path) -> Any:
     staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(prefix)}{os.getpid()}-", dir=prefix.parent))
     try:
         if os.name == "posix":  # mkdtemp makes it owner-only; a prefix follows the umask, as conda's do
-            staging.chmod(0o777 & ~_umask())
+            staging.chmod(0o777 & ~current_umask())
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

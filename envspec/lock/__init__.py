@@ -49,12 +49,12 @@ if TYPE_CHECKING:
     from envspec.lock.stamp import record as stamp_record
 
 __all__ = [
-    "LockMode",
-    "LockSummary",
-    "Outcome",
     "PYPI_MIRROR_NAME",
     "SOLVED_FROM_KEY",
     "TEST_CHANNEL",
+    "LockMode",
+    "LockSummary",
+    "Outcome",
     "check_pair",
     "diff_document",
     "ensure_lockfile",

@@ -45,9 +45,9 @@ if TYPE_CHECKING:
     from envspec.models.pull import pull_models as pull_models
 
 __all__ = [
+    "MODELS_LOCKFILE",
     "LockedFile",
     "LockedModel",
-    "MODELS_LOCKFILE",
     "Manifest",
     "ManifestFile",
     "ModelLockResult",

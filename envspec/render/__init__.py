@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from envspec.render.context import overridden_templates as overridden_templates
     from envspec.render.files import apply as apply_render
-    from envspec.render.files import plan_render as plan_render
     from envspec.render.files import drift as render_drift
+    from envspec.render.files import plan_render as plan_render
     from envspec.render.init import project_name as project_name
     from envspec.render.init import starting_spec as starting_spec
     from envspec.render.init import write_new_spec as write_new_spec

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from envspec.smoke.cli import add_arguments as add_smoke_arguments
-    from envspec.smoke.cli import to_argv as smoke_argv
     from envspec.smoke.cli import main as smoke_main
+    from envspec.smoke.cli import to_argv as smoke_argv
     from envspec.smoke.host import SmokeOptions as SmokeOptions
     from envspec.smoke.host import activation_vars as activation_vars
     from envspec.smoke.host import model_argv as model_argv
+    from envspec.smoke.host import plan as smoke_plan
     from envspec.smoke.host import run_in_prefix as run_in_prefix
     from envspec.smoke.host import smoke as smoke
-    from envspec.smoke.host import plan as smoke_plan
     from envspec.smoke.report import IMAGE_FILE as SMOKE_IMAGE_FILE
     from envspec.smoke.report import REPORT_FILE as SMOKE_REPORT_FILE
     from envspec.smoke.report import SCHEMA as SMOKE_SCHEMA
