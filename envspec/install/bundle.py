@@ -40,7 +40,8 @@ from envspec import __version__
 from envspec.errors import IntegrityError, SpecError, ToolFailed
 from envspec.install import pip
 from envspec.install.archive import ArchiveInvalid, check_member
-from envspec.install.execute import SIDECAR_DIR, InstallResult, default_cache_dir, fetch_all
+from envspec.install.execute import InstallResult
+from envspec.install.fetch import SIDECAR_DIR, default_cache_dir, fetch_all
 from envspec.install.plan import (
     ExplicitLock,
     add_conda_lock_hashes,

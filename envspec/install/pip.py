@@ -142,7 +142,7 @@ def fetch(plan: PipPlan, dest: Path, progress: Progress) -> list[Path]:
     segment decoded once and must be one plain name, so nothing lands (or is deleted) outside ``dest``.
     """
     from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, url_filename
-    from envspec.install.execute import MAX_BYTES_ENV, STALL_ENV, max_package_bytes, stall_timeout
+    from envspec.install.fetch import MAX_BYTES_ENV, STALL_ENV, max_package_bytes, stall_timeout
 
     out: list[Path] = []
     bad: list[str] = []

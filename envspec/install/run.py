@@ -21,7 +21,8 @@ from pathlib import Path
 from envspec.errors import IntegrityError, SpecError, ToolFailed
 from envspec.fsutil import atomic_write_text
 from envspec.install import pip
-from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
+from envspec.install.execute import InstallResult, install_rattler, install_with_tool
+from envspec.install.fetch import default_cache_dir
 from envspec.install.plan import InstallPlan, Tool, destination, plan_install, sha256_gap_message
 from envspec.lock import check_pair
 from envspec.project import Project

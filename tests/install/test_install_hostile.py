@@ -28,7 +28,9 @@ from envspec.cli.main import main
 from envspec.errors import EnvspecError, ExitCode, SpecError, ToolFailed
 from envspec.install import execute
 from envspec.install.archive import ArchiveInvalid, validate_archive
-from envspec.install.execute import MARKER_FILE, PrefixNotEnvironment, check_prefix, fetch_all, write_marker
+from envspec.install.execute import PrefixNotEnvironment, check_prefix
+from envspec.install.fetch import fetch_all
+from envspec.install.link import MARKER_FILE, write_marker
 from envspec.install.plan import Destination, ExplicitLock, LockEntry, parse_lock, plan_install
 from envspec.lock import explicit
 

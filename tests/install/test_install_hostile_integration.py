@@ -24,7 +24,7 @@ import pytest
 from envspec import download
 from envspec.cli.main import main
 from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError
-from envspec.install.execute import fetch_all
+from envspec.install.fetch import fetch_all
 from envspec.install.plan import ExplicitLock, LockEntry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

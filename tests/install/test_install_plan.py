@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import ExitCode, IntegrityError, PlatformMismatch, SpecError
-from envspec.install.execute import (
-    SIDECAR_DIR,
-    PrefixNotEnvironment,
-    cached_hashes,
-    check_prefix,
-    default_cache_dir,
-    fetch_all,
-)
+from envspec.install.execute import PrefixNotEnvironment, check_prefix
+from envspec.install.fetch import SIDECAR_DIR, cached_hashes, default_cache_dir, fetch_all
 from envspec.install.plan import (
     ExplicitLock,
     LockEntry,
@@ -345,7 +339,7 @@ def test_a_signal_inside_rattlers_link_callback_is_kept_not_swallowed() -> None:
     """py-rattler ignores what its reporter callback raises: a SIGTERM (KeyboardInterrupt) that lands
     there let the install run on and exit 0 (a flaky killed-install test). The reporter keeps it, and
     link() raises it once rattler returns."""
-    from envspec.install.execute import _reporter
+    from envspec.install.link import _reporter
 
     def interrupted_progress(line: str) -> None:
         raise KeyboardInterrupt
