@@ -19,12 +19,12 @@ if TYPE_CHECKING:
     from envspec.install.activate import hook_script as hook_script
     from envspec.install.activate import host_platform as host_platform
     from envspec.install.activate import run_command as run_command
-    from envspec.install.bundle import install_from_bundle as install_from_bundle
     from envspec.install.bundle import pack as pack
     from envspec.install.execute import InstallResult as InstallResult
     from envspec.install.plan import destination as destination
     from envspec.install.run import install_target as install_target
     from envspec.install.summary import install_summary as install_summary
+    from envspec.install.unbundle import install_from_bundle as install_from_bundle
 
 __all__ = [
     "SHELLS",
@@ -53,7 +53,7 @@ _SURFACE: Final[dict[str, tuple[str, str]]] = {
     "destination": ("plan", "destination"),
     "hook_script": ("activate", "hook_script"),
     "host_platform": ("activate", "host_platform"),
-    "install_from_bundle": ("bundle", "install_from_bundle"),
+    "install_from_bundle": ("unbundle", "install_from_bundle"),
     "install_summary": ("summary", "install_summary"),
     "install_target": ("run", "install_target"),
     "pack": ("bundle", "pack"),
