@@ -446,6 +446,14 @@ class Spec:
         return dict(self.document.targets)
 
     def resolve(self, name: str) -> ResolvedTarget:
+        """The record of target ``name``, made once per ``Spec``: every stage of a run (and ``up``'s
+        target choice, doctor, install and report) gets the same object."""
+        cache: dict[str, ResolvedTarget] = self.__dict__.setdefault("_resolved", {})
+        if name not in cache:
+            cache[name] = self._resolve(name)
+        return cache[name]
+
+    def _resolve(self, name: str) -> ResolvedTarget:
         try:
             target = self.document.targets[name]
         except KeyError:
