@@ -156,7 +156,18 @@ def _swap(staging: Path, prefix: Path) -> bool:
     return True
 
 
+#: The staging folder's name is ``.<up to 12 characters of the prefix's name>~<pid>``: at most 21
+#: characters whatever the prefix is called, and never more than 9 over a short one, because every
+#: file of the environment is linked inside it first and Windows without long paths stops at 260.
+STAGING_NAME_CHARS: Final = 12
+
+
 def _staging_prefix(prefix: Path) -> str:
+    return f".{prefix.name[:STAGING_NAME_CHARS]}~"
+
+
+def _legacy_staging_prefix(prefix: Path) -> str:
+    """What envspec before 2026-12 called its staging folders (cleaned up like today's)."""
     return f".{prefix.name}.envspec-new-"
 
 
@@ -191,7 +202,7 @@ def remove_stale_staging(prefix: Path) -> list[Path]:
     removed: list[Path] = []
     if os.name != "posix" or not prefix.parent.is_dir():
         return removed
-    for path in _dead_runs(prefix, _staging_prefix(prefix)):
+    for path in [*_dead_runs(prefix, _staging_prefix(prefix)), *_dead_runs(prefix, _legacy_staging_prefix(prefix))]:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     for path in _dead_runs(prefix, _old_prefix(prefix)):
@@ -201,6 +212,19 @@ def remove_stale_staging(prefix: Path) -> list[Path]:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
+
+
+def _new_staging(prefix: Path) -> Path:
+    """``.<name>~<pid>``, made here and now (``-<n>`` after it if a folder of that name is in the way)."""
+    base = f"{_staging_prefix(prefix)}{os.getpid()}"
+    for n in range(1000):
+        staging = prefix.parent / (base if n == 0 else f"{base}-{n}")
+        try:
+            staging.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return staging
+    raise FileExistsError(f"{prefix.parent}: no free staging folder name {base}-N")
 
 
 @contextlib.contextmanager
@@ -213,7 +237,7 @@ def _staging_dir(prefix: Path) -> Any:
         parent = parent.parent
     prefix.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(prefix)
-    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(prefix)}{os.getpid()}-", dir=prefix.parent))
+    staging = _new_staging(prefix)
     try:
         if os.name == "posix":  # mkdtemp makes it owner-only; a prefix follows the umask, as conda's do
             staging.chmod(0o777 & ~current_umask())

@@ -267,7 +267,7 @@ def test_with_conda_repairs_what_a_killed_swap_left(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid is a run that is gone
     old = tmp_path / f".env.envspec-old-{dead.pid}-100"
-    staging = tmp_path / f".env.envspec-new-{dead.pid}-x"
+    staging = tmp_path / f".env~{dead.pid}"
     for folder in (old, staging):
         (folder / "conda-meta").mkdir(parents=True)
     (old / "conda-meta" / "envspec.marker").write_text('{"created_by": "envspec"}')
