@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -28,6 +29,7 @@ from envspec.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from envspec.install import InstallOptions
     from envspec.project import Project
     from envspec.spec import ResolvedTarget
 
@@ -113,6 +115,24 @@ class InstallRequest:
             json=bool(args.json),
         )
 
+    def options(self, host: str, mirrors: Mapping[str, str], ctx: Context) -> InstallOptions:
+        """The install stage's request: where, with what, from which lockfile, on this ``host``."""
+        from envspec.install import InstallOptions
+
+        return InstallOptions(
+            host=host,
+            prefix=self.prefix,
+            name=self.name,
+            tool=self.tool or "rattler",
+            mirrors=mirrors,
+            cache_dir=self.cache_dir,
+            verify_cache=self.verify_cache,
+            lockfile=self.lockfile,
+            require_sha256=self.require_sha256,
+            replace=self.replace,
+            environ=ctx.settings.environ,
+        )
+
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     with sigterm_as_interrupt():
@@ -134,26 +154,12 @@ def install(request: InstallRequest, ctx: Context) -> int:
         target = spec.resolve(request.target)
     mirrors = ctx.mirrors(request.mirrors)
     if request.from_bundle is not None:
-        return _from_bundle(request, project, target, host)
+        return _from_bundle(request, ctx, project, target, host)
     if request.lockfile is None:
         mode = lock_mode(request.locked, request.frozen)
         _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=mode, progress=progress)
         progress(detail)
-    result = install_target(
-        project,
-        target,
-        host=host,
-        prefix=request.prefix,
-        name=request.name,
-        tool=request.tool or "rattler",
-        mirrors=mirrors,
-        cache_dir=request.cache_dir,
-        verify_cache=request.verify_cache,
-        lockfile=request.lockfile,
-        require_sha256=request.require_sha256,
-        replace=request.replace,
-        progress=progress,
-    )
+    result = install_target(project, target, request.options(host, mirrors, ctx), progress=progress)
     progress(use_hint(result.prefix))
     if request.json:
         lockfile = (
@@ -167,7 +173,7 @@ def install(request: InstallRequest, ctx: Context) -> int:
     return 0
 
 
-def _from_bundle(request: InstallRequest, project: Project, target: ResolvedTarget, host: str) -> int:
+def _from_bundle(request: InstallRequest, ctx: Context, project: Project, target: ResolvedTarget, host: str) -> int:
     from envspec.errors import SpecError
     from envspec.install import install_from_bundle, install_summary
 
@@ -177,17 +183,7 @@ def _from_bundle(request: InstallRequest, project: Project, target: ResolvedTarg
         )
     assert request.from_bundle is not None
     result = install_from_bundle(
-        project,
-        target,
-        request.from_bundle,
-        host=host,
-        prefix=request.prefix,
-        name=request.name,
-        cache_dir=request.cache_dir,
-        verify_cache=request.verify_cache,
-        require_sha256=request.require_sha256,
-        replace=request.replace,
-        progress=progress,
+        project, target, request.from_bundle, request.options(host, {}, ctx), progress=progress
     )
     progress(use_hint(result.prefix))
     if request.json:  # the same document as any install; its lockfile is the bundle's

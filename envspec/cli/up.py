@@ -171,17 +171,16 @@ class Runner:
 
     def install(self, state: up.UpState) -> tuple[up.UpState, str]:
         from envspec.doctor import host_of
-        from envspec.install import install_summary, install_target
+        from envspec.install import InstallOptions, install_summary, install_target
 
-        result = install_target(
-            self.project,
-            self.target,
+        options = InstallOptions(
             host=host_of(self.facts),
             prefix=str(state.prefix),
             mirrors=self.mirrors,
             replace=self.request.replace,
-            progress=progress,
+            environ=self.ctx.settings.environ,
         )
+        result = install_target(self.project, self.target, options, progress=progress)
         progress(install_summary(result, self.target.name, None))
         return state, f"{state.prefix} from {self.project.relative(self.project.explicit_file(self.target.name))}"
 

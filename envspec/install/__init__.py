@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from envspec.install.bundle import pack as pack
     from envspec.install.execute import InstallResult as InstallResult
     from envspec.install.plan import destination as destination
+    from envspec.install.run import InstallOptions as InstallOptions
     from envspec.install.run import install_target as install_target
     from envspec.install.summary import install_summary as install_summary
     from envspec.install.unbundle import install_from_bundle as install_from_bundle
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SHELLS",
     "Activation",
+    "InstallOptions",
     "InstallResult",
     "Shell",
     "activation",
@@ -45,6 +47,7 @@ __all__ = [
 
 _SURFACE: Final[dict[str, tuple[str, str]]] = {
     "Activation": ("activate", "Activation"),
+    "InstallOptions": ("run", "InstallOptions"),
     "InstallResult": ("execute", "InstallResult"),
     "SHELLS": ("activate", "SHELLS"),
     "Shell": ("activate", "Shell"),

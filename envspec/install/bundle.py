@@ -36,14 +36,15 @@ from pathlib import Path
 from typing import IO, Final
 
 from envspec import __version__
-from envspec.errors import IntegrityError, SpecError
+from envspec.errors import IntegrityError
 from envspec.install import pip
 from envspec.install.fetch import fetch_all
 from envspec.install.plan import (
     destination,
     plan_install,
 )
-from envspec.lock import check_pair, pip_file
+from envspec.install.run import read_lock_input
+from envspec.lock import pip_file
 from envspec.models import (
     LockedFile,
     lockfile_path,
@@ -191,24 +192,11 @@ def pack(
     """Write the bundle of ``target`` to ``output`` (atomically); see the module doc."""
     t0 = time.perf_counter()
     explicit = project.explicit_file(target.name)
-    if not explicit.is_file():
-        raise SpecError(
-            f"lockfile {project.relative(explicit)} does not exist: nothing to pack",
-            tip=f"run `envspec lock --target {target.name}` first",
-        )
-    text = explicit.read_text(encoding="utf-8", errors="replace")
-    unified = project.conda_lock_file(target.name)
-    conda_lock = None
-    if unified.is_file():
-        conda_lock = (unified.read_text(encoding="utf-8", errors="replace"), project.relative(unified))
-        check_pair(text, conda_lock[0], explicit_source=project.relative(explicit), conda_lock_source=conda_lock[1])
+    lockfile = read_lock_input(project, target.name, explicit, missing=": nothing to pack")
+    text = lockfile.text
     plan = plan_install(
-        target_name=target.name,
-        target_subdir=target.subdir,
-        variables=target.variables,
-        lock_text=text,
-        lock_source=project.relative(explicit),
-        conda_lock=conda_lock,
+        target,
+        lockfile,
         host=target.subdir,  # packing for another platform is the point: no host check
         destination=destination(str(project.root / ".envspec-pack"), None, {}, Path.home()),
         mirrors=mirrors,

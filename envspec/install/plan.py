@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from envspec.channels import channel_url
@@ -290,24 +290,39 @@ class InstallPlan:
         return self.destination.prefix
 
 
+class PlanTarget(Protocol):
+    """What the plan needs of a target (``envspec.spec.ResolvedTarget`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def subdir(self) -> str: ...
+    @property
+    def variables(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class LockInput:
+    """A target's explicit lockfile as read: its text and where it came from (for messages), and
+    ``(text, source)`` of the ``<target>.conda-lock.yml`` beside it, when there is one."""
+
+    text: str
+    source: str
+    conda_lock: tuple[str, str] | None = None
+
+
 def plan_install(
+    target: PlanTarget,
+    lockfile: LockInput,
     *,
-    target_name: str,
-    target_subdir: str,
-    variables: Mapping[str, str],
-    lock_text: str,
-    lock_source: str,
-    conda_lock: tuple[str, str] | None,
     host: str,
     destination: Destination,
     mirrors: Mapping[str, str],
     tool: Tool = "rattler",
 ) -> InstallPlan:
-    """Parse and check the lockfile for this target and machine, merge hashes, map mirrors. Pure.
-
-    ``conda_lock`` is ``(text, source)`` of the ``<target>.conda-lock.yml`` beside the explicit
-    file, when there is one.
-    """
+    """Parse and check the lockfile for this target and machine, merge hashes, map mirrors. Pure."""
+    target_name, target_subdir, variables = target.name, target.subdir, target.variables
+    lock_text, lock_source, conda_lock = lockfile.text, lockfile.source, lockfile.conda_lock
     lock = parse_lock(lock_text, lock_source)
     check_platform(lock, lock_source, target_name, target_subdir, host)
     if conda_lock is not None:

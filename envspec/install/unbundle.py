@@ -6,6 +6,7 @@ The format and what is refused are described in :mod:`envspec.install.bundle`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ from envspec.install.plan import (
     add_conda_lock_hashes,
     parse_lock,
 )
-from envspec.install.run import install_target
+from envspec.install.run import InstallOptions, install_target
 from envspec.lock import pip_file
 from envspec.models import (
     MODELS_LOCKFILE,
@@ -320,22 +321,12 @@ def unpacked_bundle(bundle: Path, cache: Path, progress: Progress) -> Iterator[U
 
 
 def install_from_bundle(
-    project: Project,
-    target: ResolvedTarget,
-    bundle: Path,
-    *,
-    host: str,
-    prefix: str | None,
-    name: str | None,
-    cache_dir: Path | None,
-    verify_cache: bool,
-    require_sha256: bool,
-    replace: bool,
-    progress: Progress,
+    project: Project, target: ResolvedTarget, bundle: Path, options: InstallOptions, *, progress: Progress
 ) -> InstallResult:
     """``envspec install TARGET --from BUNDLE``: check and unpack the bundle, then install its
-    lockfile with the installer, every package taken from the bundle (no network, no mirror)."""
-    cache = cache_dir or default_cache_dir()
+    lockfile with the installer, every package taken from the bundle (no network, no mirror: the
+    options' tool, mirrors and lockfile are not used)."""
+    cache = options.cache_dir or default_cache_dir(options.environ)
     with unpacked_bundle(bundle, cache, progress) as unpacked:
         if unpacked.target != target.name:
             raise SpecError(
@@ -355,20 +346,15 @@ def install_from_bundle(
         check_against_lock(bundle, unpacked, lock, {w.url: w.sha256 for w in pip_plan.wheels} if pip_plan else {})
         models, models_note = check_models(bundle, unpacked, project)
         progress(models_note)
-        result = install_target(
-            project,
-            target,
-            host=host,
-            prefix=prefix,
-            name=name,
+        options = dataclasses.replace(
+            options,
+            tool="rattler",
+            mirrors={},
             cache_dir=cache,
-            verify_cache=verify_cache,
             lockfile=lock_path,
-            require_sha256=require_sha256,
-            replace=replace,
-            progress=progress,
             local_files=unpacked.local_files(),
             lock_source=f"{bundle.name}:lockfiles/{lock_path.name}",
         )
+        result = install_target(project, target, options, progress=progress)
         place_models(models, project, progress)
     return result

@@ -11,6 +11,8 @@ lockfile formats are read and written here.
 
 lockfile formats are read and written here.
 
+lockfile formats are read and written here.
+
 The stage's surface: the names other stages and the command layer may import from it
 (``__all__``), each loaded from its module on first use. Inside the stage, modules import each
 other directly.
