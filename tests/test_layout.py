@@ -169,19 +169,25 @@ def surface_table(stage: str) -> tuple[list[str], dict[str, tuple[str, str]], di
     table: dict[str, tuple[str, str]] = {}
     typed: dict[str, tuple[str, str]] = {}
     for node in tree.body:
-        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
-        if isinstance(target, ast.Name) and target.id == "__all__":
-            names = list(ast.literal_eval(node.value))  # type: ignore[attr-defined]
-        elif isinstance(target, ast.Name) and target.id == "_SURFACE":
-            table = {k: tuple(v) for k, v in ast.literal_eval(node.value).items()}  # type: ignore[attr-defined]
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__all__":
+            names = list(ast.literal_eval(node.value))
         elif isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
             for imp in node.body:
                 assert isinstance(imp, ast.ImportFrom) and imp.module, f"{stage}: only imports under TYPE_CHECKING"
                 for alias in imp.names:
                     typed[alias.asname or alias.name] = (imp.module.removeprefix(f"envspec.{stage}."), alias.name)
+            *imports, call = node.orelse  # else: the lazy table, loaded at run time
+            assert [ast.unparse(i) for i in imports] == ["from envspec import lazy_surface"]
+            assert isinstance(call, ast.Assign) and isinstance(call.value, ast.Call)
+            assert ast.unparse(call.targets[0]) == "(__getattr__, __dir__)" and call.value.args[0].id == "__name__"  # type: ignore[attr-defined]
+            for name, where in ast.literal_eval(call.value.args[1]).items():
+                module, _, attr = where.partition(":")
+                table[name] = (module, attr or name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
-            assert module in ("__future__", "importlib", "typing"), f"{stage}/__init__ imports {module} when loaded"
+            assert module in ("__future__", "typing"), f"{stage}/__init__ imports {module} when loaded"
+        elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):  # the docstring
+            raise AssertionError(f"{stage}/__init__: only the surface, not {ast.unparse(node)[:60]}")
     return names, table, typed
 
 

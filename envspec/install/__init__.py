@@ -1,14 +1,11 @@
 """Stage 6 of 8, install: an environment from a target's explicit lockfile, every package hash-checked.
 
-The stage's surface: the names other stages and the command layer may import from it
-(``__all__``), each loaded from its module on first use. Inside the stage, modules import each
-other directly.
+The stage's surface: ``__all__`` (see ``envspec.lazy_surface``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from envspec.install.activate import SHELLS as SHELLS
@@ -26,6 +23,29 @@ if TYPE_CHECKING:
     from envspec.install.run import install_target as install_target
     from envspec.install.summary import install_summary as install_summary
     from envspec.install.unbundle import install_from_bundle as install_from_bundle
+else:
+    from envspec import lazy_surface
+
+    __getattr__, __dir__ = lazy_surface(
+        __name__,
+        {
+            "Activation": "activate",
+            "InstallOptions": "run",
+            "InstallResult": "execute",
+            "SHELLS": "activate",
+            "Shell": "activate",
+            "activation": "activate",
+            "check_environment": "activate",
+            "destination": "plan",
+            "hook_script": "activate",
+            "host_platform": "activate",
+            "install_from_bundle": "unbundle",
+            "install_summary": "summary",
+            "install_target": "run",
+            "pack": "bundle",
+            "run_command": "activate",
+        },
+    )
 
 __all__ = [
     "SHELLS",
@@ -44,34 +64,3 @@ __all__ = [
     "pack",
     "run_command",
 ]
-
-_SURFACE: Final[dict[str, tuple[str, str]]] = {
-    "Activation": ("activate", "Activation"),
-    "InstallOptions": ("run", "InstallOptions"),
-    "InstallResult": ("execute", "InstallResult"),
-    "SHELLS": ("activate", "SHELLS"),
-    "Shell": ("activate", "Shell"),
-    "activation": ("activate", "activation"),
-    "check_environment": ("activate", "check_environment"),
-    "destination": ("plan", "destination"),
-    "hook_script": ("activate", "hook_script"),
-    "host_platform": ("activate", "host_platform"),
-    "install_from_bundle": ("unbundle", "install_from_bundle"),
-    "install_summary": ("summary", "install_summary"),
-    "install_target": ("run", "install_target"),
-    "pack": ("bundle", "pack"),
-    "run_command": ("activate", "run_command"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A surface name, imported from its module on first use (``import envspec.install`` stays cheap)."""
-    try:
-        module, attr = _SURFACE[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

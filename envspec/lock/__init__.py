@@ -13,15 +13,16 @@ lockfile formats are read and written here.
 
 lockfile formats are read and written here.
 
-The stage's surface: the names other stages and the command layer may import from it
-(``__all__``), each loaded from its module on first use. Inside the stage, modules import each
-other directly.
+lockfile formats are read and written here.
+
+lockfile formats are read and written here.
+
+The stage's surface: ``__all__`` (see ``envspec.lazy_surface``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from envspec.lock.commit import check_pair as check_pair
@@ -51,6 +52,41 @@ if TYPE_CHECKING:
     from envspec.lock.stamp import forget as stamp_forget
     from envspec.lock.stamp import fresh as stamp_fresh
     from envspec.lock.stamp import record as stamp_record
+else:
+    from envspec import lazy_surface
+
+    __getattr__, __dir__ = lazy_surface(
+        __name__,
+        {
+            "LockMode": "freshness",
+            "LockSummary": "run",
+            "Outcome": "run",
+            "PYPI_MIRROR_NAME": "pypi:MIRROR_NAME",
+            "SOLVED_FROM_KEY": "explicit",
+            "TEST_CHANNEL": "explicit",
+            "check_pair": "commit",
+            "diff_document": "diff",
+            "ensure_lockfile": "freshness",
+            "explicit_entries": "explicit:entries",
+            "is_fresh": "run",
+            "lock": "run",
+            "parse_exclude_newer": "plan",
+            "pip_file": "pypi",
+            "pip_index": "pypi",
+            "read_conda_lock": "condalock",
+            "read_pins": "pypi",
+            "read_pip_packages": "condalock",
+            "recorded_exclude_newer": "run",
+            "resolve_base": "diff",
+            "stamp_digest": "stamp:digest",
+            "stamp_forget": "stamp:forget",
+            "stamp_fresh": "stamp:fresh",
+            "stamp_record": "stamp:record",
+            "summarize_conda_lock": "condalock:summarize",
+            "target_diff": "diff",
+            "torch_build_label": "condalock",
+        },
+    )
 
 __all__ = [
     "PYPI_MIRROR_NAME",
@@ -81,46 +117,3 @@ __all__ = [
     "target_diff",
     "torch_build_label",
 ]
-
-_SURFACE: Final[dict[str, tuple[str, str]]] = {
-    "LockMode": ("freshness", "LockMode"),
-    "LockSummary": ("run", "LockSummary"),
-    "Outcome": ("run", "Outcome"),
-    "PYPI_MIRROR_NAME": ("pypi", "MIRROR_NAME"),
-    "SOLVED_FROM_KEY": ("explicit", "SOLVED_FROM_KEY"),
-    "TEST_CHANNEL": ("explicit", "TEST_CHANNEL"),
-    "check_pair": ("commit", "check_pair"),
-    "diff_document": ("diff", "diff_document"),
-    "ensure_lockfile": ("freshness", "ensure_lockfile"),
-    "explicit_entries": ("explicit", "entries"),
-    "is_fresh": ("run", "is_fresh"),
-    "lock": ("run", "lock"),
-    "parse_exclude_newer": ("plan", "parse_exclude_newer"),
-    "pip_file": ("pypi", "pip_file"),
-    "pip_index": ("pypi", "pip_index"),
-    "read_conda_lock": ("condalock", "read_conda_lock"),
-    "read_pins": ("pypi", "read_pins"),
-    "read_pip_packages": ("condalock", "read_pip_packages"),
-    "recorded_exclude_newer": ("run", "recorded_exclude_newer"),
-    "resolve_base": ("diff", "resolve_base"),
-    "stamp_digest": ("stamp", "digest"),
-    "stamp_forget": ("stamp", "forget"),
-    "stamp_fresh": ("stamp", "fresh"),
-    "stamp_record": ("stamp", "record"),
-    "summarize_conda_lock": ("condalock", "summarize"),
-    "target_diff": ("diff", "target_diff"),
-    "torch_build_label": ("condalock", "torch_build_label"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A surface name, imported from its module on first use (``import envspec.lock`` stays cheap)."""
-    try:
-        module, attr = _SURFACE[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -9,15 +9,12 @@ and only when a function here needs the network. See docs/models.md.
 - ``models_size(project, names=None, *, missing_only=False, dest=None) -> int``
 - ``smoke_model_path(project, spec, dest=None) -> Path | None``, ``smoke_model_name(spec) -> str | None``
 
-The stage's surface: the names other stages and the command layer may import from it
-(``__all__``), each loaded from its module on first use. Inside the stage, modules import each
-other directly.
+The stage's surface: ``__all__`` (see ``envspec.lazy_surface``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from envspec.models.local import LOCKFILE as MODELS_LOCKFILE
@@ -43,6 +40,37 @@ if TYPE_CHECKING:
     from envspec.models.pull import file_digest as file_digest
     from envspec.models.pull import pull_document as pull_document
     from envspec.models.pull import pull_models as pull_models
+else:
+    from envspec import lazy_surface
+
+    __getattr__, __dir__ = lazy_surface(
+        __name__,
+        {
+            "LockedFile": "lockfile",
+            "LockedModel": "lockfile",
+            "MODELS_LOCKFILE": "local:LOCKFILE",
+            "Manifest": "local",
+            "ManifestFile": "local",
+            "ModelLockResult": "lock",
+            "ModelPullResult": "pull",
+            "ModelsLockSummary": "lock",
+            "PullEvent": "pull",
+            "PullProgress": "progress",
+            "file_digest": "pull",
+            "lock_models": "lock",
+            "lockfile_path": "local",
+            "model_dir": "local",
+            "models_size": "local",
+            "pull_document": "pull",
+            "pull_models": "pull",
+            "pulled_model_path": "local",
+            "read_models_lock": "local:read_lock",
+            "smoke_model_name": "local",
+            "smoke_model_path": "local",
+            "stale_entries": "lock",
+            "write_manifest": "local",
+        },
+    )
 
 __all__ = [
     "MODELS_LOCKFILE",
@@ -69,42 +97,3 @@ __all__ = [
     "stale_entries",
     "write_manifest",
 ]
-
-_SURFACE: Final[dict[str, tuple[str, str]]] = {
-    "LockedFile": ("lockfile", "LockedFile"),
-    "LockedModel": ("lockfile", "LockedModel"),
-    "MODELS_LOCKFILE": ("local", "LOCKFILE"),
-    "Manifest": ("local", "Manifest"),
-    "ManifestFile": ("local", "ManifestFile"),
-    "ModelLockResult": ("lock", "ModelLockResult"),
-    "ModelPullResult": ("pull", "ModelPullResult"),
-    "ModelsLockSummary": ("lock", "ModelsLockSummary"),
-    "PullEvent": ("pull", "PullEvent"),
-    "PullProgress": ("progress", "PullProgress"),
-    "file_digest": ("pull", "file_digest"),
-    "lock_models": ("lock", "lock_models"),
-    "lockfile_path": ("local", "lockfile_path"),
-    "model_dir": ("local", "model_dir"),
-    "models_size": ("local", "models_size"),
-    "pull_document": ("pull", "pull_document"),
-    "pull_models": ("pull", "pull_models"),
-    "pulled_model_path": ("local", "pulled_model_path"),
-    "read_models_lock": ("local", "read_lock"),
-    "smoke_model_name": ("local", "smoke_model_name"),
-    "smoke_model_path": ("local", "smoke_model_path"),
-    "stale_entries": ("lock", "stale_entries"),
-    "write_manifest": ("local", "write_manifest"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A surface name, imported from its module on first use (``import envspec.models`` stays cheap)."""
-    try:
-        module, attr = _SURFACE[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -4,15 +4,12 @@ Only the standard library, torch, diffusers, transformers, numpy and pillow may 
 this package (and ``envspec/__init__.py``): envspec itself and its other dependencies are not
 installed in the environments it checks. ``envspec smoke`` copies just this package there.
 
-The stage's surface: the names other stages and the command layer may import from it
-(``__all__``), each loaded from its module on first use. Inside the stage, modules import each
-other directly.
+The stage's surface: ``__all__`` (see ``envspec.lazy_surface``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from envspec.smoke.cli import add_arguments as add_smoke_arguments
@@ -27,6 +24,26 @@ if TYPE_CHECKING:
     from envspec.smoke.report import IMAGE_FILE as SMOKE_IMAGE_FILE
     from envspec.smoke.report import REPORT_FILE as SMOKE_REPORT_FILE
     from envspec.smoke.report import SCHEMA as SMOKE_SCHEMA
+else:
+    from envspec import lazy_surface
+
+    __getattr__, __dir__ = lazy_surface(
+        __name__,
+        {
+            "SMOKE_IMAGE_FILE": "report:IMAGE_FILE",
+            "SMOKE_REPORT_FILE": "report:REPORT_FILE",
+            "SMOKE_SCHEMA": "report:SCHEMA",
+            "SmokeOptions": "host",
+            "activation_vars": "host",
+            "add_smoke_arguments": "cli:add_arguments",
+            "model_argv": "host",
+            "run_in_prefix": "host",
+            "smoke": "host",
+            "smoke_argv": "cli:to_argv",
+            "smoke_main": "cli:main",
+            "smoke_plan": "host:plan",
+        },
+    )
 
 __all__ = [
     "SMOKE_IMAGE_FILE",
@@ -42,31 +59,3 @@ __all__ = [
     "smoke_main",
     "smoke_plan",
 ]
-
-_SURFACE: Final[dict[str, tuple[str, str]]] = {
-    "SMOKE_IMAGE_FILE": ("report", "IMAGE_FILE"),
-    "SMOKE_REPORT_FILE": ("report", "REPORT_FILE"),
-    "SMOKE_SCHEMA": ("report", "SCHEMA"),
-    "SmokeOptions": ("host", "SmokeOptions"),
-    "activation_vars": ("host", "activation_vars"),
-    "add_smoke_arguments": ("cli", "add_arguments"),
-    "model_argv": ("host", "model_argv"),
-    "run_in_prefix": ("host", "run_in_prefix"),
-    "smoke": ("host", "smoke"),
-    "smoke_argv": ("cli", "to_argv"),
-    "smoke_main": ("cli", "main"),
-    "smoke_plan": ("host", "plan"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A surface name, imported from its module on first use (``import envspec.smoke`` stays cheap)."""
-    try:
-        module, attr = _SURFACE[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

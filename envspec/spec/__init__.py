@@ -1,14 +1,11 @@
 """Stage 1 of 8, spec: the strict schema of ``envspec.yml`` and the ``ResolvedTarget`` records every later stage reads.
 
-The stage's surface: the names other stages and the command layer may import from it
-(``__all__``), each loaded from its module on first use. Inside the stage, modules import each
-other directly.
+The stage's surface: ``__all__`` (see ``envspec.lazy_surface``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from envspec.spec.schema import ACCELERATOR_RULES as ACCELERATOR_RULES
@@ -20,6 +17,23 @@ if TYPE_CHECKING:
     from envspec.spec.schema import load_spec as load_spec
     from envspec.spec.schema import parse_spec as parse_spec
     from envspec.spec.schema import pip_name as pip_name
+else:
+    from envspec import lazy_surface
+
+    __getattr__, __dir__ = lazy_surface(
+        __name__,
+        {
+            "ACCELERATOR_RULES": "schema",
+            "ModelEntryDocument": "schema",
+            "Name": "schema",
+            "ResolvedTarget": "schema",
+            "Spec": "schema",
+            "json_schema": "schema",
+            "load_spec": "schema",
+            "parse_spec": "schema",
+            "pip_name": "schema",
+        },
+    )
 
 __all__ = [
     "ACCELERATOR_RULES",
@@ -32,28 +46,3 @@ __all__ = [
     "parse_spec",
     "pip_name",
 ]
-
-_SURFACE: Final[dict[str, tuple[str, str]]] = {
-    "ACCELERATOR_RULES": ("schema", "ACCELERATOR_RULES"),
-    "ModelEntryDocument": ("schema", "ModelEntryDocument"),
-    "Name": ("schema", "Name"),
-    "ResolvedTarget": ("schema", "ResolvedTarget"),
-    "Spec": ("schema", "Spec"),
-    "json_schema": ("schema", "json_schema"),
-    "load_spec": ("schema", "load_spec"),
-    "parse_spec": ("schema", "parse_spec"),
-    "pip_name": ("schema", "pip_name"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A surface name, imported from its module on first use (``import envspec.spec`` stays cheap)."""
-    try:
-        module, attr = _SURFACE[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
