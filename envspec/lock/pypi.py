@@ -258,35 +258,52 @@ def check_locked(target: str, packages: Sequence[PipPackage], job: PipJob) -> No
         )
 
 
-#: PyPI torch's own CUDA runtime: the names the ``Requires-Dist`` of PyPI's torch 2.2-2.14 wheels
-#: (CPython 3.12, manylinux x86-64; read from pypi.org 2026-12-07) list beside ``filelock``,
-#: ``sympy``... Conda's pytorch brings its CUDA libraries as conda packages, so these would be a
-#: second copy (gigabytes). Refused by these names, never by a prefix: ``nvidia-ml-py`` (NVML
-#: bindings, which pynvml needs and conda's pytorch does not provide) is fine.
+#: PyPI torch's own CUDA runtime: the names the ``Requires-Dist`` of PyPI's torch 2.2-2.15 wheels
+#: (CPython 3.12, manylinux x86-64 and aarch64; read from pypi.org 2026-12-07) list beside
+#: ``filelock``, ``sympy``..., and, since torch 2.11 (CUDA 13), the library wheels of the
+#: ``cuda-toolkit[cublas,cudart,...]`` extras torch names (cuda-toolkit 13.0.2, 13.0.3.0 and 13.2.2
+#: list the same eleven). ``tests/data/pypi`` records torch 2.7.1, 2.9.0 and 2.13.0 and
+#: cuda-toolkit 13.0.3.0, and a test derives this set from them. Conda's pytorch brings its CUDA
+#: libraries as conda packages, so these would be a second copy (gigabytes). Refused by these names,
+#: never by a prefix: ``nvidia-ml-py`` (NVML bindings, which pynvml needs and conda's pytorch does not
+#: provide) is fine.
 TORCH_RUNTIME_WHEELS: Final = frozenset(
     {
-        "cuda-bindings",
-        "cuda-toolkit",
-        "nvidia-cublas",
+        # CUDA 12 (torch 2.2-2.10)
         "nvidia-cublas-cu12",
         "nvidia-cuda-cupti-cu12",
         "nvidia-cuda-nvrtc-cu12",
         "nvidia-cuda-runtime-cu12",
         "nvidia-cudnn-cu12",
-        "nvidia-cudnn-cu13",
         "nvidia-cufft-cu12",
         "nvidia-cufile-cu12",
         "nvidia-curand-cu12",
         "nvidia-cusolver-cu12",
         "nvidia-cusparse-cu12",
         "nvidia-cusparselt-cu12",
-        "nvidia-cusparselt-cu13",
         "nvidia-nccl-cu12",
-        "nvidia-nccl-cu13",
         "nvidia-nvjitlink-cu12",
         "nvidia-nvshmem-cu12",
-        "nvidia-nvshmem-cu13",
         "nvidia-nvtx-cu12",
+        # CUDA 13 (torch 2.11-2.15): torch's own requirements...
+        "cuda-bindings",
+        "cuda-toolkit",
+        "nvidia-cudnn-cu13",
+        "nvidia-cusparselt-cu13",
+        "nvidia-nccl-cu13",
+        "nvidia-nvshmem-cu13",
+        # ... and what cuda-toolkit's extras that torch names install
+        "nvidia-cublas",
+        "nvidia-cuda-cupti",
+        "nvidia-cuda-nvrtc",
+        "nvidia-cuda-runtime",
+        "nvidia-cufft",
+        "nvidia-cufile",
+        "nvidia-curand",
+        "nvidia-cusolver",
+        "nvidia-cusparse",
+        "nvidia-nvjitlink",
+        "nvidia-nvtx",
         "triton",
     }
 )

@@ -556,19 +556,43 @@ def test_nvidia_ml_py_is_no_torch_runtime_wheel() -> None:
     pypi.check_not_twice("t", nvml, frozenset({"python", "pytorch"}))
 
 
+def test_torch_cuda_13_runtime_wheels_are_refused_beside_condas_pytorch() -> None:
+    """torch 2.11+ on PyPI brings CUDA 13 through cuda-toolkit's extras: wheels without a -cu13 suffix
+    (nvidia-cuda-runtime, nvidia-cufft...). Asked for directly beside conda's pytorch: refused by name."""
+    wheel = "http://i/{}-13.0.96-py3-none-manylinux_2_27_x86_64.whl"
+    for name in ("nvidia-cuda-runtime", "nvidia-cufft", "nvidia-nvjitlink", "nvidia-cudnn-cu13"):
+        cuda13 = [PipPackage(name, "13.0.96", wheel.format(name.replace("-", "_")), "a" * 64)]
+        with pytest.raises(UnsatisfiableError, match=f"install {name} from PyPI: PyPI torch's own CUDA runtime"):
+            pypi.check_not_twice("t", cuda13, frozenset({"python", "pytorch"}))
+
+
 def test_the_runtime_names_are_those_pypi_torch_lists() -> None:
-    """Every non-extra requirement of the recorded PyPI torch wheels that is not a plain Python
-    library is in TORCH_RUNTIME_WHEELS, and every name there looks like one of torch's."""
+    """TORCH_RUNTIME_WHEELS is exactly what the recorded PyPI torch wheels (2.7.1 and 2.9.0: CUDA 12;
+    2.13.0: CUDA 13) require that is not a plain Python library, plus what the extras they ask of
+    cuda-toolkit (recorded too) require: the CUDA 13 library wheels, which carry no -cu13 suffix."""
     from packaging.requirements import Requirement
 
     recorded = Path(__file__).resolve().parents[1] / "data" / "pypi" / "metadata"
-    listed: set[str] = set()
-    for path in recorded.glob("torch-*.metadata"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("Requires-Dist:") and "extra ==" not in line:
-                listed.add(pypi_resolve.canonical(Requirement(line.split(":", 1)[1]).name))
-    runtime = {n for n in listed if n.startswith(("nvidia-", "triton", "cuda-"))}
-    assert len(runtime) >= 15 and runtime <= pypi.TORCH_RUNTIME_WHEELS
+
+    def requires(path: Path) -> list[Requirement]:
+        text = path.read_text(encoding="utf-8")
+        return [Requirement(line.split(":", 1)[1]) for line in text.splitlines() if line.startswith("Requires-Dist:")]
+
+    linux = {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "python_version": "3.12"}
+    torch = [r for path in recorded.glob("torch-*.metadata") for r in requires(path)]
+    direct = [r for r in torch if r.marker is None or r.marker.evaluate({**linux, "extra": ""})]
+    listed = {pypi_resolve.canonical(r.name) for r in direct}
+    extras = {e for r in direct if r.name == "cuda-toolkit" for e in r.extras}
+    assert {"cublas", "cudart", "cufft"} <= extras, extras  # torch 2.13.0 asks for cuda-toolkit[cublas,...]
+    (toolkit,) = recorded.glob("cuda_toolkit-*.metadata")
+    listed |= {
+        pypi_resolve.canonical(r.name)
+        for r in requires(toolkit)
+        if r.marker is not None and any(r.marker.evaluate({**linux, "extra": e}) for e in extras)
+    }
+    python_libraries = {"filelock", "typing-extensions", "setuptools", "sympy", "networkx", "jinja2", "fsspec"}
+    assert listed - python_libraries == pypi.TORCH_RUNTIME_WHEELS
+    assert {"nvidia-cuda-runtime", "nvidia-cudnn-cu13", "nvidia-nvjitlink"} <= pypi.TORCH_RUNTIME_WHEELS
     assert "nvidia-ml-py" not in pypi.TORCH_RUNTIME_WHEELS
 
 
