@@ -265,3 +265,71 @@ def test_exclude_newer_dates_pypi_and_keeps_condas_stand_ins(tmp_path: Path) -> 
         work=tmp_path / "work", cache=tmp_path / "uv-cache",
     )  # fmt: skip
     assert [f"{p.name}=={p.version}" for p in packages] == ["accelerate==1.7.0"]
+
+
+# ---------------------------------------------------------------------------------------------
+# No build before consent (#21): a build backend runs only for a project pip_allow_sdist names,
+# and only when no wheel of it fits
+# ---------------------------------------------------------------------------------------------
+
+
+def _sdist(markers: Path, name: str, version: str, *requires: str) -> pypi_index.Project:
+    """An sdist whose metadata only its build backend can tell; the backend writes ``markers/NAME-VERSION``."""
+    marker = str(markers / f"{name}-{version}")
+    return pypi_index.Project(name, version, requires=requires, sdist_only=True, build_marker=marker)
+
+
+@pytest.fixture
+def sdists(tmp_path: Path) -> Iterator[tuple[pypi_index.Index, Path]]:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    projects = [
+        pypi_index.Project("envspec-helper", "0.2"),
+        _sdist(markers, "envspec-good", "1.0", "envspec-helper"),  # allowed, no wheel
+        _sdist(markers, "envspec-good-too", "1.0"),  # allowed, no wheel
+        _sdist(markers, "envspec-evil", "1.0"),  # not allowed, no wheel
+        pypi_index.Project("envspec-mixed", "1.0"),  # a wheel, and a newer release only as an sdist
+        _sdist(markers, "envspec-mixed", "1.1"),
+    ]
+    with pypi_index.serve(tmp_path / "idx", projects) as served:
+        yield served, markers
+
+
+def _finish(idx: pypi_index.Index, tmp_path: Path, requirements: tuple[str, ...], allow: set[str]) -> str:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    job = pypi.PipJob(requirements, frozenset(allow), pypi.pip_index({"pypi": idx.url}), frozenset({"pytorch"}))
+    _, _, pip_txt = pypi.finish(
+        job, target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x", lock_text=conda_lock_text(),
+        explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=work,
+    )  # fmt: skip
+    return pip_txt
+
+
+def test_the_build_backend_of_a_project_nobody_allowed_never_runs(
+    sdists: tuple[pypi_index.Index, Path], tmp_path: Path
+) -> None:
+    """pip_allow_sdist: [envspec-good] used to drop --no-build for every project, so envspec-evil's
+    backend ran (uv asks it for the metadata) before the refusal. Now it never runs: exit 4, naming
+    it and the fix."""
+    idx, markers = sdists
+    with pytest.raises(UnsatisfiableError) as info:
+        _finish(idx, tmp_path, ("envspec-good", "envspec-evil"), {"envspec-good"})
+    line = info.value.one_line()
+    assert info.value.exit_code == ExitCode.UNSATISFIABLE and "\n" not in line
+    assert "envspec-evil" in line and "pip_allow_sdist: [envspec-evil]" in line, line
+    assert not (markers / "envspec-evil-1.0").exists()
+
+
+def test_an_allowed_project_is_built_only_when_no_wheel_of_it_fits(
+    sdists: tuple[pypi_index.Index, Path], tmp_path: Path
+) -> None:
+    """envspec-mixed is allowed too, but its 1.0 wheel fits: that is locked and nothing of it is built
+    (before, uv built 1.1's metadata and took the sdist). envspec-good and envspec-good-too have no
+    wheel: they alone are built (uv names one per run; each run lets through what it named)."""
+    idx, markers = sdists
+    allow = {"envspec-good", "envspec-good-too", "envspec-mixed"}
+    pip_txt = _finish(idx, tmp_path, ("envspec-good", "envspec-good-too", "envspec-mixed"), allow)
+    pins = [line.split(" ")[0] for line in pip_txt.splitlines() if line and not line.startswith("#")]
+    assert pins == ["envspec-good==1.0", "envspec-good-too==1.0", "envspec-helper==0.2", "envspec-mixed==1.0"]
+    assert sorted(p.name for p in markers.iterdir()) == ["envspec-good-1.0", "envspec-good-too-1.0"]

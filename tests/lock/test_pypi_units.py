@@ -267,7 +267,11 @@ def test_the_uv_command_puts_the_stand_ins_first_and_no_credential_on_it(
     assert cmd[cmd.index("--index-strategy") + 1] == "first-index"
     assert cmd[cmd.index("--python-platform") + 1] == "aarch64-apple-darwin"
     assert "s3cret" not in " ".join(cmd)
-    assert "--no-build" not in pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x"})), tmp_path, "file:///s")
+    # pip_allow_sdist alone builds nothing: --no-build until uv says an allowed project has no wheel,
+    # then --only-binary :all: with exactly that project let through
+    assert "--no-build" in pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x", "y"})), tmp_path, "file:///s")
+    built = pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x", "y"})), tmp_path, "file:///s", frozenset({"x"}))
+    assert "--no-build" not in built and " ".join(built).endswith("--only-binary :all: --no-binary x")
     upgrade = pypi_resolve.uv_command(_request(upgrade=("envspec-demo",)), tmp_path, "file:///s")
     assert upgrade[upgrade.index("--upgrade-package") + 1] == "envspec-demo"
     assert "--exclude-newer" not in cmd
