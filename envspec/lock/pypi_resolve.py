@@ -410,35 +410,41 @@ def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[i
 def _run_uv(
     request: Request, work: Path, cache: Path, timeout: float, standin_url: str, build: frozenset[str] = frozenset()
 ) -> tuple[int, str, str]:
+    from envspec.lock import pypi_bounds as bounds
+
     work.mkdir(parents=True, exist_ok=True)
     (work / "requirements.in").write_text("".join(f"{r}\n" for r in request.requirements), encoding="utf-8")
     out_file = work / "pylock.toml"
     out_file.unlink(missing_ok=True)
     if request.preferences:  # uv keeps the pins of an existing output file where it can
         out_file.write_text(pylock_text(request.preferences), encoding="utf-8")
-    try:
-        proc = subprocess.run(
-            uv_command(request, work, standin_url, build),
-            env=uv_environment(request, cache),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=max(timeout, 0.001),
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise ToolFailed(
-            f"uv took longer than {timeout:g} s to resolve the PyPI packages",
-            tip="a slow or unreachable index? try --mirror pypi=URL, or raise ENVSPEC_LOCK_TIMEOUT",
-        ) from None
+    limit = bounds.memory_limit()
+    err_file = work / "uv.stderr"
+    try:  # uv's messages go to a file, read back bounded: never an unbounded pipe into this process
+        with err_file.open("wb") as err_out:
+            proc = subprocess.Popen(
+                uv_command(request, work, standin_url, build),
+                env=uv_environment(request, cache),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err_out,
+            )
+            limited = bounds.limit_memory(proc.pid, limit)
+            try:
+                code = proc.wait(timeout=max(timeout, 0.001))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise ToolFailed(
+                    f"uv took longer than {timeout:g} s to resolve the PyPI packages",
+                    tip="a slow or unreachable index? try --mirror pypi=URL, or raise ENVSPEC_LOCK_TIMEOUT",
+                ) from None
     except OSError as exc:
         raise ToolFailed(f"cannot run uv: {exc}", tip="reinstall envspec (it depends on the `uv` package)") from None
-    out = ""
-    with contextlib.suppress(OSError):
-        out = (work / "pylock.toml").read_text(encoding="utf-8")
-    return proc.returncode, out, proc.stderr
+    err = bounds.read_stderr(err_file)
+    if code != 0 and limited and bounds.out_of_memory(code, err):
+        raise bounds.out_of_memory_error(limit, request.index_url)
+    return code, bounds.read_pylock(out_file), err
 
 
 def pylock_text(packages: Sequence[Resolved]) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from envspec.errors import ChannelUnreachable, ExitCode, UnsatisfiableError
+from envspec.errors import ChannelUnreachable, ExitCode, ToolFailed, UnsatisfiableError
 from envspec.lock import pypi, pypi_merge
 from envspec.lock.condalock import read_pip_packages
 
@@ -333,3 +333,62 @@ def test_an_allowed_project_is_built_only_when_no_wheel_of_it_fits(
     pins = [line.split(" ")[0] for line in pip_txt.splitlines() if line and not line.startswith("#")]
     assert pins == ["envspec-good==1.0", "envspec-good-too==1.0", "envspec-helper==0.2", "envspec-mixed==1.0"]
     assert sorted(p.name for p in markers.iterdir()) == ["envspec-good-1.0", "envspec-good-too-1.0"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded at lock time (#21): uv's memory, whatever the index serves
+# ---------------------------------------------------------------------------------------------
+
+
+def _inflating_wheel(folder: Path, mib: int) -> str:
+    """``envspec-bigmeta`` 1.0: a ~0.3 MB wheel whose METADATA inflates to ``mib`` MiB, and no PEP 658
+    file beside it, so uv reads (and inflates) the METADATA out of the wheel. Written in chunks."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "envspec_bigmeta-1.0-py3-none-any.whl"
+    info = "envspec_bigmeta-1.0.dist-info"
+    chunk = (b"x" * 1023 + b"\n") * 1024
+    with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(f"{info}/METADATA", "w") as meta:
+            meta.write(b"Metadata-Version: 2.1\nName: envspec-bigmeta\nVersion: 1.0\n\n")
+            for _ in range(mib):
+                meta.write(chunk)
+        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{info}/RECORD", "")
+    return name
+
+
+@pytest.mark.skipif(not hasattr(__import__("resource"), "prlimit") if os.name == "posix" else True,
+                    reason="uv's memory is capped on Linux (prlimit)")  # fmt: skip
+def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel whose METADATA inflates to 100 MiB made uv take 168-185 MiB (uv 0.13.10), and a larger
+    one more, without end. uv's data is capped at ENVSPEC_LOCK_MEMORY: here 256 MiB, which the same
+    lock of an ordinary package stays far below, and the big METADATA fails it in one line, exit 6."""
+    _inflating_wheel(tmp_path / "idx" / "files", 100)
+    monkeypatch.setenv("ENVSPEC_LOCK_MEMORY", str(256 << 20))
+    monkeypatch.setenv("ENVSPEC_LOCK_TIMEOUT", "120")  # a uv that hung at the cap would end here
+    with pypi_index.serve(tmp_path / "idx", [pypi_index.Project("envspec-helper", "0.2")]) as idx:
+        def lock(requirement: str, work: str) -> list[str]:
+            packages = pypi_merge.resolve(
+                job(idx, requirement), target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(),
+                vpkg_text=VPKG, work=tmp_path / work,
+            )  # fmt: skip
+            return [f"{p.name}=={p.version}" for p in packages]
+
+        assert lock("envspec-helper", "ok") == ["envspec-helper==0.2"]
+        with pytest.raises(ToolFailed) as info:
+            lock("envspec-bigmeta", "big")
+    line = info.value.one_line()
+    assert info.value.exit_code == ExitCode.TOOL_FAILED and "\n" not in line
+    assert "uv ran out of the 256 MiB it may use (ENVSPEC_LOCK_MEMORY)" in line and idx.url in line, line
+
+
+def test_a_bad_memory_limit_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec.errors import SpecError
+    from envspec.lock import pypi_bounds
+
+    for value in ("lots", "1e309", "-1", "0"):
+        with pytest.raises(SpecError, match=f"ENVSPEC_LOCK_MEMORY={value!r} is not a positive number"):
+            pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": value})
+    assert pypi_bounds.memory_limit({}) == 1 << 30 and pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": "3e9"}) == 3e9
