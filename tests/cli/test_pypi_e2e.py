@@ -108,7 +108,7 @@ def upped(channel: Path, index: pypi_index.Index, tmp_path_factory: pytest.TempP
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert proc.stdout.startswith(f"up {TARGET}: PASS on cpu"), proc.stdout
     else:  # no torch stack here: lock + install only
-        proc = child(project, "install", TARGET, *args, "--lock", "--prefix", str(work / "env"), cache=work / "pkgs")
+        proc = child(project, "install", TARGET, *args, "--prefix", str(work / "env"), cache=work / "pkgs")
         assert proc.returncode == 0, proc.stderr[-4000:]
     return project, work / "env", work
 
