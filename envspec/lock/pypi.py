@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,13 +349,17 @@ def finish(
     previous: str | None = None,
     update: Sequence[str] = (),
     verbose: bool = False,
+    verified: set[tuple[str, str]] | None = None,
 ) -> tuple[str, str, str]:
     """Resolve the PyPI part on top of conda-lock's conda solution (``lock_text``) and merge it in:
     (conda-lock.yml text, explicit text, ``<t>.pip.txt`` text). Raises EnvspecError. ``cache``: uv's
-    cache folder (default: a fresh one in the temporary folder, i.e. cold)."""
+    cache folder (default: a fresh one in the temporary folder, i.e. cold). Every pinned file is
+    downloaded and its sha256 checked before anything is returned (:mod:`envspec.lock.pypi_verify`);
+    ``verified``: the (URL, sha256) pairs this run checked already, for the targets after the first."""
     import tempfile
 
     from envspec.lock import pypi_merge
+    from envspec.lock.pypi_verify import verify
 
     records = pypi_merge.conda_part(lock_text, subdir)
     with tempfile.TemporaryDirectory(prefix=f"envspec-pypi-{target}-", dir=work) as tmp:
@@ -374,6 +379,10 @@ def finish(
         )
         check_locked(target, packages, job)
         check_not_twice(target, packages, frozenset(r.name for r in records))
+        checked = verify(packages, target=target, index=job.index, work=Path(tmp), seen=verified)
+        if verbose:
+            sys.stderr.write(f"{target}: {checked.files} PyPI file(s) verified, {checked.bytes} bytes, "
+                             f"{checked.seconds:.1f} s\n")  # fmt: skip
         fast = pypi_merge.merge_conda_lock_fast(lock_text, packages, subdir)
         # not the shape conda-lock writes: through its own model (slower, same result)
         lock_text = fast or pypi_merge.merge_conda_lock(lock_text, packages, subdir, Path(tmp) / lock_name)

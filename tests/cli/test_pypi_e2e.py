@@ -248,6 +248,22 @@ def test_sdists_are_refused_unless_allowed(channel: Path, index: pypi_index.Inde
     assert (info / "INSTALLER").read_text(encoding="utf-8") == "envspec\n" and (info / "REQUESTED").exists()
 
 
+def test_an_index_serving_other_bytes_than_it_lists_fails_the_lock(channel: Path, tmp_path: Path) -> None:
+    """The page's #sha256= is pinned only if the file it serves has it: otherwise exit 6, one line
+    naming the file and the index, and no lockfile of the target is written."""
+    with pypi_index.serve(tmp_path / "index", PROJECTS[:3]) as bad:
+        wheel = bad.file("envspec_helper-0.2-py3-none-any.whl")
+        wheel.write_bytes(wheel.read_bytes() + b"\0")
+        project = make_project(tmp_path / "proj", ["envspec-demo"])
+        proc = child(project, "lock", "--target", TARGET, "--mirror", f"conda-forge={channel.as_uri()}",
+                     "--mirror", f"pypi={bad.url}", cache=tmp_path / "pkgs")  # fmt: skip
+    assert proc.returncode == 6, proc.stderr
+    error = next(line for line in proc.stderr.splitlines() if line.startswith("error:"))
+    assert f"the PyPI index {bad.url} lists sha256" in error and "envspec_helper-0.2-py3-none-any.whl" in error
+    assert not list((project / "lockfiles").glob(f"{TARGET}.*lock*")) if (project / "lockfiles").exists() else True
+    assert not (project / "lockfiles" / f"{TARGET}.pip.txt").exists()
+
+
 def test_mirror_credentials_are_used_but_never_written_or_printed(channel: Path, tmp_path: Path) -> None:
     secret = "s3cret-Pa55word"
     with pypi_index.serve(tmp_path / "index", PROJECTS[:3], auth=("envspec", secret)) as private:

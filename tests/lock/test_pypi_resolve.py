@@ -295,13 +295,16 @@ def sdists(tmp_path: Path) -> Iterator[tuple[pypi_index.Index, Path]]:
         yield served, markers
 
 
-def _finish(idx: pypi_index.Index, tmp_path: Path, requirements: tuple[str, ...], allow: set[str]) -> str:
+def _finish(
+    idx: pypi_index.Index, tmp_path: Path, requirements: tuple[str, ...], allow: set[str],
+    verified: set[tuple[str, str]] | None = None,
+) -> str:  # fmt: skip
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     job = pypi.PipJob(requirements, frozenset(allow), pypi.pip_index({"pypi": idx.url}), frozenset({"pytorch"}))
     _, _, pip_txt = pypi.finish(
         job, target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x", lock_text=conda_lock_text(),
-        explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=work,
+        explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=work, verified=verified,
     )  # fmt: skip
     return pip_txt
 
@@ -392,3 +395,44 @@ def test_a_bad_memory_limit_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatc
         with pytest.raises(SpecError, match=f"ENVSPEC_LOCK_MEMORY={value!r} is not a positive number"):
             pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": value})
     assert pypi_bounds.memory_limit({}) == 1 << 30 and pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": "3e9"}) == 3e9
+
+
+# ---------------------------------------------------------------------------------------------
+# Verify what is pinned (#21): the bytes the index serves, not the hash it lists
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_index_listing_a_wrong_sha256_fails_the_lock_naming_the_file_and_the_index(tmp_path: Path) -> None:
+    """uv pins the #sha256= the page lists (with PEP 658 metadata it never downloads the wheel): the
+    lock wrote a pin no install could meet. Now every pinned file is downloaded and hashed: exit 6."""
+    projects = [pypi_index.Project("envspec-demo", "1.0", requires=("envspec-helper",)),
+                pypi_index.Project("envspec-helper", "0.2")]  # fmt: skip
+    with pypi_index.serve(tmp_path / "idx", projects) as idx:
+        wheel = idx.file("envspec_helper-0.2-py3-none-any.whl")
+        wheel.write_bytes(wheel.read_bytes() + b"\0")  # not what the page's #sha256= says
+        with pytest.raises(ToolFailed) as info:
+            _finish(idx, tmp_path, ("envspec-demo",), set())
+    line = info.value.one_line()
+    assert info.value.exit_code == ExitCode.TOOL_FAILED and "\n" not in line
+    assert f"the PyPI index {idx.url} lists sha256" in line and "envspec_helper-0.2-py3-none-any.whl" in line, line
+    assert "nothing was written" in line
+    assert {r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")} == {
+        "/files/envspec_demo-1.0-py3-none-any.whl", "/files/envspec_helper-0.2-py3-none-any.whl"}  # fmt: skip
+    assert not list((tmp_path / "work").iterdir())  # the downloads are gone
+
+
+def test_what_the_lock_pins_is_what_the_index_serves(tmp_path: Path) -> None:
+    """The same index, untampered: each pinned file was fetched once and matched its pin; a second
+    target of the same run fetches only what the first one did not check."""
+    projects = [pypi_index.Project("envspec-demo", "1.0", requires=("envspec-helper",)),
+                pypi_index.Project("envspec-helper", "0.2"), pypi_index.Project("envspec-other", "1.0")]  # fmt: skip
+    verified: set[tuple[str, str]] = set()
+    with pypi_index.serve(tmp_path / "idx", projects) as idx:
+        pip_txt = _finish(idx, tmp_path, ("envspec-demo",), set(), verified)
+        fetched = [r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")]
+        assert sorted(fetched) == ["/files/envspec_demo-1.0-py3-none-any.whl", "/files/envspec_helper-0.2-py3-none-any.whl"]
+        assert "envspec-helper==0.2 --hash=sha256:" in pip_txt and len(verified) == 2
+        idx.requests.clear()
+        _finish(idx, tmp_path, ("envspec-demo", "envspec-other"), set(), verified)
+        assert [r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")] == [
+            "/files/envspec_other-1.0-py3-none-any.whl"]  # fmt: skip

@@ -612,3 +612,19 @@ def test_the_resolver_version_is_an_input_of_the_hash_and_the_stamp(
     before = stamp.digest(tmp_path, tmp_path / "envspec.yml", [], {})
     monkeypatch.setattr(stamp, "resolver_version", lambda: "uv 99.0.0")
     assert stamp.digest(tmp_path, tmp_path / "envspec.yml", [], {}) != before
+
+
+def test_pin_verification_sends_the_index_credentials_to_the_index_host_only() -> None:
+    """The lock downloads every pinned file (envspec.lock.pypi_verify): a private index's credentials
+    go to that index's host, never to where its pages point elsewhere (PyPI's files host, a CDN)."""
+    import base64
+
+    from envspec.lock import pypi_verify
+
+    index = pypi.pip_index({"pypi": "https://me:s3cret@mirror.example/pypi/simple"})
+    headers = pypi_verify._headers_for(index)
+    token = base64.b64encode(b"me:s3cret").decode()
+    assert headers("https://mirror.example/pypi/files/a-1.0-py3-none-any.whl") == {"Authorization": f"Basic {token}"}
+    assert headers("https://files.example/a-1.0-py3-none-any.whl") == {}
+    assert headers("https://mirror.example:8443/files/a-1.0-py3-none-any.whl") == {}
+    assert pypi_verify._headers_for(pypi.pip_index({}))("https://pypi.org/simple/a/") == {}
