@@ -125,7 +125,8 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    files = {DIST + "/__init__.py": ("__version__ = %r\\n" % VERSION).encode(), INFO + "/METADATA": _metadata().encode(),
+    files = {DIST + "/__init__.py": ("__version__ = %r\\n" % VERSION).encode(),
+             INFO + "/METADATA": _metadata().encode(),
              INFO + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
     digest = lambda d: base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
     record = "".join("%s,sha256=%s,%d\\n" % (p, digest(d), len(d)) for p, d in files.items()) + INFO + "/RECORD,,\\n"
@@ -153,14 +154,18 @@ def _backend_members(p: Project, base: str) -> dict[str, bytes]:
 
 def sdist_bytes(p: Project) -> bytes:
     base = f"{_dist(p.name)}-{p.version}"
-    members = _backend_members(p, base) if p.build_marker else {
-        f"{base}/PKG-INFO": _metadata(p).encode(),
-        f"{base}/pyproject.toml": (
-            '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
-            f"[project]\nname = {p.name!r}\nversion = {p.version!r}\ndependencies = {list(p.requires)!r}\n"
-        ).encode(),
-        f"{base}/{p.module}/__init__.py": f"__version__ = {p.version!r}\n".encode(),
-    }
+    members = (
+        _backend_members(p, base)
+        if p.build_marker
+        else {
+            f"{base}/PKG-INFO": _metadata(p).encode(),
+            f"{base}/pyproject.toml": (
+                '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                f"[project]\nname = {p.name!r}\nversion = {p.version!r}\ndependencies = {list(p.requires)!r}\n"
+            ).encode(),
+            f"{base}/{p.module}/__init__.py": f"__version__ = {p.version!r}\n".encode(),
+        }
+    )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         for path, data in members.items():

@@ -48,11 +48,11 @@ def limit_memory(pid: int, limit: int) -> bool:
     """Cap the data of process ``pid`` at ``limit`` bytes (Linux's ``prlimit``); whether it was capped."""
     import resource
 
-    prlimit = getattr(resource, "prlimit", None)
-    if prlimit is None:  # pragma: no cover - macOS, Windows
+    prlimit, data = getattr(resource, "prlimit", None), getattr(resource, "RLIMIT_DATA", None)
+    if prlimit is None or data is None:  # pragma: no cover - macOS, Windows
         return False
     try:
-        prlimit(pid, resource.RLIMIT_DATA, (limit, limit))
+        prlimit(pid, data, (limit, limit))
     except (OSError, ValueError):  # the child is gone already, or a lower hard limit is in force
         return False
     return True

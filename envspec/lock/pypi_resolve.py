@@ -399,7 +399,7 @@ def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[i
     with serve_standins(request.standins) as standin_url:
         while True:
             left = deadline - time.monotonic()
-            code, out, err = _run_uv(request, work, cache, left, standin_url, build)
+            code, out, err = _run_uv(request, work, cache, left, standin_url, build=build)
             needed = {canonical(n) for n in _NEEDS_BUILD.findall(err)} & request.allow_sdist
             if code == 0 or needed <= build:
                 break
@@ -408,7 +408,7 @@ def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[i
 
 
 def _run_uv(
-    request: Request, work: Path, cache: Path, timeout: float, standin_url: str, build: frozenset[str] = frozenset()
+    request: Request, work: Path, cache: Path, timeout: float, standin_url: str, *, build: frozenset[str] = frozenset()
 ) -> tuple[int, str, str]:
     from envspec.lock import pypi_bounds as bounds
 

@@ -10,9 +10,10 @@ stall guard ``ENVSPEC_STALL_TIMEOUT``, bounded retries, redirects to http(s) onl
 credentials sent to the index's own origin only), hashes it while writing, deletes it, and fails
 the lock (exit 6) on the first file whose bytes do not match, naming the file and the index.
 
-Cost: the bytes of the PyPI part, once per lock of a target (four downloads at a time). For the
-shipped spec's linux-cuda PyPI part (37 wheels, torch and its CUDA libraries being conda's) that
-is about 25 MB; see README "PyPI packages" for the measured time.
+Cost: the bytes of the PyPI part, once per file per run (four downloads at a time; a file one
+target of the run checked is not fetched again for the next). Measured 2026-12 against pypi.org
+from a fast link: the shipped spec's linux-cuda PyPI part is 38 files, 40.1 MB, 0.4-0.7 s; all
+five targets pin 189 files, 65 distinct, 78.7 MB, 1.1 s (about 6 s at 100 Mbit/s).
 """
 
 from __future__ import annotations

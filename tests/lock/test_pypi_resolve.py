@@ -372,6 +372,7 @@ def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypa
     monkeypatch.setenv("ENVSPEC_LOCK_MEMORY", str(256 << 20))
     monkeypatch.setenv("ENVSPEC_LOCK_TIMEOUT", "120")  # a uv that hung at the cap would end here
     with pypi_index.serve(tmp_path / "idx", [pypi_index.Project("envspec-helper", "0.2")]) as idx:
+
         def lock(requirement: str, work: str) -> list[str]:
             packages = pypi_merge.resolve(
                 job(idx, requirement), target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(),
@@ -430,7 +431,10 @@ def test_what_the_lock_pins_is_what_the_index_serves(tmp_path: Path) -> None:
     with pypi_index.serve(tmp_path / "idx", projects) as idx:
         pip_txt = _finish(idx, tmp_path, ("envspec-demo",), set(), verified)
         fetched = [r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")]
-        assert sorted(fetched) == ["/files/envspec_demo-1.0-py3-none-any.whl", "/files/envspec_helper-0.2-py3-none-any.whl"]
+        assert sorted(fetched) == [
+            "/files/envspec_demo-1.0-py3-none-any.whl",
+            "/files/envspec_helper-0.2-py3-none-any.whl",
+        ]
         assert "envspec-helper==0.2 --hash=sha256:" in pip_txt and len(verified) == 2
         idx.requests.clear()
         _finish(idx, tmp_path, ("envspec-demo", "envspec-other"), set(), verified)

@@ -270,7 +270,9 @@ def test_the_uv_command_puts_the_stand_ins_first_and_no_credential_on_it(
     # pip_allow_sdist alone builds nothing: --no-build until uv says an allowed project has no wheel,
     # then --only-binary :all: with exactly that project let through
     assert "--no-build" in pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x", "y"})), tmp_path, "file:///s")
-    built = pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x", "y"})), tmp_path, "file:///s", frozenset({"x"}))
+    built = pypi_resolve.uv_command(
+        _request(allow_sdist=frozenset({"x", "y"})), tmp_path, "file:///s", frozenset({"x"})
+    )
     assert "--no-build" not in built and " ".join(built).endswith("--only-binary :all: --no-binary x")
     upgrade = pypi_resolve.uv_command(_request(upgrade=("envspec-demo",)), tmp_path, "file:///s")
     assert upgrade[upgrade.index("--upgrade-package") + 1] == "envspec-demo"
@@ -582,7 +584,12 @@ def test_the_runtime_names_are_those_pypi_torch_lists() -> None:
         text = path.read_text(encoding="utf-8")
         return [Requirement(line.split(":", 1)[1]) for line in text.splitlines() if line.startswith("Requires-Dist:")]
 
-    linux = {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "python_version": "3.12"}
+    linux = {
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "python_version": "3.12",
+    }
     torch = [r for path in recorded.glob("torch-*.metadata") for r in requires(path)]
     direct = [r for r in torch if r.marker is None or r.marker.evaluate({**linux, "extra": ""})]
     listed = {pypi_resolve.canonical(r.name) for r in direct}
