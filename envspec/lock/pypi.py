@@ -21,7 +21,8 @@ installs with ``--no-deps --require-hashes``).
 What uv returns is what is written, or refused by name: a source distribution unless
 ``pip_allow_sdist`` names it, a package without a sha256, a distribution a conda package of the
 solution already provides, and PyPI torch's CUDA runtime wheels (:data:`TORCH_RUNTIME_WHEELS`,
-the names PyPI torch's own metadata lists) beside conda's pytorch.
+the names PyPI torch's own metadata lists) beside conda's pytorch. What is written is checked
+against the bytes: every pinned file is downloaded and hashed (:mod:`envspec.lock.pypi_verify`).
 """
 
 from __future__ import annotations
