@@ -73,6 +73,34 @@ def out_of_memory_error(limit: int, index_url: str) -> ToolFailed:
     )
 
 
+def run(cmd: list[str], env: Mapping[str, str], err_path: Path, timeout: float, index_url: str) -> tuple[int, str]:
+    """Run uv (``cmd``) capped at :func:`memory_limit`, its messages into ``err_path``: (exit status,
+    the messages). Raises ToolFailed when it cannot start, runs past ``timeout`` (killed) or runs
+    out of memory."""
+    import subprocess
+
+    limit = memory_limit()
+    try:
+        with err_path.open("wb") as err_out:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_out)
+            limited = limit_memory(proc.pid, limit)
+            try:
+                code = proc.wait(timeout=max(timeout, 0.001))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise ToolFailed(
+                    f"uv took longer than {timeout:g} s to resolve the PyPI packages",
+                    tip="a slow or unreachable index? try --mirror pypi=URL, or raise ENVSPEC_LOCK_TIMEOUT",
+                ) from None
+    except OSError as exc:
+        raise ToolFailed(f"cannot run uv: {exc}", tip="reinstall envspec (it depends on the `uv` package)") from None
+    err = read_stderr(err_path)
+    if code != 0 and limited and out_of_memory(code, err):
+        raise out_of_memory_error(limit, index_url)
+    return code, err
+
+
 def read_stderr(path: Path) -> str:
     """The first :data:`STDERR_MAX` bytes of uv's messages."""
     from envspec.fsutil import read_regular_text

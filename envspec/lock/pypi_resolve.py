@@ -35,7 +35,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import zipfile
@@ -383,8 +382,16 @@ def uv_environment(request: Request, cache: Path) -> dict[str, str]:
     return env
 
 
-#: Wheels are what uv may use: a source distribution it names here runs no code unless allowed.
-_NEEDS_BUILD = re.compile(r"Wheels are required for `([^`]+)` because building from source is disabled")
+#: How uv says that a project has no wheel it may use (its hint, and its explanation's words).
+_NEEDS_BUILD = re.compile(
+    r"Wheels are required for `([^`]+)` because building from source is disabled"
+    r"|(?<![\w.-])([A-Za-z0-9][\w.-]*)(?:==[^\s,;]+)? has no usable wheels"
+)
+
+
+def needs_build(stderr: str) -> set[str]:
+    """The projects uv's messages say have no wheel it may use (canonical names)."""
+    return {canonical(a or b) for a, b in _NEEDS_BUILD.findall(stderr)}
 
 
 def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[int, str, str, str]:
@@ -400,7 +407,7 @@ def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[i
         while True:
             left = deadline - time.monotonic()
             code, out, err = _run_uv(request, work, cache, left, standin_url, build=build)
-            needed = {canonical(n) for n in _NEEDS_BUILD.findall(err)} & request.allow_sdist
+            needed = needs_build(err) & request.allow_sdist
             if code == 0 or needed <= build:
                 break
             build |= needed
@@ -418,32 +425,8 @@ def _run_uv(
     out_file.unlink(missing_ok=True)
     if request.preferences:  # uv keeps the pins of an existing output file where it can
         out_file.write_text(pylock_text(request.preferences), encoding="utf-8")
-    limit = bounds.memory_limit()
-    err_file = work / "uv.stderr"
-    try:  # uv's messages go to a file, read back bounded: never an unbounded pipe into this process
-        with err_file.open("wb") as err_out:
-            proc = subprocess.Popen(
-                uv_command(request, work, standin_url, build),
-                env=uv_environment(request, cache),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err_out,
-            )
-            limited = bounds.limit_memory(proc.pid, limit)
-            try:
-                code = proc.wait(timeout=max(timeout, 0.001))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise ToolFailed(
-                    f"uv took longer than {timeout:g} s to resolve the PyPI packages",
-                    tip="a slow or unreachable index? try --mirror pypi=URL, or raise ENVSPEC_LOCK_TIMEOUT",
-                ) from None
-    except OSError as exc:
-        raise ToolFailed(f"cannot run uv: {exc}", tip="reinstall envspec (it depends on the `uv` package)") from None
-    err = bounds.read_stderr(err_file)
-    if code != 0 and limited and bounds.out_of_memory(code, err):
-        raise bounds.out_of_memory_error(limit, request.index_url)
+    cmd = uv_command(request, work, standin_url, build)
+    code, err = bounds.run(cmd, uv_environment(request, cache), work / "uv.stderr", timeout, request.index_url)
     return code, bounds.read_pylock(out_file), err
 
 

@@ -434,6 +434,14 @@ hint: Wheels are required for `envspec-src` because building from source is disa
 """  # noqa: E501
 
 
+def test_the_projects_uv_says_need_a_build_are_read_from_its_hint_or_its_explanation() -> None:
+    """What decides a second uv run letting exactly those projects be built (if pip_allow_sdist names them)."""
+    assert pypi_resolve.needs_build(UV_SDIST) == {"envspec-src"}
+    no_hint = UV_SDIST.split("\nhint:", 1)[0].replace("envspec-src", "Envspec_Src")
+    assert pypi_resolve.needs_build(no_hint) == {"envspec-src"}
+    assert pypi_resolve.needs_build(UV_CONFLICT) == set()
+
+
 def test_uvs_conflict_becomes_one_line_naming_the_chain_and_the_conda_package() -> None:
     torch = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "cuda129_mkl_h_304"))
     line = pypi_resolve.explain(UV_CONFLICT, [torch])
