@@ -362,8 +362,7 @@ def _inflating_wheel(folder: Path, mib: int) -> str:
     return name
 
 
-@pytest.mark.skipif(not hasattr(__import__("resource"), "prlimit") if os.name == "posix" else True,
-                    reason="uv's memory is capped on Linux (prlimit)")  # fmt: skip
+@pytest.mark.skipif(sys.platform != "linux", reason="uv's memory is capped on Linux (prlimit)")
 def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A wheel whose METADATA inflates to 100 MiB made uv take 168-185 MiB (uv 0.13.10), and a larger
     one more, without end. uv's data is capped at ENVSPEC_LOCK_MEMORY: here 256 MiB, which the same
