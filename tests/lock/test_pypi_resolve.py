@@ -439,3 +439,12 @@ def test_what_the_lock_pins_is_what_the_index_serves(tmp_path: Path) -> None:
         _finish(idx, tmp_path, ("envspec-demo", "envspec-other"), set(), verified)
         assert [r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")] == [
             "/files/envspec_other-1.0-py3-none-any.whl"]  # fmt: skip
+
+
+def test_the_pin_check_is_bounded_by_the_package_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock's downloads go through the one downloader: ENVSPEC_MAX_PACKAGE_BYTES caps them too."""
+    monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", "100")
+    cap = r"envspec_helper-0.2-py3-none-any.whl from the PyPI index .* larger than the 100 byte cap"
+    served = pypi_index.serve(tmp_path / "idx", [pypi_index.Project("envspec-helper", "0.2")])
+    with served as idx, pytest.raises(ToolFailed, match=cap + r" \(ENVSPEC_MAX_PACKAGE_BYTES"):
+        _finish(idx, tmp_path, ("envspec-helper",), set())
