@@ -536,8 +536,11 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
     )
 
 
-def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = False) -> Outcome:
-    """Read and verify one finished run's temp files (raises EnvspecError; replaces nothing)."""
+def finish(
+    prep: Prepared, returncode: int, seconds: float, verbose: bool = False, verified: set[tuple[str, str]] | None = None
+) -> Outcome:
+    """Read and verify one finished run's temp files (raises EnvspecError; replaces nothing).
+    ``verified``: the PyPI files (URL, sha256) this run downloaded and checked already."""
     job, item = prep.job, prep.item
     out = prep.stdout.read_text(encoding="utf-8", errors="replace") if prep.stdout.exists() else ""
     err = prep.stderr.read_text(encoding="utf-8", errors="replace") if prep.stderr.exists() else ""
@@ -597,6 +600,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
             previous=_read_head(job.conda_lock_file, 1 << 26) if item.action is Action.UPDATE else None,
             update=item.update,
             verbose=verbose,
+            verified=verified,
         )
     return Outcome(
         target=job.target,
@@ -897,6 +901,7 @@ def lock_jobs(
 
         preps: list[Prepared] = []
         results: list[Outcome] = []
+        verified: set[tuple[str, str]] = set()  # PyPI files checked for one target need no second download
         try:
             for n, item in enumerate(todo, 1):
                 job = by_target[item.target]
@@ -908,7 +913,7 @@ def lock_jobs(
 
             def on_done(prep: Prepared, returncode: int, seconds: float) -> None:
                 try:
-                    outcome = finish(prep, returncode, seconds, verbose=verbose)
+                    outcome = finish(prep, returncode, seconds, verbose=verbose, verified=verified)
                 except EnvspecError as exc:
                     outcome = Outcome(prep.job.target, "failed", seconds=seconds, error=exc)
                     progress(f"  {prep.job.target}: FAILED after {seconds:.1f} s")
