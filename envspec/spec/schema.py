@@ -337,7 +337,8 @@ class SpecDocument(_Strict):
     )
     pip_allow_sdist: list[PipName] = Field(
         default_factory=list,
-        description="PyPI projects that may be locked as a source distribution (built at install time, may need "
+        description="PyPI projects that may be locked as a source distribution when no wheel fits a target: only "
+        "their build backends run (at lock time for metadata, at install time to build them; may need "
         "a compiler). Any other project without a wheel for a target fails the lock.",
     )
     targets: dict[Name, TargetDocument] = Field(min_length=1, description="One record per platform target.")
