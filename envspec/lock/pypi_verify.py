@@ -8,7 +8,7 @@ then commit lockfiles that never install. So :func:`verify` downloads every pinn
 through the one downloader (:mod:`envspec.download`: size cap ``ENVSPEC_MAX_PACKAGE_BYTES``,
 stall guard ``ENVSPEC_STALL_TIMEOUT``, bounded retries, redirects to http(s) only, the index's
 credentials sent to the index's own origin only), hashes it while writing, deletes it, and fails
-the lock (exit 6) on the first file whose bytes do not match, naming the file and the index.
+the lock (exit 7) on the first file whose bytes do not match, naming the file and the index.
 
 Cost: the bytes of the PyPI part, once per file per run (four downloads at a time; a file one
 target of the run checked is not fetched again for the next). Measured 2026-12 against pypi.org
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Final, Protocol
 from urllib.parse import urlsplit
 
-from envspec.errors import ChannelUnreachable, SpecError, ToolFailed
+from envspec.errors import ChannelUnreachable, IntegrityError, SpecError, ToolFailed
 from envspec.lock.condalock import PipPackage
 
 MAX_BYTES_ENV: Final = "ENVSPEC_MAX_PACKAGE_BYTES"  # the downloader's cap, as for installs
@@ -89,7 +89,7 @@ def verify(
     jobs: int = JOBS,
 ) -> Verified:
     """Download each of ``packages`` (into a temporary folder under ``work``, deleted file by file)
-    and compare its sha256 with the pinned one; raises ToolFailed (a mismatch, exit 6) or
+    and compare its sha256 with the pinned one; raises IntegrityError (a mismatch, exit 7, as for an install) or
     ChannelUnreachable (exit 5). ``seen``: the (URL, sha256) pairs this run verified already (for
     another target: the five shipped targets pin 189 files, 65 of them distinct), added to."""
     from envspec.channels import redact
@@ -135,7 +135,7 @@ def verify(
             ) from None
         got.path.unlink()
         if got.sha256 != package.sha256:
-            raise ToolFailed(
+            raise IntegrityError(
                 f"target {target}: the PyPI index {index_shown} lists sha256 {package.sha256} for {name}, but the "
                 f"file it serves ({shown}) has sha256 {got.sha256}; a lockfile of it would never install, so "
                 "nothing was written",

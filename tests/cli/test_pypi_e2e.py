@@ -300,7 +300,7 @@ def test_an_index_serving_other_bytes_than_it_lists_fails_the_lock(channel: Path
         project = make_project(tmp_path / "proj", ["envspec-demo"])
         proc = child(project, "lock", "--target", TARGET, "--mirror", f"conda-forge={channel.as_uri()}",
                      "--mirror", f"pypi={bad.url}", cache=tmp_path / "pkgs")  # fmt: skip
-    assert proc.returncode == 6, proc.stderr
+    assert proc.returncode == 7, proc.stderr
     error = next(line for line in proc.stderr.splitlines() if line.startswith("error:"))
     assert f"the PyPI index {bad.url} lists sha256" in error and "envspec_helper-0.2-py3-none-any.whl" in error
     assert not list((project / "lockfiles").glob(f"{TARGET}.*lock*")) if (project / "lockfiles").exists() else True

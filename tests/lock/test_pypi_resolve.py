@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from envspec.errors import ChannelUnreachable, ExitCode, ToolFailed, UnsatisfiableError
+from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError, ToolFailed, UnsatisfiableError
 from envspec.lock import pypi, pypi_merge
 from envspec.lock.condalock import read_pip_packages
 
@@ -404,16 +404,16 @@ def test_a_bad_memory_limit_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatc
 
 def test_an_index_listing_a_wrong_sha256_fails_the_lock_naming_the_file_and_the_index(tmp_path: Path) -> None:
     """uv pins the #sha256= the page lists (with PEP 658 metadata it never downloads the wheel): the
-    lock wrote a pin no install could meet. Now every pinned file is downloaded and hashed: exit 6."""
+    lock wrote a pin no install could meet. Now every pinned file is downloaded and hashed: exit 7."""
     projects = [pypi_index.Project("envspec-demo", "1.0", requires=("envspec-helper",)),
                 pypi_index.Project("envspec-helper", "0.2")]  # fmt: skip
     with pypi_index.serve(tmp_path / "idx", projects) as idx:
         wheel = idx.file("envspec_helper-0.2-py3-none-any.whl")
         wheel.write_bytes(wheel.read_bytes() + b"\0")  # not what the page's #sha256= says
-        with pytest.raises(ToolFailed) as info:
+        with pytest.raises(IntegrityError) as info:
             _finish(idx, tmp_path, ("envspec-demo",), set())
     line = info.value.one_line()
-    assert info.value.exit_code == ExitCode.TOOL_FAILED and "\n" not in line
+    assert info.value.exit_code == ExitCode.INTEGRITY and "\n" not in line
     assert f"the PyPI index {idx.url} lists sha256" in line and "envspec_helper-0.2-py3-none-any.whl" in line, line
     assert "nothing was written" in line
     assert {r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")} == {
