@@ -59,7 +59,7 @@ ZIZMOR_ARGS = ("--offline", "--strict-collection", "--no-progress")
 # and render HTML: only their pure functions, and all of matrix.py).
 MUTMUT = "mutmut==3.8.1"
 MUTANT_NAMES = (
-    "envspec.spec.model.*",
+    "envspec.spec.schema.*",
     "envspec.lock.plan.*",
     "envspec.lock.explicit.*",
     "envspec.lock.condalock.*",

@@ -12,7 +12,8 @@ from pathlib import Path
 from envspec.errors import BusyError
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting it and back: Python has no getter)."""
     current = os.umask(0)
     os.umask(current)
     return current
@@ -41,7 +42,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         _set_mode(fd, tmp, mode)
@@ -54,6 +55,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_create_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file ``path``, never over an existing one: a temp file in the same folder,
+    then ``os.link`` (atomic, and ``FileExistsError`` when the name is taken, even by a racing writer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        _set_mode(fd, tmp, 0o666 & ~current_umask())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import BusyError
-from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
+from envspec.fsutil import atomic_create_bytes, atomic_write_bytes, atomic_write_text, current_umask, run_lock
 
 
 def test_atomic_write_creates_with_umask_mode(tmp_path: Path) -> None:
@@ -93,3 +93,13 @@ def test_a_refused_read_says_what_the_file_is_or_which_cap_it_passed(tmp_path: P
         read_regular_bytes(tmp_path / "big", 10)
     assert (info.value.kind, info.value.cap) == (None, 10)
     assert read_regular_bytes(tmp_path / "big", 10, head=True) == b"x" * 10
+
+
+def test_atomic_create_never_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "new.yml"
+    atomic_create_bytes(target, b"first\n")
+    with pytest.raises(FileExistsError):
+        atomic_create_bytes(target, b"second\n")
+    assert target.read_bytes() == b"first\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["new.yml"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()

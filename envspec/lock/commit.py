@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from envspec.errors import SpecError
+from envspec.fsutil import current_umask
 from envspec.lock import explicit
 
 JOURNAL_NAME = ".envspec-lock.commit"
@@ -44,12 +45,6 @@ META_HASH_RE = re.compile(rf"^\s*{CONDA_LOCK_HASH_KEY}:\s*['\"]?(sha256:[0-9a-f]
 # SIGKILL it there. STEP is "staged", "journal", "rename-<n>" (after the n-th rename) or "renamed".
 PAUSE_ENV = "ENVSPEC_TEST_COMMIT_PAUSE"
 _PAUSE_MAX_S = 60.0
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -100,7 +95,7 @@ def commit(folder: Path, files: Sequence[tuple[Path, str]]) -> None:
             try:
                 mode = final.stat().st_mode & 0o7777
             except FileNotFoundError:
-                mode = 0o666 & ~_umask()
+                mode = 0o666 & ~current_umask()
             tmp = final.with_name(f".{final.name}{TMP_MARK}-{os.getpid()}")
             staged.append((tmp, final))
             _write_synced(tmp, text.encode("utf-8"), mode)

@@ -162,7 +162,7 @@ def _version(value: object) -> str:
 
 
 #: The package whose build says which torch a lock holds (cuda*/cpu*/...): conda-forge's ``pytorch``
-#: (``envspec.spec.model.TORCH_PACKAGE``), never ``libtorch`` (its C++ library, listed first in lock order).
+#: (``envspec.spec.schema.TORCH_PACKAGE``), never ``libtorch`` (its C++ library, listed first in lock order).
 TORCH_PACKAGE: Final = "pytorch"
 
 

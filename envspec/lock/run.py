@@ -59,7 +59,7 @@ from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.condalock import read_conda_lock, read_pip_packages, summarize
-from envspec.lock.plan import Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
+from envspec.lock.plan import Action, LockInput, LockPlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
 #: The cutoff of ``--exclude-newer`` in conda-lock.yml's metadata (the explicit file's header says
@@ -71,7 +71,7 @@ _TMP_GLOB = ".*.envspec-tmp*"
 
 
 class TargetLike(Protocol):
-    """What lock needs of a resolved target (``envspec.spec.model.ResolvedTarget`` has it)."""
+    """What lock needs of a resolved target (``envspec.spec.schema.ResolvedTarget`` has it)."""
 
     @property
     def name(self) -> str: ...
@@ -536,8 +536,11 @@ def prepare(job: LockJob, item: PlanItem, solver: Solver, work_dir: Path, verbos
     )
 
 
-def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = False) -> Outcome:
-    """Read and verify one finished run's temp files (raises EnvspecError; replaces nothing)."""
+def finish(
+    prep: Prepared, returncode: int, seconds: float, verbose: bool = False, verified: set[tuple[str, str]] | None = None
+) -> Outcome:
+    """Read and verify one finished run's temp files (raises EnvspecError; replaces nothing).
+    ``verified``: the PyPI files (URL, sha256) this run downloaded and checked already."""
     job, item = prep.job, prep.item
     out = prep.stdout.read_text(encoding="utf-8", errors="replace") if prep.stdout.exists() else ""
     err = prep.stderr.read_text(encoding="utf-8", errors="replace") if prep.stderr.exists() else ""
@@ -597,6 +600,7 @@ def finish(prep: Prepared, returncode: int, seconds: float, verbose: bool = Fals
             previous=_read_head(job.conda_lock_file, 1 << 26) if item.action is Action.UPDATE else None,
             update=item.update,
             verbose=verbose,
+            verified=verified,
         )
     return Outcome(
         target=job.target,
@@ -860,7 +864,7 @@ def lock_jobs(
     stored = {job.target: read_stored(job, with_packages=bool(update)) for job in jobs}
     try:
         items = plan([job.input for job in jobs], stored, update)
-    except PlanError as exc:
+    except LockPlanError as exc:
         raise SpecError(
             str(exc), tip="--update takes packages the spec names (dependencies or torch in envspec.yml)"
         ) from None
@@ -897,6 +901,7 @@ def lock_jobs(
 
         preps: list[Prepared] = []
         results: list[Outcome] = []
+        verified: set[tuple[str, str]] = set()  # PyPI files checked for one target need no second download
         try:
             for n, item in enumerate(todo, 1):
                 job = by_target[item.target]
@@ -908,7 +913,7 @@ def lock_jobs(
 
             def on_done(prep: Prepared, returncode: int, seconds: float) -> None:
                 try:
-                    outcome = finish(prep, returncode, seconds, verbose=verbose)
+                    outcome = finish(prep, returncode, seconds, verbose=verbose, verified=verified)
                 except EnvspecError as exc:
                     outcome = Outcome(prep.job.target, "failed", seconds=seconds, error=exc)
                     progress(f"  {prep.job.target}: FAILED after {seconds:.1f} s")

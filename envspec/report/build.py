@@ -17,23 +17,11 @@ from envspec.channels import printable
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
 from envspec.project import Project
-from envspec.render.workflows import REPORT_ARTIFACT, artifact_name
-from envspec.report.inputs import SMOKE_JSON, SMOKE_PNG, read_lock, read_results, read_smoke_dir
+from envspec.render import REPORT_ARTIFACT, artifact_name
+from envspec.report.inputs import read_lock, read_results
 from envspec.report.matrix import ResultTable, build_table
 from envspec.report.pages import render_html, render_markdown
-from envspec.spec.model import ResolvedTarget
-
-#: What the rest of envspec takes from here (``envspec up`` reads one target's results as the report does).
-__all__ = [
-    "SMOKE_JSON",
-    "SMOKE_PNG",
-    "Written",
-    "build_report",
-    "github_context",
-    "read_smoke_dir",
-    "report_title",
-    "write_report",
-]
+from envspec.spec import ResolvedTarget
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envspec.errors import SpecError
 from envspec.fsutil import NotRegularFile, read_regular_bytes, read_regular_text
-from envspec.lock.condalock import read_pip_packages, summarize
-from envspec.lock.explicit import SOLVED_FROM_KEY, TEST_CHANNEL
-from envspec.lock.run import is_fresh
+from envspec.lock import SOLVED_FROM_KEY, TEST_CHANNEL, is_fresh, read_pip_packages
+from envspec.lock import summarize_conda_lock as summarize
 from envspec.project import Project
-from envspec.smoke import report as smoke_report
-from envspec.spec.model import ResolvedTarget
+from envspec.smoke import SMOKE_IMAGE_FILE, SMOKE_REPORT_FILE, SMOKE_SCHEMA
+from envspec.spec import ResolvedTarget
 
 # One home for the file names and schema: the smoke test writes them (envspec.smoke.report).
-SMOKE_SCHEMA: Final = smoke_report.SCHEMA
-SMOKE_JSON: Final = smoke_report.REPORT_FILE
-SMOKE_PNG: Final = smoke_report.IMAGE_FILE
+SMOKE_JSON: Final = SMOKE_REPORT_FILE
+SMOKE_PNG: Final = SMOKE_IMAGE_FILE
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 #: A smoke.png larger than this is not embedded (the page must stay light).
 MAX_EMBED_BYTES: Final = 8 * 1024 * 1024

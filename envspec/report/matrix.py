@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from envspec.lock.condalock import torch_build_label
+from envspec.lock import torch_build_label
 from envspec.report.inputs import (
     SMOKE_JSON,
     SMOKE_PNG,
@@ -21,7 +21,7 @@ from envspec.report.inputs import (
     SmokeReport,
     png_size,
 )
-from envspec.spec.model import ResolvedTarget
+from envspec.spec import ResolvedTarget
 
 #: A smoke.png with more pixels than this is not decoded nor embedded (a small file can inflate to
 #: gigabytes: a decompression bomb for Pillow and for the browser showing the report).

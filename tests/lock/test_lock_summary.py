@@ -5,7 +5,7 @@ from __future__ import annotations
 from envspec.lock import condalock
 from envspec.lock.run import _summarise
 from envspec.report import inputs
-from envspec.spec.model import TORCH_PACKAGE
+from envspec.spec.schema import TORCH_PACKAGE
 
 
 def _entry(name: str, version: str, build: str, platform: str = "linux-64") -> str:

@@ -11,7 +11,7 @@ from envspec.errors import SpecError
 from envspec.lock import explicit
 from envspec.lock.conda_shim import parse_command, target_virtual_packages
 from envspec.lock.diff import diff_packages, markdown
-from envspec.lock.plan import Action, LockInput, PlanError, Stored, plan, staleness
+from envspec.lock.plan import Action, LockInput, LockPlanError, Stored, plan, staleness
 
 # ------------------------------------------------------------------------------- plan
 
@@ -76,7 +76,7 @@ def test_plan_update_of_an_indirect_dependency_is_an_error() -> None:
     a = LockInput("a", "linux-64", b"e", b"v", ("c",), frozenset({"diffusers"}))
     stored = {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers", "colorama"}))}
     assert plan([a], stored, update=["diffusers"])[0].action is Action.UPDATE
-    with pytest.raises(PlanError, match=r"colorama.*does not request it directly"):
+    with pytest.raises(LockPlanError, match=r"colorama.*does not request it directly"):
         plan([a], stored, update=["colorama"])
 
 
@@ -93,7 +93,7 @@ def test_spec_names() -> None:
 
 def test_plan_update_of_unknown_package_is_an_error() -> None:
     a = _inp("a")
-    with pytest.raises(PlanError, match="nosuchpkg"):
+    with pytest.raises(LockPlanError, match="nosuchpkg"):
         plan([a], {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers"}))}, update=["nosuchpkg"])
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from envspec.errors import ExitCode, ToolFailed
 from envspec.models import hub, local
-from envspec.models.plan import PlanError, check_path
+from envspec.models.plan import ModelsPlanError, check_path
 
 from .conftest import Project
 from .test_models_hub import FP16, setup_repo
@@ -90,7 +90,7 @@ def test_the_hub_listing_parser_gives_a_file_or_one_line(name: object, size: obj
     assert (got.sha256 is None) != (got.git_sha1 is None)
     try:  # the planner's own check decides about the name; it never crashes either
         check_path(got.path)
-    except PlanError as exc:
+    except ModelsPlanError as exc:
         assert str(exc).isprintable()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import ExitCode, SpecError
-from envspec.spec.model import ACCELERATOR_RULES, load_spec, parse_spec
+from envspec.spec.schema import ACCELERATOR_RULES, load_spec, parse_spec
 
 P = Path("envspec.yml")
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from envspec.cli.main import main
 from envspec.errors import ExitCode, SpecError
-from envspec.spec.model import parse_spec
+from envspec.spec.schema import parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = (REPO / "envspec.yml").read_text(encoding="utf-8")
@@ -87,7 +87,7 @@ def test_a_channel_url_is_no_channel_name_and_is_not_quoted(url: str) -> None:
 
 def test_urls_without_secrets_and_channel_names_still_load() -> None:
     spec = parse_spec(_with(("dependencies",), "https://mirror.example/conda-forge::ffmpeg"), Path("envspec.yml"))
-    assert "https://mirror.example/conda-forge::ffmpeg" in spec.model.dependencies
+    assert "https://mirror.example/conda-forge::ffmpeg" in spec.document.dependencies
     parse_spec(_with(("targets", "linux-cpu", "variables"), {"HF_ENDPOINT": "https://hub.example/"}), Path("x"))
 
 

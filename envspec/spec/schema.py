@@ -177,7 +177,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class TargetModel(_Strict):
+class TargetDocument(_Strict):
     """One target: everything that differs between platforms, as data."""
 
     description: str = Field(default="", description="One line for people: what machine this is for.")
@@ -225,7 +225,7 @@ class TargetModel(_Strict):
     )
 
     @model_validator(mode="after")
-    def _coherent(self) -> TargetModel:
+    def _coherent(self) -> TargetDocument:
         family = self.subdir.split("-")[0]
         for name in self.virtual_packages:
             allowed = KNOWN_VIRTUAL_PACKAGES.get(name)
@@ -306,7 +306,7 @@ RepoPath = Annotated[str, StringConstraints(max_length=500), AfterValidator(_che
 ModelVariant = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,32}$")]
 
 
-class ModelEntryModel(_Strict):
+class ModelEntryDocument(_Strict):
     """One model: a Hugging Face repository at a revision, and what to take from it."""
 
     description: str = Field(default="", description="One line for people: what this model is.")
@@ -341,7 +341,7 @@ class ModelEntryModel(_Strict):
     smoke: bool = Field(default=False, description="The smoke test uses this model (or set smoke_model: NAME).")
 
     @model_validator(mode="after")
-    def _coherent(self) -> ModelEntryModel:
+    def _coherent(self) -> ModelEntryDocument:
         if self.layout == "single_file":
             if self.file is None:
                 raise ValueError("layout 'single_file' needs file: (the checkpoint's path in the repository)")
@@ -352,7 +352,7 @@ class ModelEntryModel(_Strict):
         return self
 
 
-class SpecModel(_Strict):
+class SpecDocument(_Strict):
     """The whole ``envspec.yml``."""
 
     version: Literal[1] = Field(description="Format version of envspec.yml.")
@@ -367,17 +367,18 @@ class SpecModel(_Strict):
     )
     pip_allow_sdist: list[PipName] = Field(
         default_factory=list,
-        description="PyPI projects that may be locked as a source distribution (built at install time, may need "
+        description="PyPI projects that may be locked as a source distribution when no wheel fits a target: only "
+        "their build backends run (at lock time for metadata, at install time to build them; may need "
         "a compiler). Any other project without a wheel for a target fails the lock.",
     )
-    targets: dict[Name, TargetModel] = Field(min_length=1, description="One record per platform target.")
-    models: dict[Name, ModelEntryModel] = Field(
+    targets: dict[Name, TargetDocument] = Field(min_length=1, description="One record per platform target.")
+    models: dict[Name, ModelEntryDocument] = Field(
         default_factory=dict, description="Hugging Face models to lock and pull into models/<name>/ (docs/models.md)."
     )
     smoke_model: Name | None = Field(default=None, description="The model the smoke test uses (or smoke: true on it).")
 
     @model_validator(mode="after")
-    def _no_duplicate_packages(self) -> SpecModel:
+    def _no_duplicate_packages(self) -> SpecDocument:
         common = {_spec_name(s): s for s in self.dependencies}
         if len(common) != len(self.dependencies):
             raise ValueError("dependencies name a package twice")
@@ -399,7 +400,7 @@ class SpecModel(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _one_smoke_model(self) -> SpecModel:
+    def _one_smoke_model(self) -> SpecDocument:
         marked = [name for name, entry in self.models.items() if entry.smoke]
         if len(marked) > 1:
             raise ValueError(f"models {', '.join(marked)} all say smoke: true; the smoke test uses one")
@@ -461,27 +462,35 @@ class ResolvedTarget:
 @dataclass(frozen=True)
 class Spec:
     path: Path
-    model: SpecModel
+    document: SpecDocument
 
     @property
     def name(self) -> str:
-        return self.model.name
+        return self.document.name
 
     @property
     def channels(self) -> list[str]:
-        return list(self.model.channels)
+        return list(self.document.channels)
 
     @property
-    def targets(self) -> dict[str, TargetModel]:
-        return dict(self.model.targets)
+    def targets(self) -> dict[str, TargetDocument]:
+        return dict(self.document.targets)
 
     def resolve(self, name: str) -> ResolvedTarget:
+        """The record of target ``name``, made once per ``Spec``: every stage of a run (and ``up``'s
+        target choice, doctor, install and report) gets the same object."""
+        cache: dict[str, ResolvedTarget] = self.__dict__.setdefault("_resolved", {})
+        if name not in cache:
+            cache[name] = self._resolve(name)
+        return cache[name]
+
+    def _resolve(self, name: str) -> ResolvedTarget:
         try:
-            target = self.model.targets[name]
+            target = self.document.targets[name]
         except KeyError:
             raise SpecError(
                 f"{self.path}: no target named {name!r}",
-                tip=f"choose one of: {', '.join(self.model.targets)}",
+                tip=f"choose one of: {', '.join(self.document.targets)}",
             ) from None
         torch_spec = next(s for s in target.torch if _spec_name(s) == TORCH_PACKAGE)
         cuda_version = None
@@ -494,9 +503,9 @@ class Spec:
             description=target.description,
             subdir=target.subdir,
             accelerator=target.accelerator,
-            channels=tuple(self.model.channels),
-            dependencies=(*self.model.dependencies, *target.torch, *target.packages),
-            pip=(*self.model.pip, *target.pip),
+            channels=tuple(self.document.channels),
+            dependencies=(*self.document.dependencies, *target.torch, *target.packages),
+            pip=(*self.document.pip, *target.pip),
             virtual_packages=dict(target.virtual_packages),
             variables=variables,
             runner=target.runner,
@@ -504,16 +513,16 @@ class Spec:
             smoke_device=target.smoke_device,
             torch_spec=torch_spec,
             cuda_version=cuda_version,
-            env_name=f"{self.model.name}-{name}",
+            env_name=f"{self.document.name}-{name}",
             smoke_with_model=target.smoke_with_model,
             smoke_steps=target.smoke_steps,
             smoke_resolution=target.smoke_resolution,
-            pip_allow_sdist=tuple(self.model.pip_allow_sdist),
-            common_dependencies=tuple(self.model.dependencies),
+            pip_allow_sdist=tuple(self.document.pip_allow_sdist),
+            common_dependencies=tuple(self.document.dependencies),
         )
 
     def resolve_all(self) -> list[ResolvedTarget]:
-        return [self.resolve(name) for name in self.model.targets]
+        return [self.resolve(name) for name in self.document.targets]
 
 
 def _match_version(spec: str) -> str:
@@ -557,7 +566,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         )
     _refuse_control_characters(data, source, path)
     try:
-        model = SpecModel.model_validate(data)
+        model = SpecDocument.model_validate(data)
     except RecursionError:
         raise SpecError(
             f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
@@ -565,7 +574,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         ) from None
     except ValidationError as exc:
         raise _to_spec_error(exc, source, path) from None
-    return Spec(path=path, model=model)
+    return Spec(path=path, document=model)
 
 
 def _unsafe_character(text: str) -> str | None:
@@ -662,10 +671,10 @@ def _to_spec_error(exc: ValidationError, source: YamlSource, path: Path) -> Spec
 
 def json_schema() -> dict[str, Any]:
     """JSON schema of envspec.yml generated from the model (for editors)."""
-    schema = SpecModel.model_json_schema()
+    schema = SpecDocument.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": "GENERATED by `envspec render` from envspec/spec.py; do not edit.",
         **schema,
-        "title": "envspec.yml",  # after pydantic's own title ("SpecModel"), which would replace it
+        "title": "envspec.yml",  # after pydantic's own title ("SpecDocument"), which would replace it
     }
