@@ -1,22 +1,6 @@
 """Stage 3 of 8, lock: conda-lock drives a py-rattler conda substitute and uv adds the PyPI part;
 lockfile formats are read and written here.
 
-lockfile formats are read and written here.
-
-lockfile formats are read and written here.
-
-lockfile formats are read and written here.
-
-lockfile formats are read and written here.
-
-lockfile formats are read and written here.
-
-lockfile formats are read and written here.
-
-lockfile formats are read and written here.
-
-lockfile formats are read and written here.
-
 The stage's surface: ``__all__`` (see ``envspec.lazy_surface``).
 """
 

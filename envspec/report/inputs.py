@@ -250,7 +250,9 @@ def read_results(results_dir: Path) -> dict[str, SmokeRead]:
 
 
 @dataclass(frozen=True)
-class LockSummary:
+class LockReading:
+    """What the report read of one target's lockfiles (never raises: a problem is a state)."""
+
     state: LockState
     packages: int | None = None
     torch_version: str | None = None
@@ -272,7 +274,7 @@ def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | Non
     return summary.packages, torch.version if torch else None, torch.build if torch else None
 
 
-def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None) -> LockSummary:
+def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None) -> LockReading:
     """Lock state of one target. Never raises: an unreadable lockfile is reported, not fatal.
 
     ``mirrors``: the channel mirrors the lockfiles were solved with (default: ``ENVSPEC_MIRRORS``).
@@ -281,18 +283,18 @@ def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, st
     try:
         text = read_regular_text(path)  # a FIFO or /dev/zero in a checkout must not hang the report
     except FileNotFoundError:
-        return LockSummary(state="missing", problem=f"no {project.relative(path)}")
+        return LockReading(state="missing", problem=f"no {project.relative(path)}")
     except (OSError, UnicodeDecodeError) as exc:
-        return LockSummary(state="unknown", problem=f"cannot read {project.relative(path)}: {exc}")
+        return LockReading(state="unknown", problem=f"cannot read {project.relative(path)}: {exc}")
     try:
         count, version, build = parse_conda_lock(text, target.subdir)
     except ValueError as exc:
-        return LockSummary(state="unknown", problem=f"{project.relative(path)}: {exc}")
+        return LockReading(state="unknown", problem=f"{project.relative(path)}: {exc}")
     state, problem = _freshness(project, target, mirrors)
     if f"# {SOLVED_FROM_KEY}: {TEST_CHANNEL}" in text:  # the lock step's mark: fresh, but never to commit
         problem = f"{problem}; {TEST_CHANNEL_TEXT}" if problem else TEST_CHANNEL_TEXT
     pip = tuple(f"{p.name} {p.version}" for p in read_pip_packages(text, "conda-lock file", target.subdir))
-    return LockSummary(
+    return LockReading(
         state=state, packages=count, torch_version=version, torch_build=build, problem=problem, pip_packages=pip
     )
 

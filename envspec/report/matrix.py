@@ -15,7 +15,7 @@ from envspec.lock import torch_build_label
 from envspec.report.inputs import (
     SMOKE_JSON,
     SMOKE_PNG,
-    LockSummary,
+    LockReading,
     SmokeBenchmark,
     SmokeRead,
     SmokeReport,
@@ -62,7 +62,7 @@ class Row:
     mode: str | None
     model_note: str | None  # which model made the image: the pinned one, or the tiny offline one
     model_path: str | None  # where that model was loaded from (smoke.json's "model")
-    lock: LockSummary
+    lock: LockReading
     timings: tuple[tuple[str, float], ...]
     it_per_s: float | None
     benchmark: str | None
@@ -189,7 +189,7 @@ def _image_cell(read: SmokeRead, report: SmokeReport) -> tuple[ImageCell | None,
 
 
 def _resultless_row(
-    name: str, target: ResolvedTarget | None, lock: LockSummary, *, status: Status, reason: str, promised: str
+    name: str, target: ResolvedTarget | None, lock: LockReading, *, status: Status, reason: str, promised: str
 ) -> Row:
     """A row for a target whose smoke results are missing or unreadable: shown, never dropped."""
     return Row(
@@ -222,7 +222,7 @@ def build_row(
     name: str,
     target: ResolvedTarget | None,
     read: SmokeRead | None,
-    lock: LockSummary,
+    lock: LockReading,
 ) -> Row:
     """One row of the matrix. Pure."""
     runner = target.runner if target else ""
@@ -286,17 +286,17 @@ def model_note(mode: str | None, model: str | None) -> str | None:
 def build_table(
     targets: Iterable[ResolvedTarget],
     results: Mapping[str, SmokeRead],
-    locks: Mapping[str, LockSummary],
+    locks: Mapping[str, LockReading],
     context: Iterable[tuple[str, str]] = (),
     title: str = "envspec report",
 ) -> ResultTable:
     """The table model: one row per target of the spec (missing ones included), in spec order,
     then rows for results of targets the spec does not have. Pure."""
     targets = list(targets)
-    rows = [build_row(t.name, t, results.get(t.name), locks.get(t.name, LockSummary(state="unknown"))) for t in targets]
+    rows = [build_row(t.name, t, results.get(t.name), locks.get(t.name, LockReading(state="unknown"))) for t in targets]
     known = {t.name for t in targets}
     rows.extend(
-        build_row(name, None, read, LockSummary(state="unknown", problem="not a target of the spec"))
+        build_row(name, None, read, LockReading(state="unknown", problem="not a target of the spec"))
         for name, read in sorted(results.items())
         if name not in known
     )

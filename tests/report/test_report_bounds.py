@@ -21,7 +21,7 @@ from envspec.spec.schema import load_spec
 
 def _table(project_copy: Path, results: Path) -> matrix.ResultTable:
     targets = load_spec(Project(project_copy).spec_path).resolve_all()
-    locks = {t.name: inputs.LockSummary(state="unknown") for t in targets}
+    locks = {t.name: inputs.LockReading(state="unknown") for t in targets}
     return matrix.build_table(targets, inputs.read_results(results), locks)
 
 

@@ -23,7 +23,7 @@ needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on t
 
 def _rows(project_copy: Path, results: Path) -> dict[str, matrix.Row]:
     targets = load_spec(Project(project_copy).spec_path).resolve_all()
-    locks = {t.name: inputs.LockSummary(state="unknown") for t in targets}
+    locks = {t.name: inputs.LockReading(state="unknown") for t in targets}
     table = matrix.build_table(targets, inputs.read_results(results), locks)
     return {row.target: row for row in table.rows}
 

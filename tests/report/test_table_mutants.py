@@ -16,7 +16,7 @@ from smokefixtures import make_png
 
 from envspec.report import inputs, matrix, pages
 from envspec.report.build import github_context, report_title
-from envspec.report.inputs import LockSummary, SmokeBenchmark, SmokeRead, SmokeReport, parse_smoke_json, png_size
+from envspec.report.inputs import LockReading, SmokeBenchmark, SmokeRead, SmokeReport, parse_smoke_json, png_size
 from envspec.report.matrix import ResultTable, build_row, build_table, judge, model_note
 from envspec.report.pages import md_cell, render_markdown
 from envspec.spec.schema import ResolvedTarget
@@ -151,7 +151,7 @@ def test_a_full_row() -> None:
         benchmark={"it_per_s": 12.5, "ms_per_step": 80.04},
         checks=[{"name": "finite", "passed": True}, {"name": "shape", "passed": False, "detail": "64x64"}],
     )
-    lock = LockSummary(state="fresh", packages=3)
+    lock = LockReading(state="fresh", packages=3)
     row = build_row("gpu", target(), SmokeRead(report=rep, png=png), lock)
     assert row == matrix.Row(
         target="gpu",
@@ -181,7 +181,7 @@ def test_a_full_row() -> None:
 
 
 def test_rows_without_results() -> None:
-    lock = LockSummary(state="missing")
+    lock = LockReading(state="missing")
     missing = build_row("gpu", target(), None, lock)
     assert (missing.status, missing.reason, missing.promised_device, missing.in_spec) == (
         "missing",
@@ -212,17 +212,17 @@ def test_rows_without_results() -> None:
 
 def test_a_result_of_no_spec_target_takes_its_promise_from_smoke_json() -> None:
     rep = smoke(target="x", promised_device="mps", device="mps")
-    row = build_row("x", None, SmokeRead(report=rep), LockSummary(state="unknown"))
+    row = build_row("x", None, SmokeRead(report=rep), LockReading(state="unknown"))
     assert (row.promised_device, row.device_verdict, row.status) == ("mps", "promised", "pass")
     assert (row.image, row.image_note) == (None, "no smoke.png")
-    assert build_row("x", None, SmokeRead(report=smoke(device="cpu")), LockSummary("unknown")).promised_device == "?"
+    assert build_row("x", None, SmokeRead(report=smoke(device="cpu")), LockReading("unknown")).promised_device == "?"
 
 
 def test_results_filed_under_another_target_are_an_error() -> None:
-    row = build_row("gpu", target(), SmokeRead(report=smoke(target="mac")), LockSummary(state="fresh"))
+    row = build_row("gpu", target(), SmokeRead(report=smoke(target="mac")), LockReading(state="fresh"))
     assert (row.status, row.reason) == ("error", "smoke.json is for target 'mac' but was found under 'gpu'")
     # No target in smoke.json: it is taken to be this one's.
-    assert build_row("gpu", target(), SmokeRead(report=smoke()), LockSummary(state="fresh")).status == "pass"
+    assert build_row("gpu", target(), SmokeRead(report=smoke()), LockReading(state="fresh")).status == "pass"
 
 
 @pytest.mark.parametrize(
@@ -347,15 +347,15 @@ def test_build_table_rows_counts_and_headline() -> None:
         "zz-extra": SmokeRead(report=smoke(device="cpu")),
         "aa-extra": SmokeRead(problem="bad"),
     }
-    table = build_table([gpu, cpu], results, {"gpu": LockSummary(state="fresh")}, [("ref", "main")], title="T")
+    table = build_table([gpu, cpu], results, {"gpu": LockReading(state="fresh")}, [("ref", "main")], title="T")
     assert [(r.target, r.status) for r in table.rows] == [
         ("gpu", "pass"),
         ("cpu", "missing"),
         ("aa-extra", "error"),
         ("zz-extra", "pass"),
     ]
-    assert table.rows[1].lock == LockSummary(state="unknown")
-    assert table.rows[2].lock == LockSummary(state="unknown", problem="not a target of the spec")
+    assert table.rows[1].lock == LockReading(state="unknown")
+    assert table.rows[2].lock == LockReading(state="unknown", problem="not a target of the spec")
     assert table.counts == {"pass": 2, "missing": 1, "error": 1}
     assert (table.context, table.title) == ((("ref", "main"),), "T")
     assert table.headline == "2/4 targets passed (2 pass, 1 error, 1 missing)"
@@ -365,11 +365,11 @@ def test_build_table_rows_counts_and_headline() -> None:
 
 
 def test_row_torch_text() -> None:
-    row = build_row("gpu", target(), None, LockSummary(state="fresh"))
+    row = build_row("gpu", target(), None, LockReading(state="fresh"))
     assert row.torch == ""
-    with_build = dataclasses.replace(row, lock=LockSummary(state="fresh", torch_version="2.9.1", torch_build="cuda129"))
+    with_build = dataclasses.replace(row, lock=LockReading(state="fresh", torch_version="2.9.1", torch_build="cuda129"))
     assert with_build.torch == "2.9.1 (cuda129)"
-    assert dataclasses.replace(row, lock=LockSummary(state="fresh", torch_version="2.9.1")).torch == "2.9.1"
+    assert dataclasses.replace(row, lock=LockReading(state="fresh", torch_version="2.9.1")).torch == "2.9.1"
 
 
 def test_markdown_word_for_word() -> None:
@@ -381,7 +381,7 @@ def test_markdown_word_for_word() -> None:
         benchmark={"it_per_s": 7.25},
         checks=[{"name": "a|b", "passed": False}],
     )
-    lock = LockSummary(
+    lock = LockReading(
         state="stale", packages=120, torch_version="2.9.1", torch_build="cuda129", pip_packages=("x 1", "y_z 2")
     )
     table = build_table(
@@ -435,7 +435,7 @@ def test_markdown_word_for_word() -> None:
 
 
 def test_markdown_of_a_missing_row() -> None:
-    row = build_row("gpu", dataclasses.replace(target(), runner=""), None, LockSummary(state="missing"))
+    row = build_row("gpu", dataclasses.replace(target(), runner=""), None, LockReading(state="missing"))
     text = render_markdown(ResultTable(rows=(row,), counts={"missing": 1}))
     assert text.splitlines()[-1] == (
         "| **gpu** | ⬜ missing<br>no smoke results (the job failed before the smoke test, or did not run) | — / cuda "
@@ -488,9 +488,9 @@ def test_details_the_first_pass_left_open(monkeypatch: pytest.MonkeyPatch) -> No
         inputs.parse_conda_lock("garbage", "linux-64")
     assert str(info.value) == "not a conda-lock.yml: no 'package' list"
     # Rows: a resultless row keeps its target's place in the spec; a row without a target has no subdir.
-    broken = build_row("gpu", target(), SmokeRead(problem="bad"), LockSummary("unknown"))
+    broken = build_row("gpu", target(), SmokeRead(problem="bad"), LockReading("unknown"))
     assert (broken.in_spec, broken.runner, broken.subdir, broken.versions) == (True, "gpu-runner", "linux-64", ())
-    stray = build_row("x", None, SmokeRead(report=smoke(promised_device="cuda")), LockSummary("unknown"))
+    stray = build_row("x", None, SmokeRead(report=smoke(promised_device="cuda")), LockReading("unknown"))
     assert (stray.runner, stray.subdir, stray.in_spec) == ("", "", False)
     assert build_table([], {}, {}).title == "envspec report"
     assert report_title({"GITHUB_ACTIONS": "true"}) == "envspec report"

@@ -308,7 +308,7 @@ def test_the_report_generator_reads_our_smoke_json(smoke: Smoke) -> None:
 
 
 def test_the_report_reads_a_run_without_target_from_its_folder(smoke: Smoke, tmp_path: Path, repo: Path) -> None:
-    from envspec.report.inputs import LockSummary, read_results
+    from envspec.report.inputs import LockReading, read_results
     from envspec.report.matrix import build_table
     from envspec.spec.schema import load_spec
 
@@ -319,7 +319,7 @@ def test_the_report_reads_a_run_without_target_from_its_folder(smoke: Smoke, tmp
     for name in ("smoke.json", "smoke.png"):
         (results / "osx-64" / name).write_bytes((out / name).read_bytes())
     targets = load_spec(repo / "envspec.yml").resolve_all()
-    locks = {t.name: LockSummary(state="unknown") for t in targets}
+    locks = {t.name: LockReading(state="unknown") for t in targets}
     report = build_table(targets, read_results(results), locks)
     row = next(r for r in report.rows if r.target == "osx-64")
     assert row.status == "pass", row.reason
