@@ -60,6 +60,7 @@ ZIZMOR_ARGS = ("--offline", "--strict-collection", "--no-progress")
 MUTMUT = "mutmut==3.8.1"
 MUTANT_NAMES = (
     "envspec.spec.schema.*",
+    "envspec.spec.load.*",
     "envspec.lock.plan.*",
     "envspec.lock.explicit.*",
     "envspec.lock.condalock.*",

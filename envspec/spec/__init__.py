@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from envspec.spec.load import ResolvedTarget as ResolvedTarget
+    from envspec.spec.load import Spec as Spec
+    from envspec.spec.load import load_spec as load_spec
+    from envspec.spec.load import parse_spec as parse_spec
     from envspec.spec.schema import ACCELERATOR_RULES as ACCELERATOR_RULES
     from envspec.spec.schema import ModelEntryDocument as ModelEntryDocument
     from envspec.spec.schema import Name as Name
-    from envspec.spec.schema import ResolvedTarget as ResolvedTarget
-    from envspec.spec.schema import Spec as Spec
     from envspec.spec.schema import json_schema as json_schema
-    from envspec.spec.schema import load_spec as load_spec
-    from envspec.spec.schema import parse_spec as parse_spec
     from envspec.spec.schema import pip_name as pip_name
 else:
     from envspec import lazy_surface
@@ -26,11 +26,11 @@ else:
             "ACCELERATOR_RULES": "schema",
             "ModelEntryDocument": "schema",
             "Name": "schema",
-            "ResolvedTarget": "schema",
-            "Spec": "schema",
+            "ResolvedTarget": "load",
+            "Spec": "load",
             "json_schema": "schema",
-            "load_spec": "schema",
-            "parse_spec": "schema",
+            "load_spec": "load",
+            "parse_spec": "load",
             "pip_name": "schema",
         },
     )

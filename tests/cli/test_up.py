@@ -234,7 +234,7 @@ def test_up_resolves_each_target_once_and_probes_once(
 ) -> None:
     """Target choice, doctor and the lock step share one record per target and one probe of the machine."""
     import envspec.doctor.machine
-    from envspec.spec.schema import Spec
+    from envspec.spec.load import Spec
 
     resolved: list[str] = []
     real_resolve = Spec._resolve

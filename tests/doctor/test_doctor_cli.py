@@ -223,7 +223,7 @@ def test_install_without_target_uses_the_recommended_target(
 ) -> None:
     """Issue 5 item 2: `envspec install` without TARGET takes the doctor's recommendation (here a
     recorded Windows box with an NVIDIA GPU, so not this Linux machine's only linux-64 target)."""
-    from envspec.spec.schema import load_spec
+    from envspec.spec.load import load_spec
 
     data = json.loads((DATA / "windows-cuda.json").read_text())
     assert load_spec(project_copy / "envspec.yml").resolve("win-cuda").subdir == "win-64"

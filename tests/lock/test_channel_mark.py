@@ -28,7 +28,7 @@ from envspec.lock.conda_shim import REPORT_ENV, TEST_CHANNEL_LICENSE, TEST_CHANN
 from envspec.lock.run import _test_channel_packages
 from envspec.project import Project
 from envspec.report.inputs import TEST_CHANNEL_TEXT, read_lock
-from envspec.spec.schema import load_spec
+from envspec.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"

@@ -16,7 +16,7 @@ from envspec.install import pip as install_pip
 from envspec.lock import pypi, pypi_mapping, pypi_merge, pypi_resolve
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.plan import LockInput, Stored, staleness
-from envspec.spec.schema import parse_spec
+from envspec.spec.load import parse_spec
 
 SPEC = Path(__file__).resolve().parents[2] / "envspec.yml"
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -71,7 +71,7 @@ def test_rendered_environment_file_has_a_pip_section(project_copy: Path) -> None
 
     spec_path = project_copy / "envspec.yml"
     spec_path.write_text(spec_with("", "['envspec-demo==1.0', 'winonly; sys_platform == \"win32\"']"))
-    from envspec.spec.schema import load_spec
+    from envspec.spec.load import load_spec
 
     project = Project(project_copy)
     apply(project, plan_render(load_spec(spec_path), project))

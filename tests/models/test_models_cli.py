@@ -12,7 +12,7 @@ from envspec.errors import ExitCode
 from envspec.models import local, lockfile
 from envspec.models.plan import RemoteFile, plan_files
 from envspec.project import Project
-from envspec.spec.schema import load_spec
+from envspec.spec.load import load_spec
 
 from .conftest import BASE_SPEC, entry_yaml, spec_text
 

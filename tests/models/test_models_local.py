@@ -11,7 +11,7 @@ from envspec.models import local, lockfile, models_size, pulled_model_path, smok
 from envspec.models.plan import RemoteFile, plan_files
 from envspec.models.pull import file_digest
 from envspec.project import Project
-from envspec.spec.schema import Spec, parse_spec
+from envspec.spec.load import Spec, parse_spec
 
 from .conftest import entry_yaml, spec_text
 from .fakehub import git_oid

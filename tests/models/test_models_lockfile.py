@@ -10,7 +10,8 @@ import pytest
 from envspec.errors import ExitCode, SpecError
 from envspec.models import lockfile, stale_entries
 from envspec.models.plan import plan_files
-from envspec.spec.schema import ModelEntryDocument, parse_spec
+from envspec.spec.load import parse_spec
+from envspec.spec.schema import ModelEntryDocument
 
 from .conftest import spec_text
 from .test_models_plan import SD

@@ -9,7 +9,7 @@ import pytest
 
 from envspec.errors import ExitCode, SpecError
 from envspec.models import smoke_model_name
-from envspec.spec.schema import load_spec, parse_spec
+from envspec.spec.load import load_spec, parse_spec
 
 P = Path("envspec.yml")
 ENTRY = "    smoke: true\n"

@@ -18,7 +18,7 @@ from envspec.project import Project
 from envspec.render import files as render
 from envspec.render.context import PACKAGE_TEMPLATES, overridden_templates
 from envspec.render.init import project_name, starting_spec
-from envspec.spec.schema import load_spec, parse_spec
+from envspec.spec.load import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 FACTORY = REPO / "tests" / "channel_factory.py"

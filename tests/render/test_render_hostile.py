@@ -15,7 +15,7 @@ from envspec.errors import SpecError
 from envspec.project import Project
 from envspec.render import context
 from envspec.render import files as render
-from envspec.spec.schema import ResolvedTarget, load_spec, parse_spec
+from envspec.spec.load import ResolvedTarget, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_DATA = yaml.safe_load((REPO / "envspec.yml").read_text(encoding="utf-8"))

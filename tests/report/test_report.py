@@ -22,7 +22,7 @@ from envspec.errors import ExitCode
 from envspec.project import Project
 from envspec.report import build as report
 from envspec.report import inputs, matrix, pages
-from envspec.spec.schema import ResolvedTarget, load_spec
+from envspec.spec.load import ResolvedTarget, load_spec
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from smokefixtures import make_png, smoke_json, write_result
 
 from envspec.project import Project
 from envspec.report import inputs, matrix, pages
-from envspec.spec.schema import load_spec
+from envspec.spec.load import load_spec
 
 
 def _table(project_copy: Path, results: Path) -> matrix.ResultTable:

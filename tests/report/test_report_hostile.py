@@ -16,7 +16,7 @@ from envspec.cli.main import main
 from envspec.project import Project
 from envspec.report import build as report
 from envspec.report import inputs, matrix
-from envspec.spec.schema import load_spec
+from envspec.spec.load import load_spec
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 

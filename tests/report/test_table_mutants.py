@@ -19,7 +19,7 @@ from envspec.report.build import github_context, report_title
 from envspec.report.inputs import LockReading, SmokeBenchmark, SmokeRead, SmokeReport, parse_smoke_json, png_size
 from envspec.report.matrix import ResultTable, build_row, build_table, judge, model_note
 from envspec.report.pages import md_cell, render_markdown
-from envspec.spec.schema import ResolvedTarget
+from envspec.spec.load import ResolvedTarget
 
 CHECKS_OK = [{"name": "finite", "passed": True}, {"name": "not-blank", "passed": True, "detail": "std 40"}]
 

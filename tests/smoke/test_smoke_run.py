@@ -310,7 +310,7 @@ def test_the_report_generator_reads_our_smoke_json(smoke: Smoke) -> None:
 def test_the_report_reads_a_run_without_target_from_its_folder(smoke: Smoke, tmp_path: Path, repo: Path) -> None:
     from envspec.report.inputs import LockReading, read_results
     from envspec.report.matrix import build_table
-    from envspec.spec.schema import load_spec
+    from envspec.spec.load import load_spec
 
     code, data, out = smoke(*FAST)
     assert code == 0 and data["target"] is None

@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import ExitCode, SpecError
-from envspec.spec.schema import (
-    ResolvedTarget,
-    _match_version,
-    _unsafe_character,
-    json_schema,
-    load_spec,
-    parse_spec,
-    pip_name,
-)
+from envspec.spec.load import ResolvedTarget, _match_version, _unsafe_character, load_spec, parse_spec
+from envspec.spec.schema import json_schema, pip_name
 
 P = Path("envspec.yml")
 BASE = """version: 1

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envspec.errors import SpecError
-from envspec.spec.schema import parse_spec
+from envspec.spec.load import parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = (REPO / "envspec.yml").read_text()
