@@ -72,6 +72,8 @@ CUDA_VERSION_PACKAGE: Final = "cuda-version"
 
 _VPKG_VALUE = re.compile(r"^[0-9][0-9A-Za-z._+]*( [A-Za-z0-9_.+]{1,64})?$")
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
+#: Where rattler puts a channel named by name alone (``pytorch::pytorch``).
+_DEFAULT_CHANNEL_HOST: Final = "https://conda.anaconda.org/"
 
 
 #: The error type (and its tip) of a secret written into envspec.yml.
@@ -107,9 +109,18 @@ def _check_match_spec(value: str) -> str:
 
     _no_credentials(value, "conda match spec")
     try:
-        MatchSpec(value)
+        parsed = MatchSpec(value)
     except Exception as exc:  # rattler raises its own InvalidMatchSpecError
         raise ValueError(f"invalid conda match spec {value!r}: {exc}") from None
+    channel = parsed.channel
+    if "://" in value or (
+        channel is not None and not channel.base_url.startswith(f"{_DEFAULT_CHANNEL_HOST}{channel.name}/")
+    ):
+        raise ValueError(
+            f"conda match spec {value!r} names a channel by URL or path; envspec.yml names channels "
+            "(channels:, or NAME::package), and where a channel is fetched from goes in --mirror NAME=URL "
+            "or ENVSPEC_MIRRORS, so lockfiles and environment files never carry a mirror's address"
+        )
     return value
 
 

@@ -85,9 +85,9 @@ def test_a_channel_url_is_no_channel_name_and_is_not_quoted(url: str) -> None:
     assert SECRET not in info.value.one_line()
 
 
-def test_urls_without_secrets_and_channel_names_still_load() -> None:
-    spec = parse_spec(_with(("dependencies",), "https://mirror.example/conda-forge::ffmpeg"), Path("envspec.yml"))
-    assert "https://mirror.example/conda-forge::ffmpeg" in spec.document.dependencies
+def test_channel_names_and_urls_without_secrets_in_variables_still_load() -> None:
+    spec = parse_spec(_with(("dependencies",), "conda-forge::ffmpeg"), Path("envspec.yml"))
+    assert "conda-forge::ffmpeg" in spec.document.dependencies
     parse_spec(_with(("targets", "linux-cpu", "variables"), {"HF_ENDPOINT": "https://hub.example/"}), Path("x"))
 
 
@@ -118,3 +118,18 @@ def test_no_credential_form_in_any_field_loads_or_is_quoted(
     with pytest.raises(SpecError) as info:
         parse_spec(text, Path("envspec.yml"))
     assert token not in info.value.one_line()
+
+
+@pytest.mark.parametrize(
+    "dep",
+    ["https://mirror.example/cf::numpy", "numpy[channel=https://mirror.example/cf]", "file:///srv/chan::numpy",
+     "/srv/chan::numpy", "./chan::numpy"],
+)  # fmt: skip
+def test_a_match_spec_never_names_its_channel_by_url_or_path(dep: str) -> None:
+    """Even without a secret, a URL in a match spec would carry a mirror's address into environment
+    files and lockfiles, past --mirror: channels are named, mirrors are given at run time."""
+    text = SHIPPED.replace("dependencies:\n", f'dependencies:\n  - "{dep}"\n', 1)
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, Path("envspec.yml"))
+    line = info.value.one_line()
+    assert "names a channel by URL or path" in line and "--mirror NAME=URL" in line and "\n" not in line
