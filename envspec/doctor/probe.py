@@ -22,15 +22,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import IO, Any, Final, Protocol
 
 #: Seconds a probe command may run. nvidia-smi on a wedged driver or a cold `conda info` can take
 #: a few seconds; nothing the doctor runs should take longer.
 COMMAND_TIMEOUT_S: Final = 15.0
 TIMEOUT_RETURNCODE: Final = 124
+#: A command's stdout and stderr are read up to this many bytes each; past it, it is ended (an
+#: ``nvidia-smi`` or ``conda`` that prints without end must not fill memory for 15 s).
+OUTPUT_MAX_BYTES: Final = 1 << 20
+OVERFLOW_RETURNCODE: Final = 125
 #: The most bytes the probe reads from one file (``/etc/os-release`` and ``/proc/driver/nvidia/version``
 #: hold a few hundred); a longer one answers ``None``.
 FILE_MAX_BYTES: Final = 64 * 1024
@@ -126,19 +132,11 @@ class SystemProbe:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
                 start_new_session=posix,  # so a timeout can end the command and anything it started
             )
         except OSError as exc:  # not executable, wrong architecture...
             return ProbeResult(126, "", str(exc))
-        try:
-            out, err = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc, posix)
-            return ProbeResult(TIMEOUT_RETURNCODE, "", f"timed out after {self.timeout:g} s")
-        return ProbeResult(proc.returncode, out, err)
+        return _collect(proc, self.timeout, posix)
 
     def which(self, name: str) -> str | None:
         return shutil.which(name)
@@ -246,12 +244,12 @@ if sys.platform == "win32":
             return None
         return int(value) if kind == winreg.REG_DWORD else None
 
-    def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
+    def _kill_tree(proc: subprocess.Popen[bytes], posix: bool) -> None:
         """End a timed-out command, then reap it."""
         with contextlib.suppress(OSError):
             proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-            proc.communicate(timeout=5)
+            proc.wait(timeout=5)  # its pipes are drained by _collect's readers
 
 else:
 
@@ -266,12 +264,51 @@ else:
     def _registry_dword(key: str, name: str) -> int | None:
         return None  # no registry off Windows
 
-    def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
+    def _kill_tree(proc: subprocess.Popen[bytes], posix: bool) -> None:
         """End a timed-out command and its children (its own session), then reap it."""
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-            proc.communicate(timeout=5)
+            proc.wait(timeout=5)  # its pipes are drained by _collect's readers
+
+
+def _pump(stream: IO[bytes], buf: bytearray, over: threading.Event) -> None:
+    """Read ``stream`` into ``buf`` until its end or ``OUTPUT_MAX_BYTES``."""
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
+            room = OUTPUT_MAX_BYTES - len(buf)
+            buf += chunk[:room]
+            if len(chunk) > room:
+                over.set()
+                return
+
+
+def _collect(proc: subprocess.Popen[bytes], timeout: float, posix: bool) -> ProbeResult:
+    """What ``proc`` printed (each stream capped) and its status, within ``timeout`` seconds."""
+    out, err, over = bytearray(), bytearray(), threading.Event()
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(s, b, over), daemon=True)
+        for s, b in ((proc.stdout, out), (proc.stderr, err))
+    ]
+    for pump in pumps:
+        pump.start()
+    deadline = time.monotonic() + timeout
+    result: ProbeResult | None = None
+    while result is None:
+        if over.is_set():
+            result = ProbeResult(OVERFLOW_RETURNCODE, "", f"printed more than {OUTPUT_MAX_BYTES} bytes; ended")
+        elif time.monotonic() > deadline:
+            result = ProbeResult(TIMEOUT_RETURNCODE, "", f"timed out after {timeout:g} s")
+        elif proc.poll() is not None and not any(p.is_alive() for p in pumps):
+            text = {k: bytes(v).decode("utf-8", errors="replace") for k, v in (("out", out), ("err", err))}
+            return ProbeResult(proc.returncode, text["out"], text["err"])
+        else:
+            over.wait(0.02)
+    _kill_tree(proc, posix)
+    for pump in pumps:
+        pump.join(timeout=1)
+    return result
 
 
 def _windows_memory() -> int | None:

@@ -218,6 +218,21 @@ def test_system_probe_never_hangs(tmp_path: Path) -> None:
     assert echo is not None and (echo.returncode, echo.stdout, echo.stderr) == (3, "out\n", "err\n")
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("stream", ["", ">&2"])
+def test_a_command_that_prints_without_end_is_ended_at_the_output_cap(
+    tmp_path: Path, stream: str, bounded_memory: None
+) -> None:
+    """An endless nvidia-smi (or a conda that loops printing) must not fill memory until the timeout:
+    each stream is read up to OUTPUT_MAX_BYTES, then the command and its children are ended (reading it
+    all, as before, ends in MemoryError under bounded_memory, or at the timeout)."""
+    from envspec.doctor.probe import OUTPUT_MAX_BYTES, OVERFLOW_RETURNCODE
+
+    result = SystemProbe(timeout=120).run(["sh", "-c", f"yes envspec {stream}"])  # the timeout: a hang guard
+    assert result is not None and result.returncode == OVERFLOW_RETURNCODE, (result.returncode, result.stderr[:200])
+    assert f"more than {OUTPUT_MAX_BYTES} bytes" in result.stderr and result.stdout == ""
+
+
 def test_install_without_target_uses_the_recommended_target(
     project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
