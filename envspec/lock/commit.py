@@ -31,10 +31,14 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envspec.errors import SpecError
 from envspec.fsutil import current_umask
 from envspec.lock import explicit
+
+if TYPE_CHECKING:
+    from envspec.lock.condalock import LockedPackage
 
 JOURNAL_NAME = ".envspec-lock.commit"
 JOURNAL_VERSION = 1
@@ -230,8 +234,15 @@ def conda_lock_hash(conda_lock_text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def pair_problem(explicit_text: str, conda_lock_text: str) -> str | None:
-    """Why the explicit file and the conda-lock file are not one pair, or None when they are."""
+def pair_problem(
+    explicit_text: str,
+    conda_lock_text: str,
+    *,
+    read: tuple[Sequence[explicit.ExplicitEntry], Sequence[LockedPackage]] | None = None,
+) -> str | None:
+    """Why the explicit file and the conda-lock file are not one pair, or None when they are.
+    ``read``: the two texts' :func:`explicit.entries` and :func:`read_conda_lock`, when the caller
+    has them already."""
     from envspec.lock.condalock import read_conda_lock
 
     a = explicit.header_fields(explicit_text).get(explicit.HASH_KEY)
@@ -239,11 +250,10 @@ def pair_problem(explicit_text: str, conda_lock_text: str) -> str | None:
     if a != b:
         return f"input hash {a or 'missing'} vs {b or 'missing'}"
     try:
-        ours = explicit.entries(explicit_text)
-        packages = [p for p in read_conda_lock(conda_lock_text, "conda-lock file") if not p.name.startswith("__")]
+        ours, every = read or (explicit.entries(explicit_text), read_conda_lock(conda_lock_text, "conda-lock file"))
     except (ValueError, SpecError) as exc:
         return f"unreadable ({exc})"
-    theirs = {p.url: p.md5 for p in packages}
+    theirs = {p.url: p.md5 for p in every if not p.name.startswith("__")}
     urls = {e.url for e in ours}
     if urls != set(theirs):
         differ = sorted(urls ^ set(theirs))

@@ -58,7 +58,7 @@ from envspec.fsutil import read_regular_text, run_lock
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
-from envspec.lock.condalock import read_conda_lock, read_pip_packages, summarize
+from envspec.lock.condalock import LockedPackage, read_conda_lock, read_pip_packages, summary_of
 from envspec.lock.plan import Action, LockInput, LockPlanError, PlanItem, Stored, plan, staleness
 
 CONDA_LOCK_HASH_KEY = commit.CONDA_LOCK_HASH_KEY
@@ -389,8 +389,8 @@ def _precheck_channels(job: LockJob) -> None:
             raise _unreachable(job, url, f"{root / 'noarch' / 'repodata.json'} does not exist")
 
 
-def _summarise(conda_lock_text: str, subdir: str) -> tuple[int, str]:
-    summary = summarize(conda_lock_text, "conda-lock output", subdir)  # the report's own summary, too
+def _summarise(packages: Sequence[LockedPackage], subdir: str) -> tuple[int, str]:
+    summary = summary_of(packages, subdir)  # the report's own summary, too
     return summary.packages, summary.torch_text
 
 
@@ -578,10 +578,11 @@ def finish(
         raise ToolFailed(
             f"conda-lock wrote an explicit lockfile envspec cannot verify for {job.target}: {exc}"
         ) from None
-    count, torch = _summarise(lock_text, job.subdir)
+    packages = read_conda_lock(lock_text, "conda-lock output")  # once: the summary and the pair check
+    count, torch = _summarise(packages, job.subdir)
     if count != len(entries):
         raise ToolFailed(f"{job.target}: conda-lock.yml has {count} packages but the explicit file {len(entries)}")
-    problem = commit.pair_problem(explicit_text, lock_text)
+    problem = commit.pair_problem(explicit_text, lock_text, read=(entries, packages))
     if problem is not None:
         raise ToolFailed(f"conda-lock's two lockfiles of {job.target} disagree: {problem}")
     pip_text = None

@@ -33,7 +33,10 @@ def test_the_torch_build_is_pytorch_s_not_libtorch_s() -> None:
 
 
 def test_lock_table_and_report_read_the_same_torch() -> None:
-    assert _summarise(LOCK, "linux-64") == (3, "2.9.1 cuda129_mkl_py312_h2222222_300")
+    assert _summarise(condalock.read_conda_lock(LOCK, "lock"), "linux-64") == (
+        3,
+        "2.9.1 cuda129_mkl_py312_h2222222_300",
+    )
     assert inputs.parse_conda_lock(LOCK, "linux-64") == (3, "2.9.1", "cuda129_mkl_py312_h2222222_300")
 
 
