@@ -168,22 +168,60 @@ def route_shim(conda_lock_modules: Sequence[Any], shim: str, socket_path: str | 
 
 #: Modules conda-lock imports at start-up but calls into only in some runs, with the names it takes
 #: from them (tests/lock/test_runner.py checks these against conda-lock's own imports): the
-#: bootstrap of a conda executable (envspec always passes ``--conda``), the PyPI solver (conda-lock
-#: never solves a PyPI part: envspec's uv step does, after it) and the meta.yaml reader (envspec
-#: gives environment files).
-#: About a third of conda-lock's import, before the first target can start.
+#: bootstrap of a conda executable (envspec always passes ``--conda``), the PyPI solver and what
+#: only a PyPI part needs (conda-lock never sees one: envspec's uv step solves it, after), the
+#: conda<->PyPI name mapping (and its download cache), the meta.yaml and pyproject.toml readers
+#: (envspec gives environment files) and the ``render-lock-spec`` exporter.
+#: About half of conda-lock's import, before the first target can start.
 DEFERRED: Final[Mapping[str, tuple[str, ...]]] = {
     "ensureconda.api": ("ensureconda", "determine_micromamba_version"),
     "conda_lock.pypi_solver": ("solve_pypi", "PlatformEnv"),
     "conda_lock.src_parser.meta_yaml": ("parse_meta_yaml_file",),  # conda-build recipes (and jinja2)
+    "conda_lock.lookup": ("conda_name_to_pypi_name", "pypi_name_to_conda_name"),  # (filelock, asyncio)
+    "conda_lock.src_parser.pyproject_toml": (
+        "parse_platforms_from_pyproject_toml",
+        "parse_pyproject_toml",
+        "parse_python_requirement",  # (tomlkit, packaging's requirement parser)
+    ),
+    "conda_lock.src_parser.markers": ("evaluate_marker",),  # PEP 508 markers of pip: entries
+    "conda_lock.export_lock_spec": ("EditableDependency", "render_pixi_toml"),  # render-lock-spec
+}
+#: Constants conda-lock takes from a deferred module at import (a click option's default): the
+#: stand-in carries the same value (tests/lock/test_runner.py compares it with the real module's).
+DEFERRED_VALUES: Final[Mapping[str, Mapping[str, object]]] = {
+    "conda_lock.lookup": {
+        "DEFAULT_MAPPING_URL": "https://raw.githubusercontent.com/regro/cf-graph-countyfair/master/mappings/pypi/"
+        "grayskull_pypi_mapping.json",
+    },
 }
 _DEFERRED_MARK: Final = "__envspec_deferred__"
+#: conda-lock's import-time probe for an installed mamba (``HAVE_MAMBA = ensureconda(**probe) is not
+#: None``): it only sets the default of ``--mamba``, which every envspec job overrides (``--no-mamba
+#: --no-micromamba --conda PATH``), so :func:`_probe_answered` answers it without importing
+#: ensureconda's installer (conda-package-streaming, filelock, asyncio: ~30 ms).
+MAMBA_PROBE: Final[Mapping[str, bool]] = {
+    "mamba": True,
+    "micromamba": False,
+    "conda": False,
+    "conda_exe": False,
+    "no_install": True,
+}
 
 
-def defer_imports(deferred: Mapping[str, Sequence[str]]) -> list[str]:
+def _probe_answered(**kwargs: Any) -> Any:
+    """``ensureconda.api.ensureconda`` in the runner: None for :data:`MAMBA_PROBE`, else the real call."""
+    if kwargs == MAMBA_PROBE:
+        return None
+    return real_module("ensureconda.api").ensureconda(**kwargs)
+
+
+def defer_imports(
+    deferred: Mapping[str, Sequence[str]], values: Mapping[str, Mapping[str, object]] | None = None
+) -> list[str]:
     """Put a stand-in for each module of ``deferred`` (not yet imported) in ``sys.modules``: each of
-    its names is a function that imports the real module on first call and forwards to it, so code
-    that only imports them pays nothing. Returns the modules deferred."""
+    its names is a function that imports the real module on first call and forwards to it (and
+    each of its ``values`` that constant), so code that only imports them pays nothing. Returns the
+    modules deferred."""
     done = []
     for name, attrs in deferred.items():
         if name in sys.modules:
@@ -192,6 +230,8 @@ def defer_imports(deferred: Mapping[str, Sequence[str]]) -> list[str]:
         setattr(stand_in, _DEFERRED_MARK, True)
         for attr in attrs:
             setattr(stand_in, attr, _forwarder(name, attr))
+        for attr, value in (values or {}).get(name, {}).items():
+            setattr(stand_in, attr, value)
         sys.modules[name] = stand_in
         done.append(name)
     return done
@@ -254,7 +294,8 @@ def warm_up(shim: str | None) -> Warm:
     """Start the service (with ``shim``), then import conda-lock once (its rarely used modules
     deferred) and route its calls of ``shim`` to the service."""
     service = start_service() if shim else None
-    defer_imports(DEFERRED)
+    if "ensureconda.api" in defer_imports(DEFERRED, DEFERRED_VALUES):
+        setattr(sys.modules["ensureconda.api"], "ensureconda", _probe_answered)  # noqa: B010 - a stand-in
     from conda_lock import conda_lock as conda_lock_module
     from conda_lock import conda_solver, lockfile
     from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once

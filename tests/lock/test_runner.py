@@ -29,7 +29,15 @@ from hypothesis import strategies as st
 
 from envspec.errors import ExitCode
 from envspec.lock import conda_shim
-from envspec.lock.conda_lock_runner import DEFERRED, FastYaml, ShimRouter, defer_imports, real_module
+from envspec.lock.conda_lock_runner import (
+    DEFERRED,
+    DEFERRED_VALUES,
+    MAMBA_PROBE,
+    FastYaml,
+    ShimRouter,
+    defer_imports,
+    real_module,
+)
 
 from .test_lock_integration import envspec, snapshot
 
@@ -39,22 +47,53 @@ REPO = Path(__file__).resolve().parents[2]
 # ------------------------------------------------------------------------------- deferred imports
 
 
+def _imported_from(node: ast.ImportFrom, path: Path, root: Path) -> str:
+    """The absolute name of the module an ``import from`` names (relative ones resolved)."""
+    if not node.level:
+        return node.module or ""
+    package = path.relative_to(root.parent).with_suffix("").parts[: -node.level]
+    return ".".join([*package, *([node.module] if node.module else [])])
+
+
 def test_deferred_names_are_all_conda_lock_takes_from_those_modules() -> None:
     """A conda-lock release that imports another name from a deferred module fails here, not for users."""
     import conda_lock
 
+    root = Path(conda_lock.__file__).parent
     taken: dict[str, set[str]] = {}
-    for path in Path(conda_lock.__file__).parent.rglob("*.py"):
+    for path in root.rglob("*.py"):
         if "_vendor" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module in DEFERRED:
-                taken.setdefault(node.module, set()).update(a.name for a in node.names)
+            if isinstance(node, ast.ImportFrom) and _imported_from(node, path, root) in DEFERRED:
+                taken.setdefault(_imported_from(node, path, root), set()).update(a.name for a in node.names)
     assert set(taken) == set(DEFERRED)
     for module, names in taken.items():
-        assert names <= set(DEFERRED[module]), module
+        constants = DEFERRED_VALUES.get(module, {})
+        assert names <= set(DEFERRED[module]) | set(constants), module
         real = real_module(module)
         assert all(callable(getattr(real, name)) for name in DEFERRED[module]), module
+        assert all(getattr(real, name) == value for name, value in constants.items()), module
+
+
+def test_the_mamba_probe_is_the_one_conda_lock_makes_at_import() -> None:
+    """conda-lock computes ``HAVE_MAMBA`` (only the default of ``--mamba``, which every envspec job
+    overrides) with exactly the call the runner answers without importing ensureconda's installer."""
+    import conda_lock
+
+    tree = ast.parse((Path(conda_lock.__file__).parent / "conda_lock.py").read_text(encoding="utf-8"))
+    probes = [
+        {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ensureconda"
+    ]
+    assert probes == [MAMBA_PROBE]
+    with_probe = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["HAVE_MAMBA"]
+    ]
+    assert len(with_probe) == 1  # module level: at import
 
 
 def test_a_deferred_module_is_imported_at_its_first_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
