@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,25 +136,31 @@ def _cutoffs(project: Project, names: Sequence[str]) -> dict[str, str | None]:
 
 
 def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str, str]) -> int:
-    from envspec.cli.common import load
-    from envspec.lock import LockSummary, Outcome
-    from envspec.lock import lock as lock_targets
+    from envspec.lock import prestart
 
-    _, spec = load(ctx)
-    targets = _select(spec, request.targets)
-    stamp_forget(project.cache_dir)
-    report = lock_targets(
-        project,
-        targets,
-        mirrors=mirrors,
-        update=list(request.update),
-        check=request.check,
-        solver=request.solver,
-        jobs=request.jobs,
-        verbose=request.verbose,
-        progress=progress,
-        exclude_newer=request.exclude_newer,
-    )
+    # conda-lock's import (and the solver process's start) overlap loading the spec and planning
+    with contextlib.nullcontext() if request.check else prestart(project, request.solver) as early:
+        from envspec.cli.common import load
+        from envspec.lock import lock as lock_targets
+
+        _, spec = load(ctx)
+        targets = _select(spec, request.targets)
+        stamp_forget(project.cache_dir)
+        report = lock_targets(
+            project,
+            targets,
+            mirrors=mirrors,
+            update=list(request.update),
+            check=request.check,
+            solver=request.solver,
+            jobs=request.jobs,
+            verbose=request.verbose,
+            progress=progress,
+            exclude_newer=request.exclude_newer,
+            early=early,
+        )
+    from envspec.lock import LockSummary, Outcome
+
     if request.json:
         print_json(report.to_json(check=request.check, cutoffs=_cutoffs(project, [t.name for t in targets])))
     elif request.check:

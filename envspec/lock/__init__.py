@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from envspec.lock.run import Outcome as Outcome
     from envspec.lock.run import is_fresh as is_fresh
     from envspec.lock.run import lock as lock
+    from envspec.lock.run import prestart as prestart
     from envspec.lock.run import recorded_exclude_newer as recorded_exclude_newer
     from envspec.lock.stamp import digest as stamp_digest
     from envspec.lock.stamp import forget as stamp_forget
@@ -57,6 +58,7 @@ else:
             "parse_exclude_newer": "plan",
             "pip_file": "pypi",
             "pip_index": "pypi",
+            "prestart": "run",
             "read_conda_lock": "condalock",
             "read_pins": "pypi",
             "read_pip_packages": "condalock",
@@ -88,6 +90,7 @@ __all__ = [
     "parse_exclude_newer",
     "pip_file",
     "pip_index",
+    "prestart",
     "read_conda_lock",
     "read_pins",
     "read_pip_packages",

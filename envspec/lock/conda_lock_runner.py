@@ -14,20 +14,21 @@ as it finishes. At most ``max_workers`` jobs run at once.
 
 ``python -m envspec.lock.conda_lock_runner [--shim PATH]`` imports conda-lock first, then
 reads its request (envspec starts it early and prepares the jobs meanwhile; EOF instead of a
-request: nothing to run): ``{"max_workers": 2, "jobs": [{"id": "t", "argv": [...], "env": {...},
-"stdout": PATH, "stderr": PATH}]}``. Modules conda-lock imports but a run may not need
-(:data:`DEFERRED`) are imported on first use.
+request: nothing to run): ``{"max_workers": 2, "service": SOCKET, "jobs": [{"id": "t", "argv":
+[...], "env": {...}, "stdout": PATH, "stderr": PATH}]}``. Modules conda-lock imports but a run may
+not need (:data:`DEFERRED`) are imported on first use.
 
 **One solver process per run.** With ``--shim`` (the path of envspec's conda shim, given to
-conda-lock as ``--conda``) and fork, this process starts one :func:`envspec.lock.conda_shim.serve` process
-first (its ``import rattler`` overlaps conda-lock's import) and points conda-lock's own calls of
-that executable at it: conda-lock calls ``subprocess.run``/``check_output`` from
-``conda_lock.conda_solver`` and ``conda_lock.conda_lock``, and those two modules see a
-``subprocess`` whose calls of the shim's path are answered by the service (solves) or in place
-(``--version``, ``info``, ``list``: no py-rattler needed); any other command line runs as before.
-So a run starts no interpreter per solve, and the service opens each subdir's repodata once. A
-crash of py-rattler ends only the service: the solve in flight fails with a clear error, later
-ones run the shim executable as before, and envspec, the runner and conda-lock carry on.
+conda-lock as ``--conda``), fork and a ``service`` (the socket of the
+:func:`envspec.lock.conda_shim.serve` process envspec started beside this one), conda-lock's own
+calls of that executable are pointed at the service: conda-lock calls
+``subprocess.run``/``check_output`` from ``conda_lock.conda_solver`` and ``conda_lock.conda_lock``,
+and those two modules see a ``subprocess`` whose calls of the shim's path are answered by the
+service (solves) or in place (``--version``, ``info``, ``list``: no py-rattler needed); any other
+command line runs as before. So a run starts no interpreter per solve, and the service opens each
+subdir's repodata once (and has usually solved each target while this process imported
+conda-lock). A crash of py-rattler ends only the service: the solve in flight fails with a clear
+error, later ones run the shim executable as before, and envspec, the runner and conda-lock carry on.
 """
 
 from __future__ import annotations
@@ -36,10 +37,7 @@ import contextlib
 import importlib
 import json
 import os
-import select
-import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -132,31 +130,6 @@ class ShimRouter:
         if code != 0:
             raise subprocess.CalledProcessError(code, args, output=data)
         return data
-
-
-def start_service() -> tuple[subprocess.Popen[bytes], str, str] | None:
-    """The solver service (:func:`envspec.lock.conda_shim.serve`) on a socket in a private folder:
-    (process, socket path, folder); None where Unix sockets do not exist."""
-    if not hasattr(socket, "AF_UNIX"):
-        return None
-    try:
-        folder = tempfile.mkdtemp(prefix="envspec-solve-")  # 0700: only this user reaches the socket
-    except OSError:
-        return None
-    path = str(Path(folder) / "s")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "envspec.lock.conda_shim", "--envspec-serve", path],
-        stdin=subprocess.PIPE,  # closed when this process ends: the service leaves then
-        stdout=subprocess.PIPE,
-    )
-    return proc, path, folder
-
-
-def service_ready(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
-    """Did the service start (its ``ready`` line)? False if it ended or stayed silent."""
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return bool(ready) and proc.stdout.readline().strip() == b"ready"
 
 
 def route_shim(conda_lock_modules: Sequence[Any], shim: str, socket_path: str | None) -> None:
@@ -284,52 +257,32 @@ class FastYaml:
 
 @dataclass
 class Warm:
-    """conda-lock imported (and routed), the solver service started: what a run forks jobs from."""
+    """conda-lock imported: what a run forks jobs from."""
 
     conda_lock_main: Any
-    service: tuple[subprocess.Popen[bytes], str, str] | None
 
 
-def warm_up(shim: str | None) -> Warm:
-    """Start the service (with ``shim``), then import conda-lock once (its rarely used modules
-    deferred) and route its calls of ``shim`` to the service."""
-    service = start_service() if shim else None
+def warm_up() -> Warm:
+    """Import conda-lock once (its rarely used modules deferred)."""
     if "ensureconda.api" in defer_imports(DEFERRED, DEFERRED_VALUES):
         setattr(sys.modules["ensureconda.api"], "ensureconda", _probe_answered)  # noqa: B010 - a stand-in
-    from conda_lock import conda_lock as conda_lock_module
-    from conda_lock import conda_solver, lockfile
+    from conda_lock import lockfile
     from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once
 
     lockfile.yaml = FastYaml()
-    if shim:
-        socket_path = service[1] if service is not None and service_ready(service[0]) else None
-        route_shim([conda_lock_module, conda_solver], shim, socket_path)
-    return Warm(conda_lock_main, service)
+    return Warm(conda_lock_main)
+
+
+def route(shim: str, socket_path: str | None) -> None:
+    """Route conda-lock's calls of ``shim`` to the service at ``socket_path`` (None: none runs)."""
+    from conda_lock import conda_lock as conda_lock_module
+    from conda_lock import conda_solver
+
+    route_shim([conda_lock_module, conda_solver], shim, socket_path)
 
 
 def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int, warm: Warm) -> None:
-    try:
-        _fork_jobs(jobs, max_workers, warm.conda_lock_main)
-    finally:
-        cool_down(warm)
-
-
-def cool_down(warm: Warm) -> None:
-    if warm.service is not None:
-        stop_service(warm.service[0])
-        shutil.rmtree(warm.service[2], ignore_errors=True)
-
-
-def stop_service(proc: subprocess.Popen[bytes]) -> None:
-    """Close its stdin (it leaves at once) and reap it: nothing of the run outlives the runner."""
-    assert proc.stdin is not None
-    with contextlib.suppress(OSError):
-        proc.stdin.close()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    _fork_jobs(jobs, max_workers, warm.conda_lock_main)
 
 
 def _fork_jobs(jobs: Sequence[Mapping[str, Any]], max_workers: int, conda_lock_main: Any) -> None:
@@ -415,16 +368,17 @@ def _read_request() -> dict[str, Any]:
 
 def main() -> None:
     """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--no-fork]``: conda-lock is
-    imported (and the service started) before the request is read, so envspec can start this
-    process first and prepare its jobs meanwhile. EOF instead of a request: nothing to run."""
+    imported before the request is read, so envspec can start this process first and prepare its
+    jobs meanwhile. EOF instead of a request: nothing to run."""
     args = sys.argv[1:]
     shim = args[args.index("--shim") + 1] if "--shim" in args[:-1] else None
-    warm = warm_up(shim) if hasattr(os, "fork") and "--no-fork" not in args else None
+    warm = warm_up() if hasattr(os, "fork") and "--no-fork" not in args else None
     request = _read_request()
     if not request:
-        if warm is not None:
-            cool_down(warm)
         os._exit(0)
+    if warm is not None and shim:
+        service = request.get("service")
+        route(shim, str(service) if service else None)
     if request.get("watch_parent") and hasattr(os, "killpg"):
         threading.Thread(target=_die_with_parent, daemon=True).start()
     jobs = request["jobs"]

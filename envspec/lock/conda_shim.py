@@ -33,9 +33,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ TEST_CHANNEL_LICENSE = "LicenseRef-envspec-test-channel"
 TEST_CHANNEL_REPORT_KEY = "envspec_test_channel"
 MIRRORS_ENV = "ENVSPEC_SHIM_MIRRORS"
 TIMEOUT_ENV = "ENVSPEC_CHANNEL_TIMEOUT"
+RATTLER_CACHE_ENV = "ENVSPEC_RATTLER_CACHE"
 #: ``envspec lock --exclude-newer``: an RFC 3339 UTC instant; records with a newer timestamp are ignored.
 EXCLUDE_NEWER_ENV = "ENVSPEC_SHIM_EXCLUDE_NEWER"
 _VIRTUAL_REPODATA_MAX_BYTES = 256 * 1024
@@ -348,7 +351,7 @@ def _sparse_sources(channels: Sequence[str], subdir: str) -> list[Any] | None:
 
 def _gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) -> Any:
     """rattler's gateway (one per cache folder and credentials, kept: it holds the repodata it read)."""
-    key = (environ.get("ENVSPEC_RATTLER_CACHE"), tuple(sorted((m, u, p) for m, (u, p) in auth.items())))
+    key = (environ.get(RATTLER_CACHE_ENV), tuple(sorted((m, u, p) for m, (u, p) in auth.items())))
     if key not in _GATEWAYS:
         _GATEWAYS[key] = _new_gateway(environ, auth)
     return _GATEWAYS[key]
@@ -359,7 +362,7 @@ def _new_gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]
     to every request under the mirror (rattler's own default middlewares stay in place)."""
     from rattler import Gateway
 
-    cache = environ.get("ENVSPEC_RATTLER_CACHE")
+    cache = environ.get(RATTLER_CACHE_ENV)
     cache_dir = Path(cache) if cache else None
     if not auth:
         return Gateway(cache_dir=cache_dir)
@@ -619,15 +622,101 @@ async def _locked_records(
 
 
 def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
-    import asyncio
-
     subdir = _subdir(environ)
     routed = route(cmd.channels, read_mirrors(environ))
     channels, virtual_records = _split_channels(routed.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
-    records = asyncio.run(_solve(channels, subdir, cmd.specs, vpkgs, (), environ, routed.auth))
+    records = _solve_once(channels, subdir, cmd.specs, vpkgs, environ, routed.auth)
     _note_test_channel(records, environ)
     return _plan(records, cmd.prefix, routed.canonical)
+
+
+#: A serving process's solves (:func:`serve`), by all they depend on (:func:`_solve_key`): a target
+#: presolved while conda-lock imports (:func:`presolve`) is answered from here when conda-lock asks.
+#: None in a one-shot shim process, which solves once anyway.
+_SOLVED: dict[tuple[Any, ...], list[Any] | ShimError] | None = None
+#: A serving process's count of the solves it ran and of those it answered from :data:`_SOLVED`.
+_STATS: dict[str, int] = {"solved": 0, "reused": 0}
+
+
+def _solve_key(  # noqa: PLR0917 - the inputs of one solve
+    channels: Sequence[str],
+    subdir: str,
+    specs: Sequence[str],
+    vpkgs: Mapping[str, tuple[str, str]],
+    environ: Mapping[str, str],
+    auth: Mapping[str, tuple[str, str]],
+) -> tuple[Any, ...]:
+    """Everything a create solve's records depend on: the very strings py-rattler is given."""
+    return (
+        tuple(channels),
+        subdir,
+        tuple(specs),
+        tuple(sorted(vpkgs.items())),
+        environ.get(EXCLUDE_NEWER_ENV, "").strip(),
+        environ.get(RATTLER_CACHE_ENV),
+        environ.get(TIMEOUT_ENV),
+        tuple(sorted(auth.items())),
+    )
+
+
+def _solve_once(  # noqa: PLR0917 - the inputs of one solve
+    channels: Sequence[str],
+    subdir: str,
+    specs: Sequence[str],
+    vpkgs: Mapping[str, tuple[str, str]],
+    environ: Mapping[str, str],
+    auth: Mapping[str, tuple[str, str]],
+) -> list[Any]:
+    """:func:`_solve` (no locked packages), or what this serving process found for the same inputs
+    before: its records, or its error (unsatisfiable, or a channel that failed: not asked twice)."""
+    import asyncio
+
+    if _SOLVED is None:
+        return asyncio.run(_solve(channels, subdir, specs, vpkgs, (), environ, auth))
+    key = _solve_key(channels, subdir, specs, vpkgs, environ, auth)
+    if key in _SOLVED:
+        _STATS["reused"] += 1
+        found = _SOLVED[key]
+        if isinstance(found, ShimError):
+            raise found
+        return found
+    _STATS["solved"] += 1
+    try:
+        records = asyncio.run(_solve(channels, subdir, specs, vpkgs, (), environ, auth))
+    except ShimError as err:
+        _SOLVED[key] = err
+        raise
+    _SOLVED[key] = records
+    return records
+
+
+#: What :func:`presolve` reads of its request's ``env``: the variables a solve depends on.
+PRESOLVE_ENV = (MIRRORS_ENV, EXCLUDE_NEWER_ENV, TIMEOUT_ENV, RATTLER_CACHE_ENV)
+
+
+def presolve(request: Mapping[str, Any]) -> None:
+    """Solve a target before conda-lock asks, and keep the answer (:data:`_SOLVED`).
+
+    ``request``: ``{"subdir", "channels"`` (conda-lock's, canonical), ``"specs"`` (the environment
+    file's), ``"virtual_packages"`` (``{name: "version[ build]"}``, the target's), ``"env"``
+    (:data:`PRESOLVE_ENV`)``}``. Each spec is written as conda-lock writes it (``python=3.12`` ->
+    ``python 3.12.*``) and the inputs are keyed as for conda-lock's own request (:func:`_solve_key`):
+    its answer is used only where conda-lock asks for exactly the same solve; a prediction that
+    differs (another spec order, say) only costs a second solve. Raises what the solve raises."""
+    from rattler import MatchSpec
+
+    environ = {str(k): str(v) for k, v in request.get("env", {}).items() if k in PRESOLVE_ENV}
+    subdir = str(request["subdir"])
+    environ["CONDA_SUBDIR"] = subdir
+    routed = route([str(c) for c in request["channels"]], read_mirrors(environ))
+    channels, virtual_records = _split_channels(routed.channels, subdir)
+    for name, value in dict(request.get("virtual_packages", {})).items():
+        version, _, build = str(value).partition(" ")
+        virtual_records.append({"name": str(name), "version": version, "build_string": build or "0"})
+    vpkgs = target_virtual_packages(subdir, virtual_records, environ)
+    specs = [str(MatchSpec(str(s))) for s in request["specs"]]  # a spec that does not parse: no presolve
+    _solve_once(channels, subdir, specs, vpkgs, environ, routed.auth)
 
 
 def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -804,19 +893,24 @@ def _read_all(conn: Any) -> bytes:
 
 
 def serve(path: str) -> None:
-    """Answer shim commands sent to the Unix socket ``path`` until stdin closes (the conda-lock runner
-    that started this process has ended), then leave with ``os._exit``.
+    """Answer shim commands sent to the Unix socket ``path`` until stdin closes (the ``envspec lock``
+    run that started this process has ended), then leave with ``os._exit``. Each line written to
+    stdin meanwhile is a ``{"presolve": ...}`` request (:func:`presolve`): targets solved while
+    conda-lock imports, whose answers are ready when conda-lock asks.
 
     One such process per ``envspec lock`` run replaces one interpreter per solve, and keeps what it
     opened (each subdir's repodata, rattler's gateway) for the next target's solve. A request is one
     JSON line ``{"argv": [...], "env": {...}}``; the answer ``{"code": N, "stdout": TEXT}``, exactly
-    what :func:`run` returns. Solves run one at a time. A py-rattler exception or panic answers as an
+    what :func:`run` returns (``{"stats": true}``: :data:`_STATS`). Solves run one at a time, a
+    request's before any presolve still to do. A py-rattler exception or panic answers as an
     error; a crash of this whole process ends the in-flight request (the client says so) and no more.
     """
     import socket
     import threading
 
-    lock = threading.Lock()
+    lock = threading.Lock()  # one solve at a time
+    asked = threading.Condition()  # requests waiting or running: presolves wait for none
+    pending = 0
     try:
         server = socket.socket(getattr(socket, "AF_UNIX"), socket.SOCK_STREAM)  # noqa: B009 - absent on Windows
         server.bind(path)
@@ -827,13 +921,24 @@ def serve(path: str) -> None:
         os._exit(1)
 
     def answer(conn: Any) -> None:
+        nonlocal pending
         environ: dict[str, str] = {}
         with conn:
             try:
                 request = json.loads(conn.makefile("rb").readline())
-                environ = {str(k): str(v) for k, v in request["env"].items()}
-                with lock:
-                    code, text = run([str(a) for a in request["argv"]], environ)
+                if request.get("stats"):
+                    code, text = 0, json.dumps(_STATS)
+                else:
+                    environ = {str(k): str(v) for k, v in request["env"].items()}
+                    with asked:
+                        pending += 1
+                    try:
+                        with lock:
+                            code, text = run([str(a) for a in request["argv"]], environ)
+                    finally:
+                        with asked:
+                            pending -= 1
+                            asked.notify_all()
             except BaseException as exc:  # pyo3's PanicException is a BaseException: answered, not fatal
                 error = ShimError("internal", "CondaError", repr(exc)).to_json()
                 code, text = 1, json.dumps(scrub(error, environ)) + "\n"
@@ -845,13 +950,106 @@ def serve(path: str) -> None:
             conn, _ = server.accept()
             threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
+    global _SOLVED  # noqa: PLW0603 - this process serves: it keeps its solves
+    _SOLVED = {}
     threading.Thread(target=accept, daemon=True).start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    with contextlib.suppress(OSError):
-        while os.read(0, 4096):
-            pass
+    with contextlib.suppress(ImportError):
+        import rattler  # noqa: F401 - now, not in the first solve
+    for line in _lines(0):
+        with asked:
+            asked.wait_for(lambda: pending == 0)
+        with lock, contextlib.suppress(BaseException):  # a failed presolve is solved again when asked
+            presolve(json.loads(line)["presolve"])
     os._exit(0)
+
+
+def _lines(fd: int) -> Iterator[bytes]:
+    """The lines written to ``fd`` until it ends (or fails)."""
+    pending = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(fd, 1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            yield from (line for line in lines if line.strip())
+
+
+@dataclass
+class Service:
+    """A solver process (:func:`serve`) started by :func:`start_service`."""
+
+    proc: subprocess.Popen[bytes]
+    socket: str
+    folder: str
+    ready: bool | None = None  # unknown until :meth:`is_ready` has looked
+
+    def presolve(self, request: Mapping[str, Any]) -> None:
+        """Hand it a target to solve now (see :func:`presolve`); a service that is gone is left alone."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.write(json.dumps({"presolve": request}).encode("utf-8") + b"\n")
+            self.proc.stdin.flush()
+
+    def is_ready(self, timeout: float = 60.0) -> bool:
+        """Did it start (its ``ready`` line)? False if it ended or stayed silent ``timeout`` s."""
+        if self.ready is None:
+            self.ready = service_ready(self.proc, timeout)
+        return self.ready
+
+    def stop(self) -> None:
+        """Close its stdin (it leaves once a presolve in progress ends), reap it, remove its folder."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_service(env: Mapping[str, str] | None = None) -> Service | None:
+    """A solver process (:func:`serve`) on a socket in a private folder; None where Unix sockets
+    do not exist. It leaves when its stdin closes (:meth:`Service.stop`, or this process ending)."""
+    import socket
+
+    if not hasattr(socket, "AF_UNIX"):
+        return None
+    try:
+        folder = tempfile.mkdtemp(prefix="envspec-solve-")  # 0700: only this user reaches the socket
+    except OSError:
+        return None
+    path = str(Path(folder) / "s")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envspec.lock.conda_shim", SERVE_FLAG, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=None if env is None else dict(env),
+    )
+    return Service(proc, path, folder)
+
+
+def service_ready(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
+    """Did the service start (its ``ready`` line)? False if it ended or stayed silent."""
+    import select
+
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return bool(ready) and proc.stdout.readline().strip() == b"ready"
+
+
+def service_stats(path: str) -> dict[str, int]:
+    """How many solves the service at ``path`` ran, and how many answers it reused (a presolve's)."""
+    import socket
+
+    with socket.socket(getattr(socket, "AF_UNIX"), socket.SOCK_STREAM) as conn:  # noqa: B009 - absent on Windows
+        conn.connect(path)
+        conn.sendall(b'{"stats": true}\n')
+        conn.shutdown(socket.SHUT_WR)
+        reply = json.loads(_read_all(conn))
+    stats: dict[str, int] = json.loads(reply["stdout"])
+    return stats
 
 
 def ask(path: str, argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, str]:

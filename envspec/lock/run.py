@@ -56,7 +56,15 @@ from envspec.errors import (
 )
 from envspec.fsutil import read_regular_text, run_lock
 from envspec.lock import commit, explicit, pypi
-from envspec.lock.conda_shim import EXCLUDE_NEWER_ENV, REPORT_ENV, shim_executable
+from envspec.lock.conda_shim import (
+    EXCLUDE_NEWER_ENV,
+    PRESOLVE_ENV,
+    REPORT_ENV,
+    Service,
+    service_stats,
+    shim_executable,
+    start_service,
+)
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.condalock import LockedPackage, read_conda_lock, read_pip_packages, summary_of
 from envspec.lock.plan import Action, LockInput, LockPlanError, PlanItem, Stored, plan, staleness
@@ -624,9 +632,7 @@ def start_runner(cwd: Path, *, shim: Path | None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "envspec.lock.conda_lock_runner", *flags],
         cwd=cwd,
-        # ENVSPEC_MIRRORS may hold credentials: each job gets its own routes (and secrets) in its env,
-        # exactly as with --mirror; conda-lock and its tools never see the variable itself
-        env={**{k: v for k, v in os.environ.items() if k != MIRRORS_ENV}, "PYTHONPATH": _pythonpath()},
+        env=_child_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -649,17 +655,40 @@ def stop_runner(proc: subprocess.Popen[str]) -> None:
 
 
 class EarlyRunner:
-    """A runner started on entry (:func:`start_runner`: conda-lock imports while envspec takes the
-    run lock and prepares the jobs); :meth:`take` hands it over, and on exit one not taken is stopped."""
+    """The runner (:func:`start_runner`) and, with envspec's shim, the solver service
+    (:func:`envspec.lock.conda_shim.start_service`), started on entry: conda-lock imports while
+    envspec loads the spec, takes the run lock and prepares the jobs, and the service solves the
+    prepared targets meanwhile (:meth:`presolve`). :meth:`take` hands the runner over; on exit a
+    runner not taken is stopped, and the service is."""
 
     def __init__(self, cwd: Path, *, shim: Path | None) -> None:
-        self.args = (cwd, shim)
+        self.cwd = cwd
+        self.shim = shim
         self.proc: subprocess.Popen[str] | None = None
+        self.service: Service | None = None
 
     def __enter__(self) -> EarlyRunner:
-        cwd, shim = self.args
-        self.proc = start_runner(cwd, shim=shim)
+        self.proc = start_runner(self.cwd, shim=self.shim)
+        if self.shim is not None:
+            try:
+                self.service = start_service(_child_env())
+            except BaseException:
+                self.__exit__()
+                raise
         return self
+
+    def presolve(self, preps: Sequence[Prepared]) -> None:
+        """Have the service solve these targets now, as conda-lock will ask it to."""
+        if self.service is None:
+            return
+        for prep in preps:
+            request = presolve_request(prep)
+            if request is not None:
+                self.service.presolve(request)
+
+    def socket(self) -> str | None:
+        """The service's socket, if it runs (the runner routes conda-lock's solves there)."""
+        return self.service.socket if self.service is not None and self.service.is_ready() else None
 
     def take(self) -> subprocess.Popen[str] | None:
         proc, self.proc = self.proc, None
@@ -669,6 +698,48 @@ class EarlyRunner:
         proc = self.take()
         if proc is not None:
             stop_runner(proc)
+        service, self.service = self.service, None
+        if service is not None:
+            service.stop()
+
+
+def prestart(project: ProjectLike, solver: str | None) -> contextlib.AbstractContextManager[EarlyRunner | None]:
+    """The runner (and the service) for ``envspec lock --solver SOLVER``, started now, before the
+    spec is loaded; pass what the context gives to :func:`lock` (``early=``). Starts nothing (gives
+    None) when the solver is not usable: :func:`lock` then says why."""
+    try:
+        resolved = resolve_solver(solver, project.cache_dir)
+    except (EnvspecError, OSError):
+        return contextlib.nullcontext()
+    return EarlyRunner(project.root, shim=resolved.executable if resolved.builtin else None)
+
+
+def presolve_request(prep: Prepared) -> dict[str, Any] | None:
+    """What :func:`envspec.lock.conda_shim.presolve` needs to solve a target as conda-lock will ask
+    (the specs of the environment file conda-lock reads, the target's virtual packages); None for
+    an update (its solve depends on the locked packages) or inputs it cannot read."""
+    import yaml
+
+    if prep.item.action is not Action.SOLVE:
+        return None
+    job = prep.job
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        env_file = job.root / prep.argv[prep.argv.index("--file") + 1]
+        environment = yaml.load(read_regular_text(env_file), Loader=loader)
+        virtual = yaml.load(job.input.virtual_packages, Loader=loader)
+        packages = virtual["subdirs"][job.subdir]["packages"]
+        specs = [d for d in environment["dependencies"] if isinstance(d, str)]
+    except (OSError, ValueError, yaml.YAMLError, LookupError, TypeError):
+        return None
+    env = {**_child_env(), **prep.env}
+    return {
+        "subdir": job.subdir,
+        "channels": list(job.channels),
+        "specs": specs,
+        "virtual_packages": {str(k): str(v) for k, v in dict(packages).items()},
+        "env": {k: env[k] for k in PRESOLVE_ENV if k in env},
+    }
 
 
 def run_conda_lock(
@@ -679,14 +750,16 @@ def run_conda_lock(
     on_done: Callable[[Prepared, int, float], None],
     shim: Path | None = None,
     runner: subprocess.Popen[str] | None = None,
+    service: str | None = None,
 ) -> None:
     """Run all prepared conda-lock invocations through :mod:`envspec.lock.conda_lock_runner` (one
     conda-lock import, forked per target on POSIX; with ``shim``, envspec's conda shim, one solver
-    process for all of them), in ``runner`` when :func:`start_runner` started it already.
-    Interrupts kill the whole process group."""
+    process for all of them: the one at ``service``), in ``runner`` when :func:`start_runner`
+    started it already. Interrupts kill the whole process group."""
     request = {
         "watch_parent": os.name == "posix",
         "max_workers": max_workers,
+        "service": service,
         "jobs": [
             {"id": p.job.target, "argv": p.argv, "env": p.env, "stdout": str(p.stdout), "stderr": str(p.stderr)}
             for p in preps
@@ -748,6 +821,13 @@ def lock_timeout(environ: Mapping[str, str]) -> float:
     if not value > 0 or value == float("inf"):
         raise SpecError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds", tip=f"e.g. {TIMEOUT_ENV}=1800")
     return value
+
+
+def _child_env() -> dict[str, str]:
+    """The runner's and the service's environment. ENVSPEC_MIRRORS may hold credentials: each job
+    gets its own routes (and secrets) in its env, exactly as with --mirror; conda-lock and its tools
+    never see the variable itself."""
+    return {**{k: v for k, v in os.environ.items() if k != MIRRORS_ENV}, "PYTHONPATH": _pythonpath()}
 
 
 def _pythonpath() -> str:
@@ -857,8 +937,12 @@ def lock_jobs(
     max_workers: int | None = None,
     progress: Progress = _stderr,
     verbose: bool = False,
+    early: EarlyRunner | None = None,
 ) -> LockSummary:
-    """Plan, solve (in parallel child processes) and commit all jobs; see the module doc."""
+    """Plan, solve (in parallel child processes) and commit all jobs; see the module doc.
+
+    ``early``: the runner (and service) the caller started before loading the spec, used when it
+    runs the solver this run needs (see :func:`prestart`); else they are started here."""
     started = time.monotonic()
     _refuse_mirrors_for_real_solver(jobs, solver)
     _recover(jobs, cache_dir, progress)
@@ -894,7 +978,13 @@ def lock_jobs(
     report.solver = resolved.label
     work_root = cache_dir / "lock-tmp"
     shim = resolved.executable if resolved.builtin else None
-    with EarlyRunner(jobs[0].root, shim=shim) as early, run_lock(cache_dir / "lock.lock", "locking"):
+    given = early is not None and early.proc is not None and early.shim == shim and early.cwd == jobs[0].root
+    with (
+        (
+            contextlib.nullcontext(early) if given and early is not None else EarlyRunner(jobs[0].root, shim=shim)
+        ) as runner,
+        run_lock(cache_dir / "lock.lock", "locking"),
+    ):
         _clean_stale_temps(jobs, work_root)
         work_root.mkdir(parents=True, exist_ok=True)
         workers = max(1, min(len(todo), max_workers or os.cpu_count() or 1))
@@ -926,7 +1016,17 @@ def lock_jobs(
                 results.append(outcome)
 
             if preps:
-                run_conda_lock(preps, cwd=jobs[0].root, max_workers=workers, on_done=on_done, runner=early.take())
+                runner.presolve(preps)
+                run_conda_lock(
+                    preps,
+                    cwd=jobs[0].root,
+                    max_workers=workers,
+                    on_done=on_done,
+                    runner=runner.take(),
+                    service=runner.socket(),
+                )
+                if verbose:
+                    _report_solves(runner, progress)
         finally:
             for prep in preps:
                 prep.cleanup()
@@ -966,6 +1066,18 @@ def lock_jobs(
     return report
 
 
+def _report_solves(runner: EarlyRunner, progress: Progress) -> None:
+    """``-v``: how many solves the solver process ran, and how many of conda-lock's it had ready."""
+    path = runner.socket()
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if path is not None:
+            stats = service_stats(path)
+            progress(
+                f"solver process: {stats['solved']} solve(s), {stats['reused']} of conda-lock's answered "
+                "from a solve done before it asked"
+            )
+
+
 def _report_failure_table(report: LockSummary, progress: Progress) -> None:
     progress(report.table().rstrip("\n"))
 
@@ -997,10 +1109,12 @@ def lock(
     verbose: bool = False,
     progress: Progress = _stderr,
     exclude_newer: str | None = None,
+    early: EarlyRunner | None = None,
 ) -> LockSummary:
     """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``.
 
     ``exclude_newer`` (see :func:`make_jobs`): a cutoff, ``""`` to drop a recorded one, None to keep it.
+    ``early``: what :func:`prestart` started, if the caller did.
     """
     for name in unused_mirrors([c for t in targets for c in t.channels], mirrors):
         if name == pypi.MIRROR_NAME:  # the PyPI index of the pip packages, not a conda channel
@@ -1016,4 +1130,5 @@ def lock(
         max_workers=jobs,
         progress=progress,
         verbose=verbose,
+        early=early,
     )

@@ -213,21 +213,38 @@ def test_one_process_opens_each_subdirs_repodata_once(local_channel: Path) -> No
     assert out.stdout.split() == ["True", "True", "True", "3"]  # noarch once; linux-64 once; osx-64 once
 
 
-def _service_pids() -> list[int]:
-    pids = []
+def _services() -> dict[int, str]:
+    """The solver processes running now: ``{pid: socket path}``."""
+    found = {}
     for proc in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError):
-            if conda_shim.SERVE_FLAG.encode() in (proc / "cmdline").read_bytes():
-                pids.append(int(proc.name))
-    return pids
+        with contextlib.suppress(OSError, ValueError):
+            argv = (proc / "cmdline").read_bytes().decode().split("\0")
+            if conda_shim.SERVE_FLAG in argv:
+                found[int(proc.name)] = argv[argv.index(conda_shim.SERVE_FLAG) + 1]
+    return found
+
+
+def _service_pids() -> list[int]:
+    return list(_services())
+
+
+def _asked(socket_path: str) -> bool:
+    """Is a client connected to the solver process's socket (a conda-lock solve in flight)?
+    /proc/net/unix lists the accepted end of a connection under the listening socket's path."""
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == socket_path and fields[5] == "03":  # SS_CONNECTED
+            return True
+    return False
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the service in /proc")
+@pytest.mark.skipif(not Path("/proc/net/unix").exists(), reason="finds the service and its clients in /proc")
 def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(tmp_path: Path) -> None:
-    """The service is SIGKILLed while it waits on a channel that never answers (as a py-rattler
-    crash would end it): the solve in flight fails naming it, the run ends with exit 6 and one
-    line, no traceback, no lockfile changed, and nothing of the run is left running."""
+    """The service is SIGKILLed while conda-lock's solve waits on it (its presolve of the same
+    target waits on a channel that never answers), as a py-rattler crash would end it: the solve in
+    flight fails naming it, the run ends with exit 6 and one line, no traceback, no lockfile
+    changed, and nothing of the run is left running."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)
@@ -246,17 +263,19 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
     before = snapshot(project)
     before_services = set(_service_pids())
     url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": "3"}
-    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--mirror",
-            f"conda-forge={url}"]  # fmt: skip
+    # the presolve waits on the channel for up to 60 s: conda-lock's own solve of the target comes meanwhile
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": "60"}
+    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--target",
+            "linux-cuda", "--mirror", f"conda-forge={url}"]  # fmt: skip
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not held or not (set(_service_pids()) - before_services):  # a solve is waiting on the channel
+        service: dict[int, str] = {}
+        while not held or not service or not any(_asked(path) for path in service.values()):
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no solve reached the channel"
+            assert time.monotonic() < deadline, "no solve reached the channel, or conda-lock never asked"
             time.sleep(0.05)
-        service = sorted(set(_service_pids()) - before_services)
+            service = {pid: path for pid, path in _services().items() if pid not in before_services}
         for pid in service:
             os.kill(pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
@@ -270,7 +289,7 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
             proc.kill()
     assert proc.returncode == ExitCode.TOOL_FAILED, err
     message = err.strip().splitlines()[-1]
-    assert message.startswith("error: py-rattler failed solving target "), err
+    assert message.startswith("error: py-rattler failed solving target linux-cuda "), err
     assert "crashed" in message and "no lockfile was changed" in message and "Traceback" not in err
     assert snapshot(project) == before
     assert not set(_service_pids()) - before_services
@@ -304,7 +323,7 @@ def test_data_libyaml_would_fold_differently_goes_to_pyyaml() -> None:
 
 @pytest.mark.integration
 def test_a_service_that_cannot_listen_says_so_in_one_line_and_is_not_ready(tmp_path: Path) -> None:
-    from envspec.lock.conda_lock_runner import service_ready
+    from envspec.lock.conda_shim import service_ready
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     path = tmp_path / ("x" * 200) / "s"  # longer than a Unix socket path may be
@@ -339,3 +358,26 @@ def test_without_a_solver_process_the_run_solves_with_the_shim_executable(local_
     assert proc.returncode == 0, proc.stderr
     assert "no solver process" in proc.stderr
     assert "pytorch" in (project / "lockfiles" / "linux-cuda.lock").read_text(encoding="utf-8")
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+def test_every_solve_conda_lock_asks_for_was_done_before_it_asked(local_channel: Path, tmp_path: Path) -> None:
+    """The solver process solves each target while conda-lock imports (envspec predicts the specs,
+    channels and virtual packages conda-lock will ask with): each target is solved once, and each
+    of conda-lock's solves is answered from that, with the lockfiles of a run without presolves."""
+    project = _fresh_project(tmp_path)
+    code, _, err = envspec(project, "lock", "-v", "--mirror", f"conda-forge={local_channel.as_uri()}")
+    assert code == 0, err
+    assert "solver process: 5 solve(s), 5 of conda-lock's answered from a solve done before it asked" in err
+    presolved = snapshot(project)
+    shutil.rmtree(project / "lockfiles")  # the same lockfiles when each solve is conda-lock's own
+    (project / "lockfiles").mkdir()
+    assert envspec(project, "render")[0] == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / ("t" * 120))}  # no service at all
+    Path(env["TMPDIR"]).mkdir()
+    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--mirror",
+            f"conda-forge={local_channel.as_uri()}"]  # fmt: skip
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0 and "no solver process" in proc.stderr, proc.stderr
+    assert snapshot(project) == presolved
