@@ -134,7 +134,7 @@ def test_the_lock_children_never_see_envspec_mirrors(monkeypatch: pytest.MonkeyP
     each job's own routes, never as the raw variable in conda-lock's (and its tools') environment."""
     import subprocess
 
-    from envspec.lock import run
+    from envspec.lock import conda_lock_process as run
 
     seen: dict[str, object] = {}
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from envspec.lock.commit import check_pair as check_pair
+    from envspec.lock.conda_lock_job import Outcome as Outcome
+    from envspec.lock.conda_lock_process import prestart as prestart
     from envspec.lock.condalock import read_conda_lock as read_conda_lock
     from envspec.lock.condalock import read_pip_packages as read_pip_packages
     from envspec.lock.condalock import summarize as summarize_conda_lock
@@ -22,17 +24,15 @@ if TYPE_CHECKING:
     from envspec.lock.explicit import entries as explicit_entries
     from envspec.lock.freshness import LockMode as LockMode
     from envspec.lock.freshness import ensure_lockfile as ensure_lockfile
+    from envspec.lock.jobs import recorded_exclude_newer as recorded_exclude_newer
     from envspec.lock.plan import parse_exclude_newer as parse_exclude_newer
     from envspec.lock.pypi import MIRROR_NAME as PYPI_MIRROR_NAME
     from envspec.lock.pypi import pip_file as pip_file
     from envspec.lock.pypi import pip_index as pip_index
     from envspec.lock.pypi import read_pins as read_pins
     from envspec.lock.run import LockSummary as LockSummary
-    from envspec.lock.run import Outcome as Outcome
     from envspec.lock.run import is_fresh as is_fresh
     from envspec.lock.run import lock as lock
-    from envspec.lock.run import prestart as prestart
-    from envspec.lock.run import recorded_exclude_newer as recorded_exclude_newer
     from envspec.lock.stamp import digest as stamp_digest
     from envspec.lock.stamp import forget as stamp_forget
     from envspec.lock.stamp import fresh as stamp_fresh
@@ -45,7 +45,7 @@ else:
         {
             "LockMode": "freshness",
             "LockSummary": "run",
-            "Outcome": "run",
+            "Outcome": "conda_lock_job",
             "PYPI_MIRROR_NAME": "pypi:MIRROR_NAME",
             "SOLVED_FROM_KEY": "explicit",
             "TEST_CHANNEL": "explicit",
@@ -58,11 +58,11 @@ else:
             "parse_exclude_newer": "plan",
             "pip_file": "pypi",
             "pip_index": "pypi",
-            "prestart": "run",
+            "prestart": "conda_lock_process",
             "read_conda_lock": "condalock",
             "read_pins": "pypi",
             "read_pip_packages": "condalock",
-            "recorded_exclude_newer": "run",
+            "recorded_exclude_newer": "jobs",
             "resolve_base": "diff",
             "stamp_digest": "stamp:digest",
             "stamp_forget": "stamp:forget",

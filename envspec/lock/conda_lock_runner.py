@@ -20,7 +20,7 @@ not need (:data:`DEFERRED`) are imported on first use.
 
 **One solver process per run.** With ``--shim`` (the path of envspec's conda shim, given to
 conda-lock as ``--conda``), fork and a ``service`` (the socket of the
-:func:`envspec.lock.conda_shim.serve` process envspec started beside this one), conda-lock's own
+:func:`envspec.lock.solver_service.serve` process envspec started beside this one), conda-lock's own
 calls of that executable are pointed at the service: conda-lock calls
 ``subprocess.run``/``check_output`` from ``conda_lock.conda_solver`` and ``conda_lock.conda_lock``,
 and those two modules see a ``subprocess`` whose calls of the shim's path are answered by the
@@ -52,7 +52,7 @@ from typing import Any, Final
 
 import yaml
 
-from envspec.lock import conda_shim  # stdlib imports only: imported once, before the forks
+from envspec.lock import conda_shim, solver_service  # stdlib imports only: imported once, before the forks
 
 
 def _child(job: Mapping[str, Any], conda_lock_main: Any) -> int:
@@ -100,11 +100,11 @@ class ShimRouter:
     def _call(self, args: Sequence[Any], env: Mapping[str, str] | None) -> tuple[int, str]:
         argv = [str(a) for a in args[1:]]
         environ = dict(os.environ if env is None else env)
-        if conda_shim.parse_command(argv).action not in conda_shim.SOLVES:
+        if conda_shim.parse_command(argv).action not in solver_service.SOLVES:
             return conda_shim.run(argv, environ)  # no py-rattler: answered here
         if self.socket_path is not None:
             try:
-                return conda_shim.ask(self.socket_path, argv, environ)
+                return solver_service.ask(self.socket_path, argv, environ)
             except OSError:  # the service is gone (crashed earlier): run the shim itself
                 self.socket_path = None
         proc = subprocess.run([self.shim, *argv], env=environ, capture_output=True, text=True, check=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from envspec.lock import condalock
-from envspec.lock.run import _summarise
+from envspec.lock.conda_lock_job import summarise
 from envspec.report import inputs
 from envspec.spec.schema import TORCH_PACKAGE
 
@@ -33,7 +33,7 @@ def test_the_torch_build_is_pytorch_s_not_libtorch_s() -> None:
 
 
 def test_lock_table_and_report_read_the_same_torch() -> None:
-    assert _summarise(condalock.read_conda_lock(LOCK, "lock"), "linux-64") == (
+    assert summarise(condalock.read_conda_lock(LOCK, "lock"), "linux-64") == (
         3,
         "2.9.1 cuda129_mkl_py312_h2222222_300",
     )

@@ -25,7 +25,7 @@ from envspec.channels import (
 from envspec.errors import SpecError
 from envspec.lock import commit
 from envspec.lock.conda_shim import canonical_url, route
-from envspec.lock.run import make_jobs
+from envspec.lock.jobs import make_jobs
 
 CF = "https://conda.anaconda.org/conda-forge"
 

@@ -1,5 +1,5 @@
 """The conda part's fixed cost (issue #18): conda-lock's rarely used modules imported on first use,
-one solver process per run (envspec.lock.conda_shim.serve) that conda-lock's calls of the shim are
+one solver process per run (envspec.lock.solver_service.serve) that conda-lock's calls of the shim are
 routed to (envspec.lock.conda_lock_runner.ShimRouter), and a crash of it that fails one solve, not
 the run. Unit tests first (no process), then the real service and a real run whose service is killed.
 """
@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envspec.errors import ExitCode
-from envspec.lock import conda_shim
+from envspec.lock import conda_shim, solver_service
 from envspec.lock.conda_lock_runner import (
     DEFERRED,
     DEFERRED_VALUES,
@@ -154,12 +154,12 @@ def test_a_service_that_dies_mid_solve_is_an_error_answer_and_a_report(tmp_path:
     path, report = tmp_path / "s", tmp_path / "report.json"
     env = {"CONDA_SUBDIR": "linux-64", conda_shim.REPORT_ENV: str(report)}
     with dying_service(path) as seen:
-        code, out = conda_shim.ask(str(path), ["create", "--dry-run", "--json", "tqdm"], env)
+        code, out = solver_service.ask(str(path), ["create", "--dry-run", "--json", "tqdm"], env)
     assert json.loads(seen[0])["argv"][0] == "create"
     assert code == 1 and json.loads(out)["envspec_kind"] == "internal"
     assert "crashed" in json.loads(report.read_text())["message"]
     with pytest.raises(OSError):  # nothing listening: the router then runs the shim itself
-        conda_shim.ask(str(tmp_path / "absent"), ["create"], env)
+        solver_service.ask(str(tmp_path / "absent"), ["create"], env)
 
 
 # ------------------------------------------------------------------------------- the real service
@@ -167,7 +167,7 @@ def test_a_service_that_dies_mid_solve_is_an_error_answer_and_a_report(tmp_path:
 
 def _start(path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "envspec.lock.conda_shim", conda_shim.SERVE_FLAG, str(path)]
+    cmd = [sys.executable, "-m", "envspec.lock.solver_service", solver_service.SERVE_FLAG, str(path)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
     return proc
@@ -186,7 +186,7 @@ def test_the_service_answers_as_the_shim_executable_does(local_channel: Path, tm
                 {"CONDA_OVERRIDE_GLIBC": "2.28"} if subdir.startswith("linux") else {"CONDA_OVERRIDE_OSX": "14.0"}
             )
             env = {**os.environ, "CONDA_SUBDIR": subdir, **override}
-            code, out = conda_shim.ask(str(path), argv, env)
+            code, out = solver_service.ask(str(path), argv, env)
             alone = subprocess.run([str(shim), *argv], env=env, capture_output=True, text=True, check=False)
             assert (code, json.loads(out)) == (alone.returncode, json.loads(alone.stdout)), subdir
             assert code == 0 and {a["name"] for a in json.loads(out)["actions"]["FETCH"]} >= {"python", "tqdm"}
@@ -201,9 +201,9 @@ def test_the_service_answers_as_the_shim_executable_does(local_channel: Path, tm
 def test_one_process_opens_each_subdirs_repodata_once(local_channel: Path) -> None:
     code = (
         "import os, sys\n"
-        "from envspec.lock import conda_shim as s\n"
-        "a = s._sparse_sources([sys.argv[1]], 'linux-64'); b = s._sparse_sources([sys.argv[1]], 'osx-64')\n"
-        "c = s._sparse_sources([sys.argv[1]], 'linux-64')\n"
+        "from envspec.lock import rattler_solve as s\n"
+        "a = s.sparse_sources([sys.argv[1]], 'linux-64'); b = s.sparse_sources([sys.argv[1]], 'osx-64')\n"
+        "c = s.sparse_sources([sys.argv[1]], 'linux-64')\n"
         "print(a[1] is b[1], a[0] is c[0], a[0] is not b[0], len(s._SPARSE)); sys.stdout.flush(); os._exit(0)\n"
     )
     out = subprocess.run(
@@ -219,8 +219,8 @@ def _services() -> dict[int, str]:
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError, ValueError):
             argv = (proc / "cmdline").read_bytes().decode().split("\0")
-            if conda_shim.SERVE_FLAG in argv:
-                found[int(proc.name)] = argv[argv.index(conda_shim.SERVE_FLAG) + 1]
+            if solver_service.SERVE_FLAG in argv:
+                found[int(proc.name)] = argv[argv.index(solver_service.SERVE_FLAG) + 1]
     return found
 
 
@@ -323,11 +323,11 @@ def test_data_libyaml_would_fold_differently_goes_to_pyyaml() -> None:
 
 @pytest.mark.integration
 def test_a_service_that_cannot_listen_says_so_in_one_line_and_is_not_ready(tmp_path: Path) -> None:
-    from envspec.lock.conda_shim import service_ready
+    from envspec.lock.solver_service import service_ready
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     path = tmp_path / ("x" * 200) / "s"  # longer than a Unix socket path may be
-    cmd = [sys.executable, "-m", "envspec.lock.conda_shim", conda_shim.SERVE_FLAG, str(path)]
+    cmd = [sys.executable, "-m", "envspec.lock.solver_service", solver_service.SERVE_FLAG, str(path)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert not service_ready(proc, timeout=30)  # the runner then runs the shim executable per solve
     assert proc.wait(timeout=10) == 1
