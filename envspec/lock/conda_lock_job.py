@@ -44,12 +44,13 @@ class Outcome:
 
 def _precheck_channels(job: LockJob) -> None:
     """Local channels are checked before conda-lock starts (instant, clear message)."""
-    from envspec.lock.rattler_solve import file_url_path
+    from envspec.lock.rattler_solve import file_url_path, repodata_problem
 
     for url in job.fetch_channels:
         root = file_url_path(url)
-        if root is not None and not (root / "noarch" / "repodata.json").is_file():
-            raise unreachable(job, url, f"{root / 'noarch' / 'repodata.json'} does not exist")
+        problem = None if root is None else repodata_problem(root / "noarch" / "repodata.json")
+        if root is not None and problem is not None:
+            raise unreachable(job, url, f"{root / 'noarch' / 'repodata.json'} {problem}")
 
 
 def summarise(packages: Sequence[LockedPackage], subdir: str) -> tuple[int, str]:

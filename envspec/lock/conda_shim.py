@@ -28,7 +28,9 @@ mirror served the repodata. The credentials go only into rattler's requests (an 
 header added by a client middleware), never into argv, output, files or error messages.
 
 The solving is :mod:`envspec.lock.rattler_solve`'s; one process answering a whole run is
-:mod:`envspec.lock.solver_service`.
+:mod:`envspec.lock.solver_service`. What is read by path (a local channel's ``repodata.json``,
+conda-lock's virtual-package channel, the fake prefix's ``conda-meta`` records) is read only as a
+regular file: a FIFO or a device there is refused in one line, never read (it could block or never end).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envspec.fsutil import NotRegularFile, read_regular_text
 from envspec.lock.rattler_solve import (
     ShimError,
     channel_timeout,
@@ -183,9 +186,9 @@ def _read_virtual_channel(url: str, subdir: str) -> list[dict[str, Any]] | None:
     for sub in (subdir, "noarch"):
         path = root / sub / "repodata.json"
         try:
-            if path.stat().st_size > _VIRTUAL_REPODATA_MAX_BYTES:
-                return None
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular_text(path, _VIRTUAL_REPODATA_MAX_BYTES))
+        except NotRegularFile:  # larger than a virtual channel's, or a FIFO/device: not one (never read)
+            return None
         except (OSError, ValueError):
             continue
         entries = [*data.get("packages", {}).values(), *data.get("packages.conda", {}).values()]
@@ -328,10 +331,14 @@ def _note_test_channel(records: Sequence[Any], environ: Mapping[str, str]) -> No
 
 
 def _installed(prefix: str) -> list[dict[str, Any]]:
+    """The records of conda-lock's fake prefix (``conda-meta/*.json``): regular files only."""
     meta = Path(prefix) / "conda-meta"
     out: list[dict[str, Any]] = []
     for path in sorted(meta.glob("*.json")):
-        out.append(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            out.append(json.loads(read_regular_text(path)))
+        except NotRegularFile:
+            raise ShimError("usage", "CondaValueError", f"{path} is not a regular file (or too large)") from None
     return out
 
 

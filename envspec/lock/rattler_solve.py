@@ -72,22 +72,37 @@ def sparse_sources(channels: Sequence[str], subdir: str) -> list[Any] | None:
         root = file_url_path(url)
         if root is None:
             return None
-        if not (root / "noarch" / "repodata.json").is_file():
-            raise ShimError(
-                "channel_unreachable",
-                "UnavailableInvalidChannel",
-                f"channel {url} is unreachable: {root / 'noarch' / 'repodata.json'} does not exist",
-                url=url,
-            )
         channel_url = root.as_uri() if not url.startswith("file://") else url
         for sub in (subdir, "noarch"):
             path = root / sub / "repodata.json"
             key = (channel_url, sub)
-            if key not in _SPARSE and path.is_file():
+            problem = None if key in _SPARSE else repodata_problem(path)
+            if problem is not None and (sub == "noarch" or problem != "does not exist"):  # a subdir may lack one
+                raise ShimError(
+                    "channel_unreachable",
+                    "UnavailableInvalidChannel",
+                    f"channel {url} is unreachable: {path} {problem}",
+                    url=url,
+                )
+            if key not in _SPARSE and problem is None:
                 _SPARSE[key] = SparseRepoData(Channel(channel_url), sub, path)
             if key in _SPARSE:
                 sources.append(_SPARSE[key])
     return sources
+
+
+def repodata_problem(path: Path) -> str | None:
+    """Why a local channel's ``repodata.json`` cannot be read (``"does not exist"``, ``"is not a
+    regular file ..."``: a FIFO would block the read, /dev/zero never end it), or None."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None if stat.S_ISREG(mode) else "is not a regular file (a FIFO, device or folder)"
 
 
 def gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) -> Any:
