@@ -139,7 +139,12 @@ def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str
     from envspec.lock import prestart
 
     # conda-lock's import (and the solver process's start) overlap loading the spec and planning
-    with contextlib.nullcontext() if request.check else prestart(project, request.solver) as early:
+    plain = not request.update and not request.exclude_newer  # a target without lockfiles: solved as rendered
+    with (
+        contextlib.nullcontext()
+        if request.check
+        else prestart(project, request.solver, targets=request.targets, mirrors=mirrors if plain else None)
+    ) as early:
         from envspec.cli.common import load
         from envspec.lock import lock as lock_targets
 

@@ -10,20 +10,20 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envspec.channels import redact, shim_mirrors
+from envspec.channels import canonical_channels, redact, shim_mirrors
 from envspec.errors import EnvspecError, ToolFailed
-from envspec.fsutil import read_regular_text
+from envspec.fsutil import read_regular_bytes, read_regular_text
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_shim import MIRRORS_ENV as SHIM_MIRRORS_ENV
 from envspec.lock.conda_shim import REPORT_ENV
 from envspec.lock.condalock import LockedPackage, read_conda_lock, summary_of
 from envspec.lock.failures import classify_failure, unreachable
-from envspec.lock.jobs import CONDA_LOCK_EXCLUDE_NEWER_KEY, CONDA_LOCK_HASH_KEY, LockJob, read_head
+from envspec.lock.jobs import CONDA_LOCK_EXCLUDE_NEWER_KEY, CONDA_LOCK_HASH_KEY, LockJob, ProjectLike, read_head
 from envspec.lock.plan import Action, PlanItem
 from envspec.lock.rattler_solve import EXCLUDE_NEWER_ENV
 from envspec.lock.solver_service import PRESOLVE_ENV
@@ -252,27 +252,67 @@ def finish(
 
 
 def presolve_request(prep: Prepared) -> dict[str, Any] | None:
-    """What :func:`envspec.lock.conda_shim.presolve` needs to solve a target as conda-lock will ask
-    (the specs of the environment file conda-lock reads, the target's virtual packages); None for
-    an update (its solve depends on the locked packages) or inputs it cannot read."""
-    import yaml
-
+    """What :func:`envspec.lock.solver_service.presolve` needs to solve a target as conda-lock will
+    ask (the specs of the environment file conda-lock reads, the target's virtual packages); None
+    for an update (its solve depends on the locked packages) or inputs it cannot read."""
     if prep.item.action is not Action.SOLVE:
         return None
     job = prep.job
+    env_file = job.root / prep.argv[prep.argv.index("--file") + 1]
+    env = {**os.environ, **prep.env}  # what the solve reads of the environment conda-lock's shim gets
+    return _presolve_request(env_file, job.input.virtual_packages, job.subdir, job.channels, env)
+
+
+def cold_presolve_requests(
+    project: ProjectLike, targets: Sequence[str], mirrors: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """:func:`presolve_request` read from the rendered files alone (before envspec.yml is loaded),
+    for the targets that have no lockfile yet (a first lock solves every one of them): the targets
+    of ``targets``, or of every rendered environment file. The same requests, sent earlier; one
+    that differs from what conda-lock asks (a pip target's environment file, say) only costs a solve."""
+    files = [project.env_file(t) for t in targets] or sorted(project.root.glob("environment-*.yml"))
+    out = []
+    for env_file in files:
+        target = env_file.name.removeprefix("environment-").removesuffix(".yml")
+        if project.conda_lock_file(target).exists() or not env_file.is_file():
+            continue
+        try:
+            environment = _yaml(read_regular_text(env_file))
+            (subdir,) = environment["platforms"]
+            channels = canonical_channels(str(c) for c in environment["channels"])
+            virtual = read_regular_bytes(project.vpkg_file(target))
+        except (OSError, ValueError, LookupError, TypeError):
+            continue
+        routes = shim_mirrors(channels, mirrors)
+        env = {**os.environ, **({SHIM_MIRRORS_ENV: json.dumps(routes)} if routes else {})}
+        request = _presolve_request(env_file, virtual, str(subdir), channels, env)
+        if request is not None:
+            out.append(request)
+    return out
+
+
+def _yaml(text: str | bytes) -> Any:
+    import yaml
+
     loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        env_file = job.root / prep.argv[prep.argv.index("--file") + 1]
-        environment = yaml.load(read_regular_text(env_file), Loader=loader)
-        virtual = yaml.load(job.input.virtual_packages, Loader=loader)
-        packages = virtual["subdirs"][job.subdir]["packages"]
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _presolve_request(
+    env_file: Path, virtual_packages: bytes, subdir: str, channels: Sequence[str], env: Mapping[str, str]
+) -> dict[str, Any] | None:
+    try:
+        environment = _yaml(read_regular_text(env_file))
+        packages = _yaml(virtual_packages)["subdirs"][subdir]["packages"]
         specs = [d for d in environment["dependencies"] if isinstance(d, str)]
-    except (OSError, ValueError, yaml.YAMLError, LookupError, TypeError):
+    except (OSError, ValueError, LookupError, TypeError):
         return None
-    env = {**os.environ, **prep.env}  # what the solve reads of the environment conda-lock's shim gets
     return {
-        "subdir": job.subdir,
-        "channels": list(job.channels),
+        "subdir": subdir,
+        "channels": list(channels),
         "specs": specs,
         "virtual_packages": {str(k): str(v) for k, v in dict(packages).items()},
         "env": {k: env[k] for k in PRESOLVE_ENV if k in env},

@@ -103,17 +103,23 @@ class EarlyRunner:
     prepared targets meanwhile (:meth:`presolve`). :meth:`take` hands the runner over; on exit a
     runner not taken is stopped, and the service is."""
 
-    def __init__(self, cwd: Path, *, shim: Path | None) -> None:
+    def __init__(
+        self, cwd: Path, *, shim: Path | None, first: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+    ) -> None:
         self.cwd = cwd
         self.shim = shim
+        self.first = first  # presolves to hand the service as soon as it runs (see prestart)
         self.proc: subprocess.Popen[str] | None = None
         self.service: Service | None = None
+        self.sent: set[str] = set()
 
     def __enter__(self) -> EarlyRunner:
         self.proc = start_runner(self.cwd, shim=self.shim)
         if self.shim is not None:
             try:
                 self.service = start_service(child_env())
+                if self.first is not None:
+                    self.presolve(self.first())
             except BaseException:
                 self.__exit__()
                 raise
@@ -125,7 +131,10 @@ class EarlyRunner:
         if self.service is None:
             return
         for request in requests:
-            self.service.presolve(request)
+            key = json.dumps(request, sort_keys=True)
+            if key not in self.sent:  # (a target presolved from the rendered files is not sent again)
+                self.sent.add(key)
+                self.service.presolve(request)
 
     def socket(self) -> str | None:
         """The service's socket, if it runs (the runner routes conda-lock's solves there)."""
@@ -144,15 +153,31 @@ class EarlyRunner:
             service.stop()
 
 
-def prestart(project: ProjectLike, solver: str | None) -> contextlib.AbstractContextManager[EarlyRunner | None]:
+def prestart(
+    project: ProjectLike,
+    solver: str | None,
+    *,
+    targets: Sequence[str] = (),
+    mirrors: Mapping[str, str] | None = None,
+) -> contextlib.AbstractContextManager[EarlyRunner | None]:
     """The runner (and the service) for ``envspec lock --solver SOLVER``, started now, before the
     spec is loaded; pass what the context gives to :func:`envspec.lock.run.lock` (``early=``).
-    Starts nothing (gives None) when the solver is not usable: the lock then says why."""
+    With ``mirrors`` (a plain solve: no ``--update``, no ``--exclude-newer``), the service is handed
+    at once the ``targets`` (all when empty) that have no lockfile yet, read from the rendered files
+    (:func:`envspec.lock.conda_lock_job.cold_presolve_requests`). Starts nothing (gives None) when
+    the solver is not usable: the lock then says why."""
     try:
         resolved = resolve_solver(solver, project.cache_dir)
     except (EnvspecError, OSError):
         return contextlib.nullcontext()
-    return EarlyRunner(project.root, shim=resolved.executable if resolved.builtin else None)
+
+    def first() -> list[dict[str, Any]]:
+        from envspec.lock.conda_lock_job import cold_presolve_requests
+
+        return cold_presolve_requests(project, targets, mirrors or {})
+
+    shim = resolved.executable if resolved.builtin else None
+    return EarlyRunner(project.root, shim=shim, first=first if mirrors is not None else None)
 
 
 def run_conda_lock(

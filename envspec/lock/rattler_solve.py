@@ -324,16 +324,19 @@ def solve_once(  # noqa: PLR0917 - the inputs of one solve
     vpkgs: Mapping[str, tuple[str, str]],
     environ: Mapping[str, str],
     auth: Mapping[str, tuple[str, str]],
+    *,
+    ahead: bool = False,
 ) -> list[Any]:
     """:func:`solve` (no locked packages), or what this serving process found for the same inputs
-    before: its records, or its error (unsatisfiable, or a channel that failed: not asked twice)."""
+    before: its records, or its error (unsatisfiable, or a channel that failed: not asked twice).
+    ``ahead``: a presolve (one found solved already is no answer reused)."""
     import asyncio
 
     if _SOLVED is None:
         return asyncio.run(solve(channels, subdir, specs, vpkgs, (), environ, auth))
     key = solve_key(channels, subdir, specs, vpkgs, environ, auth)
     if key in _SOLVED:
-        _STATS["reused"] += 1
+        _STATS["reused"] += not ahead
         found = _SOLVED[key]
         if isinstance(found, ShimError):
             raise found

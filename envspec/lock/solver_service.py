@@ -65,7 +65,7 @@ def presolve(request: Mapping[str, Any]) -> None:
         virtual_records.append({"name": str(name), "version": version, "build_string": build or "0"})
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
     specs = [str(MatchSpec(str(s))) for s in request["specs"]]  # a spec that does not parse: no presolve
-    solve_once(channels, subdir, specs, vpkgs, environ, routed.auth)
+    solve_once(channels, subdir, specs, vpkgs, environ, routed.auth, ahead=True)
 
 
 def _read_all(conn: Any) -> bytes:

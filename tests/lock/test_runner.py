@@ -381,3 +381,38 @@ def test_every_solve_conda_lock_asks_for_was_done_before_it_asked(local_channel:
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0 and "no solver process" in proc.stderr, proc.stderr
     assert snapshot(project) == presolved
+
+
+def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jobs(tmp_path: Path) -> None:
+    """A first lock hands the solver process each target's solve before envspec.yml is loaded
+    (read from the rendered files): the very request the prepared job sends later, so the service
+    solves each target once. A target that has lockfiles already waits for the plan."""
+    from envspec.lock.conda_lock_job import cold_presolve_requests, prepare, presolve_request
+    from envspec.lock.jobs import make_jobs, read_stored
+    from envspec.lock.plan import plan
+    from envspec.project import Project
+    from envspec.spec.schema import load_spec
+
+    project_dir = tmp_path / "proj"
+    project_dir.mkdir()
+    shutil.copy2(REPO / "tests" / "data" / "synthetic" / "envspec.yml", project_dir / "envspec.yml")
+    assert envspec(project_dir, "render")[0] == 0
+    project = Project(project_dir)
+    mirrors = {"conda-forge": "https://user:secret@mirror.example/cf"}
+    jobs = make_jobs(project, load_spec(project_dir / "envspec.yml").resolve_all(), mirrors)
+    items = plan([j.input for j in jobs], {j.target: read_stored(j) for j in jobs})
+    work = tmp_path / "work"
+    work.mkdir()
+    preps = [prepare(job, item, tmp_path / "conda", work) for job, item in zip(jobs, items, strict=True)]
+    try:
+        late = [presolve_request(p) for p in preps]
+    finally:
+        for prep in preps:
+            prep.cleanup()
+    early = cold_presolve_requests(project, [], mirrors)
+    assert len(late) == 5 and sorted(map(json.dumps, early)) == sorted(map(json.dumps, late))
+    assert all(r is not None and r["env"][conda_shim.MIRRORS_ENV] for r in late)  # the mirror's route, for the shim
+    (cuda,) = cold_presolve_requests(project, ["linux-cuda"], mirrors)  # --target linux-cuda
+    assert cuda == late[[j.target for j in jobs].index("linux-cuda")]
+    (project_dir / "lockfiles" / "osx-64.conda-lock.yml").write_text("locked before\n")
+    assert {r["subdir"] for r in cold_presolve_requests(project, [], mirrors)} == {"osx-arm64", "linux-64", "win-64"}
