@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,31 @@ def test_atomic_create_never_replaces_and_leaves_no_temp(tmp_path: Path) -> None
     assert target.read_bytes() == b"first\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["new.yml"]
     assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
+def test_run_lock_and_filelock_exclude_each_other(tmp_path: Path) -> None:
+    """POSIX: run_lock takes the lock as the filelock package does (an older envspec's), without it."""
+    from filelock import FileLock, Timeout
+
+    lock = tmp_path / "run.lock"
+    with FileLock(str(lock)), pytest.raises(BusyError):  # noqa: SIM117 - the order is the test
+        with run_lock(lock, "locking"):
+            pass
+    with run_lock(lock, "locking"), pytest.raises(Timeout):
+        FileLock(str(lock)).acquire(timeout=0)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
+def test_run_lock_does_not_import_filelock(tmp_path: Path) -> None:
+    """(filelock brings asyncio: 25-70 ms of every lock's start-up.)"""
+    import subprocess
+
+    code = (
+        "import sys; from pathlib import Path; from envspec.fsutil import run_lock\n"
+        "with run_lock(Path(sys.argv[1]), 'locking'): pass\n"
+        "print('filelock' in sys.modules, 'asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "l")], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
