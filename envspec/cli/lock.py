@@ -143,7 +143,13 @@ def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str
     with (
         contextlib.nullcontext()
         if request.check
-        else prestart(project, request.solver, targets=request.targets, mirrors=mirrors if plain else None)
+        else prestart(
+            project,
+            request.solver,
+            targets=request.targets,
+            mirrors=mirrors if plain else None,
+            update=bool(request.update),
+        )
     ) as early:
         from envspec.cli.common import load
         from envspec.lock import lock as lock_targets

@@ -267,15 +267,12 @@ def cold_presolve_requests(
     project: ProjectLike, targets: Sequence[str], mirrors: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """:func:`presolve_request` read from the rendered files alone (before envspec.yml is loaded),
-    for the targets that have no lockfile yet (a first lock solves every one of them): the targets
-    of ``targets``, or of every rendered environment file. The same requests, sent earlier; one
+    for ``targets``: those that have no lockfile yet (a first lock solves every one of them, see
+    :func:`envspec.lock.conda_lock_process.unlocked_targets`). The same requests, sent earlier; one
     that differs from what conda-lock asks (a pip target's environment file, say) only costs a solve."""
-    files = [project.env_file(t) for t in targets] or sorted(project.root.glob("environment-*.yml"))
     out = []
-    for env_file in files:
-        target = env_file.name.removeprefix("environment-").removesuffix(".yml")
-        if project.conda_lock_file(target).exists() or not env_file.is_file():
-            continue
+    for target in targets:
+        env_file = project.env_file(target)
         try:
             environment = _yaml(read_regular_text(env_file))
             (subdir,) = environment["platforms"]

@@ -159,13 +159,20 @@ def prestart(
     *,
     targets: Sequence[str] = (),
     mirrors: Mapping[str, str] | None = None,
+    update: bool = False,
 ) -> contextlib.AbstractContextManager[EarlyRunner | None]:
     """The runner (and the service) for ``envspec lock --solver SOLVER``, started now, before the
-    spec is loaded; pass what the context gives to :func:`envspec.lock.run.lock` (``early=``).
-    With ``mirrors`` (a plain solve: no ``--update``, no ``--exclude-newer``), the service is handed
-    at once the ``targets`` (all when empty) that have no lockfile yet, read from the rendered files
-    (:func:`envspec.lock.conda_lock_job.cold_presolve_requests`). Starts nothing (gives None) when
+    spec is loaded, when a solve is certain: ``--update``, or one of the ``targets`` (all rendered
+    ones when empty) has no lockfile yet (a first lock). Pass what the context gives to
+    :func:`envspec.lock.run.lock` (``early=``); with None (lockfiles there: only the plan knows
+    whether any is stale, and a run that solves nothing must not pay for conda-lock's import) the
+    lock starts them itself once it has work. With ``mirrors`` (a plain solve: no ``--update``, no
+    ``--exclude-newer``), the service is handed at once the targets without lockfiles, read from
+    the rendered files (:func:`envspec.lock.conda_lock_job.cold_presolve_requests`). None too when
     the solver is not usable: the lock then says why."""
+    unlocked = unlocked_targets(project, targets)
+    if not update and not unlocked:
+        return contextlib.nullcontext()
     try:
         resolved = resolve_solver(solver, project.cache_dir)
     except (EnvspecError, OSError):
@@ -174,10 +181,18 @@ def prestart(
     def first() -> list[dict[str, Any]]:
         from envspec.lock.conda_lock_job import cold_presolve_requests
 
-        return cold_presolve_requests(project, targets, mirrors or {})
+        return cold_presolve_requests(project, unlocked, mirrors or {})
 
     shim = resolved.executable if resolved.builtin else None
     return EarlyRunner(project.root, shim=shim, first=first if mirrors is not None else None)
+
+
+def unlocked_targets(project: ProjectLike, targets: Sequence[str] = ()) -> list[str]:
+    """The ``targets`` (every rendered one when empty) whose environment file is rendered but whose
+    conda-lock file does not exist: a lock certainly solves them. Reads no file."""
+    files = [project.env_file(t) for t in targets] or sorted(project.root.glob("environment-*.yml"))
+    names = [f.name.removeprefix("environment-").removesuffix(".yml") for f in files]
+    return [t for t, f in zip(names, files, strict=True) if f.is_file() and not project.conda_lock_file(t).exists()]
 
 
 def run_conda_lock(

@@ -179,15 +179,13 @@ class Service:
         return self.ready
 
     def stop(self) -> None:
-        """Close its stdin (it leaves once a presolve in progress ends), reap it, remove its folder."""
+        """End it (the run is over: no request is in flight, and a presolve still running or an
+        import not done yet is not waited for), reap it, remove its folder."""
         assert self.proc.stdin is not None
         with contextlib.suppress(OSError):
             self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

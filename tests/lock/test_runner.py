@@ -388,6 +388,7 @@ def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jo
     (read from the rendered files): the very request the prepared job sends later, so the service
     solves each target once. A target that has lockfiles already waits for the plan."""
     from envspec.lock.conda_lock_job import cold_presolve_requests, prepare, presolve_request
+    from envspec.lock.conda_lock_process import EarlyRunner, prestart, unlocked_targets
     from envspec.lock.jobs import make_jobs, read_stored
     from envspec.lock.plan import plan
     from envspec.project import Project
@@ -409,10 +410,19 @@ def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jo
     finally:
         for prep in preps:
             prep.cleanup()
-    early = cold_presolve_requests(project, [], mirrors)
+    early = cold_presolve_requests(project, unlocked_targets(project), mirrors)
     assert len(late) == 5 and sorted(map(json.dumps, early)) == sorted(map(json.dumps, late))
     assert all(r is not None and r["env"][conda_shim.MIRRORS_ENV] for r in late)  # the mirror's route, for the shim
-    (cuda,) = cold_presolve_requests(project, ["linux-cuda"], mirrors)  # --target linux-cuda
+    assert unlocked_targets(project, ["linux-cuda"]) == ["linux-cuda"]  # --target linux-cuda
+    (cuda,) = cold_presolve_requests(project, ["linux-cuda"], mirrors)
     assert cuda == late[[j.target for j in jobs].index("linux-cuda")]
-    (project_dir / "lockfiles" / "osx-64.conda-lock.yml").write_text("locked before\n")
-    assert {r["subdir"] for r in cold_presolve_requests(project, [], mirrors)} == {"osx-arm64", "linux-64", "win-64"}
+    # the runner starts before the spec is loaded only when a solve is certain (nothing is started here)
+    assert isinstance(prestart(project, None, mirrors=mirrors), EarlyRunner)
+    for name in unlocked_targets(project):
+        if name != "osx-64":
+            (project_dir / "lockfiles" / f"{name}.conda-lock.yml").write_text("locked before\n")
+    assert unlocked_targets(project) == ["osx-64"]
+    assert isinstance(prestart(project, None, targets=["osx-64"]), EarlyRunner)
+    with prestart(project, None, targets=["linux-cuda"]) as early_runner:  # locked: the plan decides, later
+        assert early_runner is None
+    assert isinstance(prestart(project, None, targets=["linux-cuda"], update=True), EarlyRunner)
