@@ -118,7 +118,7 @@ class EarlyRunner:
         if self.shim is not None:
             try:
                 self.service = start_service(child_env())
-                if self.first is not None:
+                if self.first is not None and self.service is not None:
                     self.presolve(self.first())
             except BaseException:
                 self.__exit__()
