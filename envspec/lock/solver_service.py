@@ -133,18 +133,28 @@ def serve(path: str) -> None:
             conn, _ = server.accept()
             threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
+    import queue
+
+    presolves: queue.Queue[bytes] = queue.Queue()
+
+    def read() -> None:  # stdin read at once (envspec never waits on a full pipe), its end noticed at once
+        for line in _lines(0):
+            presolves.put(line)
+        os._exit(0)  # the run is over: a presolve still running is not waited for
+
     rattler_solve.keep_solves()
     threading.Thread(target=accept, daemon=True).start()
+    threading.Thread(target=read, daemon=True).start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     with contextlib.suppress(ImportError):
         import rattler  # noqa: F401 - now, not in the first solve
-    for line in _lines(0):
+    while True:
+        line = presolves.get()
         with asked:
             asked.wait_for(lambda: pending == 0)
         with lock, contextlib.suppress(BaseException):  # a failed presolve is solved again when asked
             presolve(json.loads(line)["presolve"])
-    os._exit(0)
 
 
 def _lines(fd: int) -> Iterator[bytes]:

@@ -426,3 +426,34 @@ def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jo
     with prestart(project, None, targets=["linux-cuda"]) as early_runner:  # locked: the plan decides, later
         assert early_runner is None
     assert isinstance(prestart(project, None, targets=["linux-cuda"], update=True), EarlyRunner)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+def test_presolves_never_block_envspec_and_the_end_of_the_run_ends_the_service(tmp_path: Path) -> None:
+    """Presolves stuck on a channel that never answers: envspec still hands over hundreds of them
+    at once (more than a pipe holds), and closing the service's stdin ends it at once, the stuck
+    presolve not waited for."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)  # accepts, never answers
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    service = solver_service.start_service(env)
+    assert service is not None
+    try:
+        assert service.is_ready(timeout=60)
+        request = {"subdir": "linux-64", "channels": [url], "specs": ["python", "x" * 2000],
+                   "virtual_packages": {"__unix": "0"}, "env": {"ENVSPEC_CHANNEL_TIMEOUT": "120"}}  # fmt: skip
+        handed = threading.Thread(target=lambda: [service.presolve(request) for _ in range(300)], daemon=True)
+        started = time.monotonic()
+        handed.start()
+        handed.join(30)
+        assert not handed.is_alive(), "envspec blocked writing presolves"
+        assert service.proc.stdin is not None
+        service.proc.stdin.close()
+        assert service.proc.wait(timeout=10) == 0
+        assert time.monotonic() - started < 40  # not the 120 s the stuck presolve would take
+    finally:
+        service.stop()
+        server.close()
