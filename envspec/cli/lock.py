@@ -149,6 +149,7 @@ def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str
             targets=request.targets,
             mirrors=mirrors if plain else None,
             update=bool(request.update),
+            spec_path=ctx.settings.spec,
         )
     ) as early:
         from envspec.cli.common import load

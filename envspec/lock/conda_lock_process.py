@@ -160,6 +160,7 @@ def prestart(
     targets: Sequence[str] = (),
     mirrors: Mapping[str, str] | None = None,
     update: bool = False,
+    spec_path: Path | None = None,
 ) -> contextlib.AbstractContextManager[EarlyRunner | None]:
     """The runner (and the service) for ``envspec lock --solver SOLVER``, started now, before the
     spec is loaded, when a solve is certain: ``--update``, or one of the ``targets`` (all rendered
@@ -168,8 +169,9 @@ def prestart(
     whether any is stale, and a run that solves nothing must not pay for conda-lock's import) the
     lock starts them itself once it has work. With ``mirrors`` (a plain solve: no ``--update``, no
     ``--exclude-newer``), the service is handed at once the targets without lockfiles, read from
-    the rendered files (:func:`envspec.lock.conda_lock_job.cold_presolve_requests`). None too when
-    the solver is not usable: the lock then says why."""
+    the rendered files (:func:`envspec.lock.conda_lock_job.cold_presolve_requests`), in the order
+    of ``spec_path``'s targets (conda-lock's jobs run in that order). None too when the solver is
+    not usable: the lock then says why."""
     unlocked = unlocked_targets(project, targets)
     if not update and not unlocked:
         return contextlib.nullcontext()
@@ -181,7 +183,9 @@ def prestart(
     def first() -> list[dict[str, Any]]:
         from envspec.lock.conda_lock_job import cold_presolve_requests
 
-        return cold_presolve_requests(project, unlocked, mirrors or {})
+        order = {name: n for n, name in enumerate(spec_target_order(spec_path))} if spec_path else {}
+        first_solved = sorted(unlocked, key=lambda t: order.get(t, len(order)))
+        return cold_presolve_requests(project, first_solved, mirrors or {})
 
     shim = resolved.executable if resolved.builtin else None
     return EarlyRunner(project.root, shim=shim, first=first if mirrors is not None else None)
@@ -193,6 +197,21 @@ def unlocked_targets(project: ProjectLike, targets: Sequence[str] = ()) -> list[
     files = [project.env_file(t) for t in targets] or sorted(project.root.glob("environment-*.yml"))
     names = [f.name.removeprefix("environment-").removesuffix(".yml") for f in files]
     return [t for t, f in zip(names, files, strict=True) if f.is_file() and not project.conda_lock_file(t).exists()]
+
+
+def spec_target_order(spec_path: Path) -> list[str]:
+    """The target names of an envspec.yml in their order, read without loading (checking) the
+    spec; [] when it cannot be read so."""
+    from envspec.fsutil import read_regular_text
+
+    try:
+        import yaml
+
+        data = yaml.load(read_regular_text(spec_path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        targets = data["targets"]
+        return [str(name) for name in targets] if isinstance(targets, dict) else []
+    except Exception:  # anything: the order is a hint, the real load says what is wrong
+        return []
 
 
 def run_conda_lock(

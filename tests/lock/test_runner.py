@@ -388,7 +388,7 @@ def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jo
     (read from the rendered files): the very request the prepared job sends later, so the service
     solves each target once. A target that has lockfiles already waits for the plan."""
     from envspec.lock.conda_lock_job import cold_presolve_requests, prepare, presolve_request
-    from envspec.lock.conda_lock_process import EarlyRunner, prestart, unlocked_targets
+    from envspec.lock.conda_lock_process import EarlyRunner, prestart, spec_target_order, unlocked_targets
     from envspec.lock.jobs import make_jobs, read_stored
     from envspec.lock.plan import plan
     from envspec.project import Project
@@ -416,6 +416,10 @@ def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jo
     assert unlocked_targets(project, ["linux-cuda"]) == ["linux-cuda"]  # --target linux-cuda
     (cuda,) = cold_presolve_requests(project, ["linux-cuda"], mirrors)
     assert cuda == late[[j.target for j in jobs].index("linux-cuda")]
+    # the presolves go in the order conda-lock's jobs run: the spec's (read without loading it)
+    assert spec_target_order(project_dir / "envspec.yml") == [j.target for j in jobs]
+    (tmp_path / "broken.yml").write_text("targets: [\n")
+    assert spec_target_order(tmp_path / "broken.yml") == [] == spec_target_order(tmp_path / "absent.yml")
     # the runner starts before the spec is loaded only when a solve is certain (nothing is started here)
     assert isinstance(prestart(project, None, mirrors=mirrors), EarlyRunner)
     for name in unlocked_targets(project):
