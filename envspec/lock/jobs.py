@@ -29,7 +29,7 @@ _META_HASH_RE = commit.META_HASH_RE
 
 
 class TargetLike(Protocol):
-    """What lock needs of a resolved target (``envspec.spec.schema.ResolvedTarget`` has it)."""
+    """What lock needs of a resolved target (``envspec.spec.load.ResolvedTarget`` has it)."""
 
     @property
     def name(self) -> str: ...

@@ -392,7 +392,7 @@ def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jo
     from envspec.lock.jobs import make_jobs, read_stored
     from envspec.lock.plan import plan
     from envspec.project import Project
-    from envspec.spec.schema import load_spec
+    from envspec.spec.load import load_spec
 
     project_dir = tmp_path / "proj"
     project_dir.mkdir()
