@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from enum import Enum, StrEnum
 
 from envspec.errors import CheckFailed, SpecError
-from envspec.lock.run import ProjectLike, TargetLike, is_fresh, lock
+from envspec.lock.jobs import ProjectLike, TargetLike
+from envspec.lock.run import is_fresh, lock
 
 Progress = Callable[[str], None]
 

@@ -49,23 +49,11 @@ from envspec.lock.jobs import (
     TargetLike,
     make_jobs,
     read_stored,
-    recorded_exclude_newer,
     solved_from_test_channel,
 )
 from envspec.lock.plan import Action, LockPlanError, plan, staleness
 
-#: The run's own names, and those of the modules it was split into that callers took from here.
-__all__ = [
-    "LOCK_SCHEMA",
-    "LockSummary",
-    "Outcome",
-    "ProjectLike",
-    "TargetLike",
-    "is_fresh",
-    "lock",
-    "lock_jobs",
-    "recorded_exclude_newer",
-]
+__all__ = ["LOCK_SCHEMA", "LockSummary", "is_fresh", "lock", "lock_jobs"]
 
 _TMP_GLOB = ".*.envspec-tmp*"
 LOCK_SCHEMA = "envspec.lock/1"
