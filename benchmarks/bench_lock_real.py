@@ -101,13 +101,13 @@ from pathlib import Path
 t0 = time.perf_counter()
 from envspec.channels import parse_mirrors
 from envspec.cli.common import Context, load
-from envspec.lock.run import lock
+from envspec.lock.run import LockOptions, lock
 from envspec.settings import Settings
 t1 = time.perf_counter()
 project, spec = load(Context(Settings(spec=Path(sys.argv[1]))))
 targets = list(spec.resolve_all())
 t2 = time.perf_counter()
-report = lock(project, targets, mirrors=parse_mirrors([sys.argv[2]], None), progress=lambda _m: None)
+report = lock(project, targets, LockOptions(mirrors=parse_mirrors([sys.argv[2]], None)), progress=lambda _m: None)
 t3 = time.perf_counter()
 assert all(o.status == "up to date" for o in report.outcomes), report.table()
 sys.stdout.write(json.dumps({"import": t1 - t0, "load": t2 - t1, "lock": t3 - t2}))

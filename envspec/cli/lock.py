@@ -153,24 +153,23 @@ def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str
         )
     ) as early:
         from envspec.cli.common import load
+        from envspec.lock import LockOptions
         from envspec.lock import lock as lock_targets
 
         _, spec = load(ctx)
         targets = _select(spec, request.targets)
         stamp_forget(project.cache_dir)
-        report = lock_targets(
-            project,
-            targets,
+        options = LockOptions(
             mirrors=mirrors,
-            update=list(request.update),
+            update=tuple(request.update),
             check=request.check,
             solver=request.solver,
             jobs=request.jobs,
             verbose=request.verbose,
-            progress=progress,
             exclude_newer=request.exclude_newer,
             early=early,
         )
+        report = lock_targets(project, targets, options, progress=progress)
     from envspec.lock import LockSummary, Outcome
 
     if request.json:

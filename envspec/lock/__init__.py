@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from envspec.lock.pypi import pip_file as pip_file
     from envspec.lock.pypi import pip_index as pip_index
     from envspec.lock.pypi import read_pins as read_pins
+    from envspec.lock.run import LockOptions as LockOptions
     from envspec.lock.run import LockSummary as LockSummary
     from envspec.lock.run import is_fresh as is_fresh
     from envspec.lock.run import lock as lock
@@ -44,6 +45,7 @@ else:
         __name__,
         {
             "LockMode": "freshness",
+            "LockOptions": "run",
             "LockSummary": "run",
             "Outcome": "conda_lock_job",
             "PYPI_MIRROR_NAME": "pypi:MIRROR_NAME",
@@ -79,6 +81,7 @@ __all__ = [
     "SOLVED_FROM_KEY",
     "TEST_CHANNEL",
     "LockMode",
+    "LockOptions",
     "LockSummary",
     "Outcome",
     "check_pair",

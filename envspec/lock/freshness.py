@@ -14,7 +14,7 @@ from enum import Enum, StrEnum
 
 from envspec.errors import CheckFailed, SpecError
 from envspec.lock.jobs import ProjectLike, TargetLike
-from envspec.lock.run import is_fresh, lock
+from envspec.lock.run import LockOptions, is_fresh, lock
 
 Progress = Callable[[str], None]
 
@@ -83,7 +83,7 @@ def ensure_lockfile(
     if action is LockAction.STOP:
         raise stale_error(target.name, rel, missing=missing)
     progress(f"lock: {rel} {'does not exist' if missing else 'is stale'}; solving {target.name} first")
-    summary = lock(project, [target], mirrors=mirrors, progress=progress)
+    summary = lock(project, [target], LockOptions(mirrors=mirrors), progress=progress)
     (outcome,) = summary.outcomes
     if outcome.packages is None:  # an interrupted commit was completed: nothing left to solve
         return True, f"{rel} is up to date ({outcome.status})"

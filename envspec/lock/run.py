@@ -53,7 +53,7 @@ from envspec.lock.jobs import (
 )
 from envspec.lock.plan import Action, LockPlanError, plan, staleness
 
-__all__ = ["LOCK_SCHEMA", "LockSummary", "is_fresh", "lock", "lock_jobs"]
+__all__ = ["LOCK_SCHEMA", "LockOptions", "LockSummary", "is_fresh", "lock", "lock_jobs"]
 
 _TMP_GLOB = ".*.envspec-tmp*"
 LOCK_SCHEMA = "envspec.lock/1"
@@ -164,22 +164,39 @@ def _recover(jobs: Sequence[LockJob], cache_dir: Path, progress: Progress) -> No
                 progress(f"completed the lockfile commit an interrupted run left: {', '.join(done)}")
 
 
-def lock_jobs(
-    jobs: Sequence[LockJob],
-    *,
-    cache_dir: Path,
-    update: Sequence[str] = (),
-    check: bool = False,
-    solver: str | None = None,
-    max_workers: int | None = None,
-    progress: Progress = _stderr,
-    verbose: bool = False,
-    early: EarlyRunner | None = None,
-) -> LockSummary:
-    """Plan, solve (in parallel child processes) and commit all jobs; see the module doc.
+@dataclass(frozen=True)
+class LockOptions:
+    """How to lock: the one request object from the command line (or ``up``, or an install's
+    freshness check) to the stage.
 
-    ``early``: the runner (and service) the caller started before loading the spec, used when it
-    runs the solver this run needs (see :func:`prestart`); else they are started here."""
+    ``update``: packages that may move (the rest keep their pins); ``check``: change nothing, fail
+    when a lockfile is stale; ``solver``: a conda executable (default: envspec's py-rattler shim);
+    ``jobs``: targets solved at once; ``exclude_newer`` (see :func:`make_jobs`): a cutoff, ``""`` to
+    drop a recorded one, None to keep it; ``early``: the runner (and service) the caller started
+    before loading the spec (:func:`prestart`), used when it runs the solver this run needs."""
+
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    update: Sequence[str] = ()
+    check: bool = False
+    solver: str | None = None
+    jobs: int | None = None
+    verbose: bool = False
+    exclude_newer: str | None = None
+    early: EarlyRunner | None = None
+
+
+def lock_jobs(
+    jobs: Sequence[LockJob], options: LockOptions, *, cache_dir: Path, progress: Progress = _stderr
+) -> LockSummary:
+    """Plan, solve (in parallel child processes) and commit all jobs; see the module doc."""
+    update, check, solver, verbose, early = (
+        options.update,
+        options.check,
+        options.solver,
+        options.verbose,
+        options.early,
+    )
+    max_workers = options.jobs
     started = time.monotonic()
     _refuse_mirrors_for_real_solver(jobs, solver)
     _recover(jobs, cache_dir, progress)
@@ -323,37 +340,13 @@ def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str
 
 
 def lock(
-    project: ProjectLike,
-    targets: Sequence[TargetLike],
-    *,
-    mirrors: Mapping[str, str],
-    update: Sequence[str] = (),
-    check: bool = False,
-    solver: str | None = None,
-    jobs: int | None = None,
-    verbose: bool = False,
-    progress: Progress = _stderr,
-    exclude_newer: str | None = None,
-    early: EarlyRunner | None = None,
+    project: ProjectLike, targets: Sequence[TargetLike], options: LockOptions, *, progress: Progress = _stderr
 ) -> LockSummary:
-    """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``.
-
-    ``exclude_newer`` (see :func:`make_jobs`): a cutoff, ``""`` to drop a recorded one, None to keep it.
-    ``early``: what :func:`prestart` started, if the caller did.
-    """
+    """The lock stage's entry point: plan, solve and commit the lockfiles of ``targets``."""
+    mirrors = options.mirrors
     for name in unused_mirrors([c for t in targets for c in t.channels], mirrors):
         if name == pypi.MIRROR_NAME:  # the PyPI index of the pip packages, not a conda channel
             continue
         progress(f"warning: mirror {name!r} matches no channel of the selected targets")
-    planned = make_jobs(project, targets, mirrors, exclude_newer)
-    return lock_jobs(
-        planned,
-        cache_dir=project.cache_dir,
-        update=update,
-        check=check,
-        solver=solver,
-        max_workers=jobs,
-        progress=progress,
-        verbose=verbose,
-        early=early,
-    )
+    planned = make_jobs(project, targets, mirrors, options.exclude_newer)
+    return lock_jobs(planned, options, cache_dir=project.cache_dir, progress=progress)

@@ -313,7 +313,7 @@ def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
 ) -> None:
     from envspec.lock.conda_lock_process import TIMEOUT_ENV
     from envspec.lock.jobs import LockJob
-    from envspec.lock.run import lock_jobs
+    from envspec.lock.run import LockOptions, lock_jobs
 
     env_file, vpkg_file = tmp_path / "environment-t.yml", tmp_path / "t.virtual-packages.yml"
     env_file.write_text("dependencies: [python]\n")
@@ -325,7 +325,7 @@ def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
     )  # fmt: skip
     monkeypatch.setenv(TIMEOUT_ENV, value)
     with pytest.raises(SpecError, match=TIMEOUT_ENV):
-        lock_jobs([job], cache_dir=tmp_path / "cache", progress=lambda _: None)
+        lock_jobs([job], LockOptions(), cache_dir=tmp_path / "cache", progress=lambda _: None)
     assert not (tmp_path / "t.lock").exists()
 
 
