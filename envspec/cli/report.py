@@ -40,18 +40,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def report(request: ReportRequest, ctx: Context) -> int:
-    from envspec.report import build_report
+    from envspec.report import ReportOptions, build_report
 
     project, spec = load(ctx)
-    _, written = build_report(
-        project,
-        spec.resolve_all(),
-        request.results_dir,
-        request.out,
-        mirrors=ctx.mirrors(request.mirrors),
-        environ=ctx.settings.environ,
-        progress=progress,
+    options = ReportOptions(
+        request.results_dir, request.out, mirrors=ctx.mirrors(request.mirrors), environ=ctx.settings.environ
     )
+    _, written = build_report(project, spec.resolve_all(), options, progress=progress)
     print(written.html)
     print(written.markdown)
     return 0

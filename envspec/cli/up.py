@@ -237,17 +237,12 @@ class Runner:
         return new, f"{verdict} on {device}: {out / SMOKE_PNG}"
 
     def report(self, state: up.UpState) -> tuple[up.UpState, str]:
-        from envspec.report import build_report
+        from envspec.report import ReportOptions, build_report
 
-        _, written = build_report(
-            self.project,
-            self.spec.resolve_all(),
-            state.out_dir,
-            state.report_dir,
-            mirrors=self.mirrors,
-            environ=self.ctx.settings.environ,
-            progress=progress,
+        options = ReportOptions(
+            state.out_dir, state.report_dir, mirrors=self.mirrors, environ=self.ctx.settings.environ
         )
+        _, written = build_report(self.project, self.spec.resolve_all(), options, progress=progress)
         return replace(state, report_html=written.html), f"{written.html} and {written.markdown}"
 
 

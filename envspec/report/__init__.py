@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from envspec.report.build import ReportOptions as ReportOptions
     from envspec.report.build import build_report as build_report
     from envspec.report.inputs import SMOKE_JSON as SMOKE_JSON
     from envspec.report.inputs import SMOKE_PNG as SMOKE_PNG
@@ -18,6 +19,7 @@ else:
     __getattr__, __dir__ = lazy_surface(
         __name__,
         {
+            "ReportOptions": "build",
             "SMOKE_JSON": "inputs",
             "SMOKE_PNG": "inputs",
             "build_report": "build",
@@ -28,6 +30,7 @@ else:
 __all__ = [
     "SMOKE_JSON",
     "SMOKE_PNG",
+    "ReportOptions",
     "build_report",
     "read_smoke_dir",
 ]

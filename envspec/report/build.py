@@ -10,7 +10,7 @@ input string escaped). Only ``write_report`` here touches the output folder, ato
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from envspec.channels import printable
@@ -41,22 +41,26 @@ def write_report(report: ResultTable, out_dir: Path, image_hint: str = "") -> Wr
     return Written(html=html_path, markdown=md_path)
 
 
-def build_report(
-    project: Project,
-    targets: Sequence[ResolvedTarget],
-    results_dir: Path,
-    out_dir: Path,
-    *,
-    mirrors: Mapping[str, str] | None,
-    environ: Mapping[str, str],
-    progress: Callable[[str], None],
-    title: str | None = None,
-) -> tuple[ResultTable, Written]:
-    """The report stage's entry point: read every result and lockfile, build the table, write both files.
+@dataclass(frozen=True)
+class ReportOptions:
+    """What to report on and where: ``results_dir`` holds one ``<target>/`` folder of smoke results
+    per target, ``out_dir`` gets report.html and report.md. ``mirrors`` None: lockfile freshness uses
+    ``ENVSPEC_MIRRORS`` as ``envspec lock`` would; ``environ``: the GitHub context and the title come
+    from it; ``title`` None: ``report_title(environ)``."""
 
-    ``mirrors`` None: lockfile freshness uses ``ENVSPEC_MIRRORS`` as ``envspec lock`` would.
-    ``title`` None: ``report_title(environ)``.
-    """
+    results_dir: Path
+    out_dir: Path
+    mirrors: Mapping[str, str] | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+    title: str | None = None
+
+
+def build_report(
+    project: Project, targets: Sequence[ResolvedTarget], options: ReportOptions, *, progress: Callable[[str], None]
+) -> tuple[ResultTable, Written]:
+    """The report stage's entry point: read every result and lockfile, build the table, write both files."""
+    results_dir, out_dir, environ = options.results_dir, options.out_dir, options.environ
+    mirrors, title = options.mirrors, options.title
     if not results_dir.is_dir():
         raise SpecError(
             f"{results_dir}: no such folder",
