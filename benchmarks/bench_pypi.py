@@ -121,13 +121,15 @@ def envspec_pypi(requirements: tuple[str, ...], url: str, subdir: str, work: Pat
     start = time.perf_counter()
     pypi.finish(
         job,
-        target="bench",
-        subdir=subdir,
-        input_hash="sha256:" + "0" * 64,
-        lock_text=conda_lock_text(subdir),
-        explicit_text="@EXPLICIT\n",
-        virtual_packages=PLATFORMS[subdir][0].encode(),
-        work=work / "tmp" / "t",
+        pypi.CondaPart(
+            target="bench",
+            subdir=subdir,
+            lock_text=conda_lock_text(subdir),
+            explicit_text="@EXPLICIT\n",
+            virtual_packages=PLATFORMS[subdir][0],
+            input_hash="sha256:" + "0" * 64,
+        ),
+        pypi.PipRun(work=work / "tmp" / "t"),
     )  # fmt: skip  (its uv cache: work/uv-cache, fresh: cold)
     return time.perf_counter() - start
 
@@ -140,9 +142,18 @@ def conflict(url: str, work: Path) -> tuple[float, str]:
     (work / "tmp" / "t").mkdir(parents=True)
     start = time.perf_counter()
     try:
-        pypi.finish(job, target="bench", subdir="linux-64", input_hash="sha256:x",
-                    lock_text=conda_lock_text("linux-64"), explicit_text="@EXPLICIT\n",
-                    virtual_packages=PLATFORMS["linux-64"][0].encode(), work=work / "tmp" / "t")  # fmt: skip
+        pypi.finish(
+            job,
+            pypi.CondaPart(
+                target="bench",
+                subdir="linux-64",
+                lock_text=conda_lock_text("linux-64"),
+                explicit_text="@EXPLICIT\n",
+                virtual_packages=PLATFORMS["linux-64"][0],
+                input_hash="sha256:x",
+            ),
+            pypi.PipRun(work=work / "tmp" / "t"),
+        )
     except UnsatisfiableError as exc:
         return time.perf_counter() - start, exc.one_line()
     raise SystemExit("the conflict resolved: the benchmark's premise is broken")

@@ -223,22 +223,24 @@ def finish(
         raise ToolFailed(f"conda-lock's two lockfiles of {job.target} disagree: {problem}")
     pip_text = None
     if job.pip is not None:  # the PyPI part, resolved by uv on top of this conda solution, merged in
-        lock_text, explicit_text, pip_text = pypi.finish(
-            job.pip,
+        conda = pypi.CondaPart(
             target=job.target,
             subdir=job.subdir,
-            input_hash=item.input_hash,
             lock_text=lock_text,
             explicit_text=explicit_text,
-            virtual_packages=job.input.virtual_packages,
+            virtual_packages=job.input.virtual_packages.decode("utf-8", "replace"),
+            input_hash=item.input_hash,
+            lock_name=job.conda_lock_file.name,
+        )
+        run = pypi.PipRun(
             work=prep.tmp_dir,
             cache=prep.tmp_dir.parent.parent / "uv-cache",  # <cache_dir>/uv-cache (tmp_dir: <cache_dir>/lock-tmp/x)
-            lock_name=job.conda_lock_file.name,
             previous=read_head(job.conda_lock_file, 1 << 26) if item.action is Action.UPDATE else None,
             update=item.update,
             verbose=verbose,
             verified=verified,
         )
+        lock_text, explicit_text, pip_text = pypi.finish(job.pip, conda, run)
     return Outcome(
         target=job.target,
         status="updated" if item.action is Action.UPDATE else "solved",

@@ -335,64 +335,68 @@ def check_not_twice(target: str, packages: Sequence[PipPackage], conda_names: fr
         )
 
 
-def finish(
-    job: PipJob,
-    *,
-    target: str,
-    subdir: str,
-    input_hash: str,
-    lock_text: str,
-    explicit_text: str,
-    virtual_packages: bytes = b"",
-    work: Path | None = None,
-    lock_name: str = "conda-lock.yml",
-    cache: Path | None = None,
-    previous: str | None = None,
-    update: Sequence[str] = (),
-    verbose: bool = False,
-    verified: set[tuple[str, str]] | None = None,
-) -> tuple[str, str, str]:
-    """Resolve the PyPI part on top of conda-lock's conda solution (``lock_text``) and merge it in:
-    (conda-lock.yml text, explicit text, ``<t>.pip.txt`` text). Raises EnvspecError. ``cache``: uv's
-    cache folder (default: a fresh one in the temporary folder, i.e. cold). Every pinned file is
-    downloaded and its sha256 checked before anything is returned (:mod:`envspec.lock.pypi_verify`);
-    ``verified``: the (URL, sha256) pairs this run checked already, for the targets after the first."""
+@dataclass(frozen=True)
+class CondaPart:
+    """The conda solution a target's PyPI part is resolved on top of: conda-lock's two texts (the
+    ``.conda-lock.yml`` named ``lock_name``, the explicit file), the target's virtual packages (their
+    YAML), and the input hash the ``<t>.pip.txt`` header records."""
+
+    target: str
+    subdir: str
+    lock_text: str
+    explicit_text: str = "@EXPLICIT\n"
+    virtual_packages: str = ""
+    input_hash: str = ""
+    lock_name: str = "conda-lock.yml"
+
+
+@dataclass(frozen=True)
+class PipRun:
+    """How one target's PyPI part runs: ``work`` (a temporary folder is made in it), ``cache`` (uv's
+    cache; default: a fresh one, i.e. cold), ``previous`` (the previous conda-lock.yml: an update keeps
+    its pins but for ``update``'s packages), ``verified`` (the (URL, sha256) pairs this run checked
+    already, for the targets after the first)."""
+
+    work: Path | None = None
+    cache: Path | None = None
+    previous: str | None = None
+    update: Sequence[str] = ()
+    verbose: bool = False
+    verified: set[tuple[str, str]] | None = None
+
+
+def finish(job: PipJob, conda: CondaPart, run: PipRun) -> tuple[str, str, str]:
+    """Resolve the PyPI part on top of conda-lock's conda solution and merge it in: (conda-lock.yml
+    text, explicit text, ``<t>.pip.txt`` text). Raises EnvspecError. Every pinned file is downloaded
+    and its sha256 checked before anything is returned (:mod:`envspec.lock.pypi_verify`)."""
+    import dataclasses
     import tempfile
 
     from envspec.lock import pypi_merge
     from envspec.lock.pypi_verify import verify
 
+    target, subdir, lock_text, explicit_text = conda.target, conda.subdir, conda.lock_text, conda.explicit_text
+    verbose = run.verbose
     records = pypi_merge.conda_part(lock_text, subdir)
-    with tempfile.TemporaryDirectory(prefix=f"envspec-pypi-{target}-", dir=work) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"envspec-pypi-{target}-", dir=run.work) as tmp:
         packages = pypi_merge.resolve(
-            job,
-            target=target,
-            subdir=subdir,
-            lock_text=lock_text,
-            vpkg_text=virtual_packages.decode("utf-8", "replace"),
-            work=Path(tmp),
-            cache=cache,
-            previous=previous,
-            update=update,
-            verbose=verbose,
-            scrub=lambda text: scrub(job, text),
-            records=records,
+            job, conda, dataclasses.replace(run, work=Path(tmp)), scrub=lambda text: scrub(job, text), records=records
         )
         check_locked(target, packages, job)
         check_not_twice(target, packages, frozenset(r.name for r in records))
-        checked = verify(packages, target=target, index=job.index, work=Path(tmp), seen=verified)
+        checked = verify(packages, target=target, index=job.index, work=Path(tmp), seen=run.verified)
         if verbose:
             sys.stderr.write(f"{target}: {checked.files} PyPI file(s) verified, {checked.bytes} bytes, "
                              f"{checked.seconds:.1f} s\n")  # fmt: skip
         fast = pypi_merge.merge_conda_lock_fast(lock_text, packages, subdir)
         # not the shape conda-lock writes: through its own model (slower, same result)
-        lock_text = fast or pypi_merge.merge_conda_lock(lock_text, packages, subdir, Path(tmp) / lock_name)
+        lock_text = fast or pypi_merge.merge_conda_lock(lock_text, packages, subdir, Path(tmp) / conda.lock_name)
     explicit_text = pypi_merge.merge_explicit(explicit_text, packages)
     check_no_secrets(job, lock_text, explicit_text)
     written = read_pip_packages(lock_text, "the merged conda-lock.yml", subdir)
     if sorted(written, key=lambda p: p.name) != sorted(packages, key=lambda p: p.name):
         raise ToolFailed(f"{target}: the pip packages written to conda-lock.yml differ from uv's resolution")
-    text = render_pip_txt(target=target, subdir=subdir, input_hash=input_hash, index=job.index, packages=packages)
+    text = render_pip_txt(target=target, subdir=subdir, input_hash=conda.input_hash, index=job.index, packages=packages)
     return lock_text, explicit_text, text
 
 

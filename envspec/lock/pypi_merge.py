@@ -16,12 +16,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from envspec.errors import SpecError, ToolFailed
 from envspec.lock import pypi_resolve as uvr
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.pypi_mapping import conda_to_pypi
+
+if TYPE_CHECKING:
+    from envspec.lock.pypi import CondaPart, PipRun
 
 DEFAULT_TIMEOUT = 900.0
 
@@ -91,21 +94,20 @@ def build_request(
 
 def resolve(
     job: PipJob,
+    conda: CondaPart,
+    run: PipRun,
     *,
-    target: str,
-    subdir: str,
-    lock_text: str,
-    vpkg_text: str,
-    work: Path,
-    cache: Path | None = None,
-    previous: str | None = None,
-    update: Sequence[str] = (),
-    verbose: bool = False,
     scrub: Callable[[str], str] = str,
     records: Sequence[uvr.CondaRecord] | None = None,
 ) -> list[PipPackage]:
-    """The PyPI packages of the target, stand-ins dropped (raises EnvspecError). ``scrub`` takes
-    the index's credentials out of uv's output; ``records``: the conda part, when already read."""
+    """The PyPI packages of the target, stand-ins dropped (raises EnvspecError). ``run.work``: uv's
+    working folder (required); ``scrub`` takes the index's credentials out of uv's output;
+    ``records``: the conda part, when already read."""
+    target, subdir, lock_text, vpkg_text = conda.target, conda.subdir, conda.lock_text, conda.virtual_packages
+    previous, update, verbose = run.previous, run.update, run.verbose
+    if run.work is None:
+        raise ValueError("resolve() needs run.work: a folder for uv")
+    work, cache = run.work, run.cache
     records = conda_part(lock_text, subdir) if records is None else records
     old = read_pip_packages(previous, "the previous conda-lock.yml", subdir) if previous else []
     request = build_request(job, subdir=subdir, records=records, vpkg_text=vpkg_text, previous=old, update=update)

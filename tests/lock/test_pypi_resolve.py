@@ -46,9 +46,10 @@ def job(index: pypi_index.Index, *requirements: str) -> pypi.PipJob:
 
 def resolve(index: pypi_index.Index, tmp_path: Path, *requirements: str, lock: str | None = None) -> list[str]:
     packages = pypi_merge.resolve(
-        job(index, *requirements), target="linux-cuda", subdir=SUBDIR, lock_text=lock or conda_lock_text(),
-        vpkg_text=VPKG, work=tmp_path / "work", cache=tmp_path / "uv-cache",
-    )  # fmt: skip
+        job(index, *requirements),
+        pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=lock or conda_lock_text(), virtual_packages=VPKG),
+        pypi.PipRun(work=tmp_path / "work", cache=tmp_path / "uv-cache"),
+    )
     return [f"{p.name}=={p.version}" for p in packages]
 
 
@@ -84,9 +85,17 @@ def test_compel_against_condas_old_transformers_is_exit_4(index: pypi_index.Inde
 def test_pynvml_gets_nvidia_ml_py_and_it_is_not_refused(index: pypi_index.Index, tmp_path: Path) -> None:
     """nvidia-ml-py (NVML bindings) is no torch runtime wheel: the old prefix check refused it."""
     lock, explicit, pip_txt = pypi.finish(
-        job(index, "pynvml"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:" + "c" * 64,
-        lock_text=conda_lock_text(), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=tmp_path,
-    )  # fmt: skip
+        job(index, "pynvml"),
+        pypi.CondaPart(
+            target="linux-cuda",
+            subdir=SUBDIR,
+            lock_text=conda_lock_text(),
+            explicit_text="@EXPLICIT\n",
+            virtual_packages=VPKG,
+            input_hash="sha256:" + "c" * 64,
+        ),
+        pypi.PipRun(work=tmp_path),
+    )
     assert [p.name for p in read_pip_packages(lock, "x", SUBDIR)] == ["nvidia-ml-py", "pynvml"]
     assert "# pip nvidia-ml-py @ " in explicit and "nvidia-ml-py==13.615.71 --hash=sha256:" in pip_txt
 
@@ -96,10 +105,17 @@ def test_torch_runtime_wheels_asked_for_directly_are_refused_by_name(index: pypi
     served = pypi_index.serve(tmp_path / "idx", [*pypi_index.recorded(["pynvml", "nvidia-ml-py"]), extra])
     with served as idx, pytest.raises(UnsatisfiableError) as info:
         pypi.finish(
-                job(idx, "nvidia-cudnn-cu12", "pynvml"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x",
-                lock_text=conda_lock_text(), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(),
-                work=tmp_path,
-            )  # fmt: skip
+            job(idx, "nvidia-cudnn-cu12", "pynvml"),
+            pypi.CondaPart(
+                target="linux-cuda",
+                subdir=SUBDIR,
+                lock_text=conda_lock_text(),
+                explicit_text="@EXPLICIT\n",
+                virtual_packages=VPKG,
+                input_hash="sha256:x",
+            ),
+            pypi.PipRun(work=tmp_path),
+        )
     assert "nvidia-cudnn-cu12" in info.value.message and "nvidia-ml-py" not in info.value.message
 
 
@@ -112,10 +128,17 @@ def test_a_second_copy_of_a_conda_package_is_refused_naming_it(index: pypi_index
     ]
     with pytest.raises(UnsatisfiableError) as info:
         pypi.finish(
-            job(index, "compel<2.4"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x",
-            lock_text=conda_lock_text(records), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(),
-            work=tmp_path,
-        )  # fmt: skip
+            job(index, "compel<2.4"),
+            pypi.CondaPart(
+                target="linux-cuda",
+                subdir=SUBDIR,
+                lock_text=conda_lock_text(records),
+                explicit_text="@EXPLICIT\n",
+                virtual_packages=VPKG,
+                input_hash="sha256:x",
+            ),
+            pypi.PipRun(work=tmp_path),
+        )
     assert "would install pyparsing (conda's pyparsing) from PyPI" in info.value.message
 
 
@@ -125,9 +148,17 @@ def test_the_result_is_condas_own_lockfile_format(index: pypi_index.Index, tmp_p
     from conda_lock.lockfile import parse_conda_lock_file
 
     lock, _, _ = pypi.finish(
-        job(index, "kornia", "torchmetrics"), target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x",
-        lock_text=conda_lock_text(), explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=tmp_path,
-    )  # fmt: skip
+        job(index, "kornia", "torchmetrics"),
+        pypi.CondaPart(
+            target="linux-cuda",
+            subdir=SUBDIR,
+            lock_text=conda_lock_text(),
+            explicit_text="@EXPLICIT\n",
+            virtual_packages=VPKG,
+            input_hash="sha256:x",
+        ),
+        pypi.PipRun(work=tmp_path),
+    )
     path = tmp_path / "linux-cuda.conda-lock.yml"
     path.write_text(lock, encoding="utf-8")
     parsed = parse_conda_lock_file(path)
@@ -171,8 +202,12 @@ def test_an_unreachable_index_is_exit_5_without_its_credentials(tmp_path: Path) 
         port = s.getsockname()[1]
     closed = pypi.PipJob(("six",), frozenset(), pypi.pip_index({"pypi": f"http://me:s3cret@127.0.0.1:{port}/simple"}))
     with pytest.raises(ChannelUnreachable) as info:
-        pypi_merge.resolve(closed, target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), vpkg_text=VPKG,
-                           work=tmp_path / "w", scrub=lambda text: pypi.scrub(closed, text))  # fmt: skip
+        pypi_merge.resolve(
+            closed,
+            pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+            pypi.PipRun(work=tmp_path / "w"),
+            scrub=lambda text: pypi.scrub(closed, text),
+        )
     assert info.value.exit_code == ExitCode.CHANNEL_UNREACHABLE and "s3cret" not in info.value.one_line()
     assert f"127.0.0.1:{port}" in info.value.one_line()
 
@@ -197,9 +232,12 @@ def test_the_targets_virtual_packages_decide_which_wheels_fit(
     vpkg = f"subdirs:\n  {subdir}:\n    packages:\n      {vpkgs}\n"
     with pypi_index.serve(tmp_path / "idx", projects) as idx:
         call = lambda: pypi_merge.resolve(  # noqa: E731
-            job(idx, name), target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir),
-            vpkg_text=vpkg, work=tmp_path / "w",
-        )  # fmt: skip
+            job(idx, name),
+            pypi.CondaPart(
+                target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir), virtual_packages=vpkg
+            ),
+            pypi.PipRun(work=tmp_path / "w"),
+        )
         if ok:
             (package,) = call()
             assert package.name == name and package.url.endswith(
@@ -230,9 +268,10 @@ def test_update_moves_the_named_package_and_keeps_the_other_pins(tmp_path: Path)
 
         def lock(update: tuple[str, ...], prev: str | None) -> list[str]:
             packages = pypi_merge.resolve(
-                job(idx, "envspec-a", "envspec-b"), target="t", subdir=SUBDIR, lock_text=conda_lock_text(),
-                vpkg_text=VPKG, work=tmp_path / "w", previous=prev, update=update,
-            )  # fmt: skip
+                job(idx, "envspec-a", "envspec-b"),
+                pypi.CondaPart(target="t", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+                pypi.PipRun(work=tmp_path / "w", previous=prev, update=update),
+            )
             return [f"{p.name}=={p.version}" for p in packages]
 
         assert lock(("envspec-a",), previous) == ["envspec-a==1.1", "envspec-b==1.0"]
@@ -246,9 +285,12 @@ def test_requirement_markers_are_evaluated_for_the_target_not_this_machine(
     for subdir, expected in (("win-64", ["six==1.17.0"]), ("linux-64", ["pyparsing==3.3.3"])):
         vpkg = f"subdirs:\n  {subdir}:\n    packages: {{}}\n"
         packages = pypi_merge.resolve(
-            job(index, *requirements), target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir),
-            vpkg_text=vpkg, work=tmp_path / subdir,
-        )  # fmt: skip
+            job(index, *requirements),
+            pypi.CondaPart(
+                target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir), virtual_packages=vpkg
+            ),
+            pypi.PipRun(work=tmp_path / subdir),
+        )
         assert [f"{p.name}=={p.version}" for p in packages] == expected
 
 
@@ -261,9 +303,10 @@ def test_exclude_newer_dates_pypi_and_keeps_condas_stand_ins(tmp_path: Path) -> 
     nothing)."""
     real = pypi.PipJob(("accelerate",), frozenset(), pypi.pip_index({}), frozenset({"pytorch"}), "2025-06-01T00:00:00Z")
     packages = pypi_merge.resolve(
-        real, target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), vpkg_text=VPKG,
-        work=tmp_path / "work", cache=tmp_path / "uv-cache",
-    )  # fmt: skip
+        real,
+        pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+        pypi.PipRun(work=tmp_path / "work", cache=tmp_path / "uv-cache"),
+    )
     assert [f"{p.name}=={p.version}" for p in packages] == ["accelerate==1.7.0"]
 
 
@@ -303,9 +346,17 @@ def _finish(
     work.mkdir(exist_ok=True)
     job = pypi.PipJob(requirements, frozenset(allow), pypi.pip_index({"pypi": idx.url}), frozenset({"pytorch"}))
     _, _, pip_txt = pypi.finish(
-        job, target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x", lock_text=conda_lock_text(),
-        explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=work, verified=verified,
-    )  # fmt: skip
+        job,
+        pypi.CondaPart(
+            target="linux-cuda",
+            subdir=SUBDIR,
+            lock_text=conda_lock_text(),
+            explicit_text="@EXPLICIT\n",
+            virtual_packages=VPKG,
+            input_hash="sha256:x",
+        ),
+        pypi.PipRun(work=work, verified=verified),
+    )
     return pip_txt
 
 
@@ -374,9 +425,10 @@ def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypa
 
         def lock(requirement: str, work: str) -> list[str]:
             packages = pypi_merge.resolve(
-                job(idx, requirement), target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(),
-                vpkg_text=VPKG, work=tmp_path / work,
-            )  # fmt: skip
+                job(idx, requirement),
+                pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+                pypi.PipRun(work=tmp_path / work),
+            )
             return [f"{p.name}=={p.version}" for p in packages]
 
         assert lock("envspec-helper", "ok") == ["envspec-helper==0.2"]
