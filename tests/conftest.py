@@ -1,7 +1,8 @@
 """Shared test setup.
 
 Unit tests may not spawn processes: an autouse fixture makes subprocess fail unless the test is
-marked ``integration`` (those run the real tools: conda-lock, the installer, torch).
+marked ``integration`` (those run the real tools: conda-lock, the installer, torch). A run fails when
+one of its processes passed the suite's memory limit (tests/peak_rss.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from peak_rss import pytest_addoption, pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 #: The spec that fits the tests' synthetic channel (tests/channel_factory.py); the shipped
