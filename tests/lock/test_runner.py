@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from envspec.errors import ExitCode
 from envspec.lock import conda_shim
 from envspec.lock.conda_lock_runner import DEFERRED, FastYaml, ShimRouter, defer_imports, real_module
 
-from .test_lock_integration import envspec, snapshot
+from .test_lock_integration import HANG_GUARD_S, envspec, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,7 +156,7 @@ def test_the_service_answers_as_the_shim_executable_does(local_channel: Path, tm
     finally:
         assert proc.stdin is not None
         proc.stdin.close()  # the runner ended: the service leaves
-    assert proc.wait(timeout=10) == 0
+    assert proc.wait(timeout=HANG_GUARD_S) == 0
 
 
 @pytest.mark.integration
@@ -174,11 +175,17 @@ def test_one_process_opens_each_subdirs_repodata_once(local_channel: Path) -> No
     assert out.stdout.split() == ["True", "True", "True", "3"]  # noarch once; linux-64 once; osx-64 once
 
 
-def _service_pids() -> list[int]:
+def _service_pids(tag: str) -> list[int]:
+    """The solver services of the run started with ``TEST_RUN_TAG=tag`` in its environment: so
+    that another run on the machine (another test, another developer) is neither seen nor killed."""
     pids = []
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            if conda_shim.SERVE_FLAG.encode() in (proc / "cmdline").read_bytes():
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            if (
+                conda_shim.SERVE_FLAG.encode() in (proc / "cmdline").read_bytes()
+                and f"TEST_RUN_TAG={tag}".encode() in environ
+            ):
                 pids.append(int(proc.name))
     return pids
 
@@ -205,22 +212,21 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
     thread.start()
     project = _fresh_project(tmp_path)  # rendered, never locked: every target is solved
     before = snapshot(project)
-    before_services = set(_service_pids())
+    tag = uuid.uuid4().hex
     url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": "3"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": "3", "TEST_RUN_TAG": tag}
     argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--mirror",
             f"conda-forge={url}"]  # fmt: skip
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not held or not (set(_service_pids()) - before_services):  # a solve is waiting on the channel
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not held or not _service_pids(tag):  # a solve is waiting on the channel
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no solve reached the channel"
             time.sleep(0.05)
-        service = sorted(set(_service_pids()) - before_services)
-        for pid in service:
+        for pid in _service_pids(tag):
             os.kill(pid, signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
     finally:
         stop.set()
         thread.join()
@@ -234,7 +240,7 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
     assert message.startswith("error: py-rattler failed solving target "), err
     assert "crashed" in message and "no lockfile was changed" in message and "Traceback" not in err
     assert snapshot(project) == before
-    assert not set(_service_pids()) - before_services
+    assert not _service_pids(tag)
 
 
 # ------------------------------------------------------------------------------- the lockfile writer
@@ -271,8 +277,8 @@ def test_a_service_that_cannot_listen_says_so_in_one_line_and_is_not_ready(tmp_p
     path = tmp_path / ("x" * 200) / "s"  # longer than a Unix socket path may be
     cmd = [sys.executable, "-m", "envspec.lock.conda_shim", conda_shim.SERVE_FLAG, str(path)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    assert not service_ready(proc, timeout=30)  # the runner then runs the shim executable per solve
-    assert proc.wait(timeout=10) == 1
+    assert not service_ready(proc, timeout=HANG_GUARD_S)  # the runner then runs the shim executable per solve
+    assert proc.wait(timeout=HANG_GUARD_S) == 1
     assert proc.stderr is not None
     err = proc.stderr.read().decode()
     assert "no solver process" in err and "Traceback" not in err
