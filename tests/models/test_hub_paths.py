@@ -61,7 +61,7 @@ def test_a_commit_header_that_is_not_a_commit_is_refused(project: Project) -> No
 def test_an_endless_cdn_body_stops_at_the_locked_size(project: Project) -> None:
     oid = _locked(project)
     project.hub.faults.endless.add(oid)
-    result = project.run("pull", timeout=90)
+    result = project.run("pull")
     assert result.code == ExitCode.INTEGRITY, result.text
     assert "more than the 524288 bytes the lockfile records" in error_line(result)
     cdn = project.hub.requests("cdn", "GET")
@@ -72,7 +72,7 @@ def test_an_endless_cdn_body_stops_at_the_locked_size(project: Project) -> None:
 def test_a_gzip_bomb_stops_at_the_locked_size_after_decoding(project: Project) -> None:
     oid = _locked(project)
     project.hub.faults.gzip_bomb.add(oid)
-    result = project.run("pull", timeout=90)
+    result = project.run("pull")
     assert result.code == ExitCode.INTEGRITY, result.text
     assert "after decoding its Content-Encoding" in error_line(result)
     assert not (project.root / "models/tiny" / UNET_DEST).exists()
@@ -86,7 +86,7 @@ def test_a_cdn_ignoring_range_and_stalling_is_given_up_after_5_resumes(project: 
     # data, which resets huggingface_hub's own retry count, so without envspec's bound it never ends.
     oid = _locked(project, unet_size=48 << 20)
     project.hub.faults.norange_stall.add(oid)
-    result = project.run("pull", timeout=120, HF_HUB_DOWNLOAD_TIMEOUT="1")
+    result = project.run("pull", HF_HUB_DOWNLOAD_TIMEOUT="1")
     assert result.code == ExitCode.CHANNEL_UNREACHABLE, result.text
     assert "stalled 5 times" in error_line(result), result.err
 
@@ -94,7 +94,7 @@ def test_a_cdn_ignoring_range_and_stalling_is_given_up_after_5_resumes(project: 
 def test_retry_after_100000_is_not_slept_on(project: Project) -> None:
     _locked(project)
     project.hub.faults.retry_after = "100000"
-    result = project.run("pull", timeout=60)
+    result = project.run("pull")
     assert result.code == ExitCode.CHANNEL_UNREACHABLE, result.text
     assert "retry after 100000 s" in error_line(result)
 
@@ -141,7 +141,7 @@ def test_file_names_with_terminal_controls_are_refused_escaped(project: Project,
 def test_user_info_in_hf_endpoint_is_never_printed(project: Project) -> None:
     setup_repo(project)
     closed = "http://alice:s3cr3t-pw@127.0.0.1:9/"  # port 9 (discard): refused at once
-    result = project.run("lock", timeout=90, HF_ENDPOINT=closed)
+    result = project.run("lock", HF_ENDPOINT=closed)
     assert result.code == ExitCode.CHANNEL_UNREACHABLE, result.text
     assert "s3cr3t-pw" not in result.out + result.err
     assert "127.0.0.1:9" in error_line(result)
