@@ -14,12 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from peak_rss import pytest_addoption, pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 #: The spec that fits the tests' synthetic channel (tests/channel_factory.py); the shipped
 #: envspec.yml fits real conda-forge records (its lockfiles are committed) and is not for it.
 SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"
+
+
+# Hypothesis judges speed by default (an example over 200 ms fails, slow generation fails a health
+# check): on a loaded machine that is a verdict about the machine. Examples are judged by what they do.
+settings.register_profile("envspec", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("envspec")
 
 
 class SpawnForbidden(AssertionError):
