@@ -1,6 +1,6 @@
 """Issue #11, unit level: a hostile world loses nothing, leaks nothing, hangs nowhere.
 
-No process and no server here (see test_install_hostile_integration.py for those): prefixes that
+No process and no server here (see test_install_safety_integration.py for those): prefixes that
 must never be replaced, staging permissions, lockfile lines (examples + hypothesis), archives
 that unpack outside the prefix, a full disk, lockfiles without sha256.
 """

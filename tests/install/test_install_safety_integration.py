@@ -30,7 +30,7 @@ from envspec.install.execute import fetch_all
 from envspec.install.plan import ExplicitLock, LockEntry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_install_hostile import FILE, channel_factory, hostile_conda
+from test_install_safety import FILE, channel_factory, hostile_conda
 
 pytestmark = pytest.mark.integration
 
