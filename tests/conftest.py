@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from peak_rss import pytest_addoption, pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown  # noqa: F401
+from peak_rss import pytest_addoption, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 #: The spec that fits the tests' synthetic channel (tests/channel_factory.py); the shipped

@@ -1,11 +1,10 @@
 """The suite's memory limit (issue #20): no process of a test run may hold more than 3 GB.
 
 At the end of a run this pytest plugin reads the peak resident set size of the pytest process and of
-the largest process it waited for (``getrusage``: ``RUSAGE_SELF`` and ``RUSAGE_CHILDREN``; under
-pytest-xdist each worker sends its own), prints them, and fails the run when one passes
-``--peak-rss-limit-mb`` (3000 MB). A child's figure includes the memory of the pytest process it was
-forked from (Linux counts it from before the ``exec``), so it is never below the truth.
-tests/conftest.py loads it; tests/test_suite_limits.py checks it fails a run.
+the largest process it waited for (``getrusage``: ``RUSAGE_SELF`` and ``RUSAGE_CHILDREN``), prints
+them, and fails the run when one passes ``--peak-rss-limit-mb`` (3000 MB). A child's figure includes
+the memory of the pytest process it was forked from (Linux counts it from before the ``exec``), so
+it is never below the truth. tests/conftest.py loads it; tests/test_suite_limits.py checks it.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ import sys
 import pytest
 
 LIMIT_MB = 3000  # 3 GB: what `nox -s tests` may use, in any one process, on a 2-core machine
-_KEY = "envspec_peak_rss"
-_peaks: dict[str, tuple[int, int]] = {}  # who -> (the process itself, its largest waited-for child), bytes
+_measured: list[int] = []  # at the end of the run: [the pytest process, its largest waited-for child], bytes
 
 
 def peak_rss() -> tuple[int, int]:
@@ -40,31 +38,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: object, error: object) -> None:
-    """pytest-xdist: a worker ended; keep what it measured."""
-    output = getattr(node, "workeroutput", {})
-    if _KEY in output:
-        own, child = output[_KEY]
-        _peaks[str(getattr(getattr(node, "gateway", None), "id", "worker"))] = (int(own), int(child))
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:  # an xdist worker: the controller judges
-        workeroutput[_KEY] = peak_rss()
-        return
-    _peaks["pytest"] = peak_rss()
-    limit = session.config.getoption("--peak-rss-limit-mb") * 1_000_000
-    if any(max(pair) > limit for pair in _peaks.values()) and session.exitstatus == pytest.ExitCode.OK:
+    _measured[:] = peak_rss()
+    if max(_measured) > _limit(session.config) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    if not _peaks or "pytest" not in _peaks:
+    if not _measured:
         return
-    limit = config.getoption("--peak-rss-limit-mb")
-    parts = [f"{who} {own / 1e6:.0f} MB (largest child {child / 1e6:.0f} MB)" for who, (own, child) in _peaks.items()]
-    over = any(max(pair) > limit * 1_000_000 for pair in _peaks.values())
-    verdict = f"OVER the {limit} MB limit: find the test with --durations and a per-test RSS" if over else "ok"
-    terminalreporter.write_line(f"peak RSS: {', '.join(parts)}; limit {limit} MB: {verdict}", red=over, bold=over)
+    own, child = _measured
+    over = max(own, child) > _limit(config)
+    verdict = "OVER the limit: find the test with --durations and a per-test RSS" if over else "ok"
+    terminalreporter.write_line(
+        f"peak RSS: pytest {own / 1e6:.0f} MB, largest child {child / 1e6:.0f} MB; "
+        f"limit {config.getoption('--peak-rss-limit-mb')} MB: {verdict}",
+        red=over,
+        bold=over,
+    )
+
+
+def _limit(config: pytest.Config) -> int:
+    return int(config.getoption("--peak-rss-limit-mb")) * 1_000_000
