@@ -55,10 +55,12 @@ ZIZMOR_ARGS = ("--offline", "--strict-collection", "--no-progress")
 # (CPU torch from PyPI; the conda environments get theirs from conda-forge).
 # `nox -s mutants` (docs/mutation.md): mutmut 3 mutates the files named in pyproject's [tool.mutmut]
 # and runs, per mutant, only the unit tests that call the mutated function. These name globs narrow
-# it to the pure functions (report/build.py also reads files and renders HTML: only its model part).
+# it to the pure functions (the report's inputs.py, pages.py and build.py also read files, make thumbnails
+# and render HTML: only their pure functions, and all of matrix.py).
 MUTMUT = "mutmut==3.8.1"
 MUTANT_NAMES = (
-    "envspec.spec.model.*",
+    "envspec.spec.schema.*",
+    "envspec.spec.load.*",
     "envspec.lock.plan.*",
     "envspec.lock.explicit.*",
     "envspec.lock.condalock.*",
@@ -67,29 +69,12 @@ MUTANT_NAMES = (
     "envspec.doctor.*",  # every check module; probe.py (the effects) is excluded in pyproject
     "envspec.smoke.checks.*",
     *(
-        f"envspec.report.build.x{name}__mutmut_*"
-        for name in (
-            "_parse_smoke_json",
-            "_png_size",
-            "_parse_conda_lock",
-            "__freshness",
-            "__device_verdict",
-            "_judge",
-            "_model_note",
-            "__benchmark_text",
-            "__image_cell",
-            "__resultless_row",
-            "_build_row",
-            "_build_table",
-            "__seconds",
-            "_md_cell",
-            "_render_markdown",
-            "_github_context",
-            "_report_title",
-        )
+        f"envspec.report.inputs.x{name}__mutmut_*"
+        for name in ("_parse_smoke_json", "_png_size", "_parse_conda_lock", "__freshness")
     ),
-    "envspec.report.build.xǁRowǁ*",
-    "envspec.report.build.xǁResultTableǁ*",
+    "envspec.report.matrix.*",  # the table model: every function and class there is pure
+    *(f"envspec.report.pages.x{name}__mutmut_*" for name in ("__seconds", "_md_cell", "_render_markdown")),
+    *(f"envspec.report.build.x{name}__mutmut_*" for name in ("_github_context", "_report_title")),
 )
 
 SMOKE_PINS = ("torch==2.13.0", "diffusers==0.42.1", "transformers==5.24.0", "numpy==2.4.6", "pillow==13.0.0")

@@ -91,12 +91,13 @@ import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from envspec.install.execute import install_rattler
-from envspec.install.plan import Destination, parse_lock, plan_install
+from types import SimpleNamespace
+from envspec.install.plan import Destination, LockInput, parse_lock, plan_install
 lock_path, prefix, cache = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 text = lock_path.read_text()
 subdir = parse_lock(text, str(lock_path)).platform
-plan = plan_install(target_name="bench", target_subdir=subdir, variables={"ENVSPEC_TARGET": "bench"},
-                    lock_text=text, lock_source=str(lock_path), conda_lock=None, host=subdir,
+plan = plan_install(SimpleNamespace(name="bench", subdir=subdir, variables={"ENVSPEC_TARGET": "bench"}),
+                    LockInput(text, str(lock_path)), host=subdir,
                     destination=Destination(prefix), mirrors={})
 t, c = time.perf_counter(), time.process_time()
 report = install_rattler(plan, cache=cache, progress=lambda m: None)

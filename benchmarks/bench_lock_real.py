@@ -11,10 +11,10 @@ The targets are the torch-only targets (one per target of envspec.yml) of ``test
 ``tests/lock/test_lock_conda_forge.py`` does (dependencies ``["tzdata"]``, per-target torch = specs)
 and rendered once. Each round alternates, measured from this process as a user would see them:
 
-* **cold**: ``envspec lock`` of the 4 targets in a fresh copy of the project (no lockfiles), the
+* **cold**: ``envspec lock`` of every target in a fresh copy of the project (no lockfiles), the
   whole process (envspec, the conda-lock runner, conda-lock forked per target, the one py-rattler
   solver process of the run);
-* **floor**: one ``python`` process that imports py-rattler and solves the same 4 spec sets
+* **floor**: one ``python`` process that imports py-rattler and solves the same spec sets
   (tzdata + the target's specs, as parsed ``MatchSpec`` objects) with the same virtual packages
   (``GenericVirtualPackage``) against the same channel with ``rattler.solve``, one after the other;
   the whole process, interpreter start and ``import rattler`` included (as cold includes envspec's);
@@ -25,7 +25,10 @@ cold and floor swap order every round, so drift in the machine's load hits both 
 min/median of each, the per-round ratio cold/floor (min/median), and then where a cold run's time
 goes (unless ``--no-profile``): ``-X importtime`` of the envspec process, a cProfile of it, the
 number and duration of the shim processes conda-lock starts (through a logging wrapper given as
-``--solver``: the shim itself is unchanged), conda-lock's import cost and the shim's startup cost.
+``--solver``: the shim itself is unchanged), how many of conda-lock's solves the solver process
+had done before conda-lock asked (``lock -v``), the CPU of the envspec process and of all it
+started, conda-lock's import cost (all of it, and the runner's) and the solver process's and the
+shim's startup cost.
 The lockfiles are checked to pin exactly the packages the floor picks. Asserts no goal.
 """
 
@@ -110,6 +113,17 @@ assert all(o.status == "up to date" for o in report.outcomes), report.table()
 sys.stdout.write(json.dumps({"import": t1 - t0, "load": t2 - t1, "lock": t3 - t2}))
 sys.stdout.flush()
 os._exit(0)
+"""
+
+# One envspec process: its own CPU at the end, and that of every process it started and reaped.
+CPU_SPLIT = r"""
+import json, os, resource, sys, time
+from envspec.cli.main import main
+code = main(sys.argv[1:])
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stdout.write("\n" + json.dumps({"self": time.process_time(), "children": ru.ru_utime + ru.ru_stime}) + "\n")
+sys.stdout.flush()
+os._exit(code)
 """
 
 # conda-lock's --conda: logs when each shim process starts and ends, then runs the real shim.
@@ -251,19 +265,38 @@ def profile(base: Path, tmp: Path, mirror: str, lines: list[str]) -> None:
         f"({', '.join(f'{n} {a}' for a, n in sorted(by_action.items()))}), "
         f"{sum(durations):.2f} s in all, {statistics.median(durations):.3f} s median each (run {wall:.2f} s)"
     )
+    workers = min(len(per_target), os.cpu_count() or 1)
     lines.append(
-        "  conda-lock per target (runner start -> done, 2 at a time): " + ", ".join(f"{t} {s} s" for t, s in per_target)
+        f"  conda-lock per target (runner start -> done, {workers} at a time): "
+        + ", ".join(f"{t} {s} s" for t, s in per_target)
     )
-    # 4. fixed costs, each the min of 5 processes
+    # 4. the built-in solver: how many of conda-lock's solves the solver process had done before it asked
+    project = fresh(base, tmp, "prof-verbose")
+    _, _, _, err = envspec(project, "lock", "-v", "--mirror", mirror)
+    said = re.search(r"^solver process: .*$", err, re.MULTILINE)
+    lines.append(f"  built-in solver, lock -v: {said.group(0) if said else '(no solver process line)'}")
+    # 5. whose CPU: the envspec process itself, and all it started (runner, forked conda-locks, solver process)
+    project = fresh(base, tmp, "prof-cpu")
+    _, _, out, _ = timed([PY, "-c", CPU_SPLIT, "--spec", str(project / "envspec.yml"), "lock", "--mirror", mirror])
+    split = json.loads(out.strip().splitlines()[-1])
+    lines.append(
+        f"  CPU of one cold run: envspec process {split['self']:.3f} s, its children {split['children']:.3f} s "
+        "(the runner, the forked conda-locks, the solver process)"
+    )
+    # 6. fixed costs, each the min of 5 processes
     bare, bare_cpu = min_wall([PY, "-c", "pass"])
     cl, cl_cpu = min_wall([PY, "-c", "from conda_lock import main"])
+    rn, rn_cpu = min_wall([PY, "-c", "from envspec.lock.conda_lock_runner import warm_up; warm_up()"])
     es, es_cpu = min_wall([PY, "-c", "import envspec.cli.main, envspec.cli.lock"])
     sv, sv_cpu = min_wall([PY, "-m", "envspec.lock.conda_shim", "--version"])
+    sr, sr_cpu = min_wall([PY, "-c", "import envspec.lock.solver_service, rattler"])
     rt, rt_cpu = min_wall([PY, "-c", "import rattler"])
     lines.append("  fixed costs (min of 5 processes, wall / CPU s):")
     lines.append(f"    {bare:.3f} / {bare_cpu:.3f}  python -c pass (interpreter start)")
     lines.append(f"    {es:.3f} / {es_cpu:.3f}  import envspec.cli.main + envspec.cli.lock (the envspec process)")
-    lines.append(f"    {cl:.3f} / {cl_cpu:.3f}  from conda_lock import main (the runner, once; forked per target)")
+    lines.append(f"    {cl:.3f} / {cl_cpu:.3f}  from conda_lock import main (all of conda-lock's start-up imports)")
+    lines.append(f"    {rn:.3f} / {rn_cpu:.3f}  the runner's conda-lock import (rarely used modules deferred), once")
+    lines.append(f"    {sr:.3f} / {sr_cpu:.3f}  the solver process's imports (solver_service, rattler), once")
     lines.append(f"    {sv:.3f} / {sv_cpu:.3f}  python -m envspec.lock.conda_shim --version (a shim process, no solve)")
     lines.append(f"    {rt:.3f} / {rt_cpu:.3f}  import rattler")
 
@@ -366,10 +399,10 @@ def main(argv: list[str] | None = None) -> int:
             "what (seconds, wall unless noted)                          min   median",
             f"cold {n_targets}-target envspec lock (whole process)             {stats(fig['cold'])}",
             f"  CPU, all its processes                               {stats(fig['cold_cpu'])}",
-            f"floor: py-rattler, 4 solves in one process             {stats(fig['floor'])}",
+            f"floor: py-rattler, {n_targets} solves in one process             {stats(fig['floor'])}",
             f"  CPU                                                  {stats(fig['floor_cpu'])}",
             f"  of which import rattler                              {stats(fig['floor_import'])}",
-            f"  of which the 4 solves                                {stats(fig['solve'])}",
+            f"  of which the {n_targets} solves                                {stats(fig['solve'])}",
             f"ratio cold / floor (per round)                         {stats(fig['ratio'])}   goal <= {GOAL_COLD:g}",
             f"  the same in CPU s (what a loaded machine shows)      {stats(fig['cpu_ratio'])}",
             f"no-op envspec lock (whole process)                     {stats(fig['noop'])}   goal <= {GOAL_NOOP:g}",

@@ -5,8 +5,9 @@ For each platform (linux-64 with __glibc 2.28, osx-arm64 with __osx 14.0, win-64
 * floor: ``uv pip compile REQS --python-platform P --python-version V --generate-hashes --no-build``
   against the index, writing ``pylock.toml`` (what a uv user runs);
 * envspec: the PyPI part of one target as ``envspec lock`` runs it (``envspec.lock.pypi.finish``:
-  the stand-ins of a real conda solution, uv on top of it, the merge into conda-lock's own lockfile
-  model, the explicit file and ``<t>.pip.txt``);
+  the stand-ins of a real conda solution, uv on top of it, the download and sha256 check of every
+  pinned file, which uv does not do (its share is printed), the merge into conda-lock's own
+  lockfile model, the explicit file and ``<t>.pip.txt``);
 
 and prints the ratio (goal: <= 2x), then the time until a conflict with the conda solution is
 reported (``torchvision>=0.24`` against conda's pytorch 2.7.1; goal: <= 15 s). By default the index
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -91,9 +93,29 @@ def floor(requirements: tuple[str, ...], url: str, subdir: str, work: Path) -> f
     return seconds
 
 
+#: What the lock's verification of the pinned files (envspec.lock.pypi_verify) took, per finish() call.
+VERIFIED: list[tuple[float, int]] = []
+
+
+def _recording_verify() -> None:
+    from envspec.lock import pypi_verify
+
+    real = pypi_verify.verify
+    if real.__name__ == "recording":
+        return
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        VERIFIED.append((result.seconds, result.bytes))
+        return result
+
+    pypi_verify.verify = recording
+
+
 def envspec_pypi(requirements: tuple[str, ...], url: str, subdir: str, work: Path) -> float:
     from envspec.lock import pypi
 
+    _recording_verify()
     job = pypi.PipJob(requirements, frozenset(), pypi.pip_index({"pypi": url}), frozenset({"pytorch"}))
     (work / "tmp" / "t").mkdir(parents=True)
     start = time.perf_counter()
@@ -140,6 +162,7 @@ def main() -> int:
         worst = 0.0
         for subdir in PLATFORMS:
             floors, ours = [], []
+            VERIFIED.clear()
             for _ in range(args.repeat):
                 with tempfile.TemporaryDirectory(prefix="envspec-bench-pypi-") as tmp:
                     floors.append(floor(requirements, url, subdir, Path(tmp)))
@@ -147,7 +170,9 @@ def main() -> int:
                     ours.append(envspec_pypi(requirements, url, subdir, Path(tmp)))
             f, o = statistics.median(floors), statistics.median(ours)
             worst = max(worst, o / f)
-            print(f"  {subdir:10} uv pip compile {f:6.2f} s   envspec PyPI part {o:6.2f} s   ratio {o / f:4.2f}x")
+            v_s, v_mb = statistics.median(v for v, _ in VERIFIED), statistics.median(b for _, b in VERIFIED) / 1e6
+            print(f"  {subdir:10} uv pip compile {f:6.2f} s   envspec PyPI part {o:6.2f} s   ratio {o / f:4.2f}x"
+                  f"   (of which verifying the pinned files: {v_s:.2f} s, {v_mb:.1f} MB)")  # fmt: skip
         print(f"  worst ratio {worst:.2f}x (goal <= 2x): {'OK' if worst <= 2 else 'OVER'}")
         with tempfile.TemporaryDirectory(prefix="envspec-bench-pypi-") as tmp:
             seconds, line = conflict(url, Path(tmp))

@@ -103,10 +103,13 @@ def forget_all() -> None:
         _registry.clear()
 
 
-_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
+# Every repetition that a failed match could rescan from each position is bounded (a scheme is at most
+# 32 characters, a scheme-less user-info 256 + 256), so redact stays linear in its text: a message of
+# a million word characters took hours with unbounded ones (each position scanned to the end).
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
 #: ``scheme://TOKEN@host``: a lone user-info is a token (GitHub, PyPI proxies, Artifactory use this form).
-_LONE_USER_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]+)@")
-_BARE_USERINFO_RE = re.compile(r"(?P<pre>^|[\s'\"=,(/])(?P<user>[^\s/@:'\"=,()]+):(?P<pw>[^\s/@'\"]+)@")
+_LONE_USER_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)(?P<user>[^/@\s:]+)@")
+_BARE_USERINFO_RE = re.compile(r"(?P<pre>^|[\s'\"=,(/])(?P<user>[^\s/@:'\"=,()]{1,256}):(?P<pw>[^\s/@'\"]{1,256})@")
 _TOKEN_RE = re.compile(r"/t/[^/\s]+/")
 #: Query parameters that carry secrets (tokens, signed-URL signatures and credentials, passwords).
 _QUERY_SECRET_RE = re.compile(
@@ -124,9 +127,11 @@ def redact(url: str) -> str:
 
     The one redaction of envspec: lockfiles, metadata, reports and messages all go through it.
     """
-    text = _USERINFO_RE.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
-    text = _LONE_USER_RE.sub(lambda m: f"{m['scheme']}{MASK}@" if m["user"] != MASK else m[0], text)
-    text = _BARE_USERINFO_RE.sub(lambda m: f"{m['pre']}{m['user']}:{MASK}@", text)  # a scheme-less typo
+    text = url
+    if "@" in text:  # every user-info form ends in one
+        text = _USERINFO_RE.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+        text = _LONE_USER_RE.sub(lambda m: f"{m['scheme']}{MASK}@" if m["user"] != MASK else m[0], text)
+        text = _BARE_USERINFO_RE.sub(lambda m: f"{m['pre']}{m['user']}:{MASK}@", text)  # a scheme-less typo
     text = _TOKEN_RE.sub(f"/t/{MASK}/", text)
     text = _QUERY_SECRET_RE.sub(lambda m: f"{m['key']}={MASK}", text)
     text = _BEARER_RE.sub(lambda m: f"{m['kind']} {MASK}", text)

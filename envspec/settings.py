@@ -6,9 +6,11 @@ the commands and, as arguments, to the stages. Library code does not read ``os.e
 
 Variables read elsewhere, on purpose (each is a protocol between envspec and a child process, or
 belongs to code being rewritten): ``ENVSPEC_SHIM_MIRRORS``, ``ENVSPEC_SHIM_REPORT``,
-``ENVSPEC_CHANNEL_TIMEOUT``, ``ENVSPEC_RATTLER_CACHE`` (the conda shim, a child of conda-lock),
+``ENVSPEC_CHANNEL_TIMEOUT``, ``ENVSPEC_RATTLER_CACHE`` (the conda shim, a child of conda-lock, and the
+solver process; ``envspec lock`` passes them on with a presolve),
 ``ENVSPEC_PYPI_USERNAME``/``_PASSWORD`` (expanded by conda-lock in its child), ``ENVSPEC_STALL_TIMEOUT``,
-``ENVSPEC_MAX_PACKAGE_BYTES``, ``ENVSPEC_PKGS_DIR`` (the downloader, ``envspec.install.execute``),
+``ENVSPEC_MAX_PACKAGE_BYTES``, ``ENVSPEC_PKGS_DIR`` (the downloader, ``envspec.install.execute``; the
+first two also ``envspec.lock.pypi_verify``), ``ENVSPEC_LOCK_MEMORY`` (uv's cap, ``envspec.lock.pypi_bounds``),
 ``ENVSPEC_DEVICE``/``ENVSPEC_TARGET`` (set inside an environment for the smoke test),
 ``ENVSPEC_TEST_COMMIT_PAUSE`` (a test hook of the journaled commit).
 

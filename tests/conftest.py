@@ -84,3 +84,24 @@ def _checkout_lockfiles_untouched() -> Iterator[None]:
     before = listing()
     yield
     assert listing() == before, "a test wrote into the checkout's lockfiles/; use the project_copy fixture"
+
+
+@pytest.fixture
+def bounded_memory() -> Iterator[None]:
+    """The address space bounded at what this process maps now plus 1 GiB, for one test (Linux): a test
+    of an endless read (``/dev/zero``) whose refusal breaks gets MemoryError instead of filling the machine."""
+    if not Path("/proc/self/status").exists():
+        yield
+        return
+    import resource
+
+    status = Path("/proc/self/status").read_text()
+    vm_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmSize:"))
+    saved = resource.getrlimit(resource.RLIMIT_AS)
+    soft = vm_kib * 1024 + (1 << 30)
+    if saved[1] == resource.RLIM_INFINITY or soft <= saved[1]:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, saved[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, saved)

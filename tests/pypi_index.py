@@ -47,6 +47,7 @@ class Project:
     scripts: dict[str, str] = field(default_factory=dict)  # console scripts: name -> "module:function"
     metadata: str | None = None  # a recorded METADATA (real PyPI), used as it is
     wheel_name: str | None = None  # the recorded wheel's real file name
+    build_marker: str | None = None  # sdist_only: its build backend (in the sdist) writes this file when it runs
 
     @property
     def module(self) -> str:
@@ -99,16 +100,72 @@ def wheel_bytes(p: Project) -> bytes:
     return buf.getvalue()
 
 
+#: An in-tree PEP 517 backend (no build requirements: works offline) that writes ``MARKER`` the moment
+#: it is imported, i.e. whenever anything runs it, for metadata or a wheel.
+BACKEND = """import base64, hashlib, os, pathlib, zipfile
+pathlib.Path(MARKER).write_text("the build backend of " + NAME + " ran\\n")
+DIST = NAME.replace("-", "_")
+INFO = DIST + "-" + VERSION + ".dist-info"
+
+
+def _metadata():
+    return "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (NAME, VERSION) + "".join(
+        "Requires-Dist: %s\\n" % r for r in REQUIRES)
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    os.makedirs(os.path.join(metadata_directory, INFO))
+    with open(os.path.join(metadata_directory, INFO, "METADATA"), "w") as f:
+        f.write(_metadata())
+    return INFO
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    files = {DIST + "/__init__.py": ("__version__ = %r\\n" % VERSION).encode(),
+             INFO + "/METADATA": _metadata().encode(),
+             INFO + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    digest = lambda d: base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+    record = "".join("%s,sha256=%s,%d\\n" % (p, digest(d), len(d)) for p, d in files.items()) + INFO + "/RECORD,,\\n"
+    files[INFO + "/RECORD"] = record.encode()
+    name = "%s-%s-py3-none-any.whl" % (DIST, VERSION)
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return name
+"""
+
+
+def _backend_members(p: Project, base: str) -> dict[str, bytes]:
+    """An sdist whose metadata only its build backend can tell (``dynamic``; PKG-INFO 2.1)."""
+    head = f"MARKER = {p.build_marker!r}\nNAME = {p.name!r}\nVERSION = {p.version!r}\nREQUIRES = {list(p.requires)!r}\n"
+    return {
+        f"{base}/PKG-INFO": f"Metadata-Version: 2.1\nName: {p.name}\nVersion: {p.version}\n".encode(),
+        f"{base}/pyproject.toml": (
+            '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n\n'
+            f'[project]\nname = {p.name!r}\ndynamic = ["version", "dependencies"]\n'
+        ).encode(),
+        f"{base}/backend.py": (head + BACKEND).encode(),
+    }
+
+
 def sdist_bytes(p: Project) -> bytes:
     base = f"{_dist(p.name)}-{p.version}"
-    members = {
-        f"{base}/PKG-INFO": _metadata(p).encode(),
-        f"{base}/pyproject.toml": (
-            '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
-            f"[project]\nname = {p.name!r}\nversion = {p.version!r}\ndependencies = {list(p.requires)!r}\n"
-        ).encode(),
-        f"{base}/{p.module}/__init__.py": f"__version__ = {p.version!r}\n".encode(),
-    }
+    members = (
+        _backend_members(p, base)
+        if p.build_marker
+        else {
+            f"{base}/PKG-INFO": _metadata(p).encode(),
+            f"{base}/pyproject.toml": (
+                '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                f"[project]\nname = {p.name!r}\nversion = {p.version!r}\ndependencies = {list(p.requires)!r}\n"
+            ).encode(),
+            f"{base}/{p.module}/__init__.py": f"__version__ = {p.version!r}\n".encode(),
+        }
+    )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         for path, data in members.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envspec.install.execute import default_cache_dir
+from envspec.install.fetch import default_cache_dir
 
 
 def test_the_package_cache_is_not_the_users(_caches_in_a_temp_folder: Path) -> None:

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
 from envspec.errors import BusyError
-from envspec.fsutil import atomic_write_bytes, atomic_write_text, run_lock
+from envspec.fsutil import atomic_create_bytes, atomic_write_bytes, atomic_write_text, current_umask, run_lock
 
 
 def test_atomic_write_creates_with_umask_mode(tmp_path: Path) -> None:
@@ -75,3 +76,59 @@ def test_atomic_write_on_a_python_without_fchmod(tmp_path: Path, monkeypatch: py
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert "Windows" in (windows._set_mode.__doc__ or "")  # the Windows branch (os.fchmod is gone here)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_refused_read_says_what_the_file_is_or_which_cap_it_passed(tmp_path: Path) -> None:
+    from envspec.fsutil import NotRegularFile, read_regular_bytes
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(NotRegularFile, match=r"^not a regular file \(a FIFO\): ") as info:
+        read_regular_bytes(tmp_path / "fifo")
+    assert (info.value.kind, info.value.cap) == ("a FIFO", None)
+    with pytest.raises(NotRegularFile, match=r"\(a directory\)") as info:
+        read_regular_bytes(tmp_path)
+    assert info.value.kind == "a directory"
+    (tmp_path / "big").write_bytes(b"x" * 11)
+    with pytest.raises(NotRegularFile, match=r"^larger than 10 bytes: ") as info:
+        read_regular_bytes(tmp_path / "big", 10)
+    assert (info.value.kind, info.value.cap) == (None, 10)
+    assert read_regular_bytes(tmp_path / "big", 10, head=True) == b"x" * 10
+
+
+def test_atomic_create_never_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "new.yml"
+    atomic_create_bytes(target, b"first\n")
+    with pytest.raises(FileExistsError):
+        atomic_create_bytes(target, b"second\n")
+    assert target.read_bytes() == b"first\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["new.yml"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
+def test_run_lock_and_filelock_exclude_each_other(tmp_path: Path) -> None:
+    """POSIX: run_lock takes the lock as the filelock package does (an older envspec's), without it."""
+    from filelock import FileLock, Timeout
+
+    lock = tmp_path / "run.lock"
+    with FileLock(str(lock)), pytest.raises(BusyError):  # noqa: SIM117 - the order is the test
+        with run_lock(lock, "locking"):
+            pass
+    with run_lock(lock, "locking"), pytest.raises(Timeout):
+        FileLock(str(lock)).acquire(timeout=0)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
+def test_run_lock_does_not_import_filelock(tmp_path: Path) -> None:
+    """(filelock brings asyncio: 25-70 ms of every lock's start-up.)"""
+    import subprocess
+
+    code = (
+        "import sys; from pathlib import Path; from envspec.fsutil import run_lock\n"
+        "with run_lock(Path(sys.argv[1]), 'locking'): pass\n"
+        "print('filelock' in sys.modules, 'asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "l")], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

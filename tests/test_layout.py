@@ -7,6 +7,8 @@ so a lazy import cannot hide a wrong-way edge) and checked against the layer ord
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import envspec
 PACKAGE = Path(envspec.__file__).resolve().parent
 
 #: Shared pieces at the root: any stage may import them; they import only each other.
-SHARED = ("errors", "fsutil", "project", "channels", "versions", "settings", "download")
+SHARED = ("errors", "fsutil", "project", "channels", "versions", "settings", "download", "units")
 #: The stages in pipeline order; a stage imports shared modules and the stages before it, never after.
 STAGES = ("spec", "render", "lock", "models", "doctor", "install", "smoke", "report")
 #: The command layer on top (``__main__`` is its console entry).
@@ -129,3 +131,115 @@ def test_the_checks_see_a_wrong_way_import_and_a_cycle(tmp_path: Path) -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     with pytest.raises(AssertionError, match="not in a known layer"):
         rank("envspec.newthing")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage surfaces: what a stage offers the others is its package's ``__all__``
+# ---------------------------------------------------------------------------------------------
+
+
+def stage_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in STAGES else None
+
+
+def reaches_inside(module: str, target: str) -> bool:
+    """``module`` imports one of another stage's modules instead of that stage's surface."""
+    stage = stage_of(target)
+    return stage is not None and stage != stage_of(module) and target != f"envspec.{stage}"
+
+
+def test_other_stages_and_the_command_layer_import_a_stage_through_its_surface() -> None:
+    inside = sorted(f"{m} imports {t}" for m, ts in graph().items() for t in ts if reaches_inside(m, t))
+    assert inside == []
+
+
+def test_the_surface_rule_sees_a_reach_inside() -> None:
+    assert reaches_inside("envspec.cli.lock", "envspec.lock.stamp")
+    assert reaches_inside("envspec.report.build", "envspec.smoke.report")
+    assert not reaches_inside("envspec.cli.lock", "envspec.lock")
+    assert not reaches_inside("envspec.lock.run", "envspec.lock.plan")  # inside its own stage
+    assert not reaches_inside("envspec.lock.run", "envspec.fsutil")  # shared
+
+
+def surface_table(stage: str) -> tuple[list[str], dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """A stage ``__init__``'s ``__all__``, its lazy table and its ``TYPE_CHECKING`` imports (name -> (module, attr))."""
+    tree = ast.parse((PACKAGE / stage / "__init__.py").read_text(encoding="utf-8"))
+    names: list[str] = []
+    table: dict[str, tuple[str, str]] = {}
+    typed: dict[str, tuple[str, str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__all__":
+            names = list(ast.literal_eval(node.value))
+        elif isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module, f"{stage}: only imports under TYPE_CHECKING"
+                for alias in imp.names:
+                    typed[alias.asname or alias.name] = (imp.module.removeprefix(f"envspec.{stage}."), alias.name)
+            *imports, call = node.orelse  # else: the lazy table, loaded at run time
+            assert [ast.unparse(i) for i in imports] == ["from envspec import lazy_surface"]
+            assert isinstance(call, ast.Assign) and isinstance(call.value, ast.Call)
+            assert ast.unparse(call.targets[0]) == "(__getattr__, __dir__)" and call.value.args[0].id == "__name__"  # type: ignore[attr-defined]
+            for name, where in ast.literal_eval(call.value.args[1]).items():
+                module, _, attr = where.partition(":")
+                table[name] = (module, attr or name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+            assert module in ("__future__", "typing"), f"{stage}/__init__ imports {module} when loaded"
+        elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):  # the docstring
+            raise AssertionError(f"{stage}/__init__: only the surface, not {ast.unparse(node)[:60]}")
+    return names, table, typed
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_declares_its_surface_and_every_name_resolves(stage: str) -> None:
+    names, table, typed = surface_table(stage)
+    assert sorted(names) == sorted(table) and len(set(names)) == len(names), "__all__ is the lazy table's names"
+    assert typed == table, "what the type checker sees is what is loaded"
+    submodules = {p.stem for p in (PACKAGE / stage).glob("*.py")} | {
+        p.name for p in (PACKAGE / stage).iterdir() if p.is_dir()
+    }
+    assert not set(names) & submodules, "a surface name that is also a module's name is shadowed once it loads"
+    package = importlib.import_module(f"envspec.{stage}")
+    for name, (module, attr) in table.items():
+        assert getattr(package, name) is getattr(importlib.import_module(f"envspec.{stage}.{module}"), attr)
+    with pytest.raises(AttributeError, match="no attribute"):
+        getattr(package, "not_on_the_surface")  # noqa: B009
+
+
+def test_every_surface_name_is_used_outside_its_stage() -> None:
+    """A surface lists what the others use, no more: an unused name is either dead or reached another way."""
+    used: set[tuple[str, str]] = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        mine = stage_of(module_name(path))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.count(".") == 1:
+                stage = node.module.split(".")[1]
+                if stage in STAGES and stage != mine:
+                    used.update((stage, a.name) for a in node.names)
+    unused = sorted(
+        f"envspec.{s}.{n}"
+        for s in STAGES
+        for n in surface_table(s)[0]
+        if (s, n) not in used and not isinstance(getattr(importlib.import_module(f"envspec.{s}"), n), type)
+    )
+    assert unused == []  # classes may stay: they are the types the surface's functions take and return
+
+
+#: Modules of the command layer that are not commands: what the commands share.
+CLI_HELPERS = ("envspec.cli", "envspec.cli.main", "envspec.cli.common", "envspec.cli.fastpath", "envspec.cli.up_plan")
+
+
+def test_command_modules_never_borrow_from_each_other() -> None:
+    from envspec.cli.main import COMMANDS
+
+    commands = {module for _, module, _ in COMMANDS}
+    borrowed = sorted(f"{m} imports {t}" for m in commands for t in graph()[m] if t in commands and t != m)
+    assert borrowed == []
+    assert set(graph()) >= commands and not commands & set(CLI_HELPERS)
+
+
+@pytest.mark.parametrize(("number", "stage"), list(enumerate(STAGES, start=1)))
+def test_stage_docstrings_number_the_stages_in_layer_order(number: int, stage: str) -> None:
+    doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text(encoding="utf-8"))) or ""
+    assert re.match(rf"Stage {number} of {len(STAGES)}, {stage}: ", doc), doc.splitlines()[:1]

@@ -69,7 +69,7 @@ def dump_json(data: Any) -> str:
 
 
 def spec_targets(spec_path: Path) -> dict[str, dict[str, Any]]:
-    from envspec.spec.model import load_spec
+    from envspec.spec.load import load_spec
 
     spec = load_spec(spec_path)
     return {t.name: {"subdir": t.subdir, "accelerator": t.accelerator, "pip": bool(t.pip)} for t in spec.resolve_all()}

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from envspec.project import Project
 from envspec.settings import MIRRORS_ENV, Settings
 
 if TYPE_CHECKING:  # imported where needed: a command that never loads the spec stays light
-    from envspec.doctor.probe import Probe
-    from envspec.lock.freshness import LockMode
-    from envspec.spec.model import Spec
+    from envspec.doctor import Probe
+    from envspec.install import Activation
+    from envspec.lock import LockMode
+    from envspec.spec import Spec
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class Context:
         """The probe: the one given, else the real machine seen through this run's environment."""
         if self.probe is not None:
             return self.probe
-        from envspec.doctor.probe import SystemProbe
+        from envspec.doctor import SystemProbe
 
         return SystemProbe(environ=self.settings.environ)
 
@@ -47,7 +52,7 @@ class Context:
 
 
 def load(ctx: Context) -> tuple[Project, Spec]:
-    from envspec.spec.model import load_spec
+    from envspec.spec import load_spec
 
     spec = load_spec(ctx.settings.spec)
     return ctx.project, spec
@@ -112,7 +117,7 @@ def add_lock_mode_options(parser: argparse.ArgumentParser) -> None:
 
 def lock_mode(locked: bool, frozen: bool) -> LockMode:
     """The default solves a missing or stale lockfile first, then installs it."""
-    from envspec.lock.freshness import LockMode
+    from envspec.lock import LockMode
 
     if locked:
         return LockMode.LOCKED
@@ -133,3 +138,38 @@ def print_json(document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, keys in a stable order, one line."""
     sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM is handled like Ctrl-C while the block runs, so a killed install (or up) removes its
+    staging folder and leaves files being replaced as they were. Outside the main thread: as is."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def add_environment_options(parser: argparse.ArgumentParser) -> None:
+    """``--prefix PATH | --name NAME``: the environment to activate (one of them required)."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--prefix", "-p", metavar="PATH", help="the environment in this folder")
+    where.add_argument("--name", "-n", metavar="NAME", help="the named environment ($CONDA_ENVS_PATH or ~/.conda/envs)")
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Activation:
+    """The activation of the environment the command line names (checked to be envspec's), on top of ``environ``."""
+    from envspec.install import activation, check_environment, destination, host_platform
+
+    where = destination(args.prefix, args.name, environ, Path.home())
+    check_environment(where.prefix, args.target)
+    return activation(where.prefix, platform=host_platform(), environ=environ, name=where.name)

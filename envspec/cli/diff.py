@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def diff(request: DiffRequest, ctx: Context) -> int:
-    from envspec.lock.diff import diff_document, resolve_base, target_diff
+    from envspec.lock import diff_document, resolve_base, target_diff
 
     project, spec = load(ctx)
     names = list(request.targets) if request.targets else list(spec.targets)

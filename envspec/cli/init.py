@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from envspec.render.init import project_name, starting_spec, write_new_spec
-    from envspec.spec.model import parse_spec
+    from envspec.render import project_name, starting_spec, write_new_spec
+    from envspec.spec import parse_spec
 
     path = Path(ctx.settings.spec).absolute()
     text = starting_spec(args.name if args.name is not None else project_name(path.parent))

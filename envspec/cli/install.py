@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
 from envspec.cli.common import (
@@ -28,13 +25,13 @@ from envspec.cli.common import (
     lock_mode,
     print_json,
     progress,
+    sigterm_as_interrupt,
 )
 
 if TYPE_CHECKING:
-    from envspec.doctor.machine import MachineFacts
-    from envspec.install.execute import InstallResult
+    from envspec.install import InstallOptions
     from envspec.project import Project
-    from envspec.spec.model import ResolvedTarget
+    from envspec.spec import ResolvedTarget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,24 +115,23 @@ class InstallRequest:
             json=bool(args.json),
         )
 
+    def options(self, host: str, mirrors: Mapping[str, str], ctx: Context) -> InstallOptions:
+        """The install stage's request: where, with what, from which lockfile, on this ``host``."""
+        from envspec.install import InstallOptions
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM is handled like Ctrl-C while the block runs, so a killed install (or up) removes its
-    staging folder and leaves files being replaced as they were. Outside the main thread: as is."""
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return InstallOptions(
+            host=host,
+            prefix=self.prefix,
+            name=self.name,
+            tool=self.tool or "rattler",
+            mirrors=mirrors,
+            cache_dir=self.cache_dir,
+            verify_cache=self.verify_cache,
+            lockfile=self.lockfile,
+            require_sha256=self.require_sha256,
+            replace=self.replace,
+            environ=ctx.settings.environ,
+        )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -144,10 +140,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def install(request: InstallRequest, ctx: Context) -> int:
-    from envspec.doctor.machine import collect_facts
-    from envspec.doctor.recommend import choose_target
-    from envspec.install.run import install_target
-    from envspec.lock.freshness import ensure_lockfile
+    from envspec.doctor import choose_target, collect_facts, host_of
+    from envspec.install import install_summary, install_target
+    from envspec.lock import ensure_lockfile
 
     project, spec = load(ctx)
     facts = collect_facts(ctx.machine(), str(project.root), hardware_only=True)  # probed once
@@ -159,26 +154,12 @@ def install(request: InstallRequest, ctx: Context) -> int:
         target = spec.resolve(request.target)
     mirrors = ctx.mirrors(request.mirrors)
     if request.from_bundle is not None:
-        return _from_bundle(request, project, target, host)
+        return _from_bundle(request, ctx, project, target, host)
     if request.lockfile is None:
         mode = lock_mode(request.locked, request.frozen)
         _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=mode, progress=progress)
         progress(detail)
-    result = install_target(
-        project,
-        target,
-        host=host,
-        prefix=request.prefix,
-        name=request.name,
-        tool=request.tool or "rattler",
-        mirrors=mirrors,
-        cache_dir=request.cache_dir,
-        verify_cache=request.verify_cache,
-        lockfile=request.lockfile,
-        require_sha256=request.require_sha256,
-        replace=request.replace,
-        progress=progress,
-    )
+    result = install_target(project, target, request.options(host, mirrors, ctx), progress=progress)
     progress(use_hint(result.prefix))
     if request.json:
         lockfile = (
@@ -188,13 +169,13 @@ def install(request: InstallRequest, ctx: Context) -> int:
         )
         print_json(result.to_json(target=target.name, tool=request.tool or "rattler", lockfile=lockfile))
     else:
-        print(summary(result, target.name, request.tool))
+        print(install_summary(result, target.name, request.tool))
     return 0
 
 
-def _from_bundle(request: InstallRequest, project: Project, target: ResolvedTarget, host: str) -> int:
+def _from_bundle(request: InstallRequest, ctx: Context, project: Project, target: ResolvedTarget, host: str) -> int:
     from envspec.errors import SpecError
-    from envspec.install.bundle import install_from_bundle
+    from envspec.install import install_from_bundle, install_summary
 
     if request.tool or request.lockfile or request.mirrors:
         raise SpecError(
@@ -202,23 +183,13 @@ def _from_bundle(request: InstallRequest, project: Project, target: ResolvedTarg
         )
     assert request.from_bundle is not None
     result = install_from_bundle(
-        project,
-        target,
-        request.from_bundle,
-        host=host,
-        prefix=request.prefix,
-        name=request.name,
-        cache_dir=request.cache_dir,
-        verify_cache=request.verify_cache,
-        require_sha256=request.require_sha256,
-        replace=request.replace,
-        progress=progress,
+        project, target, request.from_bundle, request.options(host, {}, ctx), progress=progress
     )
     progress(use_hint(result.prefix))
     if request.json:  # the same document as any install; its lockfile is the bundle's
         print_json(result.to_json(target=target.name, tool="rattler", lockfile=str(request.from_bundle)))
     else:
-        print(summary(result, target.name, None).replace(" downloaded", " from the bundle", 1))
+        print(install_summary(result, target.name, None).replace(" downloaded", " from the bundle", 1))
     return 0
 
 
@@ -226,33 +197,3 @@ def use_hint(prefix: Path) -> str:
     """How to use the environment without conda (stderr: stdout keeps the one result line)."""
     where = shlex.quote(str(prefix))
     return f'use it: envspec run --prefix {where} -- python, or eval "$(envspec shell-hook --prefix {where})"'
-
-
-def host_of(facts: MachineFacts) -> str:
-    """The subdir this machine installs (``$ENVSPEC_HOST_SUBDIR`` wins); ``PlatformMismatch`` when unknown."""
-    from envspec.errors import PlatformMismatch
-
-    subdir = facts.install_subdir
-    if subdir is None:
-        plat = facts.platform
-        raise PlatformMismatch(f"no conda subdir is known for this machine ({plat.system} {plat.machine})")
-    return subdir
-
-
-def summary(result: InstallResult, target: str, tool: str | None) -> str:
-    """The one result line of an install."""
-    from envspec.install.plan import human_bytes
-
-    if tool is None:
-        detail = (
-            f"{result.downloaded} downloaded ({human_bytes(result.downloaded_bytes)}), "
-            f"{result.cache_hits} from the verified cache"
-        )
-    else:
-        detail = f"with {tool}"
-    verb = "replaced" if result.replaced_existing else "created"
-    return (
-        f"{verb} {result.prefix}: {result.packages} packages of {target}"
-        + (f" + {result.pip_packages} from PyPI" if result.pip_packages else "")
-        + f", {detail}, in {result.seconds['total']:.2f} s"
-    )

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from envspec.cli.common import Context, add_json_option, add_mirror_option, print_json, progress
-from envspec.lock import stamp
+from envspec.lock import stamp_digest, stamp_forget, stamp_fresh, stamp_record
 from envspec.project import Project
 
 if TYPE_CHECKING:  # imported when the stamp misses: pydantic, py-rattler and the lock stage cost ~0.25 s
-    from envspec.spec.model import ResolvedTarget, Spec
+    from envspec.spec import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _cutoff(text: str) -> str:
     """``--exclude-newer``'s value: a normalised UTC instant, or "" for ``none`` (drop the recorded one)."""
-    from envspec.lock.plan import parse_exclude_newer
+    from envspec.lock import parse_exclude_newer
 
     if text.strip().lower() == "none":
         return ""
@@ -109,11 +110,11 @@ def lock(request: LockRequest, ctx: Context) -> int:
     spec_path = ctx.settings.spec
     project = ctx.project
     plain = not request.update and not request.verbose and request.solver is None and request.exclude_newer is None
-    current = stamp.digest(project.root, spec_path, request.targets, mirrors) if plain else None
-    known = stamp.fresh(project.cache_dir, current)
+    current = stamp_digest(project.root, spec_path, request.targets, mirrors) if plain else None
+    known = stamp_fresh(project.cache_dir, current)
     if known is not None:  # nothing changed since the last run that found every lockfile current
         if request.json:
-            from envspec.lock.run import LockSummary, Outcome
+            from envspec.lock import LockSummary, Outcome
 
             summary = LockSummary(outcomes=[Outcome(name, "up to date") for name in known.targets])
             print_json(summary.to_json(check=request.check, cutoffs=_cutoffs(project, known.targets)))
@@ -129,31 +130,49 @@ def lock(request: LockRequest, ctx: Context) -> int:
 
 def _cutoffs(project: Project, names: Sequence[str]) -> dict[str, str | None]:
     """The ``--exclude-newer`` cutoff each target's lockfile records."""
-    from envspec.lock.run import recorded_exclude_newer
+    from envspec.lock import recorded_exclude_newer
 
     return {name: recorded_exclude_newer(project.explicit_file(name)) for name in names}
 
 
 def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str, str]) -> int:
-    from envspec.cli.common import load
-    from envspec.lock.run import LockSummary, Outcome
-    from envspec.lock.run import lock as lock_targets
+    from envspec.lock import prestart
 
-    _, spec = load(ctx)
-    targets = _select(spec, request.targets)
-    stamp.forget(project.cache_dir)
-    report = lock_targets(
-        project,
-        targets,
-        mirrors=mirrors,
-        update=list(request.update),
-        check=request.check,
-        solver=request.solver,
-        jobs=request.jobs,
-        verbose=request.verbose,
-        progress=progress,
-        exclude_newer=request.exclude_newer,
-    )
+    # conda-lock's import (and the solver process's start) overlap loading the spec and planning
+    plain = not request.update and not request.exclude_newer  # a target without lockfiles: solved as rendered
+    with (
+        contextlib.nullcontext()
+        if request.check
+        else prestart(
+            project,
+            request.solver,
+            targets=request.targets,
+            mirrors=mirrors if plain else None,
+            update=bool(request.update),
+            spec_path=ctx.settings.spec,
+        )
+    ) as early:
+        from envspec.cli.common import load
+        from envspec.lock import lock as lock_targets
+
+        _, spec = load(ctx)
+        targets = _select(spec, request.targets)
+        stamp_forget(project.cache_dir)
+        report = lock_targets(
+            project,
+            targets,
+            mirrors=mirrors,
+            update=list(request.update),
+            check=request.check,
+            solver=request.solver,
+            jobs=request.jobs,
+            verbose=request.verbose,
+            progress=progress,
+            exclude_newer=request.exclude_newer,
+            early=early,
+        )
+    from envspec.lock import LockSummary, Outcome
+
     if request.json:
         print_json(report.to_json(check=request.check, cutoffs=_cutoffs(project, [t.name for t in targets])))
     elif request.check:
@@ -162,6 +181,6 @@ def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str
         sys.stdout.write(report.table())
     names = [t.name for t in targets]  # every selected lockfile is current now (lock raised otherwise)
     current = LockSummary(outcomes=[Outcome(name, "up to date") for name in names]).table()
-    digest = stamp.digest(project.root, ctx.settings.spec, request.targets, mirrors)
-    stamp.record(project.cache_dir, digest, names, current)
+    digest = stamp_digest(project.root, ctx.settings.spec, request.targets, mirrors)
+    stamp_record(project.cache_dir, digest, names, current)
     return 0

@@ -20,7 +20,7 @@ from envspec.errors import EnvspecError, ExitCode
 from envspec.settings import DEBUG_ENV, SPEC_ENV, Settings
 
 if TYPE_CHECKING:
-    from envspec.doctor.probe import Probe
+    from envspec.doctor import Probe
 
 #: (name, module, help), one line per command. Each module defines add_arguments(parser) and
 #: run(args, ctx) -> int, and imports its stage only inside run(): the parser of one command costs

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from envspec.cli.common import Context, add_json_option, load, print_json, progress, table
 
 if TYPE_CHECKING:
-    from envspec.models import PullEvent
+    pass
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,17 +93,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return _pull(ModelsPullRequest.from_args(args), ctx)
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 def _lock(request: ModelsLockRequest, ctx: Context) -> int:
     from envspec.models import lock_models
+    from envspec.units import human_bytes
 
     project, spec = load(ctx)
     update = request.update if isinstance(request.update, bool) else list(request.update)
@@ -135,7 +126,7 @@ def _lock(request: ModelsLockRequest, ctx: Context) -> int:
             f"{r.repo}@{r.revision}",
             r.commit[:12] + (f" (was {r.previous_commit[:12]})" if r.status == "updated" and r.previous_commit else ""),
             str(r.files),
-            _size(r.size),
+            human_bytes(r.size),
         ]
         for r in report.models
     ]
@@ -145,52 +136,9 @@ def _lock(request: ModelsLockRequest, ctx: Context) -> int:
     return 0
 
 
-class PullProgress:
-    """Per-file lines on stderr; on a terminal, one line per file that updates in place."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.started = time.monotonic()
-        self.last = 0.0
-
-    def __call__(self, event: PullEvent) -> None:
-        where = f"  [{event.index}/{event.count}] {event.path}"
-        if event.kind == "model":
-            self._line(f"{event.model} ({event.index}/{event.count}): {event.path}, {_size(event.total)}")
-            self._line(f"  licence: {event.note}")
-        elif event.kind == "kept":
-            self._line(f"{where}: already in place")
-        elif event.kind == "removed":
-            self._line(f"  removed {event.path} (left over from an older pull)")
-        elif event.kind == "file":
-            self.started = self.last = time.monotonic()
-            self._line(f"{where} ({_size(event.total)})", final=not self.tty)
-        elif event.kind == "bytes":
-            now = time.monotonic()
-            done = event.done >= event.total
-            if now - self.last < (0.2 if self.tty else 10.0) and not done:
-                return
-            self.last = now
-            rate = event.done / max(now - self.started, 1e-6)
-            share = 100 * event.done // max(event.total, 1)
-            text = f"{where} {share}% of {_size(event.total)}, {_size(int(rate))}/s"
-            if self.tty:
-                self.stream.write("\r\033[K" + text + ("\n" if done else ""))
-                self.stream.flush()
-            elif not done:
-                self._line(text)
-
-    def _line(self, text: str, final: bool = True) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
-            self.stream.flush()
-        else:
-            print(text, file=self.stream, flush=True)
-
-
 def _pull(request: ModelsPullRequest, ctx: Context) -> int:
-    from envspec.models import pull_document, pull_models
+    from envspec.models import PullProgress, pull_document, pull_models
+    from envspec.units import human_bytes
 
     project, spec = load(ctx)
     from envspec.channels import printable
@@ -212,7 +160,7 @@ def _pull(request: ModelsPullRequest, ctx: Context) -> int:
     for r in results:
         print(  # a path from --dest may hold undecodable bytes: shown escaped, never a UnicodeEncodeError
             f"{r.name}: {printable(str(project.relative(r.load_path)))} at {r.commit[:12]} "
-            f"({r.fetched} fetched, {r.kept} already in place, {_size(r.received)} downloaded"
+            f"({r.fetched} fetched, {r.kept} already in place, {human_bytes(r.received)} downloaded"
             + (f", {len(r.removed)} left-over files removed" if r.removed else "")
             + ")"
         )

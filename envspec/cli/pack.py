@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from envspec.install.bundle import pack
-    from envspec.install.plan import human_bytes
+    from envspec.install import pack
+    from envspec.units import human_bytes
 
     project, spec = load(ctx)
     target = spec.resolve(args.target)

@@ -57,11 +57,10 @@ def render(request: RenderRequest, ctx: Context) -> int:
         if isinstance(known, str):  # nothing changed since a run that found every file current
             progress(known)
             return 0
-    from envspec.render import files as rendering
-    from envspec.render.context import overridden_templates
+    from envspec.render import apply_render, overridden_templates, plan_render, render_drift
 
     project, spec = load(ctx)
-    plan = rendering.plan_render(spec, project)
+    plan = plan_render(spec, project)
     overrides = [
         f"template {project.relative(project.templates_dir / name)} replaces envspec's {name}"
         for name in overridden_templates(project.templates_dir)
@@ -69,7 +68,7 @@ def render(request: RenderRequest, ctx: Context) -> int:
     for line in overrides:
         progress(line)
     if request.check:
-        diff = rendering.drift(project, plan)
+        diff = render_drift(project, plan)
         if diff:
             sys.stdout.write(diff)
             progress("error: generated files are out of date with envspec.yml (tip: run `envspec render` and commit)")
@@ -78,7 +77,7 @@ def render(request: RenderRequest, ctx: Context) -> int:
         fastpath.remember(project.cache_dir, "render", current, "\n".join([*overrides, ok]))
         progress(ok)
         return 0
-    result = rendering.apply(project, plan)
+    result = apply_render(project, plan)
     for path in result.written:
         progress(f"wrote    {project.relative(path)}")
     for path in result.removed:

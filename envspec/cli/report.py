@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def report(request: ReportRequest, ctx: Context) -> int:
-    from envspec.report.build import build_report
+    from envspec.report import build_report
 
     project, spec = load(ctx)
     _, written = build_report(

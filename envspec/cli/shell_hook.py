@@ -12,9 +12,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from envspec.cli.common import Context
-from envspec.cli.run import add_environment_options, resolve
-from envspec.install.activate import SHELLS, Shell
+from envspec.cli.common import Context, add_environment_options, resolve
+from envspec.install import SHELLS, Shell
 
 
 def default_shell(environ: Mapping[str, str]) -> Shell:
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from envspec.install.activate import hook_script
+    from envspec.install import hook_script
 
     environ = ctx.settings.environ
     shell: Shell = args.shell or default_shell(environ)

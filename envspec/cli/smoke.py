@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envspec.cli.common import Context, load, progress
-from envspec.smoke import cli as smoke_cli
+from envspec.smoke import add_smoke_arguments, smoke_argv, smoke_main
 
 if TYPE_CHECKING:
     from envspec.project import Project
-    from envspec.spec.model import ResolvedTarget, Spec
+    from envspec.spec import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", metavar="PATH", help="the environment to test (default: this Python)")
-    smoke_cli.add_arguments(parser)  # --target, --expect, --device, --allow-cpu, --model, --benchmark...
+    add_smoke_arguments(parser)  # --target, --expect, --device, --allow-cpu, --model, --benchmark...
 
 
 def _load_if_needed(target: str | None, ctx: Context) -> tuple[Project, Spec] | None:
@@ -41,8 +41,7 @@ def find_target(
     machine. Outside a project (no spec file) nothing is loaded and the smoke test reads the
     promise from the prefix's state itself, so ``envspec smoke --prefix ENV`` works anywhere.
     """
-    from envspec.doctor.machine import collect_facts
-    from envspec.doctor.recommend import choose_target
+    from envspec.doctor import choose_target, collect_facts
 
     loaded = loaded or _load_if_needed(named, ctx)
     if loaded is None:
@@ -61,22 +60,22 @@ def find_target(
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """The smoke test's own options stay a command line: they are the child's ``argv``."""
     from envspec.models import smoke_model_name, smoke_model_path
-    from envspec.smoke.host import activation_vars, model_argv, plan, run_in_prefix
+    from envspec.smoke import activation_vars, model_argv, run_in_prefix, smoke_plan
 
     prefix = Path(args.prefix).resolve() if args.prefix else None
     state = activation_vars(prefix) if prefix is not None else {}
     loaded = _load_if_needed(args.target, ctx)
     target = find_target(args.target, state, ctx, loaded)
-    smoke_argv = smoke_cli.to_argv(args, skip=frozenset({"target"}))
+    argv = smoke_argv(args, skip=frozenset({"target"}))
     if target is not None and loaded is not None:  # the pinned model, where it is pulled
         project, spec = loaded
-        extra = model_argv(target, smoke_model_path(project, spec), smoke_argv)
+        extra = model_argv(target, smoke_model_path(project, spec), argv)
         if extra:
             progress(f"smoke: the pinned model {smoke_model_name(spec)} ({extra[1]})")
-        smoke_argv += extra
-    the_plan = plan(target, prefix, smoke_argv, state=state)
+        argv += extra
+    the_plan = smoke_plan(target, prefix, argv, state=state)
     if the_plan.python is None:
         progress(f"smoke: in this Python ({sys.executable}) {' '.join(the_plan.argv)}")
-        return smoke_cli.main(the_plan.argv)
+        return smoke_main(the_plan.argv)
     assert prefix is not None
     return run_in_prefix(the_plan, prefix, progress=progress)

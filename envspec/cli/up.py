@@ -39,12 +39,13 @@ from envspec.cli.common import (
     lock_mode,
     print_json,
     progress,
+    sigterm_as_interrupt,
 )
 
 if TYPE_CHECKING:
-    from envspec.doctor.machine import MachineFacts
+    from envspec.doctor import MachineFacts
     from envspec.project import Project
-    from envspec.spec.model import ResolvedTarget, Spec
+    from envspec.spec import ResolvedTarget, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,14 +144,13 @@ class Runner:
     def doctor(self, state: up.UpState) -> tuple[up.UpState, str]:
         from dataclasses import replace
 
-        from envspec.cli.doctor import examine, render_text
-        from envspec.doctor.check import UP_ADVICE
+        from envspec.doctor import UP_ADVICE, doctor_text, examine
 
         t, req = self.target, self.request
         # the doctor's fixes name up's own prefix, not the doctor's `--prefix ./env`
         advice = replace(UP_ADVICE, install=f"envspec up {{target}} --prefix {shlex.quote(str(state.prefix))}")
         report = examine(self.project, self.spec, self.facts, t, advice=advice, with_models=not req.no_models)
-        progress(render_text(report, self.project, install_line=False))
+        progress(doctor_text(report, self.project, install_line=False))
         gate = up.doctor_gate(report.checks, t.accelerator, req.allow_cpu)
         if not gate.ok:
             raise up.gate_error(gate, t.name, t.accelerator, req.allow_cpu)
@@ -161,7 +161,7 @@ class Runner:
         return replace(state, waived=tuple(c.name for c in gate.waived)), detail
 
     def lock(self, state: up.UpState) -> tuple[up.UpState, str]:
-        from envspec.lock.freshness import ensure_lockfile
+        from envspec.lock import ensure_lockfile
 
         mode = lock_mode(self.request.locked, self.request.frozen)
         relocked, detail = ensure_lockfile(
@@ -170,33 +170,30 @@ class Runner:
         return replace(state, relocked=relocked), detail
 
     def install(self, state: up.UpState) -> tuple[up.UpState, str]:
-        from envspec.cli.install import host_of, summary
-        from envspec.install.run import install_target
+        from envspec.doctor import host_of
+        from envspec.install import InstallOptions, install_summary, install_target
 
-        result = install_target(
-            self.project,
-            self.target,
+        options = InstallOptions(
             host=host_of(self.facts),
             prefix=str(state.prefix),
             mirrors=self.mirrors,
             replace=self.request.replace,
-            progress=progress,
+            environ=self.ctx.settings.environ,
         )
-        progress(summary(result, self.target.name, None))
+        result = install_target(self.project, self.target, options, progress=progress)
+        progress(install_summary(result, self.target.name, None))
         return state, f"{state.prefix} from {self.project.relative(self.project.explicit_file(self.target.name))}"
 
     def models(self, state: up.UpState) -> tuple[up.UpState, str]:
         """Lock (per --locked/--frozen, as for packages) and pull the spec's models: the smoke test then
         makes a real image with the pinned smoke model."""
-        from envspec.cli.models import PullProgress
         from envspec.errors import CheckFailed
-        from envspec.install.plan import human_bytes
-        from envspec.lock.freshness import LockMode
-        from envspec.models import lock_models, pull_models, stale_entries
-        from envspec.models.local import lockfile_path as models_lockfile
-        from envspec.models.local import read_lock as read_models_lock
+        from envspec.lock import LockMode
+        from envspec.models import PullProgress, lock_models, pull_models, read_models_lock, stale_entries
+        from envspec.models import lockfile_path as models_lockfile
+        from envspec.units import human_bytes
 
-        if not self.spec.model.models:
+        if not self.spec.document.models:
             return state, "no models: in envspec.yml; the smoke test uses its tiny offline model"
         if self.request.no_models:
             return state, "skipped (--no-models); the smoke test uses a model pulled before, else the tiny one"
@@ -221,8 +218,8 @@ class Runner:
 
     def smoke(self, state: up.UpState) -> tuple[up.UpState, str]:
         from envspec.models import smoke_model_path
-        from envspec.report.build import SMOKE_JSON, SMOKE_PNG, read_smoke_dir
-        from envspec.smoke.host import SmokeOptions, smoke
+        from envspec.report import SMOKE_JSON, SMOKE_PNG, read_smoke_dir
+        from envspec.smoke import SmokeOptions, smoke
 
         out = state.smoke_dir
         for name in (SMOKE_JSON, SMOKE_PNG):  # a result from an earlier run must not pass for this one
@@ -240,7 +237,7 @@ class Runner:
         return new, f"{verdict} on {device}: {out / SMOKE_PNG}"
 
     def report(self, state: up.UpState) -> tuple[up.UpState, str]:
-        from envspec.report.build import build_report
+        from envspec.report import build_report
 
         _, written = build_report(
             self.project,
@@ -276,8 +273,6 @@ def _stderr_fd() -> int | None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """SIGTERM is handled like Ctrl-C (as for ``envspec install``): a killed run removes its staging folder."""
-    from envspec.cli.install import sigterm_as_interrupt
-
     with sigterm_as_interrupt():
         try:
             return set_up(UpRequest.from_args(args), ctx)
@@ -295,10 +290,9 @@ class _InTheDocument(Exception):
 
 
 def set_up(request: UpRequest, ctx: Context) -> int:
-    from envspec.doctor.machine import collect_facts
-    from envspec.doctor.recommend import choose_target
+    from envspec.doctor import choose_target, collect_facts
     from envspec.errors import EnvspecError
-    from envspec.install.plan import destination
+    from envspec.install import destination
 
     project, spec = load(ctx)
     progress("up: probing this machine...")

@@ -21,8 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from envspec.doctor.check import Check
-from envspec.doctor.check import Status as CheckStatus
+from envspec.doctor import Check
+from envspec.doctor import Status as CheckStatus
 from envspec.errors import CheckFailed, EnvspecError, ExitCode, SmokeSetupFailed
 
 STEP_NAMES: Final[tuple[str, ...]] = ("doctor", "lock", "install", "models", "smoke", "report")
@@ -86,7 +86,7 @@ class StepResult:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class UpOutcome:
     state: UpState
     results: tuple[StepResult, ...]
 
@@ -128,7 +128,7 @@ class Outcome:
         }
 
 
-def run_steps(steps: Sequence[Step], initial: UpState, progress: Callable[[str], None]) -> Outcome:
+def run_steps(steps: Sequence[Step], initial: UpState, progress: Callable[[str], None]) -> UpOutcome:
     """Run ``steps`` in order, each on the previous one's state; stop at the first failure."""
     state = initial
     results: list[StepResult] = []
@@ -146,7 +146,7 @@ def run_steps(steps: Sequence[Step], initial: UpState, progress: Callable[[str],
             continue
         progress(f"[{n}/{total}] {step.name}: {detail}")
         results.append(StepResult(step.name, StepStatus.PASS, detail))
-    return Outcome(state, tuple(results))
+    return UpOutcome(state, tuple(results))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def _split_tip(message: str) -> tuple[str, str | None]:
     return text, tip
 
 
-def final_line(outcome: Outcome) -> str:
+def final_line(outcome: UpOutcome) -> str:
     """The one line ``envspec up`` prints on stdout: target, prefix, verdict, report.html."""
     s = outcome.state
     failed = outcome.failed

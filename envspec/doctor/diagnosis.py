@@ -19,7 +19,7 @@ from envspec.doctor.platform import check_platform
 from envspec.doctor.recommend import fit_checks, recommend_target
 from envspec.doctor.resources import EnvEstimate, ModelsNeed, check_disk, check_memory, estimate_env_bytes
 from envspec.doctor.tools import check_installer, check_long_paths, check_xcode, install_commands
-from envspec.spec.model import ResolvedTarget
+from envspec.spec import ResolvedTarget
 
 SCHEMA: Final = "envspec-doctor/1"
 

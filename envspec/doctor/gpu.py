@@ -14,7 +14,7 @@ from typing import Final
 
 from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, GiB, MiB, Status, gib
 from envspec.doctor.machine import MachineFacts
-from envspec.spec.model import ResolvedTarget
+from envspec.spec import ResolvedTarget
 from envspec.versions import version_tuple
 
 

@@ -12,7 +12,7 @@ from typing import Final
 
 from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, Status
 from envspec.doctor.machine import MachineFacts
-from envspec.spec.model import ACCELERATOR_RULES, ResolvedTarget
+from envspec.spec import ACCELERATOR_RULES, ResolvedTarget
 from envspec.versions import version_tuple
 
 #: Subdirs a machine can run besides its own, by emulation (Rosetta 2, Windows on Arm's x64 layer).

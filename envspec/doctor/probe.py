@@ -6,7 +6,10 @@ answers from recorded outputs (a dict or a JSON file), so tests run the situatio
 platforms — an M1 under Rosetta, a Windows box with an NVIDIA driver — on one Linux machine.
 
 A probe never raises for a missing tool or file and never hangs: a command that is not installed
-answers ``None``, one that runs too long answers a ``ProbeResult`` with ``returncode`` 124.
+answers ``None``, one that runs too long answers a ``ProbeResult`` with ``returncode`` 124. It reads
+regular files only, and at most ``FILE_MAX_BYTES`` of one (``/proc`` and ``/sys`` files say size 0
+whatever they hold, so the read is capped, not their size trusted): a FIFO, a device such as
+``/dev/zero`` or a folder where a file is expected answers ``None``, as a missing file does.
 """
 
 from __future__ import annotations
@@ -19,15 +22,26 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import IO, Any, Final, Protocol
 
 #: Seconds a probe command may run. nvidia-smi on a wedged driver or a cold `conda info` can take
 #: a few seconds; nothing the doctor runs should take longer.
 COMMAND_TIMEOUT_S: Final = 15.0
 TIMEOUT_RETURNCODE: Final = 124
+#: A command's stdout and stderr are read up to this many bytes each; past it, it is ended (an
+#: ``nvidia-smi`` or ``conda`` that prints without end must not fill memory for 15 s).
+OUTPUT_MAX_BYTES: Final = 1 << 20
+OVERFLOW_RETURNCODE: Final = 125
+#: The most bytes the probe reads from one file (``/etc/os-release`` and ``/proc/driver/nvidia/version``
+#: hold a few hundred); a longer one answers ``None``.
+FILE_MAX_BYTES: Final = 64 * 1024
+#: Where os-release(5) says the operating system describes itself, in the order it says to look.
+OS_RELEASE_FILES: Final = ("/etc/os-release", "/usr/lib/os-release")
 
 
 @dataclass(frozen=True)
@@ -94,11 +108,18 @@ class Probe(Protocol):
 
 
 class SystemProbe:
-    """The real machine. Never raises, never waits longer than ``timeout`` per command."""
+    """The real machine. Never raises, never waits longer than ``timeout`` per command, never reads
+    anything but a regular file (``os_release``: where the distribution is described)."""
 
-    def __init__(self, timeout: float = COMMAND_TIMEOUT_S, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = COMMAND_TIMEOUT_S,
+        environ: Mapping[str, str] | None = None,
+        os_release: Sequence[str] = OS_RELEASE_FILES,
+    ) -> None:
         self.timeout = timeout
         self.environ = os.environ if environ is None else environ
+        self.os_release = tuple(os_release)
 
     def run(self, cmd: Sequence[str]) -> ProbeResult | None:
         exe = cmd[0] if Path(cmd[0]).is_absolute() else shutil.which(cmd[0])
@@ -111,35 +132,31 @@ class SystemProbe:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
                 start_new_session=posix,  # so a timeout can end the command and anything it started
             )
         except OSError as exc:  # not executable, wrong architecture...
             return ProbeResult(126, "", str(exc))
-        try:
-            out, err = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc, posix)
-            return ProbeResult(TIMEOUT_RETURNCODE, "", f"timed out after {self.timeout:g} s")
-        return ProbeResult(proc.returncode, out, err)
+        return _collect(proc, self.timeout, posix)
 
     def which(self, name: str) -> str | None:
         return shutil.which(name)
 
     def read_file(self, path: str) -> str | None:
+        from envspec.fsutil import read_regular_text
+
         try:
-            return Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            return read_regular_text(Path(path), FILE_MAX_BYTES, errors="replace")
+        except OSError:  # missing, unreadable, no regular file (NotRegularFile), or over the cap
             return None
 
     def file_size(self, path: str) -> int | None:
+        import stat
+
         try:
             st = Path(path).stat()
-        except OSError:
+        except (OSError, ValueError):
             return None
-        return st.st_size if Path(path).is_file() else None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def platform(self) -> PlatformFacts:
         return PlatformFacts(
@@ -151,19 +168,15 @@ class SystemProbe:
         )
 
     def distro(self) -> DistroFacts | None:
+        """The first os-release file there is, read as any probe file (regular, capped) and parsed by
+        :func:`parse_os_release` (the ``distro`` package would open ``/etc/*-release`` files as they come)."""
         if _platform.system() != "Linux":
             return None
-        try:
-            import distro
-
-            # Files only: lsb_release and uname would be subprocesses without a timeout.
-            linux = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
-            info = linux.info()
-            return DistroFacts(
-                id=str(info.get("id", "")), version=str(info.get("version", "")), name=linux.name(pretty=True)
-            )
-        except Exception:  # distro reads /etc/os-release and friends; any oddity means "unknown"
-            return None
+        for path in self.os_release:
+            text = self.read_file(path)
+            if text is not None:
+                return parse_os_release(text)
+        return None
 
     def glibc(self) -> str | None:
         text: str | None = None
@@ -231,12 +244,12 @@ if sys.platform == "win32":
             return None
         return int(value) if kind == winreg.REG_DWORD else None
 
-    def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
+    def _kill_tree(proc: subprocess.Popen[bytes], posix: bool) -> None:
         """End a timed-out command, then reap it."""
         with contextlib.suppress(OSError):
             proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-            proc.communicate(timeout=5)
+            proc.wait(timeout=5)  # its pipes are drained by _collect's readers
 
 else:
 
@@ -251,12 +264,51 @@ else:
     def _registry_dword(key: str, name: str) -> int | None:
         return None  # no registry off Windows
 
-    def _kill_tree(proc: subprocess.Popen[str], posix: bool) -> None:
+    def _kill_tree(proc: subprocess.Popen[bytes], posix: bool) -> None:
         """End a timed-out command and its children (its own session), then reap it."""
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-            proc.communicate(timeout=5)
+            proc.wait(timeout=5)  # its pipes are drained by _collect's readers
+
+
+def _pump(stream: IO[bytes], buf: bytearray, over: threading.Event) -> None:
+    """Read ``stream`` into ``buf`` until its end or ``OUTPUT_MAX_BYTES``."""
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
+            room = OUTPUT_MAX_BYTES - len(buf)
+            buf += chunk[:room]
+            if len(chunk) > room:
+                over.set()
+                return
+
+
+def _collect(proc: subprocess.Popen[bytes], timeout: float, posix: bool) -> ProbeResult:
+    """What ``proc`` printed (each stream capped) and its status, within ``timeout`` seconds."""
+    out, err, over = bytearray(), bytearray(), threading.Event()
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(s, b, over), daemon=True)
+        for s, b in ((proc.stdout, out), (proc.stderr, err))
+    ]
+    for pump in pumps:
+        pump.start()
+    deadline = time.monotonic() + timeout
+    result: ProbeResult | None = None
+    while result is None:
+        if over.is_set():
+            result = ProbeResult(OVERFLOW_RETURNCODE, "", f"printed more than {OUTPUT_MAX_BYTES} bytes; ended")
+        elif time.monotonic() > deadline:
+            result = ProbeResult(TIMEOUT_RETURNCODE, "", f"timed out after {timeout:g} s")
+        elif proc.poll() is not None and not any(p.is_alive() for p in pumps):
+            text = {k: bytes(v).decode("utf-8", errors="replace") for k, v in (("out", out), ("err", err))}
+            return ProbeResult(proc.returncode, text["out"], text["err"])
+        else:
+            over.wait(0.02)
+    _kill_tree(proc, posix)
+    for pump in pumps:
+        pump.join(timeout=1)
+    return result
 
 
 def _windows_memory() -> int | None:

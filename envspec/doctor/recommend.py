@@ -26,7 +26,7 @@ from envspec.doctor.machine import MachineFacts, collect_facts
 from envspec.doctor.platform import EMULATED_SUBDIRS, system_checks
 from envspec.doctor.probe import Probe, SystemProbe
 from envspec.errors import PlatformMismatch, SpecError
-from envspec.spec.model import ResolvedTarget, Spec
+from envspec.spec import ResolvedTarget, Spec
 from envspec.versions import version_tuple
 
 #: Preference among accelerators the machine has (lower is better).
@@ -154,3 +154,14 @@ def single_target_for_subdir(targets: Sequence[ResolvedTarget], subdir: str) -> 
         f"several targets are for {subdir} ({', '.join(names)}); name the one to install",
         tip=f"e.g. `envspec install {names[0]} --prefix ./env`",
     )
+
+
+def host_of(facts: MachineFacts) -> str:
+    """The subdir this machine installs (``$ENVSPEC_HOST_SUBDIR`` wins); ``PlatformMismatch`` when unknown."""
+    from envspec.errors import PlatformMismatch
+
+    subdir = facts.install_subdir
+    if subdir is None:
+        plat = facts.platform
+        raise PlatformMismatch(f"no conda subdir is known for this machine ({plat.system} {plat.machine})")
+    return subdir

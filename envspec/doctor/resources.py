@@ -14,11 +14,11 @@ from envspec.doctor.check import Check, GiB, Status, gib
 from envspec.doctor.checkpoint import CHECKPOINT_BYTES, CHECKPOINT_SUSPICIOUS_BELOW
 from envspec.doctor.machine import MachineFacts
 from envspec.errors import SpecError
-from envspec.lock.condalock import read_conda_lock
+from envspec.lock import read_conda_lock
+from envspec.models import lockfile_path as models_lockfile
 from envspec.models import models_size
-from envspec.models.local import lockfile_path as models_lockfile
 from envspec.project import Project
-from envspec.spec.model import ResolvedTarget, Spec
+from envspec.spec import ResolvedTarget, Spec
 
 #: Host RAM (on Apple silicon it is also the GPU's memory).
 RAM_FAIL_BELOW: Final = 4 * GiB
@@ -76,7 +76,7 @@ class ModelsNeed:
 def models_need(project: Project, spec: Spec) -> ModelsNeed | None:
     """The locked models' bytes not yet in place; None without models or a models lockfile (then the
     disk check counts one SD-1 checkpoint instead)."""
-    if not spec.model.models or not models_lockfile(project).is_file():
+    if not spec.document.models or not models_lockfile(project).is_file():
         return None
     missing = models_size(project, missing_only=True)
     return ModelsNeed(missing, f"{project.relative(models_lockfile(project))}, files not pulled yet")

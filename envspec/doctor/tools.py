@@ -10,7 +10,7 @@ from typing import Final
 
 from envspec.doctor.check import DOCTOR_ADVICE, Advice, Check, Status
 from envspec.doctor.machine import MachineFacts
-from envspec.spec.model import ResolvedTarget
+from envspec.spec import ResolvedTarget
 from envspec.versions import version_tuple
 
 #: Packages whose presence means the environment builds code, so macOS needs Xcode's CLT.

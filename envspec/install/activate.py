@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 from envspec.errors import EnvspecError, ExitCode, ToolFailed
-from envspec.install.execute import MARKER_FILE
+from envspec.install.link import MARKER_FILE
 from envspec.install.plan import STATE_FILE
 
 Shell = Literal["bash", "zsh", "fish", "powershell", "cmd"]

@@ -29,7 +29,7 @@ from envspec.channels import redact
 from envspec.errors import ChannelUnreachable, IntegrityError, SpecError
 from envspec.fsutil import read_regular_text
 from envspec.install.wheels import install_files
-from envspec.lock.pypi import MIRROR_NAME, pip_file, pip_index, read_pins
+from envspec.lock import PYPI_MIRROR_NAME, pip_file, pip_index, read_pins
 
 Progress = Callable[[str], None]
 
@@ -101,7 +101,7 @@ def plan_pip(lock_text: str, lock_path: Path, source: str, mirrors: Mapping[str,
         )
     wheels = tuple(PipWheel(p.name, p.version, urls[p.name][0], p.sha256) for p in pins)
     auth = None
-    if MIRROR_NAME in mirrors:
+    if PYPI_MIRROR_NAME in mirrors:
         index = pip_index(mirrors)
         if index.username is not None:
             auth = (urlsplit(index.url).netloc, index.username, index.password or "")
@@ -129,7 +129,7 @@ def _auth_headers(auth: tuple[str, str, str] | None) -> Callable[[str], dict[str
 def _unreachable(wheel: PipWheel, reason: object) -> ChannelUnreachable:
     return ChannelUnreachable(
         f"pip package {wheel.name} {wheel.version}: {redact(wheel.url)} is unreachable: {redact(str(reason))}",
-        tip=f"check the network, or give the index it was locked from: --mirror {MIRROR_NAME}=URL "
+        tip=f"check the network, or give the index it was locked from: --mirror {PYPI_MIRROR_NAME}=URL "
         "(credentials in the URL are used, never printed)",
     )
 
@@ -142,7 +142,7 @@ def fetch(plan: PipPlan, dest: Path, progress: Progress) -> list[Path]:
     segment decoded once and must be one plain name, so nothing lands (or is deleted) outside ``dest``.
     """
     from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, url_filename
-    from envspec.install.execute import MAX_BYTES_ENV, STALL_ENV, max_package_bytes, stall_timeout
+    from envspec.install.fetch import MAX_BYTES_ENV, STALL_ENV, max_package_bytes, stall_timeout
 
     out: list[Path] = []
     bad: list[str] = []

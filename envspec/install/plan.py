@@ -11,13 +11,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from envspec.channels import channel_url
 from envspec.errors import PlatformMismatch, SpecError
-from envspec.lock import explicit
-from envspec.lock.condalock import read_conda_lock
+from envspec.lock import explicit_entries, read_conda_lock
 
 Tool = Literal["rattler", "conda", "mamba", "micromamba"]
 TOOLS: Final[tuple[Tool, ...]] = ("rattler", "conda", "mamba", "micromamba")
@@ -90,7 +89,7 @@ def parse_lock(text: str, source: str) -> ExplicitLock:
     package listed twice is a ``SpecError`` naming the file.
     """
     try:
-        lines = explicit.entries(text)
+        lines = explicit_entries(text)
     except ValueError as exc:
         raise SpecError(f"{source}: {exc}", tip="regenerate it with `envspec lock`") from None
     platform = next((m.group(1) for m in map(_PLATFORM.match, text.splitlines()) if m), None)
@@ -291,24 +290,39 @@ class InstallPlan:
         return self.destination.prefix
 
 
+class PlanTarget(Protocol):
+    """What the plan needs of a target (``envspec.spec.ResolvedTarget`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def subdir(self) -> str: ...
+    @property
+    def variables(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class LockInput:
+    """A target's explicit lockfile as read: its text and where it came from (for messages), and
+    ``(text, source)`` of the ``<target>.conda-lock.yml`` beside it, when there is one."""
+
+    text: str
+    source: str
+    conda_lock: tuple[str, str] | None = None
+
+
 def plan_install(
+    target: PlanTarget,
+    lockfile: LockInput,
     *,
-    target_name: str,
-    target_subdir: str,
-    variables: Mapping[str, str],
-    lock_text: str,
-    lock_source: str,
-    conda_lock: tuple[str, str] | None,
     host: str,
     destination: Destination,
     mirrors: Mapping[str, str],
     tool: Tool = "rattler",
 ) -> InstallPlan:
-    """Parse and check the lockfile for this target and machine, merge hashes, map mirrors. Pure.
-
-    ``conda_lock`` is ``(text, source)`` of the ``<target>.conda-lock.yml`` beside the explicit
-    file, when there is one.
-    """
+    """Parse and check the lockfile for this target and machine, merge hashes, map mirrors. Pure."""
+    target_name, target_subdir, variables = target.name, target.subdir, target.variables
+    lock_text, lock_source, conda_lock = lockfile.text, lockfile.source, lockfile.conda_lock
     lock = parse_lock(lock_text, lock_source)
     check_platform(lock, lock_source, target_name, target_subdir, host)
     if conda_lock is not None:
@@ -328,11 +342,3 @@ def plan_install(
         tool=tool,
         tool_lock_text=tool_text,
     )
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"

@@ -16,87 +16,80 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from envspec.errors import IntegrityError, SpecError, ToolFailed
 from envspec.fsutil import atomic_write_text
 from envspec.install import pip
-from envspec.install.execute import InstallResult, default_cache_dir, install_rattler, install_with_tool
-from envspec.install.plan import InstallPlan, Tool, destination, plan_install, sha256_gap_message
-from envspec.lock.commit import check_pair
+from envspec.install.execute import InstallResult, install_rattler, install_with_tool
+from envspec.install.fetch import default_cache_dir
+from envspec.install.plan import InstallPlan, LockInput, Tool, destination, plan_install, sha256_gap_message
+from envspec.lock import check_pair
 from envspec.project import Project
-from envspec.spec.model import ResolvedTarget
+from envspec.spec import ResolvedTarget
 
 Progress = Callable[[str], None]
 
 
-def install_target(
-    project: Project,
-    target: ResolvedTarget,
-    *,
-    host: str,
-    prefix: str | None = None,
-    name: str | None = None,
-    tool: Tool = "rattler",
-    mirrors: Mapping[str, str] | None = None,
-    cache_dir: Path | None = None,
-    verify_cache: bool = False,
-    lockfile: Path | None = None,
-    require_sha256: bool = False,
-    replace: bool = False,
-    progress: Progress,
-    local_files: Mapping[str, Path] | None = None,
-    lock_source: str | None = None,
-) -> InstallResult:
-    """Create (or replace) the environment of ``target`` from its lockfile; see the module doc.
+@dataclass(frozen=True)
+class InstallOptions:
+    """How to install a target: the one request object from the command line (or ``up``, or a bundle)
+    to the stage. ``host``: the subdir this machine installs; ``prefix``/``name``: where (else the
+    target's default); ``environ``: what ``name`` is looked up in (``$CONDA_ENVS_PATH``).
 
     ``local_files`` (``install --from BUNDLE``): verified local copies of locked URLs, fetched from
     there instead (and checked again), recorded in conda-meta under the locked URL; ``lock_source``
     names the lockfile in messages and the environment's marker instead of its path."""
-    from envspec.fsutil import read_regular_text
 
-    lock_path = lockfile or project.explicit_file(target.name)
-    source = lock_source or project.relative(lock_path.absolute())
-    try:
-        text = read_regular_text(lock_path, errors="replace")  # never a FIFO or /dev/zero
-    except FileNotFoundError:
-        raise SpecError(
-            f"lockfile {source} does not exist", tip=f"run `envspec lock --target {target.name}` first"
-        ) from None
-    unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
-    conda_lock = None
-    if unified.is_file():  # written beside it by `envspec lock`: adds each package's sha256
-        conda_lock = (read_regular_text(unified, errors="replace"), project.relative(unified.absolute()))
-        # a pair torn by an interrupted `envspec lock` (or a partial checkout) is refused
-        check_pair(text, conda_lock[0], explicit_source=source, conda_lock_source=conda_lock[1])
+    host: str
+    prefix: str | None = None
+    name: str | None = None
+    tool: Tool = "rattler"
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    verify_cache: bool = False
+    lockfile: Path | None = None
+    require_sha256: bool = False
+    replace: bool = False
+    local_files: Mapping[str, Path] | None = None
+    lock_source: str | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def install_target(
+    project: Project, target: ResolvedTarget, options: InstallOptions, *, progress: Progress
+) -> InstallResult:
+    """Create (or replace) the environment of ``target`` from its lockfile; see the module doc."""
+
+    o = options
+    lock_path = o.lockfile or project.explicit_file(target.name)
+    lockfile = read_lock_input(project, target.name, lock_path, o.lock_source)
+    text, source = lockfile.text, lockfile.source
     plan = plan_install(
-        target_name=target.name,
-        target_subdir=target.subdir,
-        variables=target.variables,
-        lock_text=text,
-        lock_source=source,
-        conda_lock=conda_lock,
-        host=host,
-        destination=destination(prefix, name, os.environ, Path.home()),
-        mirrors=mirrors or {},
-        tool=tool,
+        target,
+        lockfile,
+        host=o.host,
+        destination=destination(o.prefix, o.name, o.environ, Path.home()),
+        mirrors=o.mirrors,
+        tool=o.tool,
     )
-    pip_plan = pip.plan_pip(text, lock_path, source, mirrors or {})
+    pip_plan = pip.plan_pip(text, lock_path, source, o.mirrors)
     local_urls: dict[str, str] = {}
-    if local_files:
-        plan, pip_plan, local_urls = with_local_files(plan, pip_plan, local_files)
+    if o.local_files:
+        plan, pip_plan, local_urls = with_local_files(plan, pip_plan, o.local_files)
     progress(hash_summary(sum(1 for e in plan.lock.entries if e.sha256), len(plan.lock.entries)))
     gap = sha256_gap_message(plan.lock, source)
     if gap is not None:
-        if require_sha256:
+        if o.require_sha256:
             raise IntegrityError(
                 f"--require-sha256: {gap}", tip=f"re-lock: `envspec lock --target {target.name}` writes both files"
             )
         progress(f"warning: {gap}")
     progress(f"install: {target.name} from {source} ({len(plan.lock.entries)} packages) into {plan.prefix}")
-    executable = shutil.which(tool) if tool != "rattler" else None
-    if tool != "rattler" and executable is None:
-        raise ToolFailed(f"--with {tool}: {tool} is not on PATH", tip="install it, or omit --with")
+    executable = shutil.which(o.tool) if o.tool != "rattler" else None
+    if o.tool != "rattler" and executable is None:
+        raise ToolFailed(f"--with {o.tool}: {o.tool} is not on PATH", tip="install it, or omit --with")
     with pip.fetched(pip_plan, progress) as wheel_dir:  # PyPI files verified before anything is linked
         hook = pip.step(pip_plan, wheel_dir, subdir=target.subdir, requested=target.pip, progress=progress)
         if local_urls:
@@ -104,18 +97,43 @@ def install_target(
         if executable is None:
             result = install_rattler(
                 plan,
-                cache=cache_dir or default_cache_dir(),
+                cache=o.cache_dir or default_cache_dir(o.environ),
                 progress=progress,
-                verify_cache=verify_cache,
-                replace=replace,
+                verify_cache=o.verify_cache,
+                replace=o.replace,
                 after_link=hook,
             )
         else:
             result = install_with_tool(
-                plan, executable=executable, progress=progress, replace=replace, after_create=hook
+                plan, executable=executable, progress=progress, replace=o.replace, after_create=hook
             )
     result.pip_packages = len(pip_plan.wheels) if pip_plan is not None else 0
     return result
+
+
+def read_lock_input(
+    project: Project, target: str, lock_path: Path, source: str | None = None, *, missing: str = ""
+) -> LockInput:
+    """The explicit lockfile at ``lock_path`` and the ``.conda-lock.yml`` beside it (written by ``envspec
+    lock``: it adds each package's sha256), read as regular files only (never a FIFO or /dev/zero); a
+    pair torn by an interrupted lock (or a partial checkout) is refused. ``missing``: said after
+    "does not exist" (what it means for this command)."""
+    from envspec.fsutil import read_regular_text
+
+    source = source or project.relative(lock_path.absolute())
+    try:
+        text = read_regular_text(lock_path, errors="replace")
+    except FileNotFoundError:
+        raise SpecError(
+            f"lockfile {source} does not exist{missing}",
+            tip=f"run `envspec lock --target {target}` first",
+        ) from None
+    unified = lock_path.with_name(lock_path.name.removesuffix(".lock") + ".conda-lock.yml")
+    conda_lock = None
+    if unified.is_file():
+        conda_lock = (read_regular_text(unified, errors="replace"), project.relative(unified.absolute()))
+        check_pair(text, conda_lock[0], explicit_source=source, conda_lock_source=conda_lock[1])
+    return LockInput(text, source, conda_lock)
 
 
 def with_local_files(

@@ -48,7 +48,7 @@ from installer.sources import WheelFile
 from installer.utils import Scheme, construct_record_file, parse_wheel_filename
 
 from envspec.errors import IntegrityError, ToolFailed
-from envspec.spec.model import pip_name
+from envspec.spec import pip_name
 
 Progress = Callable[[str], None]
 LauncherKind = Literal["posix", "win-amd64", "win-arm64"]
@@ -82,7 +82,7 @@ _WINDOWS: Final = {
     "python": "python.exe",
 }
 
-#: Every subdir of :data:`envspec.spec.model.Subdir` (a test keeps the two in step).
+#: Every subdir of :data:`envspec.spec.schema.Subdir` (a test keeps the two in step).
 LAYOUTS: Final[Mapping[str, Layout]] = {
     "linux-64": Layout(**_POSIX, launcher="posix"),
     "linux-aarch64": Layout(**_POSIX, launcher="posix"),

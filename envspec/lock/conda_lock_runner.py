@@ -14,20 +14,21 @@ as it finishes. At most ``max_workers`` jobs run at once.
 
 ``python -m envspec.lock.conda_lock_runner [--shim PATH]`` imports conda-lock first, then
 reads its request (envspec starts it early and prepares the jobs meanwhile; EOF instead of a
-request: nothing to run): ``{"max_workers": 2, "jobs": [{"id": "t", "argv": [...], "env": {...},
-"stdout": PATH, "stderr": PATH}]}``. Modules conda-lock imports but a run may not need
-(:data:`DEFERRED`) are imported on first use.
+request: nothing to run): ``{"max_workers": 2, "service": SOCKET, "jobs": [{"id": "t", "argv":
+[...], "env": {...}, "stdout": PATH, "stderr": PATH}]}``. Modules conda-lock imports but a run may
+not need (:data:`DEFERRED`) are imported on first use.
 
 **One solver process per run.** With ``--shim`` (the path of envspec's conda shim, given to
-conda-lock as ``--conda``) and fork, this process starts one :func:`envspec.lock.conda_shim.serve` process
-first (its ``import rattler`` overlaps conda-lock's import) and points conda-lock's own calls of
-that executable at it: conda-lock calls ``subprocess.run``/``check_output`` from
-``conda_lock.conda_solver`` and ``conda_lock.conda_lock``, and those two modules see a
-``subprocess`` whose calls of the shim's path are answered by the service (solves) or in place
-(``--version``, ``info``, ``list``: no py-rattler needed); any other command line runs as before.
-So a run starts no interpreter per solve, and the service opens each subdir's repodata once. A
-crash of py-rattler ends only the service: the solve in flight fails with a clear error, later
-ones run the shim executable as before, and envspec, the runner and conda-lock carry on.
+conda-lock as ``--conda``), fork and a ``service`` (the socket of the
+:func:`envspec.lock.solver_service.serve` process envspec started beside this one), conda-lock's own
+calls of that executable are pointed at the service: conda-lock calls
+``subprocess.run``/``check_output`` from ``conda_lock.conda_solver`` and ``conda_lock.conda_lock``,
+and those two modules see a ``subprocess`` whose calls of the shim's path are answered by the
+service (solves) or in place (``--version``, ``info``, ``list``: no py-rattler needed); any other
+command line runs as before. So a run starts no interpreter per solve, and the service opens each
+subdir's repodata once (and has usually solved each target while this process imported
+conda-lock). A crash of py-rattler ends only the service: the solve in flight fails with a clear
+error, later ones run the shim executable as before, and envspec, the runner and conda-lock carry on.
 """
 
 from __future__ import annotations
@@ -36,10 +37,7 @@ import contextlib
 import importlib
 import json
 import os
-import select
-import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -54,7 +52,7 @@ from typing import Any, Final
 
 import yaml
 
-from envspec.lock import conda_shim  # stdlib imports only: imported once, before the forks
+from envspec.lock import conda_shim, solver_service  # stdlib imports only: imported once, before the forks
 
 
 def _child(job: Mapping[str, Any], conda_lock_main: Any) -> int:
@@ -102,11 +100,11 @@ class ShimRouter:
     def _call(self, args: Sequence[Any], env: Mapping[str, str] | None) -> tuple[int, str]:
         argv = [str(a) for a in args[1:]]
         environ = dict(os.environ if env is None else env)
-        if conda_shim.parse_command(argv).action not in conda_shim.SOLVES:
+        if conda_shim.parse_command(argv).action not in solver_service.SOLVES:
             return conda_shim.run(argv, environ)  # no py-rattler: answered here
         if self.socket_path is not None:
             try:
-                return conda_shim.ask(self.socket_path, argv, environ)
+                return solver_service.ask(self.socket_path, argv, environ)
             except OSError:  # the service is gone (crashed earlier): run the shim itself
                 self.socket_path = None
         proc = subprocess.run([self.shim, *argv], env=environ, capture_output=True, text=True, check=False)
@@ -134,31 +132,6 @@ class ShimRouter:
         return data
 
 
-def start_service() -> tuple[subprocess.Popen[bytes], str, str] | None:
-    """The solver service (:func:`envspec.lock.conda_shim.serve`) on a socket in a private folder:
-    (process, socket path, folder); None where Unix sockets do not exist."""
-    if not hasattr(socket, "AF_UNIX"):
-        return None
-    try:
-        folder = tempfile.mkdtemp(prefix="envspec-solve-")  # 0700: only this user reaches the socket
-    except OSError:
-        return None
-    path = str(Path(folder) / "s")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "envspec.lock.conda_shim", "--envspec-serve", path],
-        stdin=subprocess.PIPE,  # closed when this process ends: the service leaves then
-        stdout=subprocess.PIPE,
-    )
-    return proc, path, folder
-
-
-def service_ready(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
-    """Did the service start (its ``ready`` line)? False if it ended or stayed silent."""
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return bool(ready) and proc.stdout.readline().strip() == b"ready"
-
-
 def route_shim(conda_lock_modules: Sequence[Any], shim: str, socket_path: str | None) -> None:
     """Point the given conda-lock modules' ``subprocess`` at a :class:`ShimRouter`."""
     router = ShimRouter(shim, socket_path)
@@ -168,22 +141,60 @@ def route_shim(conda_lock_modules: Sequence[Any], shim: str, socket_path: str | 
 
 #: Modules conda-lock imports at start-up but calls into only in some runs, with the names it takes
 #: from them (tests/lock/test_runner.py checks these against conda-lock's own imports): the
-#: bootstrap of a conda executable (envspec always passes ``--conda``), the PyPI solver (conda-lock
-#: never solves a PyPI part: envspec's uv step does, after it) and the meta.yaml reader (envspec
-#: gives environment files).
-#: About a third of conda-lock's import, before the first target can start.
+#: bootstrap of a conda executable (envspec always passes ``--conda``), the PyPI solver and what
+#: only a PyPI part needs (conda-lock never sees one: envspec's uv step solves it, after), the
+#: conda<->PyPI name mapping (and its download cache), the meta.yaml and pyproject.toml readers
+#: (envspec gives environment files) and the ``render-lock-spec`` exporter.
+#: About half of conda-lock's import, before the first target can start.
 DEFERRED: Final[Mapping[str, tuple[str, ...]]] = {
     "ensureconda.api": ("ensureconda", "determine_micromamba_version"),
     "conda_lock.pypi_solver": ("solve_pypi", "PlatformEnv"),
     "conda_lock.src_parser.meta_yaml": ("parse_meta_yaml_file",),  # conda-build recipes (and jinja2)
+    "conda_lock.lookup": ("conda_name_to_pypi_name", "pypi_name_to_conda_name"),  # (filelock, asyncio)
+    "conda_lock.src_parser.pyproject_toml": (
+        "parse_platforms_from_pyproject_toml",
+        "parse_pyproject_toml",
+        "parse_python_requirement",  # (tomlkit, packaging's requirement parser)
+    ),
+    "conda_lock.src_parser.markers": ("evaluate_marker",),  # PEP 508 markers of pip: entries
+    "conda_lock.export_lock_spec": ("EditableDependency", "render_pixi_toml"),  # render-lock-spec
+}
+#: Constants conda-lock takes from a deferred module at import (a click option's default): the
+#: stand-in carries the same value (tests/lock/test_runner.py compares it with the real module's).
+DEFERRED_VALUES: Final[Mapping[str, Mapping[str, object]]] = {
+    "conda_lock.lookup": {
+        "DEFAULT_MAPPING_URL": "https://raw.githubusercontent.com/regro/cf-graph-countyfair/master/mappings/pypi/"
+        "grayskull_pypi_mapping.json",
+    },
 }
 _DEFERRED_MARK: Final = "__envspec_deferred__"
+#: conda-lock's import-time probe for an installed mamba (``HAVE_MAMBA = ensureconda(**probe) is not
+#: None``): it only sets the default of ``--mamba``, which every envspec job overrides (``--no-mamba
+#: --no-micromamba --conda PATH``), so :func:`_probe_answered` answers it without importing
+#: ensureconda's installer (conda-package-streaming, filelock, asyncio: ~30 ms).
+MAMBA_PROBE: Final[Mapping[str, bool]] = {
+    "mamba": True,
+    "micromamba": False,
+    "conda": False,
+    "conda_exe": False,
+    "no_install": True,
+}
 
 
-def defer_imports(deferred: Mapping[str, Sequence[str]]) -> list[str]:
+def _probe_answered(**kwargs: Any) -> Any:
+    """``ensureconda.api.ensureconda`` in the runner: None for :data:`MAMBA_PROBE`, else the real call."""
+    if kwargs == MAMBA_PROBE:
+        return None
+    return real_module("ensureconda.api").ensureconda(**kwargs)
+
+
+def defer_imports(
+    deferred: Mapping[str, Sequence[str]], values: Mapping[str, Mapping[str, object]] | None = None
+) -> list[str]:
     """Put a stand-in for each module of ``deferred`` (not yet imported) in ``sys.modules``: each of
-    its names is a function that imports the real module on first call and forwards to it, so code
-    that only imports them pays nothing. Returns the modules deferred."""
+    its names is a function that imports the real module on first call and forwards to it (and
+    each of its ``values`` that constant), so code that only imports them pays nothing. Returns the
+    modules deferred."""
     done = []
     for name, attrs in deferred.items():
         if name in sys.modules:
@@ -192,6 +203,8 @@ def defer_imports(deferred: Mapping[str, Sequence[str]]) -> list[str]:
         setattr(stand_in, _DEFERRED_MARK, True)
         for attr in attrs:
             setattr(stand_in, attr, _forwarder(name, attr))
+        for attr, value in (values or {}).get(name, {}).items():
+            setattr(stand_in, attr, value)
         sys.modules[name] = stand_in
         done.append(name)
     return done
@@ -244,51 +257,32 @@ class FastYaml:
 
 @dataclass
 class Warm:
-    """conda-lock imported (and routed), the solver service started: what a run forks jobs from."""
+    """conda-lock imported: what a run forks jobs from."""
 
     conda_lock_main: Any
-    service: tuple[subprocess.Popen[bytes], str, str] | None
 
 
-def warm_up(shim: str | None) -> Warm:
-    """Start the service (with ``shim``), then import conda-lock once (its rarely used modules
-    deferred) and route its calls of ``shim`` to the service."""
-    service = start_service() if shim else None
-    defer_imports(DEFERRED)
-    from conda_lock import conda_lock as conda_lock_module
-    from conda_lock import conda_solver, lockfile
+def warm_up() -> Warm:
+    """Import conda-lock once (its rarely used modules deferred)."""
+    if "ensureconda.api" in defer_imports(DEFERRED, DEFERRED_VALUES):
+        setattr(sys.modules["ensureconda.api"], "ensureconda", _probe_answered)  # noqa: B010 - a stand-in
+    from conda_lock import lockfile
     from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once
 
     lockfile.yaml = FastYaml()
-    if shim:
-        socket_path = service[1] if service is not None and service_ready(service[0]) else None
-        route_shim([conda_lock_module, conda_solver], shim, socket_path)
-    return Warm(conda_lock_main, service)
+    return Warm(conda_lock_main)
+
+
+def route(shim: str, socket_path: str | None) -> None:
+    """Route conda-lock's calls of ``shim`` to the service at ``socket_path`` (None: none runs)."""
+    from conda_lock import conda_lock as conda_lock_module
+    from conda_lock import conda_solver
+
+    route_shim([conda_lock_module, conda_solver], shim, socket_path)
 
 
 def run_forked(jobs: Sequence[Mapping[str, Any]], max_workers: int, warm: Warm) -> None:
-    try:
-        _fork_jobs(jobs, max_workers, warm.conda_lock_main)
-    finally:
-        cool_down(warm)
-
-
-def cool_down(warm: Warm) -> None:
-    if warm.service is not None:
-        stop_service(warm.service[0])
-        shutil.rmtree(warm.service[2], ignore_errors=True)
-
-
-def stop_service(proc: subprocess.Popen[bytes]) -> None:
-    """Close its stdin (it leaves at once) and reap it: nothing of the run outlives the runner."""
-    assert proc.stdin is not None
-    with contextlib.suppress(OSError):
-        proc.stdin.close()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    _fork_jobs(jobs, max_workers, warm.conda_lock_main)
 
 
 def _fork_jobs(jobs: Sequence[Mapping[str, Any]], max_workers: int, conda_lock_main: Any) -> None:
@@ -374,16 +368,17 @@ def _read_request() -> dict[str, Any]:
 
 def main() -> None:
     """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--no-fork]``: conda-lock is
-    imported (and the service started) before the request is read, so envspec can start this
-    process first and prepare its jobs meanwhile. EOF instead of a request: nothing to run."""
+    imported before the request is read, so envspec can start this process first and prepare its
+    jobs meanwhile. EOF instead of a request: nothing to run."""
     args = sys.argv[1:]
     shim = args[args.index("--shim") + 1] if "--shim" in args[:-1] else None
-    warm = warm_up(shim) if hasattr(os, "fork") and "--no-fork" not in args else None
+    warm = warm_up() if hasattr(os, "fork") and "--no-fork" not in args else None
     request = _read_request()
     if not request:
-        if warm is not None:
-            cool_down(warm)
         os._exit(0)
+    if warm is not None and shim:
+        service = request.get("service")
+        route(shim, str(service) if service else None)
     if request.get("watch_parent") and hasattr(os, "killpg"):
         threading.Thread(target=_die_with_parent, daemon=True).start()
     jobs = request["jobs"]

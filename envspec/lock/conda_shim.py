@@ -26,6 +26,11 @@ the mirror to fetch from, with the mirror's credentials if it has some; the shim
 the mirror and answers with the canonical URLs, so conda-lock writes the same lockfile whichever
 mirror served the repodata. The credentials go only into rattler's requests (an ``Authorization``
 header added by a client middleware), never into argv, output, files or error messages.
+
+The solving is :mod:`envspec.lock.rattler_solve`'s; one process answering a whole run is
+:mod:`envspec.lock.solver_service`. What is read by path (a local channel's ``repodata.json``,
+conda-lock's virtual-package channel, the fake prefix's ``conda-meta`` records) is read only as a
+regular file: a FIFO or a device there is refused in one line, never read (it could block or never end).
 """
 
 from __future__ import annotations
@@ -39,7 +44,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+from envspec.fsutil import NotRegularFile, read_regular_text
+from envspec.lock.rattler_solve import (
+    ShimError,
+    channel_timeout,
+    explain_fetch_error,
+    file_url_path,
+    locked_records,
+    solve,
+    solve_once,
+    too_slow,
+)
 
 CONDA_VERSION = "25.11.0"  # the conda CLI whose behaviour (JSON shapes) this mimics
 SHIM_NAME = "envspec-conda"
@@ -49,40 +65,8 @@ REPORT_ENV = "ENVSPEC_SHIM_REPORT"
 TEST_CHANNEL_LICENSE = "LicenseRef-envspec-test-channel"
 TEST_CHANNEL_REPORT_KEY = "envspec_test_channel"
 MIRRORS_ENV = "ENVSPEC_SHIM_MIRRORS"
-TIMEOUT_ENV = "ENVSPEC_CHANNEL_TIMEOUT"
-#: ``envspec lock --exclude-newer``: an RFC 3339 UTC instant; records with a newer timestamp are ignored.
-EXCLUDE_NEWER_ENV = "ENVSPEC_SHIM_EXCLUDE_NEWER"
 _VIRTUAL_REPODATA_MAX_BYTES = 256 * 1024
-
-# Virtual packages conda knows an override variable for: CONDA_OVERRIDE_<X> -> __<x>.
 _OVERRIDABLE = ("archspec", "cuda", "glibc", "linux", "osx", "win", "unix")
-
-
-class ShimError(Exception):
-    """A failure reported to the caller as conda-style error JSON."""
-
-    def __init__(self, kind: str, exception_name: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.exception_name = exception_name
-        self.message = message
-        self.extra = extra
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "caused_by": "None",
-            "error": f"{self.exception_name}: {self.message}",
-            "exception_name": self.exception_name,
-            "exception_type": f"<class 'conda.exceptions.{self.exception_name}'>",
-            "message": self.message,
-            "envspec_kind": self.kind,
-            **self.extra,
-        }
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure parts: the command line and the target's virtual packages
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -192,18 +176,6 @@ def target_virtual_packages(
     return dict(sorted(packages.items()))
 
 
-def file_url_path(url: str) -> Path | None:
-    """The local folder of a ``file://`` channel URL (or a plain absolute path), else None."""
-    if url.startswith("file://"):
-        path = unquote(urlsplit(url).path)
-        if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
-            path = path[1:]
-        return Path(path)
-    if Path(url).is_absolute():
-        return Path(url)
-    return None
-
-
 def _read_virtual_channel(url: str, subdir: str) -> list[dict[str, Any]] | None:
     """Records of ``url`` if it is a virtual-package-only local channel, else None."""
     root = file_url_path(url)
@@ -214,9 +186,9 @@ def _read_virtual_channel(url: str, subdir: str) -> list[dict[str, Any]] | None:
     for sub in (subdir, "noarch"):
         path = root / sub / "repodata.json"
         try:
-            if path.stat().st_size > _VIRTUAL_REPODATA_MAX_BYTES:
-                return None
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular_text(path, _VIRTUAL_REPODATA_MAX_BYTES))
+        except NotRegularFile:  # larger than a virtual channel's, or a FIFO/device: not one (never read)
+            return None
         except (OSError, ValueError):
             continue
         entries = [*data.get("packages", {}).values(), *data.get("packages.conda", {}).values()]
@@ -282,11 +254,6 @@ def canonical_url(url: str, canonical: Mapping[str, str]) -> str:
     return canonical[best] + url[len(best) :]
 
 
-# ---------------------------------------------------------------------------------------------
-# Effects: solving with py-rattler
-# ---------------------------------------------------------------------------------------------
-
-
 def _subdir(environ: Mapping[str, str]) -> str:
     subdir = environ.get("CONDA_SUBDIR", "").strip()
     if not subdir:
@@ -299,7 +266,7 @@ def _subdir(environ: Mapping[str, str]) -> str:
     return subdir
 
 
-def _split_channels(channels: Sequence[str], subdir: str) -> tuple[list[str], list[dict[str, Any]]]:
+def split_channels(channels: Sequence[str], subdir: str) -> tuple[list[str], list[dict[str, Any]]]:
     real: list[str] = []
     virtual: list[dict[str, Any]] = []
     for url in channels:
@@ -311,210 +278,6 @@ def _split_channels(channels: Sequence[str], subdir: str) -> tuple[list[str], li
         else:
             virtual += [r for r in records if r.get("subdir") in {subdir, "noarch", None}]
     return real, virtual
-
-
-#: What one process opened, kept for its later solves: a serving process (:func:`serve`) opens each
-#: subdir's repodata once per ``envspec lock`` run (noarch once, not once per target).
-_SPARSE: dict[tuple[str, str], Any] = {}
-_GATEWAYS: dict[tuple[str | None, tuple[tuple[str, str, str], ...]], Any] = {}
-
-
-def _sparse_sources(channels: Sequence[str], subdir: str) -> list[Any] | None:
-    """SparseRepoData for local channels (fast, lazy); None when a channel is remote."""
-    from rattler import Channel, SparseRepoData
-
-    sources: list[Any] = []
-    for url in channels:
-        root = file_url_path(url)
-        if root is None:
-            return None
-        if not (root / "noarch" / "repodata.json").is_file():
-            raise ShimError(
-                "channel_unreachable",
-                "UnavailableInvalidChannel",
-                f"channel {url} is unreachable: {root / 'noarch' / 'repodata.json'} does not exist",
-                url=url,
-            )
-        channel_url = root.as_uri() if not url.startswith("file://") else url
-        for sub in (subdir, "noarch"):
-            path = root / sub / "repodata.json"
-            key = (channel_url, sub)
-            if key not in _SPARSE and path.is_file():
-                _SPARSE[key] = SparseRepoData(Channel(channel_url), sub, path)
-            if key in _SPARSE:
-                sources.append(_SPARSE[key])
-    return sources
-
-
-def _gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) -> Any:
-    """rattler's gateway (one per cache folder and credentials, kept: it holds the repodata it read)."""
-    key = (environ.get("ENVSPEC_RATTLER_CACHE"), tuple(sorted((m, u, p) for m, (u, p) in auth.items())))
-    if key not in _GATEWAYS:
-        _GATEWAYS[key] = _new_gateway(environ, auth)
-    return _GATEWAYS[key]
-
-
-def _new_gateway(environ: Mapping[str, str], auth: Mapping[str, tuple[str, str]]) -> Any:
-    """rattler's gateway; with mirror credentials, its client adds their ``Authorization`` header
-    to every request under the mirror (rattler's own default middlewares stay in place)."""
-    from rattler import Gateway
-
-    cache = environ.get("ENVSPEC_RATTLER_CACHE")
-    cache_dir = Path(cache) if cache else None
-    if not auth:
-        return Gateway(cache_dir=cache_dir)
-    import base64
-
-    from rattler.networking import (
-        AddHeadersMiddleware,
-        AuthenticationMiddleware,
-        Client,
-        GCSMiddleware,
-        OciMiddleware,
-        RetryMiddleware,
-        S3Middleware,
-    )
-
-    keyed: list[tuple[str, str, str]] = []  # (host, path prefix, header)
-    for mirror, (user, password) in auth.items():
-        parts = urlsplit(mirror)
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        keyed.append(((parts.hostname or "").lower(), parts.path.rstrip("/"), f"Basic {token}"))
-    keyed.sort(key=lambda k: len(k[1]), reverse=True)
-
-    def headers(host: str, path: str) -> dict[str, str] | None:
-        for h, prefix, value in keyed:
-            if host.lower() == h and (path == prefix or path.startswith(prefix + "/")):
-                return {"Authorization": value}
-        return None
-
-    client = Client(
-        [
-            AddHeadersMiddleware(headers),
-            RetryMiddleware(3),
-            AuthenticationMiddleware(),
-            OciMiddleware(),
-            GCSMiddleware(),
-            S3Middleware(),
-        ]
-    )
-    return Gateway(cache_dir=cache_dir, client=client)
-
-
-def exclude_newer(environ: Mapping[str, str]) -> Any:
-    """The solve's cutoff as an aware UTC ``datetime`` (None without one). rattler's solver drops
-    records whose timestamp is newer; records without a timestamp are kept (``allow-missing``): there is
-    no date to compare (1,055 of the 22,713 real conda-forge records in the shared snapshot lack one)."""
-    from datetime import UTC, datetime
-
-    text = environ.get(EXCLUDE_NEWER_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ShimError(
-            "usage", "CondaValueError", f"{EXCLUDE_NEWER_ENV}={text!r} is not an RFC 3339 datetime"
-        ) from None
-    if moment.tzinfo is None:
-        raise ShimError("usage", "CondaValueError", f"{EXCLUDE_NEWER_ENV}={text!r} has no time zone")
-    # rattler replaces the tzinfo with UTC without converting: hand it the UTC wall time
-    return moment.astimezone(UTC)
-
-
-def _channel_timeout(environ: Mapping[str, str]) -> float:
-    try:
-        return float(environ.get(TIMEOUT_ENV, "30"))
-    except ValueError:
-        return 30.0
-
-
-def _too_slow(channels: Sequence[str], timeout: float) -> ShimError:
-    return ShimError(
-        "channel_unreachable",
-        "CondaHTTPError",
-        f"fetching repodata from {', '.join(channels)} took longer than {timeout:g} s",
-        url=channels[0] if channels else "",
-    )
-
-
-def _explain_fetch_error(exc: BaseException, channels: Sequence[str]) -> ShimError:
-    text = str(exc)
-    url = next((c for c in channels if c in text), channels[0] if channels else "")
-    return ShimError(
-        "channel_unreachable",
-        "CondaHTTPError",
-        f"channel {url} is unreachable: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}",
-        url=url,
-    )
-
-
-async def _solve(  # noqa: PLR0917 - one solve, all of its inputs
-    channels: Sequence[str],
-    subdir: str,
-    specs: Sequence[str],
-    vpkgs: Mapping[str, tuple[str, str]],
-    locked: Sequence[Any],
-    environ: Mapping[str, str],
-    auth: Mapping[str, tuple[str, str]] | None = None,
-) -> list[Any]:
-    from rattler import (
-        BuildString,
-        Channel,
-        GenericVirtualPackage,
-        PackageName,
-        Subdir,
-        Version,
-        solve,
-        solve_with_sparse_repodata,
-    )
-    from rattler.exceptions import SolverError
-
-    virtual = [
-        GenericVirtualPackage(PackageName(name), Version(version), BuildString(build or "0"))
-        for name, (version, build) in vpkgs.items()
-    ]
-    import asyncio
-
-    timeout = _channel_timeout(environ)
-    sparse = _sparse_sources(channels, subdir)
-    cutoff = exclude_newer(environ)
-    dated: dict[str, Any] = {"exclude_newer": cutoff, "timestamp_policy": "allow-missing"} if cutoff else {}
-    try:
-        if sparse is not None:
-            solved: list[Any] = await solve_with_sparse_repodata(
-                specs, sparse, locked_packages=list(locked), virtual_packages=virtual, **dated
-            )
-            return solved
-        gateway = _gateway(environ, auth or {})
-        return await asyncio.wait_for(
-            solve(
-                [Channel(c) for c in channels],
-                specs,
-                gateway=gateway,
-                platforms=[Subdir(subdir), Subdir("noarch")],
-                locked_packages=list(locked),
-                virtual_packages=virtual,
-                channel_relations="disabled",
-                **dated,
-            ),
-            timeout=timeout,
-        )
-    except SolverError as exc:
-        raise ShimError(
-            "unsatisfiable",
-            "UnsatisfiableError",
-            f"{exc}".strip(),
-            subdir=subdir,
-            specs=list(specs),
-            virtual_packages={k: v[0] if v[1] == "0" else " ".join(v) for k, v in vpkgs.items()},
-        ) from None
-    except TimeoutError:
-        raise _too_slow(channels, timeout) from None
-    except ShimError:
-        raise
-    except Exception as exc:  # rattler's fetch/gateway errors have no common base class
-        raise _explain_fetch_error(exc, channels) from None
 
 
 def _fetch_entry(record: Any, canonical: Mapping[str, str]) -> dict[str, Any]:
@@ -568,64 +331,23 @@ def _note_test_channel(records: Sequence[Any], environ: Mapping[str, str]) -> No
 
 
 def _installed(prefix: str) -> list[dict[str, Any]]:
+    """The records of conda-lock's fake prefix (``conda-meta/*.json``): regular files only."""
     meta = Path(prefix) / "conda-meta"
     out: list[dict[str, Any]] = []
     for path in sorted(meta.glob("*.json")):
-        out.append(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            out.append(json.loads(read_regular_text(path)))
+        except NotRegularFile:
+            raise ShimError("usage", "CondaValueError", f"{path} is not a regular file (or too large)") from None
     return out
 
 
-def _record_for(entry: Mapping[str, Any], candidates: Sequence[Any]) -> Any | None:
-    fn = str(entry.get("fn", ""))
-    for record in candidates:
-        if record.file_name == fn:
-            return record
-    return None
-
-
-async def _locked_records(
-    installed: Sequence[Mapping[str, Any]],
-    channels: Sequence[str],
-    subdir: str,
-    environ: Mapping[str, str] | None = None,
-    auth: Mapping[str, tuple[str, str]] | None = None,
-) -> list[Any]:
-    """The channel records of the installed (locked) packages, matched by file name."""
-    sparse = _sparse_sources(channels, subdir)
-    names = sorted({str(e["name"]) for e in installed if not str(e["name"]).startswith("__")})
-    by_name: dict[str, list[Any]] = {}
-    if sparse is not None:
-        for source in sparse:
-            available = set(source.package_names())
-            for name in names:
-                if name in available:
-                    by_name.setdefault(name, []).extend(source.load_records(name))
-    else:
-        from rattler import Channel, Subdir
-
-        platforms = [Subdir(subdir), Subdir("noarch")]
-        result = await _gateway(environ or {}, auth or {}).query(
-            [Channel(c) for c in channels], platforms, names, recursive=False
-        )
-        for records in result:
-            for found in records:
-                by_name.setdefault(found.name.normalized, []).append(found)
-    locked = []
-    for entry in installed:
-        match = _record_for(entry, by_name.get(str(entry["name"]), []))
-        if match is not None:
-            locked.append(match)
-    return locked
-
-
 def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
-    import asyncio
-
     subdir = _subdir(environ)
     routed = route(cmd.channels, read_mirrors(environ))
-    channels, virtual_records = _split_channels(routed.channels, subdir)
+    channels, virtual_records = split_channels(routed.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
-    records = asyncio.run(_solve(channels, subdir, cmd.specs, vpkgs, (), environ, routed.auth))
+    records = solve_once(channels, subdir, cmd.specs, vpkgs, environ, routed.auth)
     _note_test_channel(records, environ)
     return _plan(records, cmd.prefix, routed.canonical)
 
@@ -640,7 +362,7 @@ def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     if cmd.prefix is None:
         raise ShimError("usage", "CondaValueError", f"{cmd.action} needs --prefix")
     routed = route(cmd.channels, read_mirrors(environ))
-    channels, virtual_records = _split_channels(routed.channels, subdir)
+    channels, virtual_records = split_channels(routed.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
     installed = [e for e in _installed(cmd.prefix) if not str(e["name"]).startswith("__")]
     to_update = {MatchSpec(s, strict=False).name.normalized for s in cmd.specs}
@@ -648,18 +370,18 @@ def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     specs = [*cmd.specs, *(str(e["name"]) for e in keep)]
 
     async def run() -> list[Any]:
-        timeout = _channel_timeout(environ)
+        timeout = channel_timeout(environ)
         try:  # the same channel timeout as the solve: an unresponsive channel must not hang --update
             locked = await asyncio.wait_for(
-                _locked_records(keep, channels, subdir, environ, routed.auth), timeout=timeout
+                locked_records(keep, channels, subdir, environ, routed.auth), timeout=timeout
             )
         except TimeoutError:
-            raise _too_slow(channels, timeout) from None
+            raise too_slow(channels, timeout) from None
         except ShimError:
             raise
         except Exception as exc:  # rattler's fetch/gateway errors have no common base class
-            raise _explain_fetch_error(exc, channels) from None
-        return await _solve(channels, subdir, specs, vpkgs, locked, environ, routed.auth)
+            raise explain_fetch_error(exc, channels) from None
+        return await solve(channels, subdir, specs, vpkgs, locked, environ, routed.auth)
 
     records = asyncio.run(run())
     _note_test_channel(records, environ)
@@ -786,111 +508,6 @@ def _entry() -> None:
         os._exit(code)
 
 
-# ---------------------------------------------------------------------------------------------
-# One process for a whole run: the solver service
-# ---------------------------------------------------------------------------------------------
-
-#: ``python -m envspec.lock.conda_shim --envspec-serve SOCKET``: see :func:`serve`.
-SERVE_FLAG = "--envspec-serve"
-#: The commands that need py-rattler (and so go to the service); the others are answered in place.
-SOLVES = frozenset({"create", "install", "update"})
-
-
-def _read_all(conn: Any) -> bytes:
-    chunks = []
-    while chunk := conn.recv(1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def serve(path: str) -> None:
-    """Answer shim commands sent to the Unix socket ``path`` until stdin closes (the conda-lock runner
-    that started this process has ended), then leave with ``os._exit``.
-
-    One such process per ``envspec lock`` run replaces one interpreter per solve, and keeps what it
-    opened (each subdir's repodata, rattler's gateway) for the next target's solve. A request is one
-    JSON line ``{"argv": [...], "env": {...}}``; the answer ``{"code": N, "stdout": TEXT}``, exactly
-    what :func:`run` returns. Solves run one at a time. A py-rattler exception or panic answers as an
-    error; a crash of this whole process ends the in-flight request (the client says so) and no more.
-    """
-    import socket
-    import threading
-
-    lock = threading.Lock()
-    try:
-        server = socket.socket(getattr(socket, "AF_UNIX"), socket.SOCK_STREAM)  # noqa: B009 - absent on Windows
-        server.bind(path)
-        server.listen(16)
-    except OSError as exc:  # e.g. a path too long for a Unix socket: the runner runs the shim instead
-        sys.stderr.write(f"envspec: no solver process ({exc}); solving with one shim process per solve\n")
-        sys.stderr.flush()
-        os._exit(1)
-
-    def answer(conn: Any) -> None:
-        environ: dict[str, str] = {}
-        with conn:
-            try:
-                request = json.loads(conn.makefile("rb").readline())
-                environ = {str(k): str(v) for k, v in request["env"].items()}
-                with lock:
-                    code, text = run([str(a) for a in request["argv"]], environ)
-            except BaseException as exc:  # pyo3's PanicException is a BaseException: answered, not fatal
-                error = ShimError("internal", "CondaError", repr(exc)).to_json()
-                code, text = 1, json.dumps(scrub(error, environ)) + "\n"
-            with contextlib.suppress(OSError):
-                conn.sendall(json.dumps({"code": code, "stdout": text}).encode("utf-8") + b"\n")
-
-    def accept() -> None:
-        while True:
-            conn, _ = server.accept()
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    with contextlib.suppress(OSError):
-        while os.read(0, 4096):
-            pass
-    os._exit(0)
-
-
-def ask(path: str, argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, str]:
-    """One command answered by the service at ``path``: ``(exit code, stdout text)`` as :func:`run`.
-
-    Raises OSError when the service cannot be reached (the caller runs the shim itself instead);
-    a service that ends before answering (py-rattler crashed it) is an error answer, reported like
-    the shim's own errors (``ENVSPEC_SHIM_REPORT``)."""
-    import socket
-
-    family = getattr(socket, "AF_UNIX", None)  # absent on Windows, where no service is started
-    if family is None:
-        raise OSError("no Unix sockets here")
-    with socket.socket(family, socket.SOCK_STREAM) as conn:
-        conn.connect(path)
-        conn.sendall(json.dumps({"argv": list(argv), "env": dict(environ)}).encode("utf-8") + b"\n")
-        with contextlib.suppress(OSError):
-            conn.shutdown(socket.SHUT_WR)
-        data = _read_all(conn)
-    if data.endswith(b"\n"):
-        reply = json.loads(data)
-        return int(reply["code"]), str(reply["stdout"])
-    err = ShimError(
-        "internal",
-        "CondaError",
-        "py-rattler's solver process ended during this solve (it crashed); the other targets are unaffected",
-    )
-    report = scrub(err.to_json(), environ)
-    if environ.get(REPORT_ENV):
-        with contextlib.suppress(OSError):
-            Path(environ[REPORT_ENV]).write_text(json.dumps(report, indent=2), encoding="utf-8")
-    return 1, json.dumps(report, indent=2) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# The executable conda-lock is given with --conda
-# ---------------------------------------------------------------------------------------------
-
-
 def _script_text() -> tuple[str, str]:
     package_parent = str(Path(__file__).resolve().parents[2])
     if os.name == "nt":
@@ -940,6 +557,4 @@ def shim_executable(cache_dir: Path) -> Path:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == [SERVE_FLAG] and len(sys.argv) == 3:
-        serve(sys.argv[2])
     _entry()

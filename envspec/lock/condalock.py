@@ -9,6 +9,7 @@ report``, the installer and the doctor all read it through ``read_conda_lock`` (
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -162,7 +163,7 @@ def _version(value: object) -> str:
 
 
 #: The package whose build says which torch a lock holds (cuda*/cpu*/...): conda-forge's ``pytorch``
-#: (``envspec.spec.model.TORCH_PACKAGE``), never ``libtorch`` (its C++ library, listed first in lock order).
+#: (``envspec.spec.schema.TORCH_PACKAGE``), never ``libtorch`` (its C++ library, listed first in lock order).
 TORCH_PACKAGE: Final = "pytorch"
 
 
@@ -185,6 +186,11 @@ class CondaLockSummary:
 
 def summarize(text: str, source: str, platform: str) -> CondaLockSummary:
     """The one summary of a conda-lock file's ``platform``, shared by ``envspec lock`` and the report."""
-    packages = [p for p in read_conda_lock(text, source, platform) if not p.name.startswith("__")]
-    torch = next((p for p in packages if p.name == TORCH_PACKAGE), None)
-    return CondaLockSummary(packages=len(packages), torch=torch, subdir=platform)
+    return summary_of(read_conda_lock(text, source, platform), platform)
+
+
+def summary_of(packages: Iterable[LockedPackage], platform: str) -> CondaLockSummary:
+    """:func:`summarize` of the packages :func:`read_conda_lock` read (of every platform)."""
+    mine = [p for p in packages if p.platform == platform and not p.name.startswith("__")]
+    torch = next((p for p in mine if p.name == TORCH_PACKAGE), None)
+    return CondaLockSummary(packages=len(mine), torch=torch, subdir=platform)

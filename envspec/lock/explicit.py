@@ -8,7 +8,6 @@ conda, micromamba and ``conda env create`` (conda >= 25.x) skip ``#`` comment li
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -116,8 +115,9 @@ def header_fields(text: str) -> dict[str, str]:
 
 
 def _printable(text: str) -> bool:
-    """No NUL, no control or format characters, no line or paragraph separators."""
-    return not any(unicodedata.category(ch)[0] in "CZ" for ch in text)
+    """No NUL, no control or format characters, no line or paragraph separators: no character of
+    Unicode category C* or Z* (``str.isprintable`` refuses exactly those, but for the space)."""
+    return text.isprintable() and " " not in text
 
 
 def normalise_url(url: str) -> tuple[str, str]:

@@ -133,7 +133,7 @@ def staleness(current: str, stored: Stored, pip: bool = False) -> str | None:
     return None
 
 
-class PlanError(ValueError):
+class LockPlanError(ValueError):
     """The request cannot be planned (e.g. --update of a package no lockfile has)."""
 
 
@@ -165,7 +165,7 @@ def plan(
         present = tuple(p for p in wanted if state.packages is not None and p in state.packages)
         indirect = [p for p in present if inp.requested and p not in inp.requested]
         if indirect:
-            raise PlanError(
+            raise LockPlanError(
                 f"--update {' '.join(indirect)}: target {inp.target} does not request it directly, and conda-lock "
                 "can only update packages named in the environment file (add it to envspec.yml, or re-lock)"
             )
@@ -176,5 +176,5 @@ def plan(
             items.append(PlanItem(inp.target, Action.SKIP, f"no {', '.join(wanted)} in its lock", current))
     missing = [p for p in wanted if p not in found]
     if missing:
-        raise PlanError(f"--update {' '.join(missing)}: not a package of any selected target's lockfile")
+        raise LockPlanError(f"--update {' '.join(missing)}: not a package of any selected target's lockfile")
     return items

@@ -21,13 +21,15 @@ installs with ``--no-deps --require-hashes``).
 What uv returns is what is written, or refused by name: a source distribution unless
 ``pip_allow_sdist`` names it, a package without a sha256, a distribution a conda package of the
 solution already provides, and PyPI torch's CUDA runtime wheels (:data:`TORCH_RUNTIME_WHEELS`,
-the names PyPI torch's own metadata lists) beside conda's pytorch.
+the names PyPI torch's own metadata lists) beside conda's pytorch. What is written is checked
+against the bytes: every pinned file is downloaded and hashed (:mod:`envspec.lock.pypi_verify`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,35 +260,52 @@ def check_locked(target: str, packages: Sequence[PipPackage], job: PipJob) -> No
         )
 
 
-#: PyPI torch's own CUDA runtime: the names the ``Requires-Dist`` of PyPI's torch 2.2-2.14 wheels
-#: (CPython 3.12, manylinux x86-64; read from pypi.org 2026-12-07) list beside ``filelock``,
-#: ``sympy``... Conda's pytorch brings its CUDA libraries as conda packages, so these would be a
-#: second copy (gigabytes). Refused by these names, never by a prefix: ``nvidia-ml-py`` (NVML
-#: bindings, which pynvml needs and conda's pytorch does not provide) is fine.
+#: PyPI torch's own CUDA runtime: the names the ``Requires-Dist`` of PyPI's torch 2.2-2.15 wheels
+#: (CPython 3.12, manylinux x86-64 and aarch64; read from pypi.org 2026-12-07) list beside
+#: ``filelock``, ``sympy``..., and, since torch 2.11 (CUDA 13), the library wheels of the
+#: ``cuda-toolkit[cublas,cudart,...]`` extras torch names (cuda-toolkit 13.0.2, 13.0.3.0 and 13.2.2
+#: list the same eleven). ``tests/data/pypi`` records torch 2.7.1, 2.9.0 and 2.13.0 and
+#: cuda-toolkit 13.0.3.0, and a test derives this set from them. Conda's pytorch brings its CUDA
+#: libraries as conda packages, so these would be a second copy (gigabytes). Refused by these names,
+#: never by a prefix: ``nvidia-ml-py`` (NVML bindings, which pynvml needs and conda's pytorch does not
+#: provide) is fine.
 TORCH_RUNTIME_WHEELS: Final = frozenset(
     {
-        "cuda-bindings",
-        "cuda-toolkit",
-        "nvidia-cublas",
+        # CUDA 12 (torch 2.2-2.10)
         "nvidia-cublas-cu12",
         "nvidia-cuda-cupti-cu12",
         "nvidia-cuda-nvrtc-cu12",
         "nvidia-cuda-runtime-cu12",
         "nvidia-cudnn-cu12",
-        "nvidia-cudnn-cu13",
         "nvidia-cufft-cu12",
         "nvidia-cufile-cu12",
         "nvidia-curand-cu12",
         "nvidia-cusolver-cu12",
         "nvidia-cusparse-cu12",
         "nvidia-cusparselt-cu12",
-        "nvidia-cusparselt-cu13",
         "nvidia-nccl-cu12",
-        "nvidia-nccl-cu13",
         "nvidia-nvjitlink-cu12",
         "nvidia-nvshmem-cu12",
-        "nvidia-nvshmem-cu13",
         "nvidia-nvtx-cu12",
+        # CUDA 13 (torch 2.11-2.15): torch's own requirements...
+        "cuda-bindings",
+        "cuda-toolkit",
+        "nvidia-cudnn-cu13",
+        "nvidia-cusparselt-cu13",
+        "nvidia-nccl-cu13",
+        "nvidia-nvshmem-cu13",
+        # ... and what cuda-toolkit's extras that torch names install
+        "nvidia-cublas",
+        "nvidia-cuda-cupti",
+        "nvidia-cuda-nvrtc",
+        "nvidia-cuda-runtime",
+        "nvidia-cufft",
+        "nvidia-cufile",
+        "nvidia-curand",
+        "nvidia-cusolver",
+        "nvidia-cusparse",
+        "nvidia-nvjitlink",
+        "nvidia-nvtx",
         "triton",
     }
 )
@@ -331,13 +350,17 @@ def finish(
     previous: str | None = None,
     update: Sequence[str] = (),
     verbose: bool = False,
+    verified: set[tuple[str, str]] | None = None,
 ) -> tuple[str, str, str]:
     """Resolve the PyPI part on top of conda-lock's conda solution (``lock_text``) and merge it in:
     (conda-lock.yml text, explicit text, ``<t>.pip.txt`` text). Raises EnvspecError. ``cache``: uv's
-    cache folder (default: a fresh one in the temporary folder, i.e. cold)."""
+    cache folder (default: a fresh one in the temporary folder, i.e. cold). Every pinned file is
+    downloaded and its sha256 checked before anything is returned (:mod:`envspec.lock.pypi_verify`);
+    ``verified``: the (URL, sha256) pairs this run checked already, for the targets after the first."""
     import tempfile
 
     from envspec.lock import pypi_merge
+    from envspec.lock.pypi_verify import verify
 
     records = pypi_merge.conda_part(lock_text, subdir)
     with tempfile.TemporaryDirectory(prefix=f"envspec-pypi-{target}-", dir=work) as tmp:
@@ -357,6 +380,10 @@ def finish(
         )
         check_locked(target, packages, job)
         check_not_twice(target, packages, frozenset(r.name for r in records))
+        checked = verify(packages, target=target, index=job.index, work=Path(tmp), seen=verified)
+        if verbose:
+            sys.stderr.write(f"{target}: {checked.files} PyPI file(s) verified, {checked.bytes} bytes, "
+                             f"{checked.seconds:.1f} s\n")  # fmt: skip
         fast = pypi_merge.merge_conda_lock_fast(lock_text, packages, subdir)
         # not the shape conda-lock writes: through its own model (slower, same result)
         lock_text = fast or pypi_merge.merge_conda_lock(lock_text, packages, subdir, Path(tmp) / lock_name)

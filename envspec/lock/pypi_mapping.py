@@ -24,15 +24,9 @@ rewrites both files from:
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import hashlib
 import json
-import subprocess
 import sys
-import tempfile
-import urllib.request
-import zipfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -119,7 +113,13 @@ def from_source(data: Any) -> dict[str, set[str]]:
     return out
 
 
+# The refresh (``nox -s pypi_mapping``) imports what only it needs: ``envspec lock`` reads this
+# module's table on every run and must not pay for an HTTP client, zipfile or argparse.
+
+
 def read_url_or_file(source: str) -> bytes:
+    import urllib.request
+
     if source.startswith(("http://", "https://")):
         with urllib.request.urlopen(source, timeout=120) as response:
             data: bytes = response.read()
@@ -129,6 +129,9 @@ def read_url_or_file(source: str) -> bytes:
 
 def from_pypi(requirement: str, work: Path) -> tuple[bytes, dict[str, str]]:
     """The mapping a PyPI package ships, fetched with ``pip download --no-deps``: (bytes, provenance)."""
+    import subprocess
+    import zipfile
+
     project = canonical(requirement.split("==", maxsplit=1)[0])
     member = WHEEL_MEMBERS.get(project)
     if member is None:
@@ -149,6 +152,10 @@ def from_pypi(requirement: str, work: Path) -> tuple[bytes, dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import datetime as dt
+    import tempfile
+
     parser = argparse.ArgumentParser(prog="python -m envspec.lock.pypi_mapping", description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--source", default=PARSELMOUTH, help="parselmouth or grayskull mapping JSON: URL or file")

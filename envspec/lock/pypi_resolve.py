@@ -3,8 +3,9 @@
 conda-lock solves the conda part alone; then, per target, ``uv pip compile`` resolves the pip
 requirements for the target's platform (``--python-platform``: the manylinux level from
 ``__glibc``, the macOS deployment target from ``__osx`` as ``MACOSX_DEPLOYMENT_TARGET``) and its
-python (the conda solution's), with ``--generate-hashes``, ``--no-build`` (unless
-``pip_allow_sdist`` names a project) and, as its **first index**, a local folder of metadata-only
+python (the conda solution's), with ``--generate-hashes``, ``--no-build`` (a project of
+``pip_allow_sdist`` that has no wheel for the target gets a second run, :func:`run_uv`, where it
+alone may be built) and, as its **first index**, a local folder of metadata-only
 stand-in wheels: one per PyPI distribution the conda solution provides (by the shipped mapping,
 :mod:`envspec.lock.pypi_mapping`), named and versioned as conda solved it and with no
 dependencies. uv's default ``first-index`` strategy then never asks the real index about those
@@ -34,8 +35,8 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -349,7 +350,8 @@ def uv_binary() -> str:
     return str(find_uv_bin())
 
 
-def uv_command(request: Request, work: Path, standin_url: str) -> list[str]:
+def uv_command(request: Request, work: Path, standin_url: str, build: frozenset[str] = frozenset()) -> list[str]:
+    """uv's command line; ``build``: the projects (of ``pip_allow_sdist``) it may build, none by default."""
     cmd = [
         uv_binary(), "pip", "compile", str(work / "requirements.in"),
         "--output-file", str(work / "pylock.toml"), "--format", "pylock.toml",
@@ -360,7 +362,9 @@ def uv_command(request: Request, work: Path, standin_url: str) -> list[str]:
         "--index", f"{STANDIN_INDEX}={standin_url}", "--default-index", f"{PYPI_INDEX}={request.index_url}",
         "--index-strategy", "first-index", "--keyring-provider", "disabled",
     ]  # fmt: skip
-    if not request.allow_sdist:
+    if build:  # these projects alone: no other build backend may run, not even for metadata
+        cmd += ["--only-binary", ":all:", *(a for name in sorted(build) for a in ("--no-binary", name))]
+    else:
         cmd.append("--no-build")
     for name in request.upgrade:
         cmd += ["--upgrade-package", name]
@@ -378,43 +382,52 @@ def uv_environment(request: Request, cache: Path) -> dict[str, str]:
     return env
 
 
+#: How uv says that a project has no wheel it may use (its hint, and its explanation's words).
+_NEEDS_BUILD = re.compile(
+    r"Wheels are required for `([^`]+)` because building from source is disabled"
+    r"|(?<![\w.-])([A-Za-z0-9][\w.-]*)(?:==[^\s,;]+)? has no usable wheels"
+)
+
+
+def needs_build(stderr: str) -> set[str]:
+    """The projects uv's messages say have no wheel it may use (canonical names)."""
+    return {canonical(a or b) for a, b in _NEEDS_BUILD.findall(stderr)}
+
+
 def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[int, str, str, str]:
-    """Run ``uv pip compile``: (exit status, pylock.toml text, stderr, the stand-ins' URL prefix)."""
+    """Run ``uv pip compile``: (exit status, pylock.toml text, stderr, the stand-ins' URL prefix).
+
+    First with ``--no-build``: no build backend runs, not even to read metadata. Only when uv says
+    that a project of ``pip_allow_sdist`` has no usable wheel does it run again with
+    ``--only-binary :all: --no-binary NAME`` for exactly those projects (repeated while it names
+    more of them), so the build backend of a project nobody allowed never runs."""
+    deadline = time.monotonic() + timeout
+    build: frozenset[str] = frozenset()
     with serve_standins(request.standins) as standin_url:
-        code, out, err = _run_uv(request, work, cache, timeout, standin_url)
+        while True:
+            left = deadline - time.monotonic()
+            code, out, err = _run_uv(request, work, cache, left, standin_url, build=build)
+            needed = needs_build(err) & request.allow_sdist
+            if code == 0 or needed <= build:
+                break
+            build |= needed
     return code, out, err, standin_url.removesuffix("/simple") + "/files/"
 
 
-def _run_uv(request: Request, work: Path, cache: Path, timeout: float, standin_url: str) -> tuple[int, str, str]:
+def _run_uv(
+    request: Request, work: Path, cache: Path, timeout: float, standin_url: str, *, build: frozenset[str] = frozenset()
+) -> tuple[int, str, str]:
+    from envspec.lock import pypi_bounds as bounds
+
     work.mkdir(parents=True, exist_ok=True)
     (work / "requirements.in").write_text("".join(f"{r}\n" for r in request.requirements), encoding="utf-8")
     out_file = work / "pylock.toml"
     out_file.unlink(missing_ok=True)
     if request.preferences:  # uv keeps the pins of an existing output file where it can
         out_file.write_text(pylock_text(request.preferences), encoding="utf-8")
-    try:
-        proc = subprocess.run(
-            uv_command(request, work, standin_url),
-            env=uv_environment(request, cache),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise ToolFailed(
-            f"uv took longer than {timeout:g} s to resolve the PyPI packages",
-            tip="a slow or unreachable index? try --mirror pypi=URL, or raise ENVSPEC_LOCK_TIMEOUT",
-        ) from None
-    except OSError as exc:
-        raise ToolFailed(f"cannot run uv: {exc}", tip="reinstall envspec (it depends on the `uv` package)") from None
-    out = ""
-    with contextlib.suppress(OSError):
-        out = (work / "pylock.toml").read_text(encoding="utf-8")
-    return proc.returncode, out, proc.stderr
+    cmd = uv_command(request, work, standin_url, build)
+    code, err = bounds.run(cmd, uv_environment(request, cache), work / "uv.stderr", timeout, request.index_url)
+    return code, bounds.read_pylock(out_file), err
 
 
 def pylock_text(packages: Sequence[Resolved]) -> str:

@@ -10,6 +10,11 @@
 ``MIN_RATE`` bytes a second over an ``HF_HUB_DOWNLOAD_TIMEOUT`` window) as a read time-out, so
 huggingface_hub resumes it and finally gives up instead of waiting forever; progress is counted
 instead of drawn; and every failure becomes an ``EnvspecError`` with a redacted one-line message.
+It also turns Xet storage off (``HF_HUB_DISABLE_XET``, as huggingface_hub reads it: at each call):
+where the Hub advertises Xet for a file (``X-Xet-Hash``, a ``xet-auth`` link), hf_xet would fetch it
+from the CAS server the Hub names, in its own Rust client, outside that HTTP client (no stall guard,
+no size cap, the token sent to whatever host the token route names); without Xet huggingface_hub
+takes the same file from ``/resolve/`` over HTTP, and envspec checks its sha256 as always.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ MIN_RATE: Final = 1024  # bytes per second, averaged over one HF_HUB_DOWNLOAD_TI
 RESUMES: Final = 5
 #: The longest ``Retry-After`` envspec waits for; huggingface_hub would sleep whatever the server asks.
 RETRY_AFTER_CAP_S: Final = 60.0
+#: The largest answer other than a file's own body (a listing, an error, a redirect) envspec reads: a
+#: listing of thousands of files with their hashes is a few MiB; an endless one must not fill memory.
+ANSWER_MAX_BYTES: Final = 32 << 20
+#: The encodings envspec accepts for such an answer; it decodes them itself, counting what they inflate to
+#: (a few KiB of gzip can inflate to gigabytes). A file's own body is asked for as it is (``identity``).
+ANSWER_ENCODINGS: Final = "gzip, deflate"
 #: What a server may name as a file's ETag or commit (huggingface_hub uses them as cache paths).
 _ETAG = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -107,6 +118,12 @@ class _Budget:
     max_bytes: int
     resumes: int = 0
 
+    def refuse(self, limit: int) -> EnvspecError:
+        return IntegrityError(
+            f"{self.what}: the server sends more than the {limit} bytes the lockfile records; stopped",
+            tip="the Hub or a proxy serves something other than the locked file: do not use it",
+        )
+
 
 _budget = threading.local()
 
@@ -154,25 +171,28 @@ def _shown(text: str) -> str:
 
 
 class _GuardedStream(httpx2.SyncByteStream):
+    """A response body that must keep flowing (``MIN_RATE`` over each ``window``) and, given ``cap``
+    (a byte limit and the error that words it), stop past that many bytes."""
+
     def __init__(
-        self, inner: httpx2.SyncByteStream, request: httpx2.Request, window: float, budget: _Budget | None = None
+        self,
+        inner: httpx2.SyncByteStream,
+        request: httpx2.Request,
+        window: float,
+        cap: tuple[int, Callable[[int], EnvspecError]] | None = None,
     ) -> None:
         self._inner = inner
         self._request = request
         self._window = window
-        self._budget = budget
+        self._cap = cap
 
     def __iter__(self) -> Iterator[bytes]:
         started, received, total = time.monotonic(), 0, 0
         for chunk in self._inner:
             received += len(chunk)
             total += len(chunk)
-            if self._budget is not None and total > self._budget.max_bytes:
-                raise IntegrityError(
-                    f"{self._budget.what}: the server sends more than the {self._budget.max_bytes} bytes the "
-                    "lockfile records; stopped",
-                    tip="the Hub or a proxy serves something other than the locked file: do not use it",
-                )
+            if self._cap is not None and total > self._cap[0]:
+                raise self._cap[1](self._cap[0])
             elapsed = time.monotonic() - started
             if elapsed >= self._window:
                 if received < MIN_RATE * elapsed:
@@ -184,6 +204,60 @@ class _GuardedStream(httpx2.SyncByteStream):
 
     def close(self) -> None:
         self._inner.close()
+
+
+class _Inflated(httpx2.SyncByteStream):
+    """A gzip or zlib-deflate answer decoded here, a bounded piece at a time, so the cap after it counts
+    the inflated bytes (httpx would inflate it whole, past any cap, when huggingface_hub reads it)."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, request: httpx2.Request) -> None:
+        import zlib
+
+        self._inner = inner
+        self._request = request
+        self._inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)  # a gzip or zlib header, either
+
+    def __iter__(self) -> Iterator[bytes]:
+        import zlib
+
+        try:
+            for chunk in self._inner:
+                data = chunk
+                while data:
+                    out = self._inflate.decompress(data, 1 << 20)
+                    data = self._inflate.unconsumed_tail
+                    if out:
+                        yield out
+            if tail := self._inflate.flush():
+                yield tail
+        except zlib.error as exc:
+            raise IntegrityError(
+                f"{endpoint()} answered {self._request.method} {_shown(self._request.url.path)} with a body that "
+                f"does not decode as its Content-Encoding says ({exc})",
+                tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+            ) from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _decoded_here(request: httpx2.Request, response: httpx2.Response) -> httpx2.SyncByteStream:
+    """The answer's body as its bytes are (an encoding envspec inflates itself; any other is refused)."""
+    assert isinstance(response.stream, httpx2.SyncByteStream)
+    values = response.headers.get_list("content-encoding", split_commas=True)
+    encodings = [v.strip().lower() for v in values if v.strip().lower() not in ("", "identity")]
+    if not encodings:
+        return response.stream
+    if encodings not in (["gzip"], ["deflate"]):
+        response.close()
+        raise IntegrityError(
+            f"{endpoint()} answered {request.method} {_shown(request.url.path)} with Content-Encoding "
+            f"{_shown(', '.join(encodings))}, which envspec did not ask for ({ANSWER_ENCODINGS})",
+            tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+        )
+    del response.headers["content-encoding"]  # decoded here: httpx must not inflate it again
+    response.headers.pop("content-length", None)
+    return _Inflated(response.stream, request)
 
 
 class _GuardedTransport(httpx2.BaseTransport):
@@ -208,16 +282,32 @@ class _GuardedTransport(httpx2.BaseTransport):
             response.close()
             raise
         if isinstance(response.stream, httpx2.SyncByteStream):
-            response.stream = _GuardedStream(response.stream, request, self._window, budget)
+            cap: tuple[int, Callable[[int], EnvspecError]]
+            if budget is not None and request.method == "GET" and 200 <= response.status_code < 300:
+                cap = (budget.max_bytes, budget.refuse)  # the file itself: its locked size
+                stream = response.stream
+            else:  # a listing, an error, a redirect: never the size of a file, counted inflated
+                cap = (ANSWER_MAX_BYTES, functools.partial(_answer_too_long, request, response.status_code))
+                stream = _decoded_here(request, response)
+            response.stream = _GuardedStream(stream, request, self._window, cap)
         return response
 
     def close(self) -> None:
         self._inner.close()
 
 
+def _answer_too_long(request: httpx2.Request, status: int, limit: int) -> EnvspecError:
+    return IntegrityError(
+        f"{endpoint()} answered {request.method} {_shown(request.url.path)} ({status}) with more than "
+        f"{limit >> 20} MiB; stopped (a Hub's listings and errors are far smaller)",
+        tip="HF_ENDPOINT points at a server that is not a Hugging Face Hub (or a hostile one): fix HF_ENDPOINT",
+    )
+
+
 def _guarded_client() -> httpx2.Client:
     return httpx2.Client(
         event_hooks={"request": [_http.hf_request_event_hook]},
+        headers={"Accept-Encoding": ANSWER_ENCODINGS},  # a file's download asks for identity itself
         follow_redirects=True,
         timeout=None,
         transport=_GuardedTransport(httpx2.HTTPTransport(), float(constants.HF_HUB_DOWNLOAD_TIMEOUT)),
@@ -226,15 +316,18 @@ def _guarded_client() -> httpx2.Client:
 
 @contextlib.contextmanager
 def session() -> Iterator[None]:
-    """huggingface_hub with the guarded client and its own log lines (which quote URLs) silenced."""
+    """huggingface_hub with the guarded client, Xet off and its own log lines (which quote URLs) silenced."""
     previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
     hub_logger = logging.getLogger("huggingface_hub")
     level = hub_logger.level
+    xet_disabled = constants.HF_HUB_DISABLE_XET
     huggingface_hub.set_client_factory(_guarded_client)
     hub_logger.setLevel(logging.ERROR)
+    constants.HF_HUB_DISABLE_XET = True  # read by is_xet_available() and the shared blob store, per call
     try:
         yield
     finally:
+        constants.HF_HUB_DISABLE_XET = xet_disabled
         hub_logger.setLevel(level)
         huggingface_hub.set_client_factory(previous)
 

@@ -18,9 +18,9 @@ from typing import Any, Final
 from envspec.fsutil import atomic_write_text
 from envspec.models import lockfile
 from envspec.models.lockfile import LockedModel, ModelsLock
-from envspec.models.plan import PlanError, check_path
+from envspec.models.plan import ModelsPlanError, check_path
 from envspec.project import Project
-from envspec.spec.model import Spec
+from envspec.spec import Spec
 
 MODELS_DIR: Final = "models"
 LOCKFILE: Final = "models.lock.yml"
@@ -48,9 +48,9 @@ def read_lock(project: Project) -> ModelsLock | None:
 
 def smoke_model_name(spec: Spec) -> str | None:
     """The entry the smoke test uses: ``smoke_model:``, else the one marked ``smoke: true``, else None."""
-    if spec.model.smoke_model is not None:
-        return spec.model.smoke_model
-    return next((name for name, entry in spec.model.models.items() if entry.smoke), None)
+    if spec.document.smoke_model is not None:
+        return spec.document.smoke_model
+    return next((name for name, entry in spec.document.models.items() if entry.smoke), None)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def inside(folder: Path, dest: str) -> Path | None:
     control character) that resolves inside ``folder``; else None."""
     try:
         check_path(dest)
-    except PlanError:
+    except ModelsPlanError:
         return None
     path = folder / dest
     try:
@@ -109,7 +109,7 @@ def _manifest_file(f: dict[str, Any]) -> ManifestFile:
         raise TypeError("dest and digest are strings")
     if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 63 for n in (size, mtime)):
         raise TypeError("size and mtime_ns are integers")
-    check_path(dest)  # PlanError (a ValueError): ../, absolute, a drive, odd characters
+    check_path(dest)  # ModelsPlanError (a ValueError): ../, absolute, a drive, odd characters
     return ManifestFile(dest, size, digest, mtime)
 
 

@@ -19,9 +19,9 @@ from envspec.errors import CheckFailed, SpecError
 from envspec.fsutil import run_lock
 from envspec.models import local, lockfile
 from envspec.models.lockfile import LockedModel, ModelsLock
-from envspec.models.plan import PlanError, plan_files
+from envspec.models.plan import ModelsPlanError, plan_files
 from envspec.project import Project
-from envspec.spec.model import ModelEntryModel, Spec
+from envspec.spec import ModelEntryDocument, Spec
 
 Progress = Callable[[str], None]
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -95,7 +95,7 @@ def lock_models(
     entries keep their pins. Raises CheckFailed (1), SpecError (3), ChannelUnreachable (5),
     AccessDenied (11), BusyError (8).
     """
-    entries = dict(spec.model.models)
+    entries = dict(spec.document.models)
     path = local.lockfile_path(project)
     if not isinstance(update, bool):
         unknown = sorted(set(update) - set(entries))
@@ -140,14 +140,14 @@ def lock_models(
     return report
 
 
-def _lock_one(spec: Spec, name: str, entry: ModelEntryModel) -> tuple[LockedModel, list[str]]:
+def _lock_one(spec: Spec, name: str, entry: ModelEntryDocument) -> tuple[LockedModel, list[str]]:
     from envspec.models import hub
 
     with hub.session():
         resolved = hub.resolve(entry.repo, entry.revision, with_files=True)
     try:
         plan = plan_files(entry, resolved.files)
-    except PlanError as exc:
+    except ModelsPlanError as exc:
         raise SpecError(
             f"{spec.path}: models.{name}: {exc} ({entry.repo}@{resolved.commit[:12]})",
             tip="fix the entry in envspec.yml (docs/models.md says what each layout takes)",
@@ -183,7 +183,7 @@ def _result(
 
 def stale_entries(spec: Spec, lock: ModelsLock | None) -> list[str]:
     """``name (why)`` for every entry the lockfile does not match; pure."""
-    entries = spec.model.models
+    entries = spec.document.models
     if lock is None:
         return [f"{name} (not locked)" for name in entries]
     stale = []
@@ -201,10 +201,10 @@ def _check(project: Project, spec: Spec, path: Path) -> ModelsLockSummary:
     lock = lockfile.read(path)
     report = ModelsLockSummary(path=path)
     if lock is None:
-        if not spec.model.models:
+        if not spec.document.models:
             return report
         raise CheckFailed(
-            f"{project.relative(path)}: no models lockfile for models {', '.join(spec.model.models)}",
+            f"{project.relative(path)}: no models lockfile for models {', '.join(spec.document.models)}",
             tip="run `envspec models lock` and commit lockfiles/",
         )
     stale = stale_entries(spec, lock)

@@ -38,8 +38,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from envspec.errors import SpecError
 from envspec.fsutil import atomic_write_text
-from envspec.models.plan import Plan, PlanError, check_path
-from envspec.spec.model import ModelEntryModel, Name
+from envspec.models.plan import ModelsPlanError, Plan, check_path
+from envspec.spec import ModelEntryDocument, Name
 
 LOCK_VERSION: Final = 1
 #: Bumped when the selection rules of ``plan.py`` change, so every lock made under old rules is stale.
@@ -57,7 +57,7 @@ HEADER: Final = (
 def _safe(path: str) -> str:
     try:
         return check_path(path)
-    except PlanError as exc:
+    except ModelsPlanError as exc:
         raise ValueError(str(exc)) from None
 
 
@@ -123,7 +123,7 @@ class ModelsLock(_Strict):
     models: dict[Name, LockedModel]
 
 
-def entry_hash(entry: ModelEntryModel) -> str:
+def entry_hash(entry: ModelEntryDocument) -> str:
     """Hash of what decides an entry's files (and of the planner's rules)."""
     fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
     text = json.dumps({"rules": PLAN_RULES, **fields}, sort_keys=True, separators=(",", ":"))
@@ -135,7 +135,7 @@ def section_hash(hashes: dict[str, str]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def locked_model(entry: ModelEntryModel, commit: str, plan: Plan) -> LockedModel:
+def locked_model(entry: ModelEntryDocument, commit: str, plan: Plan) -> LockedModel:
     return LockedModel(
         repo=entry.repo,
         revision=entry.revision,

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from envspec.spec.model import ModelEntryModel
+from envspec.spec import ModelEntryDocument
 
 #: Files whose loading unpickles (runs code): refused unless the entry or the command trusts them.
 PICKLE_SUFFIXES: Final = (".ckpt", ".bin", ".pt", ".pth", ".pkl", ".pickle")
@@ -45,7 +45,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
-class PlanError(ValueError):
+class ModelsPlanError(ValueError):
     """The entry does not fit the repository (no such file, not a diffusers folder, a glob matching nothing)."""
 
 
@@ -101,7 +101,7 @@ def check_path(path: str) -> str:
     """A repository path that is safe to join under a folder and to show: relative, no '..', no
     drive or reserved characters, no control, format (bidi) or separator characters."""
     if not isinstance(path, str):
-        raise PlanError(f"a file name in the repository listing is not a string: {type(path).__name__}")
+        raise ModelsPlanError(f"a file name in the repository listing is not a string: {type(path).__name__}")
     parts = path.split("/")
     if (
         not path
@@ -109,7 +109,7 @@ def check_path(path: str) -> str:
         or any(part in ("", ".", "..") for part in parts)
         or any(c in '\\:*?"<>|' or unicodedata.category(c) in _UNSAFE_CATEGORIES for c in path)
     ):
-        raise PlanError(
+        raise ModelsPlanError(
             f"unsafe file name {ascii(path)[:200]} in the repository listing "
             "(absolute, '..', or control, bidi or reserved characters)"
         )
@@ -121,15 +121,15 @@ def _check_listing(files: Sequence[RemoteFile]) -> dict[str, RemoteFile]:
     for f in files:
         check_path(f.path)
         if f.size < 0:
-            raise PlanError(f"{f.path}: negative size in the repository listing")
+            raise ModelsPlanError(f"{f.path}: negative size in the repository listing")
         if f.sha256 is not None and not _SHA256.match(f.sha256):
-            raise PlanError(f"{f.path}: malformed sha256 {ascii(f.sha256)[:80]} in the repository listing")
+            raise ModelsPlanError(f"{f.path}: malformed sha256 {ascii(f.sha256)[:80]} in the repository listing")
         if f.git_sha1 is not None and not _SHA1.match(f.git_sha1):
-            raise PlanError(f"{f.path}: malformed git blob id {ascii(f.git_sha1)[:80]} in the repository listing")
+            raise ModelsPlanError(f"{f.path}: malformed git blob id {ascii(f.git_sha1)[:80]} in the repository listing")
         if f.sha256 is None and f.git_sha1 is None:
-            raise PlanError(f"{f.path}: the repository listing gives no hash for it")
+            raise ModelsPlanError(f"{f.path}: the repository listing gives no hash for it")
         if f.path in by_path:
-            raise PlanError(f"{f.path}: listed twice")
+            raise ModelsPlanError(f"{f.path}: listed twice")
         by_path[f.path] = f
     return by_path
 
@@ -184,7 +184,7 @@ def _weights(
     if unusable or groups:
         wanted = f"{variant} or plain" if variant else "plain"
         found = ", ".join(sorted(n for n in names if n not in others)[:4])
-        raise PlanError(
+        raise ModelsPlanError(
             f"component {component!r} has no {wanted} .safetensors/.bin weights (it has: {found}); "
             "exclude it, or choose another variant or revision"
         )
@@ -204,20 +204,20 @@ def _dest_name(name: str, variant: str | None) -> str:
     return name
 
 
-def plan_files(entry: ModelEntryModel, files: Sequence[RemoteFile]) -> Plan:
-    """The files ``entry`` takes from a repository listing, with their destinations. Raises PlanError."""
+def plan_files(entry: ModelEntryDocument, files: Sequence[RemoteFile]) -> Plan:
+    """The files ``entry`` takes from a repository listing, with their destinations. Raises ModelsPlanError."""
     by_path = _check_listing(files)
     notes: list[str] = []
     chosen: dict[str, str] = {}  # repo path -> dest
     if entry.layout == "single_file":
         assert entry.file is not None  # the spec model guarantees it
         if entry.file not in by_path:
-            raise PlanError(f"no file {entry.file!r} in {entry.repo} at this revision")
+            raise ModelsPlanError(f"no file {entry.file!r} in {entry.repo} at this revision")
         chosen[entry.file] = entry.file
         load = entry.file
     else:
         if MODEL_INDEX not in by_path:
-            raise PlanError(
+            raise ModelsPlanError(
                 f"{entry.repo} has no {MODEL_INDEX} at this revision: not a diffusers folder "
                 "(use layout: single_file and name the checkpoint in file:)"
             )
@@ -238,20 +238,20 @@ def plan_files(entry: ModelEntryModel, files: Sequence[RemoteFile]) -> Plan:
     for pattern in entry.include:
         hits = [p for p in by_path if _matches(pattern, p)]
         if not hits:
-            raise PlanError(f"include {pattern!r} matches no file of {entry.repo} at this revision")
+            raise ModelsPlanError(f"include {pattern!r} matches no file of {entry.repo} at this revision")
         for path in hits:
             chosen.setdefault(path, path)
     for pattern in entry.exclude:
         if not any(_matches(pattern, p) for p in by_path):
-            raise PlanError(f"exclude {pattern!r} matches no file of {entry.repo} at this revision")
+            raise ModelsPlanError(f"exclude {pattern!r} matches no file of {entry.repo} at this revision")
         for path in [p for p in chosen if _matches(pattern, p)]:
             if path in (load, MODEL_INDEX):
-                raise PlanError(f"exclude {pattern!r} removes {path}, which this entry needs")
+                raise ModelsPlanError(f"exclude {pattern!r} removes {path}, which this entry needs")
             del chosen[path]
     seen: dict[str, str] = {}
     for path, dest in chosen.items():
         if dest in seen:
-            raise PlanError(f"{seen[dest]} and {path} would both land at {dest}")
+            raise ModelsPlanError(f"{seen[dest]} and {path} would both land at {dest}")
         seen[dest] = path
     planned = tuple(
         PlannedFile(path, dest, by_path[path].size, by_path[path].sha256, by_path[path].git_sha1)

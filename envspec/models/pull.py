@@ -30,7 +30,8 @@ from envspec.models.local import TEMP_MARK, Manifest, ManifestFile
 from envspec.models.lockfile import LockedFile, LockedModel
 from envspec.models.plan import is_pickle
 from envspec.project import Project
-from envspec.spec.model import Spec
+from envspec.spec import Spec
+from envspec.units import human_bytes
 
 CHUNK = 1 << 20
 
@@ -105,7 +106,7 @@ def pull_models(
     Raises CheckFailed (1: no lockfile, or stale for the model), SpecError (3), ChannelUnreachable (5),
     ToolFailed (6: disk), IntegrityError (7), BusyError (8), UntrustedPickle (10), AccessDenied (11).
     """
-    entries = spec.model.models
+    entries = spec.document.models
     if name is not None and name not in entries:
         raise SpecError(
             f"{spec.path}: no model named {name!r} in models:", tip=f"choose one of: {', '.join(entries) or '(none)'}"
@@ -170,7 +171,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
     load_path = folder if locked.load == "." else folder / locked.load
     result = ModelPullResult(name=name, folder=folder, load_path=load_path, commit=locked.commit)
     for index, f in enumerate(locked.files, 1):
-        target = folder / f.target
+        target = _inside(folder, f.target)
         kept = _already_there(target, f, None if verify else records.get(f.target))
         if kept is not None:
             records[f.target] = kept
@@ -216,6 +217,19 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
         progress(PullEvent("removed", name, stale))
     save(complete=True)
     return result
+
+
+def _inside(folder: Path, dest: str) -> Path:
+    """Where a locked file goes: ``folder/dest``, refused when a folder on the way is a link out of the
+    model's folder (one a checkout or someone else put there: the pull would write through it)."""
+    path = local.inside(folder, dest)
+    if path is None:
+        raise IntegrityError(
+            f"{folder / dest}: a folder on its way is a link out of the model's folder; refused "
+            "(nothing is written outside it)",
+            tip=f"remove the link from {folder} (or pull elsewhere with --dest DIR)",
+        )
+    return path
 
 
 def file_digest(path: Path, f: LockedFile) -> str:
@@ -326,15 +340,6 @@ def _check_space(models: Sequence[tuple[LockedModel, Path]], cache: Path) -> Non
         free = shutil.disk_usage(place).free
         if free < missing:
             raise ToolFailed(
-                f"not enough disk space: pulling needs {_size(missing)} at {place}, {_size(free)} free",
+                f"not enough disk space: pulling needs {human_bytes(missing)} at {place}, {human_bytes(free)} free",
                 tip="free some space, or pull elsewhere with --dest DIR (and move the cache with HF_HOME)",
             )
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
-        value /= 1024
-    return f"{n} B"

@@ -10,7 +10,7 @@ import jinja2
 import yaml
 
 from envspec.project import Project
-from envspec.spec.model import ResolvedTarget, Spec
+from envspec.spec import ResolvedTarget, Spec
 
 
 def yaml_scalar(value: object) -> str:

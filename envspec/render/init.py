@@ -8,13 +8,11 @@ taken), so neither a second ``init`` nor a race ever replaces a spec somebody wr
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from envspec.errors import EnvspecError, ExitCode
+from envspec.fsutil import atomic_create_bytes
 from envspec.render.context import make_environment
 
 INIT_TEMPLATE = "init/envspec.yml.j2"
@@ -42,27 +40,10 @@ def write_new_spec(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` unless something is there already (``SpecExists``)."""
     if path.exists() or path.is_symlink():
         raise _exists(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).chmod(0o666 & ~_umask())
-        try:
-            os.link(tmp, path)  # atomic, and never replaces: FileExistsError when the name is taken
-        except FileExistsError:
-            raise _exists(path) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+        atomic_create_bytes(path, text.encode("utf-8"))
+    except FileExistsError:
+        raise _exists(path) from None
 
 
 def _exists(path: Path) -> SpecExists:

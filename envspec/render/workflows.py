@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from envspec.render.context import RenderContext
-from envspec.spec.model import ResolvedTarget
+from envspec.spec import ResolvedTarget
 
 #: Workflows envspec renders, by file name (template ``templates/ci/<name>.j2``).
 WORKFLOWS: Final = ("verify.yml", "relock.yml")

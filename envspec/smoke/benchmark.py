@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from envspec.smoke import checks, model, peaks, report, run, tiny
+from envspec.smoke import checks, loader, peaks, report, run, tiny
 from envspec.smoke.errors import SmokeSetupError
 
 BATCH: Final = 2  # classifier-free guidance: unconditional + conditional
@@ -44,17 +44,17 @@ def build_full_size(device_type: str, dtype: Any) -> Any:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    model.quiet_progress()
+    loader.quiet_progress()
     torch.manual_seed(0)
     with torch.device(device_type):  # initialise on the GPU: seconds instead of a minute on the CPU
-        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(model.CONFIG_DIR / "unet")))
-        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(model.CONFIG_DIR / "vae")))
-        text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(str(model.CONFIG_DIR / "text_encoder")))
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(loader.CONFIG_DIR / "unet")))
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(loader.CONFIG_DIR / "vae")))
+        text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(str(loader.CONFIG_DIR / "text_encoder")))
     with tempfile.TemporaryDirectory(prefix="envspec-bench-tok-") as folder:
         for name, text in tiny.tokenizer_files().items():
             (Path(folder) / name).write_text(text, encoding="utf-8")
         tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True)
-    scheduler = DDIMScheduler.from_config(DDIMScheduler.load_config(str(model.CONFIG_DIR / "scheduler")))
+    scheduler = DDIMScheduler.from_config(DDIMScheduler.load_config(str(loader.CONFIG_DIR / "scheduler")))
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -78,7 +78,7 @@ def unet_gflop_per_step(size: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(model.CONFIG_DIR / "unet")))
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(loader.CONFIG_DIR / "unet")))
         latents = torch.empty(BATCH, 4, size // 8, size // 8)
         text = torch.empty(BATCH, TEXT_TOKENS, int(unet.config.cross_attention_dim))
         timestep = torch.tensor(500)

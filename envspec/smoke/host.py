@@ -26,7 +26,7 @@ import envspec
 from envspec.errors import ExitCode, SmokeSetupFailed, SpecError, ToolFailed
 from envspec.smoke.device import read_state_file
 from envspec.smoke.errors import SmokeSetupError
-from envspec.spec.model import ResolvedTarget
+from envspec.spec import ResolvedTarget
 
 PACKAGE_ROOT = Path(envspec.__file__).resolve().parent
 #: What the smoke test exits with (envspec.smoke.cli): ok, a check failed, usage, setup, interrupted.

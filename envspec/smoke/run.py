@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from envspec.smoke import checks, device, model, report, tiny
+from envspec.smoke import checks, device, loader, report, tiny
 from envspec.smoke.capture import load_warnings
 from envspec.smoke.checks import Check
 from envspec.smoke.errors import SmokeSetupError
@@ -235,31 +235,31 @@ def _smoke_in(scratch: Path, opts: Options, rep: dict[str, Any]) -> bytes | None
     rep["timings_s"]["import"] = round(import_libraries(), 3)
     rep["versions"] = report.library_versions()
     choice, found = select_device(opts, rep)
-    located = model.locate(opts.model, opts.cwd)
+    located = loader.locate(opts.model, opts.cwd)
     if located is None:
         rep["mode"] = "tiny"
         folder = tiny.write_tiny_model(scratch / "tiny")
-        source = model.ModelSource("folder", folder, folder, "tiny random SD-v1-shaped pipeline")
+        source = loader.ModelSource("folder", folder, folder, "tiny random SD-v1-shaped pipeline")
         size, steps = opts.resolution or tiny.TINY_RESOLUTION, opts.steps or tiny.TINY_STEPS
     else:
         rep["mode"] = "model"
         rep["model"] = str(located)
-        source = model.prepare(located, opts.trust_pickle, opts.config)
+        source = loader.prepare(located, opts.trust_pickle, opts.config)
         size, steps = opts.resolution or MODEL_RESOLUTION, opts.steps or MODEL_STEPS
     if size % 8:
         raise SmokeSetupError(f"resolution {size} is not a multiple of 8")
     rep["resolution"] = [size, size]
     rep["steps"] = steps
     if source.kind == "single_file":
-        model.find_tokenizer(source.given, opts.tokenizer)  # a setup error (exit 10) comes before the checks
-        lacking = model.single_file_missing(source.path, source.config)
+        loader.find_tokenizer(source.given, opts.tokenizer)  # a setup error (exit 10) comes before the checks
+        lacking = loader.single_file_missing(source.path, source.config)
         if lacking:  # loading would silently keep random weights (or crash with accelerate)
             found.append(checks.weights_loaded([], COMPONENTS, missing=lacking))
             rep["checks"] = [c.as_dict() for c in found]
             return None
     start = time.perf_counter()
     with load_warnings() as messages:
-        pipe = model.load_pipeline(source, torch_dtype(rep["dtype"]), opts.tokenizer)
+        pipe = loader.load_pipeline(source, torch_dtype(rep["dtype"]), opts.tokenizer)
     on_meta = [name for name, param in named_parameters(pipe) if param.device.type == "meta"]
     found.append(checks.weights_loaded(messages, COMPONENTS, on_meta))
     if on_meta:  # nothing can run without those weights: report the failed check, no image

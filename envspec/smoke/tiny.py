@@ -80,7 +80,7 @@ def write_tiny_model(directory: Path, seed: int = 0) -> Path:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from envspec.smoke.model import quiet_progress
+    from envspec.smoke.loader import quiet_progress
 
     quiet_progress()
     directory.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import pytest
 
 from envspec.cli.main import main
 from envspec.errors import ExitCode
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 
 def test_targets_table(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

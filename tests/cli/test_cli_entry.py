@@ -188,7 +188,7 @@ def test_fast_answers_do_not_import_pydantic(project_copy: Path, argv: list[str]
     """What keeps these commands near the cost of starting Python (benchmarks/bench_cli.py times it)."""
     code = (
         "import sys; from envspec.cli.main import main; code = main(sys.argv[1:]); "
-        "heavy = sorted(m for m in ('pydantic', 'jinja2', 'rattler', 'envspec.spec.model') if m in sys.modules); "
+        "heavy = sorted(m for m in ('pydantic', 'jinja2', 'rattler', 'envspec.spec.schema') if m in sys.modules); "
         "print('HEAVY', heavy); sys.exit(code)"
     )
     env_argv = [sys.executable, "-c", code]

@@ -202,13 +202,14 @@ def test_an_apple_silicon_cpu_generic_torch_build_is_called_the_mps_build() -> N
 
 
 def test_the_report_row_says_which_torch_build_is_the_mps_one() -> None:
-    from envspec.report.build import LockSummary, Row
+    from envspec.report.inputs import LockReading
+    from envspec.report.matrix import Row
 
     def row(subdir: str) -> Row:
         made = Row.__new__(Row)  # only the fields Row.torch reads
         object.__setattr__(made, "subdir", subdir)
         object.__setattr__(
-            made, "lock", LockSummary(state="fresh", torch_version="2.10.0", torch_build="cpu_generic_4")
+            made, "lock", LockReading(state="fresh", torch_version="2.10.0", torch_build="cpu_generic_4")
         )
         return made
 

@@ -14,7 +14,7 @@ import pytest
 
 from envspec.cli.main import main
 from envspec.doctor.recommend import default_target
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 
 class FakeSession:

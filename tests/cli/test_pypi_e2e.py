@@ -108,7 +108,7 @@ def upped(channel: Path, index: pypi_index.Index, tmp_path_factory: pytest.TempP
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert proc.stdout.startswith(f"up {TARGET}: PASS on cpu"), proc.stdout
     else:  # no torch stack here: lock + install only
-        proc = child(project, "install", TARGET, *args, "--lock", "--prefix", str(work / "env"), cache=work / "pkgs")
+        proc = child(project, "install", TARGET, *args, "--prefix", str(work / "env"), cache=work / "pkgs")
         assert proc.returncode == 0, proc.stderr[-4000:]
     return project, work / "env", work
 
@@ -153,6 +153,49 @@ def test_conda_lock_itself_renders_the_pip_packages(upped: tuple[Path, Path, Pat
     ours = (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
     pip = sorted(line for line in rendered.splitlines() if line.startswith("# pip "))
     assert len(pip) == 3 and pip == sorted(line for line in ours.splitlines() if line.startswith("# pip "))
+
+
+#: Stands in for conda, which cannot be installed here: `create --file F` keeps the explicit file
+#: conda-lock rendered (no conda package is installed); `run ... pip ...` runs the real pip of this
+#: interpreter, with --target PREFIX/site (conda-lock runs `conda run --prefix P pip install ...`).
+FAKE_CONDA = """#!/bin/sh
+cmd="$1"; shift
+prefix=""; file=""; rest=""
+while [ $# -gt 0 ]; do
+  case "$1" in --prefix) prefix="$2"; shift;; --file) file="$2"; shift;; pip) shift; break;; esac; shift
+done
+case "$cmd" in
+  create) mkdir -p "$prefix/conda-meta" && cp "$file" "$prefix/explicit.txt";;
+  run) exec "{python}" -m pip "$@" --target "$prefix/site" --disable-pip-version-check --no-input;;
+  *) exit 3;;
+esac
+"""
+
+
+def test_conda_lock_install_installs_the_pip_packages(upped: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """`conda-lock install` on envspec's <t>.conda-lock.yml: conda-lock renders the `manager: pip`
+    entries as `# pip NAME @ URL#sha256=...` and hands them to pip (`--no-deps -r`), which installs
+    them, checking each URL's sha256. conda itself is a stand-in (FAKE_CONDA): the conda part of
+    `conda-lock install` is not exercised here, only what it is given."""
+    project, _, _ = upped
+    conda = tmp_path / "bin" / "conda"
+    conda.parent.mkdir()
+    conda.write_text(FAKE_CONDA.format(python=sys.executable), encoding="utf-8")
+    conda.chmod(0o755)
+    prefix = tmp_path / "env"
+    lockfile = project / "lockfiles" / f"{TARGET}.conda-lock.yml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "conda_lock", "install", "--conda", str(conda), "--prefix", str(prefix),
+         "--no-validate-platform", str(lockfile)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    received = (prefix / "explicit.txt").read_text(encoding="utf-8")
+    ours = (project / "lockfiles" / f"{TARGET}.lock").read_text(encoding="utf-8")
+    assert sorted(ln for ln in received.splitlines() if ln.startswith("# pip ")) == sorted(
+        ln for ln in ours.splitlines() if ln.startswith("# pip "))  # fmt: skip
+    installed = sorted(p.name for p in (prefix / "site").glob("*.dist-info"))
+    assert installed == ["envspec_demo-1.1.dist-info", "envspec_helper-0.2.dist-info", "envspec_native-1.0.dist-info"]
 
 
 def test_the_environment_imports_and_runs_the_pip_packages(upped: tuple[Path, Path, Path]) -> None:
@@ -246,6 +289,22 @@ def test_sdists_are_refused_unless_allowed(channel: Path, index: pypi_index.Inde
     assert proc.returncode == 0, proc.stderr
     (info,) = (tmp_path / "env" / "lib").glob("python3.*/site-packages/envspec_src-1.0.dist-info")
     assert (info / "INSTALLER").read_text(encoding="utf-8") == "envspec\n" and (info / "REQUESTED").exists()
+
+
+def test_an_index_serving_other_bytes_than_it_lists_fails_the_lock(channel: Path, tmp_path: Path) -> None:
+    """The page's #sha256= is pinned only if the file it serves has it: otherwise exit 6, one line
+    naming the file and the index, and no lockfile of the target is written."""
+    with pypi_index.serve(tmp_path / "index", PROJECTS[:3]) as bad:
+        wheel = bad.file("envspec_helper-0.2-py3-none-any.whl")
+        wheel.write_bytes(wheel.read_bytes() + b"\0")
+        project = make_project(tmp_path / "proj", ["envspec-demo"])
+        proc = child(project, "lock", "--target", TARGET, "--mirror", f"conda-forge={channel.as_uri()}",
+                     "--mirror", f"pypi={bad.url}", cache=tmp_path / "pkgs")  # fmt: skip
+    assert proc.returncode == 7, proc.stderr
+    error = next(line for line in proc.stderr.splitlines() if line.startswith("error:"))
+    assert f"the PyPI index {bad.url} lists sha256" in error and "envspec_helper-0.2-py3-none-any.whl" in error
+    assert not list((project / "lockfiles").glob(f"{TARGET}.*lock*")) if (project / "lockfiles").exists() else True
+    assert not (project / "lockfiles" / f"{TARGET}.pip.txt").exists()
 
 
 def test_mirror_credentials_are_used_but_never_written_or_printed(channel: Path, tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ def test_gate_error_offers_allow_cpu_only_when_the_gpu_is_all_that_is_missing() 
 def test_final_line_of_a_passing_run() -> None:
     state = replace(START, waived=("nvidia-gpu",), smoke_device="cpu", report_html=Path("/out/report/report.html"))
     results = tuple(up.StepResult(n, up.StepStatus.PASS) for n in up.STEP_NAMES)
-    assert up.final_line(up.Outcome(state, results)) == (
+    assert up.final_line(up.UpOutcome(state, results)) == (
         "up linux-cuda: PASS on cpu (--allow-cpu waived: nvidia-gpu); prefix /envs/sd; report /out/report/report.html"
     )
 
@@ -227,3 +227,33 @@ def test_an_unreachable_hub_in_the_models_step_says_how_to_go_on_without_the_mod
         raise ChannelUnreachable("cannot reach the Hub at https://huggingface.co", tip="check the network")
     assert err.value.tip == "check the network; or pass --no-models to smoke-test with the tiny offline model"
     assert err.value.exit_code == ExitCode.CHANNEL_UNREACHABLE
+
+
+def test_up_resolves_each_target_once_and_probes_once(
+    rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Target choice, doctor and the lock step share one record per target and one probe of the machine."""
+    import envspec.doctor.machine
+    from envspec.spec.load import Spec
+
+    resolved: list[str] = []
+    real_resolve = Spec._resolve
+    collected: list[bool] = []
+    real_collect = envspec.doctor.machine.collect_facts
+
+    def counting_resolve(self: Spec, name: str) -> object:
+        resolved.append(name)
+        return real_resolve(self, name)
+
+    def counting_collect(*args: object, **kwargs: object) -> object:
+        collected.append(True)
+        return real_collect(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Spec, "_resolve", counting_resolve)
+    monkeypatch.setattr(envspec.doctor.machine, "collect_facts", counting_collect)
+    argv = ["--spec", str(rendered / "envspec.yml"), "up", "--allow-cpu", "--locked", "--prefix", str(tmp_path / "e")]
+    assert main(argv) == ExitCode.CHECK_FAILED
+    assert "FAILED at lock" in capsys.readouterr().out  # the choice, the doctor and the lock step ran
+    targets = sorted(set(resolved))
+    assert len(targets) >= 2 and sorted(resolved) == targets, resolved  # every target, each once
+    assert len(collected) == 1

@@ -45,7 +45,7 @@ from envspec.doctor.probe import DistroFacts, PlatformFacts, ProbeResult, Record
 from envspec.doctor.recommend import Fit, rank_targets, recommend_target
 from envspec.doctor.resources import EnvEstimate, ModelsNeed, check_disk, check_memory, estimate_env_bytes
 from envspec.doctor.tools import LONG_PATHS_FIX, check_installer, check_xcode, install_commands, needs_compiler
-from envspec.spec.model import ResolvedTarget, Spec, load_spec
+from envspec.spec.load import ResolvedTarget, Spec, load_spec
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "doctor"
 REPO = Path(__file__).resolve().parents[2]

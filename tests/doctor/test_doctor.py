@@ -18,7 +18,7 @@ from envspec.doctor.probe import RecordedProbe
 from envspec.doctor.recommend import default_target, recommend_target
 from envspec.doctor.resources import estimate_env_bytes
 from envspec.errors import PlatformMismatch
-from envspec.spec.model import Spec, load_spec, parse_spec
+from envspec.spec.load import Spec, load_spec, parse_spec
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "doctor"
 GiB = 1024**3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -223,12 +224,27 @@ def test_system_probe_never_hangs(tmp_path: Path) -> None:
     assert echo is not None and (echo.returncode, echo.stdout, echo.stderr) == (3, "out\n", "err\n")
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("stream", ["", ">&2"])
+def test_a_command_that_prints_without_end_is_ended_at_the_output_cap(
+    tmp_path: Path, stream: str, bounded_memory: None
+) -> None:
+    """An endless nvidia-smi (or a conda that loops printing) must not fill memory until the timeout:
+    each stream is read up to OUTPUT_MAX_BYTES, then the command and its children are ended (reading it
+    all, as before, ends in MemoryError under bounded_memory, or at the timeout)."""
+    from envspec.doctor.probe import OUTPUT_MAX_BYTES, OVERFLOW_RETURNCODE
+
+    result = SystemProbe(timeout=120).run(["sh", "-c", f"yes envspec {stream}"])  # the timeout: a hang guard
+    assert result is not None and result.returncode == OVERFLOW_RETURNCODE, (result.returncode, result.stderr[:200])
+    assert f"more than {OUTPUT_MAX_BYTES} bytes" in result.stderr and result.stdout == ""
+
+
 def test_install_without_target_uses_the_recommended_target(
     project_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 5 item 2: `envspec install` without TARGET takes the doctor's recommendation (here a
     recorded Windows box with an NVIDIA GPU, so not this Linux machine's only linux-64 target)."""
-    from envspec.spec.model import load_spec
+    from envspec.spec.load import load_spec
 
     data = json.loads((DATA / "windows-cuda.json").read_text())
     assert load_spec(project_copy / "envspec.yml").resolve("win-cuda").subdir == "win-64"
@@ -250,3 +266,49 @@ def _alive(pid: int) -> bool:
             return False
         return True
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and devices are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_lockfile_that_is_no_regular_file_falls_back_to_the_default_estimate(
+    project_copy: Path, capsys: pytest.CaptureFixture[str], kind: str, bounded_memory: None
+) -> None:
+    import threading
+
+    main = recorded_main("linux-h100-580", disk_free=9 * 1024**3)
+    lock = project_copy / "lockfiles" / "linux-cuda.conda-lock.yml"
+    lock.parent.mkdir(exist_ok=True)
+    done = threading.Event()
+    if kind == "fifo":
+        os.mkfifo(lock)
+
+        def unblock() -> None:
+            # should the refusal break, a blocking open still ends, and reads a lockfile (the test fails)
+            one = {"name": "pytorch", "version": "2.8.0", "manager": "conda", "platform": "linux-64", "size": 1}
+            text = yaml.safe_dump({"version": 1, "package": [one]}).encode()
+            while not done.wait(2):
+                with contextlib.suppress(OSError):
+                    fd = os.open(lock, os.O_WRONLY | os.O_NONBLOCK)
+                    os.write(fd, text)
+                    os.close(fd)
+
+        threading.Thread(target=unblock, daemon=True).start()
+    else:
+        lock.symlink_to("/dev/zero")  # an endless read
+    try:
+        assert main(["--spec", str(project_copy / "envspec.yml"), "doctor", "--json"]) == 1
+    finally:
+        done.set()
+    disk = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "disk")
+    assert "default for a cuda environment" in disk["reason"]
+
+
+def test_text_from_the_machine_reaches_the_terminal_escaped(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads((DATA / "linux-h100-580.json").read_text())
+    smi = next(k for k in data["commands"] if k.startswith("nvidia-smi"))
+    data["commands"][smi]["stdout"] = "NVIDIA \x1b[2JH100\x9b31m, 580.65.06, 81559, 9.0\n"
+    data["files"]["/etc/os-release"] = 'ID=ubuntu\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu \u202eSTL 40.42"\n'
+    assert main(["--spec", str(repo / "envspec.yml"), "doctor"], probe=RecordedProbe(data)) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x9b\u202e"), out
+    assert "NVIDIA \\x1b[2JH100\\x9b31m" in out and "Ubuntu \\u202eSTL" in out

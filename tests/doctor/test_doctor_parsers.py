@@ -28,7 +28,7 @@ from envspec.doctor.machine import (
     parse_sysctl_flag,
 )
 from envspec.doctor.probe import ProbeResult, RecordedProbe, parse_os_release
-from envspec.spec.model import ResolvedTarget, load_spec
+from envspec.spec.load import ResolvedTarget, load_spec
 from envspec.versions import version_tuple
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from envspec.doctor.probe import RecordedProbe
 from envspec.doctor.recommend import default_target
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "doctor"

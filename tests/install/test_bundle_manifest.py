@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import ExitCode
-from envspec.install.bundle import BundleInvalid, parse_manifest
+from envspec.install.unbundle import BundleInvalid, parse_manifest
 
 SHA = "0" * 64
 GOOD = {"path": "conda/a-1-0.conda", "kind": "conda", "size": 3, "sha256": SHA, "url": "https://x/c/noarch/a-1-0.conda"}
@@ -71,8 +71,9 @@ def test_folders_left_by_killed_runs_are_removed(tmp_path: Path) -> None:
 
 
 def test_the_bundle_holds_exactly_the_locked_packages_and_wheels(tmp_path: Path) -> None:
-    from envspec.install.bundle import Member, Unpacked, check_against_lock
+    from envspec.install.bundle import Member
     from envspec.install.plan import ExplicitLock, LockEntry
+    from envspec.install.unbundle import Unpacked, check_against_lock
 
     pkg = LockEntry(url="https://c/conda-forge/noarch/a-1-0.conda", sha256="1" * 64)
     wheel = "https://files/x-1-py3-none-any.whl"

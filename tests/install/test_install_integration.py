@@ -353,7 +353,7 @@ def test_files_name_the_final_prefix_not_the_staging_folder(locked: Path, tmp_pa
     assert text == f"#!{prefix}/bin/python\nPREFIX={prefix}\n"
     for path in prefix.rglob("*"):
         if path.is_file():
-            assert b"envspec-new" not in path.read_bytes(), path
+            assert str(tmp_path / ".env~").encode() not in path.read_bytes(), path  # the staging folder
 
 
 def test_a_killed_install_leaves_no_prefix_and_the_next_run_cleans_up(locked: Path, tmp_path: Path) -> None:
@@ -377,9 +377,9 @@ def test_a_killed_install_leaves_no_prefix_and_the_next_run_cleans_up(locked: Pa
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(tmp_path.glob(".env.envspec-new-*")):
+    while time.monotonic() < deadline and not list(tmp_path.glob(".env~*")):
         time.sleep(0.005)
-    assert list(tmp_path.glob(".env.envspec-new-*")), "the install never started staging"
+    assert list(tmp_path.glob(".env~*")), "the install never started staging"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == ExitCode.INTERRUPTED, err

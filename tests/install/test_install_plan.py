@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import ExitCode, IntegrityError, PlatformMismatch, SpecError
-from envspec.install.execute import (
-    SIDECAR_DIR,
-    PrefixNotEnvironment,
-    cached_hashes,
-    check_prefix,
-    default_cache_dir,
-    fetch_all,
-)
+from envspec.install.execute import PrefixNotEnvironment, check_prefix
+from envspec.install.fetch import SIDECAR_DIR, cached_hashes, default_cache_dir, fetch_all
 from envspec.install.plan import (
     ExplicitLock,
     LockEntry,
@@ -323,16 +317,20 @@ def test_folders_of_killed_swaps_are_restored_or_removed(tmp_path: Path) -> None
     prefix = tmp_path / "env"
     older = tmp_path / f".env.envspec-old-{dead}-100"
     newer = tmp_path / f".env.envspec-old-{dead}-200"  # killed between the two renames: the environment
-    staging = tmp_path / f".env.envspec-new-{dead}-x"
-    for folder in (older, newer, staging):
+    staging = tmp_path / f".env~{dead}"
+    second = tmp_path / f".env~{dead}-1"
+    legacy = tmp_path / f".env.envspec-new-{dead}-x"  # named by envspec before 2026-12
+    for folder in (older, newer, staging, second, legacy):
         (folder / "conda-meta").mkdir(parents=True)
     (newer / "conda-meta" / "marker").write_text("the user's environment")
     removed = remove_stale_staging(prefix)
     assert (prefix / "conda-meta" / "marker").read_text() == "the user's environment"
-    assert sorted(removed) == sorted([older, staging])
+    assert sorted(removed) == sorted([older, staging, second, legacy])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["env"]
-    ours = tmp_path / f".env.envspec-old-{os.getpid()}-300"  # a live run's folder is left alone
+    ours = tmp_path / f".env.envspec-old-{os.getpid()}-300"  # a live run's folders are left alone
     ours.mkdir()
+    (tmp_path / f".env~{os.getpid()}").mkdir()
+    (tmp_path / ".env~12x").mkdir()  # not a pid: not ours
     assert remove_stale_staging(prefix) == [] and ours.is_dir()
 
 
@@ -345,7 +343,7 @@ def test_a_signal_inside_rattlers_link_callback_is_kept_not_swallowed() -> None:
     """py-rattler ignores what its reporter callback raises: a SIGTERM (KeyboardInterrupt) that lands
     there let the install run on and exit 0 (a flaky killed-install test). The reporter keeps it, and
     link() raises it once rattler returns."""
-    from envspec.install.execute import _reporter
+    from envspec.install.link import _reporter
 
     def interrupted_progress(line: str) -> None:
         raise KeyboardInterrupt
@@ -356,3 +354,17 @@ def test_a_signal_inside_rattlers_link_callback_is_kept_not_swallowed() -> None:
     calm = _reporter(2, lambda line: None)
     calm.on_link_complete(0)
     assert not calm.interrupted
+
+
+@pytest.mark.parametrize("name", ["env", "sd", "a-very-long-environment-name-for-stable-diffusion"])
+def test_staging_folder_names_stay_short(tmp_path: Path, name: str) -> None:
+    """Every file is linked inside the staging folder first: on Windows without long paths (260) its
+    name must add little to the prefix's path, whatever the prefix is called."""
+    from envspec.install.execute import _staging_dir
+
+    prefix = tmp_path / name
+    with _staging_dir(prefix) as first, _staging_dir(prefix) as second:
+        assert first.parent == second.parent == tmp_path and first != second
+        for staging in (first, second):
+            assert len(staging.name) <= 21 + len("-1")
+            assert len(str(staging)) <= len(str(prefix)) + 9 + len("-1")

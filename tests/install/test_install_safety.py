@@ -16,6 +16,7 @@ import os
 import sys
 import tarfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -28,9 +29,21 @@ from envspec.cli.main import main
 from envspec.errors import EnvspecError, ExitCode, SpecError, ToolFailed
 from envspec.install import execute
 from envspec.install.archive import ArchiveInvalid, validate_archive
-from envspec.install.execute import MARKER_FILE, PrefixNotEnvironment, check_prefix, fetch_all, write_marker
-from envspec.install.plan import Destination, ExplicitLock, LockEntry, parse_lock, plan_install
+from envspec.install.execute import PrefixNotEnvironment, check_prefix
+from envspec.install.fetch import fetch_all
+from envspec.install.link import MARKER_FILE, write_marker
+from envspec.install.plan import Destination, ExplicitLock, LockEntry, LockInput, parse_lock, plan_install
 from envspec.lock import explicit
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the install plan reads of a target (a ResolvedTarget has more)."""
+
+    name: str
+    subdir: str
+    variables: dict[str, str]
+
 
 REPO = Path(__file__).resolve().parents[2]
 CF = "https://conda.anaconda.org/conda-forge"
@@ -284,8 +297,9 @@ def test_generated_lockfiles_never_escape_as_a_traceback(lines: list[str], heade
     try:
         lock = parse_lock(text, "x.lock")
         plan = plan_install(
-            target_name="linux-cuda", target_subdir="linux-64", variables={}, lock_text=text, lock_source="x.lock",
-            conda_lock=None, host="linux-64", destination=Destination(Path("/tmp/envspec-never")), mirrors={},
+            Target("linux-cuda", "linux-64", {}),
+            LockInput(text, "x.lock"),
+            host="linux-64", destination=Destination(Path("/tmp/envspec-never")), mirrors={},
             tool="micromamba",
         )  # fmt: skip
     except SpecError as exc:

@@ -26,7 +26,7 @@ import pytest
 from envspec import download
 from envspec.cli.main import main
 from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError
-from envspec.install.execute import fetch_all
+from envspec.install.fetch import fetch_all
 from envspec.install.plan import ExplicitLock, LockEntry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -270,7 +270,7 @@ def test_with_conda_repairs_what_a_killed_swap_left(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid is a run that is gone
     old = tmp_path / f".env.envspec-old-{dead.pid}-100"
-    staging = tmp_path / f".env.envspec-new-{dead.pid}-x"
+    staging = tmp_path / f".env~{dead.pid}"
     for folder in (old, staging):
         (folder / "conda-meta").mkdir(parents=True)
     (old / "conda-meta" / "envspec.marker").write_text('{"created_by": "envspec"}')

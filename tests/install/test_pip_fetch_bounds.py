@@ -178,7 +178,7 @@ def test_conda_mirror_credentials_never_reach_the_origin_it_redirects_to(
     tmp_path: Path, two_origins: tuple[str, list[tuple[str, str | None]], str, list[tuple[str, str | None]]]
 ) -> None:
     from envspec import channels
-    from envspec.install.execute import fetch_all
+    from envspec.install.fetch import fetch_all
     from envspec.install.plan import ExplicitLock, LockEntry
 
     mirror, mirror_seen, _, cdn_seen = two_origins

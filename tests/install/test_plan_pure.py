@@ -4,6 +4,7 @@ refusal with its message and exit code (written against `nox -s mutants` survivo
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,11 @@ from envspec.install.plan import (
     Destination,
     ExplicitLock,
     LockEntry,
+    LockInput,
     add_conda_lock_hashes,
     check_platform,
     destination,
     envs_dir,
-    human_bytes,
     mirror_prefixes,
     mirrored_explicit_text,
     mirrored_url,
@@ -26,6 +27,16 @@ from envspec.install.plan import (
     state_json,
     tool_command,
 )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the install plan reads of a target (a ResolvedTarget has more)."""
+
+    name: str
+    subdir: str
+    variables: dict[str, str]
+
 
 CF = "https://conda.anaconda.org/conda-forge"
 MD5 = "00112233445566778899aabbccddeeff"
@@ -40,27 +51,6 @@ package:
    hash: {{md5: {MD5}, sha256: {SHA}}}}}
 - {{name: tqdm, version: 4.67.1, manager: conda, platform: linux-64, url: "{TQDM}", hash: {{md5: {MD5}}}}}
 """
-
-# ------------------------------------------------------------------------------- human_bytes
-
-
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [
-        (0, "0 B"),
-        (1023, "1023 B"),
-        (1024, "1.0 KiB"),
-        (1536, "1.5 KiB"),
-        (1024**2 - 1, "1024.0 KiB"),
-        (1024**2, "1.0 MiB"),
-        (5 * 1024**3, "5.0 GiB"),
-        (3 * 1024**4, "3072.0 GiB"),  # GiB is the largest unit
-        (-2048, "-2.0 KiB"),
-    ],
-)
-def test_human_bytes(n: int, text: str) -> None:
-    assert human_bytes(n) == text
-
 
 # ------------------------------------------------------------------------------- where
 
@@ -203,12 +193,8 @@ def test_an_invalid_conda_lock_file_is_named() -> None:
 def test_plan_install_refusals_name_the_file_and_target() -> None:
     with pytest.raises(PlatformMismatch) as err:
         plan_install(
-            target_name="t",
-            target_subdir="osx-64",
-            variables={},
-            lock_text=LOCK,
-            lock_source="l.lock",
-            conda_lock=None,
+            Target("t", "osx-64", {}),
+            LockInput(LOCK, "l.lock"),
             host="osx-64",
             destination=Destination(Path("/e")),
             mirrors={},
@@ -249,12 +235,8 @@ def test_state_json_exactly() -> None:
 def test_plan_install_exactly() -> None:
     dest = Destination(Path("/env"))
     plan = plan_install(
-        target_name="linux-cuda",
-        target_subdir="linux-64",
-        variables={"X": "1"},
-        lock_text=LOCK,
-        lock_source="lockfiles/linux-cuda.lock",
-        conda_lock=(CONDA_LOCK, "lockfiles/linux-cuda.conda-lock.yml"),
+        Target("linux-cuda", "linux-64", {"X": "1"}),
+        LockInput(LOCK, "lockfiles/linux-cuda.lock", (CONDA_LOCK, "lockfiles/linux-cuda.conda-lock.yml")),
         host="linux-64",
         destination=dest,
         mirrors={"conda-forge": "file:///m"},
@@ -273,12 +255,8 @@ def test_plan_install_exactly() -> None:
         f"file:///m/noarch/tqdm-4.67.1-pyhd8ed1ab_0.tar.bz2#sha256:{SHA}\n"
     )
     rattler = plan_install(
-        target_name="linux-cuda",
-        target_subdir="linux-64",
-        variables={},
-        lock_text=LOCK,
-        lock_source="l",
-        conda_lock=None,
+        Target("linux-cuda", "linux-64", {}),
+        LockInput(LOCK, "l"),
         host="linux-64",
         destination=dest,
         mirrors={},

@@ -23,7 +23,7 @@ import pytest
 from envspec.errors import ExitCode, IntegrityError, ToolFailed
 from envspec.install import wheels
 from envspec.install.wheels import LAYOUTS, Target, host_compiler, install_files, install_wheels
-from envspec.spec.model import Subdir
+from envspec.spec.schema import Subdir
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))

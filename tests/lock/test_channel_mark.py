@@ -24,11 +24,11 @@ import pytest
 
 from envspec.cli.main import main
 from envspec.lock import explicit
+from envspec.lock.conda_lock_job import synthetic_channel_packages
 from envspec.lock.conda_shim import REPORT_ENV, TEST_CHANNEL_LICENSE, TEST_CHANNEL_REPORT_KEY, _note_test_channel
-from envspec.lock.run import _test_channel_packages
 from envspec.project import Project
-from envspec.report.build import TEST_CHANNEL_TEXT, read_lock
-from envspec.spec.model import load_spec
+from envspec.report.inputs import TEST_CHANNEL_TEXT, read_lock
+from envspec.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"
@@ -55,14 +55,14 @@ def test_the_shim_notes_synthetic_records_in_its_report(tmp_path: Path) -> None:
     records = [record("pytorch", TEST_CHANNEL_LICENSE), record("python", TEST_CHANNEL_LICENSE), record("x", "MIT")]
     _note_test_channel(records, {REPORT_ENV: str(report)})
     assert json.loads(report.read_text()) == {TEST_CHANNEL_REPORT_KEY: ["python", "pytorch"]}
-    assert _test_channel_packages(report) == ["python", "pytorch"]
+    assert synthetic_channel_packages(report) == ["python", "pytorch"]
 
 
 def test_real_records_leave_no_report(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     _note_test_channel([record("pytorch", "BSD-3-Clause"), record("tzdata", None)], {REPORT_ENV: str(report)})
     assert not report.exists()
-    assert _test_channel_packages(report) == []
+    assert synthetic_channel_packages(report) == []
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_real_records_leave_no_report(tmp_path: Path) -> None:
 )
 def test_a_report_without_the_note_marks_nothing(tmp_path: Path, text: str) -> None:
     (tmp_path / "r.json").write_text(text)
-    assert _test_channel_packages(tmp_path / "r.json") == []
+    assert synthetic_channel_packages(tmp_path / "r.json") == []
 
 
 def test_the_note_is_a_header_field_of_the_explicit_file() -> None:

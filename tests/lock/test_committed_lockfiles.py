@@ -40,7 +40,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from envspec.cli.main import main
 from envspec.lock import explicit, pypi_mapping
-from envspec.spec.model import ResolvedTarget, load_spec
+from envspec.spec.load import ResolvedTarget, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 LOCKFILES = REPO / "lockfiles"

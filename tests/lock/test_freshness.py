@@ -9,7 +9,7 @@ import pytest
 from envspec.errors import CheckFailed, ExitCode, SpecError
 from envspec.lock.freshness import LockAction, LockMode, ensure_lockfile, lock_action
 from envspec.project import Project
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 
 @pytest.mark.parametrize(

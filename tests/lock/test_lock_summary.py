@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from envspec.lock import condalock
-from envspec.lock.run import _summarise
-from envspec.report import build as report
-from envspec.spec.model import TORCH_PACKAGE
+from envspec.lock.conda_lock_job import summarise
+from envspec.report import inputs
+from envspec.spec.schema import TORCH_PACKAGE
 
 
 def _entry(name: str, version: str, build: str, platform: str = "linux-64") -> str:
@@ -33,8 +33,11 @@ def test_the_torch_build_is_pytorch_s_not_libtorch_s() -> None:
 
 
 def test_lock_table_and_report_read_the_same_torch() -> None:
-    assert _summarise(LOCK, "linux-64") == (3, "2.9.1 cuda129_mkl_py312_h2222222_300")
-    assert report.parse_conda_lock(LOCK, "linux-64") == (3, "2.9.1", "cuda129_mkl_py312_h2222222_300")
+    assert summarise(condalock.read_conda_lock(LOCK, "lock"), "linux-64") == (
+        3,
+        "2.9.1 cuda129_mkl_py312_h2222222_300",
+    )
+    assert inputs.parse_conda_lock(LOCK, "linux-64") == (3, "2.9.1", "cuda129_mkl_py312_h2222222_300")
 
 
 def test_without_pytorch_there_is_no_torch_build() -> None:

@@ -11,7 +11,7 @@ from envspec.errors import SpecError
 from envspec.lock import explicit
 from envspec.lock.conda_shim import parse_command, target_virtual_packages
 from envspec.lock.diff import diff_packages, markdown
-from envspec.lock.plan import Action, LockInput, PlanError, Stored, plan, staleness
+from envspec.lock.plan import Action, LockInput, LockPlanError, Stored, plan, staleness
 
 # ------------------------------------------------------------------------------- plan
 
@@ -76,12 +76,12 @@ def test_plan_update_of_an_indirect_dependency_is_an_error() -> None:
     a = LockInput("a", "linux-64", b"e", b"v", ("c",), frozenset({"diffusers"}))
     stored = {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers", "colorama"}))}
     assert plan([a], stored, update=["diffusers"])[0].action is Action.UPDATE
-    with pytest.raises(PlanError, match=r"colorama.*does not request it directly"):
+    with pytest.raises(LockPlanError, match=r"colorama.*does not request it directly"):
         plan([a], stored, update=["colorama"])
 
 
 def test_spec_names() -> None:
-    from envspec.lock.run import spec_name
+    from envspec.lock.jobs import spec_name
 
     assert [spec_name(s) for s in ("pytorch=*=cuda*", "huggingface_hub>=0.34", "conda-forge::tqdm", "numpy 2.*")] == [
         "pytorch",
@@ -93,7 +93,7 @@ def test_spec_names() -> None:
 
 def test_plan_update_of_unknown_package_is_an_error() -> None:
     a = _inp("a")
-    with pytest.raises(PlanError, match="nosuchpkg"):
+    with pytest.raises(LockPlanError, match="nosuchpkg"):
         plan([a], {"a": Stored(a.digest(), a.digest(), frozenset({"diffusers"}))}, update=["nosuchpkg"])
 
 
@@ -236,7 +236,7 @@ def test_diff_markdown() -> None:
 
 def test_solver_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from envspec.errors import ToolFailed
-    from envspec.lock.run import resolve_solver
+    from envspec.lock.conda_lock_process import resolve_solver
 
     default = resolve_solver(None, tmp_path)
     assert default.executable.name.startswith("envspec-conda") and default.executable.is_file()
@@ -252,18 +252,19 @@ def test_solver_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
     from envspec.errors import ChannelUnreachable, ToolFailed, UnsatisfiableError
-    from envspec.lock.run import LockJob, _classify_failure
+    from envspec.lock.failures import classify_failure
+    from envspec.lock.jobs import LockJob
 
     job = LockJob(
         "win-cuda", "win-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "l.yml",
         tmp_path / "l.lock", ("https://conda.anaconda.org/conda-forge",), _inp("win-cuda"),
     )  # fmt: skip
     no_report = tmp_path / "missing.json"
-    err = _classify_failure(job, no_report, "LibMambaUnsatisfiableError: nothing provides __cuda", 1)
+    err = classify_failure(job, no_report, "LibMambaUnsatisfiableError: nothing provides __cuda", 1)
     assert isinstance(err, UnsatisfiableError) and "win-cuda" in err.message
-    err = _classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
+    err = classify_failure(job, no_report, "CondaHTTPError: HTTP 000 CONNECTION FAILED", 1)
     assert isinstance(err, ChannelUnreachable) and "conda-forge" in err.message and "--mirror" in (err.tip or "")
-    assert isinstance(_classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
+    assert isinstance(classify_failure(job, no_report, "KeyError: 'x'", 1), ToolFailed)
     # a solver that is no conda: conda-lock's traceback is cut down to the exception that ended it
     traceback = """Traceback (most recent call last):
   File "/x/conda_lock/conda_solver.py", line 361, in solve_specs_for_arch
@@ -271,13 +272,13 @@ def test_real_conda_failures_are_classified(tmp_path: Path) -> None:
           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
 RuntimeError: Failed to parse json: ''
 """
-    err = _classify_failure(job, no_report, "INFO: solving\n" + traceback, 1)
+    err = classify_failure(job, no_report, "INFO: solving\n" + traceback, 1)
     assert isinstance(err, ToolFailed)
     assert err.message == "conda-lock failed for target win-cuda (exit 1): RuntimeError: Failed to parse json: ''"
 
 
 def test_conflict_tree_becomes_one_readable_line() -> None:
-    from envspec.lock.run import _flatten_tree
+    from envspec.lock.failures import flatten_tree
 
     tree = """Cannot solve the request because of: The following packages are incompatible
 ├─ __cuda * can be installed with any of the following options:
@@ -285,7 +286,7 @@ def test_conflict_tree_becomes_one_readable_line() -> None:
 └─ cuda-version 13.0.* cannot be installed because there are no viable options:
    └─ cuda-version 13.0 would constrain
       └─ __cuda >=13.0, which conflicts with any installable versions previously reported"""
-    assert _flatten_tree(tree) == (
+    assert flatten_tree(tree) == (
         "The following packages are incompatible: __cuda * can be installed with any of the following options: "
         "__cuda 12.9; cuda-version 13.0.* cannot be installed because there are no viable options: "
         "cuda-version 13.0 would constrain __cuda >=13.0, which conflicts with any installable versions previously "
@@ -310,7 +311,9 @@ def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
 def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    from envspec.lock.run import TIMEOUT_ENV, LockJob, lock_jobs
+    from envspec.lock.conda_lock_process import TIMEOUT_ENV
+    from envspec.lock.jobs import LockJob
+    from envspec.lock.run import lock_jobs
 
     env_file, vpkg_file = tmp_path / "environment-t.yml", tmp_path / "t.virtual-packages.yml"
     env_file.write_text("dependencies: [python]\n")
@@ -337,8 +340,9 @@ def test_check_and_update_together_is_a_usage_error(capsys: pytest.CaptureFixtur
 
 def test_a_run_that_exits_0_without_output_is_a_tool_failure(tmp_path: Path) -> None:
     from envspec.errors import ToolFailed
+    from envspec.lock.conda_lock_job import Prepared, finish
+    from envspec.lock.jobs import LockJob
     from envspec.lock.plan import Action, PlanItem
-    from envspec.lock.run import LockJob, Prepared, finish
 
     channels = ("file:///c",)
     job = LockJob(
@@ -357,7 +361,7 @@ def test_a_run_that_exits_0_without_output_is_a_tool_failure(tmp_path: Path) -> 
 
 def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> None:
     from envspec.lock.diff import packages_of
-    from envspec.lock.run import LockJob, read_stored
+    from envspec.lock.jobs import LockJob, read_stored
 
     damaged = "version: 1\npackage: [\n"
     with pytest.raises(SpecError, match=r"HEAD:lockfiles/t.conda-lock.yml: not a conda-lock.yml"):
@@ -375,7 +379,7 @@ def test_a_damaged_conda_lock_file_is_a_spec_error_naming_it(tmp_path: Path) -> 
 
 
 def test_a_conda_lock_file_that_is_not_utf8_is_a_spec_error(tmp_path: Path) -> None:
-    from envspec.lock.run import LockJob, read_stored
+    from envspec.lock.jobs import LockJob, read_stored
 
     job = LockJob(
         "t", "linux-64", tmp_path, tmp_path / "e.yml", tmp_path / "v.yml", tmp_path / "t.conda-lock.yml",

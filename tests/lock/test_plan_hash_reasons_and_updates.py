@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from envspec.lock.plan import INPUT_HASH_VERSION, Action, LockInput, PlanError, PlanItem, Stored, plan, staleness
+from envspec.lock.plan import INPUT_HASH_VERSION, Action, LockInput, LockPlanError, PlanItem, Stored, plan, staleness
 
 ENV = b"name: sd\ndependencies: [python=3.11]\n"
 VPKG = b'subdirs: {linux-64: {packages: {__cuda: "12.9"}}}\n'
@@ -147,7 +147,7 @@ def test_update_with_every_target_stale_solves_all() -> None:
 
 def test_update_of_an_unknown_package_names_each_missing_one() -> None:
     a = _inp("a")
-    with pytest.raises(PlanError) as err:
+    with pytest.raises(LockPlanError) as err:
         plan([a], {"a": _fresh(a, {"numpy"})}, update=["numpy", "foo", "bar"])
     assert str(err.value) == "--update foo bar: not a package of any selected target's lockfile"
     assert isinstance(err.value, ValueError)
@@ -155,13 +155,13 @@ def test_update_of_an_unknown_package_names_each_missing_one() -> None:
 
 def test_update_with_unread_packages_finds_nothing() -> None:
     a = _inp("a")
-    with pytest.raises(PlanError, match=r"^--update numpy: not a package"):
+    with pytest.raises(LockPlanError, match=r"^--update numpy: not a package"):
         plan([a], {"a": _fresh(a)}, update=["numpy"])  # packages=None: the lock was not read
 
 
 def test_update_of_indirect_dependencies_message() -> None:
     a = _inp("a", frozenset({"diffusers"}))
-    with pytest.raises(PlanError) as err:
+    with pytest.raises(LockPlanError) as err:
         plan([a], {"a": _fresh(a, {"diffusers", "colorama", "tqdm"})}, update=["colorama", "tqdm"])
     assert str(err.value) == (
         "--update colorama tqdm: target a does not request it directly, and conda-lock can only update "

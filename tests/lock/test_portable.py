@@ -25,7 +25,7 @@ from envspec.channels import (
 from envspec.errors import SpecError
 from envspec.lock import commit
 from envspec.lock.conda_shim import canonical_url, route
-from envspec.lock.run import make_jobs
+from envspec.lock.jobs import make_jobs
 
 CF = "https://conda.anaconda.org/conda-forge"
 
@@ -192,20 +192,21 @@ def test_a_commit_killed_at_any_instant_is_all_old_or_all_new(
     folder.mkdir()
     for path, text in _files(folder, "old"):
         path.write_text(text)
-    real_write = commit._write_synced
+    real_write = commit._write_all_synced
     writes = []
 
-    def write(path: Path, data: bytes, mode: int) -> None:
-        writes.append(path)
-        if step == "write-1" and len(writes) == 2:
-            raise Killed
-        real_write(path, data, mode)
+    def write(files: list[tuple[Path, bytes, int]]) -> None:  # one by one: a kill may land between two
+        for item in files:
+            writes.append(item[0])
+            if step == "write-1" and len(writes) == 2:
+                raise Killed
+            real_write([item])
 
     def pause(at: str) -> None:
         if at == step:
             raise Killed
 
-    monkeypatch.setattr(commit, "_write_synced", write)
+    monkeypatch.setattr(commit, "_write_all_synced", write)
     monkeypatch.setattr(commit, "_pause", pause)
     with contextlib.suppress(Killed):
         commit.commit(folder, _files(folder, "new"))
@@ -258,3 +259,29 @@ def test_a_foreign_journal_is_dropped(tmp_path: Path) -> None:
     assert not commit.pending(tmp_path)
     (tmp_path / commit.JOURNAL_NAME).write_text(json.dumps({"version": 99, "renames": []}))
     assert commit.recover(tmp_path) == []
+
+
+def test_the_staged_files_are_made_durable_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every temp is written first, then all are fsynced at once (a journaling file system flushes
+    once for them all); the call returns only when each is durable, each with its mode."""
+    import os
+    import threading
+
+    files = [(tmp_path / f"f{n}", f"text {n}".encode(), 0o640 if n else 0o600) for n in range(3)]
+    # passes only when three fsyncs are under way at once (the time-out only ends a hang: one at a time)
+    together = threading.Barrier(3, timeout=600)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        together.wait()
+        real_fsync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    commit._write_all_synced(files)
+    monkeypatch.undo()
+    assert len(synced) == 3
+    assert [p.read_bytes() for p, _, _ in files] == [d for _, d, _ in files]
+    if os.name == "posix":  # (Windows modes are read-only or not)
+        assert [p.stat().st_mode & 0o777 for p, _, _ in files] == [m for _, _, m in files]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from envspec.errors import ChannelUnreachable, ExitCode, UnsatisfiableError
+from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError, ToolFailed, UnsatisfiableError
 from envspec.lock import pypi, pypi_merge
 from envspec.lock.condalock import read_pip_packages
 
@@ -265,3 +265,186 @@ def test_exclude_newer_dates_pypi_and_keeps_condas_stand_ins(tmp_path: Path) -> 
         work=tmp_path / "work", cache=tmp_path / "uv-cache",
     )  # fmt: skip
     assert [f"{p.name}=={p.version}" for p in packages] == ["accelerate==1.7.0"]
+
+
+# ---------------------------------------------------------------------------------------------
+# No build before consent (#21): a build backend runs only for a project pip_allow_sdist names,
+# and only when no wheel of it fits
+# ---------------------------------------------------------------------------------------------
+
+
+def _sdist(markers: Path, name: str, version: str, *requires: str) -> pypi_index.Project:
+    """An sdist whose metadata only its build backend can tell; the backend writes ``markers/NAME-VERSION``."""
+    marker = str(markers / f"{name}-{version}")
+    return pypi_index.Project(name, version, requires=requires, sdist_only=True, build_marker=marker)
+
+
+@pytest.fixture
+def sdists(tmp_path: Path) -> Iterator[tuple[pypi_index.Index, Path]]:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    projects = [
+        pypi_index.Project("envspec-helper", "0.2"),
+        _sdist(markers, "envspec-good", "1.0", "envspec-helper"),  # allowed, no wheel
+        _sdist(markers, "envspec-good-too", "1.0"),  # allowed, no wheel
+        _sdist(markers, "envspec-evil", "1.0"),  # not allowed, no wheel
+        pypi_index.Project("envspec-mixed", "1.0"),  # a wheel, and a newer release only as an sdist
+        _sdist(markers, "envspec-mixed", "1.1"),
+    ]
+    with pypi_index.serve(tmp_path / "idx", projects) as served:
+        yield served, markers
+
+
+def _finish(
+    idx: pypi_index.Index, tmp_path: Path, requirements: tuple[str, ...], allow: set[str],
+    verified: set[tuple[str, str]] | None = None,
+) -> str:  # fmt: skip
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    job = pypi.PipJob(requirements, frozenset(allow), pypi.pip_index({"pypi": idx.url}), frozenset({"pytorch"}))
+    _, _, pip_txt = pypi.finish(
+        job, target="linux-cuda", subdir=SUBDIR, input_hash="sha256:x", lock_text=conda_lock_text(),
+        explicit_text="@EXPLICIT\n", virtual_packages=VPKG.encode(), work=work, verified=verified,
+    )  # fmt: skip
+    return pip_txt
+
+
+def test_the_build_backend_of_a_project_nobody_allowed_never_runs(
+    sdists: tuple[pypi_index.Index, Path], tmp_path: Path
+) -> None:
+    """pip_allow_sdist: [envspec-good] used to drop --no-build for every project, so envspec-evil's
+    backend ran (uv asks it for the metadata) before the refusal. Now it never runs: exit 4, naming
+    it and the fix."""
+    idx, markers = sdists
+    with pytest.raises(UnsatisfiableError) as info:
+        _finish(idx, tmp_path, ("envspec-good", "envspec-evil"), {"envspec-good"})
+    line = info.value.one_line()
+    assert info.value.exit_code == ExitCode.UNSATISFIABLE and "\n" not in line
+    assert "envspec-evil" in line and "pip_allow_sdist: [envspec-evil]" in line, line
+    assert not (markers / "envspec-evil-1.0").exists()
+
+
+def test_an_allowed_project_is_built_only_when_no_wheel_of_it_fits(
+    sdists: tuple[pypi_index.Index, Path], tmp_path: Path
+) -> None:
+    """envspec-mixed is allowed too, but its 1.0 wheel fits: that is locked and nothing of it is built
+    (before, uv built 1.1's metadata and took the sdist). envspec-good and envspec-good-too have no
+    wheel: they alone are built (uv names one per run; each run lets through what it named)."""
+    idx, markers = sdists
+    allow = {"envspec-good", "envspec-good-too", "envspec-mixed"}
+    pip_txt = _finish(idx, tmp_path, ("envspec-good", "envspec-good-too", "envspec-mixed"), allow)
+    pins = [line.split(" ")[0] for line in pip_txt.splitlines() if line and not line.startswith("#")]
+    assert pins == ["envspec-good==1.0", "envspec-good-too==1.0", "envspec-helper==0.2", "envspec-mixed==1.0"]
+    assert sorted(p.name for p in markers.iterdir()) == ["envspec-good-1.0", "envspec-good-too-1.0"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded at lock time (#21): uv's memory, whatever the index serves
+# ---------------------------------------------------------------------------------------------
+
+
+def _inflating_wheel(folder: Path, mib: int) -> str:
+    """``envspec-bigmeta`` 1.0: a ~0.3 MB wheel whose METADATA inflates to ``mib`` MiB, and no PEP 658
+    file beside it, so uv reads (and inflates) the METADATA out of the wheel. Written in chunks."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "envspec_bigmeta-1.0-py3-none-any.whl"
+    info = "envspec_bigmeta-1.0.dist-info"
+    chunk = (b"x" * 1023 + b"\n") * 1024
+    with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(f"{info}/METADATA", "w") as meta:
+            meta.write(b"Metadata-Version: 2.1\nName: envspec-bigmeta\nVersion: 1.0\n\n")
+            for _ in range(mib):
+                meta.write(chunk)
+        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{info}/RECORD", "")
+    return name
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uv's memory is capped on Linux (prlimit)")
+def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel whose METADATA inflates to 100 MiB made uv take 168-185 MiB (uv 0.13.10), and a larger
+    one more, without end. uv's data is capped at ENVSPEC_LOCK_MEMORY: here 256 MiB, which the same
+    lock of an ordinary package stays far below, and the big METADATA fails it in one line, exit 6."""
+    _inflating_wheel(tmp_path / "idx" / "files", 100)
+    monkeypatch.setenv("ENVSPEC_LOCK_MEMORY", str(256 << 20))
+    monkeypatch.setenv("ENVSPEC_LOCK_TIMEOUT", "120")  # a uv that hung at the cap would end here
+    with pypi_index.serve(tmp_path / "idx", [pypi_index.Project("envspec-helper", "0.2")]) as idx:
+
+        def lock(requirement: str, work: str) -> list[str]:
+            packages = pypi_merge.resolve(
+                job(idx, requirement), target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(),
+                vpkg_text=VPKG, work=tmp_path / work,
+            )  # fmt: skip
+            return [f"{p.name}=={p.version}" for p in packages]
+
+        assert lock("envspec-helper", "ok") == ["envspec-helper==0.2"]
+        with pytest.raises(ToolFailed) as info:
+            lock("envspec-bigmeta", "big")
+    line = info.value.one_line()
+    assert info.value.exit_code == ExitCode.TOOL_FAILED and "\n" not in line
+    assert "uv ran out of the 256 MiB it may use (ENVSPEC_LOCK_MEMORY)" in line and idx.url in line, line
+
+
+def test_a_bad_memory_limit_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from envspec.errors import SpecError
+    from envspec.lock import pypi_bounds
+
+    for value in ("lots", "1e309", "-1", "0"):
+        with pytest.raises(SpecError, match=f"ENVSPEC_LOCK_MEMORY={value!r} is not a positive number"):
+            pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": value})
+    assert pypi_bounds.memory_limit({}) == 1 << 30 and pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": "3e9"}) == 3e9
+
+
+# ---------------------------------------------------------------------------------------------
+# Verify what is pinned (#21): the bytes the index serves, not the hash it lists
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_index_listing_a_wrong_sha256_fails_the_lock_naming_the_file_and_the_index(tmp_path: Path) -> None:
+    """uv pins the #sha256= the page lists (with PEP 658 metadata it never downloads the wheel): the
+    lock wrote a pin no install could meet. Now every pinned file is downloaded and hashed: exit 7."""
+    projects = [pypi_index.Project("envspec-demo", "1.0", requires=("envspec-helper",)),
+                pypi_index.Project("envspec-helper", "0.2")]  # fmt: skip
+    with pypi_index.serve(tmp_path / "idx", projects) as idx:
+        wheel = idx.file("envspec_helper-0.2-py3-none-any.whl")
+        wheel.write_bytes(wheel.read_bytes() + b"\0")  # not what the page's #sha256= says
+        with pytest.raises(IntegrityError) as info:
+            _finish(idx, tmp_path, ("envspec-demo",), set())
+    line = info.value.one_line()
+    assert info.value.exit_code == ExitCode.INTEGRITY and "\n" not in line
+    assert f"the PyPI index {idx.url} lists sha256" in line and "envspec_helper-0.2-py3-none-any.whl" in line, line
+    assert "nothing was written" in line
+    assert {r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")} == {
+        "/files/envspec_demo-1.0-py3-none-any.whl", "/files/envspec_helper-0.2-py3-none-any.whl"}  # fmt: skip
+    assert not list((tmp_path / "work").iterdir())  # the downloads are gone
+
+
+def test_what_the_lock_pins_is_what_the_index_serves(tmp_path: Path) -> None:
+    """The same index, untampered: each pinned file was fetched once and matched its pin; a second
+    target of the same run fetches only what the first one did not check."""
+    projects = [pypi_index.Project("envspec-demo", "1.0", requires=("envspec-helper",)),
+                pypi_index.Project("envspec-helper", "0.2"), pypi_index.Project("envspec-other", "1.0")]  # fmt: skip
+    verified: set[tuple[str, str]] = set()
+    with pypi_index.serve(tmp_path / "idx", projects) as idx:
+        pip_txt = _finish(idx, tmp_path, ("envspec-demo",), set(), verified)
+        fetched = [r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")]
+        assert sorted(fetched) == [
+            "/files/envspec_demo-1.0-py3-none-any.whl",
+            "/files/envspec_helper-0.2-py3-none-any.whl",
+        ]
+        assert "envspec-helper==0.2 --hash=sha256:" in pip_txt and len(verified) == 2
+        idx.requests.clear()
+        _finish(idx, tmp_path, ("envspec-demo", "envspec-other"), set(), verified)
+        assert [r for r in idx.requests if r.startswith("/files/") and r.endswith(".whl")] == [
+            "/files/envspec_other-1.0-py3-none-any.whl"]  # fmt: skip
+
+
+def test_the_pin_check_is_bounded_by_the_package_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock's downloads go through the one downloader: ENVSPEC_MAX_PACKAGE_BYTES caps them too."""
+    monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", "100")
+    cap = r"envspec_helper-0.2-py3-none-any.whl from the PyPI index .* larger than the 100 byte cap"
+    served = pypi_index.serve(tmp_path / "idx", [pypi_index.Project("envspec-helper", "0.2")])
+    with served as idx, pytest.raises(ToolFailed, match=cap + r" \(ENVSPEC_MAX_PACKAGE_BYTES"):
+        _finish(idx, tmp_path, ("envspec-helper",), set())

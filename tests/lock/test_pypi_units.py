@@ -16,7 +16,7 @@ from envspec.install import pip as install_pip
 from envspec.lock import pypi, pypi_mapping, pypi_merge, pypi_resolve
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.plan import LockInput, Stored, staleness
-from envspec.spec.model import parse_spec
+from envspec.spec.load import parse_spec
 
 SPEC = Path(__file__).resolve().parents[2] / "envspec.yml"
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -71,7 +71,7 @@ def test_rendered_environment_file_has_a_pip_section(project_copy: Path) -> None
 
     spec_path = project_copy / "envspec.yml"
     spec_path.write_text(spec_with("", "['envspec-demo==1.0', 'winonly; sys_platform == \"win32\"']"))
-    from envspec.spec.model import load_spec
+    from envspec.spec.load import load_spec
 
     project = Project(project_copy)
     apply(project, plan_render(load_spec(spec_path), project))
@@ -267,7 +267,13 @@ def test_the_uv_command_puts_the_stand_ins_first_and_no_credential_on_it(
     assert cmd[cmd.index("--index-strategy") + 1] == "first-index"
     assert cmd[cmd.index("--python-platform") + 1] == "aarch64-apple-darwin"
     assert "s3cret" not in " ".join(cmd)
-    assert "--no-build" not in pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x"})), tmp_path, "file:///s")
+    # pip_allow_sdist alone builds nothing: --no-build until uv says an allowed project has no wheel,
+    # then --only-binary :all: with exactly that project let through
+    assert "--no-build" in pypi_resolve.uv_command(_request(allow_sdist=frozenset({"x", "y"})), tmp_path, "file:///s")
+    built = pypi_resolve.uv_command(
+        _request(allow_sdist=frozenset({"x", "y"})), tmp_path, "file:///s", frozenset({"x"})
+    )
+    assert "--no-build" not in built and " ".join(built).endswith("--only-binary :all: --no-binary x")
     upgrade = pypi_resolve.uv_command(_request(upgrade=("envspec-demo",)), tmp_path, "file:///s")
     assert upgrade[upgrade.index("--upgrade-package") + 1] == "envspec-demo"
     assert "--exclude-newer" not in cmd
@@ -428,6 +434,14 @@ hint: Wheels are required for `envspec-src` because building from source is disa
 """  # noqa: E501
 
 
+def test_the_projects_uv_says_need_a_build_are_read_from_its_hint_or_its_explanation() -> None:
+    """What decides a second uv run letting exactly those projects be built (if pip_allow_sdist names them)."""
+    assert pypi_resolve.needs_build(UV_SDIST) == {"envspec-src"}
+    no_hint = UV_SDIST.split("\nhint:", 1)[0].replace("envspec-src", "Envspec_Src")
+    assert pypi_resolve.needs_build(no_hint) == {"envspec-src"}
+    assert pypi_resolve.needs_build(UV_CONFLICT) == set()
+
+
 def test_uvs_conflict_becomes_one_line_naming_the_chain_and_the_conda_package() -> None:
     torch = pypi_resolve.Provided("torch", "2.7.1", pypi_resolve.CondaRecord("pytorch", "2.7.1", "cuda129_mkl_h_304"))
     line = pypi_resolve.explain(UV_CONFLICT, [torch])
@@ -556,19 +570,48 @@ def test_nvidia_ml_py_is_no_torch_runtime_wheel() -> None:
     pypi.check_not_twice("t", nvml, frozenset({"python", "pytorch"}))
 
 
+def test_torch_cuda_13_runtime_wheels_are_refused_beside_condas_pytorch() -> None:
+    """torch 2.11+ on PyPI brings CUDA 13 through cuda-toolkit's extras: wheels without a -cu13 suffix
+    (nvidia-cuda-runtime, nvidia-cufft...). Asked for directly beside conda's pytorch: refused by name."""
+    wheel = "http://i/{}-13.0.96-py3-none-manylinux_2_27_x86_64.whl"
+    for name in ("nvidia-cuda-runtime", "nvidia-cufft", "nvidia-nvjitlink", "nvidia-cudnn-cu13"):
+        cuda13 = [PipPackage(name, "13.0.96", wheel.format(name.replace("-", "_")), "a" * 64)]
+        with pytest.raises(UnsatisfiableError, match=f"install {name} from PyPI: PyPI torch's own CUDA runtime"):
+            pypi.check_not_twice("t", cuda13, frozenset({"python", "pytorch"}))
+
+
 def test_the_runtime_names_are_those_pypi_torch_lists() -> None:
-    """Every non-extra requirement of the recorded PyPI torch wheels that is not a plain Python
-    library is in TORCH_RUNTIME_WHEELS, and every name there looks like one of torch's."""
+    """TORCH_RUNTIME_WHEELS is exactly what the recorded PyPI torch wheels (2.7.1 and 2.9.0: CUDA 12;
+    2.13.0: CUDA 13) require that is not a plain Python library, plus what the extras they ask of
+    cuda-toolkit (recorded too) require: the CUDA 13 library wheels, which carry no -cu13 suffix."""
     from packaging.requirements import Requirement
 
     recorded = Path(__file__).resolve().parents[1] / "data" / "pypi" / "metadata"
-    listed: set[str] = set()
-    for path in recorded.glob("torch-*.metadata"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("Requires-Dist:") and "extra ==" not in line:
-                listed.add(pypi_resolve.canonical(Requirement(line.split(":", 1)[1]).name))
-    runtime = {n for n in listed if n.startswith(("nvidia-", "triton", "cuda-"))}
-    assert len(runtime) >= 15 and runtime <= pypi.TORCH_RUNTIME_WHEELS
+
+    def requires(path: Path) -> list[Requirement]:
+        text = path.read_text(encoding="utf-8")
+        return [Requirement(line.split(":", 1)[1]) for line in text.splitlines() if line.startswith("Requires-Dist:")]
+
+    linux = {
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "python_version": "3.12",
+    }
+    torch = [r for path in recorded.glob("torch-*.metadata") for r in requires(path)]
+    direct = [r for r in torch if r.marker is None or r.marker.evaluate({**linux, "extra": ""})]
+    listed = {pypi_resolve.canonical(r.name) for r in direct}
+    extras = {e for r in direct if r.name == "cuda-toolkit" for e in r.extras}
+    assert {"cublas", "cudart", "cufft"} <= extras, extras  # torch 2.13.0 asks for cuda-toolkit[cublas,...]
+    (toolkit,) = recorded.glob("cuda_toolkit-*.metadata")
+    listed |= {
+        pypi_resolve.canonical(r.name)
+        for r in requires(toolkit)
+        if r.marker is not None and any(r.marker.evaluate({**linux, "extra": e}) for e in extras)
+    }
+    python_libraries = {"filelock", "typing-extensions", "setuptools", "sympy", "networkx", "jinja2", "fsspec"}
+    assert listed - python_libraries == pypi.TORCH_RUNTIME_WHEELS
+    assert {"nvidia-cuda-runtime", "nvidia-cudnn-cu13", "nvidia-nvjitlink"} <= pypi.TORCH_RUNTIME_WHEELS
     assert "nvidia-ml-py" not in pypi.TORCH_RUNTIME_WHEELS
 
 
@@ -584,3 +627,19 @@ def test_the_resolver_version_is_an_input_of_the_hash_and_the_stamp(
     before = stamp.digest(tmp_path, tmp_path / "envspec.yml", [], {})
     monkeypatch.setattr(stamp, "resolver_version", lambda: "uv 99.0.0")
     assert stamp.digest(tmp_path, tmp_path / "envspec.yml", [], {}) != before
+
+
+def test_pin_verification_sends_the_index_credentials_to_the_index_host_only() -> None:
+    """The lock downloads every pinned file (envspec.lock.pypi_verify): a private index's credentials
+    go to that index's host, never to where its pages point elsewhere (PyPI's files host, a CDN)."""
+    import base64
+
+    from envspec.lock import pypi_verify
+
+    index = pypi.pip_index({"pypi": "https://me:s3cret@mirror.example/pypi/simple"})
+    headers = pypi_verify._headers_for(index)
+    token = base64.b64encode(b"me:s3cret").decode()
+    assert headers("https://mirror.example/pypi/files/a-1.0-py3-none-any.whl") == {"Authorization": f"Basic {token}"}
+    assert headers("https://files.example/a-1.0-py3-none-any.whl") == {}
+    assert headers("https://mirror.example:8443/files/a-1.0-py3-none-any.whl") == {}
+    assert pypi_verify._headers_for(pypi.pip_index({}))("https://pypi.org/simple/a/") == {}

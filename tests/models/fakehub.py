@@ -16,7 +16,9 @@ Faithful to what ``huggingface_hub`` 2.x asks and reads (see its ``file_download
 Repositories live in a folder: ``<root>/<repo>/blobs/<oid>`` (content), ``commits/<sha>.json``
 (path -> oid, size, lfs) and ``refs/<branch>`` (a commit). Faults for the CDN, each by sha256:
 ``cut`` (close the connection after N bytes, once), ``tamper`` (flip a byte, same length),
-``trickle`` (one byte every ``trickle_interval`` seconds, forever). Every request is logged.
+``trickle`` (one byte every ``trickle_interval`` seconds, forever); ``xet`` advertises Xet storage
+(``X-Xet-Hash``, a ``xet-auth`` link to ``/api/models/{repo}/xet-read-token/{rev}``, whose CAS server
+trickles). Every request is logged.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ class Faults:
     retry_after: str | None = None  # every file answers 429 with this Retry-After
     gzip_bomb: set[str] = field(default_factory=set)  # sha256: 64 MiB of zeros, gzip-encoded (small on the wire)
     listing: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sibling fields replaced in the API
+    # sha256: the Hub advertises Xet storage for the file (``X-Xet-Hash`` and a ``Link: rel="xet-auth"`` on
+    # /resolve/); its token route names a CAS server (on the CDN's origin) that trickles one byte a second.
+    xet: set[str] = field(default_factory=set)
+    gzip_listing: bool = False  # the API's listing, valid JSON padded to 64 MiB, gzip-encoded (~64 KiB on the wire)
+    endless_api: bool = False  # the API's listing never ends (JSON whitespace, fast; bounded here by 256 MiB)
 
 
 class FakeHub:
@@ -264,6 +271,12 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
         def _hub(self, head: bool, entry: Logged) -> None:
             url = urlsplit(self.path)
             path = url.path
+            if path.startswith("/api/models/") and "/xet-read-token/" in path:
+                self._xet_token(entry, head)
+                return
+            if path.startswith("/api/models/") and hub.faults.endless_api and not head:
+                self._endless(entry, b'{"sha": "', b"0" * CHUNK)  # a commit id that never ends
+                return
             if path.startswith("/api/models/"):
                 rest = path[len("/api/models/") :]
                 repo, _, rev = rest.partition("/revision/")
@@ -349,7 +362,12 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                 "library_name": "diffusers",
                 "siblings": siblings,
             }
-            self._send(entry, 200, {"Content-Type": "application/json"}, json.dumps(data).encode(), head)
+            body = json.dumps(data).encode()
+            if hub.faults.gzip_listing:
+                bomb = gzip.compress(body[:-1] + b" " * (64 << 20) + b"}", 9)
+                self._send(entry, 200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb, head)
+                return
+            self._send(entry, 200, {"Content-Type": "application/json"}, body, head)
 
         def _resolve(self, entry: Logged, repo: str, rev: str, path: str, head: bool) -> None:
             if hub.faults.forbidden:
@@ -385,11 +403,52 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                     "X-Linked-Size": str(info["size"]),
                     "ETag": f'"{info["pointer_oid"]}"',
                 }
+                if info["oid"] in hub.faults.xet:
+                    token_route = f"{hub.endpoint}/api/models/{repo}/xet-read-token/{commit}"
+                    headers["X-Xet-Hash"] = hashlib.sha256(b"xet" + info["oid"].encode()).hexdigest()
+                    headers["Link"] = f'<{token_route}>; rel="xet-auth"'
                 self._send(entry, 302, headers, b"Found. Redirecting", head)
                 return
             data = hub.blob(repo, info["oid"]).read_bytes()
             headers = {**common, "ETag": f'"{info["oid"]}"', "Content-Type": "text/plain; charset=utf-8"}
             self._send(entry, 200, headers, data, head)
+
+        def _endless(self, entry: Logged, start: bytes, block: bytes) -> None:
+            """A 200 without Content-Length: ``start``, then ``block`` until the client hangs up (or 256 MiB)."""
+            entry.status = 200
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            self.wfile.write(start)
+            while not hub._stop.is_set() and entry.sent < 256 << 20:
+                self.wfile.write(block)
+                entry.sent += len(block)
+
+        def _xet_token(self, entry: Logged, head: bool) -> None:
+            """The Xet read token: where the CAS server is, and a token for it (as the Hub answers)."""
+            headers = {
+                "X-Xet-Cas-Url": f"{hub.cdn_url}/xet-cas",
+                "X-Xet-Access-Token": "xet-" + secrets.token_hex(8),
+                "X-Xet-Token-Expiration": str(int(time.time()) + 3600),
+                "Content-Type": "application/json",
+            }
+            self._send(entry, 200, headers, b"{}", head)
+
+        def _xet_cas(self, head: bool, entry: Logged) -> None:
+            """A CAS server that never finishes an answer: a byte a second (what a stall guard must catch)."""
+            entry.status = 200
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.close_connection = True
+            while not head and not hub._stop.is_set():
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                entry.sent += 1
+                hub._stop.wait(1.0)
 
         # --- the CDN ------------------------------------------------------------------------------
 
@@ -416,6 +475,9 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
 
         def _cdn(self, head: bool, entry: Logged) -> None:
             url = urlsplit(self.path)
+            if url.path.startswith("/xet-cas/"):
+                self._xet_cas(head, entry)
+                return
             oid = url.path.rsplit("/", 1)[-1]
             blob = hub.find_lfs_blob(oid) if url.path.startswith("/lfs/") else None
             if blob is None or "X-Amz-Signature" not in url.query:

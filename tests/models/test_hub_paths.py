@@ -156,3 +156,57 @@ def test_a_non_utf8_dest_is_printed_escaped_to_a_strict_stdout(project: Project)
     assert "Traceback" not in result.err
     assert "out-\\udcff" in result.out
     assert (dest / "tiny" / "model_index.json").is_file()
+
+
+def test_a_hub_advertising_xet_is_pulled_over_guarded_http(project: Project) -> None:
+    # hf_xet (installed with huggingface_hub) would fetch the file from the CAS server the Hub names,
+    # outside envspec's HTTP client: no stall guard, no size cap, the token sent to another origin.
+    # Here the CAS server trickles forever; envspec's pull never asks for a Xet token and takes the
+    # file over the guarded HTTP path instead.
+    oid = _locked(project)
+    project.hub.faults.xet.add(oid)
+    result = project.run("pull")  # over Xet it would hang on the trickle until the hang guard
+    assert result.code == 0, result.text
+    assert project.hub.requests(contains="xet") == []
+    assert project.hub.requests("cdn", "GET", contains=oid)  # the file came over HTTP
+    placed = project.root / "models/tiny" / UNET_DEST
+    assert placed.read_bytes() == project.hub.blob(REPO_ID, oid).read_bytes()
+
+
+def test_an_endless_listing_stops_at_the_answer_cap(project: Project) -> None:
+    # only a file's own body may be as long as the lockfile says; a listing (or an error, a redirect)
+    # is capped, so a hostile HF_ENDPOINT cannot fill memory while `models lock` reads its answer
+    setup_repo(project, unet_size=1 << 16, **FP16)
+    project.hub.faults.endless_api = True
+    result = project.run("lock", timeout=90)
+    assert result.code == ExitCode.INTEGRITY, result.text
+    assert "with more than 32 MiB; stopped" in error_line(result)
+    sent = sum(e.sent for e in project.hub.requests("hub", "GET", "/api/models/"))
+    assert sent < 128 << 20  # the client hung up long before the server's own bound
+    assert not project.lockfile.exists()
+
+
+def test_a_token_is_not_sent_to_the_cdn_when_the_hub_advertises_xet(project: Project) -> None:
+    # huggingface_hub drops the token for a CDN only when it plans a plain download; with Xet
+    # advertised (and off for envspec) it asks /resolve/ again and follows the redirect itself
+    token = "hf_" + "Xet9" * 8
+    project.hub.create(REPO_ID, gated=True)
+    project.hub.granted.add(token)
+    oid = _locked(project)
+    project.hub.faults.xet.add(oid)
+    result = project.run("pull", timeout=30, HF_TOKEN=token)
+    assert result.code == 0, result.text
+    assert project.hub.requests("cdn", "GET", contains=oid)
+    assert all(r.authorization is None for r in project.hub.requests("cdn")), "token sent to the CDN"
+    assert any(r.authorization == f"Bearer {token}" for r in project.hub.requests("hub", contains="/resolve/"))
+
+
+def test_a_gzip_bomb_listing_stops_at_the_answer_cap_after_inflating(project: Project) -> None:
+    setup_repo(project, unet_size=1 << 16, **FP16)
+    project.hub.faults.gzip_listing = True  # 64 KiB on the wire, 64 MiB inflated: valid JSON all along
+    result = project.run("lock", timeout=90)
+    assert result.code == ExitCode.INTEGRITY, result.text
+    assert "with more than 32 MiB; stopped" in error_line(result)
+    assert not project.lockfile.exists()
+    project.hub.faults.gzip_listing = False
+    assert project.run("lock").code == 0  # a plain (or plainly gzipped) listing is read as before

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envspec.errors import ToolFailed
+from envspec.errors import ExitCode, ToolFailed
 from envspec.models import hub, local
-from envspec.models.plan import PlanError, check_path
+from envspec.models.plan import ModelsPlanError, check_path
 
 from .conftest import Project
 from .test_models_hub import FP16, setup_repo
@@ -90,7 +90,7 @@ def test_the_hub_listing_parser_gives_a_file_or_one_line(name: object, size: obj
     assert (got.sha256 is None) != (got.git_sha1 is None)
     try:  # the planner's own check decides about the name; it never crashes either
         check_path(got.path)
-    except PlanError as exc:
+    except ModelsPlanError as exc:
         assert str(exc).isprintable()
 
 
@@ -109,3 +109,20 @@ def test_pull_never_deletes_what_a_hostile_manifest_names_outside(project: Proje
     result = project.run("pull")
     assert result.code == 0, result.text
     assert victim.read_text() == "precious"
+
+
+@pytest.mark.integration
+def test_pull_never_writes_through_a_link_out_of_the_model_folder(project: Project) -> None:
+    # a checkout (or anyone) may ship models/tiny/unet as a symlink: the pull would place the locked
+    # file, under the lockfile's name, wherever it points
+    setup_repo(project, unet_size=1 << 16, **FP16)
+    assert project.run("lock").code == 0
+    outside = project.root.parent / "outside"
+    outside.mkdir()
+    folder = project.root / "models" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "unet").symlink_to(outside, target_is_directory=True)
+    result = project.run("pull")
+    assert result.code == ExitCode.INTEGRITY, result.text
+    assert "is a link out of the model's folder" in result.err.splitlines()[-1]
+    assert list(outside.iterdir()) == []

@@ -12,7 +12,7 @@ from envspec.errors import ExitCode
 from envspec.models import local, lockfile
 from envspec.models.plan import RemoteFile, plan_files
 from envspec.project import Project
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 from .conftest import BASE_SPEC, entry_yaml, spec_text
 
@@ -26,7 +26,7 @@ def lock_with_a_pickle(tmp_path: Path) -> None:
     spec = load_spec(tmp_path / "envspec.yml")
     data = b"\x80\x04pickle"
     listing = [RemoteFile("model.ckpt", len(data), sha256=hashlib.sha256(data).hexdigest())]
-    locked = {n: lockfile.locked_model(e, "e" * 40, plan_files(e, listing)) for n, e in spec.model.models.items()}
+    locked = {n: lockfile.locked_model(e, "e" * 40, plan_files(e, listing)) for n, e in spec.document.models.items()}
     lockfile.write(local.lockfile_path(Project(tmp_path)), lockfile.build(locked))
 
 

@@ -120,3 +120,62 @@ def test_the_stall_guard_stops_a_trickle_and_lets_a_slow_but_steady_transfer_thr
     assert clock.now == pytest.approx(10.0)
     steady = hub._GuardedStream(Trickle(clock, b"x" * 2048, 1.0, 100), request, window=10)  # 2 KiB/s
     assert sum(len(c) for c in steady) == 2048 * 100
+
+
+def test_the_session_turns_xet_off_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _runtime, _shared_blobs
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_SHARED_BLOBS", False)
+    with hub.session():
+        assert not _runtime.is_xet_available() and not _shared_blobs.shared_blobs_enabled()
+    assert constants.HF_HUB_DISABLE_XET is False  # what the caller had, after
+
+
+def test_only_a_files_own_body_is_held_to_its_locked_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {
+        "/redirect": httpx2.Response(302, headers={"Location": "/x"}, content=b"Found. Redirecting"),
+        "/file": httpx2.Response(200, content=b"abcd"),
+        "/listing": httpx2.Response(200, content=b"x" * 2048),
+    }
+    transport = hub._GuardedTransport(httpx2.MockTransport(lambda r: answers[r.url.path]), window=60)
+
+    def body(path: str) -> bytes:
+        response = transport.handle_request(httpx2.Request("GET", f"http://127.0.0.1{path}"))
+        return b"".join(response.stream)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hub, "ANSWER_MAX_BYTES", 1024)
+    hub._budget.value = hub._Budget("a/b/tiny.safetensors@0123", 3)  # fetch() sets it for one file
+    try:
+        assert body("/redirect") == b"Found. Redirecting"  # 18 bytes: not the file, under the answer cap
+        with pytest.raises(EnvspecError, match="more than the 3 bytes the lockfile records"):
+            body("/file")
+    finally:
+        hub._budget.value = None
+    with pytest.raises(EnvspecError, match=r"answered GET /listing \(200\) with more than"):
+        body("/listing")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "identity", None])
+def test_an_encoded_answer_is_inflated_once_and_read_as_sent(encoding: str | None) -> None:
+    import gzip
+    import zlib
+
+    body = b'{"sha": "' + b"0" * 40 + b'", "siblings": []}'
+    wire = {"gzip": gzip.compress(body), "deflate": zlib.compress(body)}.get(encoding or "", body)
+    headers = {"Content-Encoding": encoding} if encoding else {}
+    transport = hub._GuardedTransport(  # a stream, as from the network: content= would be inflated at once
+        httpx2.MockTransport(lambda r: httpx2.Response(200, headers=headers, stream=httpx2.ByteStream(wire))), 60
+    )
+    with httpx2.Client(transport=transport) as client:
+        assert client.get("http://127.0.0.1/api/models/a/b").content == body
+
+
+@pytest.mark.parametrize(("encoding", "words"), [("br", "which envspec did not ask for"), ("gzip", "does not decode")])
+def test_an_answer_envspec_cannot_inflate_is_refused(encoding: str, words: str) -> None:
+    body = httpx2.ByteStream(b"not compressed at all")
+    answer = httpx2.Response(200, headers={"Content-Encoding": encoding}, stream=body)
+    transport = hub._GuardedTransport(httpx2.MockTransport(lambda r: answer), 60)
+    with httpx2.Client(transport=transport) as client, pytest.raises(EnvspecError, match=words):
+        client.get("http://127.0.0.1/api/models/a/b").read()

@@ -11,7 +11,7 @@ from envspec.models import local, lockfile, models_size, pulled_model_path, smok
 from envspec.models.plan import RemoteFile, plan_files
 from envspec.models.pull import file_digest
 from envspec.project import Project
-from envspec.spec.model import Spec, parse_spec
+from envspec.spec.load import Spec, parse_spec
 
 from .conftest import entry_yaml, spec_text
 from .fakehub import git_oid
@@ -43,7 +43,7 @@ def setup(tmp_path: Path) -> tuple[Project, Spec]:
     spec = parse_spec(spec_text(models), tmp_path / "envspec.yml")
     locked = {
         name: lockfile.locked_model(entry, COMMIT, plan_files(entry, remote()))
-        for name, entry in spec.model.models.items()
+        for name, entry in spec.document.models.items()
     }
     lockfile.write(local.lockfile_path(Project(tmp_path)), lockfile.build(locked))
     return Project(tmp_path), spec

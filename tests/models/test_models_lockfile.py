@@ -10,7 +10,8 @@ import pytest
 from envspec.errors import ExitCode, SpecError
 from envspec.models import lockfile, stale_entries
 from envspec.models.plan import plan_files
-from envspec.spec.model import ModelEntryModel, parse_spec
+from envspec.spec.load import parse_spec
+from envspec.spec.schema import ModelEntryDocument
 
 from .conftest import spec_text
 from .test_models_plan import SD
@@ -18,9 +19,9 @@ from .test_models_plan import SD
 COMMIT = "a" * 40
 
 
-def entry(**fields: Any) -> ModelEntryModel:
+def entry(**fields: Any) -> ModelEntryDocument:
     base: dict[str, Any] = {"repo": "acme/sd", "revision": "main", "layout": "diffusers", "license": "MIT"}
-    return ModelEntryModel.model_validate({**base, **fields})
+    return ModelEntryDocument.model_validate({**base, **fields})
 
 
 def a_lock(**fields: Any) -> lockfile.ModelsLock:

@@ -15,7 +15,7 @@ import pytest
 
 from envspec.models import pulled_model_path, smoke_model_path
 from envspec.project import Project as EnvspecProject
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 from .conftest import REPO_ID, Project, entry_yaml
 from .fakehub import copy_folder

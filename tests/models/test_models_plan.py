@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from envspec.models.plan import PlanError, RemoteFile, plan_files
-from envspec.spec.model import ModelEntryModel
+from envspec.models.plan import ModelsPlanError, RemoteFile, plan_files
+from envspec.spec.schema import ModelEntryDocument
 
 from .conftest import sd_like_files
 from .fakehub import LFS_SUFFIXES, git_oid
@@ -27,12 +27,12 @@ def listing(files: dict[str, bytes]) -> list[RemoteFile]:
 SD = listing(sd_like_files(unet_size=64))
 
 
-def entry(**fields: Any) -> ModelEntryModel:
+def entry(**fields: Any) -> ModelEntryDocument:
     base: dict[str, Any] = {"repo": "acme/sd", "revision": "main", "layout": "diffusers", "license": "MIT"}
-    return ModelEntryModel.model_validate({**base, **fields})
+    return ModelEntryDocument.model_validate({**base, **fields})
 
 
-def dests(plan_entry: ModelEntryModel, files: list[RemoteFile] = SD) -> dict[str, str]:
+def dests(plan_entry: ModelEntryDocument, files: list[RemoteFile] = SD) -> dict[str, str]:
     return {f.path: f.dest for f in plan_files(plan_entry, files).files}
 
 
@@ -140,7 +140,7 @@ def test_include_and_exclude() -> None:
     ],
 )
 def test_an_entry_that_does_not_fit_the_repository(fields: dict[str, Any], message: str) -> None:
-    with pytest.raises(PlanError, match=message):
+    with pytest.raises(ModelsPlanError, match=message):
         plan_files(entry(**fields), SD)
 
 
@@ -157,13 +157,13 @@ def test_single_file_takes_one_file_and_what_include_adds() -> None:
 
 
 def test_a_repository_without_model_index_is_not_a_diffusers_folder() -> None:
-    with pytest.raises(PlanError, match=r"no model_index\.json .* \(use layout: single_file"):
+    with pytest.raises(ModelsPlanError, match=r"no model_index\.json .* \(use layout: single_file"):
         plan_files(entry(), [f for f in SD if f.path != "model_index.json"])
 
 
 def test_a_component_with_only_foreign_weights_is_refused() -> None:
     files = listing({"model_index.json": b"{}", "unet/config.json": b"{}", "unet/flax_model.msgpack": b"x"})
-    with pytest.raises(PlanError, match=r"component 'unet' has no plain \.safetensors/\.bin weights"):
+    with pytest.raises(ModelsPlanError, match=r"component 'unet' has no plain \.safetensors/\.bin weights"):
         plan_files(entry(), files)
 
 
@@ -174,7 +174,7 @@ def test_top_level_licence_files_come_along() -> None:
 
 @pytest.mark.parametrize("bad", ["../evil.json", "/etc/passwd", "unet/../../x", "a\\b.json", "a//b", "c:/x", "a/./b"])
 def test_a_hostile_listing_is_refused(bad: str) -> None:
-    with pytest.raises(PlanError, match="unsafe file name"):
+    with pytest.raises(ModelsPlanError, match="unsafe file name"):
         plan_files(entry(), [*SD, RemoteFile(bad, 1, git_sha1="0" * 40)])
 
 
@@ -188,5 +188,5 @@ def test_a_hostile_listing_is_refused(bad: str) -> None:
     ],
 )
 def test_a_malformed_listing_is_refused(remote: RemoteFile, message: str) -> None:
-    with pytest.raises(PlanError, match=message):
+    with pytest.raises(ModelsPlanError, match=message):
         plan_files(entry(), [*SD, remote])

@@ -9,7 +9,7 @@ import pytest
 
 from envspec.errors import ExitCode, SpecError
 from envspec.models import smoke_model_name
-from envspec.spec.model import load_spec, parse_spec
+from envspec.spec.load import load_spec, parse_spec
 
 P = Path("envspec.yml")
 ENTRY = "    smoke: true\n"
@@ -29,7 +29,7 @@ def shipped(repo: Path) -> str:
 
 def test_the_shipped_spec_pins_sd_v1_5_fp16_for_the_smoke_test(repo: Path) -> None:
     spec = load_spec(repo / "envspec.yml")
-    entry = spec.model.models["sd-v1-5"]
+    entry = spec.document.models["sd-v1-5"]
     assert (entry.repo, entry.revision, entry.layout, entry.variant) == (
         "stable-diffusion-v1-5/stable-diffusion-v1-5",
         "main",
@@ -44,7 +44,7 @@ def test_models_are_optional(repo: Path) -> None:
     text = shipped(repo)
     start, end = text.index("models:\n"), text.index("targets:\n")
     spec = parse_spec(text[:start] + text[end:], P)
-    assert spec.model.models == {} and smoke_model_name(spec) is None
+    assert spec.document.models == {} and smoke_model_name(spec) is None
 
 
 def test_smoke_model_names_the_entry(repo: Path) -> None:

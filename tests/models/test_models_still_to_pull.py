@@ -10,7 +10,7 @@ from pathlib import Path
 from envspec.doctor.resources import ModelsNeed, models_need
 from envspec.models import local
 from envspec.project import Project
-from envspec.spec.model import Spec, parse_spec
+from envspec.spec.load import Spec, parse_spec
 
 from .conftest import spec_text
 from .test_models_local import place, setup  # noqa: F401  (setup is a fixture)

@@ -20,7 +20,7 @@ from envspec.errors import ExitCode
 from envspec.project import Project
 from envspec.render import files as render
 from envspec.render import workflows as ci
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 
 class GitHubYamlLoader(yaml.SafeLoader):

@@ -18,7 +18,7 @@ from envspec.project import Project
 from envspec.render import files as render
 from envspec.render.context import PACKAGE_TEMPLATES, overridden_templates
 from envspec.render.init import project_name, starting_spec
-from envspec.spec.model import load_spec, parse_spec
+from envspec.spec.load import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 FACTORY = REPO / "tests" / "channel_factory.py"
@@ -37,7 +37,7 @@ def test_the_starting_spec_is_the_shipped_spec_under_another_name(tmp_path: Path
     mine = parse_spec(starting_spec("my-sd"), tmp_path / "envspec.yml")
     shipped = load_spec(REPO / "envspec.yml")
     assert mine.name == "my-sd"
-    assert mine.model.model_dump(exclude={"name"}) == shipped.model.model_dump(exclude={"name"})
+    assert mine.document.model_dump(exclude={"name"}) == shipped.document.model_dump(exclude={"name"})
     assert starting_spec("x").startswith("# envspec.yml — the one source")
 
 

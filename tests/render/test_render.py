@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from envspec.project import Project
 from envspec.render import context
 from envspec.render import files as render
-from envspec.spec.model import load_spec
+from envspec.spec.load import load_spec
 
 
 def _plan(root: Path) -> tuple[Project, dict[Path, str]]:

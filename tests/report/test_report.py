@@ -21,7 +21,8 @@ from envspec.cli.main import main
 from envspec.errors import ExitCode
 from envspec.project import Project
 from envspec.report import build as report
-from envspec.spec.model import ResolvedTarget, load_spec
+from envspec.report import inputs, matrix, pages
+from envspec.spec.load import ResolvedTarget, load_spec
 
 
 @pytest.fixture
@@ -31,14 +32,14 @@ def results(tmp_path: Path) -> Path:
     return folder
 
 
-def _model(project_copy: Path, results: Path) -> report.ResultTable:
+def _model(project_copy: Path, results: Path) -> matrix.ResultTable:
     project = Project(project_copy)
     targets = load_spec(project.spec_path).resolve_all()
-    locks = {t.name: report.read_lock(project, t) for t in targets}
-    return report.build_table(targets, report.read_results(results), locks)
+    locks = {t.name: inputs.read_lock(project, t) for t in targets}
+    return matrix.build_table(targets, inputs.read_results(results), locks)
 
 
-def _rows(model: report.ResultTable) -> dict[str, report.Row]:
+def _rows(model: matrix.ResultTable) -> dict[str, matrix.Row]:
     return {row.target: row for row in model.rows}
 
 
@@ -167,14 +168,14 @@ def test_lockfile_entries_of_other_platforms_are_not_counted() -> None:
     from smokefixtures import CONDA_LOCK_V1
 
     text = CONDA_LOCK_V1.format(target="t", subdir="linux-64", build="cpu_generic_py312_h0_0")
-    assert report.parse_conda_lock(text, "linux-64") == (3, "2.9.1", "cpu_generic_py312_h0_0")
-    assert report.parse_conda_lock(text, "win-64") == (0, None, None)
+    assert inputs.parse_conda_lock(text, "linux-64") == (3, "2.9.1", "cpu_generic_py312_h0_0")
+    assert inputs.parse_conda_lock(text, "win-64") == (0, None, None)
     with_build = text.replace("  version: 2.9.1\n", "  version: 2.9.1\n  build: explicit_build_1\n")
-    assert report.parse_conda_lock(with_build, "linux-64") == (3, "2.9.1", "explicit_build_1")
+    assert inputs.parse_conda_lock(with_build, "linux-64") == (3, "2.9.1", "explicit_build_1")
     with pytest.raises(ValueError, match="no 'package' list"):
-        report.parse_conda_lock("a: 1\n", "linux-64")
+        inputs.parse_conda_lock("a: 1\n", "linux-64")
     with pytest.raises(ValueError, match="not valid YAML"):
-        report.parse_conda_lock("a: [\n", "linux-64")
+        inputs.parse_conda_lock("a: [\n", "linux-64")
 
 
 def test_broken_lockfile_is_unknown_not_a_crash(project_copy: Path, results: Path) -> None:
@@ -209,7 +210,7 @@ def test_freshness_comes_from_the_lock_step(project_copy: Path, results: Path, m
             raise RuntimeError("boom")
         return {"linux-cuda": True, "win-cuda": False}[target.name]
 
-    monkeypatch.setattr(report, "is_fresh", is_fresh)
+    monkeypatch.setattr(inputs, "is_fresh", is_fresh)
     rows = _rows(_model(project_copy, results))
     assert rows["linux-cuda"].lock.state == "fresh"
     assert rows["win-cuda"].lock.state == "stale"
@@ -218,7 +219,7 @@ def test_freshness_comes_from_the_lock_step(project_copy: Path, results: Path, m
 
 
 def test_html_is_self_contained_and_escaped(project_copy: Path, results: Path) -> None:
-    page = report.render_html(_model(project_copy, results))
+    page = pages.render_html(_model(project_copy, results))
     assert "<script>" not in page and "alert('x')" not in page
     assert "image is blank &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; | a &amp; b" in page
     # no external assets: every src/href is a data: URI, no url(...) or @import in the CSS
@@ -242,18 +243,18 @@ def test_every_input_string_is_escaped(project_copy: Path, tmp_path: Path) -> No
     write_result(results, "win-cuda", data, make_png(8, 8))
     write_result(results, "x<i>y", smoke_json("x<i>y"), make_png(8, 8))
     model = _model(project_copy, results)
-    page = report.render_html(model)
+    page = pages.render_html(model)
     assert "<b>" not in page and "<i>" not in page
     # message, device name, a version, a version's name, check name, check detail, mode, benchmark dtype
     assert page.count(str(markupsafe.escape(evil))) >= 8
     assert "x&lt;i&gt;y" in page
-    md = report.render_markdown(model)
+    md = pages.render_markdown(model)
     assert "<b>" not in md and "<i>" not in md and "&lt;b&gt;" in md
 
 
 def test_markdown_table(project_copy: Path, results: Path) -> None:
     (results / "osx-64" / "smoke.json").unlink()
-    md = report.render_markdown(_model(project_copy, results), image_hint="Images: in the `envspec-report` artifact.")
+    md = pages.render_markdown(_model(project_copy, results), image_hint="Images: in the `envspec-report` artifact.")
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| target |"))
     table = [line for line in lines[header + 2 :] if line.startswith("|")]
@@ -272,16 +273,16 @@ def test_markdown_table(project_copy: Path, results: Path) -> None:
 def test_thumbnail_without_pillow_keeps_the_png_and_scales_the_display(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "PIL", None)
     png = make_png(512, 256)
-    data, width, height = report.thumbnail(png, max_px=128)
+    data, width, height = pages.thumbnail(png, max_px=128)
     assert data == png and (width, height) == (128, 64)
     small = make_png(64, 64)
-    assert report.thumbnail(small, max_px=128) == (small, 64, 64)
+    assert pages.thumbnail(small, max_px=128) == (small, 64, 64)
 
 
 def test_thumbnail_with_pillow_shrinks_the_png() -> None:
     pytest.importorskip("PIL", reason="Pillow is optional; without it the PNG is embedded as is")
-    data, width, height = report.thumbnail(make_png(512, 256), max_px=128)
-    assert report.png_size(data) == (128, 64) and (width, height) == (128, 64)
+    data, width, height = pages.thumbnail(make_png(512, 256), max_px=128)
+    assert inputs.png_size(data) == (128, 64) and (width, height) == (128, 64)
 
 
 def test_github_context() -> None:

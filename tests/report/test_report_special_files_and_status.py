@@ -15,15 +15,16 @@ from smokefixtures import make_png, smoke_json, write_result
 from envspec.cli.main import main
 from envspec.project import Project
 from envspec.report import build as report
-from envspec.spec.model import load_spec
+from envspec.report import inputs, matrix
+from envspec.spec.load import load_spec
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 
 
-def _rows(project_copy: Path, results: Path) -> dict[str, report.Row]:
+def _rows(project_copy: Path, results: Path) -> dict[str, matrix.Row]:
     targets = load_spec(Project(project_copy).spec_path).resolve_all()
-    locks = {t.name: report.LockSummary(state="unknown") for t in targets}
-    table = report.build_table(targets, report.read_results(results), locks)
+    locks = {t.name: inputs.LockReading(state="unknown") for t in targets}
+    table = matrix.build_table(targets, inputs.read_results(results), locks)
     return {row.target: row for row in table.rows}
 
 
@@ -72,7 +73,7 @@ def test_a_fifo_as_smoke_png_is_an_image_note_not_a_hang(project_copy: Path, tmp
 @needs_fifo
 def test_a_fifo_as_the_single_result_is_read_not_skipped(project_copy: Path, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "smoke.json")
-    found = _within(10, lambda: report.read_results(tmp_path))
+    found = _within(10, lambda: inputs.read_results(tmp_path))
     assert found[tmp_path.name].problem == "smoke.json is not a regular file (a FIFO)"
 
 
@@ -89,8 +90,8 @@ def test_a_link_to_dev_zero_is_refused_without_reading_it(project_copy: Path, tm
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
 def test_a_device_is_not_a_regular_file(tmp_path: Path) -> None:
-    with pytest.raises(report._Unreadable, match=r"^zero is not a regular file \(a character device\)$"):
-        _within(10, lambda: report.read_capped(Path("/dev/zero"), 16, Path("/dev")))
+    with pytest.raises(inputs._Unreadable, match=r"^zero is not a regular file \(a character device\)$"):
+        _within(10, lambda: inputs.read_capped(Path("/dev/zero"), 16, Path("/dev")))
 
 
 def test_a_link_to_a_regular_file_inside_the_folder_is_followed(project_copy: Path, tmp_path: Path) -> None:
@@ -119,20 +120,20 @@ def test_reads_stop_one_byte_past_the_cap(project_copy: Path, tmp_path: Path, mo
         tmp_path / "r", "linux-cuda", smoke_json("linux-cuda", promised="cuda", device="cuda"), make_png(8, 8)
     )
     size = (folder / "smoke.json").stat().st_size
-    monkeypatch.setattr(report, "MAX_JSON_BYTES", size)  # exactly at the cap: read
+    monkeypatch.setattr(inputs, "MAX_JSON_BYTES", size)  # exactly at the cap: read
     assert _rows(project_copy, tmp_path / "r")["linux-cuda"].status == "pass"
-    monkeypatch.setattr(report, "MAX_JSON_BYTES", size - 1)
+    monkeypatch.setattr(inputs, "MAX_JSON_BYTES", size - 1)
     row = _rows(project_copy, tmp_path / "r")["linux-cuda"]
     assert (row.status, row.reason) == ("error", f"smoke.json is larger than {size - 1} bytes")
-    monkeypatch.setattr(report, "MAX_EMBED_BYTES", 10)
-    monkeypatch.setattr(report, "MAX_JSON_BYTES", size)
+    monkeypatch.setattr(inputs, "MAX_EMBED_BYTES", 10)
+    monkeypatch.setattr(inputs, "MAX_JSON_BYTES", size)
     assert _rows(project_copy, tmp_path / "r")["linux-cuda"].image_note == "smoke.png is larger than 10 bytes"
 
 
 # --- the verdict is judged, not trusted ----------------------------------------------------------
 
 
-def _row_for(project_copy: Path, tmp_path: Path, data: dict[str, Any]) -> report.Row:
+def _row_for(project_copy: Path, tmp_path: Path, data: dict[str, Any]) -> matrix.Row:
     write_result(tmp_path / "r", "linux-cuda", data, make_png(8, 8))
     return _rows(project_copy, tmp_path / "r")["linux-cuda"]
 
@@ -188,7 +189,7 @@ def test_an_error_stays_an_error(project_copy: Path, tmp_path: Path) -> None:
 def test_the_headline_counts_the_judged_status(project_copy: Path, tmp_path: Path) -> None:
     write_result(tmp_path / "r", "linux-cuda", smoke_json("linux-cuda", promised="cuda", device="cpu"), None)
     targets = load_spec(Project(project_copy).spec_path).resolve_all()
-    table = report.build_table(targets, report.read_results(tmp_path / "r"), {})
+    table = matrix.build_table(targets, inputs.read_results(tmp_path / "r"), {})
     assert table.counts.get("pass", 0) == 0 and table.counts["fail"] == 1
 
 
@@ -218,3 +219,65 @@ def test_a_local_report_is_not_titled_verify(
     monkeypatch.setenv("GITHUB_WORKFLOW", "verify")
     assert main(["--spec", str(project_copy / "envspec.yml"), "report", str(tmp_path / "r"), "--out", str(out)]) == 0
     assert (out / "report.md").read_text(encoding="utf-8").startswith("## envspec verify\n")
+
+
+# --- a fresh pass (issue #21): lockfiles that are no regular file, terminal controls from artifacts ---
+
+
+@needs_fifo
+def test_a_fifo_as_a_lockfile_is_an_unknown_lock_not_a_hang(project_copy: Path) -> None:
+    target = load_spec(Project(project_copy).spec_path).resolve("linux-cuda")
+    lock = Project(project_copy).conda_lock_file("linux-cuda")
+    lock.parent.mkdir(exist_ok=True)
+    os.mkfifo(lock)
+    summary = _within(10, lambda: inputs.read_lock(Project(project_copy), target, {}))
+    assert summary.state == "unknown"
+    assert summary.problem is not None and "not a regular file (a FIFO)" in summary.problem
+
+
+HOSTILE = "ev\x1b[2Jil\x9b31m\u202egpj.exe\u2028"
+
+
+def test_terminal_controls_from_results_are_escaped_everywhere(
+    project_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = smoke_json("linux-cuda", promised="cuda", device="cuda", message=f"boom {HOSTILE}", verdict="fail")
+    data["checks"].append({"name": f"check {HOSTILE}", "passed": False, "detail": HOSTILE})
+    data["device_name"] = f"GPU {HOSTILE}"
+    write_result(tmp_path / "r", "linux-cuda", data, None)
+    write_result(tmp_path / "r", HOSTILE, smoke_json(HOSTILE), None)  # a results folder of that name
+    out = tmp_path / "out"
+    assert main(["--spec", str(project_copy / "envspec.yml"), "report", str(tmp_path / "r"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for text in (err, md, page):
+        assert not any(c in text for c in "\x1b\x9b\u202e\u2028"), text
+    assert "ev\\x1b[2Jil" in err
+    assert "boom ev\\\\x1b\\[2Jil\\\\x9b31m\\\\u202egpj.exe" in md  # escaped, then markdown-escaped
+    assert "boom ev\\x1b[2Jil\\x9b31m\\u202egpj.exe\\u2028" in page
+
+
+def test_a_results_folder_linked_out_is_not_read(project_copy: Path, tmp_path: Path) -> None:
+    elsewhere = write_result(tmp_path / "elsewhere", "linux-cuda", smoke_json("linux-cuda"), make_png(8, 8))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "linux-cuda").symlink_to(elsewhere, target_is_directory=True)
+    row = _rows(project_copy, tmp_path / "r")["linux-cuda"]
+    assert (row.status, row.reason) == ("error", "smoke.json is a link to a file outside its results folder")
+
+
+def test_a_secret_a_result_quotes_never_reaches_the_report(
+    project_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "S3cr3t-9x7w"
+    message = f"401 for https://ci:{secret}@mirror.example/simple and https://h/t/{secret}/x (Bearer {secret}Zz)"
+    data = smoke_json("linux-cuda", promised="cuda", device="cuda", message=message, verdict="error")
+    data["checks"].append({"name": "load", "passed": False, "detail": f"?token={secret}"})
+    write_result(tmp_path / "r", "linux-cuda", data, make_png(8, 8))
+    out = tmp_path / "out"
+    assert main(["--spec", str(project_copy / "envspec.yml"), "report", str(tmp_path / "r"), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for text in (captured.out + captured.err, (out / "report.md").read_text(encoding="utf-8"), page):
+        assert secret not in text
+    assert "https://ci:***@mirror.example/simple" in page and "<img" in page  # the image is still there

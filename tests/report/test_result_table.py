@@ -14,25 +14,12 @@ from typing import Any
 import pytest
 from smokefixtures import make_png
 
-from envspec.report import build as report
-from envspec.report.build import (
-    LockSummary,
-    ResultTable,
-    SmokeBenchmark,
-    SmokeRead,
-    SmokeReport,
-    build_row,
-    build_table,
-    github_context,
-    judge,
-    md_cell,
-    model_note,
-    parse_smoke_json,
-    png_size,
-    render_markdown,
-    report_title,
-)
-from envspec.spec.model import ResolvedTarget
+from envspec.report import inputs, matrix, pages
+from envspec.report.build import github_context, report_title
+from envspec.report.inputs import LockReading, SmokeBenchmark, SmokeRead, SmokeReport, parse_smoke_json, png_size
+from envspec.report.matrix import ResultTable, build_row, build_table, judge, model_note
+from envspec.report.pages import md_cell, render_markdown
+from envspec.spec.load import ResolvedTarget
 
 CHECKS_OK = [{"name": "finite", "passed": True}, {"name": "not-blank", "passed": True, "detail": "std 40"}]
 
@@ -144,7 +131,7 @@ def test_judge(promised: str, kw: dict[str, Any], verdict: str, expected: tuple[
     ],
 )
 def test_device_verdict(promised: str, kw: dict[str, Any], expected: str) -> None:
-    assert report._device_verdict(promised, smoke(**kw)) == expected
+    assert matrix._device_verdict(promised, smoke(**kw)) == expected
 
 
 # ---- one row -------------------------------------------------------------------------------------
@@ -164,9 +151,9 @@ def test_a_full_row() -> None:
         benchmark={"it_per_s": 12.5, "ms_per_step": 80.04},
         checks=[{"name": "finite", "passed": True}, {"name": "shape", "passed": False, "detail": "64x64"}],
     )
-    lock = LockSummary(state="fresh", packages=3)
+    lock = LockReading(state="fresh", packages=3)
     row = build_row("gpu", target(), SmokeRead(report=rep, png=png), lock)
-    assert row == report.Row(
+    assert row == matrix.Row(
         target="gpu",
         in_spec=True,
         runner="gpu-runner",
@@ -185,16 +172,16 @@ def test_a_full_row() -> None:
         timings=(("import", 1.5), ("load", 2.0), ("median step", 0.05), ("total", 9.0)),
         it_per_s=12.5,
         benchmark="80.0 ms/step",
-        checks=(report.CheckCell("finite", True, ""), report.CheckCell("shape", False, "64x64")),
+        checks=(matrix.CheckCell("finite", True, ""), matrix.CheckCell("shape", False, "64x64")),
         versions=(("torch", "2.13.0"), ("python", "3.12.11")),
-        image=report.ImageCell(png=png, width=16, height=8, stats="mean 120.1, std 40.0, 200 values"),
+        image=matrix.ImageCell(png=png, width=16, height=8, stats="mean 120.1, std 40.0, 200 values"),
         image_note="",
     )
-    assert row.failed_checks == (report.CheckCell("shape", False, "64x64"),)
+    assert row.failed_checks == (matrix.CheckCell("shape", False, "64x64"),)
 
 
 def test_rows_without_results() -> None:
-    lock = LockSummary(state="missing")
+    lock = LockReading(state="missing")
     missing = build_row("gpu", target(), None, lock)
     assert (missing.status, missing.reason, missing.promised_device, missing.in_spec) == (
         "missing",
@@ -225,17 +212,17 @@ def test_rows_without_results() -> None:
 
 def test_a_result_of_no_spec_target_takes_its_promise_from_smoke_json() -> None:
     rep = smoke(target="x", promised_device="mps", device="mps")
-    row = build_row("x", None, SmokeRead(report=rep), LockSummary(state="unknown"))
+    row = build_row("x", None, SmokeRead(report=rep), LockReading(state="unknown"))
     assert (row.promised_device, row.device_verdict, row.status) == ("mps", "promised", "pass")
     assert (row.image, row.image_note) == (None, "no smoke.png")
-    assert build_row("x", None, SmokeRead(report=smoke(device="cpu")), LockSummary("unknown")).promised_device == "?"
+    assert build_row("x", None, SmokeRead(report=smoke(device="cpu")), LockReading("unknown")).promised_device == "?"
 
 
 def test_results_filed_under_another_target_are_an_error() -> None:
-    row = build_row("gpu", target(), SmokeRead(report=smoke(target="mac")), LockSummary(state="fresh"))
+    row = build_row("gpu", target(), SmokeRead(report=smoke(target="mac")), LockReading(state="fresh"))
     assert (row.status, row.reason) == ("error", "smoke.json is for target 'mac' but was found under 'gpu'")
     # No target in smoke.json: it is taken to be this one's.
-    assert build_row("gpu", target(), SmokeRead(report=smoke()), LockSummary(state="fresh")).status == "pass"
+    assert build_row("gpu", target(), SmokeRead(report=smoke()), LockReading(state="fresh")).status == "pass"
 
 
 @pytest.mark.parametrize(
@@ -276,23 +263,23 @@ def test_model_note(mode: str | None, model: str | None, note: str | None) -> No
     ],
 )
 def test_benchmark_text(bench: dict[str, Any], text: str | None) -> None:
-    assert report._benchmark_text(SmokeBenchmark.model_validate(bench)) == text
+    assert matrix._benchmark_text(SmokeBenchmark.model_validate(bench)) == text
 
 
 def test_image_cell() -> None:
     png = make_png(4, 6)
     plain = smoke()
-    assert report._image_cell(SmokeRead(), plain) == (None, "no smoke.png")
-    assert report._image_cell(SmokeRead(png_problem="smoke.png is a symlink"), plain) == (
+    assert matrix._image_cell(SmokeRead(), plain) == (None, "no smoke.png")
+    assert matrix._image_cell(SmokeRead(png_problem="smoke.png is a symlink"), plain) == (
         None,
         "smoke.png is a symlink",
     )
-    assert report._image_cell(SmokeRead(png=b"GIF89a" + bytes(30)), plain) == (None, "smoke.png is not a PNG image")
-    assert report._image_cell(SmokeRead(png=png), plain) == (report.ImageCell(png, 4, 6, ""), "")
+    assert matrix._image_cell(SmokeRead(png=b"GIF89a" + bytes(30)), plain) == (None, "smoke.png is not a PNG image")
+    assert matrix._image_cell(SmokeRead(png=png), plain) == (matrix.ImageCell(png, 4, 6, ""), "")
     no_std = smoke(image={"mean": 3.0})
-    assert report._image_cell(SmokeRead(png=png), no_std)[0] == report.ImageCell(png, 4, 6, "")
+    assert matrix._image_cell(SmokeRead(png=png), no_std)[0] == matrix.ImageCell(png, 4, 6, "")
     no_mean = smoke(image={"std": 2.25})
-    assert report._image_cell(SmokeRead(png=png), no_mean)[0] == report.ImageCell(png, 4, 6, "mean nan, std 2.2")
+    assert matrix._image_cell(SmokeRead(png=png), no_mean)[0] == matrix.ImageCell(png, 4, 6, "mean nan, std 2.2")
 
 
 def test_png_size() -> None:
@@ -360,15 +347,15 @@ def test_build_table_rows_counts_and_headline() -> None:
         "zz-extra": SmokeRead(report=smoke(device="cpu")),
         "aa-extra": SmokeRead(problem="bad"),
     }
-    table = build_table([gpu, cpu], results, {"gpu": LockSummary(state="fresh")}, [("ref", "main")], title="T")
+    table = build_table([gpu, cpu], results, {"gpu": LockReading(state="fresh")}, [("ref", "main")], title="T")
     assert [(r.target, r.status) for r in table.rows] == [
         ("gpu", "pass"),
         ("cpu", "missing"),
         ("aa-extra", "error"),
         ("zz-extra", "pass"),
     ]
-    assert table.rows[1].lock == LockSummary(state="unknown")
-    assert table.rows[2].lock == LockSummary(state="unknown", problem="not a target of the spec")
+    assert table.rows[1].lock == LockReading(state="unknown")
+    assert table.rows[2].lock == LockReading(state="unknown", problem="not a target of the spec")
     assert table.counts == {"pass": 2, "missing": 1, "error": 1}
     assert (table.context, table.title) == ((("ref", "main"),), "T")
     assert table.headline == "2/4 targets passed (2 pass, 1 error, 1 missing)"
@@ -378,11 +365,11 @@ def test_build_table_rows_counts_and_headline() -> None:
 
 
 def test_row_torch_text() -> None:
-    row = build_row("gpu", target(), None, LockSummary(state="fresh"))
+    row = build_row("gpu", target(), None, LockReading(state="fresh"))
     assert row.torch == ""
-    with_build = dataclasses.replace(row, lock=LockSummary(state="fresh", torch_version="2.9.1", torch_build="cuda129"))
+    with_build = dataclasses.replace(row, lock=LockReading(state="fresh", torch_version="2.9.1", torch_build="cuda129"))
     assert with_build.torch == "2.9.1 (cuda129)"
-    assert dataclasses.replace(row, lock=LockSummary(state="fresh", torch_version="2.9.1")).torch == "2.9.1"
+    assert dataclasses.replace(row, lock=LockReading(state="fresh", torch_version="2.9.1")).torch == "2.9.1"
 
 
 def test_markdown_word_for_word() -> None:
@@ -394,7 +381,7 @@ def test_markdown_word_for_word() -> None:
         benchmark={"it_per_s": 7.25},
         checks=[{"name": "a|b", "passed": False}],
     )
-    lock = LockSummary(
+    lock = LockReading(
         state="stale", packages=120, torch_version="2.9.1", torch_build="cuda129", pip_packages=("x 1", "y_z 2")
     )
     table = build_table(
@@ -448,7 +435,7 @@ def test_markdown_word_for_word() -> None:
 
 
 def test_markdown_of_a_missing_row() -> None:
-    row = build_row("gpu", dataclasses.replace(target(), runner=""), None, LockSummary(state="missing"))
+    row = build_row("gpu", dataclasses.replace(target(), runner=""), None, LockReading(state="missing"))
     text = render_markdown(ResultTable(rows=(row,), counts={"missing": 1}))
     assert text.splitlines()[-1] == (
         "| **gpu** | ⬜ missing<br>no smoke results (the job failed before the smoke test, or did not run) | — / cuda "
@@ -461,9 +448,9 @@ def test_md_cell_and_seconds() -> None:
     assert md_cell("<b>|`*_[]\\") == "&lt;b&gt;\\|\\`\\*\\_\\[\\]\\\\"
     assert md_cell('"q"') == '"q"'
     assert md_cell(3) == "3"
-    assert report._seconds(0.9994) == "999 ms"
-    assert report._seconds(1.0) == "1.00 s"
-    assert report._seconds(0.0004) == "0 ms"
+    assert pages._seconds(0.9994) == "999 ms"
+    assert pages._seconds(1.0) == "1.00 s"
+    assert pages._seconds(0.0004) == "0 ms"
 
 
 def test_report_title_and_github_context() -> None:
@@ -498,12 +485,12 @@ def test_details_the_first_pass_left_open(monkeypatch: pytest.MonkeyPatch) -> No
     assert png_size(huge) == (2**31, 1)
     # conda-lock errors lose their "conda-lock file: " prefix.
     with pytest.raises(ValueError) as info:
-        report.parse_conda_lock("garbage", "linux-64")
+        inputs.parse_conda_lock("garbage", "linux-64")
     assert str(info.value) == "not a conda-lock.yml: no 'package' list"
     # Rows: a resultless row keeps its target's place in the spec; a row without a target has no subdir.
-    broken = build_row("gpu", target(), SmokeRead(problem="bad"), LockSummary("unknown"))
+    broken = build_row("gpu", target(), SmokeRead(problem="bad"), LockReading("unknown"))
     assert (broken.in_spec, broken.runner, broken.subdir, broken.versions) == (True, "gpu-runner", "linux-64", ())
-    stray = build_row("x", None, SmokeRead(report=smoke(promised_device="cuda")), LockSummary("unknown"))
+    stray = build_row("x", None, SmokeRead(report=smoke(promised_device="cuda")), LockReading("unknown"))
     assert (stray.runner, stray.subdir, stray.in_spec) == ("", "", False)
     assert build_table([], {}, {}).title == "envspec report"
     assert report_title({"GITHUB_ACTIONS": "true"}) == "envspec report"
@@ -526,16 +513,16 @@ def test_freshness_asks_the_lock_step_with_the_mirrors(monkeypatch: pytest.Monke
         return answers.pop(0)
 
     answers: list[bool | None] = [True, False, None]
-    monkeypatch.setattr(report, "is_fresh", is_fresh)
-    assert report._freshness("proj", "tgt", {"conda-forge": "file:///m"}) == ("fresh", None)  # type: ignore[arg-type]
-    assert report._freshness("proj", "tgt") == ("stale", None)  # type: ignore[arg-type]
-    assert report._freshness("proj", "tgt") == ("unknown", None)  # type: ignore[arg-type]
+    monkeypatch.setattr(inputs, "is_fresh", is_fresh)
+    assert inputs._freshness("proj", "tgt", {"conda-forge": "file:///m"}) == ("fresh", None)  # type: ignore[arg-type]
+    assert inputs._freshness("proj", "tgt") == ("stale", None)  # type: ignore[arg-type]
+    assert inputs._freshness("proj", "tgt") == ("unknown", None)  # type: ignore[arg-type]
     assert calls == [("proj", "tgt", {"conda-forge": "file:///m"}), ("proj", "tgt"), ("proj", "tgt")]
 
     def broken(*args: Any) -> bool:
         raise RuntimeError("no  lock\n" + "x" * 300)
 
-    monkeypatch.setattr(report, "is_fresh", broken)
-    state, problem = report._freshness("proj", "tgt")  # type: ignore[arg-type]
+    monkeypatch.setattr(inputs, "is_fresh", broken)
+    state, problem = inputs._freshness("proj", "tgt")  # type: ignore[arg-type]
     assert state == "unknown"
     assert problem == "freshness check failed: no lock " + "x" * 192

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from envspec.smoke import benchmark, model, peaks
+from envspec.smoke import benchmark, loader, peaks
 
 Smoke = Callable[..., tuple[int, dict[str, Any], Path]]
 
@@ -47,7 +47,7 @@ def test_the_shipped_configs_build_sd1_at_full_size_and_fit_together() -> None:
 def narrow_sd1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped SD-1 configs at a tenth of the width, in place of the shipped ones."""
     folder = tmp_path / "sd-v1-narrow"
-    shutil.copytree(model.CONFIG_DIR, folder)
+    shutil.copytree(loader.CONFIG_DIR, folder)
     for part, changes in (
         ("unet", {"block_out_channels": [32, 64, 128, 128], "cross_attention_dim": 96}),
         ("vae", {"block_out_channels": [32, 32, 64, 64]}),
@@ -55,7 +55,7 @@ def narrow_sd1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         path = folder / part / "config.json"
         path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), **changes}), encoding="utf-8")
-    monkeypatch.setattr(model, "CONFIG_DIR", folder)
+    monkeypatch.setattr(loader, "CONFIG_DIR", folder)
     return folder
 
 
@@ -103,7 +103,8 @@ def test_cpu_benchmark_at_small_size(smoke: Smoke, narrow_sd1: Path) -> None:
     assert {c["name"] for c in data["checks"]} == {"params_device_dtype", "finite", "shape"}
     assert (out / "smoke.png").is_file()
     # the report generator reads the real benchmark output and shows its figures
-    from envspec.report.build import _benchmark_text, parse_smoke_json
+    from envspec.report.inputs import parse_smoke_json
+    from envspec.report.matrix import _benchmark_text
 
     parsed = parse_smoke_json((out / "smoke.json").read_bytes())
     assert parsed.benchmark is not None and parsed.benchmark.it_per_s == bench["it_per_s"]

@@ -15,7 +15,7 @@ from envspec.doctor.probe import RecordedProbe
 from envspec.settings import Settings
 from envspec.smoke import cli as smoke_cli
 from envspec.smoke import host as smoke_runner
-from envspec.spec.model import ResolvedTarget, load_spec
+from envspec.spec.load import ResolvedTarget, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from envspec.smoke import model
+from envspec.smoke import loader
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -23,7 +23,7 @@ FAST = ("--resolution", "64", "--steps", "2")
 
 @pytest.fixture(scope="module")
 def tiny_ldm(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    pipe = model.load_pipeline(model.ModelSource("folder", tiny_model_dir, tiny_model_dir, ""), torch.float32, None)
+    pipe = loader.load_pipeline(loader.ModelSource("folder", tiny_model_dir, tiny_model_dir, ""), torch.float32, None)
     return ldm_state_dict(pipe)
 
 
@@ -59,7 +59,7 @@ def test_weight_missing_from_a_single_file_fails(
 ) -> None:
     """from_single_file never warns about a missing weight; the coverage check must catch it."""
     path = tmp_path / "sd.safetensors"
-    model.write_safetensors(path, {k: v for k, v in tiny_ldm.items() if k != dropped}, {})
+    loader.write_safetensors(path, {k: v for k, v in tiny_ldm.items() if k != dropped}, {})
     code, data, out = smoke("--model", str(path), *single_file_args(tiny_model_dir))
     assert code == 1 and [c["name"] for c in data["checks"] if not c["passed"]] == ["weights_loaded"]
     assert "missing from the checkpoint" in data["message"]
@@ -68,7 +68,7 @@ def test_weight_missing_from_a_single_file_fails(
 
 def test_config_folder_must_be_a_diffusers_layout(smoke: Smoke, tiny_ldm: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "sd.safetensors"
-    model.write_safetensors(path, {"w": torch.ones(1)}, {})
+    loader.write_safetensors(path, {"w": torch.ones(1)}, {})
     code, data, _ = smoke("--model", str(path), "--config", str(tmp_path))
     assert code == 10 and "--config" in data["message"]
 
@@ -78,7 +78,7 @@ def test_shipped_sd_v1_config_matches_the_original_checkpoint_layout(tmp_path: P
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    config = model.CONFIG_DIR
+    config = loader.CONFIG_DIR
     with torch.device("meta"):
         parts = SimpleNamespace(
             unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(config / "unet"))),
@@ -98,8 +98,8 @@ def test_shipped_sd_v1_config_matches_the_original_checkpoint_layout(tmp_path: P
     raw = json.dumps(header).encode()
     path = tmp_path / "header-only.safetensors"
     path.write_bytes(len(raw).to_bytes(8, "little") + raw)
-    assert model.single_file_missing(path, config) == []
+    assert loader.single_file_missing(path, config) == []
     del header["model.diffusion_model.out.2.weight"]
     raw = json.dumps(header).encode()
     path.write_bytes(len(raw).to_bytes(8, "little") + raw)
-    assert model.single_file_missing(path, config) == ["unet.conv_out.weight"]
+    assert loader.single_file_missing(path, config) == ["unet.conv_out.weight"]

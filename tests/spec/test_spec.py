@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from envspec.errors import ExitCode, SpecError
-from envspec.spec.model import ACCELERATOR_RULES, load_spec, parse_spec
+from envspec.spec.load import load_spec, parse_spec
+from envspec.spec.schema import ACCELERATOR_RULES
 
 P = Path("envspec.yml")
 

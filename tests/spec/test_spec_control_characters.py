@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from envspec.errors import ExitCode, SpecError
-from envspec.spec.model import parse_spec
+from envspec.spec.load import parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = (REPO / "envspec.yml").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envspec.errors import SpecError
-from envspec.spec.model import parse_spec
+from envspec.spec.load import parse_spec
 
 pytestmark = pytest.mark.fuzz  # asserts "never crashes": left out of mutation runs (docs/mutation.md)
 

@@ -28,6 +28,8 @@ WHEEL_TAGS = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_17_x
 RECORD: tuple[tuple[str, str], ...] = (
     ("torch", "2.7.1"),  # conda-forge's linux-64 pytorch 2.7.1 (cuda129): its PyPI twin lists the nvidia-* cu12 wheels
     ("torch", "2.9.0"),  # what torchvision 0.24.0 pins
+    ("torch", "2.13.0"),  # CUDA 13: cuda-toolkit[...] and the nvidia-*-cu13 wheels (TORCH_RUNTIME_WHEELS)
+    ("cuda-toolkit", "13.0.3.0"),  # what torch 2.13.0 asks for: its extras name the CUDA 13 library wheels
     ("torchvision", "0.22.1"),  # torch==2.7.1
     ("torchvision", "0.24.0"),  # torch==2.9.0
     ("accelerate", "1.9.0"),

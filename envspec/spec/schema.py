@@ -1,31 +1,22 @@
-"""The one source: a strict model of ``envspec.yml`` and its resolution into per-target records.
-
-Loading is pure (text in, ``Spec`` out) apart from ``load_spec`` reading the file. Every
-malformed input becomes a ``SpecError`` whose one-line message names the file, the field path,
-the line where known, and what is expected.
-"""
+"""The one source's schema: a strict pydantic document of ``envspec.yml`` (``SpecDocument``, its
+targets and models), the rules it checks, and the JSON schema made from it. ``envspec.spec.load``
+reads the file into it and resolves each target."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 
-from envspec.errors import SpecError
-from envspec.spec.yamlsrc import DuplicateKeyError, NonStringKeyError, YamlSource
 from envspec.versions import version_tuple
 
 SPEC_VERSION: Final = 1
@@ -81,16 +72,55 @@ CUDA_VERSION_PACKAGE: Final = "cuda-version"
 
 _VPKG_VALUE = re.compile(r"^[0-9][0-9A-Za-z._+]*( [A-Za-z0-9_.+]{1,64})?$")
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
+#: Where rattler puts a channel named by name alone (``pytorch::pytorch``).
+_DEFAULT_CHANNEL_HOST: Final = "https://conda.anaconda.org/"
+
+
+#: The error type (and its tip) of a secret written into envspec.yml.
+CREDENTIALS_ERROR: Final = "credentials_in_spec"
+CREDENTIALS_TIP: Final = (
+    "envspec.yml is committed and copied into every generated file: name the channel (conda-forge::NAME) "
+    "and give its mirror with the login on --mirror NAME=URL or in ENVSPEC_MIRRORS (README: Mirrors and "
+    "credentials); set a secret variable in the shell or the CI's secrets"
+)
+
+
+def _no_credentials(value: str, what: str) -> str:
+    """``value``, unless it holds a URL with a secret in it (user-info, an ``/t/TOKEN/`` path, a secret
+    query value): in a match spec, a pip requirement or a variable it would be copied into environment
+    files, lockfiles and the environment itself. Refused, the secret never quoted (conda-lock takes
+    only ``$VAR`` placeholders for credentials, pixi only ``pixi auth login``)."""
+    from pydantic_core import PydanticCustomError
+
+    from envspec.channels import redact
+
+    if "://" in value and redact(value) != value:
+        raise PydanticCustomError(
+            CREDENTIALS_ERROR,
+            "{what} {shown} has credentials in a URL, and envspec.yml must hold no secret",
+            {"what": what, "shown": repr(redact(value))},
+        )
+    return value
 
 
 def _check_match_spec(value: str) -> str:
     """Parse with rattler's real MatchSpec parser; keep the user's text."""
     from rattler import MatchSpec
 
+    _no_credentials(value, "conda match spec")
     try:
-        MatchSpec(value)
+        parsed = MatchSpec(value)
     except Exception as exc:  # rattler raises its own InvalidMatchSpecError
         raise ValueError(f"invalid conda match spec {value!r}: {exc}") from None
+    channel = parsed.channel
+    if "://" in value or (
+        channel is not None and not channel.base_url.startswith(f"{_DEFAULT_CHANNEL_HOST}{channel.name}/")
+    ):
+        raise ValueError(
+            f"conda match spec {value!r} names a channel by URL or path; envspec.yml names channels "
+            "(channels:, or NAME::package), and where a channel is fetched from goes in --mirror NAME=URL "
+            "or ENVSPEC_MIRRORS, so lockfiles and environment files never carry a mirror's address"
+        )
     return value
 
 
@@ -103,6 +133,7 @@ def _check_vpkg_value(value: str) -> str:
 def _check_pip_requirement(value: str) -> str:
     from packaging.requirements import InvalidRequirement, Requirement
 
+    _no_credentials(value, "pip requirement")
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
@@ -136,6 +167,7 @@ def pip_name(requirement: str) -> str:
 MatchSpecStr = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_match_spec)]
 VirtualValue = Annotated[str, AfterValidator(_check_vpkg_value)]
 PipRequirement = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_pip_requirement)]
+VariableValue = Annotated[str, AfterValidator(lambda v: _no_credentials(v, "variable value"))]
 PipName = Annotated[str, AfterValidator(_check_pip_name)]
 Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
 #: One GitHub runner label (ubuntu-latest, macos-15-intel, a self-hosted label): no spaces or newlines.
@@ -147,7 +179,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class TargetModel(_Strict):
+class TargetDocument(_Strict):
     """One target: everything that differs between platforms, as data."""
 
     description: str = Field(default="", description="One line for people: what machine this is for.")
@@ -167,7 +199,7 @@ class TargetModel(_Strict):
         description="Extra PyPI requirements for this target (PEP 508, markers allowed), locked on top of its "
         "conda packages.",
     )
-    variables: dict[EnvVarName, str] = Field(
+    variables: dict[EnvVarName, VariableValue] = Field(
         default_factory=dict, description="Environment variables set on activation."
     )
     runner: RunnerLabel = Field(description="GitHub Actions runner label that verifies this target.")
@@ -195,7 +227,7 @@ class TargetModel(_Strict):
     )
 
     @model_validator(mode="after")
-    def _coherent(self) -> TargetModel:
+    def _coherent(self) -> TargetDocument:
         family = self.subdir.split("-")[0]
         for name in self.virtual_packages:
             allowed = KNOWN_VIRTUAL_PACKAGES.get(name)
@@ -223,11 +255,11 @@ class TargetModel(_Strict):
         for name, minimum in rule.min_virtual.items():
             if version_tuple(self.virtual_packages[name].split()[0]) < version_tuple(minimum):
                 raise ValueError(f"accelerator {self.accelerator!r} needs {name} >= {minimum}")
-        torch_specs = [s for s in self.torch if _spec_name(s) == TORCH_PACKAGE]
+        torch_specs = [s for s in self.torch if spec_name(s) == TORCH_PACKAGE]
         if len(torch_specs) != 1:
             raise ValueError(f"torch must contain exactly one '{TORCH_PACKAGE}' match spec")
         if rule.torch_build_prefix is not None:
-            build = _spec_build(torch_specs[0])
+            build = spec_build(torch_specs[0])
             if build is None or not build.startswith(rule.torch_build_prefix):
                 raise ValueError(
                     f"accelerator {self.accelerator!r} needs the {TORCH_PACKAGE} build pinned to "
@@ -235,7 +267,7 @@ class TargetModel(_Strict):
                     "or a CPU build can win the solve"
                 )
         for needed in rule.requires_torch_packages:
-            if not any(_spec_name(s) == needed for s in self.torch):
+            if not any(spec_name(s) == needed for s in self.torch):
                 raise ValueError(
                     f"accelerator {self.accelerator!r} needs '{needed}' pinned in torch (e.g. '{needed}=12.9')"
                 )
@@ -276,7 +308,7 @@ RepoPath = Annotated[str, StringConstraints(max_length=500), AfterValidator(_che
 ModelVariant = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,32}$")]
 
 
-class ModelEntryModel(_Strict):
+class ModelEntryDocument(_Strict):
     """One model: a Hugging Face repository at a revision, and what to take from it."""
 
     description: str = Field(default="", description="One line for people: what this model is.")
@@ -311,7 +343,7 @@ class ModelEntryModel(_Strict):
     smoke: bool = Field(default=False, description="The smoke test uses this model (or set smoke_model: NAME).")
 
     @model_validator(mode="after")
-    def _coherent(self) -> ModelEntryModel:
+    def _coherent(self) -> ModelEntryDocument:
         if self.layout == "single_file":
             if self.file is None:
                 raise ValueError("layout 'single_file' needs file: (the checkpoint's path in the repository)")
@@ -322,7 +354,7 @@ class ModelEntryModel(_Strict):
         return self
 
 
-class SpecModel(_Strict):
+class SpecDocument(_Strict):
     """The whole ``envspec.yml``."""
 
     version: Literal[1] = Field(description="Format version of envspec.yml.")
@@ -337,24 +369,25 @@ class SpecModel(_Strict):
     )
     pip_allow_sdist: list[PipName] = Field(
         default_factory=list,
-        description="PyPI projects that may be locked as a source distribution (built at install time, may need "
+        description="PyPI projects that may be locked as a source distribution when no wheel fits a target: only "
+        "their build backends run (at lock time for metadata, at install time to build them; may need "
         "a compiler). Any other project without a wheel for a target fails the lock.",
     )
-    targets: dict[Name, TargetModel] = Field(min_length=1, description="One record per platform target.")
-    models: dict[Name, ModelEntryModel] = Field(
+    targets: dict[Name, TargetDocument] = Field(min_length=1, description="One record per platform target.")
+    models: dict[Name, ModelEntryDocument] = Field(
         default_factory=dict, description="Hugging Face models to lock and pull into models/<name>/ (docs/models.md)."
     )
     smoke_model: Name | None = Field(default=None, description="The model the smoke test uses (or smoke: true on it).")
 
     @model_validator(mode="after")
-    def _no_duplicate_packages(self) -> SpecModel:
-        common = {_spec_name(s): s for s in self.dependencies}
+    def _no_duplicate_packages(self) -> SpecDocument:
+        common = {spec_name(s): s for s in self.dependencies}
         if len(common) != len(self.dependencies):
             raise ValueError("dependencies name a package twice")
         for tname, target in self.targets.items():
             seen = dict(common)
             for spec in [*target.torch, *target.packages]:
-                name = _spec_name(spec)
+                name = spec_name(spec)
                 if name in seen:
                     raise ValueError(f"target {tname!r}: package {name!r} is given twice ({seen[name]!r} and {spec!r})")
                 seen[name] = spec
@@ -369,7 +402,7 @@ class SpecModel(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _one_smoke_model(self) -> SpecModel:
+    def _one_smoke_model(self) -> SpecDocument:
         marked = [name for name, entry in self.models.items() if entry.smoke]
         if len(marked) > 1:
             raise ValueError(f"models {', '.join(marked)} all say smoke: true; the smoke test uses one")
@@ -384,256 +417,26 @@ class SpecModel(_Strict):
         return self
 
 
-def _spec_name(spec: str) -> str:
+def spec_name(spec: str) -> str:
     from rattler import MatchSpec
 
     name = MatchSpec(spec).name
     return str(name.normalized if hasattr(name, "normalized") else name).lower()
 
 
-def _spec_build(spec: str) -> str | None:
+def spec_build(spec: str) -> str | None:
     from rattler import MatchSpec
 
     build = MatchSpec(spec).build
     return None if build is None else str(build)
 
 
-@dataclass(frozen=True)
-class ResolvedTarget:
-    """A target with the common parts folded in: everything later steps need, nothing more."""
-
-    name: str
-    description: str
-    subdir: str
-    accelerator: Accelerator
-    channels: tuple[str, ...]
-    dependencies: tuple[str, ...]
-    pip: tuple[str, ...]
-    virtual_packages: dict[str, str]
-    variables: dict[str, str]
-    runner: str
-    runner_has_accelerator: bool
-    smoke_device: Accelerator
-    torch_spec: str
-    cuda_version: str | None
-    env_name: str
-    smoke_with_model: bool = True
-    smoke_steps: int | None = None
-    smoke_resolution: int | None = None
-    pip_allow_sdist: tuple[str, ...] = ()
-    common_dependencies: tuple[str, ...] = ()  # the spec's top-level `dependencies:` (in `dependencies` too)
-
-    @property
-    def platform_family(self) -> str:
-        return self.subdir.split("-")[0]
-
-
-@dataclass(frozen=True)
-class Spec:
-    path: Path
-    model: SpecModel
-
-    @property
-    def name(self) -> str:
-        return self.model.name
-
-    @property
-    def channels(self) -> list[str]:
-        return list(self.model.channels)
-
-    @property
-    def targets(self) -> dict[str, TargetModel]:
-        return dict(self.model.targets)
-
-    def resolve(self, name: str) -> ResolvedTarget:
-        try:
-            target = self.model.targets[name]
-        except KeyError:
-            raise SpecError(
-                f"{self.path}: no target named {name!r}",
-                tip=f"choose one of: {', '.join(self.model.targets)}",
-            ) from None
-        torch_spec = next(s for s in target.torch if _spec_name(s) == TORCH_PACKAGE)
-        cuda_version = None
-        for spec in target.torch:
-            if _spec_name(spec) == CUDA_VERSION_PACKAGE:
-                cuda_version = str(_match_version(spec))
-        variables = {"ENVSPEC_TARGET": name, "ENVSPEC_DEVICE": target.smoke_device, **target.variables}
-        return ResolvedTarget(
-            name=name,
-            description=target.description,
-            subdir=target.subdir,
-            accelerator=target.accelerator,
-            channels=tuple(self.model.channels),
-            dependencies=(*self.model.dependencies, *target.torch, *target.packages),
-            pip=(*self.model.pip, *target.pip),
-            virtual_packages=dict(target.virtual_packages),
-            variables=variables,
-            runner=target.runner,
-            runner_has_accelerator=target.runner_has_accelerator,
-            smoke_device=target.smoke_device,
-            torch_spec=torch_spec,
-            cuda_version=cuda_version,
-            env_name=f"{self.model.name}-{name}",
-            smoke_with_model=target.smoke_with_model,
-            smoke_steps=target.smoke_steps,
-            smoke_resolution=target.smoke_resolution,
-            pip_allow_sdist=tuple(self.model.pip_allow_sdist),
-            common_dependencies=tuple(self.model.dependencies),
-        )
-
-    def resolve_all(self) -> list[ResolvedTarget]:
-        return [self.resolve(name) for name in self.model.targets]
-
-
-def _match_version(spec: str) -> str:
-    from rattler import MatchSpec
-
-    version = MatchSpec(spec).version
-    text = str(version) if version is not None else "*"
-    return text.removesuffix(".*").lstrip("=")
-
-
-def parse_spec(text: str, path: Path) -> Spec:
-    """Parse and validate spec text. Pure: no disk access."""
-    try:
-        source = YamlSource.parse(text)
-    except NonStringKeyError as exc:
-        raise SpecError(
-            f"{path}:{exc.line}: {exc.path_text}: key {exc.key!r} is read by YAML as {exc.kind}, not a name",
-            tip=f'quote it: "{exc.key}":',
-        ) from None
-    except DuplicateKeyError as exc:
-        raise SpecError(
-            f"{path}:{exc.line}: {exc.path_text}: duplicate key {exc.key!r}",
-            tip="each key (and each target name) may appear once",
-        ) from None
-    except RecursionError:
-        raise SpecError(
-            f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
-            tip="envspec.yml needs only a few levels of nesting; remove the self-referring anchor",
-        ) from None
-    except ValueError as exc:  # PyYAML's int() of a number over Python's 4300-digit limit
-        raise SpecError(f"{path}: a number in it is too long ({str(exc)[:60]})", tip="shorten the number") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{path}{where}: not valid YAML: {problem}", tip="fix the YAML syntax") from None
-    data: Any = source.data
-    if not isinstance(data, dict):
-        raise SpecError(
-            f"{path}: expected a mapping at the top level, got {_kind(data)}", tip="see envspec.schema.json"
-        )
-    _refuse_control_characters(data, source, path)
-    try:
-        model = SpecModel.model_validate(data)
-    except RecursionError:
-        raise SpecError(
-            f"{path}: YAML nested too deeply, or an alias (*name) that contains itself",
-            tip="envspec.yml needs only a few levels of nesting; remove the self-referring anchor",
-        ) from None
-    except ValidationError as exc:
-        raise _to_spec_error(exc, source, path) from None
-    return Spec(path=path, model=model)
-
-
-def _unsafe_character(text: str) -> str | None:
-    """The first character no generated file may carry raw: a control character (NUL, tab, newline,
-    DEL, C1), a lone surrogate, or a Unicode line/paragraph separator (YAML reads both as line breaks)."""
-    for ch in text:
-        if unicodedata.category(ch) in UNSAFE_CATEGORIES:
-            return ch
-    return None
-
-
-#: Cc: control characters; Cs: surrogates (cannot be written as UTF-8); Zl, Zp: line breaks to YAML.
-UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
-
-
-def _refuse_control_characters(data: object, source: YamlSource, path: Path) -> None:
-    """Every string of the spec, keys included, is one line of printable text: it ends up in YAML
-    comments and scalars, workflow files and environment variables (where a NUL crashes ``smoke``)."""
-    stack: list[tuple[object, tuple[str | int, ...]]] = [(data, ())]
-    seen: set[int] = set()
-    while stack:
-        node, loc = stack.pop()
-        if id(node) in seen:  # aliases share nodes
-            continue
-        seen.add(id(node))
-        found: tuple[str, tuple[str | int, ...]] | None = None
-        if isinstance(node, str):
-            bad = _unsafe_character(node)
-            found = (bad, loc) if bad is not None else None
-        elif isinstance(node, dict):
-            for key, value in reversed(list(node.items())):
-                if isinstance(key, str) and (bad := _unsafe_character(key)) is not None:
-                    found = (bad, (*loc, key))
-                stack.append((value, (*loc, str(key))))
-        elif isinstance(node, list):
-            stack.extend((item, (*loc, i)) for i, item in reversed(list(enumerate(node))))
-        if found is not None:
-            bad, where_loc = found
-            line = source.line_of(where_loc)
-            where = f"{path}:{line}" if line else str(path)
-            field_path = ".".join(str(p) for p in where_loc) or "(top level)"
-            name = unicodedata.name(bad, "surrogate" if unicodedata.category(bad) == "Cs" else "control character")
-            raise SpecError(
-                f"{where}: {field_path}: contains {f'U+{ord(bad):04X}'} ({name.lower()}); "
-                "every text field is one line of printable characters",
-                tip="remove the character (envspec writes these fields into YAML files and environment variables)",
-            )
-
-
-def load_spec(path: Path) -> Spec:
-    from envspec.fsutil import read_regular_text
-
-    try:
-        text = read_regular_text(path)  # a FIFO or /dev/zero as envspec.yml never hangs
-    except FileNotFoundError:
-        raise SpecError(f"{path}: file not found", tip="run from the repository root or pass --spec PATH") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}", tip="check the file's permissions and encoding") from None
-    return parse_spec(text, path)
-
-
-def _kind(value: object) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _to_spec_error(exc: ValidationError, source: YamlSource, path: Path) -> SpecError:
-    errors = exc.errors(include_url=False)
-    # A misspelled key shows up twice (unknown key + required field missing): name the typo.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
-    # pydantic appends "[key]" markers for dict keys; keep the real path only.
-    loc = tuple(p for p in loc if p != "[key]")
-    field_path = ".".join(str(p) for p in loc) or "(top level)"
-    line = source.line_of(loc)
-    where = f"{path}:{line}" if line else str(path)
-    message = first["msg"].removeprefix("Value error, ")
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        message = "unknown key"
-        tip = "remove it or fix its spelling; allowed keys are in envspec.schema.json"
-    elif kind == "missing":
-        message = "required field is missing"
-        tip = "add it; see envspec.schema.json"
-    elif kind == "literal_error":
-        tip = "use one of the values listed"
-    else:
-        tip = "see envspec.schema.json for the expected form"
-    return SpecError(f"{where}: {field_path}: {message}", tip=tip)
-
-
 def json_schema() -> dict[str, Any]:
     """JSON schema of envspec.yml generated from the model (for editors)."""
-    schema = SpecModel.model_json_schema()
+    schema = SpecDocument.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": "GENERATED by `envspec render` from envspec/spec.py; do not edit.",
         **schema,
-        "title": "envspec.yml",  # after pydantic's own title ("SpecModel"), which would replace it
+        "title": "envspec.yml",  # after pydantic's own title ("SpecDocument"), which would replace it
     }
