@@ -178,7 +178,7 @@ def test_an_endless_listing_stops_at_the_answer_cap(project: Project) -> None:
     # is capped, so a hostile HF_ENDPOINT cannot fill memory while `models lock` reads its answer
     setup_repo(project, unet_size=1 << 16, **FP16)
     project.hub.faults.endless_api = True
-    result = project.run("lock", timeout=90)
+    result = project.run("lock")
     assert result.code == ExitCode.INTEGRITY, result.text
     assert "with more than 32 MiB; stopped" in error_line(result)
     sent = sum(e.sent for e in project.hub.requests("hub", "GET", "/api/models/"))
@@ -194,7 +194,7 @@ def test_a_token_is_not_sent_to_the_cdn_when_the_hub_advertises_xet(project: Pro
     project.hub.granted.add(token)
     oid = _locked(project)
     project.hub.faults.xet.add(oid)
-    result = project.run("pull", timeout=30, HF_TOKEN=token)
+    result = project.run("pull", HF_TOKEN=token)
     assert result.code == 0, result.text
     assert project.hub.requests("cdn", "GET", contains=oid)
     assert all(r.authorization is None for r in project.hub.requests("cdn")), "token sent to the CDN"
@@ -204,7 +204,7 @@ def test_a_token_is_not_sent_to_the_cdn_when_the_hub_advertises_xet(project: Pro
 def test_a_gzip_bomb_listing_stops_at_the_answer_cap_after_inflating(project: Project) -> None:
     setup_repo(project, unet_size=1 << 16, **FP16)
     project.hub.faults.gzip_listing = True  # 64 KiB on the wire, 64 MiB inflated: valid JSON all along
-    result = project.run("lock", timeout=90)
+    result = project.run("lock")
     assert result.code == ExitCode.INTEGRITY, result.text
     assert "with more than 32 MiB; stopped" in error_line(result)
     assert not project.lockfile.exists()
