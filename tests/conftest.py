@@ -1,7 +1,8 @@
 """Shared test setup.
 
 Unit tests may not spawn processes: an autouse fixture makes subprocess fail unless the test is
-marked ``integration`` (those run the real tools: conda-lock, the installer, torch).
+marked ``integration`` (those run the real tools: conda-lock, the installer, torch). A run fails when
+one of its processes passed the suite's memory limit (tests/peak_rss.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from peak_rss import pytest_addoption, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 #: The spec that fits the tests' synthetic channel (tests/channel_factory.py); the shipped
 #: envspec.yml fits real conda-forge records (its lockfiles are committed) and is not for it.
 SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"
+
+
+# Hypothesis judges speed by default (an example over 200 ms fails, slow generation fails a health
+# check): on a loaded machine that is a verdict about the machine. Examples are judged by what they do.
+settings.register_profile("envspec", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("envspec")
 
 
 class SpawnForbidden(AssertionError):

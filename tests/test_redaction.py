@@ -167,6 +167,6 @@ def test_redaction_is_linear_in_its_text(text: str) -> None:
     # 100,000 characters took about 30 s (a megabyte, hours); now well under a second
     import time
 
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: a busy machine stretches the wall clock, not the work
     assert redact(text + " https://u:pw-12345@h/x").endswith(" https://u:***@h/x")
-    assert time.monotonic() - started < 3
+    assert time.process_time() - started < 3

@@ -142,9 +142,10 @@ CSV_FIELD = st.one_of(
 )
 
 
+@pytest.mark.fuzz
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(CSV_FIELD, min_size=0, max_size=6).map(", ".join), max_size=4).map("\n".join))
-def test_fuzz_nvidia_csv_raises_only_parse_errors(text: str) -> None:
+def test_any_nvidia_csv_parses_or_raises_a_parse_error(text: str) -> None:
     try:
         gpus = parse_nvidia_smi_csv(text)
     except NvidiaParseError:
@@ -152,13 +153,14 @@ def test_fuzz_nvidia_csv_raises_only_parse_errors(text: str) -> None:
     assert gpus and all(g.name and g.driver for g in gpus)
 
 
+@pytest.mark.fuzz
 @settings(max_examples=150, deadline=None)
 @given(
     stdout=st.one_of(st.text(max_size=200), st.binary(max_size=100).map(lambda b: b.decode("latin-1"))),
     stderr=st.text(max_size=80),
     returncode=st.integers(min_value=-15, max_value=255),
 )
-def test_fuzz_doctor_survives_any_nvidia_smi(
+def test_the_doctor_survives_any_nvidia_smi_output(
     stdout: str, stderr: str, returncode: int, linux_cuda: ResolvedTarget
 ) -> None:
     data = {
@@ -178,9 +180,10 @@ def test_fuzz_doctor_survives_any_nvidia_smi(
     assert all(c.reason for c in report.checks)
 
 
+@pytest.mark.fuzz
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=120))
-def test_fuzz_text_parsers_never_raise(text: str) -> None:
+def test_the_text_parsers_never_raise(text: str) -> None:
     parse_sw_vers(text)
     parse_conda_version(text)
     parse_conda_info_platform(text)
@@ -212,6 +215,7 @@ ANSWER = st.one_of(
 )
 
 
+@pytest.mark.fuzz
 @settings(max_examples=150, deadline=None)
 @given(
     system=st.sampled_from(["Darwin", "Linux", "Windows", "FreeBSD"]),
@@ -220,7 +224,7 @@ ANSWER = st.one_of(
     os_release=st.one_of(st.none(), st.text(max_size=80)),
     numbers=st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=2**45)), min_size=2, max_size=2),
 )
-def test_fuzz_whole_doctor_on_any_recording(
+def test_the_whole_doctor_survives_any_recording(
     system: str, machine: str, answers: list[Any], os_release: str | None, numbers: list[int | None]
 ) -> None:
     """Any answers from any tool on any platform: a report with reasons, never an exception."""

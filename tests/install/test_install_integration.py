@@ -406,10 +406,12 @@ def http_mirror(local_channel: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        deadline = time.monotonic() + 600  # a hang guard: a loaded machine starts the server late, not never
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
                 break
+            assert server.poll() is None, "the HTTP server ended"
+            assert time.monotonic() < deadline, "the HTTP server never listened"
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -170,6 +170,13 @@ def test_update_moves_only_the_named_package(project: Path, local_channel: Path,
 
 #: Bounds that only stop a test that hangs; no verdict depends on how fast a loaded machine is.
 HANG_GUARD_S = 600
+#: ``python -c DEFAULT_SIGINT ARGS`` is ``python ARGS`` with SIGINT at its default action. A shell
+#: without job control starts background jobs with SIGINT ignored (``nox -s tests &``), the children
+#: inherit that, and Python then installs no KeyboardInterrupt handler: the SIGINT would be lost.
+DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
 
 
 def _gone(pid: int) -> bool:
@@ -194,7 +201,7 @@ def test_killed_run_leaves_old_lockfiles_intact(project: Path, mirror: str, tmp_
     )
     slow.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock"]
+    argv = [sys.executable, "-c", DEFAULT_SIGINT, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock"]
     proc = subprocess.Popen(
         [*argv, "--mirror", mirror, "--solver", str(slow)],
         env=env,

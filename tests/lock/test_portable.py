@@ -268,7 +268,8 @@ def test_the_staged_files_are_made_durable_together(tmp_path: Path, monkeypatch:
     import threading
 
     files = [(tmp_path / f"f{n}", f"text {n}".encode(), 0o640 if n else 0o600) for n in range(3)]
-    together = threading.Barrier(3, timeout=10)  # passes only when three fsyncs are under way at once
+    # passes only when three fsyncs are under way at once (the time-out only ends a hang: one at a time)
+    together = threading.Barrier(3, timeout=600)
     synced: list[int] = []
     real_fsync = os.fsync
 

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +41,7 @@ from envspec.lock.conda_lock_runner import (
     real_module,
 )
 
-from .test_lock_integration import envspec, snapshot
+from .test_lock_integration import HANG_GUARD_S, envspec, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -194,7 +196,7 @@ def test_the_service_answers_as_the_shim_executable_does(local_channel: Path, tm
     finally:
         assert proc.stdin is not None
         proc.stdin.close()  # the runner ended: the service leaves
-    assert proc.wait(timeout=10) == 0
+    assert proc.wait(timeout=HANG_GUARD_S) == 0
 
 
 @pytest.mark.integration
@@ -213,19 +215,18 @@ def test_one_process_opens_each_subdirs_repodata_once(local_channel: Path) -> No
     assert out.stdout.split() == ["True", "True", "True", "3"]  # noarch once; linux-64 once; osx-64 once
 
 
-def _services() -> dict[int, str]:
-    """The solver processes running now: ``{pid: socket path}``."""
+def _services(tag: str) -> dict[int, str]:
+    """The solver processes of the run started with ``TEST_RUN_TAG=tag`` in its environment: ``{pid:
+    socket path}``; another run on the machine (another test, another developer) is neither seen nor killed."""
     found = {}
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError, ValueError):
             argv = (proc / "cmdline").read_bytes().decode().split("\0")
-            if solver_service.SERVE_FLAG in argv:
+            if solver_service.SERVE_FLAG in argv and f"TEST_RUN_TAG={tag}".encode() in (
+                proc / "environ"
+            ).read_bytes().split(b"\0"):
                 found[int(proc.name)] = argv[argv.index(solver_service.SERVE_FLAG) + 1]
     return found
-
-
-def _service_pids() -> list[int]:
-    return list(_services())
 
 
 def _asked(socket_path: str) -> bool:
@@ -261,24 +262,25 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
     thread.start()
     project = _fresh_project(tmp_path)  # rendered, never locked: every target is solved
     before = snapshot(project)
-    before_services = set(_service_pids())
+    tag = uuid.uuid4().hex
     url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
-    # the presolve waits on the channel for up to 60 s: conda-lock's own solve of the target comes meanwhile
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": "60"}
+    # the presolve waits on the channel (no time-out a loaded machine could reach): conda-lock's own
+    # solve of the target comes meanwhile, and only the kill ends it
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": str(HANG_GUARD_S), "TEST_RUN_TAG": tag}
     argv = [sys.executable, "-m", "envspec", "--spec", str(project / "envspec.yml"), "lock", "--target",
             "linux-cuda", "--mirror", f"conda-forge={url}"]  # fmt: skip
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_GUARD_S
         service: dict[int, str] = {}
         while not held or not service or not any(_asked(path) for path in service.values()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no solve reached the channel, or conda-lock never asked"
             time.sleep(0.05)
-            service = {pid: path for pid, path in _services().items() if pid not in before_services}
+            service = _services(tag)
         for pid in service:
             os.kill(pid, signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
     finally:
         stop.set()
         thread.join()
@@ -292,7 +294,7 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
     assert message.startswith("error: py-rattler failed solving target linux-cuda "), err
     assert "crashed" in message and "no lockfile was changed" in message and "Traceback" not in err
     assert snapshot(project) == before
-    assert not set(_service_pids()) - before_services
+    assert not _services(tag)
 
 
 # ------------------------------------------------------------------------------- the lockfile writer
@@ -329,8 +331,8 @@ def test_a_service_that_cannot_listen_says_so_in_one_line_and_is_not_ready(tmp_p
     path = tmp_path / ("x" * 200) / "s"  # longer than a Unix socket path may be
     cmd = [sys.executable, "-m", "envspec.lock.solver_service", solver_service.SERVE_FLAG, str(path)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    assert not service_ready(proc, timeout=30)  # the runner then runs the shim executable per solve
-    assert proc.wait(timeout=10) == 1
+    assert not service_ready(proc, timeout=HANG_GUARD_S)  # the runner then runs the shim executable per solve
+    assert proc.wait(timeout=HANG_GUARD_S) == 1
     assert proc.stderr is not None
     err = proc.stderr.read().decode()
     assert "no solver process" in err and "Traceback" not in err
@@ -365,11 +367,15 @@ def test_without_a_solver_process_the_run_solves_with_the_shim_executable(local_
 def test_every_solve_conda_lock_asks_for_was_done_before_it_asked(local_channel: Path, tmp_path: Path) -> None:
     """The solver process solves each target while conda-lock imports (envspec predicts the specs,
     channels and virtual packages conda-lock will ask with): each target is solved once, and each
-    of conda-lock's solves is answered from that, with the lockfiles of a run without presolves."""
+    of conda-lock's solves is answered from that, with the lockfiles of a run without presolves.
+    How many presolves were done before conda-lock asked is a race with its import (all 5 on an idle
+    machine, fewer on a busy one): printed, not judged (benchmarks measure speed)."""
     project = _fresh_project(tmp_path)
     code, _, err = envspec(project, "lock", "-v", "--mirror", f"conda-forge={local_channel.as_uri()}")
     assert code == 0, err
-    assert "solver process: 5 solve(s), 5 of conda-lock's answered from a solve done before it asked" in err
+    found = re.search(r"solver process: 5 solve\(s\), ([0-5]) of conda-lock's answered from a solve done before", err)
+    assert found, err  # 5 solves: one per target, whichever asked first; never one again
+    print(f"{found[1]} of 5 conda-lock solves answered from a presolve")
     presolved = snapshot(project)
     shutil.rmtree(project / "lockfiles")  # the same lockfiles when each solve is conda-lock's own
     (project / "lockfiles").mkdir()
@@ -437,7 +443,8 @@ def test_the_presolves_read_from_the_rendered_files_are_those_of_the_prepared_jo
 def test_presolves_never_block_envspec_and_the_end_of_the_run_ends_the_service(tmp_path: Path) -> None:
     """Presolves stuck on a channel that never answers: envspec still hands over hundreds of them
     at once (more than a pipe holds), and closing the service's stdin ends it at once, the stuck
-    presolve not waited for."""
+    presolve not waited for. The channel time-out outlasts the waits here: only a service that ends
+    without waiting for it passes, however slow the machine."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)  # accepts, never answers
@@ -446,18 +453,16 @@ def test_presolves_never_block_envspec_and_the_end_of_the_run_ends_the_service(t
     service = solver_service.start_service(env)
     assert service is not None
     try:
-        assert service.is_ready(timeout=60)
-        request = {"subdir": "linux-64", "channels": [url], "specs": ["python", "x" * 2000],
-                   "virtual_packages": {"__unix": "0"}, "env": {"ENVSPEC_CHANNEL_TIMEOUT": "120"}}  # fmt: skip
+        assert service.is_ready(timeout=HANG_GUARD_S)
+        request = {"subdir": "linux-64", "channels": [url], "specs": ["python", "x" * 2000], "virtual_packages":
+                   {"__unix": "0"}, "env": {"ENVSPEC_CHANNEL_TIMEOUT": str(2 * HANG_GUARD_S)}}  # fmt: skip
         handed = threading.Thread(target=lambda: [service.presolve(request) for _ in range(300)], daemon=True)
-        started = time.monotonic()
         handed.start()
-        handed.join(30)
+        handed.join(HANG_GUARD_S)
         assert not handed.is_alive(), "envspec blocked writing presolves"
         assert service.proc.stdin is not None
         service.proc.stdin.close()
-        assert service.proc.wait(timeout=10) == 0
-        assert time.monotonic() - started < 40  # not the 120 s the stuck presolve would take
+        assert service.proc.wait(timeout=HANG_GUARD_S) == 0  # a stuck presolve would hold it twice as long
     finally:
         service.stop()
         server.close()

@@ -120,15 +120,17 @@ class Project:
             HF_ENDPOINT=self.hub.endpoint,
             HF_HOME=str(self.hf_home),
             HF_HUB_DISABLE_TELEMETRY="1",
-            HF_HUB_DOWNLOAD_TIMEOUT="2",
-            HF_HUB_ETAG_TIMEOUT="2",
+            # Generous: a loaded machine must not turn a good transfer into a stall (envspec's stall
+            # window is this time-out); the tests of stalls set their own short one.
+            HF_HUB_DOWNLOAD_TIMEOUT="60",
+            HF_HUB_ETAG_TIMEOUT="60",
             NO_PROXY="127.0.0.1,localhost",
         )
         env.pop("TRANSFORMERS_OFFLINE", None)
         env.update(extra)
         return env
 
-    def run(self, *args: str, timeout: float = 120, **env: str) -> Result:
+    def run(self, *args: str, timeout: float = 600, **env: str) -> Result:  # timeout: a hang guard
         import time
 
         started = time.monotonic()

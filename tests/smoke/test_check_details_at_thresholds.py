@@ -42,13 +42,13 @@ def test_check_as_dict() -> None:
     assert Check("n", True, "d").as_dict() == {"name": "n", "passed": True, "detail": "d"}
 
 
-def test_finite_exactly() -> None:
+def test_finite_verdict_and_detail() -> None:
     assert checks.finite(np.zeros((2, 3))) == Check("finite", True, "all 6 output values finite")
     bad = np.array([1.0, np.nan, np.inf, -np.inf])
     assert checks.finite(bad) == Check("finite", False, "3 of 4 output values are NaN or inf")
 
 
-def test_shape_exactly() -> None:
+def test_shape_verdict_and_detail() -> None:
     assert checks.shape(np.zeros((1, 8, 8)), [1, 8, 8]) == Check("shape", True, "output shape (1, 8, 8)")
     assert checks.shape(np.zeros((1, 8, 8)), (1, 8, 9)) == Check(
         "shape", False, "output shape (1, 8, 8), expected (1, 8, 9)"
@@ -90,7 +90,7 @@ def test_not_loaded_messages() -> None:
     ]
 
 
-def test_weights_loaded_exactly() -> None:
+def test_weights_loaded_verdict_and_detail() -> None:
     assert checks.weights_loaded([], ["unet", "vae"]) == Check(
         "weights_loaded", True, "no missing/unexpected weights in unet, vae"
     )
@@ -117,7 +117,7 @@ def test_weights_loaded_cuts_a_long_first_problem_at_300() -> None:
     assert checks.weights_loaded([longer], ["unet"]).detail == f"1 load problem(s): {longer[:297]}..."
 
 
-def test_params_placed_exactly() -> None:
+def test_params_placed_verdict_and_detail() -> None:
     good = [("a", _t("cuda", "float16")), ("idx", _t("cuda", "int64", floating=False))]
     assert checks.params_placed(good, "cuda", "float16") == Check(
         "params_device_dtype", True, "all 2 parameters on cuda as float16"
@@ -138,7 +138,7 @@ def test_params_placed_exactly() -> None:
     )
 
 
-def test_repeatable_exactly() -> None:
+def test_repeatable_verdict_and_detail() -> None:
     a = np.zeros((2, 2), dtype=np.uint8)
     assert checks.repeatable(a, None, "cuda") == Check(
         "repeatable", True, "skipped on cuda: identical pixels are only required on cpu"
@@ -154,7 +154,7 @@ def test_repeatable_exactly() -> None:
     )
 
 
-def test_tokenizer_works_exactly() -> None:
+def test_tokenizer_works_verdict_and_detail() -> None:
     assert checks.tokenizer_works([0, 5, 6, 1], [0, 1, None], 7) == Check(
         "tokenizer", True, "prompt -> 2 tokens, all within 7 embeddings"
     )

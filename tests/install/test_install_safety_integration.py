@@ -1,7 +1,9 @@
 """Issue #11 with servers and processes: downloads that never end, SIGTERM, hostile packages, --with.
 
 Every server here runs on 127.0.0.1 (port 0) in a daemon thread; each handler loop is bounded in
-time and bytes and stops by itself when the test's ``stop`` event is set.
+time and bytes and stops by itself when the test's ``stop`` event is set. No verdict depends on how
+fast the machine is: a test waits for what the client does (it gives up, it exits, it hangs up),
+and the time bounds only end a test that hangs.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from envspec.install.fetch import fetch_all
 from envspec.install.plan import ExplicitLock, LockEntry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_install_hostile import FILE, channel_factory, hostile_conda
+from test_install_safety import FILE, channel_factory, hostile_conda
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC_SPEC = REPO / "tests" / "data" / "synthetic" / "envspec.yml"  # fits the synthetic channel
-HANDLER_LIMIT_S = 30.0  # no handler runs longer than this, whatever the client does
+HANDLER_LIMIT_S = 600.0  # a hang guard: no handler runs longer than this, whatever the client does
 ENDLESS_LIMIT = 256 << 20  # nor sends more than this
 
 
@@ -109,7 +111,8 @@ def test_a_trickling_download_stalls_within_seconds(
     with pytest.raises(ChannelUnreachable, match="stalled") as info:
         fetch_all(lock, urls, tmp_path / "cache", lambda _: None)
     elapsed = time.monotonic() - t0
-    assert elapsed < 5, elapsed
+    # ENVSPEC_STALL_TIMEOUT (1 s) ended it, not the default (60 s): a margin that no load bridges
+    assert elapsed < download.STALL_TIMEOUT_S / 2, elapsed
     assert info.value.exit_code == ExitCode.CHANNEL_UNREACHABLE == 5
     assert "ENVSPEC_STALL_TIMEOUT" in (info.value.tip or "")
     assert list((tmp_path / "cache" / ".envspec" / "downloads").iterdir()) == []
@@ -137,12 +140,10 @@ def test_an_endless_download_never_writes_past_its_cap(
     monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", str(cap if not known_size else 8 << 30))
     written = _count_writes(monkeypatch)
     lock, urls = one_package(f"{base}/endless/linux-64/big-1.0-h_0.conda", size=cap if known_size else None)
-    t0 = time.monotonic()
     with pytest.raises(IntegrityError, match="larger than") as info:
         fetch_all(lock, urls, tmp_path / "cache", lambda _: None)
     assert ("lockfile records" if known_size else "ENVSPEC_MAX_PACKAGE_BYTES") in info.value.message
     assert written["bytes"] <= cap
-    assert time.monotonic() - t0 < 10
     assert list((tmp_path / "cache" / ".envspec" / "downloads").iterdir()) == []
     print(f"cap {cap}: written {written['bytes']}, server sent {sent['bytes']}: {info.value.message}")
 
@@ -178,20 +179,22 @@ def test_sigterm_during_a_trickle_exits_promptly_and_leaves_nothing(
             "--lockfile", str(lockfile), "--prefix", str(tmp_path / "env"), "--cache-dir", str(cache)]  # fmt: skip
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANDLER_LIMIT_S
         downloads = cache / ".envspec" / "downloads"
-        while time.monotonic() < deadline and not (sent["bytes"] >= 2 and list(downloads.glob("*.part"))):
+        while not (sent["bytes"] >= 2 and list(downloads.glob("*.part"))):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the download never started"
             time.sleep(0.05)
-        assert list(downloads.glob("*.part")), "the download never started"
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        # The trickle never ends by itself (no stall for 600 s, the server sends until the test ends):
+        # only the signal can end the run; if it did not, this waits out the hang guard and fails.
+        _, err = proc.communicate(timeout=HANDLER_LIMIT_S)
         elapsed = time.monotonic() - t0
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
     assert proc.returncode == ExitCode.INTERRUPTED, err
-    assert elapsed < 5, elapsed
     assert not downloads.exists() or list(downloads.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "x.lock"]  # no prefix, no staging
     print(f"SIGTERM -> exit in {elapsed:.2f} s")

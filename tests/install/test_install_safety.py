@@ -1,6 +1,6 @@
 """Issue #11, unit level: a hostile world loses nothing, leaks nothing, hangs nowhere.
 
-No process and no server here (see test_install_hostile_integration.py for those): prefixes that
+No process and no server here (see test_install_safety_integration.py for those): prefixes that
 must never be replaced, staging permissions, lockfile lines (examples + hypothesis), archives
 that unpack outside the prefix, a full disk, lockfiles without sha256.
 """
@@ -171,9 +171,12 @@ def test_packages_without_sha256_are_named_and_can_be_refused(project_copy: Path
     assert "1 of 1 packages" in err and "python-3.12.11-h9b197bdb_0_cpython.conda" in err and "md5 only" in err
     assert len(err.strip().splitlines()) >= 1 and "Traceback" not in err
     assert not (tmp_path / "env").exists() and not (tmp_path / "cache").exists()
-    # without the flag: a warning naming them, then the install goes on (and fails on the network here)
-    code, err = run_install(project_copy, tmp_path, "--prefix", str(tmp_path / "env"))
+    # without the flag: a warning naming them, then the install goes on (and fails fetching from a
+    # channel folder that does not exist: never the real conda-forge, nor its retries)
+    nowhere = f"conda-forge={(tmp_path / 'no-channel').as_uri()}"
+    code, err = run_install(project_copy, tmp_path, "--prefix", str(tmp_path / "env"), "--mirror", nowhere)
     assert "warning: 1 of 1 packages" in err and "python-3.12.11-h9b197bdb_0_cpython.conda" in err
+    assert code == ExitCode.CHANNEL_UNREACHABLE and "fetch: 0 of 1 packages verified in the cache" in err
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envspec.errors import SpecError
 from envspec.spec.load import parse_spec
+
+pytestmark = pytest.mark.fuzz  # asserts "never crashes": left out of mutation runs (docs/mutation.md)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = (REPO / "envspec.yml").read_text()
