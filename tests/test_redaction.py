@@ -35,7 +35,7 @@ HOST = st.sampled_from(["mirror.example", "127.0.0.1:8080", "[::1]:9", "pypi.ana
 
 
 @given(user=SECRET, password=SECRET, token=SECRET, query=SECRET, host=HOST, form=st.integers(0, 4))
-def test_no_secret_form_survives_redaction(  # noqa: PLR0917
+def test_no_secret_form_survives_redaction(
     user: str, password: str, token: str, query: str, host: str, form: int
 ) -> None:
     shape, secret = [

@@ -198,16 +198,15 @@ def finish(
         raise ToolFailed(f"conda-lock dropped envspec's metadata from the lockfile of {job.target}")
     marked = synthetic_channel_packages(prep.report)
     note = explicit.test_channel_note(marked) if marked else ""
-    explicit_text = explicit.render(
-        explicit_body,
+    head = explicit.Header(
         target=job.target,
         subdir=job.subdir,
         input_hash=item.input_hash,
         sources=[job.rel(job.env_file), job.rel(job.vpkg_file)],
         channels=list(job.channels),
-        note=note,
         exclude_newer=job.input.exclude_newer,
     )
+    explicit_text = explicit.render(explicit_body, head, note)
     try:
         entries = explicit.entries(explicit_text)
     except ValueError as exc:

@@ -208,7 +208,7 @@ def explain_fetch_error(exc: BaseException, channels: Sequence[str]) -> ShimErro
     )
 
 
-async def solve(  # noqa: PLR0917 - one solve, all of its inputs
+async def solve(
     channels: Sequence[str],
     subdir: str,
     specs: Sequence[str],
@@ -296,7 +296,7 @@ def solve_stats() -> dict[str, int]:
     return dict(_STATS)
 
 
-def solve_key(  # noqa: PLR0917 - the inputs of one solve
+def solve_key(
     channels: Sequence[str],
     subdir: str,
     specs: Sequence[str],
@@ -317,7 +317,7 @@ def solve_key(  # noqa: PLR0917 - the inputs of one solve
     )
 
 
-def solve_once(  # noqa: PLR0917 - the inputs of one solve
+def solve_once(
     channels: Sequence[str],
     subdir: str,
     specs: Sequence[str],

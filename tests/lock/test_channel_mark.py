@@ -81,8 +81,10 @@ def test_the_note_is_a_header_field_of_the_explicit_file() -> None:
         "sources": ["e"],
         "channels": ["c"],
     }
-    plain = explicit.render("@EXPLICIT\n", **args)
-    marked = explicit.render("@EXPLICIT\n", **args, note=explicit.test_channel_note([f"p{i}" for i in range(7)]))
+    plain = explicit.render("@EXPLICIT\n", explicit.Header(**args))
+    marked = explicit.render(
+        "@EXPLICIT\n", explicit.Header(**args), explicit.test_channel_note([f"p{i}" for i in range(7)])
+    )
     assert explicit.SOLVED_FROM_KEY not in explicit.header_fields(plain)
     assert explicit.header_fields(marked)[explicit.SOLVED_FROM_KEY] == explicit.TEST_CHANNEL
     assert "p0, p1, p2, p3, p4 and 2 more" in marked and "never commit" in marked

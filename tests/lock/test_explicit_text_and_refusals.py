@@ -41,11 +41,13 @@ EXPECTED = (
 def _render(body: str = BODY) -> str:
     return explicit.render(
         body,
-        target="linux-cuda",
-        subdir="linux-64",
-        input_hash=HASH,
-        sources=["environment-linux-cuda.yml", "lockfiles/linux-cuda.virtual-packages.yml"],
-        channels=["https://conda.anaconda.org/conda-forge", "file:///srv/bio"],
+        explicit.Header(
+            target="linux-cuda",
+            subdir="linux-64",
+            input_hash=HASH,
+            sources=["environment-linux-cuda.yml", "lockfiles/linux-cuda.virtual-packages.yml"],
+            channels=["https://conda.anaconda.org/conda-forge", "file:///srv/bio"],
+        ),
     )
 
 
