@@ -114,6 +114,7 @@ def _recording_verify() -> None:
 
 def envspec_pypi(requirements: tuple[str, ...], url: str, subdir: str, work: Path) -> float:
     from envspec.lock import pypi
+    from envspec.lock.pypi_parts import CondaPart, PipRun
 
     _recording_verify()
     job = pypi.PipJob(requirements, frozenset(), pypi.pip_index({"pypi": url}), frozenset({"pytorch"}))
@@ -121,7 +122,7 @@ def envspec_pypi(requirements: tuple[str, ...], url: str, subdir: str, work: Pat
     start = time.perf_counter()
     pypi.finish(
         job,
-        pypi.CondaPart(
+        CondaPart(
             target="bench",
             subdir=subdir,
             lock_text=conda_lock_text(subdir),
@@ -129,7 +130,7 @@ def envspec_pypi(requirements: tuple[str, ...], url: str, subdir: str, work: Pat
             virtual_packages=PLATFORMS[subdir][0],
             input_hash="sha256:" + "0" * 64,
         ),
-        pypi.PipRun(work=work / "tmp" / "t"),
+        PipRun(work=work / "tmp" / "t"),
     )  # fmt: skip  (its uv cache: work/uv-cache, fresh: cold)
     return time.perf_counter() - start
 
@@ -137,6 +138,7 @@ def envspec_pypi(requirements: tuple[str, ...], url: str, subdir: str, work: Pat
 def conflict(url: str, work: Path) -> tuple[float, str]:
     from envspec.errors import UnsatisfiableError
     from envspec.lock import pypi
+    from envspec.lock.pypi_parts import CondaPart, PipRun
 
     job = pypi.PipJob(CONFLICT, frozenset(), pypi.pip_index({"pypi": url}), frozenset({"pytorch"}))
     (work / "tmp" / "t").mkdir(parents=True)
@@ -144,7 +146,7 @@ def conflict(url: str, work: Path) -> tuple[float, str]:
     try:
         pypi.finish(
             job,
-            pypi.CondaPart(
+            CondaPart(
                 target="bench",
                 subdir="linux-64",
                 lock_text=conda_lock_text("linux-64"),
@@ -152,7 +154,7 @@ def conflict(url: str, work: Path) -> tuple[float, str]:
                 virtual_packages=PLATFORMS["linux-64"][0],
                 input_hash="sha256:x",
             ),
-            pypi.PipRun(work=work / "tmp" / "t"),
+            PipRun(work=work / "tmp" / "t"),
         )
     except UnsatisfiableError as exc:
         return time.perf_counter() - start, exc.one_line()

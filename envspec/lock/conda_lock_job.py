@@ -25,6 +25,7 @@ from envspec.lock.condalock import LockedPackage, read_conda_lock, summary_of
 from envspec.lock.failures import classify_failure, unreachable
 from envspec.lock.jobs import CONDA_LOCK_EXCLUDE_NEWER_KEY, CONDA_LOCK_HASH_KEY, LockJob, ProjectLike, read_head
 from envspec.lock.plan import Action, PlanItem
+from envspec.lock.pypi_parts import CondaPart, PipRun
 from envspec.lock.rattler_solve import EXCLUDE_NEWER_ENV
 from envspec.lock.solver_service import PRESOLVE_ENV
 
@@ -222,7 +223,7 @@ def finish(
         raise ToolFailed(f"conda-lock's two lockfiles of {job.target} disagree: {problem}")
     pip_text = None
     if job.pip is not None:  # the PyPI part, resolved by uv on top of this conda solution, merged in
-        conda = pypi.CondaPart(
+        conda = CondaPart(
             target=job.target,
             subdir=job.subdir,
             lock_text=lock_text,
@@ -231,7 +232,7 @@ def finish(
             input_hash=item.input_hash,
             lock_name=job.conda_lock_file.name,
         )
-        run = pypi.PipRun(
+        run = PipRun(
             work=prep.tmp_dir,
             cache=prep.tmp_dir.parent.parent / "uv-cache",  # <cache_dir>/uv-cache (tmp_dir: <cache_dir>/lock-tmp/x)
             previous=read_head(job.conda_lock_file, 1 << 26) if item.action is Action.UPDATE else None,

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 from envspec.errors import SpecError, ToolFailed, UnsatisfiableError
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.pypi_mapping import MAPPING_FILE, conda_to_pypi, pypi_to_conda
+from envspec.lock.pypi_parts import CondaPart, PipRun
 
 DEFAULT_INDEX: Final = "https://pypi.org/simple"
 MIRROR_NAME: Final = "pypi"
@@ -333,36 +334,6 @@ def check_not_twice(target: str, packages: Sequence[PipPackage], conda_names: fr
             tip="a pip package depends on them directly: pin a version of it that does not, or take it from "
             "conda-forge instead",
         )
-
-
-@dataclass(frozen=True)
-class CondaPart:
-    """The conda solution a target's PyPI part is resolved on top of: conda-lock's two texts (the
-    ``.conda-lock.yml`` named ``lock_name``, the explicit file), the target's virtual packages (their
-    YAML), and the input hash the ``<t>.pip.txt`` header records."""
-
-    target: str
-    subdir: str
-    lock_text: str
-    explicit_text: str = "@EXPLICIT\n"
-    virtual_packages: str = ""
-    input_hash: str = ""
-    lock_name: str = "conda-lock.yml"
-
-
-@dataclass(frozen=True)
-class PipRun:
-    """How one target's PyPI part runs: ``work`` (a temporary folder is made in it), ``cache`` (uv's
-    cache; default: a fresh one, i.e. cold), ``previous`` (the previous conda-lock.yml: an update keeps
-    its pins but for ``update``'s packages), ``verified`` (the (URL, sha256) pairs this run checked
-    already, for the targets after the first)."""
-
-    work: Path | None = None
-    cache: Path | None = None
-    previous: str | None = None
-    update: Sequence[str] = ()
-    verbose: bool = False
-    verified: set[tuple[str, str]] | None = None
 
 
 def finish(job: PipJob, conda: CondaPart, run: PipRun) -> tuple[str, str, str]:

@@ -16,15 +16,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from envspec.errors import SpecError, ToolFailed
 from envspec.lock import pypi_resolve as uvr
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.pypi_mapping import conda_to_pypi
-
-if TYPE_CHECKING:
-    from envspec.lock.pypi import CondaPart, PipRun
+from envspec.lock.pypi_parts import CondaPart, PipRun
 
 DEFAULT_TIMEOUT = 900.0
 

@@ -21,6 +21,7 @@ import pytest
 from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError, ToolFailed, UnsatisfiableError
 from envspec.lock import pypi, pypi_merge
 from envspec.lock.condalock import read_pip_packages
+from envspec.lock.pypi_parts import CondaPart, PipRun
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,8 +48,8 @@ def job(index: pypi_index.Index, *requirements: str) -> pypi.PipJob:
 def resolve(index: pypi_index.Index, tmp_path: Path, *requirements: str, lock: str | None = None) -> list[str]:
     packages = pypi_merge.resolve(
         job(index, *requirements),
-        pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=lock or conda_lock_text(), virtual_packages=VPKG),
-        pypi.PipRun(work=tmp_path / "work", cache=tmp_path / "uv-cache"),
+        CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=lock or conda_lock_text(), virtual_packages=VPKG),
+        PipRun(work=tmp_path / "work", cache=tmp_path / "uv-cache"),
     )
     return [f"{p.name}=={p.version}" for p in packages]
 
@@ -86,7 +87,7 @@ def test_pynvml_gets_nvidia_ml_py_and_it_is_not_refused(index: pypi_index.Index,
     """nvidia-ml-py (NVML bindings) is no torch runtime wheel: the old prefix check refused it."""
     lock, explicit, pip_txt = pypi.finish(
         job(index, "pynvml"),
-        pypi.CondaPart(
+        CondaPart(
             target="linux-cuda",
             subdir=SUBDIR,
             lock_text=conda_lock_text(),
@@ -94,7 +95,7 @@ def test_pynvml_gets_nvidia_ml_py_and_it_is_not_refused(index: pypi_index.Index,
             virtual_packages=VPKG,
             input_hash="sha256:" + "c" * 64,
         ),
-        pypi.PipRun(work=tmp_path),
+        PipRun(work=tmp_path),
     )
     assert [p.name for p in read_pip_packages(lock, "x", SUBDIR)] == ["nvidia-ml-py", "pynvml"]
     assert "# pip nvidia-ml-py @ " in explicit and "nvidia-ml-py==13.615.71 --hash=sha256:" in pip_txt
@@ -106,7 +107,7 @@ def test_torch_runtime_wheels_asked_for_directly_are_refused_by_name(index: pypi
     with served as idx, pytest.raises(UnsatisfiableError) as info:
         pypi.finish(
             job(idx, "nvidia-cudnn-cu12", "pynvml"),
-            pypi.CondaPart(
+            CondaPart(
                 target="linux-cuda",
                 subdir=SUBDIR,
                 lock_text=conda_lock_text(),
@@ -114,7 +115,7 @@ def test_torch_runtime_wheels_asked_for_directly_are_refused_by_name(index: pypi
                 virtual_packages=VPKG,
                 input_hash="sha256:x",
             ),
-            pypi.PipRun(work=tmp_path),
+            PipRun(work=tmp_path),
         )
     assert "nvidia-cudnn-cu12" in info.value.message and "nvidia-ml-py" not in info.value.message
 
@@ -129,7 +130,7 @@ def test_a_second_copy_of_a_conda_package_is_refused_naming_it(index: pypi_index
     with pytest.raises(UnsatisfiableError) as info:
         pypi.finish(
             job(index, "compel<2.4"),
-            pypi.CondaPart(
+            CondaPart(
                 target="linux-cuda",
                 subdir=SUBDIR,
                 lock_text=conda_lock_text(records),
@@ -137,7 +138,7 @@ def test_a_second_copy_of_a_conda_package_is_refused_naming_it(index: pypi_index
                 virtual_packages=VPKG,
                 input_hash="sha256:x",
             ),
-            pypi.PipRun(work=tmp_path),
+            PipRun(work=tmp_path),
         )
     assert "would install pyparsing (conda's pyparsing) from PyPI" in info.value.message
 
@@ -149,7 +150,7 @@ def test_the_result_is_condas_own_lockfile_format(index: pypi_index.Index, tmp_p
 
     lock, _, _ = pypi.finish(
         job(index, "kornia", "torchmetrics"),
-        pypi.CondaPart(
+        CondaPart(
             target="linux-cuda",
             subdir=SUBDIR,
             lock_text=conda_lock_text(),
@@ -157,7 +158,7 @@ def test_the_result_is_condas_own_lockfile_format(index: pypi_index.Index, tmp_p
             virtual_packages=VPKG,
             input_hash="sha256:x",
         ),
-        pypi.PipRun(work=tmp_path),
+        PipRun(work=tmp_path),
     )
     path = tmp_path / "linux-cuda.conda-lock.yml"
     path.write_text(lock, encoding="utf-8")
@@ -204,8 +205,8 @@ def test_an_unreachable_index_is_exit_5_without_its_credentials(tmp_path: Path) 
     with pytest.raises(ChannelUnreachable) as info:
         pypi_merge.resolve(
             closed,
-            pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
-            pypi.PipRun(work=tmp_path / "w"),
+            CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+            PipRun(work=tmp_path / "w"),
             scrub=lambda text: pypi.scrub(closed, text),
         )
     assert info.value.exit_code == ExitCode.CHANNEL_UNREACHABLE and "s3cret" not in info.value.one_line()
@@ -233,10 +234,10 @@ def test_the_targets_virtual_packages_decide_which_wheels_fit(
     with pypi_index.serve(tmp_path / "idx", projects) as idx:
         call = lambda: pypi_merge.resolve(  # noqa: E731
             job(idx, name),
-            pypi.CondaPart(
+            CondaPart(
                 target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir), virtual_packages=vpkg
             ),
-            pypi.PipRun(work=tmp_path / "w"),
+            PipRun(work=tmp_path / "w"),
         )
         if ok:
             (package,) = call()
@@ -269,8 +270,8 @@ def test_update_moves_the_named_package_and_keeps_the_other_pins(tmp_path: Path)
         def lock(update: tuple[str, ...], prev: str | None) -> list[str]:
             packages = pypi_merge.resolve(
                 job(idx, "envspec-a", "envspec-b"),
-                pypi.CondaPart(target="t", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
-                pypi.PipRun(work=tmp_path / "w", previous=prev, update=update),
+                CondaPart(target="t", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+                PipRun(work=tmp_path / "w", previous=prev, update=update),
             )
             return [f"{p.name}=={p.version}" for p in packages]
 
@@ -286,10 +287,10 @@ def test_requirement_markers_are_evaluated_for_the_target_not_this_machine(
         vpkg = f"subdirs:\n  {subdir}:\n    packages: {{}}\n"
         packages = pypi_merge.resolve(
             job(index, *requirements),
-            pypi.CondaPart(
+            CondaPart(
                 target="t", subdir=subdir, lock_text=conda_lock_text().replace(SUBDIR, subdir), virtual_packages=vpkg
             ),
-            pypi.PipRun(work=tmp_path / subdir),
+            PipRun(work=tmp_path / subdir),
         )
         assert [f"{p.name}=={p.version}" for p in packages] == expected
 
@@ -304,8 +305,8 @@ def test_exclude_newer_dates_pypi_and_keeps_condas_stand_ins(tmp_path: Path) -> 
     real = pypi.PipJob(("accelerate",), frozenset(), pypi.pip_index({}), frozenset({"pytorch"}), "2025-06-01T00:00:00Z")
     packages = pypi_merge.resolve(
         real,
-        pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
-        pypi.PipRun(work=tmp_path / "work", cache=tmp_path / "uv-cache"),
+        CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+        PipRun(work=tmp_path / "work", cache=tmp_path / "uv-cache"),
     )
     assert [f"{p.name}=={p.version}" for p in packages] == ["accelerate==1.7.0"]
 
@@ -347,7 +348,7 @@ def _finish(
     job = pypi.PipJob(requirements, frozenset(allow), pypi.pip_index({"pypi": idx.url}), frozenset({"pytorch"}))
     _, _, pip_txt = pypi.finish(
         job,
-        pypi.CondaPart(
+        CondaPart(
             target="linux-cuda",
             subdir=SUBDIR,
             lock_text=conda_lock_text(),
@@ -355,7 +356,7 @@ def _finish(
             virtual_packages=VPKG,
             input_hash="sha256:x",
         ),
-        pypi.PipRun(work=work, verified=verified),
+        PipRun(work=work, verified=verified),
     )
     return pip_txt
 
@@ -426,8 +427,8 @@ def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypa
         def lock(requirement: str, work: str) -> list[str]:
             packages = pypi_merge.resolve(
                 job(idx, requirement),
-                pypi.CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
-                pypi.PipRun(work=tmp_path / work),
+                CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
+                PipRun(work=tmp_path / work),
             )
             return [f"{p.name}=={p.version}" for p in packages]
 
