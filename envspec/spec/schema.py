@@ -4,6 +4,7 @@ reads the file into it and resolves each target."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
@@ -173,6 +174,17 @@ Name = Annotated[str, StringConstraints(pattern=_NAME, max_length=64)]
 #: One GitHub runner label (ubuntu-latest, macos-15-intel, a self-hosted label): no spaces or newlines.
 RunnerLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+#: Words of a variable name that say it holds a secret (HF_TOKEN, AWS_SECRET_ACCESS_KEY, PIP_PASSWORD,
+#: OPENAI_API_KEY): refused in envspec.yml whatever its value, which may not look like one. Whole words
+#: between underscores: TOKENIZERS_PARALLELISM is no token.
+_SECRET_WORDS: Final = frozenset({"TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "APIKEY"})
+_SECRET_PAIRS: Final = frozenset({("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("AUTH", "TOKEN")})
+
+
+def secret_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret."""
+    words = name.upper().split("_")
+    return bool(_SECRET_WORDS & set(words)) or any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
 
 
 class _Strict(BaseModel):
@@ -247,6 +259,16 @@ class TargetDocument(_Strict):
             raise ValueError(
                 f"variables: {', '.join(reserved)} is set by envspec itself (names starting with "
                 f"{RESERVED_VARIABLE_PREFIX} carry the target and the promised device to the smoke test)"
+            )
+        secret = sorted(k for k in self.variables if secret_name(k))
+        if secret:
+            from pydantic_core import PydanticCustomError
+
+            raise PydanticCustomError(
+                CREDENTIALS_ERROR,
+                "variables: {names} is named like a secret, and envspec.yml must hold no secret (it is committed "
+                "and render copies variables into the environment files); its value was not read",
+                {"names": ", ".join(secret)},
             )
         rule = ACCELERATOR_RULES[self.accelerator]
         for name in rule.requires_virtual:

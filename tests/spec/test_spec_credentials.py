@@ -133,3 +133,21 @@ def test_a_match_spec_never_names_its_channel_by_url_or_path(dep: str) -> None:
         parse_spec(text, Path("envspec.yml"))
     line = info.value.one_line()
     assert "names a channel by URL or path" in line and "--mirror NAME=URL" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("name", ["HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "PIP_PASSWORD", "OPENAI_API_KEY", "hf_token"])
+def test_a_variable_named_like_a_secret_is_refused_whatever_its_value(name: str) -> None:
+    """HF_TOKEN: hf_abc... has no URL to redact, yet it is a secret: the name says so."""
+    data = yaml.safe_load(SHIPPED)
+    data["targets"]["linux-cpu"].setdefault("variables", {})[name] = "hf_" + SECRET
+    with pytest.raises(SpecError) as info:
+        parse_spec(yaml.safe_dump(data), Path("envspec.yml"))
+    line = info.value.one_line()
+    assert f"{name} is named like a secret" in line and SECRET not in line and info.value.tip
+
+
+@pytest.mark.parametrize("name", ["TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE", "PYTORCH_ENABLE_MPS_FALLBACK", "AUTHOR"])
+def test_ordinary_variables_are_not_taken_for_secrets(name: str) -> None:
+    data = yaml.safe_load(SHIPPED)
+    data["targets"]["linux-cpu"].setdefault("variables", {})[name] = "1"
+    assert parse_spec(yaml.safe_dump(data), Path("envspec.yml")).document.targets["linux-cpu"].variables[name] == "1"
