@@ -234,9 +234,10 @@ def test_command_modules_never_borrow_from_each_other() -> None:
     from envspec.cli.main import COMMANDS
 
     commands = {module for _, module, _ in COMMANDS}
-    borrowed = sorted(f"{m} imports {t}" for m in commands for t in graph()[m] if t in commands and t != m)
+    edges = graph()
+    borrowed = sorted(f"{m} imports {t}" for m in commands for t in edges[m] if t in commands and t != m)
     assert borrowed == []
-    assert set(graph()) >= commands and not commands & set(CLI_HELPERS)
+    assert set(edges) >= commands and not commands & set(CLI_HELPERS)
 
 
 @pytest.mark.parametrize(("number", "stage"), list(enumerate(STAGES, start=1)))
