@@ -18,7 +18,7 @@ from envspec.doctor.probe import RecordedProbe
 from envspec.doctor.recommend import default_target, recommend_target
 from envspec.doctor.resources import estimate_env_bytes
 from envspec.errors import PlatformMismatch
-from envspec.spec.load import Spec, load_spec, parse_spec
+from envspec.spec.load import Spec, parse_spec
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "doctor"
 GiB = 1024**3
@@ -42,11 +42,6 @@ def statuses(report: Diagnosis) -> dict[str, Status]:
 
 def check(report: Diagnosis, name: str) -> Any:
     return next(c for c in report.checks if c.name == name)
-
-
-@pytest.fixture(scope="module")
-def spec(repo: Path) -> Spec:
-    return load_spec(repo / "envspec.yml")
 
 
 @pytest.fixture(scope="module")
