@@ -47,6 +47,7 @@ from typing import Any
 
 from envspec.fsutil import NotRegularFile, read_regular_text
 from envspec.lock.rattler_solve import (
+    CreateSolve,
     ShimError,
     channel_timeout,
     explain_fetch_error,
@@ -347,7 +348,7 @@ def _do_create(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
     routed = route(cmd.channels, read_mirrors(environ))
     channels, virtual_records = split_channels(routed.channels, subdir)
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
-    records = solve_once(channels, subdir, cmd.specs, vpkgs, environ, routed.auth)
+    records = solve_once(CreateSolve(channels, subdir, cmd.specs, vpkgs, environ, routed.auth))
     _note_test_channel(records, environ)
     return _plan(records, cmd.prefix, routed.canonical)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -276,7 +277,7 @@ async def solve(
         raise explain_fetch_error(exc, channels) from None
 
 
-#: A serving process's solves (:func:`serve`), by all they depend on (:func:`solve_key`): a target
+#: A serving process's solves (:func:`serve`), by all they depend on (:meth:`CreateSolve.key`): a target
 #: presolved while conda-lock imports (:func:`presolve`) is answered from here when conda-lock asks.
 #: None in a one-shot shim process, which solves once anyway.
 _SOLVED: dict[tuple[Any, ...], list[Any] | ShimError] | None = None
@@ -296,45 +297,42 @@ def solve_stats() -> dict[str, int]:
     return dict(_STATS)
 
 
-def solve_key(
-    channels: Sequence[str],
-    subdir: str,
-    specs: Sequence[str],
-    vpkgs: Mapping[str, tuple[str, str]],
-    environ: Mapping[str, str],
-    auth: Mapping[str, tuple[str, str]],
-) -> tuple[Any, ...]:
-    """Everything a create solve's records depend on: the very strings py-rattler is given."""
-    return (
-        tuple(channels),
-        subdir,
-        tuple(specs),
-        tuple(sorted(vpkgs.items())),
-        environ.get(EXCLUDE_NEWER_ENV, "").strip(),
-        environ.get(RATTLER_CACHE_ENV),
-        environ.get(TIMEOUT_ENV),
-        tuple(sorted(auth.items())),
-    )
+@dataclass(frozen=True)
+class CreateSolve:
+    """The inputs of a create solve (no locked packages): channels (routed), the subdir, the specs,
+    the target's virtual packages, the environment the solve reads and the channels' credentials."""
+
+    channels: Sequence[str]
+    subdir: str
+    specs: Sequence[str]
+    vpkgs: Mapping[str, tuple[str, str]]
+    environ: Mapping[str, str]
+    auth: Mapping[str, tuple[str, str]]
+
+    def key(self) -> tuple[Any, ...]:
+        """Everything the solve's records depend on: the very strings py-rattler is given."""
+        return (
+            tuple(self.channels),
+            self.subdir,
+            tuple(self.specs),
+            tuple(sorted(self.vpkgs.items())),
+            self.environ.get(EXCLUDE_NEWER_ENV, "").strip(),
+            self.environ.get(RATTLER_CACHE_ENV),
+            self.environ.get(TIMEOUT_ENV),
+            tuple(sorted(self.auth.items())),
+        )
 
 
-def solve_once(
-    channels: Sequence[str],
-    subdir: str,
-    specs: Sequence[str],
-    vpkgs: Mapping[str, tuple[str, str]],
-    environ: Mapping[str, str],
-    auth: Mapping[str, tuple[str, str]],
-    *,
-    ahead: bool = False,
-) -> list[Any]:
+def solve_once(request: CreateSolve, *, ahead: bool = False) -> list[Any]:
     """:func:`solve` (no locked packages), or what this serving process found for the same inputs
     before: its records, or its error (unsatisfiable, or a channel that failed: not asked twice).
     ``ahead``: a presolve (one found solved already is no answer reused)."""
     import asyncio
 
+    r = request
     if _SOLVED is None:
-        return asyncio.run(solve(channels, subdir, specs, vpkgs, (), environ, auth))
-    key = solve_key(channels, subdir, specs, vpkgs, environ, auth)
+        return asyncio.run(solve(r.channels, r.subdir, r.specs, r.vpkgs, (), r.environ, r.auth))
+    key = r.key()
     if key in _SOLVED:
         _STATS["reused"] += not ahead
         found = _SOLVED[key]
@@ -343,7 +341,7 @@ def solve_once(
         return found
     _STATS["solved"] += 1
     try:
-        records = asyncio.run(solve(channels, subdir, specs, vpkgs, (), environ, auth))
+        records = asyncio.run(solve(r.channels, r.subdir, r.specs, r.vpkgs, (), r.environ, r.auth))
     except ShimError as err:
         _SOLVED[key] = err
         raise

@@ -34,7 +34,14 @@ from envspec.lock.conda_shim import (
     split_channels,
     target_virtual_packages,
 )
-from envspec.lock.rattler_solve import EXCLUDE_NEWER_ENV, RATTLER_CACHE_ENV, TIMEOUT_ENV, ShimError, solve_once
+from envspec.lock.rattler_solve import (
+    EXCLUDE_NEWER_ENV,
+    RATTLER_CACHE_ENV,
+    TIMEOUT_ENV,
+    CreateSolve,
+    ShimError,
+    solve_once,
+)
 
 #: ``python -m envspec.lock.solver_service --envspec-serve SOCKET``: see :func:`serve`.
 SERVE_FLAG = "--envspec-serve"
@@ -50,7 +57,7 @@ def presolve(request: Mapping[str, Any]) -> None:
     ``request``: ``{"subdir", "channels"`` (conda-lock's, canonical), ``"specs"`` (the environment
     file's), ``"virtual_packages"`` (``{name: "version[ build]"}``, the target's), ``"env"``
     (:data:`PRESOLVE_ENV`)``}``. Each spec is written as conda-lock writes it (``python=3.12`` ->
-    ``python 3.12.*``) and the inputs are keyed as for conda-lock's own request (:func:`rattler_solve.solve_key`):
+    ``python 3.12.*``) and the inputs are keyed as for conda-lock's own request (:meth:`rattler_solve.CreateSolve.key`):
     its answer is used only where conda-lock asks for exactly the same solve; a prediction that
     differs (another spec order, say) only costs a second solve. Raises what the solve raises."""
     from rattler import MatchSpec
@@ -65,7 +72,7 @@ def presolve(request: Mapping[str, Any]) -> None:
         virtual_records.append({"name": str(name), "version": version, "build_string": build or "0"})
     vpkgs = target_virtual_packages(subdir, virtual_records, environ)
     specs = [str(MatchSpec(str(s))) for s in request["specs"]]  # a spec that does not parse: no presolve
-    solve_once(channels, subdir, specs, vpkgs, environ, routed.auth, ahead=True)
+    solve_once(CreateSolve(channels, subdir, specs, vpkgs, environ, routed.auth), ahead=True)
 
 
 def _read_all(conn: Any) -> bytes:
