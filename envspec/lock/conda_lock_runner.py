@@ -366,11 +366,12 @@ def _read_request() -> dict[str, Any]:
     return request
 
 
-def main() -> None:
-    """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--no-fork]``: conda-lock is
-    imported before the request is read, so envspec can start this process first and prepare its
-    jobs meanwhile. EOF instead of a request: nothing to run."""
-    args = sys.argv[1:]
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--no-fork]`` (or ``argv``, in a
+    process forked from envspec: :mod:`envspec.lock.forked`): conda-lock is imported before the
+    request is read, so envspec can start this process first and prepare its jobs meanwhile. EOF
+    instead of a request: nothing to run. Ends the process."""
+    args = list(sys.argv[1:] if argv is None else argv)
     shim = args[args.index("--shim") + 1] if "--shim" in args[:-1] else None
     warm = warm_up() if hasattr(os, "fork") and "--no-fork" not in args else None
     request = _read_request()
