@@ -40,7 +40,7 @@ class ForkedProcess:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        if self.returncode is None:
+        if self.returncode is None and sys.platform != "win32":  # (a check mypy --platform understands)
             self._reap(os.WNOHANG)
         return self.returncode
 
@@ -52,7 +52,7 @@ class ForkedProcess:
         return self.returncode
 
     def kill(self) -> None:
-        if self.returncode is None:
+        if self.returncode is None and sys.platform != "win32":
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
@@ -81,85 +81,86 @@ def fork_process(
 ) -> ForkedProcess | None:
     """Fork a child that runs ``run()`` and exits with what it returns; None when :func:`can_fork`
     says no (the caller starts a new interpreter instead)."""
-    if not can_fork():
-        return None
-    if sys.platform == "win32":  # (never reached: no fork; a check mypy --platform understands)
-        return None
-    in_read, in_write = os.pipe()
-    out_read, out_write = os.pipe()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            _become_child(in_read, out_write, cwd, env, new_session)
-            code = run()
-        except BaseException:  # noqa: BLE001 - the child reports and ends, whatever happened
+    if sys.platform != "win32" and can_fork():  # (a check mypy --platform understands)
+        return _fork(run, cwd=cwd, env=env, text=text, new_session=new_session)
+    return None
+
+
+if sys.platform != "win32":  # no fork() on Windows
+
+    def _fork(
+        run: Callable[[], int], *, cwd: Path | None, env: Mapping[str, str] | None, text: bool, new_session: bool
+    ) -> ForkedProcess:
+        in_read, in_write = os.pipe()
+        out_read, out_write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
-                traceback.print_exc()
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
-    os.close(in_read)
-    os.close(out_write)
-    if text:
-        return ForkedProcess(
-            pid,
-            open(in_write, "w", encoding="utf-8"),  # noqa: SIM115 - closed by the caller, as Popen's
-            open(out_read, encoding="utf-8"),  # noqa: SIM115
-        )
-    return ForkedProcess(pid, open(in_write, "wb"), open(out_read, "rb"))  # noqa: SIM115
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                _become_child(in_read, out_write, cwd, env, new_session)
+                code = run()
+            except BaseException:  # the child reports and ends, whatever happened
+                with contextlib.suppress(Exception):
+                    traceback.print_exc()
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+        os.close(in_read)
+        os.close(out_write)
+        if text:
+            return ForkedProcess(
+                pid,
+                os.fdopen(in_write, "w", encoding="utf-8"),  # closed by the caller, as Popen's
+                os.fdopen(out_read, encoding="utf-8"),
+            )
+        return ForkedProcess(pid, os.fdopen(in_write, "wb"), os.fdopen(out_read, "rb"))
 
+    def _become_child(
+        stdin_fd: int, stdout_fd: int, cwd: Path | None, env: Mapping[str, str] | None, new_session: bool
+    ) -> None:
+        os.dup2(stdin_fd, 0)
+        os.dup2(stdout_fd, 1)
+        _close_other_fds()  # no end of another helper's pipe, no file of envspec's
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        if new_session:
+            os.setsid()
+        if cwd is not None:
+            os.chdir(cwd)
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        _forget_logging()
+        sys.stdin = os.fdopen(0, encoding="utf-8", closefd=False)  # the process's own streams
+        sys.stdout = os.fdopen(1, "w", encoding="utf-8", closefd=False)
+        sys.stderr = os.fdopen(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
 
-def _become_child(
-    stdin_fd: int, stdout_fd: int, cwd: Path | None, env: Mapping[str, str] | None, new_session: bool
-) -> None:
-    if sys.platform == "win32":  # (no fork there)
-        return
-    os.dup2(stdin_fd, 0)
-    os.dup2(stdout_fd, 1)
-    _close_other_fds()  # no end of another helper's pipe, no file of envspec's
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
-    if new_session:
-        os.setsid()
-    if cwd is not None:
-        os.chdir(cwd)
-    if env is not None:
-        os.environ.clear()
-        os.environ.update(env)
-    _forget_logging()
-    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own streams
-    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    def _forget_logging() -> None:
+        """No logging handler of this process's (a started interpreter has none): theirs write to
+        descriptors the child closed, and a ``logging.basicConfig(force=True)`` (conda-lock's) would
+        close them again."""
+        logging = sys.modules.get("logging")
+        if logging is None:
+            return
+        for logger in [logging.root, *logging.Logger.manager.loggerDict.values()]:
+            if isinstance(logger, logging.Logger):
+                logger.handlers.clear()  # not closed: they are the parent's
 
-
-def _forget_logging() -> None:
-    """No logging handler of this process's (a started interpreter has none): theirs write to
-    descriptors the child closed, and a ``logging.basicConfig(force=True)`` (conda-lock's) would
-    close them again."""
-    logging = sys.modules.get("logging")
-    if logging is None:
-        return
-    for logger in [logging.root, *logging.Logger.manager.loggerDict.values()]:
-        if isinstance(logger, logging.Logger):
-            logger.handlers.clear()  # not closed: they are the parent's
-
-
-def _close_other_fds() -> None:
-    """Close every descriptor but 0, 1 and 2 (those open are listed where the system lists them)."""
-    for listing in ("/proc/self/fd", "/dev/fd"):
-        try:
-            fds = [int(name) for name in os.listdir(listing)]
-        except (OSError, ValueError):
-            continue
-        for fd in fds:
-            if fd > 2:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        return
-    os.closerange(3, 65536)
+    def _close_other_fds() -> None:
+        """Close every descriptor but 0, 1 and 2 (those open are listed where the system lists them)."""
+        for listing in ("/proc/self/fd", "/dev/fd"):
+            try:
+                fds = [int(entry.name) for entry in Path(listing).iterdir()]
+            except (OSError, ValueError):
+                continue
+            for fd in fds:
+                if fd > 2:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            return
+        os.closerange(3, 65536)

@@ -24,12 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from envspec.lock import rattler_solve
-
-if TYPE_CHECKING:
-    from envspec.lock.forked import ForkedProcess
-
-#: The solver process: forked from envspec where it can be (:mod:`envspec.lock.forked`), else started.
-Process: TypeAlias = "subprocess.Popen[bytes] | ForkedProcess"
 from envspec.lock.conda_shim import (
     MIRRORS_ENV,
     REPORT_ENV,
@@ -48,6 +42,12 @@ from envspec.lock.rattler_solve import (
     ShimError,
     solve_once,
 )
+
+if TYPE_CHECKING:
+    from envspec.lock.forked import ForkedProcess
+
+#: The solver process: forked from envspec where it can be (:mod:`envspec.lock.forked`), else started.
+Process: TypeAlias = "subprocess.Popen[bytes] | ForkedProcess"
 
 #: ``python -m envspec.lock.solver_service --envspec-serve SOCKET``: see :func:`serve`.
 SERVE_FLAG = "--envspec-serve"

@@ -5,6 +5,7 @@ forked by envspec lock."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -68,10 +69,11 @@ def test_a_second_helper_holds_no_end_of_the_first_ones_stdin() -> None:
 def test_the_child_gets_the_given_environment_folder_and_its_own_session(tmp_path: Path) -> None:
     def report() -> int:
         print(f"{os.environ.get('ENVSPEC_FORK_PROBE')} {Path.cwd()} {os.getpgid(0) == os.getpid()}")
-        print(sorted(int(fd) for fd in os.listdir("/proc/self/fd")) if Path("/proc/self/fd").is_dir() else "")
+        listing = Path("/proc/self/fd")
+        print(json.dumps(sorted(int(fd.name) for fd in listing.iterdir())) if listing.is_dir() else "")
         return 0
 
-    read, write = os.pipe()  # an descriptor of this process: the child must not have it
+    read, write = os.pipe()  # descriptors of this process: the child must not have it
     try:
         proc = fork_process(report, cwd=tmp_path, env={"ENVSPEC_FORK_PROBE": "x"}, text=True, new_session=True)
         assert proc is not None and proc.stdout is not None and proc.stdin is not None
@@ -84,7 +86,7 @@ def test_the_child_gets_the_given_environment_folder_and_its_own_session(tmp_pat
         os.close(write)
     assert first == f"x {tmp_path} True"
     if fds:  # /proc/self/fd listed 0, 1, 2 and the descriptor of the listing itself
-        assert [fd for fd in eval(fds) if fd > 2] in ([], [3])  # noqa: S307 - our own child's list
+        assert [fd for fd in json.loads(fds) if fd > 2] in ([], [3])
 
 
 def test_a_failing_child_exits_1_with_its_traceback_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:

@@ -232,7 +232,7 @@ def _services(tag: str) -> dict[int, str]:
                 continue
             for fd in (proc / "fd").iterdir():
                 with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
+                    target = str(fd.readlink())
                     if target in listening:
                         found[int(proc.name)] = listening[target]
     return found
