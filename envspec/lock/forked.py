@@ -6,8 +6,9 @@ of CPU each, on the critical path of a cold ``envspec lock``: conda-lock's impor
 gates every target). :func:`fork_process` forks this process instead and runs a function in the
 child, with pipes on its stdin and stdout, and returns a :class:`ForkedProcess`: the part of
 :class:`subprocess.Popen`'s interface the lock stage uses. The callers fall back to ``Popen``
-where it returns None: no ``fork`` (Windows), or other threads running in this process (a child
-forked then could inherit a lock another thread holds).
+where it returns None: no ``fork`` (Windows), no way to count this process's threads (macOS), or
+other threads running in this process, Python's or native ones (a child forked then could inherit
+a lock, or a runtime, whose threads it lacks).
 
 The child is what a new process would be: only stdin, stdout and stderr open (so it holds no end
 of another helper's pipe: a runner must see EOF on its stdin when envspec dies), the given working
@@ -67,8 +68,17 @@ class ForkedProcess:
 
 
 def can_fork() -> bool:
-    """Can a helper be forked from this process now? (``fork`` exists, no other thread runs.)"""
-    return hasattr(os, "fork") and threading.active_count() == 1
+    """Can a helper be forked from this process now? Only where ``fork`` exists and the process has
+    one thread, counted by the system (``/proc/self/task``): a thread that is not Python's, such as
+    py-rattler's runtime after a solve in this process, would be missing in the child while its
+    state says it runs (a solve there waits forever). Where the system does not count them (macOS),
+    never: the helpers are started instead."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    try:
+        return sum(1 for _ in Path("/proc/self/task").iterdir()) == 1
+    except OSError:
+        return False
 
 
 def fork_process(
