@@ -475,3 +475,21 @@ def test_presolves_never_block_envspec_and_the_end_of_the_run_ends_the_service(t
     finally:
         service.stop()
         server.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ENTRY, max_size=4))
+def test_libyaml_reads_what_conda_lock_reads_as_pyyaml_does(entries: list[dict[str, object]]) -> None:
+    """conda-lock's readers of environment files, --metadata-yaml and lockfiles get libyaml's parser
+    in the runner: the same data as PyYAML's own, for what PyYAML writes and for the files envspec renders."""
+    text = yaml.dump({"name": "x", "channels": ["conda-forge"], "dependencies": entries}, sort_keys=False)
+    assert FastYaml().safe_load(text) == yaml.safe_load(text)
+    assert FastYaml().safe_load(io.StringIO(text)) == yaml.safe_load(text)
+
+
+def test_libyaml_reads_the_rendered_files_as_pyyaml_does() -> None:
+    files = [*REPO.glob("environment-*.yml"), *(REPO / "lockfiles").glob("*.yml")]
+    assert len(files) >= 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert FastYaml().safe_load(text) == yaml.safe_load(text), path
