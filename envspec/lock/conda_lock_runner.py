@@ -34,6 +34,7 @@ error, later ones run the shim executable as before, and envspec, the runner and
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -278,6 +279,7 @@ def warm_up() -> Warm:
 
     for module in (lockfile, conda_lock, environment_yaml):  # the lockfile, --metadata-yaml, environment files
         module.yaml = FastYaml()
+    gc.freeze()  # what every job inherits: never traversed by a job's collector (nor copied by it)
     return Warm(conda_lock_main)
 
 

@@ -21,6 +21,7 @@ its own session when asked. It never returns into envspec's code: it ends with `
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -133,6 +134,7 @@ if sys.platform != "win32":  # no fork() on Windows
     def _become_child(
         stdin_fd: int, stdout_fd: int, cwd: Path | None, env: Mapping[str, str] | None, new_session: bool
     ) -> None:
+        gc.freeze()  # envspec's objects: not traversed by the child's collector (nor copied by it)
         os.dup2(stdin_fd, 0)
         os.dup2(stdout_fd, 1)
         _close_other_fds()  # no end of another helper's pipe, no file of envspec's
