@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
 from envspec.errors import EnvspecError, ToolFailed
@@ -35,7 +35,11 @@ from envspec.settings import LockLimits
 
 if TYPE_CHECKING:
     from envspec.lock.conda_lock_job import Prepared
+    from envspec.lock.forked import ForkedProcess
     from envspec.lock.jobs import ProjectLike
+
+#: The conda-lock runner: forked from envspec where it can be (:mod:`envspec.lock.forked`), else started.
+Runner: TypeAlias = "subprocess.Popen[str] | ForkedProcess"
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,21 @@ def resolve_solver(choice: str | None, cache_dir: Path) -> Solver:
     return Solver(path.resolve(), str(path))
 
 
-def start_runner(cwd: Path, *, shim: Path | None) -> subprocess.Popen[str]:
+def start_runner(cwd: Path, *, shim: Path | None) -> Runner:
     """Start :mod:`envspec.lock.conda_lock_runner` now: it imports conda-lock while envspec prepares
     the jobs it then sends (:func:`run_conda_lock`; with ``shim``, envspec's conda shim, conda-lock's
     calls of it go to the solver process); :func:`stop_runner` if they never come."""
     flags = ["--shim", str(shim)] if shim is not None else []
+    from envspec.lock import conda_lock_runner
+    from envspec.lock.forked import fork_process
+
+    def run() -> int:
+        conda_lock_runner.main(flags)
+        return 0  # (main ends the process itself)
+
+    forked = fork_process(run, cwd=cwd, env=child_env(), text=True, new_session=True)
+    if forked is not None:
+        return forked
     popen_extra: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
     return subprocess.Popen(
         [sys.executable, "-m", "envspec.lock.conda_lock_runner", *flags],
@@ -83,7 +97,7 @@ def start_runner(cwd: Path, *, shim: Path | None) -> subprocess.Popen[str]:
     )
 
 
-def stop_runner(proc: subprocess.Popen[str]) -> None:
+def stop_runner(proc: Runner) -> None:
     """Kill a runner and all it started (its process group), and reap it."""
     with contextlib.suppress(OSError):  # already gone
         if sys.platform != "win32":  # (a check mypy --platform understands)
@@ -109,7 +123,7 @@ class EarlyRunner:
         self.cwd = cwd
         self.shim = shim
         self.first = first  # presolves to hand the service as soon as it runs (see prestart)
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: Runner | None = None
         self.service: Service | None = None
         self.sent: set[str] = set()
 
@@ -140,7 +154,7 @@ class EarlyRunner:
         """The service's socket, if it runs (the runner routes conda-lock's solves there)."""
         return self.service.socket if self.service is not None and self.service.is_ready() else None
 
-    def take(self) -> subprocess.Popen[str] | None:
+    def take(self) -> Runner | None:
         proc, self.proc = self.proc, None
         return proc
 
@@ -220,7 +234,7 @@ def run_conda_lock(
     cwd: Path,
     max_workers: int,
     on_done: Callable[[Prepared, int, float], None],
-    runner: subprocess.Popen[str] | None = None,
+    runner: Runner | None = None,
     service: str | None = None,
     timeout: float = LockLimits.timeout_s,
 ) -> None:

@@ -34,6 +34,7 @@ error, later ones run the shim executable as before, and envspec, the runner and
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -243,8 +244,11 @@ def _plain(data: Any) -> bool:
 
 
 class FastYaml:
-    """``yaml`` as conda-lock's lockfile writer sees it: ``dump`` by libyaml when the data is plain
-    (the same bytes, several times faster: it was about half of a target's time), else as before."""
+    """``yaml`` as conda-lock's lockfile writer and its readers of environment files, metadata and
+    lockfiles see it: ``dump`` by libyaml when the data is plain (the same bytes, several times
+    faster: it was about half of a target's time), else as before; ``safe_load`` by libyaml's parser
+    (the same data: tests/lock/test_runner.py; PyYAML's pure-Python parser was a fifth of a target's
+    time, four files per target)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(yaml, name)
@@ -253,6 +257,9 @@ class FastYaml:
         if "Dumper" not in kwargs and hasattr(yaml, "CDumper") and _plain(data):
             kwargs["Dumper"] = yaml.CDumper
         return yaml.dump(data, stream, **kwargs)
+
+    def safe_load(self, stream: Any) -> Any:
+        return yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 @dataclass
@@ -266,10 +273,13 @@ def warm_up() -> Warm:
     """Import conda-lock once (its rarely used modules deferred)."""
     if "ensureconda.api" in defer_imports(DEFERRED, DEFERRED_VALUES):
         setattr(sys.modules["ensureconda.api"], "ensureconda", _probe_answered)  # noqa: B010 - a stand-in
-    from conda_lock import lockfile
+    from conda_lock import conda_lock, lockfile
     from conda_lock import main as conda_lock_main  # the public CLI entry point, imported once
+    from conda_lock.src_parser import environment_yaml
 
-    lockfile.yaml = FastYaml()
+    for module in (lockfile, conda_lock, environment_yaml):  # the lockfile, --metadata-yaml, environment files
+        module.yaml = FastYaml()
+    gc.freeze()  # what every job inherits: never traversed by a job's collector (nor copied by it)
     return Warm(conda_lock_main)
 
 
@@ -366,11 +376,12 @@ def _read_request() -> dict[str, Any]:
     return request
 
 
-def main() -> None:
-    """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--no-fork]``: conda-lock is
-    imported before the request is read, so envspec can start this process first and prepare its
-    jobs meanwhile. EOF instead of a request: nothing to run."""
-    args = sys.argv[1:]
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m envspec.lock.conda_lock_runner [--shim PATH] [--no-fork]`` (or ``argv``, in a
+    process forked from envspec: :mod:`envspec.lock.forked`): conda-lock is imported before the
+    request is read, so envspec can start this process first and prepare its jobs meanwhile. EOF
+    instead of a request: nothing to run. Ends the process."""
+    args = list(sys.argv[1:] if argv is None else argv)
     shim = args[args.index("--shim") + 1] if "--shim" in args[:-1] else None
     warm = warm_up() if hasattr(os, "fork") and "--no-fork" not in args else None
     request = _read_request()

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from envspec.lock import rattler_solve
 from envspec.lock.conda_shim import (
@@ -42,6 +42,12 @@ from envspec.lock.rattler_solve import (
     ShimError,
     solve_once,
 )
+
+if TYPE_CHECKING:
+    from envspec.lock.forked import ForkedProcess
+
+#: The solver process: forked from envspec where it can be (:mod:`envspec.lock.forked`), else started.
+Process: TypeAlias = "subprocess.Popen[bytes] | ForkedProcess"
 
 #: ``python -m envspec.lock.solver_service --envspec-serve SOCKET``: see :func:`serve`.
 SERVE_FLAG = "--envspec-serve"
@@ -177,7 +183,7 @@ def _lines(fd: int) -> Iterator[bytes]:
 class Service:
     """A solver process (:func:`serve`) started by :func:`start_service`."""
 
-    proc: subprocess.Popen[bytes]
+    proc: Process
     socket: str
     folder: str
     ready: bool | None = None  # unknown until :meth:`is_ready` has looked
@@ -218,7 +224,13 @@ def start_service(env: Mapping[str, str] | None = None) -> Service | None:
     except OSError:
         return None
     path = str(Path(folder) / "s")
-    proc = subprocess.Popen(
+    from envspec.lock.forked import fork_process
+
+    def run() -> int:
+        serve(path)
+        return 0  # (serve ends the process itself)
+
+    proc: Process = fork_process(run, env=env) or subprocess.Popen(
         [sys.executable, "-m", "envspec.lock.solver_service", SERVE_FLAG, path],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -227,7 +239,7 @@ def start_service(env: Mapping[str, str] | None = None) -> Service | None:
     return Service(proc, path, folder)
 
 
-def service_ready(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
+def service_ready(proc: Process, timeout: float = 60.0) -> bool:
     """Did the service start (its ``ready`` line)? False if it ended or stayed silent."""
     import select
 

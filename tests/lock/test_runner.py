@@ -217,15 +217,24 @@ def test_one_process_opens_each_subdirs_repodata_once(local_channel: Path) -> No
 
 def _services(tag: str) -> dict[int, str]:
     """The solver processes of the run started with ``TEST_RUN_TAG=tag`` in its environment: ``{pid:
-    socket path}``; another run on the machine (another test, another developer) is neither seen nor killed."""
+    socket path}``; another run on the machine (another test, another developer) is neither seen nor killed.
+    A solver process is the one listening on an ``envspec-solve-*/s`` socket (forked from envspec or
+    started as ``python -m envspec.lock.solver_service``: found the same way)."""
+    listening = {}  # socket inode -> path (/proc/net/unix: flags 00010000 = accepting connections)
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[3] == "00010000" and Path(fields[7]).parent.name.startswith("envspec-solve-"):
+            listening[f"socket:[{fields[6]}]"] = fields[7]
     found = {}
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError, ValueError):
-            argv = (proc / "cmdline").read_bytes().decode().split("\0")
-            if solver_service.SERVE_FLAG in argv and f"TEST_RUN_TAG={tag}".encode() in (
-                proc / "environ"
-            ).read_bytes().split(b"\0"):
-                found[int(proc.name)] = argv[argv.index(solver_service.SERVE_FLAG) + 1]
+            if f"TEST_RUN_TAG={tag}".encode() not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = str(fd.readlink())
+                    if target in listening:
+                        found[int(proc.name)] = listening[target]
     return found
 
 
@@ -466,3 +475,21 @@ def test_presolves_never_block_envspec_and_the_end_of_the_run_ends_the_service(t
     finally:
         service.stop()
         server.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ENTRY, max_size=4))
+def test_libyaml_reads_what_conda_lock_reads_as_pyyaml_does(entries: list[dict[str, object]]) -> None:
+    """conda-lock's readers of environment files, --metadata-yaml and lockfiles get libyaml's parser
+    in the runner: the same data as PyYAML's own, for what PyYAML writes and for the files envspec renders."""
+    text = yaml.dump({"name": "x", "channels": ["conda-forge"], "dependencies": entries}, sort_keys=False)
+    assert FastYaml().safe_load(text) == yaml.safe_load(text)
+    assert FastYaml().safe_load(io.StringIO(text)) == yaml.safe_load(text)
+
+
+def test_libyaml_reads_the_rendered_files_as_pyyaml_does() -> None:
+    files = [*REPO.glob("environment-*.yml"), *(REPO / "lockfiles").glob("*.yml")]
+    assert len(files) >= 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert FastYaml().safe_load(text) == yaml.safe_load(text), path
