@@ -23,7 +23,7 @@ from envspec.errors import ExitCode
 from envspec.lock import explicit
 from envspec.lock.conda_shim import shim_executable
 
-from .conftest import FACTORY
+from .conftest import FACTORY, SilentChannel
 
 pytestmark = pytest.mark.integration
 
@@ -411,28 +411,14 @@ def test_is_fresh_answers_the_report(project: Path, mirror: str, monkeypatch: py
 
 
 @pytest.mark.parametrize("action", ["create", "update"])
-def test_shim_gives_up_on_a_channel_that_never_answers(tmp_path: Path, action: str) -> None:
+def test_shim_gives_up_on_a_channel_that_never_answers(
+    tmp_path: Path, action: str, silent_channel: SilentChannel
+) -> None:
     """A server that accepts but never replies: the shim reports it after ENVSPEC_CHANNEL_TIMEOUT,
     for the first solve and for the --update path alike (which first looks up the kept records)."""
     import json
-    import socket
-    import threading
 
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
+    url = silent_channel.url
     prefix = tmp_path / "prefix"
     (prefix / "conda-meta").mkdir(parents=True)
     for name, version in (("tqdm", "4.67.1"), ("colorama", "0.4.6")):  # colorama is kept: looked up first
@@ -442,17 +428,11 @@ def test_shim_gives_up_on_a_channel_that_never_answers(tmp_path: Path, action: s
         (prefix / "conda-meta" / f"{fn.removesuffix('.conda')}.json").write_text(json.dumps(record))
     shim = shim_executable(tmp_path / "cache")
     env = {**os.environ, "CONDA_SUBDIR": "linux-64", "ENVSPEC_CHANNEL_TIMEOUT": "2"}
-    try:  # the server holds every connection: only the 2 s channel timeout ends the run (HANG_GUARD_S: a hang)
-        proc = subprocess.run(
-            [str(shim), action, "--prefix", str(prefix), "--dry-run", "--json", "--channel", url, "tqdm"],
-            env=env, capture_output=True, text=True, timeout=HANG_GUARD_S, check=False,
-        )  # fmt: skip
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
+    # the server holds every connection: only the 2 s channel timeout ends the run (HANG_GUARD_S: a hang)
+    proc = subprocess.run(
+        [str(shim), action, "--prefix", str(prefix), "--dry-run", "--json", "--channel", url, "tqdm"],
+        env=env, capture_output=True, text=True, timeout=HANG_GUARD_S, check=False,
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
     error = json.loads(proc.stdout)
     assert error["envspec_kind"] == "channel_unreachable" and url in error["message"]

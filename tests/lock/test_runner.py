@@ -41,6 +41,7 @@ from envspec.lock.conda_lock_runner import (
     real_module,
 )
 
+from .conftest import SilentChannel
 from .test_lock_integration import HANG_GUARD_S, envspec, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -250,29 +251,17 @@ def _asked(socket_path: str) -> bool:
 
 @pytest.mark.integration
 @pytest.mark.skipif(not Path("/proc/net/unix").exists(), reason="finds the service and its clients in /proc")
-def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(tmp_path: Path) -> None:
+def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
+    tmp_path: Path, silent_channel: SilentChannel
+) -> None:
     """The service is SIGKILLed while conda-lock's solve waits on it (its presolve of the same
     target waits on a channel that never answers), as a py-rattler crash would end it: the solve in
     flight fails naming it, the run ends with exit 6 and one line, no traceback, no lockfile
     changed, and nothing of the run is left running."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
     project = _fresh_project(tmp_path)  # rendered, never locked: every target is solved
     before = snapshot(project)
     tag = uuid.uuid4().hex
-    url = f"http://127.0.0.1:{server.getsockname()[1]}/cf"
+    url = silent_channel.url
     # the presolve waits on the channel (no time-out a loaded machine could reach): conda-lock's own
     # solve of the target comes meanwhile, and only the kill ends it
     env = {**os.environ, "PYTHONPATH": str(REPO), "ENVSPEC_CHANNEL_TIMEOUT": str(HANG_GUARD_S), "TEST_RUN_TAG": tag}
@@ -282,7 +271,7 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
     try:
         deadline = time.monotonic() + HANG_GUARD_S
         service: dict[int, str] = {}
-        while not held or not service or not any(_asked(path) for path in service.values()):
+        while not silent_channel.held or not service or not any(_asked(path) for path in service.values()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no solve reached the channel, or conda-lock never asked"
             time.sleep(0.05)
@@ -291,11 +280,6 @@ def test_a_crashed_solver_process_fails_the_run_in_one_line_and_changes_nothing(
             os.kill(pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=HANG_GUARD_S)
     finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == ExitCode.TOOL_FAILED, err
