@@ -108,19 +108,25 @@ def test_uv_is_given_pips_find_links_and_constraints_and_rebuilds_the_project(
     monkeypatch.setenv("PIP_FIND_LINKS", f"{wheels} {tmp_path / 'extra'}")
     noxfile = _noxfile(repo)
     assert noxfile.nox.options.default_venv_backend == "uv|virtualenv"  # uv where nox finds it, else pip
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     noxfile._pip_files_for_uv.cache_clear()
     try:
         uv = FakeSession([], tmp_path)
         uv.venv_backend = "uv"
         noxfile.install(uv, "-e", ".[test,smoke]")
+        monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+        noxfile.install(uv, "-e", ".[test,smoke]")
         pip = FakeSession([], tmp_path)
         noxfile.install(pip, "-e", ".[test,smoke]")
     finally:
         noxfile._pip_files_for_uv.cache_clear()
-    ((*options, editable, project),) = uv.installs
+    (*options, editable, project), compiled = uv.installs
     assert (editable, project) == ("-e", ".[test,smoke]")
     pairs = list(zip(options[::2], options[1::2], strict=True))
     for pair in [("--find-links", str(wheels)), ("--find-links", str(tmp_path / "extra")),
                  ("--constraint", str(constraints)), ("--reinstall-package", "envspec")]:  # fmt: skip
         assert pairs.count(pair) == 1, (pair, pairs)
+    # pip compiles at install time; uv is asked to where Python would otherwise compile at every import
+    assert "--compile-bytecode" not in options
+    assert sorted(compiled) == sorted([*options, "--compile-bytecode", editable, project])
     assert pip.installs == [("-e", ".[test,smoke]")]
