@@ -29,6 +29,10 @@ DEBUG_ENV: Final = "ENVSPEC_DEBUG"
 HOST_SUBDIR_ENV: Final = "ENVSPEC_HOST_SUBDIR"
 MIRRORS_ENV: Final = "ENVSPEC_MIRRORS"
 LOCK_TIMEOUT_ENV: Final = "ENVSPEC_LOCK_TIMEOUT"
+HUB_RETRIES_ENV: Final = "ENVSPEC_HUB_RETRIES"
+#: How many times ``envspec models pull`` tries one file again after its connection fails, breaks off
+#: or stalls (``ENVSPEC_HUB_RETRIES``).
+HUB_RETRIES: Final = 5
 DEFAULT_SPEC: Final = "envspec.yml"
 
 #: Values that count as "off" for a flag variable such as ``ENVSPEC_DEBUG``.
@@ -55,3 +59,18 @@ class Settings:
             mirrors=environ.get(MIRRORS_ENV),
             environ=dict(environ),
         )
+
+    def hub_retries(self) -> int:
+        """``$ENVSPEC_HUB_RETRIES`` (default ``HUB_RETRIES``), checked by the commands that pull models:
+        SpecError (exit 3, naming the variable) for anything but a whole number from 0 to 100."""
+        text = self.environ.get(HUB_RETRIES_ENV, "").strip()
+        if not text:
+            return HUB_RETRIES
+        if not (text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 100):
+            from envspec.errors import SpecError  # light (standard library only), and only for a bad value
+
+            raise SpecError(
+                f"{HUB_RETRIES_ENV}={text[:40]!r} is not a whole number from 0 to 100",
+                tip=f"unset it ({HUB_RETRIES} retries) or give a number, e.g. {HUB_RETRIES_ENV}=2",
+            )
+        return int(text)

@@ -129,6 +129,7 @@ class Runner:
         self.target = target
         self.facts = facts  # probed once, at the start of the run
         self.mirrors = ctx.mirrors(request.mirrors)
+        self.hub_retries = ctx.settings.hub_retries()  # a bad ENVSPEC_HUB_RETRIES fails before anything starts
 
     def steps(self) -> list[up.Step]:
         fns = {
@@ -189,7 +190,7 @@ class Runner:
         makes a real image with the pinned smoke model."""
         from envspec.errors import CheckFailed
         from envspec.lock import LockMode
-        from envspec.models import PullProgress, lock_models, pull_models, read_models_lock, stale_entries
+        from envspec.models import PullOptions, PullProgress, lock_models, pull_models, read_models_lock, stale_entries
         from envspec.models import lockfile_path as models_lockfile
         from envspec.units import human_bytes
 
@@ -211,7 +212,8 @@ class Runner:
                 with _offer_no_models():
                     lock_models(self.project, self.spec, progress=progress)
         with _offer_no_models():
-            pulled = pull_models(self.project, self.spec, progress=PullProgress(sys.stderr))
+            options = PullOptions(retries=self.hub_retries)
+            pulled = pull_models(self.project, self.spec, options=options, progress=PullProgress(sys.stderr))
         received = sum(r.received for r in pulled)
         names = ", ".join(f"{r.name} @ {r.commit[:12]}" for r in pulled)
         return state, f"{names} in place ({human_bytes(received)} downloaded)"
