@@ -518,17 +518,3 @@ def file_path(url: str) -> str:
     if os.name == "nt" and path.startswith("/") and len(path) > 2 and path[2] == ":":
         path = path[1:]
     return path
-
-
-def env_number(environ: Mapping[str, str], name: str, default: float, *, maximum: float = 1e15) -> float:
-    """A positive finite number from ``environ[name]`` (``default`` when unset); ValueError names it."""
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= maximum:  # also NaN and inf (1e309)
-        raise ValueError(f"{name}={text[:40]!r} is not a positive number up to {maximum:g}")
-    return value

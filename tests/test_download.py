@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from envspec import download
 from envspec.download import Downloader, DownloadError, Limits, Refused, Stalled, TooLarge
+from envspec.settings import positive_number
 
 HANDLER_LIMIT_S = 20.0
 BODY = bytes(range(256)) * 1024  # 256 KiB
@@ -463,13 +464,13 @@ def test_a_symlinked_destination_name_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["1e309", "inf", "nan", "-1", "0", "x", "1" * 4301])
 def test_environment_numbers_are_finite_positive_or_refused(value: str) -> None:
     with pytest.raises(ValueError, match="ENVSPEC_X"):
-        download.env_number({"ENVSPEC_X": value}, "ENVSPEC_X", 1.0)
+        positive_number({"ENVSPEC_X": value}, "ENVSPEC_X", 1.0)
 
 
 @given(st.text(max_size=30))
 def test_environment_numbers_never_crash(value: str) -> None:
     try:
-        got = download.env_number({"V": value}, "V", 5.0)
+        got = positive_number({"V": value}, "V", 5.0)
     except ValueError as exc:
         assert str(exc).startswith("V=")
         return

@@ -15,8 +15,8 @@ import pytest
 from envspec.cli.main import main
 from envspec.errors import ExitCode, SpecError
 from envspec.fsutil import NotRegularFile, read_regular_text
-from envspec.install import fetch
 from envspec.models import lockfile
+from envspec.settings import Settings
 
 HUGE = "1" * 4301
 
@@ -39,13 +39,13 @@ def test_a_4301_digit_integer_in_models_lock_is_one_line(tmp_path: Path) -> None
 @pytest.mark.parametrize("value", ["1e309", "inf", "nan", "-5", "0", HUGE, "12 GiB"])
 def test_max_package_bytes_out_of_range_is_one_line(value: str) -> None:
     with pytest.raises(SpecError, match="ENVSPEC_MAX_PACKAGE_BYTES") as info:
-        fetch.max_package_bytes({"ENVSPEC_MAX_PACKAGE_BYTES": value})
+        Settings.from_environ({"ENVSPEC_MAX_PACKAGE_BYTES": value}).fetch_limits()
     assert "\n" not in info.value.one_line()
 
 
 def test_max_package_bytes_in_range_is_taken() -> None:
-    assert fetch.max_package_bytes({"ENVSPEC_MAX_PACKAGE_BYTES": "1e6"}) == 1_000_000
-    assert fetch.stall_timeout({"ENVSPEC_STALL_TIMEOUT": "0.5"}) == 0.5
+    assert Settings.from_environ({"ENVSPEC_MAX_PACKAGE_BYTES": "1e6"}).fetch_limits().max_package_bytes == 1_000_000
+    assert Settings.from_environ({"ENVSPEC_STALL_TIMEOUT": "0.5"}).fetch_limits().stall_s == 0.5
 
 
 @pytest.mark.skipif(os.name != "posix", reason="FIFOs and devices are POSIX")

@@ -116,7 +116,8 @@ class InstallRequest:
         )
 
     def options(self, host: str, mirrors: Mapping[str, str], ctx: Context) -> InstallOptions:
-        """The install stage's request: where, with what, from which lockfile, on this ``host``."""
+        """The install stage's request: where, with what, from which lockfile, on this ``host``; the
+        download limits checked (a bad ``ENVSPEC_STALL_TIMEOUT`` is one line, exit 3)."""
         from envspec.install import InstallOptions
 
         return InstallOptions(
@@ -125,12 +126,13 @@ class InstallRequest:
             name=self.name,
             tool=self.tool or "rattler",
             mirrors=mirrors,
-            cache_dir=self.cache_dir,
+            cache_dir=self.cache_dir or ctx.settings.pkgs_dir,
             verify_cache=self.verify_cache,
             lockfile=self.lockfile,
             require_sha256=self.require_sha256,
             replace=self.replace,
             environ=ctx.settings.environ,
+            limits=ctx.settings.fetch_limits(),
         )
 
 
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def install(request: InstallRequest, ctx: Context) -> int:
     from envspec.doctor import choose_target, collect_facts, host_of
     from envspec.install import install_summary, install_target
-    from envspec.lock import ensure_lockfile
+    from envspec.lock import LockMode, ensure_lockfile
 
     project, spec = load(ctx)
     facts = collect_facts(ctx.machine(), str(project.root), hardware_only=True)  # probed once
@@ -155,11 +157,13 @@ def install(request: InstallRequest, ctx: Context) -> int:
     mirrors = ctx.mirrors(request.mirrors)
     if request.from_bundle is not None:
         return _from_bundle(request, ctx, project, target, host)
+    options = request.options(host, mirrors, ctx)  # its limits checked before a lock or download starts
     if request.lockfile is None:
         mode = lock_mode(request.locked, request.frozen)
-        _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=mode, progress=progress)
+        limits = ctx.settings.lock_limits() if mode is LockMode.AUTO else None  # only AUTO solves
+        _, detail = ensure_lockfile(project, target, mirrors=mirrors, mode=mode, progress=progress, limits=limits)
         progress(detail)
-    result = install_target(project, target, request.options(host, mirrors, ctx), progress=progress)
+    result = install_target(project, target, options, progress=progress)
     progress(use_hint(result.prefix))
     if request.json:
         lockfile = (

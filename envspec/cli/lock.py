@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from envspec.cli.common import Context, add_json_option, add_mirror_option, print_json, progress
 from envspec.lock import stamp_digest, stamp_forget, stamp_fresh, stamp_record
 from envspec.project import Project
+from envspec.settings import LockLimits
 
 if TYPE_CHECKING:  # imported when the stamp misses: pydantic, py-rattler and the lock stage cost ~0.25 s
     from envspec.spec import ResolvedTarget, Spec
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def lock(request: LockRequest, ctx: Context) -> int:
+    # a bad ENVSPEC_LOCK_TIMEOUT (_MEMORY, a download limit) fails before anything starts; --check solves nothing
+    limits = LockLimits() if request.check else ctx.settings.lock_limits()
     mirrors = ctx.mirrors(request.mirrors)
     spec_path = ctx.settings.spec
     project = ctx.project
@@ -125,7 +128,7 @@ def lock(request: LockRequest, ctx: Context) -> int:
                 progress(f"{name}: up to date (inputs unchanged)")
             sys.stdout.write(known.table)
         return 0
-    return _run(request, ctx, project, mirrors)
+    return _run(request, ctx, project, mirrors, limits)
 
 
 def _cutoffs(project: Project, names: Sequence[str]) -> dict[str, str | None]:
@@ -135,7 +138,7 @@ def _cutoffs(project: Project, names: Sequence[str]) -> dict[str, str | None]:
     return {name: recorded_exclude_newer(project.explicit_file(name)) for name in names}
 
 
-def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str, str]) -> int:
+def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str, str], limits: LockLimits) -> int:
     from envspec.lock import prestart
 
     # conda-lock's import (and the solver process's start) overlap loading the spec and planning
@@ -168,6 +171,7 @@ def _run(request: LockRequest, ctx: Context, project: Project, mirrors: dict[str
             verbose=request.verbose,
             exclude_newer=request.exclude_newer,
             early=early,
+            limits=limits,
         )
         report = lock_targets(project, targets, options, progress=progress)
     from envspec.lock import LockSummary, Outcome

@@ -23,10 +23,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from envspec.install import pack
     from envspec.units import human_bytes
 
+    limits = ctx.settings.fetch_limits()  # a bad ENVSPEC_STALL_TIMEOUT fails before anything starts
     project, spec = load(ctx)
     target = spec.resolve(args.target)
     mirrors = ctx.mirrors(args.mirror)
-    result = pack(project, target, args.output, mirrors=mirrors, progress=progress)
+    result = pack(project, target, args.output, mirrors=mirrors, progress=progress, limits=limits)
     progress(result.models_note)
     print(
         f"packed {result.path}: {human_bytes(result.size)} ({result.size} bytes), {result.conda} conda packages"

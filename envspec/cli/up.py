@@ -129,6 +129,12 @@ class Runner:
         self.target = target
         self.facts = facts  # probed once, at the start of the run
         self.mirrors = ctx.mirrors(request.mirrors)
+        # the settings' limits, checked before the first step (the lock's only when it may solve)
+        from envspec.lock import LockMode
+
+        self.fetch_limits = ctx.settings.fetch_limits()
+        solves = lock_mode(request.locked, request.frozen) is LockMode.AUTO
+        self.lock_limits = ctx.settings.lock_limits() if solves else None
         self.hub_retries = ctx.settings.hub_retries()  # a bad ENVSPEC_HUB_RETRIES fails before anything starts
 
     def steps(self) -> list[up.Step]:
@@ -166,7 +172,7 @@ class Runner:
 
         mode = lock_mode(self.request.locked, self.request.frozen)
         relocked, detail = ensure_lockfile(
-            self.project, self.target, mirrors=self.mirrors, mode=mode, progress=progress
+            self.project, self.target, mirrors=self.mirrors, mode=mode, progress=progress, limits=self.lock_limits
         )
         return replace(state, relocked=relocked), detail
 
@@ -178,8 +184,10 @@ class Runner:
             host=host_of(self.facts),
             prefix=str(state.prefix),
             mirrors=self.mirrors,
+            cache_dir=self.ctx.settings.pkgs_dir,
             replace=self.request.replace,
             environ=self.ctx.settings.environ,
+            limits=self.fetch_limits,
         )
         result = install_target(self.project, self.target, options, progress=progress)
         progress(install_summary(result, self.target.name, None))

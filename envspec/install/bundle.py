@@ -53,6 +53,7 @@ from envspec.models import (
     read_models_lock,
 )
 from envspec.project import Project
+from envspec.settings import FetchLimits
 from envspec.spec import ResolvedTarget
 from envspec.units import human_bytes
 
@@ -188,8 +189,10 @@ def pack(
     *,
     mirrors: Mapping[str, str],
     progress: Progress,
+    limits: FetchLimits | None = None,
 ) -> PackResult:
-    """Write the bundle of ``target`` to ``output`` (atomically); see the module doc."""
+    """Write the bundle of ``target`` to ``output`` (atomically); see the module doc. ``limits``
+    bound the downloads (None: the defaults)."""
     t0 = time.perf_counter()
     explicit = project.explicit_file(target.name)
     lockfile = read_lock_input(project, target.name, explicit, missing=": nothing to pack")
@@ -209,9 +212,9 @@ def pack(
     with tempfile.TemporaryDirectory(prefix=f"{PACK_PREFIX}{os.getpid()}-", dir=output.parent) as tmp:
         work = Path(tmp)
         # a fresh cache folder: every package is downloaded (verified) as an archive, never a cache hit
-        fetched = fetch_all(plan.lock, plan.urls, work / "pkgs", progress)
+        fetched = fetch_all(plan.lock, plan.urls, work / "pkgs", progress, limits=limits)
         t1 = time.perf_counter()
-        with pip.fetched(pip_plan, progress) as wheel_dir:
+        with pip.fetched(pip_plan, progress, limits) as wheel_dir:
             members: list[tuple[Member, Path, LockedFile | None]] = []
             for path in lockfile_paths(project, target.name):
                 members.append(

@@ -41,6 +41,7 @@ from envspec.install.plan import (
     InstallPlan,
     tool_command,
 )
+from envspec.settings import FetchLimits
 
 Progress = Callable[[str], None]
 
@@ -259,9 +260,11 @@ def install_rattler(
     verify_cache: bool = False,
     replace: bool = False,
     after_link: Callable[[Path, Path], None] | None = None,
+    limits: FetchLimits | None = None,
 ) -> InstallResult:
     """Fetch + verify everything, link into a staging folder, then swap it into place.
-    ``after_link(staging, prefix)`` runs before the swap (the PyPI packages, envspec.install.pip)."""
+    ``after_link(staging, prefix)`` runs before the swap (the PyPI packages, envspec.install.pip);
+    ``limits`` bound the downloads (None: the defaults)."""
     lock, prefix = plan.lock, plan.prefix
     if prefix.is_symlink():  # replace the environment it points to, not the link
         prefix = prefix.resolve()
@@ -276,7 +279,7 @@ def install_rattler(
         shutil.rmtree(cache / DOWNLOAD_DIR, ignore_errors=True)
         try:
             t0 = time.perf_counter()
-            fetched = fetch_all(lock, plan.urls, cache, progress, verify_cache=verify_cache)
+            fetched = fetch_all(lock, plan.urls, cache, progress, verify_cache=verify_cache, limits=limits)
             t1 = time.perf_counter()
             report.cache_hits = sum(1 for f in fetched if f.archive is None)
             report.downloaded = len(fetched) - report.cache_hits

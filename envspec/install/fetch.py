@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from envspec.channels import auth_headers, redact, split_credentials
-from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, env_number, safe_name
-from envspec.errors import ChannelUnreachable, IntegrityError, SpecError, ToolFailed
+from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, safe_name
+from envspec.errors import ChannelUnreachable, IntegrityError, ToolFailed
 from envspec.install.plan import (
     ExplicitLock,
     LockEntry,
 )
+from envspec.settings import MAX_PACKAGE_BYTES_ENV as MAX_BYTES_ENV
+from envspec.settings import STALL_TIMEOUT_ENV as STALL_ENV
+from envspec.settings import FetchLimits
 from envspec.units import human_bytes
 
 Progress = Callable[[str], None]
@@ -39,41 +42,16 @@ SIDECAR_VERSION: Final = 1
 FETCH_JOBS: Final = 8
 CHUNK: Final = 1 << 20
 PROGRESS_INTERVAL_S: Final = 0.5
-#: A download that receives less than STALL_MIN_BYTES in this many seconds has stalled.
-STALL_ENV: Final = "ENVSPEC_STALL_TIMEOUT"
-STALL_TIMEOUT_S: Final = 60.0
-STALL_MIN_BYTES: Final = 64 * 1024
-#: The most bytes taken for a package whose size the lockfile does not record.
-MAX_BYTES_ENV: Final = "ENVSPEC_MAX_PACKAGE_BYTES"
-MAX_PACKAGE_BYTES: Final = 8 << 30
 
 _DISK_FULL: Final = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def _env_number(environ: Mapping[str, str], name: str, default: float) -> float:
-    try:
-        return env_number(environ, name, default)
-    except ValueError as exc:
-        raise SpecError(str(exc), tip=f"unset {name} or give a plain number, e.g. {name}={default:g}") from None
-
-
-def stall_timeout(environ: Mapping[str, str] | None = None) -> float:
-    """Seconds without progress after which a download has stalled (``$ENVSPEC_STALL_TIMEOUT``, 60)."""
-    return _env_number(os.environ if environ is None else environ, STALL_ENV, STALL_TIMEOUT_S)
-
-
-def max_package_bytes(environ: Mapping[str, str] | None = None) -> int:
-    """The cap for a package of unknown size (``$ENVSPEC_MAX_PACKAGE_BYTES``, 8 GiB)."""
-    return int(_env_number(os.environ if environ is None else environ, MAX_BYTES_ENV, MAX_PACKAGE_BYTES))
-
-
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``$ENVSPEC_PKGS_DIR``, else ``$XDG_CACHE_HOME/envspec/pkgs``, else ``~/.cache/envspec/pkgs``."""
+    """``$XDG_CACHE_HOME/envspec/pkgs``, else ``~/.cache/envspec/pkgs`` (``$ENVSPEC_PKGS_DIR`` wins
+    over both: the command layer passes it as the cache, ``Settings.pkgs_dir``)."""
     env = os.environ if environ is None else environ
-    if env.get("ENVSPEC_PKGS_DIR"):
-        return Path(env["ENVSPEC_PKGS_DIR"])
     base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
     return base / "envspec" / "pkgs"
 
@@ -260,11 +238,14 @@ def fetch_all(
     *,
     jobs: int = FETCH_JOBS,
     verify_cache: bool = False,
+    limits: FetchLimits | None = None,
 ) -> list[Fetched]:
     """Step 1. Returns one verified :class:`Fetched` per package, in lockfile order.
 
     With ``verify_cache`` every file of every cached package is re-hashed too; a modified one
     sends its package back to download and verification (the cache is repaired, not trusted).
+    ``limits``: the stall timeout, and the cap for a package whose size the lockfile does not record
+    (None: the defaults).
     """
     downloads = cache / DOWNLOAD_DIR
     downloads.mkdir(parents=True, exist_ok=True)
@@ -294,8 +275,8 @@ def fetch_all(
     throttle = Throttle(progress)
     state = {"bytes": 0, "done": 0}
     state_lock = threading.Lock()
-    stall = stall_timeout()
-    cap = max_package_bytes()
+    limits = limits or FetchLimits()
+    stall, cap = limits.stall_s, limits.max_package_bytes
     cancel = threading.Event()
 
     def on_bytes(n: int) -> None:

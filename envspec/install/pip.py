@@ -30,6 +30,9 @@ from envspec.errors import ChannelUnreachable, IntegrityError, SpecError
 from envspec.fsutil import read_regular_text
 from envspec.install.wheels import install_files
 from envspec.lock import PYPI_MIRROR_NAME, pip_file, pip_index, read_pins
+from envspec.settings import MAX_PACKAGE_BYTES_ENV as MAX_BYTES_ENV
+from envspec.settings import STALL_TIMEOUT_ENV as STALL_ENV
+from envspec.settings import FetchLimits
 
 Progress = Callable[[str], None]
 
@@ -134,19 +137,20 @@ def _unreachable(wheel: PipWheel, reason: object) -> ChannelUnreachable:
     )
 
 
-def fetch(plan: PipPlan, dest: Path, progress: Progress) -> list[Path]:
+def fetch(plan: PipPlan, dest: Path, progress: Progress, limits: FetchLimits | None = None) -> list[Path]:
     """Download every file of ``plan`` into ``dest``, verified; raises IntegrityError on a mismatch.
 
-    Through :mod:`envspec.download`: the stall guard, the size cap (``ENVSPEC_MAX_PACKAGE_BYTES``),
-    bounded retries and resumes, regular files only for ``file://``; a file name is the URL's last
-    segment decoded once and must be one plain name, so nothing lands (or is deleted) outside ``dest``.
+    Through :mod:`envspec.download`: the stall guard, the size cap (``limits``, from
+    ``ENVSPEC_STALL_TIMEOUT`` and ``ENVSPEC_MAX_PACKAGE_BYTES``; None: the defaults), bounded retries
+    and resumes, regular files only for ``file://``; a file name is the URL's last segment decoded
+    once and must be one plain name, so nothing lands (or is deleted) outside ``dest``.
     """
     from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, url_filename
-    from envspec.install.fetch import MAX_BYTES_ENV, STALL_ENV, max_package_bytes, stall_timeout
 
     out: list[Path] = []
     bad: list[str] = []
-    stall, cap = stall_timeout(), max_package_bytes()
+    limits = limits or FetchLimits()
+    stall, cap = limits.stall_s, limits.max_package_bytes
     with Downloader(Limits(max_bytes=cap, stall_s=stall), headers_for=_auth_headers(plan.auth)) as downloader:
         for n, wheel in enumerate(plan.wheels, 1):
             try:
@@ -190,13 +194,13 @@ def fetch(plan: PipPlan, dest: Path, progress: Progress) -> list[Path]:
 
 
 @contextlib.contextmanager
-def fetched(plan: PipPlan | None, progress: Progress) -> Iterator[Path | None]:
+def fetched(plan: PipPlan | None, progress: Progress, limits: FetchLimits | None = None) -> Iterator[Path | None]:
     """A temporary folder holding the verified files of ``plan`` (None when there is no pip part)."""
     if plan is None or not plan.wheels:
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="envspec-pip-") as tmp:
-        fetch(plan, Path(tmp), progress)
+        fetch(plan, Path(tmp), progress, limits)
         yield Path(tmp)
 
 

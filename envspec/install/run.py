@@ -27,6 +27,7 @@ from envspec.install.fetch import default_cache_dir
 from envspec.install.plan import InstallPlan, LockInput, Tool, destination, plan_install, sha256_gap_message
 from envspec.lock import check_pair
 from envspec.project import Project
+from envspec.settings import FetchLimits
 from envspec.spec import ResolvedTarget
 
 Progress = Callable[[str], None]
@@ -36,7 +37,9 @@ Progress = Callable[[str], None]
 class InstallOptions:
     """How to install a target: the one request object from the command line (or ``up``, or a bundle)
     to the stage. ``host``: the subdir this machine installs; ``prefix``/``name``: where (else the
-    target's default); ``environ``: what ``name`` is looked up in (``$CONDA_ENVS_PATH``).
+    target's default); ``environ``: what ``name`` is looked up in (``$CONDA_ENVS_PATH``), and the
+    default cache (``$XDG_CACHE_HOME``); ``cache_dir``: the package cache (the command layer gives
+    ``--cache-dir``, else ``$ENVSPEC_PKGS_DIR``); ``limits``: what bounds the downloads.
 
     ``local_files`` (``install --from BUNDLE``): verified local copies of locked URLs, fetched from
     there instead (and checked again), recorded in conda-meta under the locked URL; ``lock_source``
@@ -55,6 +58,7 @@ class InstallOptions:
     local_files: Mapping[str, Path] | None = None
     lock_source: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    limits: FetchLimits = field(default_factory=FetchLimits)
 
 
 def install_target(
@@ -90,7 +94,7 @@ def install_target(
     executable = shutil.which(o.tool) if o.tool != "rattler" else None
     if o.tool != "rattler" and executable is None:
         raise ToolFailed(f"--with {o.tool}: {o.tool} is not on PATH", tip="install it, or omit --with")
-    with pip.fetched(pip_plan, progress) as wheel_dir:  # PyPI files verified before anything is linked
+    with pip.fetched(pip_plan, progress, o.limits) as wheel_dir:  # PyPI files verified before anything is linked
         hook = pip.step(pip_plan, wheel_dir, subdir=target.subdir, requested=target.pip, progress=progress)
         if local_urls:
             hook = _recording_locked_urls(local_urls, hook)
@@ -102,6 +106,7 @@ def install_target(
                 verify_cache=o.verify_cache,
                 replace=o.replace,
                 after_link=hook,
+                limits=o.limits,
             )
         else:
             result = install_with_tool(

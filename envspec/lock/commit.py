@@ -47,6 +47,8 @@ CONDA_LOCK_HASH_KEY = "envspec_input_hash"
 META_HASH_RE = re.compile(rf"^\s*{CONDA_LOCK_HASH_KEY}:\s*['\"]?(sha256:[0-9a-f]{{64}})['\"]?\s*$", re.MULTILINE)
 # Tests only: "STEP:MARKER" makes commit() write MARKER and sleep (bounded) at STEP, so a test can
 # SIGKILL it there. STEP is "staged", "journal", "rename-<n>" (after the n-th rename) or "renamed".
+# Read here, not in envspec.settings: the kill tests set it for an `envspec lock` they run as a child
+# process (an allowed read: tests/test_environ_reads.py).
 PAUSE_ENV = "ENVSPEC_TEST_COMMIT_PAUSE"
 _PAUSE_MAX_S = 60.0
 

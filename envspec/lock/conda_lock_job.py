@@ -28,6 +28,7 @@ from envspec.lock.plan import Action, PlanItem
 from envspec.lock.pypi_parts import CondaPart, PipRun
 from envspec.lock.rattler_solve import EXCLUDE_NEWER_ENV
 from envspec.lock.solver_service import PRESOLVE_ENV
+from envspec.settings import LockLimits
 
 
 @dataclass
@@ -174,10 +175,16 @@ def prepare(job: LockJob, item: PlanItem, conda: Path, work_dir: Path, verbose: 
 
 
 def finish(
-    prep: Prepared, returncode: int, seconds: float, verbose: bool = False, verified: set[tuple[str, str]] | None = None
+    prep: Prepared,
+    returncode: int,
+    seconds: float,
+    verbose: bool = False,
+    verified: set[tuple[str, str]] | None = None,
+    limits: LockLimits | None = None,
 ) -> Outcome:
     """Read and verify one finished run's temp files (raises EnvspecError; replaces nothing).
-    ``verified``: the PyPI files (URL, sha256) this run downloaded and checked already."""
+    ``verified``: the PyPI files (URL, sha256) this run downloaded and checked already; ``limits``:
+    what bounds the PyPI part (uv's time and memory, the check's downloads; None: the defaults)."""
     job, item = prep.job, prep.item
     out = prep.stdout.read_text(encoding="utf-8", errors="replace") if prep.stdout.exists() else ""
     err = prep.stderr.read_text(encoding="utf-8", errors="replace") if prep.stderr.exists() else ""
@@ -239,6 +246,7 @@ def finish(
             update=item.update,
             verbose=verbose,
             verified=verified,
+            limits=limits or LockLimits(),
         )
         lock_text, explicit_text, pip_text = pypi.finish(job.pip, conda, run)
     return Outcome(

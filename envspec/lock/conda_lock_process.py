@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.errors import EnvspecError, SpecError, ToolFailed
+from envspec.errors import EnvspecError, ToolFailed
 from envspec.lock.conda_shim import shim_executable
 from envspec.lock.solver_service import Service, service_stats, start_service
+from envspec.settings import LOCK_TIMEOUT_ENV as TIMEOUT_ENV
+from envspec.settings import LockLimits
 
 if TYPE_CHECKING:
     from envspec.lock.conda_lock_job import Prepared
     from envspec.lock.jobs import ProjectLike
-
-TIMEOUT_ENV = "ENVSPEC_LOCK_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -220,14 +220,15 @@ def run_conda_lock(
     cwd: Path,
     max_workers: int,
     on_done: Callable[[Prepared, int, float], None],
-    shim: Path | None = None,
     runner: subprocess.Popen[str] | None = None,
     service: str | None = None,
+    timeout: float = LockLimits.timeout_s,
 ) -> None:
     """Run all prepared conda-lock invocations through :mod:`envspec.lock.conda_lock_runner` (one
-    conda-lock import, forked per target on POSIX; with ``shim``, envspec's conda shim, one solver
-    process for all of them: the one at ``service``), in ``runner`` when :func:`start_runner`
-    started it already. Interrupts kill the whole process group."""
+    conda-lock import, forked per target on POSIX; with envspec's conda shim, one solver process for
+    all of them: the one at ``service``), in ``runner`` (:func:`start_runner`, or
+    :class:`EarlyRunner`; None: a runner without the shim is started), all within ``timeout``
+    seconds (``LockLimits.timeout_s``). Interrupts kill the whole process group."""
     request = {
         "watch_parent": os.name == "posix",
         "max_workers": max_workers,
@@ -238,9 +239,8 @@ def run_conda_lock(
         ],
     }
     by_id = {p.job.target: p for p in preps}
-    timeout = lock_timeout(os.environ)
     start = time.monotonic()
-    proc = runner if runner is not None else start_runner(cwd, shim=shim)
+    proc = runner if runner is not None else start_runner(cwd, shim=None)
 
     def kill() -> None:
         with contextlib.suppress(OSError):  # already gone
@@ -281,18 +281,6 @@ def run_conda_lock(
                 tip=f"a slow or unreachable channel? try --mirror, or raise {TIMEOUT_ENV}",
             )
         raise ToolFailed(f"the conda-lock runner ended early (exit {proc.returncode}) before finishing all targets")
-
-
-def lock_timeout(environ: Mapping[str, str]) -> float:
-    """Seconds all conda-lock runs may take together: ``ENVSPEC_LOCK_TIMEOUT``, default 900."""
-    text = environ.get(TIMEOUT_ENV, "").strip() or "900"
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise SpecError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds", tip=f"e.g. {TIMEOUT_ENV}=1800")
-    return value
 
 
 def child_env() -> dict[str, str]:

@@ -15,6 +15,7 @@ from enum import Enum, StrEnum
 from envspec.errors import CheckFailed, SpecError
 from envspec.lock.jobs import ProjectLike, TargetLike
 from envspec.lock.run import LockOptions, is_fresh, lock
+from envspec.settings import LockLimits
 
 Progress = Callable[[str], None]
 
@@ -62,8 +63,10 @@ def ensure_lockfile(
     mirrors: Mapping[str, str],
     mode: LockMode,
     progress: Progress,
+    limits: LockLimits | None = None,
 ) -> tuple[bool, str]:
-    """Make sure ``target`` has a lockfile to install, per ``mode``: (re-locked?, one-line detail)."""
+    """Make sure ``target`` has a lockfile to install, per ``mode``: (re-locked?, one-line detail).
+    ``limits``: the lock's, when it solves (None: the defaults)."""
     explicit = project.explicit_file(target.name)
     rel = explicit.relative_to(project.root).as_posix() if explicit.is_relative_to(project.root) else str(explicit)
     if mode is LockMode.FROZEN:
@@ -83,7 +86,7 @@ def ensure_lockfile(
     if action is LockAction.STOP:
         raise stale_error(target.name, rel, missing=missing)
     progress(f"lock: {rel} {'does not exist' if missing else 'is stale'}; solving {target.name} first")
-    summary = lock(project, [target], LockOptions(mirrors=mirrors), progress=progress)
+    summary = lock(project, [target], LockOptions(mirrors=mirrors, limits=limits or LockLimits()), progress=progress)
     (outcome,) = summary.outcomes
     if outcome.packages is None:  # an interrupted commit was completed: nothing left to solve
         return True, f"{rel} is up to date ({outcome.status})"

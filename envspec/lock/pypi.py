@@ -355,7 +355,9 @@ def finish(job: PipJob, conda: CondaPart, run: PipRun) -> tuple[str, str, str]:
         )
         check_locked(target, packages, job)
         check_not_twice(target, packages, frozenset(r.name for r in records))
-        checked = verify(packages, target=target, index=job.index, work=Path(tmp), seen=run.verified)
+        checked = verify(
+            packages, target=target, index=job.index, work=Path(tmp), seen=run.verified, limits=run.limits.fetch
+        )
         if verbose:
             sys.stderr.write(f"{target}: {checked.files} PyPI file(s) verified, {checked.bytes} bytes, "
                              f"{checked.seconds:.1f} s\n")  # fmt: skip

@@ -18,30 +18,18 @@ uv's messages are written to a file and read back bounded (:data:`STDERR_MAX`), 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from envspec.errors import SpecError, ToolFailed
+from envspec.errors import ToolFailed
+from envspec.settings import LOCK_MEMORY_ENV as MEMORY_ENV
 
-MEMORY_ENV: Final = "ENVSPEC_LOCK_MEMORY"
-MEMORY_DEFAULT: Final = 1 << 30
 STDERR_MAX: Final = 4 << 20  # the bytes of uv's messages read back (the rest is cut)
 PYLOCK_MAX: Final = 64 << 20  # uv's pylock.toml for hundreds of packages is a few hundred KiB
 #: How uv (Rust's allocation-failure handler, or its own messages) says an allocation failed.
 _OOM: Final = re.compile(r"memory allocation of \d+ bytes failed|Allocation error|out of memory|Cannot allocate memory")
-
-
-def memory_limit(environ: Mapping[str, str] | None = None) -> int:
-    """The bytes of data uv may allocate: ``ENVSPEC_LOCK_MEMORY``, default 1 GiB."""
-    from envspec.download import env_number
-
-    try:
-        return int(env_number(os.environ if environ is None else environ, MEMORY_ENV, MEMORY_DEFAULT))
-    except ValueError as exc:
-        raise SpecError(str(exc), tip=f"unset {MEMORY_ENV} or give bytes, e.g. {MEMORY_ENV}={4 << 30}") from None
 
 
 def limit_memory(pid: int, limit: int) -> bool:
@@ -73,13 +61,19 @@ def out_of_memory_error(limit: int, index_url: str) -> ToolFailed:
     )
 
 
-def run(cmd: list[str], env: Mapping[str, str], err_path: Path, timeout: float, index_url: str) -> tuple[int, str]:
-    """Run uv (``cmd``) capped at :func:`memory_limit`, its messages into ``err_path``: (exit status,
-    the messages). Raises ToolFailed when it cannot start, runs past ``timeout`` (killed) or runs
-    out of memory."""
+def run(
+    cmd: list[str],
+    env: Mapping[str, str],
+    err_path: Path,
+    timeout: float,
+    index_url: str,
+    limit: int,
+) -> tuple[int, str]:
+    """Run uv (``cmd``) with its data capped at ``limit`` bytes, its messages into ``err_path``:
+    (exit status, the messages). Raises ToolFailed when it cannot start, runs past ``timeout``
+    (killed) or runs out of memory."""
     import subprocess
 
-    limit = memory_limit()
     try:
         with err_path.open("wb") as err_out:
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_out)

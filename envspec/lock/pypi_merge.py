@@ -12,7 +12,6 @@ conda-lock's explicit renderer writes them.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,8 +22,6 @@ from envspec.lock import pypi_resolve as uvr
 from envspec.lock.condalock import PipPackage, read_pip_packages
 from envspec.lock.pypi_mapping import conda_to_pypi
 from envspec.lock.pypi_parts import CondaPart, PipRun
-
-DEFAULT_TIMEOUT = 900.0
 
 
 class IndexLike(Protocol):
@@ -48,14 +45,6 @@ class PipJob(Protocol):
 
 def conda_part(lock_text: str, subdir: str) -> list[uvr.CondaRecord]:
     return uvr.conda_records(lock_text, subdir)
-
-
-def _timeout() -> float:
-    try:
-        value = float(os.environ.get("ENVSPEC_LOCK_TIMEOUT", "") or DEFAULT_TIMEOUT)
-    except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if 0 < value < float("inf") else DEFAULT_TIMEOUT
 
 
 def build_request(
@@ -109,7 +98,10 @@ def resolve(
     records = conda_part(lock_text, subdir) if records is None else records
     old = read_pip_packages(previous, "the previous conda-lock.yml", subdir) if previous else []
     request = build_request(job, subdir=subdir, records=records, vpkg_text=vpkg_text, previous=old, update=update)
-    code, pylock, stderr, standin_base = uvr.run_uv(request, work, cache or work / "uv-cache", _timeout())
+    limits = run.limits
+    code, pylock, stderr, standin_base = uvr.run_uv(
+        request, work, cache or work / "uv-cache", limits.timeout_s, limits.memory_bytes
+    )
     if verbose:
         sys.stderr.write(scrub(stderr))
     if code != 0:

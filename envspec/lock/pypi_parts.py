@@ -4,8 +4,10 @@ objects of :func:`envspec.lock.pypi.finish` and :func:`envspec.lock.pypi_merge.r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from envspec.settings import LockLimits
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class PipRun:
     """How one target's PyPI part runs: ``work`` (a temporary folder is made in it), ``cache`` (uv's
     cache; default: a fresh one, i.e. cold), ``previous`` (the previous conda-lock.yml: an update keeps
     its pins but for ``update``'s packages), ``verified`` (the (URL, sha256) pairs this run checked
-    already, for the targets after the first)."""
+    already, for the targets after the first), ``limits`` (uv's time and memory, and the downloads
+    that check the pins)."""
 
     work: Path | None = None
     cache: Path | None = None
@@ -36,3 +39,4 @@ class PipRun:
     update: Sequence[str] = ()
     verbose: bool = False
     verified: set[tuple[str, str]] | None = None
+    limits: LockLimits = field(default_factory=LockLimits)

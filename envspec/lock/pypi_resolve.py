@@ -400,8 +400,9 @@ def needs_build(stderr: str) -> set[str]:
     return {canonical(a or b) for a, b in _NEEDS_BUILD.findall(stderr)}
 
 
-def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[int, str, str, str]:
-    """Run ``uv pip compile``: (exit status, pylock.toml text, stderr, the stand-ins' URL prefix).
+def run_uv(request: Request, work: Path, cache: Path, timeout: float, memory: int) -> tuple[int, str, str, str]:
+    """Run ``uv pip compile``: (exit status, pylock.toml text, stderr, the stand-ins' URL prefix),
+    within ``timeout`` seconds in all, uv's data capped at ``memory`` bytes (:mod:`envspec.lock.pypi_bounds`).
 
     First with ``--no-build``: no build backend runs, not even to read metadata. Only when uv says
     that a project of ``pip_allow_sdist`` has no usable wheel does it run again with
@@ -412,7 +413,7 @@ def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[i
     with serve_standins(request.standins) as standin_url:
         while True:
             left = deadline - time.monotonic()
-            code, out, err = _run_uv(request, work, cache, left, standin_url, build=build)
+            code, out, err = _run_uv(request, work, cache, left, standin_url, build=build, memory=memory)
             needed = needs_build(err) & request.allow_sdist
             if code == 0 or needed <= build:
                 break
@@ -421,7 +422,14 @@ def run_uv(request: Request, work: Path, cache: Path, timeout: float) -> tuple[i
 
 
 def _run_uv(
-    request: Request, work: Path, cache: Path, timeout: float, standin_url: str, *, build: frozenset[str] = frozenset()
+    request: Request,
+    work: Path,
+    cache: Path,
+    timeout: float,
+    standin_url: str,
+    *,
+    build: frozenset[str] = frozenset(),
+    memory: int,
 ) -> tuple[int, str, str]:
     from envspec.lock import pypi_bounds as bounds
 
@@ -432,7 +440,7 @@ def _run_uv(
     if request.preferences:  # uv keeps the pins of an existing output file where it can
         out_file.write_text(pylock_text(request.preferences), encoding="utf-8")
     cmd = uv_command(request, work, standin_url, build)
-    code, err = bounds.run(cmd, uv_environment(request, cache), work / "uv.stderr", timeout, request.index_url)
+    code, err = bounds.run(cmd, uv_environment(request, cache), work / "uv.stderr", timeout, request.index_url, memory)
     return code, bounds.read_pylock(out_file), err
 
 

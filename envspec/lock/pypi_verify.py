@@ -6,7 +6,7 @@ wheel only when the index has no PEP 658 metadata for it, and then reads just it
 0.13.10, checked 2026-12: an index listing a wrong ``#sha256=`` was pinned as is). A relock could
 then commit lockfiles that never install. So :func:`verify` downloads every pinned file once,
 through the one downloader (:mod:`envspec.download`: size cap ``ENVSPEC_MAX_PACKAGE_BYTES``,
-stall guard ``ENVSPEC_STALL_TIMEOUT``, bounded retries, redirects to http(s) only, the index's
+stall guard ``ENVSPEC_STALL_TIMEOUT``, both given as ``limits``, bounded retries, redirects to http(s) only, the index's
 credentials sent to the index's own origin only), hashes it while writing, deletes it, and fails
 the lock (exit 7) on the first file whose bytes do not match, naming the file and the index.
 
@@ -19,7 +19,6 @@ five targets pin 189 files, 65 distinct, 78.7 MB, 1.1 s (about 6 s at 100 Mbit/s
 from __future__ import annotations
 
 import base64
-import os
 import tempfile
 import threading
 import time
@@ -30,13 +29,12 @@ from pathlib import Path
 from typing import Final, Protocol
 from urllib.parse import urlsplit
 
-from envspec.errors import ChannelUnreachable, IntegrityError, SpecError, ToolFailed
+from envspec.errors import ChannelUnreachable, IntegrityError, ToolFailed
 from envspec.lock.condalock import PipPackage
+from envspec.settings import MAX_PACKAGE_BYTES_ENV as MAX_BYTES_ENV  # the downloader's cap, as for installs
+from envspec.settings import STALL_TIMEOUT_ENV as STALL_ENV
+from envspec.settings import FetchLimits
 
-MAX_BYTES_ENV: Final = "ENVSPEC_MAX_PACKAGE_BYTES"  # the downloader's cap, as for installs
-MAX_BYTES_DEFAULT: Final = 8 << 30
-STALL_ENV: Final = "ENVSPEC_STALL_TIMEOUT"
-STALL_DEFAULT: Final = 60.0
 JOBS: Final = 4
 
 
@@ -54,15 +52,6 @@ class Verified:
     files: int
     bytes: int
     seconds: float
-
-
-def _number(name: str, default: float) -> float:
-    from envspec.download import env_number
-
-    try:
-        return env_number(os.environ, name, default)
-    except ValueError as exc:
-        raise SpecError(str(exc), tip=f"unset {name} or give a plain number, e.g. {name}={default:g}") from None
 
 
 def _headers_for(index: IndexLike) -> Callable[[str], dict[str, str]]:
@@ -87,15 +76,18 @@ def verify(
     work: Path,
     seen: set[tuple[str, str]] | None = None,
     jobs: int = JOBS,
+    limits: FetchLimits | None = None,
 ) -> Verified:
     """Download each of ``packages`` (into a temporary folder under ``work``, deleted file by file)
     and compare its sha256 with the pinned one; raises IntegrityError (a mismatch, exit 7, as for an install) or
     ChannelUnreachable (exit 5). ``seen``: the (URL, sha256) pairs this run verified already (for
-    another target: the five shipped targets pin 189 files, 65 of them distinct), added to."""
+    another target: the five shipped targets pin 189 files, 65 of them distinct), added to;
+    ``limits``: the downloads' stall timeout and size cap (None: the defaults)."""
     from envspec.channels import redact
     from envspec.download import Cancelled, Downloader, Limits, Stalled, TooLarge, url_filename
 
-    cap, stall = int(_number(MAX_BYTES_ENV, MAX_BYTES_DEFAULT)), _number(STALL_ENV, STALL_DEFAULT)
+    limits = limits or FetchLimits()
+    cap, stall = limits.max_package_bytes, limits.stall_s
     index_shown = redact(index.url)
     started = time.monotonic()
 

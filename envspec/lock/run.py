@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from envspec.channels import ENV_VAR as MIRRORS_ENV
-from envspec.channels import parse_mirrors, unused_mirrors
+from envspec.channels import unused_mirrors
 from envspec.errors import CheckFailed, EnvspecError, SpecError, ToolFailed
 from envspec.fsutil import run_lock
 from envspec.lock import commit, explicit, pypi
 from envspec.lock.conda_lock_job import Outcome, Prepared, finish, prepare, presolve_request
-from envspec.lock.conda_lock_process import EarlyRunner, lock_timeout, report_solves, resolve_solver, run_conda_lock
+from envspec.lock.conda_lock_process import EarlyRunner, report_solves, resolve_solver, run_conda_lock
 from envspec.lock.jobs import (
     LockJob,
     ProjectLike,
@@ -52,6 +52,7 @@ from envspec.lock.jobs import (
     solved_from_test_channel,
 )
 from envspec.lock.plan import Action, LockPlanError, plan, staleness
+from envspec.settings import LockLimits
 
 __all__ = ["LOCK_SCHEMA", "LockOptions", "LockSummary", "is_fresh", "lock", "lock_jobs"]
 
@@ -173,7 +174,8 @@ class LockOptions:
     when a lockfile is stale; ``solver``: a conda executable (default: envspec's py-rattler shim);
     ``jobs``: targets solved at once; ``exclude_newer`` (see :func:`make_jobs`): a cutoff, ``""`` to
     drop a recorded one, None to keep it; ``early``: the runner (and service) the caller started
-    before loading the spec (:func:`prestart`), used when it runs the solver this run needs."""
+    before loading the spec (:func:`prestart`), used when it runs the solver this run needs;
+    ``limits``: the time and memory the children may take (checked by the caller: ``Settings.lock_limits``)."""
 
     mirrors: Mapping[str, str] = field(default_factory=dict)
     update: Sequence[str] = ()
@@ -183,6 +185,7 @@ class LockOptions:
     verbose: bool = False
     exclude_newer: str | None = None
     early: EarlyRunner | None = None
+    limits: LockLimits = field(default_factory=LockLimits)
 
 
 def lock_jobs(
@@ -227,7 +230,6 @@ def lock_jobs(
     if not todo:
         report.outcomes = [outcomes[i.target] for i in items]
         return report
-    lock_timeout(os.environ)  # a bad value fails before anything starts
     resolved = resolve_solver(solver, cache_dir)
     report.solver = resolved.label
     work_root = cache_dir / "lock-tmp"
@@ -258,7 +260,9 @@ def lock_jobs(
 
             def on_done(prep: Prepared, returncode: int, seconds: float) -> None:
                 try:
-                    outcome = finish(prep, returncode, seconds, verbose=verbose, verified=verified)
+                    outcome = finish(
+                        prep, returncode, seconds, verbose=verbose, verified=verified, limits=options.limits
+                    )
                 except EnvspecError as exc:
                     outcome = Outcome(prep.job.target, "failed", seconds=seconds, error=exc)
                     progress(f"  {prep.job.target}: FAILED after {seconds:.1f} s")
@@ -278,6 +282,7 @@ def lock_jobs(
                     on_done=on_done,
                     runner=runner.take(),
                     service=runner.socket(),
+                    timeout=options.limits.timeout_s,
                 )
                 if verbose:
                     report_solves(runner, progress)
@@ -327,13 +332,12 @@ def _report_failure_table(report: LockSummary, progress: Progress) -> None:
 def is_fresh(project: ProjectLike, target: TargetLike, mirrors: Mapping[str, str] | None = None) -> bool | None:
     """Do the target's lockfiles match its current inputs? None when its inputs are not rendered.
 
-    Mirrors are transport and no input: any (default ``ENVSPEC_MIRRORS``) gives the same answer.
+    ``mirrors``: those of the lock (None: none). A channel's mirror is transport and no input; a
+    ``pypi`` mirror is the index of a pip target's PyPI part, one of its inputs.
     Used by ``envspec report`` and ``envspec up``; cheap (no conda-lock).
     """
-    if mirrors is None:
-        mirrors = parse_mirrors((), os.environ.get(MIRRORS_ENV))
     try:
-        (job,) = make_jobs(project, [target], mirrors)
+        (job,) = make_jobs(project, [target], mirrors or {})
     except SpecError:
         return None
     return staleness(job.input.digest(), read_stored(job), job.input.has_pip) is None

@@ -44,9 +44,9 @@ def write_report(report: ResultTable, out_dir: Path, image_hint: str = "") -> Wr
 @dataclass(frozen=True)
 class ReportOptions:
     """What to report on and where: ``results_dir`` holds one ``<target>/`` folder of smoke results
-    per target, ``out_dir`` gets report.html and report.md. ``mirrors`` None: lockfile freshness uses
-    ``ENVSPEC_MIRRORS`` as ``envspec lock`` would; ``environ``: the GitHub context and the title come
-    from it; ``title`` None: ``report_title(environ)``."""
+    per target, ``out_dir`` gets report.html and report.md. ``mirrors``: those lockfile freshness is
+    judged with, as ``envspec lock`` would (None: none); ``environ``: the GitHub context and the title
+    come from it; ``title`` None: ``report_title(environ)``."""
 
     results_dir: Path
     out_dir: Path

@@ -277,7 +277,8 @@ def parse_conda_lock(text: str, subdir: str) -> tuple[int, str | None, str | Non
 def read_lock(project: Project, target: ResolvedTarget, mirrors: Mapping[str, str] | None = None) -> LockReading:
     """Lock state of one target. Never raises: an unreadable lockfile is reported, not fatal.
 
-    ``mirrors``: the channel mirrors the lockfiles were solved with (default: ``ENVSPEC_MIRRORS``).
+    ``mirrors``: the mirrors the lockfiles were solved with (None: none; ``envspec report`` gives
+    ``--mirror`` over ``ENVSPEC_MIRRORS``).
     """
     path = project.conda_lock_file(target.name)
     try:

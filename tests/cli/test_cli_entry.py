@@ -86,6 +86,30 @@ def test_settings_come_from_the_environment_given_and_options_win(
     assert Settings.from_environ({"ENVSPEC_DEBUG": "1"}).debug is True
 
 
+def test_the_limits_and_the_package_cache_come_from_the_settings() -> None:
+    """Read once at the edge and passed down: the stages never read these variables (#20)."""
+    from envspec.cli.common import Context
+    from envspec.cli.install import InstallRequest
+    from envspec.settings import FetchLimits, LockLimits
+
+    assert Settings().lock_limits() == LockLimits(900, 1 << 30, FetchLimits(60, 8 << 30))
+    environ = {
+        "ENVSPEC_LOCK_TIMEOUT": "1800",
+        "ENVSPEC_LOCK_MEMORY": "2e9",
+        "ENVSPEC_STALL_TIMEOUT": "5",
+        "ENVSPEC_MAX_PACKAGE_BYTES": "1000",
+        "ENVSPEC_PKGS_DIR": "/pkgs",
+    }
+    settings = Settings.from_environ(environ)
+    assert settings.lock_limits() == LockLimits(1800, 2_000_000_000, FetchLimits(5, 1000))
+    assert settings.pkgs_dir == Path("/pkgs") and Settings.from_environ({"ENVSPEC_PKGS_DIR": ""}).pkgs_dir is None
+    ctx = Context(settings)
+    options = InstallRequest("t", "/env", None).options("linux-64", {}, ctx)
+    assert options.limits == FetchLimits(5, 1000) and options.cache_dir == Path("/pkgs")
+    given = InstallRequest("t", "/env", None, cache_dir=Path("/mine")).options("linux-64", {}, ctx)
+    assert given.cache_dir == Path("/mine")  # --cache-dir wins over $ENVSPEC_PKGS_DIR
+
+
 # --------------------------------------------------------------------------------------------
 # One target choice; the machine probed once
 # --------------------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def test_up_locks_installs_smokes_and_reports(upped: tuple[Path, Path, Path], ch
     records = {json.loads(p.read_text())["name"] for p in (prefix / "conda-meta").glob("*.json")}
     assert {"python", "pytorch", "diffusers", "cuda-version"} <= records
     assert os.access(prefix / "bin" / "python", os.X_OK)
+    assert list((prefix.parent / "pkgs" / ".envspec").glob("*.json"))  # its package cache: $ENVSPEC_PKGS_DIR
     # smoke: ran in the prefix, on the CPU, against the cuda promise
     smoke = json.loads((out / TARGET / "smoke.json").read_text(encoding="utf-8"))
     assert smoke["verdict"] == "pass"

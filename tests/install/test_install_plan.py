@@ -199,8 +199,9 @@ def test_state_json_sets_variables_and_keeps_other_keys() -> None:
 
 
 def test_default_cache_dir(tmp_path: Path) -> None:
-    assert default_cache_dir({"ENVSPEC_PKGS_DIR": "/c"}) == Path("/c")
     assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/envspec/pkgs")
+    # $ENVSPEC_PKGS_DIR is the settings' (Settings.pkgs_dir): the command layer passes it as the cache
+    assert default_cache_dir({"XDG_CACHE_HOME": "/x", "ENVSPEC_PKGS_DIR": "/c"}) == Path("/x/envspec/pkgs")
 
 
 def test_check_prefix(tmp_path: Path) -> None:

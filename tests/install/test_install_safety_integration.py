@@ -28,6 +28,7 @@ from envspec.cli.main import main
 from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError
 from envspec.install.fetch import fetch_all
 from envspec.install.plan import ExplicitLock, LockEntry
+from envspec.settings import FetchLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_install_safety import FILE, channel_factory, hostile_conda
@@ -101,17 +102,14 @@ def one_package(url: str, size: int | None = None) -> tuple[ExplicitLock, tuple[
 # --------------------------------------------------------------------------------------------
 
 
-def test_a_trickling_download_stalls_within_seconds(
-    hostile_server: tuple[str, dict[str, int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_trickling_download_stalls_within_seconds(hostile_server: tuple[str, dict[str, int]], tmp_path: Path) -> None:
     base, _ = hostile_server
-    monkeypatch.setenv("ENVSPEC_STALL_TIMEOUT", "1")
     lock, urls = one_package(f"{base}/trickle/linux-64/slow-1.0-h_0.conda")
     t0 = time.monotonic()
     with pytest.raises(ChannelUnreachable, match="stalled") as info:
-        fetch_all(lock, urls, tmp_path / "cache", lambda _: None)
+        fetch_all(lock, urls, tmp_path / "cache", lambda _: None, limits=FetchLimits(stall_s=1))
     elapsed = time.monotonic() - t0
-    # ENVSPEC_STALL_TIMEOUT (1 s) ended it, not the default (60 s): a margin that no load bridges
+    # the 1 s stall limit (ENVSPEC_STALL_TIMEOUT=1) ended it, not the default (60 s): a margin no load bridges
     assert elapsed < download.STALL_TIMEOUT_S / 2, elapsed
     assert info.value.exit_code == ExitCode.CHANNEL_UNREACHABLE == 5
     assert "ENVSPEC_STALL_TIMEOUT" in (info.value.tip or "")
@@ -137,11 +135,11 @@ def test_an_endless_download_never_writes_past_its_cap(
 ) -> None:
     base, sent = hostile_server
     cap = 300_000
-    monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", str(cap if not known_size else 8 << 30))
+    limits = FetchLimits(max_package_bytes=cap if not known_size else 8 << 30)  # ENVSPEC_MAX_PACKAGE_BYTES
     written = _count_writes(monkeypatch)
     lock, urls = one_package(f"{base}/endless/linux-64/big-1.0-h_0.conda", size=cap if known_size else None)
     with pytest.raises(IntegrityError, match="larger than") as info:
-        fetch_all(lock, urls, tmp_path / "cache", lambda _: None)
+        fetch_all(lock, urls, tmp_path / "cache", lambda _: None, limits=limits)
     assert ("lockfile records" if known_size else "ENVSPEC_MAX_PACKAGE_BYTES") in info.value.message
     assert written["bytes"] <= cap
     assert list((tmp_path / "cache" / ".envspec" / "downloads").iterdir()) == []

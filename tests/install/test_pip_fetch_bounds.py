@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError
 from envspec.install import pip as install_pip
+from envspec.settings import FetchLimits
 
 WHEEL = b"PK\x05\x06" + b"\0" * 18
 SHA = hashlib.sha256(WHEEL).hexdigest()
@@ -65,12 +66,10 @@ def test_whatever_the_url_names_the_file_lands_in_its_folder(tmp_path: Path, seg
 
 @pytest.mark.skipif(os.name != "posix", reason="devices and FIFOs are POSIX")
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
-def test_a_wheel_url_naming_a_device_or_fifo_is_refused(
-    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_wheel_url_naming_a_device_or_fifo_is_refused(tmp_path: Path, kind: str) -> None:
     # should the refusal ever break, the test must still end and never fill the disk: /dev/zero stops
     # at a 1 MiB cap, and a late writer unblocks a FIFO a blocking open would wait on forever
-    monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", str(1 << 20))
+    limits = FetchLimits(max_package_bytes=1 << 20)
     unblock = None
     if kind == "fifo":
         source = tmp_path / "demo-1.0-py3-none-any.whl"
@@ -85,7 +84,7 @@ def test_a_wheel_url_naming_a_device_or_fifo_is_refused(
     dest.mkdir()
     try:
         with pytest.raises(ChannelUnreachable, match="not a regular file"):
-            install_pip.fetch(_plan(url), dest, lambda _: None)
+            install_pip.fetch(_plan(url), dest, lambda _: None, limits)
     finally:
         if unblock is not None:
             unblock.cancel()
@@ -163,14 +162,12 @@ def test_the_mirror_credentials_never_reach_the_cdn_it_redirects_to(
 
 
 def test_an_endless_wheel_body_stops_at_the_size_cap(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    two_origins: tuple[str, list[tuple[str, str | None]], str, list[tuple[str, str | None]]],
+    tmp_path: Path, two_origins: tuple[str, list[tuple[str, str | None]], str, list[tuple[str, str | None]]]
 ) -> None:
     mirror, *_ = two_origins
-    monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", "300000")
+    limits = FetchLimits(max_package_bytes=300000)  # ENVSPEC_MAX_PACKAGE_BYTES
     with pytest.raises(IntegrityError, match="larger than the 300000 byte cap") as info:
-        install_pip.fetch(_plan(f"{mirror}/endless/demo-1.0-py3-none-any.whl"), tmp_path, lambda _: None)
+        install_pip.fetch(_plan(f"{mirror}/endless/demo-1.0-py3-none-any.whl"), tmp_path, lambda _: None, limits)
     assert "ENVSPEC_MAX_PACKAGE_BYTES" in info.value.message and list(tmp_path.iterdir()) == []
 
 

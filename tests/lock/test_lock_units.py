@@ -311,24 +311,26 @@ def test_shim_refuses_what_it_cannot_answer_truthfully() -> None:
 
 @pytest.mark.parametrize("value", ["abc", "0", "-5", "inf"])
 def test_a_bad_lock_timeout_is_a_spec_error_before_anything_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+    tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
-    from envspec.lock.conda_lock_process import TIMEOUT_ENV
-    from envspec.lock.jobs import LockJob
-    from envspec.lock.run import LockOptions, lock_jobs
+    """Read once, into Settings, and checked by `envspec lock` before anything starts: one line naming
+    the variable, exit 3, nothing written; a command that never locks does not mind it."""
+    import shutil
 
-    env_file, vpkg_file = tmp_path / "environment-t.yml", tmp_path / "t.virtual-packages.yml"
-    env_file.write_text("dependencies: [python]\n")
-    vpkg_file.write_text("subdirs: {}\n")
-    channels = ("https://example.invalid/conda-forge",)
-    job = LockJob(
-        "t", "linux-64", tmp_path, env_file, vpkg_file, tmp_path / "t.conda-lock.yml", tmp_path / "t.lock", channels,
-        LockInput("t", "linux-64", env_file.read_bytes(), vpkg_file.read_bytes(), channels),
-    )  # fmt: skip
-    monkeypatch.setenv(TIMEOUT_ENV, value)
-    with pytest.raises(SpecError, match=TIMEOUT_ENV):
-        lock_jobs([job], LockOptions(), cache_dir=tmp_path / "cache", progress=lambda _: None)
-    assert not (tmp_path / "t.lock").exists()
+    from envspec.cli.main import main
+    from envspec.errors import ExitCode
+    from envspec.settings import LOCK_TIMEOUT_ENV
+
+    shutil.copy2(repo / "envspec.yml", tmp_path / "envspec.yml")
+    spec, environ = str(tmp_path / "envspec.yml"), {LOCK_TIMEOUT_ENV: value}
+    assert main(["--spec", spec, "lock"], environ=environ) == ExitCode.SPEC_INVALID
+    tip = f"e.g. {LOCK_TIMEOUT_ENV}=1800"
+    assert (
+        capsys.readouterr().err
+        == f"error: {LOCK_TIMEOUT_ENV}={value!r} is not a positive number of seconds (tip: {tip})\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["envspec.yml"]  # no cache, no runner, no lockfile
+    assert main(["--spec", spec, "targets"], environ=environ) == 0
 
 
 def test_check_and_update_together_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,7 @@ from envspec.errors import ChannelUnreachable, ExitCode, IntegrityError, ToolFai
 from envspec.lock import pypi, pypi_merge
 from envspec.lock.condalock import read_pip_packages
 from envspec.lock.pypi_parts import CondaPart, PipRun
+from envspec.settings import FetchLimits, LockLimits, Settings
 
 pytestmark = [pytest.mark.integration]
 
@@ -343,7 +344,7 @@ def sdists(tmp_path: Path) -> Iterator[tuple[pypi_index.Index, Path]]:
 
 def _finish(
     idx: pypi_index.Index, tmp_path: Path, requirements: tuple[str, ...], allow: set[str],
-    verified: set[tuple[str, str]] | None = None,
+    verified: set[tuple[str, str]] | None = None, limits: LockLimits | None = None,
 ) -> str:  # fmt: skip
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
@@ -358,7 +359,7 @@ def _finish(
             virtual_packages=VPKG,
             input_hash="sha256:x",
         ),
-        PipRun(work=work, verified=verified),
+        PipRun(work=work, verified=verified, limits=limits or LockLimits()),
     )
     return pip_txt
 
@@ -417,20 +418,19 @@ def _inflating_wheel(folder: Path, mib: int) -> str:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="uv's memory is capped on Linux (prlimit)")
-def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path) -> None:
     """A wheel whose METADATA inflates to 100 MiB made uv take 168-185 MiB (uv 0.13.10), and a larger
     one more, without end. uv's data is capped at ENVSPEC_LOCK_MEMORY: here 256 MiB, which the same
     lock of an ordinary package stays far below, and the big METADATA fails it in one line, exit 6."""
     _inflating_wheel(tmp_path / "idx" / "files", 100)
-    monkeypatch.setenv("ENVSPEC_LOCK_MEMORY", str(256 << 20))
-    monkeypatch.setenv("ENVSPEC_LOCK_TIMEOUT", "120")  # a uv that hung at the cap would end here
+    limits = LockLimits(memory_bytes=256 << 20, timeout_s=120)  # a uv that hung at the cap would end at 120 s
     with pypi_index.serve(tmp_path / "idx", [pypi_index.Project("envspec-helper", "0.2")]) as idx:
 
         def lock(requirement: str, work: str) -> list[str]:
             packages = pypi_merge.resolve(
                 job(idx, requirement),
                 CondaPart(target="linux-cuda", subdir=SUBDIR, lock_text=conda_lock_text(), virtual_packages=VPKG),
-                PipRun(work=tmp_path / work),
+                PipRun(work=tmp_path / work, limits=limits),
             )
             return [f"{p.name}=={p.version}" for p in packages]
 
@@ -442,14 +442,14 @@ def test_uvs_memory_is_capped_whatever_the_index_serves(tmp_path: Path, monkeypa
     assert "uv ran out of the 256 MiB it may use (ENVSPEC_LOCK_MEMORY)" in line and idx.url in line, line
 
 
-def test_a_bad_memory_limit_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_memory_limit_is_one_line_naming_it() -> None:
     from envspec.errors import SpecError
-    from envspec.lock import pypi_bounds
 
     for value in ("lots", "1e309", "-1", "0"):
         with pytest.raises(SpecError, match=f"ENVSPEC_LOCK_MEMORY={value!r} is not a positive number"):
-            pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": value})
-    assert pypi_bounds.memory_limit({}) == 1 << 30 and pypi_bounds.memory_limit({"ENVSPEC_LOCK_MEMORY": "3e9"}) == 3e9
+            Settings.from_environ({"ENVSPEC_LOCK_MEMORY": value}).lock_limits()
+    memory = Settings.from_environ({"ENVSPEC_LOCK_MEMORY": "3e9"}).lock_limits().memory_bytes
+    assert Settings().lock_limits().memory_bytes == 1 << 30 and memory == 3e9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,10 +496,10 @@ def test_what_the_lock_pins_is_what_the_index_serves(tmp_path: Path) -> None:
             "/files/envspec_other-1.0-py3-none-any.whl"]  # fmt: skip
 
 
-def test_the_pin_check_is_bounded_by_the_package_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pin_check_is_bounded_by_the_package_size_cap(tmp_path: Path) -> None:
     """The lock's downloads go through the one downloader: ENVSPEC_MAX_PACKAGE_BYTES caps them too."""
-    monkeypatch.setenv("ENVSPEC_MAX_PACKAGE_BYTES", "100")
+    limits = LockLimits(fetch=FetchLimits(max_package_bytes=100))
     cap = r"envspec_helper-0.2-py3-none-any.whl from the PyPI index .* larger than the 100 byte cap"
     served = pypi_index.serve(tmp_path / "idx", [pypi_index.Project("envspec-helper", "0.2")])
     with served as idx, pytest.raises(ToolFailed, match=cap + r" \(ENVSPEC_MAX_PACKAGE_BYTES"):
-        _finish(idx, tmp_path, ("envspec-helper",), set())
+        _finish(idx, tmp_path, ("envspec-helper",), set(), limits=limits)
