@@ -7,13 +7,16 @@ the commands and, as arguments, to the stages. Library code does not read ``os.e
 
 Read here: ``ENVSPEC_SPEC``, ``ENVSPEC_DEBUG``, ``ENVSPEC_MIRRORS``, ``ENVSPEC_PKGS_DIR`` (fields of
 :class:`Settings`); ``ENVSPEC_LOCK_TIMEOUT``, ``ENVSPEC_LOCK_MEMORY``, ``ENVSPEC_STALL_TIMEOUT``,
-``ENVSPEC_MAX_PACKAGE_BYTES`` (:class:`LockLimits`, :class:`FetchLimits`); ``ENVSPEC_HOST_SUBDIR``
-through the machine probe, which sees ``Settings.environ`` (``Context.machine``). The limits are
-checked only by the commands that use them (:meth:`Settings.lock_limits`: ``envspec lock`` before
-anything starts, ``install``/``up`` when they may solve; :meth:`Settings.fetch_limits`:
-``install``, ``up``, ``pack``), so a bad ``ENVSPEC_LOCK_TIMEOUT`` fails a lock in one line (exit 3)
-and never ``envspec targets``; they reach the stages in ``LockOptions.limits`` and
-``InstallOptions.limits``, the package cache in ``InstallOptions.cache_dir``.
+``ENVSPEC_MAX_PACKAGE_BYTES``, ``ENVSPEC_DOWNLOAD_RETRIES`` (:class:`LockLimits`,
+:class:`FetchLimits`); ``ENVSPEC_HUB_RETRIES`` (:meth:`Settings.hub_retries`);
+``ENVSPEC_HOST_SUBDIR`` through the machine probe, which sees ``Settings.environ``
+(``Context.machine``). The limits are checked only by the commands that use them
+(:meth:`Settings.lock_limits`: ``envspec lock`` before anything starts, ``install``/``up`` when they
+may solve; :meth:`Settings.fetch_limits`: ``install``, ``up``, ``pack``;
+:meth:`Settings.hub_retries`: ``models pull``, ``up``), so a bad ``ENVSPEC_LOCK_TIMEOUT`` fails a
+lock in one line (exit 3) and never ``envspec targets``; they reach the stages in
+``LockOptions.limits`` and ``InstallOptions.limits``, the package cache in
+``InstallOptions.cache_dir``.
 
 Variables read elsewhere, on purpose (each is a protocol between envspec and a child process it
 starts, which reads it in its own environment): ``ENVSPEC_SHIM_MIRRORS``, ``ENVSPEC_SHIM_REPORT``,
@@ -47,6 +50,11 @@ LOCK_MEMORY_ENV: Final = "ENVSPEC_LOCK_MEMORY"
 STALL_TIMEOUT_ENV: Final = "ENVSPEC_STALL_TIMEOUT"
 MAX_PACKAGE_BYTES_ENV: Final = "ENVSPEC_MAX_PACKAGE_BYTES"
 PKGS_DIR_ENV: Final = "ENVSPEC_PKGS_DIR"
+DOWNLOAD_RETRIES_ENV: Final = "ENVSPEC_DOWNLOAD_RETRIES"
+HUB_RETRIES_ENV: Final = "ENVSPEC_HUB_RETRIES"
+#: How many times ``envspec models pull`` tries one file again after its connection fails, breaks off
+#: or stalls (``ENVSPEC_HUB_RETRIES``).
+HUB_RETRIES: Final = 5
 DEFAULT_SPEC: Final = "envspec.yml"
 
 #: Values that count as "off" for a flag variable such as ``ENVSPEC_DEBUG``.
@@ -59,10 +67,13 @@ NUMBER_MAX: Final = 1e15
 class FetchLimits:
     """How every download is bounded (:mod:`envspec.download`): ``stall_s`` seconds that bring less
     than its minimum are a stall (``ENVSPEC_STALL_TIMEOUT``, 60), ``max_package_bytes`` caps a file
-    whose size the lockfile does not record (``ENVSPEC_MAX_PACKAGE_BYTES``, 8 GiB)."""
+    whose size the lockfile does not record (``ENVSPEC_MAX_PACKAGE_BYTES``, 8 GiB), ``retries`` times a
+    refused connection, a 429 or a 5xx is tried again, after a back-off of 0.5, 1, 2, 4 s...
+    (``ENVSPEC_DOWNLOAD_RETRIES``, 4)."""
 
     stall_s: float = 60.0
     max_package_bytes: int = 8 << 30
+    retries: int = 4
 
 
 @dataclass(frozen=True)
@@ -101,12 +112,14 @@ class Settings:
         )
 
     def fetch_limits(self) -> FetchLimits:
-        """``ENVSPEC_STALL_TIMEOUT`` and ``ENVSPEC_MAX_PACKAGE_BYTES``, checked: SpecError (exit 3,
-        naming the variable) for anything but a positive number."""
+        """``ENVSPEC_STALL_TIMEOUT``, ``ENVSPEC_MAX_PACKAGE_BYTES`` and ``ENVSPEC_DOWNLOAD_RETRIES``,
+        checked: SpecError (exit 3, naming the variable) for anything but a positive number (a whole
+        number from 0 to 100 for the retries)."""
         default = FetchLimits()
         return FetchLimits(
             stall_s=self._number(STALL_TIMEOUT_ENV, default.stall_s),
             max_package_bytes=int(self._number(MAX_PACKAGE_BYTES_ENV, default.max_package_bytes)),
+            retries=self._count(DOWNLOAD_RETRIES_ENV, default.retries),
         )
 
     def lock_limits(self) -> LockLimits:
@@ -134,6 +147,23 @@ class Settings:
             raise _error(
                 str(exc), f"unset {name} or give {give or f'a plain number, e.g. {name}={default:g}'}"
             ) from None
+
+    def hub_retries(self) -> int:
+        """``$ENVSPEC_HUB_RETRIES`` (default ``HUB_RETRIES``), checked by the commands that pull models:
+        SpecError (exit 3, naming the variable) for anything but a whole number from 0 to 100."""
+        return self._count(HUB_RETRIES_ENV, HUB_RETRIES)
+
+    def _count(self, name: str, default: int) -> int:
+        """``$name``, a whole number of retries from 0 to 100 (``default`` when unset); SpecError naming it."""
+        text = self.environ.get(name, "").strip()
+        if not text:
+            return default
+        if not (text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 100):
+            raise _error(
+                f"{name}={text[:40]!r} is not a whole number from 0 to 100",
+                f"unset it ({default} retries) or give a number, e.g. {name}=2",
+            )
+        return int(text)
 
 
 def positive_number(environ: Mapping[str, str], name: str, default: float, *, maximum: float = NUMBER_MAX) -> float:

@@ -48,6 +48,20 @@ def test_max_package_bytes_in_range_is_taken() -> None:
     assert Settings.from_environ({"ENVSPEC_STALL_TIMEOUT": "0.5"}).fetch_limits().stall_s == 0.5
 
 
+@pytest.mark.parametrize("value", ["many", "-1", "101", "2.5", HUGE])
+def test_download_retries_out_of_range_is_one_line(value: str) -> None:
+    with pytest.raises(SpecError, match=r"ENVSPEC_DOWNLOAD_RETRIES=.* is not a whole number from 0 to 100") as info:
+        Settings.from_environ({"ENVSPEC_DOWNLOAD_RETRIES": value}).fetch_limits()
+    assert "\n" not in info.value.one_line()
+
+
+def test_download_retries_default_to_the_downloaders() -> None:
+    from envspec import download
+
+    assert Settings().fetch_limits().retries == download.RETRIES == download.Limits(max_bytes=1).retries
+    assert Settings.from_environ({"ENVSPEC_DOWNLOAD_RETRIES": "0"}).fetch_limits().retries == 0
+
+
 @pytest.mark.skipif(os.name != "posix", reason="FIFOs and devices are POSIX")
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder"])
 def test_a_spec_or_models_lock_that_is_no_regular_file_never_hangs(

@@ -137,9 +137,10 @@ def _lock(request: ModelsLockRequest, ctx: Context) -> int:
 
 
 def _pull(request: ModelsPullRequest, ctx: Context) -> int:
-    from envspec.models import PullProgress, pull_document, pull_models
+    from envspec.models import PullOptions, PullProgress, pull_document, pull_models
     from envspec.units import human_bytes
 
+    retries = ctx.settings.hub_retries()  # a bad ENVSPEC_HUB_RETRIES fails before anything starts
     project, spec = load(ctx)
     from envspec.channels import printable
 
@@ -148,8 +149,7 @@ def _pull(request: ModelsPullRequest, ctx: Context) -> int:
         spec,
         request.name,
         request.dest,
-        trust_pickle=request.trust_pickle,
-        verify=request.verify,
+        PullOptions(trust_pickle=request.trust_pickle, verify=request.verify, retries=retries),
         progress=PullProgress(sys.stderr),
     )
     if not results:

@@ -135,6 +135,7 @@ class Runner:
         self.fetch_limits = ctx.settings.fetch_limits()
         solves = lock_mode(request.locked, request.frozen) is LockMode.AUTO
         self.lock_limits = ctx.settings.lock_limits() if solves else None
+        self.hub_retries = ctx.settings.hub_retries()  # a bad ENVSPEC_HUB_RETRIES fails before anything starts
 
     def steps(self) -> list[up.Step]:
         fns = {
@@ -197,7 +198,7 @@ class Runner:
         makes a real image with the pinned smoke model."""
         from envspec.errors import CheckFailed
         from envspec.lock import LockMode
-        from envspec.models import PullProgress, lock_models, pull_models, read_models_lock, stale_entries
+        from envspec.models import PullOptions, PullProgress, lock_models, pull_models, read_models_lock, stale_entries
         from envspec.models import lockfile_path as models_lockfile
         from envspec.units import human_bytes
 
@@ -219,7 +220,8 @@ class Runner:
                 with _offer_no_models():
                     lock_models(self.project, self.spec, progress=progress)
         with _offer_no_models():
-            pulled = pull_models(self.project, self.spec, progress=PullProgress(sys.stderr))
+            options = PullOptions(retries=self.hub_retries)
+            pulled = pull_models(self.project, self.spec, options=options, progress=PullProgress(sys.stderr))
         received = sum(r.received for r in pulled)
         names = ", ".join(f"{r.name} @ {r.commit[:12]}" for r in pulled)
         return state, f"{names} in place ({human_bytes(received)} downloaded)"

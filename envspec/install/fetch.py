@@ -284,7 +284,9 @@ def fetch_all(
             state["bytes"] += n
         throttle(f"fetch: {state['done']}/{len(todo)} downloaded, {human_bytes(state['bytes'])}")
 
-    downloader = Downloader(Limits(max_bytes=cap, stall_s=stall), headers_for=lambda u: auth_headers(u)[1])
+    downloader = Downloader(
+        Limits(max_bytes=cap, stall_s=stall, retries=limits.retries), headers_for=lambda u: auth_headers(u)[1]
+    )
 
     def one(item: tuple[int, LockEntry, str]) -> tuple[int, Fetched]:
         i, entry, url = item

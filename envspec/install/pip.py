@@ -151,7 +151,9 @@ def fetch(plan: PipPlan, dest: Path, progress: Progress, limits: FetchLimits | N
     bad: list[str] = []
     limits = limits or FetchLimits()
     stall, cap = limits.stall_s, limits.max_package_bytes
-    with Downloader(Limits(max_bytes=cap, stall_s=stall), headers_for=_auth_headers(plan.auth)) as downloader:
+    with Downloader(
+        Limits(max_bytes=cap, stall_s=stall, retries=limits.retries), headers_for=_auth_headers(plan.auth)
+    ) as downloader:
         for n, wheel in enumerate(plan.wheels, 1):
             try:
                 name = url_filename(wheel.url)

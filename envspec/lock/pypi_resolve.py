@@ -373,9 +373,15 @@ def uv_command(request: Request, work: Path, standin_url: str, build: frozenset[
     return cmd
 
 
+#: The UV_* settings a user's environment passes on: how hard uv tries the network (a refused index is
+#: retried with back-off, 9 s with uv's default 3 retries), never what it resolves or from where.
+UV_NETWORK_SETTINGS: Final = frozenset({"UV_HTTP_RETRIES", "UV_HTTP_TIMEOUT"})
+
+
 def uv_environment(request: Request, cache: Path) -> dict[str, str]:
-    """The child's environment: no user/system uv configuration or UV_* settings leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    """The child's environment: no user/system uv configuration or UV_* settings leak in, but
+    ``UV_NETWORK_SETTINGS``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_")) or k in UV_NETWORK_SETTINGS}
     env.update({"UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(cache), **request.platform.env, **request.index_env})
     for key in ("NO_PROXY", "no_proxy"):  # the stand-ins are on 127.0.0.1: never through a proxy
         env[key] = ",".join(filter(None, [env.get(key, ""), "127.0.0.1", "localhost"]))

@@ -147,7 +147,9 @@ def verify(
     total = 0
     with (
         tempfile.TemporaryDirectory(prefix="envspec-verify-", dir=work) as tmp,
-        Downloader(Limits(max_bytes=cap, stall_s=stall), headers_for=_headers_for(index)) as downloader,
+        Downloader(
+            Limits(max_bytes=cap, stall_s=stall, retries=limits.retries), headers_for=_headers_for(index)
+        ) as downloader,
         ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool,
     ):
         futures = []

@@ -5,7 +5,7 @@ Stage package, between the spec and the smoke test. It imports ``envspec.errors`
 and only when a function here needs the network. See docs/models.md.
 
 - ``lock_models(project, spec, *, check=False, update=False, progress=...) -> ModelsLockSummary``
-- ``pull_models(project, spec, name=None, dest=None, *, trust_pickle=False, progress=...) -> list[ModelPullResult]``
+- ``pull_models(project, spec, name=None, dest=None, options=PullOptions(), *, progress=...) -> list[ModelPullResult]``
 - ``models_size(project, names=None, *, missing_only=False, dest=None) -> int``
 - ``smoke_model_path(project, spec, dest=None) -> Path | None``, ``smoke_model_name(spec) -> str | None``
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from envspec.models.progress import PullProgress as PullProgress
     from envspec.models.pull import ModelPullResult as ModelPullResult
     from envspec.models.pull import PullEvent as PullEvent
+    from envspec.models.pull import PullOptions as PullOptions
     from envspec.models.pull import file_digest as file_digest
     from envspec.models.pull import pull_document as pull_document
     from envspec.models.pull import pull_models as pull_models
@@ -55,6 +56,7 @@ else:
             "ModelPullResult": "pull",
             "ModelsLockSummary": "lock",
             "PullEvent": "pull",
+            "PullOptions": "pull",
             "PullProgress": "progress",
             "file_digest": "pull",
             "lock_models": "lock",
@@ -82,6 +84,7 @@ __all__ = [
     "ModelPullResult",
     "ModelsLockSummary",
     "PullEvent",
+    "PullOptions",
     "PullProgress",
     "file_digest",
     "lock_models",

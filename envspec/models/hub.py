@@ -8,7 +8,9 @@
 
 ``session()`` wraps each of them: its HTTP client refuses a transfer that trickles (less than
 ``MIN_RATE`` bytes a second over an ``HF_HUB_DOWNLOAD_TIMEOUT`` window) as a read time-out, so
-huggingface_hub resumes it and finally gives up instead of waiting forever; progress is counted
+huggingface_hub resumes it and finally gives up instead of waiting forever; one file's tries are
+bounded (``retries``: after a failed connection, a break or a stall; huggingface_hub alone would back
+off for 23 s on a refused connection, and resume a stalling body for ever); progress is counted
 instead of drawn; and every failure becomes an ``EnvspecError`` with a redacted one-line message.
 It also turns Xet storage off (``HF_HUB_DISABLE_XET``, as huggingface_hub reads it: at each call):
 where the Hub advertises Xet for a file (``X-Xet-Hash``, a ``xet-auth`` link), hf_xet would fetch it
@@ -49,10 +51,9 @@ from envspec.errors import (
 )
 from envspec.models.plan import RemoteFile
 from envspec.models.redact import redact
+from envspec.settings import HUB_RETRIES
 
 MIN_RATE: Final = 1024  # bytes per second, averaged over one HF_HUB_DOWNLOAD_TIMEOUT window
-#: Range requests (resumes) one file may take; huggingface_hub resets its own count whenever a byte arrives.
-RESUMES: Final = 5
 #: The longest ``Retry-After`` envspec waits for; huggingface_hub would sleep whatever the server asks.
 RETRY_AFTER_CAP_S: Final = 60.0
 #: The largest answer other than a file's own body (a listing, an error, a redirect) envspec reads: a
@@ -112,16 +113,35 @@ def cache_dir() -> Path:
 
 @dataclass
 class _Budget:
-    """What one file's download may take: ``max_bytes`` per response body, ``RESUMES`` Range requests."""
+    """What one file's download may take: ``max_bytes`` per response body; ``retries`` tries after a
+    failed one (a connection refused, a body that broke off or stalled: huggingface_hub would back off
+    and try again, resetting its own count whenever a byte arrives), and as many Range requests."""
 
     what: str
     max_bytes: int
+    retries: int = HUB_RETRIES
     resumes: int = 0
+    failures: int = 0
 
     def refuse(self, limit: int) -> EnvspecError:
         return IntegrityError(
             f"{self.what}: the server sends more than the {limit} bytes the lockfile records; stopped",
             tip="the Hub or a proxy serves something other than the locked file: do not use it",
+        )
+
+    def failed(self, error: httpx2.TransportError, *, connecting: bool) -> None:
+        """Count a failed try; past ``retries`` of them, give up now (before huggingface_hub's back-off)."""
+        self.failures += 1
+        if self.failures <= self.retries:
+            return
+        if connecting:
+            raise ChannelUnreachable(
+                f"cannot reach the Hub at {endpoint()} for {self.what}: {_shown(str(error))} ({self.failures} tries)",
+                tip=OFFLINE_TIP,
+            )
+        raise ChannelUnreachable(
+            f"{self.what}: the transfer broke off or stalled {self.failures} times ({_shown(str(error))}); stopped",
+            tip="the server or a proxy is too slow or drops connections: retry later, or use another HF_ENDPOINT",
         )
 
 
@@ -172,7 +192,8 @@ def _shown(text: str) -> str:
 
 class _GuardedStream(httpx2.SyncByteStream):
     """A response body that must keep flowing (``MIN_RATE`` over each ``window``) and, given ``cap``
-    (a byte limit and the error that words it), stop past that many bytes."""
+    (a byte limit and the error that words it), stop past that many bytes; a file's own body counts
+    a stall or a break against its ``budget``."""
 
     def __init__(
         self,
@@ -180,27 +201,34 @@ class _GuardedStream(httpx2.SyncByteStream):
         request: httpx2.Request,
         window: float,
         cap: tuple[int, Callable[[int], EnvspecError]] | None = None,
+        budget: _Budget | None = None,
     ) -> None:
         self._inner = inner
         self._request = request
         self._window = window
         self._cap = cap
+        self._budget = budget
 
     def __iter__(self) -> Iterator[bytes]:
         started, received, total = time.monotonic(), 0, 0
-        for chunk in self._inner:
-            received += len(chunk)
-            total += len(chunk)
-            if self._cap is not None and total > self._cap[0]:
-                raise self._cap[1](self._cap[0])
-            elapsed = time.monotonic() - started
-            if elapsed >= self._window:
-                if received < MIN_RATE * elapsed:
-                    raise httpx2.ReadTimeout(
-                        f"transfer stalled: {received} bytes in {elapsed:.0f} s", request=self._request
-                    )
-                started, received = time.monotonic(), 0
-            yield chunk
+        try:
+            for chunk in self._inner:
+                received += len(chunk)
+                total += len(chunk)
+                if self._cap is not None and total > self._cap[0]:
+                    raise self._cap[1](self._cap[0])
+                elapsed = time.monotonic() - started
+                if elapsed >= self._window:
+                    if received < MIN_RATE * elapsed:
+                        raise httpx2.ReadTimeout(
+                            f"transfer stalled: {received} bytes in {elapsed:.0f} s", request=self._request
+                        )
+                    started, received = time.monotonic(), 0
+                yield chunk
+        except httpx2.TransportError as exc:  # stalled (here, or the read time-out), or broken off
+            if self._budget is not None:
+                self._budget.failed(exc, connecting=False)
+            raise
 
     def close(self) -> None:
         self._inner.close()
@@ -269,13 +297,18 @@ class _GuardedTransport(httpx2.BaseTransport):
         budget = _current_budget()
         if budget is not None and request.method == "GET" and "range" in request.headers:
             budget.resumes += 1
-            if budget.resumes > RESUMES:
+            if budget.resumes > budget.retries:
                 raise ChannelUnreachable(
-                    f"{budget.what}: the transfer broke off or stalled {RESUMES} times; stopped",
+                    f"{budget.what}: the transfer broke off or stalled {budget.retries} times; stopped",
                     tip="the server or a proxy hangs or ignores Range requests: retry later, or use another "
                     "HF_ENDPOINT",
                 )
-        response = self._inner.handle_request(request)
+        try:
+            response = self._inner.handle_request(request)
+        except httpx2.TransportError as exc:  # no answer: refused, reset, timed out
+            if budget is not None:
+                budget.failed(exc, connecting=True)
+            raise
         try:
             check_headers(request, response)
         except EnvspecError:
@@ -285,11 +318,10 @@ class _GuardedTransport(httpx2.BaseTransport):
             cap: tuple[int, Callable[[int], EnvspecError]]
             if budget is not None and request.method == "GET" and 200 <= response.status_code < 300:
                 cap = (budget.max_bytes, budget.refuse)  # the file itself: its locked size
-                stream = response.stream
+                response.stream = _GuardedStream(response.stream, request, self._window, cap, budget)
             else:  # a listing, an error, a redirect: never the size of a file, counted inflated
                 cap = (ANSWER_MAX_BYTES, functools.partial(_answer_too_long, request, response.status_code))
-                stream = _decoded_here(request, response)
-            response.stream = _GuardedStream(stream, request, self._window, cap)
+                response.stream = _GuardedStream(_decoded_here(request, response), request, self._window, cap)
         return response
 
     def close(self) -> None:
@@ -421,15 +453,24 @@ def _remote_file(sibling: Any, where: str) -> RemoteFile:
     return RemoteFile(path=name, size=size, sha256=sha256, git_sha1=blob)
 
 
-def fetch(repo: str, path: str, commit: str, on_bytes: Callable[[int], None], *, size: int | None = None) -> Path:
+def fetch(
+    repo: str,
+    path: str,
+    commit: str,
+    on_bytes: Callable[[int], None],
+    *,
+    size: int | None = None,
+    retries: int = HUB_RETRIES,
+) -> Path:
     """``path`` at ``commit`` in the Hugging Face cache (downloaded if it is not there yet); the cached file.
 
-    ``size`` (the lockfile's) bounds every response body, and Range requests are bounded to RESUMES:
-    an endless body, or a server that ignores Range and stalls, ends instead of running forever.
+    ``size`` (the lockfile's) bounds every response body, and both Range requests and requests after
+    a failed connection are bounded to ``retries``: an endless body, a server that ignores Range and
+    stalls, or one that cannot be reached, ends instead of running forever (or backing off for 23 s).
     The cached file must lie inside the Hugging Face cache (see :func:`in_cache`).
     """
     what = f"{repo}/{path}@{commit[:12]}"
-    _budget.value = None if size is None else _Budget(what, size)
+    _budget.value = None if size is None else _Budget(what, size, retries)
     written = [0]
 
     def counted(n: int) -> None:

@@ -8,7 +8,7 @@ checked against the lockfile, and only then ``os.replace`` makes it visible. A f
 check is removed from the cache too, and nothing appears at the destination (exit 7).
 
 Pickled files (.ckpt, .bin, .pt, .pth, .pkl) are refused before anything is downloaded unless the
-entry says ``trust_pickle: true`` or the caller passes ``trust_pickle=True`` (exit 10).
+entry says ``trust_pickle: true`` or the caller passes ``PullOptions(trust_pickle=True)`` (exit 10).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from envspec.models.local import TEMP_MARK, Manifest, ManifestFile
 from envspec.models.lockfile import LockedFile, LockedModel
 from envspec.models.plan import is_pickle
 from envspec.project import Project
+from envspec.settings import HUB_RETRIES
 from envspec.spec import Spec
 from envspec.units import human_bytes
 
@@ -52,6 +53,20 @@ class PullEvent:
 
 
 PullProgress = Callable[[PullEvent], None]
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """How :func:`pull_models` pulls: ``trust_pickle`` fetches pickled files nothing marked trusted;
+    ``verify`` hashes every file already in place (and replaces any that differs) instead of trusting
+    the manifest's size and time; each file is tried again at most ``retries`` times after a failed
+    connection, a break or a stall (``ENVSPEC_HUB_RETRIES``)."""
+
+    trust_pickle: bool = False
+    verify: bool = False
+    retries: int = HUB_RETRIES
+
+
 MODELS_PULL_SCHEMA: Final = "envspec.models.pull/1"
 
 
@@ -93,19 +108,19 @@ def pull_models(
     spec: Spec,
     name: str | None = None,
     dest: Path | None = None,
+    options: PullOptions | None = None,
     *,
-    trust_pickle: bool = False,
-    verify: bool = False,
     progress: PullProgress = _ignore,
 ) -> list[ModelPullResult]:
     """Pull model ``name`` (default: every model of the spec) into ``<dest or models/>/<name>/``.
 
     A file already in place is trusted when its size and modification time are as the folder's
-    manifest recorded; ``verify`` hashes every one instead (and replaces any that differ).
+    manifest recorded; ``options.verify`` hashes every one instead (:class:`PullOptions`).
 
     Raises CheckFailed (1: no lockfile, or stale for the model), SpecError (3), ChannelUnreachable (5),
     ToolFailed (6: disk), IntegrityError (7), BusyError (8), UntrustedPickle (10), AccessDenied (11).
     """
+    options = options or PullOptions()
     entries = spec.document.models
     if name is not None and name not in entries:
         raise SpecError(
@@ -128,7 +143,7 @@ def pull_models(
     untrusted = [
         f"{n}: {f.path}"
         for n in names
-        if not (trust_pickle or entries[n].trust_pickle)
+        if not (options.trust_pickle or entries[n].trust_pickle)
         for f in lock.models[n].files
         if is_pickle(f.path)
     ]
@@ -149,11 +164,13 @@ def pull_models(
                 "model", n, locked.repo, total=locked.size, index=i, count=len(names), note=locked.license
             )
             progress(event)
-            results.append(_pull_one(n, locked, local.model_dir(project, n, dest), progress, verify))
+            results.append(_pull_one(n, locked, local.model_dir(project, n, dest), progress, options))
         return results
 
 
-def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgress, verify: bool) -> ModelPullResult:
+def _pull_one(
+    name: str, locked: LockedModel, folder: Path, progress: PullProgress, options: PullOptions
+) -> ModelPullResult:
     from envspec.models import hub
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,7 +189,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
     result = ModelPullResult(name=name, folder=folder, load_path=load_path, commit=locked.commit)
     for index, f in enumerate(locked.files, 1):
         target = _inside(folder, f.target)
-        kept = _already_there(target, f, None if verify else records.get(f.target))
+        kept = _already_there(target, f, None if options.verify else records.get(f.target))
         if kept is not None:
             records[f.target] = kept
             result.kept += 1
@@ -185,7 +202,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
             got[0] += n
             progress(PullEvent("bytes", name, f.target, got[0], f.size, at, len(locked.files)))
 
-        cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes, size=f.size)
+        cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes, size=f.size, retries=options.retries)
         try:
             _place(cached, target, f)
         except IntegrityError:
@@ -193,7 +210,7 @@ def _pull_one(name: str, locked: LockedModel, folder: Path, progress: PullProgre
             if received[0]:  # it came over the network just now: the source is wrong
                 raise
             # the cached copy was damaged (or edited through a hard link): download it once more
-            cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes, size=f.size)
+            cached = hub.fetch(locked.repo, f.path, locked.commit, on_bytes, size=f.size, retries=options.retries)
             try:
                 _place(cached, target, f)
             except IntegrityError:

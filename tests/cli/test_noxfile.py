@@ -22,13 +22,17 @@ class FakeSession:
     with ``silent=True`` it returns stdout, plus stderr unless ``stderr`` is not nox's default
     ``subprocess.STDOUT``."""
 
+    venv_backend = "virtualenv"
+
     def __init__(self, posargs: list[str], tmp: Path) -> None:
         self.posargs = posargs
         self.tmp = tmp
+        self.env: dict[str, str | None] = {}  # nox passes it to every command; None drops a variable
         self.calls: list[tuple[str, ...]] = []
+        self.installs: list[tuple[str, ...]] = []
 
     def install(self, *args: str) -> None:
-        pass
+        self.installs.append(args)
 
     def create_tmp(self) -> str:
         return str(self.tmp)
@@ -89,3 +93,39 @@ def test_lint_runs_zizmor_offline_on_the_github_workflows(repo: Path, tmp_path: 
     assert len(zizmor) == 1
     assert "--offline" in zizmor[0] and zizmor[0][-1] == ".github/workflows/"
     assert "--no-exit-codes" not in zizmor[0]
+
+
+@pytest.mark.integration  # runs the real `pip config list`
+def test_uv_is_given_pips_find_links_and_constraints_and_rebuilds_the_project(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv reads no pip configuration: a machine whose CPU torch wheel lies in a find-links folder
+    would get PyPI's CUDA build from uv. The noxfile passes pip's settings (files and PIP_* variables)
+    to uv, once each; pip itself is left to its own configuration."""
+    wheels, constraints = tmp_path / "wheels", tmp_path / "constraints.txt"
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[install]\nconstraint = {constraints}\nfind-links = {wheels}\n", encoding="utf-8")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("PIP_FIND_LINKS", f"{wheels} {tmp_path / 'extra'}")
+    noxfile = _noxfile(repo)
+    assert noxfile.nox.options.default_venv_backend == "uv|virtualenv"  # uv where nox finds it, else pip
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    noxfile._pip_files_for_uv.cache_clear()
+    try:
+        uv = FakeSession([], tmp_path)
+        uv.venv_backend = "uv"
+        noxfile.install(uv, "-e", ".[test,smoke]")
+        pip = FakeSession([], tmp_path)
+        noxfile.install(pip, "-e", ".[test,smoke]")
+    finally:
+        noxfile._pip_files_for_uv.cache_clear()
+    ((*options, editable, project),) = uv.installs
+    assert (editable, project) == ("-e", ".[test,smoke]")
+    pairs = list(zip(options[::2], options[1::2], strict=True))
+    for pair in [("--find-links", str(wheels)), ("--find-links", str(tmp_path / "extra")),
+                 ("--constraint", str(constraints)), ("--reinstall-package", "envspec")]:  # fmt: skip
+        assert pairs.count(pair) == 1, (pair, pairs)
+    assert pip.installs == [("-e", ".[test,smoke]")]
+    # the session's commands write bytecode (each child process would compile envspec again otherwise),
+    # so uv need not compile everything up front
+    assert uv.env == pip.env == {"PYTHONDONTWRITEBYTECODE": None} and "--compile-bytecode" not in options

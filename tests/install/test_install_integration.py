@@ -447,6 +447,7 @@ def test_unreachable_mirror_names_the_url(locked: Path, tmp_path: Path, local_ch
     proc = install(
         locked, "linux-cuda", "--lockfile", str(lockfile), "--prefix", str(tmp_path / "env"),
         "--cache-dir", str(tmp_path / "c"), "--mirror", f"conda-forge={dead}",
+        env={"ENVSPEC_DOWNLOAD_RETRIES": "0"},  # its back-off (7.5 s) would change nothing here
     )  # fmt: skip
     assert proc.returncode == ExitCode.CHANNEL_UNREACHABLE, proc.stderr
     assert dead in proc.stderr and "--mirror" in proc.stderr

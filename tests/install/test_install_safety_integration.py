@@ -50,6 +50,12 @@ class Hostile(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         deadline = time.monotonic() + HANDLER_LIMIT_S
+        if "busy" in self.path:  # a mirror that is overloaded: every try is a 503, counted
+            self.sent["busy"] += 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
         if "trickle" in self.path:
             self.send_header("Content-Length", "100000")
@@ -77,7 +83,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile_server() -> Iterator[tuple[str, dict[str, int]]]:
-    stop, sent = threading.Event(), {"bytes": 0}
+    stop, sent = threading.Event(), {"bytes": 0, "busy": 0}
     handler = type("Handler", (Hostile,), {"stop": stop, "sent": sent})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -162,6 +168,27 @@ def test_a_stalled_install_is_exit_5_in_one_line(
     last = err.getvalue().strip().splitlines()[-1]
     assert code == ExitCode.CHANNEL_UNREACHABLE, err.getvalue()
     assert last.startswith("error: download of slow-1.0-h_0.conda") and "stalled" in last
+    assert not (tmp_path / "env").exists()
+
+
+def test_ENVSPEC_DOWNLOAD_RETRIES_bounds_the_tries_of_a_busy_mirror(
+    hostile_server: tuple[str, dict[str, int]], project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 is retried with back-off (0.5, 1, 2, 4 s: 7.5 s with the default 4 retries): the
+    variable sets how many times, the server counts the tries."""
+    base, sent = hostile_server
+    lockfile = tmp_path / "x.lock"
+    lockfile.write_text(f"# platform: linux-64\n@EXPLICIT\n{base}/busy/linux-64/slow-1.0-h_0.conda#{'0' * 32}\n")
+    monkeypatch.setenv("ENVSPEC_DOWNLOAD_RETRIES", "1")
+    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    code = main(["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--lockfile", str(lockfile),
+                 "--prefix", str(tmp_path / "env"), "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    monkeypatch.undo()
+    assert code == ExitCode.CHANNEL_UNREACHABLE, err.getvalue()
+    assert "503" in err.getvalue().strip().splitlines()[-1]
+    assert sent["busy"] == 2  # the first try and 1 retry
     assert not (tmp_path / "env").exists()
 
 

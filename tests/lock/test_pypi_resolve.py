@@ -195,10 +195,12 @@ def test_the_fast_merge_writes_what_conda_locks_own_writer_writes(tmp_path: Path
     assert pypi_merge.merge_conda_lock_fast(slow, packages, SUBDIR) is None  # already has pip entries: slow path
 
 
-@pytest.mark.slow  # uv retries a refused connection with backoff (~20 s)
-def test_an_unreachable_index_is_exit_5_without_its_credentials(tmp_path: Path) -> None:
+def test_an_unreachable_index_is_exit_5_without_its_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")  # uv's back-off (3 retries: 9 s) would change nothing here
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

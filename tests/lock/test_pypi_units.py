@@ -281,8 +281,10 @@ def test_the_uv_command_puts_the_stand_ins_first_and_no_credential_on_it(
     assert dated[dated.index("--exclude-newer") + 1] == "2025-06-01T00:00:00Z"  # `envspec lock --exclude-newer`
     monkeypatch.setenv("UV_INDEX_URL", "https://elsewhere.example/simple")
     monkeypatch.setenv("PIP_INDEX_URL", "https://elsewhere.example/simple")
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")  # how hard uv tries the network passes on, nothing else
     env = pypi_resolve.uv_environment(_request(), tmp_path)
     assert "UV_INDEX_URL" not in env and "PIP_INDEX_URL" not in env and env["UV_NO_CONFIG"] == "1"
+    assert env["UV_HTTP_RETRIES"] == "0"
     assert env["MACOSX_DEPLOYMENT_TARGET"] == "14.0" and env["UV_INDEX_ENVSPEC_PYPI_PASSWORD"] == "s3cret"
     monkeypatch.setenv("NO_PROXY", "corp.example")
     assert pypi_resolve.uv_environment(_request(), tmp_path)["NO_PROXY"] == "corp.example,127.0.0.1,localhost"

@@ -238,15 +238,31 @@ def test_offline_with_a_warm_cache(project: Project) -> None:
 
 
 @pytest.mark.slow
-def test_pulling_from_an_unreachable_hub_is_exit_5_after_huggingface_hubs_retries(project: Project) -> None:
+def test_pulling_from_an_unreachable_hub_is_exit_5_after_ENVSPEC_HUB_RETRIES_retries(project: Project) -> None:
+    """huggingface_hub retries a refused connection with back-off (1, 2, 4, 8 s...): ENVSPEC_HUB_RETRIES
+    bounds the tries of one file (default 5, about 15 s of back-off). Two retries: three tries, the
+    last after huggingface_hub's 1 s back-off; each try is counted where envspec's client makes it."""
     setup_repo(project, **FP16)
     assert project.run("lock").code == 0
     project.hub.stop()
-    down = project.run("pull")
+    down = project.run("pull", ENVSPEC_HUB_RETRIES="2")
     assert down.code == ExitCode.CHANNEL_UNREACHABLE, down.text
     line = error_line(down)
     assert "cannot reach the Hub" in line and "HF_HUB_OFFLINE=1" in line
-    print(f"\npull from an unreachable Hub gave up after {down.seconds:.1f} s")
+    assert "(3 tries)" in line, line  # the first, then two retries: huggingface_hub's back-off did retry
+    assert down.seconds >= 1.0  # its first back-off (a lower bound: holds on any machine)
+    none = project.run("pull", ENVSPEC_HUB_RETRIES="0")
+    assert none.code == ExitCode.CHANNEL_UNREACHABLE and "(1 tries)" in error_line(none), none.text
+    print(f"\npull from an unreachable Hub gave up after {down.seconds:.1f} s (2 retries), {none.seconds:.1f} s (0)")
+
+
+def test_a_bad_ENVSPEC_HUB_RETRIES_is_exit_3_before_anything_is_pulled(project: Project) -> None:
+    setup_repo(project, **FP16)
+    assert project.run("lock").code == 0
+    bad = project.run("pull", ENVSPEC_HUB_RETRIES="lots")  # the values refused: test_models_hub_units.py
+    assert bad.code == ExitCode.SPEC_INVALID, bad.text
+    assert "ENVSPEC_HUB_RETRIES='lots' is not a whole number from 0 to 100" in error_line(bad)
+    assert project.hub.requests(contains="/resolve/") == []
 
 
 def test_pickles_are_refused_unless_trusted(project: Project) -> None:
@@ -272,10 +288,11 @@ def test_a_trickling_download_ends_with_exit_5(project: Project) -> None:
     oid = project.hub.sha256(REPO_ID, UNET_FP16)
     project.hub.faults.trickle.add(oid)
     project.hub.faults.trickle_interval = 0.1
-    result = project.run("pull", HF_HUB_DOWNLOAD_TIMEOUT="1")
+    result = project.run("pull", HF_HUB_DOWNLOAD_TIMEOUT="1", ENVSPEC_HUB_RETRIES="1")  # 1 retry: ~3 s, not ~12
     assert result.code == ExitCode.CHANNEL_UNREACHABLE, result.text
     assert "stalled" in result.err
     assert not (project.root / "models/tiny" / UNET_DEST).exists()
+    assert "stalled 2 times" in error_line(result)  # the first try and 1 retry
     print(f"\ntrickling server given up after {result.seconds:.1f} s")  # it trickles until the hub stops
 
 

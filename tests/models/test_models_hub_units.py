@@ -179,3 +179,14 @@ def test_an_answer_envspec_cannot_inflate_is_refused(encoding: str, words: str) 
     transport = hub._GuardedTransport(httpx2.MockTransport(lambda r: answer), 60)
     with httpx2.Client(transport=transport) as client, pytest.raises(EnvspecError, match=words):
         client.get("http://127.0.0.1/api/models/a/b").read()
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "101", "1.5", "1e2", "\u0663", "9" * 5000])  # U+0663: a digit
+def test_ENVSPEC_HUB_RETRIES_is_a_whole_number_from_0_to_100(value: str) -> None:
+    from envspec.settings import Settings
+
+    with pytest.raises(EnvspecError, match=r"ENVSPEC_HUB_RETRIES=.* is not a whole number from 0 to 100") as info:
+        Settings.from_environ({"ENVSPEC_HUB_RETRIES": value}).hub_retries()
+    assert info.value.exit_code == ExitCode.SPEC_INVALID and "unset it (5 retries)" in info.value.one_line()
+    assert Settings().hub_retries() == 5 == hub._Budget("f", 1).retries  # unset: 5, what fetch() takes by default
+    assert [Settings.from_environ({"ENVSPEC_HUB_RETRIES": v}).hub_retries() for v in ("0", " 2 ", "100")] == [0, 2, 100]

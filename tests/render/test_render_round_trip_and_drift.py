@@ -3,6 +3,7 @@ generated files show as drift, and random spec text either is refused or round-t
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -27,7 +28,7 @@ MISREAD_KEYS = ["ON", "On", "on", "OFF", "Off", "YES", "Yes", "yes", "NO", "No",
 
 
 def _spec_text(variables: dict[str, str], description: str = "Linux") -> str:
-    data = yaml.safe_load(yaml.safe_dump(SHIPPED_DATA))
+    data = copy.deepcopy(SHIPPED_DATA)  # a fresh copy without a YAML round trip (7 ms an example)
     data["targets"]["linux-cuda"]["variables"] = variables
     data["targets"]["linux-cuda"]["description"] = description
     return yaml.safe_dump(data, allow_unicode=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def _assert_clean(text: str) -> None:
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(path=st.sampled_from(PATHS), value=JUNK, delete=st.booleans())
 def test_mutated_spec_never_crashes(path: tuple[object, ...], value: object, delete: bool) -> None:
-    data = yaml.safe_load(SHIPPED)
+    data = copy.deepcopy(SHIPPED_DATA)  # what yaml.safe_load(SHIPPED) gives, without parsing it again (4 ms)
     node = data
     for part in path[:-1]:
         node = node[part]
