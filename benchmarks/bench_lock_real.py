@@ -13,7 +13,7 @@ and rendered once. Each round alternates, measured from this process as a user w
 
 * **cold**: ``envspec lock`` of every target in a fresh copy of the project (no lockfiles), the
   whole process (envspec, the conda-lock runner, conda-lock forked per target, the one py-rattler
-  solver process of the run);
+  solver process of the run; on Linux the runner and the solver process are forked from envspec);
 * **floor**: one ``python`` process that imports py-rattler and solves the same spec sets
   (tzdata + the target's specs, as parsed ``MatchSpec`` objects) with the same virtual packages
   (``GenericVirtualPackage``) against the same channel with ``rattler.solve``, one after the other;
@@ -220,7 +220,10 @@ def profile(base: Path, tmp: Path, mirror: str, lines: list[str]) -> None:
     project = fresh(base, tmp, "prof-import")
     wall, _, _, err = envspec(project, "lock", "--mirror", mirror, python_flags=("-X", "importtime"))
     total = sum(ms for _, ms in import_tree(err, top=10_000))
-    lines.append(f"  envspec process, -X importtime: {total:.0f} ms of imports in a {wall:.2f} s cold run; largest:")
+    lines.append(
+        f"  envspec process, -X importtime: {total:.0f} ms of imports in a {wall:.2f} s cold run (with those of the "
+        "runner and the solver process where they are forked from it: conda_lock, rattler); largest:"
+    )
     lines.extend(f"    {ms:7.1f} ms  {name}" for name, ms in import_tree(err))
     # 2. cProfile of the envspec process (the parent; conda-lock runs in its children)
     project = fresh(base, tmp, "prof-cprofile")

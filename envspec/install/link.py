@@ -9,8 +9,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,6 +54,38 @@ def _records(fetched: list[Fetched], cache: Path) -> list[Any]:
         return out
 
     return asyncio.run(build())
+
+
+@contextlib.contextmanager
+def interrupts_kept() -> Iterator[None]:
+    """Ctrl-C and SIGTERM (whose handler raises KeyboardInterrupt while an install runs) stay
+    interrupts while py-rattler runs Python code of ours: a handler that fires there raises inside
+    py-rattler, which may swallow the exception and carry on (the install then ran to its end and
+    exited 0). Each handler of the main thread is wrapped to note that it fired; a block that ends
+    normally after one did raises KeyboardInterrupt. Outside the main thread: as is."""
+    fired: list[int] = []
+    wrapped: dict[int, Any] = {}
+
+    def wrap(previous: Any) -> Any:
+        def handler(signum: int, frame: Any) -> None:
+            fired.append(signum)
+            previous(signum, frame)
+
+        return handler
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            if callable(previous):  # (SIG_DFL / SIG_IGN: nothing raises in Python to be swallowed)
+                wrapped[sig] = previous
+                signal.signal(sig, wrap(previous))
+    try:
+        yield
+    finally:
+        for number, handler in wrapped.items():
+            signal.signal(number, handler)
+    if fired:
+        raise KeyboardInterrupt
 
 
 def _reporter(total: int, progress: Progress) -> Any:
@@ -126,18 +159,19 @@ def link(fetched: list[Fetched], staging: Path, final_prefix: Path, cache: Path,
     try:
         records = _records(fetched, cache)
         reporter = _reporter(len(records), progress)
-        asyncio.run(
-            rattler_install(
-                records,
-                target_prefix=staging,
-                cache_dir=cache,
-                installed_packages=[],
-                execute_link_scripts=False,
-                show_progress=False,
-                reporter=reporter,
-                alternative_target_prefix=final_prefix,
+        with interrupts_kept():
+            asyncio.run(
+                rattler_install(
+                    records,
+                    target_prefix=staging,
+                    cache_dir=cache,
+                    installed_packages=[],
+                    execute_link_scripts=False,
+                    show_progress=False,
+                    reporter=reporter,
+                    alternative_target_prefix=final_prefix,
+                )
             )
-        )
         if reporter.interrupted:  # a signal that arrived inside the reporter's callback
             raise KeyboardInterrupt
     except (KeyboardInterrupt, SystemExit):

@@ -403,3 +403,32 @@ def test_truncated_and_tar_bz2_archives(tmp_path: Path) -> None:
     evil.write_bytes(bz2.getvalue()[:40])
     with pytest.raises(ArchiveInvalid, match="truncated or corrupt"):
         validate_archive(evil, evil.name)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # as `envspec install` handles SIGTERM while it runs
+
+
+def test_an_interrupt_swallowed_where_py_rattler_runs_our_code_still_ends_the_install() -> None:
+    """A SIGTERM whose KeyboardInterrupt py-rattler swallows (it fired while a callback of ours ran
+    inside py-rattler: the install then linked on and exited 0) ends the install once py-rattler
+    returns; a block where nothing fired raises nothing, and the handlers are as they were."""
+    import signal
+    import time
+
+    from envspec.install.link import interrupts_kept
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts_kept():
+            try:  # what py-rattler does with an exception raised in our callback
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler runs here, long before this ends
+            except KeyboardInterrupt:
+                pass
+        assert signal.getsignal(signal.SIGTERM) is _interrupt
+        with interrupts_kept():
+            pass
+        assert signal.getsignal(signal.SIGTERM) is _interrupt
+    finally:
+        signal.signal(signal.SIGTERM, previous)
