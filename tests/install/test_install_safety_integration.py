@@ -152,21 +152,30 @@ def test_an_endless_download_never_writes_past_its_cap(
     print(f"cap {cap}: written {written['bytes']}, server sent {sent['bytes']}: {info.value.message}")
 
 
-def test_a_stalled_install_is_exit_5_in_one_line(
-    hostile_server: tuple[str, dict[str, int]], project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    base, _ = hostile_server
+def _install_one(
+    channel: str, project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> tuple[int, str]:
+    """``envspec install`` (in this process) of a lockfile naming one package of ``channel``, with
+    ``env`` set: its exit code and what it wrote to stderr."""
     lockfile = tmp_path / "x.lock"
-    lockfile.write_text(f"# platform: linux-64\n@EXPLICIT\n{base}/trickle/linux-64/slow-1.0-h_0.conda#{'0' * 32}\n")
-    monkeypatch.setenv("ENVSPEC_STALL_TIMEOUT", "1")
-    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
+    lockfile.write_text(f"# platform: linux-64\n@EXPLICIT\n{channel}/linux-64/slow-1.0-h_0.conda#{'0' * 32}\n")
+    for name, value in {**env, "ENVSPEC_HOST_SUBDIR": "linux-64"}.items():
+        monkeypatch.setenv(name, value)
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     code = main(["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--lockfile", str(lockfile),
                  "--prefix", str(tmp_path / "env"), "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
     monkeypatch.undo()
-    last = err.getvalue().strip().splitlines()[-1]
-    assert code == ExitCode.CHANNEL_UNREACHABLE, err.getvalue()
+    return code, err.getvalue()
+
+
+def test_a_stalled_install_is_exit_5_in_one_line(
+    hostile_server: tuple[str, dict[str, int]], project_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, _ = hostile_server
+    code, err = _install_one(f"{base}/trickle", project_copy, tmp_path, monkeypatch, {"ENVSPEC_STALL_TIMEOUT": "1"})
+    last = err.strip().splitlines()[-1]
+    assert code == ExitCode.CHANNEL_UNREACHABLE, err
     assert last.startswith("error: download of slow-1.0-h_0.conda") and "stalled" in last
     assert not (tmp_path / "env").exists()
 
@@ -177,17 +186,9 @@ def test_ENVSPEC_DOWNLOAD_RETRIES_bounds_the_tries_of_a_busy_mirror(
     """A 503 is retried with back-off (0.5, 1, 2, 4 s: 7.5 s with the default 4 retries): the
     variable sets how many times, the server counts the tries."""
     base, sent = hostile_server
-    lockfile = tmp_path / "x.lock"
-    lockfile.write_text(f"# platform: linux-64\n@EXPLICIT\n{base}/busy/linux-64/slow-1.0-h_0.conda#{'0' * 32}\n")
-    monkeypatch.setenv("ENVSPEC_DOWNLOAD_RETRIES", "1")
-    monkeypatch.setenv("ENVSPEC_HOST_SUBDIR", "linux-64")
-    err = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", err)
-    code = main(["--spec", str(project_copy / "envspec.yml"), "install", "linux-cuda", "--lockfile", str(lockfile),
-                 "--prefix", str(tmp_path / "env"), "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
-    monkeypatch.undo()
-    assert code == ExitCode.CHANNEL_UNREACHABLE, err.getvalue()
-    assert "503" in err.getvalue().strip().splitlines()[-1]
+    code, err = _install_one(f"{base}/busy", project_copy, tmp_path, monkeypatch, {"ENVSPEC_DOWNLOAD_RETRIES": "1"})
+    assert code == ExitCode.CHANNEL_UNREACHABLE, err
+    assert "503" in err.strip().splitlines()[-1]
     assert sent["busy"] == 2  # the first try and 1 retry
     assert not (tmp_path / "env").exists()
 
