@@ -49,13 +49,12 @@ from envspec.fsutil import NotRegularFile, read_regular_text
 from envspec.lock.rattler_solve import (
     CreateSolve,
     ShimError,
+    channel_errors,
     channel_timeout,
-    explain_fetch_error,
     file_url_path,
     locked_records,
     solve,
     solve_once,
-    too_slow,
 )
 
 CONDA_VERSION = "25.11.0"  # the conda CLI whose behaviour (JSON shapes) this mimics
@@ -372,16 +371,10 @@ def _do_update(cmd: Command, environ: Mapping[str, str]) -> dict[str, Any]:
 
     async def run() -> list[Any]:
         timeout = channel_timeout(environ)
-        try:  # the same channel timeout as the solve: an unresponsive channel must not hang --update
+        with channel_errors(channels, timeout):  # the solve's timeout: an unresponsive channel must not hang --update
             locked = await asyncio.wait_for(
                 locked_records(keep, channels, subdir, environ, routed.auth), timeout=timeout
             )
-        except TimeoutError:
-            raise too_slow(channels, timeout) from None
-        except ShimError:
-            raise
-        except Exception as exc:  # rattler's fetch/gateway errors have no common base class
-            raise explain_fetch_error(exc, channels) from None
         return await solve(channels, subdir, specs, vpkgs, locked, environ, routed.auth)
 
     records = asyncio.run(run())

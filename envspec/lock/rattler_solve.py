@@ -10,8 +10,9 @@ py-rattler itself. A serving process (:func:`envspec.lock.solver_service.serve`)
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,21 @@ def explain_fetch_error(exc: BaseException, channels: Sequence[str]) -> ShimErro
     )
 
 
+@contextlib.contextmanager
+def channel_errors(channels: Sequence[str], timeout: float) -> Iterator[None]:
+    """What reaching the channels raised, as the shim's one-line errors: a time-out
+    (:func:`too_slow`), rattler's fetch and gateway errors (:func:`explain_fetch_error`: they have
+    no common base class); a ShimError as it is."""
+    try:
+        yield
+    except TimeoutError:
+        raise too_slow(channels, timeout) from None
+    except ShimError:
+        raise
+    except Exception as exc:
+        raise explain_fetch_error(exc, channels) from None
+
+
 async def solve(
     channels: Sequence[str],
     subdir: str,
@@ -240,41 +256,36 @@ async def solve(
     sparse = sparse_sources(channels, subdir)
     cutoff = exclude_newer(environ)
     dated: dict[str, Any] = {"exclude_newer": cutoff, "timestamp_policy": "allow-missing"} if cutoff else {}
-    try:
-        if sparse is not None:
-            solved: list[Any] = await solve_with_sparse_repodata(
-                specs, sparse, locked_packages=list(locked), virtual_packages=virtual, **dated
+    with channel_errors(channels, timeout):
+        try:
+            if sparse is not None:
+                solved: list[Any] = await solve_with_sparse_repodata(
+                    specs, sparse, locked_packages=list(locked), virtual_packages=virtual, **dated
+                )
+                return solved
+            remote = gateway(environ, auth or {})
+            return await asyncio.wait_for(
+                solve(
+                    [Channel(c) for c in channels],
+                    specs,
+                    gateway=remote,
+                    platforms=[Subdir(subdir), Subdir("noarch")],
+                    locked_packages=list(locked),
+                    virtual_packages=virtual,
+                    channel_relations="disabled",
+                    **dated,
+                ),
+                timeout=timeout,
             )
-            return solved
-        remote = gateway(environ, auth or {})
-        return await asyncio.wait_for(
-            solve(
-                [Channel(c) for c in channels],
-                specs,
-                gateway=remote,
-                platforms=[Subdir(subdir), Subdir("noarch")],
-                locked_packages=list(locked),
-                virtual_packages=virtual,
-                channel_relations="disabled",
-                **dated,
-            ),
-            timeout=timeout,
-        )
-    except SolverError as exc:
-        raise ShimError(
-            "unsatisfiable",
-            "UnsatisfiableError",
-            f"{exc}".strip(),
-            subdir=subdir,
-            specs=list(specs),
-            virtual_packages={k: v[0] if v[1] == "0" else " ".join(v) for k, v in vpkgs.items()},
-        ) from None
-    except TimeoutError:
-        raise too_slow(channels, timeout) from None
-    except ShimError:
-        raise
-    except Exception as exc:  # rattler's fetch/gateway errors have no common base class
-        raise explain_fetch_error(exc, channels) from None
+        except SolverError as exc:
+            raise ShimError(
+                "unsatisfiable",
+                "UnsatisfiableError",
+                f"{exc}".strip(),
+                subdir=subdir,
+                specs=list(specs),
+                virtual_packages={k: v[0] if v[1] == "0" else " ".join(v) for k, v in vpkgs.items()},
+            ) from None
 
 
 #: A serving process's solves (:func:`serve`), by all they depend on (:meth:`CreateSolve.key`): a target
