@@ -24,8 +24,10 @@ import contextlib
 import gc
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -47,10 +49,15 @@ class ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        """Wait for the child (``timeout`` is not supported: the lock stage kills, then waits)."""
-        del timeout
+        """Wait for the child; with ``timeout``, ``subprocess.TimeoutExpired`` after that many seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self.returncode is None:
-            self._reap(0)
+            if deadline is None:
+                self._reap(0)
+            elif self.poll() is None:
+                if time.monotonic() >= deadline:
+                    raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+                time.sleep(0.01)
         return self.returncode
 
     def kill(self) -> None:
@@ -62,7 +69,7 @@ class ForkedProcess:
         try:
             pid, status = os.waitpid(self.pid, flags)
         except ChildProcessError:  # reaped elsewhere: its status is lost
-            self.returncode = -1 if self.returncode is None else self.returncode
+            self.returncode = -1
             return
         if pid == self.pid:
             self.returncode = os.waitstatus_to_exitcode(status)

@@ -237,3 +237,18 @@ def test_the_logging_of_a_program_that_runs_envspec_in_process_is_not_the_childs
         logging.getLogger("envspec-forked-test").removeHandler(handler)
         handler.close()
     assert (tmp_path / "parent.log").read_text() == ""
+
+
+def test_waiting_with_a_time_out_ends_with_timeout_expired_as_popen_does(request: pytest.FixtureRequest) -> None:
+    """Tests guard their waits with a time-out: a child that does not end must not hold them."""
+    if _ran_alone(request):
+        return
+    proc = fork_process(_echo_until_eof, text=True)
+    assert proc is not None and proc.stdin is not None and proc.stdout is not None
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=0.2)
+    assert time.monotonic() - started >= 0.2
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 3
+    proc.stdout.close()
